@@ -1,0 +1,49 @@
+//! The command line: clap structs hold what the user typed; each command turns them into
+//! validated library inputs, calls the library and writes the result through [`output`].
+//! Nothing else lives here.
+
+pub mod output;
+
+use clap::{Parser, Subcommand};
+
+/// What a command concluded. Errors are `Err`, exit 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: done, safe, open.
+    Yes,
+    /// Exit 1: the answer is no (blocking findings, gate closed, drift).
+    No,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Yes => 0,
+            Outcome::No => 1,
+        }
+    }
+}
+
+/// Plans PostgreSQL schema changes as reversible expand/contract releases and runs them.
+#[derive(Debug, Parser)]
+#[command(name = "seqmig", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the process arguments and runs the command.
+pub fn run() -> anyhow::Result<Outcome> {
+    let cli = Cli::parse();
+    match cli.command {}
+}
+
+/// True when the error is a closed stdout (`seqmig … | head`), which is not a failure.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,17 @@
+//! The one place that writes to stdout and stderr. A closed pipe (`seqmig plan | head`) is
+//! not an error: the write returns `BrokenPipe`, which `main` maps to exit 0.
+
+use std::io::{self, Write};
+
+/// Writes `text` to stdout as is.
+pub fn stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Writes one line to stderr (diagnostics, warnings, progress for non-terminals).
+pub fn stderr_line(text: &str) {
+    // A failing stderr has nowhere to report to; ignoring it is the only option.
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
