@@ -9,3 +9,4 @@ pub mod cli;
 pub mod finding;
 pub mod model;
 pub mod parse;
+pub mod plan;

@@ -1,0 +1,319 @@
+//! The plan as an artifact: the versioned JSON contract (`seqmig.plan/v1`, DESIGN.md §4) that
+//! CI tools, the executor and the runbook read. Keys may be added; the existing ones keep
+//! their meaning. The id is a SHA-256 of the canonical body, so a tampered file is detected.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::finding::Finding;
+use crate::model::{Ident, QualifiedName};
+
+pub const PLAN_FORMAT: &str = "seqmig.plan/v1";
+
+/// The five releases, always in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Expand,
+    DualWrite,
+    Backfill,
+    Switch,
+    Contract,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] =
+        [Phase::Expand, Phase::DualWrite, Phase::Backfill, Phase::Switch, Phase::Contract];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Expand => "expand",
+            Phase::DualWrite => "dual_write",
+            Phase::Backfill => "backfill",
+            Phase::Switch => "switch",
+            Phase::Contract => "contract",
+        }
+    }
+
+    /// 1-based position, used for file names (`1-expand.sql`).
+    pub fn number(self) -> usize {
+        Phase::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
+    }
+
+    pub fn parse(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// PostgreSQL table lock modes, weakest first, so `Ord` compares strength.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LockMode {
+    #[serde(rename = "NONE")]
+    None,
+    #[serde(rename = "ACCESS SHARE")]
+    AccessShare,
+    #[serde(rename = "ROW SHARE")]
+    RowShare,
+    #[serde(rename = "ROW EXCLUSIVE")]
+    RowExclusive,
+    #[serde(rename = "SHARE UPDATE EXCLUSIVE")]
+    ShareUpdateExclusive,
+    #[serde(rename = "SHARE")]
+    Share,
+    #[serde(rename = "SHARE ROW EXCLUSIVE")]
+    ShareRowExclusive,
+    #[serde(rename = "EXCLUSIVE")]
+    Exclusive,
+    #[serde(rename = "ACCESS EXCLUSIVE")]
+    AccessExclusive,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::None => "NONE",
+            LockMode::AccessShare => "ACCESS SHARE",
+            LockMode::RowShare => "ROW SHARE",
+            LockMode::RowExclusive => "ROW EXCLUSIVE",
+            LockMode::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
+            LockMode::Share => "SHARE",
+            LockMode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
+            LockMode::Exclusive => "EXCLUSIVE",
+            LockMode::AccessExclusive => "ACCESS EXCLUSIVE",
+        }
+    }
+
+    /// The mode as `pg_locks.mode` names it (`AccessExclusiveLock`).
+    pub fn pg_locks_name(self) -> &'static str {
+        match self {
+            LockMode::None => "",
+            LockMode::AccessShare => "AccessShareLock",
+            LockMode::RowShare => "RowShareLock",
+            LockMode::RowExclusive => "RowExclusiveLock",
+            LockMode::ShareUpdateExclusive => "ShareUpdateExclusiveLock",
+            LockMode::Share => "ShareLock",
+            LockMode::ShareRowExclusive => "ShareRowExclusiveLock",
+            LockMode::Exclusive => "ExclusiveLock",
+            LockMode::AccessExclusive => "AccessExclusiveLock",
+        }
+    }
+}
+
+impl fmt::Display for LockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change found by the diff, as the plan reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    pub id: String,
+    /// snake_case change kind (`rename_column`).
+    pub kind: String,
+    /// The object, in SQL spelling (`public.users.name`).
+    pub object: String,
+    pub one_way: bool,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseSteps {
+    pub name: Phase,
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: String,
+    pub change: String,
+    pub phase: Phase,
+    /// The SQL to run; for a backfill step, the SQL of one batch is in `backfill` instead and
+    /// this holds a comment describing it.
+    pub sql: String,
+    /// `None` = one-way.
+    pub rollback_sql: Option<String>,
+    pub one_way: bool,
+    /// False for `CONCURRENTLY` and `ALTER TYPE … ADD VALUE` on old servers: run outside a
+    /// transaction.
+    pub transactional: bool,
+    pub lock: LockMode,
+    /// The relation the lock is taken on (SQL spelling), empty when none.
+    pub lock_target: String,
+    pub rewrites_table: bool,
+    /// Whether the step reads every row (VALIDATE, CREATE INDEX, SET NOT NULL without a check).
+    #[serde(default)]
+    pub scans_table: bool,
+    pub depends_on: Vec<String>,
+    /// Present on batched row copies; the executor's backfill engine runs these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillSpec>,
+}
+
+/// What the backfill engine needs to copy existing rows into the new shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillSpec {
+    pub table: QualifiedName,
+    /// The column written; nothing else is.
+    pub target_column: Ident,
+    /// SQL expression over the row's current columns giving the new value (`up`), or a fill
+    /// value for a column becoming NOT NULL.
+    pub expr: String,
+    /// Only rows matching this still need work, e.g. `price_cents IS DISTINCT FROM (…)`.
+    pub pending_predicate: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateCriterion {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSpec {
+    pub criteria: Vec<GateCriterion>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: String,
+    /// `sha256:<hex>` of the canonical body (this struct serialised with `id` empty).
+    pub id: String,
+    pub changes: Vec<PlannedChange>,
+    pub phases: Vec<PhaseSteps>,
+    pub steps: Vec<Step>,
+    pub findings: Vec<Finding>,
+    pub gate: GateSpec,
+}
+
+/// Why a stored or given plan cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanFileError {
+    #[error("plan is not valid JSON of format {PLAN_FORMAT}: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("plan has format '{0}', expected '{PLAN_FORMAT}'")]
+    Format(String),
+    #[error("plan id {stated} does not match its content ({actual}): the file was edited after planning")]
+    Tampered { stated: String, actual: String },
+}
+
+impl Plan {
+    /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
+    pub fn compute_id(&self) -> String {
+        let body = Plan { id: String::new(), ..self.clone() };
+        let canonical = serde_json::to_vec(&body).expect("a plan always serialises");
+        let digest = Sha256::digest(&canonical);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    /// Sets `id` from the content; call last, after every other field is final.
+    pub fn seal(mut self) -> Plan {
+        self.id = self.compute_id();
+        self
+    }
+
+    /// Reads a plan file and refuses one whose content does not match its id.
+    pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
+        let plan: Plan = serde_json::from_str(text)?;
+        if plan.format != PLAN_FORMAT {
+            return Err(PlanFileError::Format(plan.format));
+        }
+        let actual = plan.compute_id();
+        if actual != plan.id {
+            return Err(PlanFileError::Tampered { stated: plan.id, actual });
+        }
+        Ok(plan)
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a plan always serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// Steps of one phase in plan order.
+    pub fn steps_of(&self, phase: Phase) -> Vec<&Step> {
+        self.phases
+            .iter()
+            .filter(|p| p.name == phase)
+            .flat_map(|p| p.steps.iter())
+            .filter_map(|id| self.step(id))
+            .collect()
+    }
+
+    /// True when any finding blocks (exit 1).
+    pub fn is_blocked(&self) -> bool {
+        self.findings.iter().any(Finding::is_error)
+    }
+
+    /// The short form of the id shown to humans (`3f2a9c1b`).
+    pub fn short_id(&self) -> &str {
+        let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
+        &hex[..hex.len().min(12)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes: vec![],
+            phases: vec![PhaseSteps { name: Phase::Expand, steps: vec!["s1".into()] }],
+            steps: vec![Step {
+                id: "s1".into(),
+                change: "c1".into(),
+                phase: Phase::Expand,
+                sql: "ALTER TABLE public.t ADD COLUMN x integer".into(),
+                rollback_sql: Some("ALTER TABLE public.t DROP COLUMN x".into()),
+                one_way: false,
+                transactional: true,
+                lock: LockMode::AccessExclusive,
+                lock_target: "public.t".into(),
+                rewrites_table: false,
+                scans_table: false,
+                depends_on: vec![],
+                backfill: None,
+            }],
+            findings: vec![],
+            gate: GateSpec::default(),
+        }
+        .seal()
+    }
+
+    #[test]
+    fn tampered_plan_is_refused() {
+        let plan = sample();
+        let json = plan.to_json_pretty();
+        assert_eq!(Plan::from_json(&json).unwrap(), plan);
+        let edited = json.replace("ADD COLUMN x integer", "ADD COLUMN x bigint");
+        assert!(matches!(Plan::from_json(&edited), Err(PlanFileError::Tampered { .. })));
+    }
+
+    #[test]
+    fn phases_and_locks_serialise_as_documented() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["phases"][0]["name"], "expand");
+        assert_eq!(json["steps"][0]["lock"], "ACCESS EXCLUSIVE");
+        assert!(LockMode::AccessExclusive > LockMode::ShareUpdateExclusive);
+        assert_eq!(Phase::parse("dual_write"), Some(Phase::DualWrite));
+    }
+}
