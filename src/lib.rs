@@ -6,6 +6,7 @@
 //! `cli` → `render` → `plan` → `diff` → `model`; `parse` and `introspect` produce `model`.
 
 pub mod cli;
+pub mod cluster;
 pub mod finding;
 pub mod model;
 pub mod parse;

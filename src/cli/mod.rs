@@ -33,12 +33,20 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print the version and exit (placeholder until the first real command lands).
+    Version,
+}
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Version => {
+            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
+            Ok(Outcome::Yes)
+        }
+    }
 }
 
 /// True when the error is a closed stdout (`seqmig … | head`), which is not a failure.

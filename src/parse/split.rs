@@ -129,9 +129,9 @@ pub fn split_statements(sql: &str) -> Result<Vec<RawStatement>, SplitError> {
             c if is_ident_byte(Some(c)) => {
                 let end = (i..bytes.len()).find(|&j| !is_ident_byte(Some(bytes[j]))).unwrap_or(bytes.len());
                 let word = sql[i..end].to_ascii_lowercase();
-                if word == "atomic" && prev_word == "begin" {
-                    atomic_depth += 1;
-                } else if atomic_depth > 0 && word == "case" {
+                let opens_block =
+                    (word == "atomic" && prev_word == "begin") || (atomic_depth > 0 && word == "case");
+                if opens_block {
                     atomic_depth += 1;
                 } else if atomic_depth > 0 && word == "end" {
                     atomic_depth -= 1;

@@ -1,0 +1,114 @@
+//! The real-PostgreSQL harness shared by every integration test (DESIGN.md §7):
+//! `SEQMIG_TEST_DATABASE_URL` when set; otherwise one throwaway cluster per test binary from
+//! the local server binaries (see `seqmig::cluster`), with a fresh database per test so tests
+//! run in parallel. When neither is available the test fails and says how to get a server.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use seqmig::cluster::TempCluster;
+
+enum Server {
+    External(String),
+    Local(TempCluster),
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("SEQMIG_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Server::External(url),
+        _ => match TempCluster::start(&["shared_preload_libraries = 'pg_stat_statements'"]) {
+            Ok(c) => Server::Local(c),
+            Err(e) => panic!(
+                "these tests need a real PostgreSQL and none could be started: {e}\n\
+                 set SEQMIG_TEST_DATABASE_URL=postgres://user:pass@host/db to use an existing server"
+            ),
+        },
+    })
+}
+
+/// A fresh, empty database for one test.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("seqmig_test_{}_{n}", std::process::id());
+        let (admin_url, url) = match server() {
+            Server::External(u) => (u.clone(), replace_db(u, &name)),
+            Server::Local(c) => (c.url("postgres"), c.url(&name)),
+        };
+        block_on(async {
+            let client = connect(&admin_url).await;
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+        });
+        TestDb { url, name, admin_url }
+    }
+
+    /// Runs SQL in this database.
+    pub fn execute(&self, sql: &str) {
+        block_on(async {
+            let client = connect(&self.url).await;
+            if let Err(e) = client.batch_execute(sql).await {
+                panic!("{}", describe(&e));
+            }
+        })
+    }
+
+    /// A connected client, for async tests.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Only an external server keeps databases; a local cluster is deleted whole.
+        if let Some(Server::External(_)) = SERVER.get() {
+            let (admin, name) = (self.admin_url.clone(), self.name.clone());
+            block_on(async move {
+                let client = connect(&admin).await;
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            });
+        }
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}

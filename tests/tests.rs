@@ -1,0 +1,5 @@
+//! The one integration-test binary: modules per area, sharing one PostgreSQL cluster.
+
+mod harness;
+
+mod harness_tests;
