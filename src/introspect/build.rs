@@ -525,9 +525,10 @@ fn comments(cat: &Catalog, s: &mut Schema) -> Result<(), IntrospectError> {
                 format!("{}({})", q()?, args.iter().map(|a| normalize_type(a)).collect::<Vec<_>>().join(", "))
             }
             "schema" | "extension" => ident(name, "object")?.quoted_sql(),
-            "constraint" | "trigger" | "policy" | "rule" | "domain constraint" => {
+            "constraint" | "trigger" | "policy" | "rule" => {
                 format!("{} on {}", ident(name, "object")?.quoted_sql(), parent()?)
             }
+            "domain constraint" => format!("{} on domain {}", ident(name, "object")?.quoted_sql(), parent()?),
             _ => q()?,
         };
         let kind = if kind == "domain constraint" { "constraint" } else { kind };

@@ -127,7 +127,7 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         if let Some(q) = r.get::<_, Option<&str>>("with_check") {
             text.push_str(&format!(" WITH CHECK ({q})"));
         }
-        let identity = format!("policy {} on {}", quote_ident(name), table.quoted());
+        let identity = format!("{} on {}", quote_ident(name), table.quoted());
         put(s, OpaqueKind::Policy, identity, &text, vec![table]);
     }
 
@@ -142,7 +142,9 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
                 let identity = format!("{} on {}", quote_ident(name), table.quoted());
                 put(s, OpaqueKind::Rule, identity, &def, vec![table]);
             }
-            "cast" => put(s, OpaqueKind::Cast, format!("({name})"), &def, Vec::new()),
+            "cast" => {
+                put(s, OpaqueKind::Cast, format!("({})", name.replace(" AS ", " as ")), &def, Vec::new())
+            }
             "statistics" => {
                 let identity = qname(schema.unwrap_or_default(), name)?.quoted();
                 put(s, OpaqueKind::Statistics, identity, &def, Vec::new());
