@@ -301,8 +301,9 @@ impl Loader {
     fn opaque(&mut self, c: &mut Cursor, h: &[&str], file: &str, st: &RawStatement) -> PResult<Effect> {
         let text = normalized_text(c.src, &c.toks);
         let (kind, identity, depends_on) = match classify(c, h) {
-            Ok(Some(k)) => k,
-            Ok(None) => {
+            // DO blocks are PL/pgSQL, which sqlparser does not read; they are a known form.
+            Ok(Some(k)) if k.0 != OpaqueKind::Other || k.1 != text || h.first() == Some(&"do") => k,
+            Ok(_) => {
                 // Not a form we know: let sqlparser decide whether it is SQL at all.
                 if Parser::parse_sql(&PostgreSqlDialect {}, &st.text).is_err() {
                     let fail = Fail { at: 0, message: "statement not recognised".into() };

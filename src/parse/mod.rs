@@ -83,15 +83,16 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
-    #[error("failed to read '{path}': {source}")]
-    Io { path: String, source: std::io::Error },
+    // The I/O error is part of the message, not a `source`, so the CLI prints one line.
+    #[error("failed to read '{path}': {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("'{path}' is a directory with no .sql files")]
     EmptyDir { path: String },
     #[error("{span}: {message}; in: {statement}")]
     Statement { span: Span, message: String, statement: String },
     #[error("{file}:{line}:{column}: {what}", file = .file, line = .line, column = .column)]
     Split { file: String, line: usize, column: usize, what: String },
-    #[error("'{path}' contains no SQL statements")]
+    #[error("{path}:1:1: the input contains no SQL statements")]
     Empty { path: String },
     #[error("{what}")]
     Unsupported { what: String },
@@ -107,7 +108,7 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
         SourceSpec::Dir(dir) => {
             let shown = dir.display().to_string();
             let entries =
-                std::fs::read_dir(dir).map_err(|source| ParseError::Io { path: shown.clone(), source })?;
+                std::fs::read_dir(dir).map_err(|error| ParseError::Io { path: shown.clone(), error })?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
@@ -129,7 +130,7 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
         SourceSpec::Stdin => {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
-                .map_err(|source| ParseError::Io { path: "<stdin>".into(), source })?;
+                .map_err(|error| ParseError::Io { path: "<stdin>".into(), error })?;
             let text = decode("<stdin>", bytes)?;
             load_str("<stdin>", &text)
         }
@@ -172,7 +173,7 @@ fn split_checked(file: &str, sql: &str) -> Result<Vec<RawStatement>, ParseError>
 
 fn read_file(path: &Path) -> Result<String, ParseError> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ParseError::Io { path: shown.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| ParseError::Io { path: shown.clone(), error })?;
     decode(&shown, bytes)
 }
 
