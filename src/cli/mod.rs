@@ -2,6 +2,7 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod inspect;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -34,18 +35,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit (placeholder until the first real command lands).
-    Version,
+    /// Show the schema model read from a .sql file, a directory or stdin.
+    Inspect(inspect::Args),
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
-            Ok(Outcome::Yes)
-        }
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
