@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod finding;
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
