@@ -266,3 +266,25 @@ fn sarif_output_has_the_structure_of_sarif_2_1_0() {
     broken["version"] = Value::from("2.0.0");
     assert!(check_sarif(&broken).is_err());
 }
+
+/// `book/src/lints/<code>.md` is generated from the rule registry; `SEQMIG_BLESS=1` rewrites
+/// the pages, otherwise they must match and be listed in SUMMARY.md.
+#[test]
+fn every_code_has_its_book_page() {
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
+    let summary = std::fs::read_to_string(book.join("SUMMARY.md")).unwrap();
+    let bless = std::env::var_os("SEQMIG_BLESS").is_some();
+    let mut stale = Vec::new();
+    for r in RULES {
+        let path = book.join("lints").join(format!("{}.md", r.code));
+        let page = r.book_page();
+        if bless {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &page).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(page.as_str()) {
+            stale.push(r.code);
+        }
+        assert!(summary.contains(&format!("(lints/{}.md)", r.code)), "SUMMARY.md does not list lints/{}.md", r.code);
+    }
+    assert!(stale.is_empty(), "stale book pages (run SEQMIG_BLESS=1 cargo test --test tests lint): {stale:?}");
+}

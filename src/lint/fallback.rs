@@ -209,6 +209,19 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
         return vec![Action::Other];
     }
     if c.eat("create") {
+        // A table (or materialized view) sqlparser could not read still makes the name new.
+        let save = c.i;
+        while c.eat("unlogged") || c.eat("temporary") || c.eat("temp") || c.eat("global") || c.eat("local") {}
+        if c.eat("table") || c.eat_all(&["materialized", "view"]) {
+            c.eat_all(&["if", "not", "exists"]);
+            return match c.name() {
+                Some(table) => {
+                    vec![Action::CreateTable { table, columns: Vec::new(), constraints: Vec::new(), partition_of: None }]
+                }
+                None => vec![Action::Other],
+            };
+        }
+        c.i = save;
         let unique = c.eat("unique");
         if !c.eat("index") {
             return vec![Action::Other];

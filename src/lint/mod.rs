@@ -225,6 +225,10 @@ fn read_actions(text: &str) -> Vec<Action> {
     if !worth_parsing(text) {
         return vec![Action::Other];
     }
+    if starts_with_words(text, &["create", "materialized", "view"]) {
+        // Only the name matters (it is new); its query is not worth parsing.
+        return fallback::tokens(text).map(|t| fallback::classify_tokens(&t)).unwrap_or_else(|| vec![Action::Other]);
+    }
     match Parser::parse_sql(&PostgreSqlDialect {}, text) {
         Ok(parsed) if !parsed.is_empty() => parsed.iter().flat_map(classify::classify).collect(),
         _ => fallback::tokens(text).map(|t| fallback::classify_tokens(&t)).unwrap_or_else(|| vec![Action::Other]),
@@ -242,12 +246,17 @@ fn worth_parsing(text: &str) -> bool {
             while matches!(second.as_str(), "unique" | "unlogged" | "temporary" | "temp" | "global" | "local") {
                 second = words.next().unwrap_or_default();
             }
-            matches!(second.as_str(), "table" | "index")
+            matches!(second.as_str(), "table" | "index" | "materialized")
         }
         "alter" | "drop" | "truncate" | "update" | "delete" | "set" | "begin" | "start" | "commit" | "end"
         | "rollback" | "abort" | "vacuum" | "cluster" | "reindex" | "with" => true,
         _ => first.starts_with("begin") || first.starts_with("commit"),
     }
+}
+
+fn starts_with_words(text: &str, words: &[&str]) -> bool {
+    let mut it = text.split_ascii_whitespace();
+    words.iter().all(|w| it.next().is_some_and(|x| x.eq_ignore_ascii_case(w)))
 }
 
 /// Codes named after `marker` in comments of `text`: `-- seqmig:ignore a, b` → {a, b}; a bare

@@ -23,6 +23,37 @@ pub fn rule(code: &str) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.code == code)
 }
 
+impl RuleInfo {
+    /// The rule's book page (`book/src/lints/<code>.md`); a test keeps the files equal to it.
+    pub fn book_page(&self) -> String {
+        let severity = match self.severity {
+            Severity::Error => "error (exit 1)",
+            Severity::Warning => "warning",
+        };
+        let mut page = format!(
+            "# `{code}`\n\n**Severity:** {severity} · **Family:** {family}\n\n## What\n\n{what}\n\n## Why\n\n{why}\n\n## Instead\n\n{help}.\n",
+            code = self.code,
+            family = self.family,
+            what = self.what,
+            why = self.why,
+            help = capitalise(self.help),
+        );
+        if !self.safe.is_empty() {
+            page.push_str(&format!("\n```sql\n{}\n```\n", self.safe));
+        }
+        page.push_str(&format!(
+            "\n## Silencing it\n\nWhen you have checked that the statement is safe here, put `-- seqmig:ignore {code}` on the line before the statement (or after it, on its last line), `-- seqmig:ignore-file {code}` anywhere in the file, or `allow = [\"{code}\"]` under `[lint]` in `seqmig.toml`. See [the linter](../lint.md).\n",
+            code = self.code
+        ));
+        page
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|h| h.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
 const DATA: &str = "data loss";
 const COMPAT: &str = "breaking the previous release";
 const LOCKS: &str = "locks and rewrites";
@@ -274,7 +305,7 @@ pub const RULES: &[RuleInfo] = &[
         what: "`ADD COLUMN` with a volatile default (`random()`, `gen_random_uuid()`, `clock_timestamp()`, `nextval()` …) on an existing table — or any default before PostgreSQL 11.",
         why: "A volatile default must be computed per row, so PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock. Constant and stable defaults (`now()`) are stored once in the catalog since PostgreSQL 11 and are instant.",
         help: "add the column without a default (or with a constant one), set the default for new rows, and backfill existing rows in batches",
-        safe: "ALTER TABLE users ADD COLUMN token uuid;\nALTER TABLE users ALTER COLUMN token SET DEFAULT gen_random_uuid();  -- seqmig:ignore change-column-default\n-- backfill existing rows in batches",
+        safe: "ALTER TABLE users ADD COLUMN token uuid;\nALTER TABLE users ALTER COLUMN token SET DEFAULT gen_random_uuid();\n-- backfill existing rows in batches",
     },
     RuleInfo {
         code: "add-column-serial",
