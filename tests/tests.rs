@@ -3,4 +3,5 @@
 mod harness;
 
 mod harness_tests;
+mod introspect_tests;
 mod lint_tests;
