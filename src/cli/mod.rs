@@ -3,6 +3,7 @@
 //! Nothing else lives here.
 
 pub mod inspect;
+pub mod lint;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,7 @@ pub struct Cli {
 pub enum Command {
     /// Show the schema model read from a .sql file, a directory or stdin.
     Inspect(inspect::Args),
+    Lint(lint::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -44,6 +46,7 @@ pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Lint(args) => lint::run(args),
     }
 }
 
