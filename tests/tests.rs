@@ -2,4 +2,5 @@
 
 mod harness;
 
+mod backfill_tests;
 mod harness_tests;

@@ -79,16 +79,18 @@ pub struct Statements {
 /// Builds every statement for writing `target = (expr)` into `table` where `pending` holds.
 pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &str) -> Statements {
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
-    let verify = format!(
-        "SELECT count(*) FROM {table} WHERE {} IS DISTINCT FROM ({expr})",
-        quote_ident(target)
-    );
+    let verify =
+        format!("SELECT count(*) FROM {table} WHERE {} IS DISTINCT FROM ({expr})", quote_ident(target));
     match walk {
         Walk::Keyset(cols) => {
             let n = cols.len();
             let names = cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
             let row = format!("({})", names.join(", "));
-            let text_cols = names.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ");
+            // The bound query qualifies every column with the alias `b`: a bare `ORDER BY id`
+            // would sort by the output column `id::text` (also named `id`), in text order.
+            let qualified = names.iter().map(|c| format!("b.{c}")).collect::<Vec<_>>();
+            let text_cols = qualified.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ");
+            let brow = format!("({})", qualified.join(", "));
             let params = |from: usize| {
                 let p = cols
                     .iter()
@@ -97,15 +99,17 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
                     .collect::<Vec<_>>();
                 format!("({})", p.join(", "))
             };
-            let order = names.join(", ");
+            let order = qualified.join(", ");
             let lower = params(1);
             let upper_after_lower = params(n + 1);
             Statements {
                 bound: format!(
-                    "SELECT {text_cols} FROM {table} WHERE {row} > {lower} ORDER BY {order} OFFSET ${} LIMIT 1",
+                    "SELECT {text_cols} FROM {table} AS b WHERE {brow} > {lower} ORDER BY {order} OFFSET ${} LIMIT 1",
                     n + 1
                 ),
-                bound_first: format!("SELECT {text_cols} FROM {table} ORDER BY {order} OFFSET $1 LIMIT 1"),
+                bound_first: format!(
+                    "SELECT {text_cols} FROM {table} AS b ORDER BY {order} OFFSET $1 LIMIT 1"
+                ),
                 update: format!(
                     "{set} WHERE {row} > {lower} AND {row} <= {upper_after_lower} AND ({pending})"
                 ),
@@ -118,9 +122,7 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
         Walk::Tid => Statements {
             bound: String::new(),
             bound_first: String::new(),
-            update: format!(
-                "{set} WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND ({pending})"
-            ),
+            update: format!("{set} WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND ({pending})"),
             update_first: String::new(),
             update_last: String::new(),
             update_all: String::new(),
@@ -167,8 +169,8 @@ mod tests {
         );
         assert_eq!(
             s.bound,
-            "SELECT tenant::text, \"Id\"::text FROM public.t WHERE (tenant, \"Id\") > \
-             (CAST($1::text AS integer), CAST($2::text AS bigint)) ORDER BY tenant, \"Id\" OFFSET $3 LIMIT 1"
+            "SELECT b.tenant::text, b.\"Id\"::text FROM public.t AS b WHERE (b.tenant, b.\"Id\") > \
+             (CAST($1::text AS integer), CAST($2::text AS bigint)) ORDER BY b.tenant, b.\"Id\" OFFSET $3 LIMIT 1"
         );
     }
 

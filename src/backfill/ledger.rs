@@ -83,7 +83,7 @@ WITH batch AS (
       FROM seqmig.backfills b WHERE b.plan_id = $1 AND b.step_id = $2
 )
 UPDATE seqmig.backfills
-   SET cursor_key = $4::text::jsonb, batch_size = $13, rows_done = rows_done + $6,
+   SET cursor_key = coalesce($4::text::jsonb, cursor_key), state = $14, batch_size = $13, rows_done = rows_done + $6,
        rows_scanned = rows_scanned + $5, batches = batches + 1, throttle = $10,
        updated_at = clock_timestamp(), last_error = NULL
  WHERE plan_id = $1 AND step_id = $2

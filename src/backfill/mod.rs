@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 
 pub use key::{KeyColumn, Walk, statements};
 pub use ledger::LEDGER_SQL;
-pub use progress::{Bar, JsonLines, NoProgress, Progress, ProgressSink, describe, for_stderr};
+pub use progress::{Bar, JsonLines, NoProgress, Progress, ProgressSink, describe};
 pub use sizing::{BatchSizer, SizerConfig};
 pub use throttle::{LockWaiters, Reason, Sample, Throttle, ThrottleOptions, Verdict};
 
@@ -102,7 +102,13 @@ pub struct BackfillOutcome {
 #[non_exhaustive]
 pub enum BackfillError {
     #[error("failed to {action} for backfill {step_id} of plan {plan_id}: {message}")]
-    Database { action: String, plan_id: String, step_id: String, message: String, source: tokio_postgres::Error },
+    Database {
+        action: String,
+        plan_id: String,
+        step_id: String,
+        message: String,
+        source: tokio_postgres::Error,
+    },
     #[error(
         "backfill {step_id} of plan {plan_id} is already running in another session; \
          wait for it or stop it ('seqmig backfill status' shows its progress)"
@@ -113,7 +119,9 @@ pub enum BackfillError {
          a plan step id must not be reused for a different backfill"
     )]
     LedgerMismatch { plan_id: String, step_id: String, recorded: String, requested: String },
-    #[error("key column '{column}' of {table} does not exist or is nullable; a backfill key must be unique and NOT NULL")]
+    #[error(
+        "key column '{column}' of {table} does not exist or is nullable; a backfill key must be unique and NOT NULL"
+    )]
     BadKey { table: String, column: String },
     #[error(
         "batch {range} of {table} failed after {attempts} attempt(s): {message}; \
@@ -135,7 +143,10 @@ pub async fn run(
         .await
         .map_err(|e| db(req, "take the backfill's advisory lock", e))?;
     if !row.get::<_, bool>(0) {
-        return Err(BackfillError::AlreadyRunning { plan_id: req.plan_id.into(), step_id: req.step_id.into() });
+        return Err(BackfillError::AlreadyRunning {
+            plan_id: req.plan_id.into(),
+            step_id: req.step_id.into(),
+        });
     }
     let result = Engine::start(client, req, opts).await;
     let result = match result {
@@ -356,7 +367,8 @@ impl<'c, 'r> Engine<'c, 'r> {
             });
         }
         let cursor_json: Option<String> = row.get(4);
-        let cursor_values: Option<Vec<String>> = cursor_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        let cursor_values: Option<Vec<String>> =
+            cursor_json.as_deref().and_then(|j| serde_json::from_str(j).ok());
         let batch_size: i32 = row.get(5);
         let mut state: String = row.get(9);
         if state == "failed" {
@@ -365,7 +377,11 @@ impl<'c, 'r> Engine<'c, 'r> {
         let cursor = match &walk {
             Walk::Keyset(_) => Cursor::Key(cursor_values),
             Walk::Tid => Cursor::Page {
-                next: cursor_values.as_ref().and_then(|v| v.first()).and_then(|t| key::tid_page(t)).unwrap_or(0),
+                next: cursor_values
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .and_then(|t| key::tid_page(t))
+                    .unwrap_or(0),
                 end: pages,
                 tail_checked: false,
             },
@@ -479,7 +495,8 @@ impl<'c, 'r> Engine<'c, 'r> {
                                 message: describe_error(&f.error),
                             });
                         }
-                        if matches!(code, Some(SqlState::LOCK_NOT_AVAILABLE) | Some(SqlState::QUERY_CANCELED)) {
+                        if matches!(code, Some(SqlState::LOCK_NOT_AVAILABLE) | Some(SqlState::QUERY_CANCELED))
+                        {
                             self.sizer.halve();
                         }
                         if attempt > self.opts.retries {
@@ -645,10 +662,18 @@ impl<'c, 'r> Engine<'c, 'r> {
                     (true, false) => opt(&p.update_last),
                     (false, false) => opt(&p.update_all),
                 };
-                let updated = self.client.execute(stmt, &params).await.map_err(|error| Failure { range, error })?;
+                let updated =
+                    self.client.execute(stmt, &params).await.map_err(|error| Failure { range, error })?;
                 let scanned = if upper.is_some() { u64::from(n) } else { updated };
                 let state = if upper.is_some() { "running" } else { "verifying" };
-                (lower.as_ref().map(|l| json(l)), upper.as_ref().map(|u| json(u)), upper, scanned, updated, state)
+                (
+                    lower.as_ref().map(|l| json(l)),
+                    upper.as_ref().map(|u| json(u)),
+                    upper,
+                    scanned,
+                    updated,
+                    state,
+                )
             }
             Cursor::Page { next, end, .. } => {
                 let pages = ((f64::from(n) / self.rows_per_page).ceil() as i64).max(1);
@@ -660,7 +685,14 @@ impl<'c, 'r> Engine<'c, 'r> {
                     .await
                     .map_err(|error| Failure { range: format!("ctid [{lo}, {hi})"), error })?;
                 let scanned = ((to_page - *next) as f64 * self.rows_per_page).round() as u64;
-                (Some(json(&[lo])), Some(json(&[hi.clone()])), Some(vec![hi]), scanned, updated, "running")
+                (
+                    Some(json(&[lo])),
+                    Some(json(std::slice::from_ref(&hi))),
+                    Some(vec![hi]),
+                    scanned,
+                    updated,
+                    "running",
+                )
             }
         };
         let elapsed = began.elapsed();
@@ -730,7 +762,8 @@ impl<'c, 'r> Engine<'c, 'r> {
         let record = "UPDATE seqmig.backfills SET state = 'done', verify_mismatches = $3, \
                       verified_at = now(), finished_at = now(), updated_at = now(), throttle = NULL \
                       WHERE plan_id = $1 AND step_id = $2";
-        let recorded = self.client.execute(record, &[&self.req.plan_id, &self.req.step_id, &mismatches]).await;
+        let recorded =
+            self.client.execute(record, &[&self.req.plan_id, &self.req.step_id, &mismatches]).await;
         if let Err(e) = recorded {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(db(self.req, "record the verification", e));
@@ -757,7 +790,11 @@ impl<'c, 'r> Engine<'c, 'r> {
             batches: self.batches,
             batch_size: self.sizer.current(),
             rows_per_sec: rate,
-            eta_secs: if self.state == "running" { eta(self.total_estimate, self.rows_scanned, rate) } else { None },
+            eta_secs: if self.state == "running" {
+                eta(self.total_estimate, self.rows_scanned, rate)
+            } else {
+                None
+            },
             throttle,
             verify_mismatches: self.verify_mismatches,
         }
@@ -778,18 +815,23 @@ async fn find_walk(
         let mut cols = Vec::new();
         for name in names {
             match rows.iter().find(|r| r.get::<_, String>(0) == *name) {
-                Some(r) if r.get::<_, bool>(2) => cols.push(KeyColumn { name: name.clone(), sql_type: r.get(1) }),
+                Some(r) if r.get::<_, bool>(2) => {
+                    cols.push(KeyColumn { name: name.clone(), sql_type: r.get(1) })
+                }
                 _ => return Err(BackfillError::BadKey { table: table.into(), column: name.clone() }),
             }
         }
         return Ok(Walk::Keyset(cols));
     }
-    let row = client.query_opt(key::FIND_KEY_SQL, &[&table]).await.map_err(|e| db(req, "find a unique key", e))?;
+    let row =
+        client.query_opt(key::FIND_KEY_SQL, &[&table]).await.map_err(|e| db(req, "find a unique key", e))?;
     Ok(match row {
         Some(r) => {
             let names: Vec<String> = r.get(0);
             let types: Vec<String> = r.get(1);
-            Walk::Keyset(names.into_iter().zip(types).map(|(name, sql_type)| KeyColumn { name, sql_type }).collect())
+            Walk::Keyset(
+                names.into_iter().zip(types).map(|(name, sql_type)| KeyColumn { name, sql_type }).collect(),
+            )
         }
         None => Walk::Tid,
     })
@@ -809,7 +851,8 @@ async fn prepare(
         }
     };
     let keyset = matches!(walk, Walk::Keyset(_));
-    let update = client.prepare(&s.update).await.map_err(|e| db(req, &format!("prepare '{}'", s.update), e))?;
+    let update =
+        client.prepare(&s.update).await.map_err(|e| db(req, &format!("prepare '{}'", s.update), e))?;
     Ok(Prepared {
         bound: if keyset { p(s.bound.clone()).await? } else { None },
         bound_first: if keyset { p(s.bound_first.clone()).await? } else { None },
@@ -817,8 +860,14 @@ async fn prepare(
         update_first: p(s.update_first.clone()).await?,
         update_last: p(s.update_last.clone()).await?,
         update_all: p(s.update_all.clone()).await?,
-        record: client.prepare(ledger::RECORD_BATCH_SQL).await.map_err(|e| db(req, "prepare the ledger update", e))?,
-        sample: client.prepare(throttle::SAMPLE_SQL).await.map_err(|e| db(req, "prepare the throttle sample", e))?,
+        record: client
+            .prepare(ledger::RECORD_BATCH_SQL)
+            .await
+            .map_err(|e| db(req, "prepare the ledger update", e))?,
+        sample: client
+            .prepare(throttle::SAMPLE_SQL)
+            .await
+            .map_err(|e| db(req, "prepare the throttle sample", e))?,
     })
 }
 
@@ -848,7 +897,10 @@ fn backoff(failures: u32) -> Duration {
 
 /// A number in [0, 1) from the clock; retries need spread, not cryptography.
 fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let mut x = u64::from(nanos) ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
     x ^= x << 13;
     x ^= x >> 7;

@@ -3,7 +3,7 @@
 //! status` in another shell show the same numbers. On a terminal: an indicatif bar with
 //! rows/s, ETA and throttle state; elsewhere: one JSON object per line.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -85,11 +85,9 @@ impl Bar {
     pub fn new() -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} rows {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} rows {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         Bar { bar }
@@ -143,15 +141,6 @@ fn human(secs: f64) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {}s", s / 60, s % 60),
         _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-/// The sink for a command's stderr: a bar on a terminal, JSON lines otherwise.
-pub fn for_stderr() -> Box<dyn ProgressSink> {
-    if std::io::stderr().is_terminal() {
-        Box::new(Bar::new())
-    } else {
-        Box::new(JsonLines::new(std::io::stderr()))
     }
 }
 

@@ -122,7 +122,14 @@ pub struct Verdict {
 
 impl Throttle {
     pub fn new(options: ThrottleOptions) -> Self {
-        Throttle { options, active: Vec::new(), last_sample_at: None, last_wal: None, paused: false, max_rows_per_sec: None }
+        Throttle {
+            options,
+            active: Vec::new(),
+            last_sample_at: None,
+            last_wal: None,
+            paused: false,
+            max_rows_per_sec: None,
+        }
     }
 
     /// True when the last sample is older than the sampling interval.
@@ -272,7 +279,12 @@ mod tests {
     #[test]
     fn unthrottled_ignores_database_signals() {
         let mut t = Throttle::new(ThrottleOptions::unthrottled());
-        let s = Sample { replica_lag_secs: 1e6, oldest_transaction_secs: 1e6, lock_waiters: 9, ..Sample::default() };
+        let s = Sample {
+            replica_lag_secs: 1e6,
+            oldest_transaction_secs: 1e6,
+            lock_waiters: 9,
+            ..Sample::default()
+        };
         assert!(t.observe(s, t0()).hold.is_empty());
     }
 

@@ -2,6 +2,7 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod backfill;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run, pause, resume, rate-limit and inspect backfills.
+    Backfill(backfill::Args),
     /// Print the version and exit (placeholder until the first real command lands).
     Version,
 }
@@ -42,6 +45,7 @@ pub enum Command {
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Backfill(args) => backfill::run(args),
         Command::Version => {
             output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
             Ok(Outcome::Yes)
