@@ -5,6 +5,7 @@
 //! Modules follow the pipeline and depend downwards only:
 //! `cli` → `render` → `plan` → `diff` → `model`; `parse` and `introspect` produce `model`.
 
+pub mod backfill;
 pub mod cli;
 pub mod cluster;
 pub mod db;

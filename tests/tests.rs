@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod backfill_tests;
 mod harness_tests;
 mod introspect_tests;
 mod parse_tests;

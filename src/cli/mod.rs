@@ -4,6 +4,7 @@
 
 pub mod inspect;
 pub mod lint;
+pub mod backfill;
 pub mod output;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     /// Show the schema model read from a .sql file, a directory or stdin.
     Inspect(inspect::Args),
     Lint(lint::Args),
+    /// Run, pause, resume, rate-limit and inspect backfills.
+    Backfill(backfill::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -47,6 +50,7 @@ pub fn run() -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Lint(args) => lint::run(args),
+        Command::Backfill(args) => backfill::run(args),
     }
 }
 
