@@ -11,3 +11,4 @@ pub mod finding;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod soak;
