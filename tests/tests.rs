@@ -2,4 +2,5 @@
 
 mod harness;
 
+mod gate_tests;
 mod harness_tests;

@@ -2,7 +2,11 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod approve;
+pub mod audit;
+pub mod gate;
 pub mod output;
+pub mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -34,18 +38,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit (placeholder until the first real command lands).
-    Version,
+    /// Evaluate the soak gate in front of contract: each criterion, its evidence, its verdict.
+    Gate(gate::Args),
+    /// Record soak evidence: external checks (`record`) and censuses (`sample`, from cron).
+    Soak(soak::Args),
+    /// Approve contract of a plan in a governance role.
+    Approve(approve::Args),
+    /// Show the audit log: break-glass bypasses and approvals.
+    Audit(audit::Args),
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
-            Ok(Outcome::Yes)
-        }
+        Command::Gate(args) => gate::run(args),
+        Command::Soak(args) => soak::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

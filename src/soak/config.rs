@@ -114,9 +114,13 @@ impl Criteria {
         let off = matches!(v.to_ascii_lowercase().as_str(), "off" | "false" | "no" | "none");
         let bad = |why: &str| SoakError::Config(format!("criterion {name} = '{value}': {why}"));
         match name {
-            "min_soak" => self.min_soak = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) },
+            "min_soak" => {
+                self.min_soak = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) }
+            }
             "window" => self.window = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) },
-            "backfill_verified" => self.backfill_verified = parse_flag(v).ok_or_else(|| bad("expected true or false"))?,
+            "backfill_verified" => {
+                self.backfill_verified = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
+            }
             "constraints_validated" => {
                 self.constraints_validated = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
             }
@@ -124,7 +128,9 @@ impl Criteria {
                 if off {
                     self.no_old_clients.clear();
                 } else if v.is_empty() || parse_flag(v) == Some(true) {
-                    return Err(bad("expected a regular expression matching the old release's application_name"));
+                    return Err(bad(
+                        "expected a regular expression matching the old release's application_name",
+                    ));
                 } else {
                     self.no_old_clients = BTreeSet::from([v.to_string()]);
                 }
@@ -196,7 +202,9 @@ impl Criteria {
         match name {
             "min_soak" => self.min_soak.map(format_duration),
             "backfill_verified" => self.backfill_verified.then(|| "0 mismatches".to_string()),
-            "constraints_validated" => self.constraints_validated.then(|| "no NOT VALID constraint".to_string()),
+            "constraints_validated" => {
+                self.constraints_validated.then(|| "no NOT VALID constraint".to_string())
+            }
             "no_old_clients" => (!self.no_old_clients.is_empty()).then(|| {
                 let pats: Vec<String> = self.no_old_clients.iter().map(|p| format!("~ '{p}'")).collect();
                 format!("no application_name {}", pats.join(" or "))
@@ -244,7 +252,7 @@ impl Tier {
 }
 
 /// Who may decide: roles pre-authorised to roll back, roles that must approve contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Governance {
     /// `None` = every role may roll back without asking (the default: rollback is the safe
     /// direction and must never wait for a meeting).
@@ -252,17 +260,15 @@ pub struct Governance {
     pub contract: BTreeMap<BlastRadius, BTreeSet<String>>,
 }
 
-impl Default for Governance {
-    fn default() -> Self {
-        Governance { rollback: None, contract: BTreeMap::new() }
-    }
-}
-
 impl Governance {
     /// Roles that must approve contract at `radius`. A wider radius includes the roles of
     /// the narrower ones: what needs the owner for one table needs the owner for many.
     pub fn required_roles(&self, radius: BlastRadius) -> BTreeSet<String> {
-        self.contract.iter().filter(|(r, _)| **r <= radius).flat_map(|(_, roles)| roles.iter().cloned()).collect()
+        self.contract
+            .iter()
+            .filter(|(r, _)| **r <= radius)
+            .flat_map(|(_, roles)| roles.iter().cloned())
+            .collect()
     }
 
     /// Whether `role` may roll back without approval.
@@ -295,7 +301,11 @@ impl GateConfig {
 
     /// The criteria in force for `plan`: the `[gate]` defaults, every tier covering one of
     /// `tables`, and the plan's own criteria, strictest wins.
-    pub fn criteria_for(&self, tables: &[QualifiedName], plan: &[GateCriterion]) -> Result<Criteria, SoakError> {
+    pub fn criteria_for(
+        &self,
+        tables: &[QualifiedName],
+        plan: &[GateCriterion],
+    ) -> Result<Criteria, SoakError> {
         let mut c = self.defaults.clone();
         for tier in self.tiers.iter().filter(|t| tables.iter().any(|tb| t.covers(tb))) {
             c = c.strictest(&tier.criteria);
@@ -394,7 +404,9 @@ impl RawFile {
             }
             let mut criteria = Criteria::default();
             for (k, v) in &t.values {
-                criteria.set(k, &v.text()).map_err(|e| SoakError::Config(format!("tier '{}': {e}", t.name)))?;
+                criteria
+                    .set(k, &v.text())
+                    .map_err(|e| SoakError::Config(format!("tier '{}': {e}", t.name)))?;
             }
             let tables = t
                 .tables

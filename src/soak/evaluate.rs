@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::config::{BlastRadius, Criteria, GateConfig, OldPathRule, format_duration};
-use super::evidence::{stats_reset, statements_available};
+use super::evidence::{statements_available, stats_reset};
 use super::objects::{change_relation, dropped_objects, plan_tables, tokenize};
 use super::{CRITERIA, MARKER, SoakError};
 use crate::model::QualifiedName;
@@ -105,7 +105,12 @@ fn fail(name: &str, required: &str, evidence: String, next: impl Into<String>) -
 
 /// A database error inside one criterion's query becomes that criterion's failing evidence;
 /// anything else (connection lost) aborts the evaluation.
-fn db_failure(name: &str, required: &str, what: &str, e: tokio_postgres::Error) -> Result<CriterionReport, SoakError> {
+fn db_failure(
+    name: &str,
+    required: &str,
+    what: &str,
+    e: tokio_postgres::Error,
+) -> Result<CriterionReport, SoakError> {
     match e.as_db_error() {
         Some(db) => Ok(fail(
             name,
@@ -135,11 +140,7 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
     let tables = plan_tables(plan);
     let criteria = cfg.criteria_for(&tables, &plan.gate.criteria)?;
     let row = client
-        .query_one(
-            "SELECT extract(epoch FROM now())::float8, \
-                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-            &[],
-        )
+        .query_one(&format!("SELECT extract(epoch FROM now())::float8, {}", utc("now()")), &[])
         .await
         .map_err(SoakError::db("read the database clock"))?;
     let (now, evaluated_at): (f64, String) = (row.get(0), row.get(1));
@@ -189,11 +190,12 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
 async fn switch_succeeded_at(client: &Client, plan_id: &str) -> Result<Option<(f64, String)>, SoakError> {
     let row = client
         .query_opt(
-            "SELECT extract(epoch FROM finished_at)::float8, \
-                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-             FROM seqmig.phase_runs \
-             WHERE plan_id = $1 AND phase = 'switch' AND outcome = 'succeeded' AND finished_at IS NOT NULL \
-             ORDER BY finished_at DESC LIMIT 1",
+            &format!(
+                "SELECT extract(epoch FROM finished_at)::float8, {} FROM seqmig.phase_runs \
+                 WHERE plan_id = $1 AND phase = 'switch' AND outcome = 'succeeded' AND finished_at IS NOT NULL \
+                 ORDER BY finished_at DESC LIMIT 1",
+                utc("finished_at")
+            ),
             &[&plan_id],
         )
         .await;
@@ -224,14 +226,21 @@ fn min_soak(ctx: &Context<'_>, required: &str) -> CriterionReport {
                     "min_soak",
                     required,
                     format!("switch succeeded at {text}, only {shown} ago; {} to go", format_duration(left)),
-                    format!("wait {} and run 'seqmig gate' again", format_duration(left.max(Duration::from_secs(1)))),
+                    format!(
+                        "wait {} and run 'seqmig gate' again",
+                        format_duration(left.max(Duration::from_secs(1)))
+                    ),
                 )
             }
         }
     }
 }
 
-async fn backfill_verified(client: &Client, ctx: &Context<'_>, required: &str) -> Result<CriterionReport, SoakError> {
+async fn backfill_verified(
+    client: &Client,
+    ctx: &Context<'_>,
+    required: &str,
+) -> Result<CriterionReport, SoakError> {
     let name = "backfill_verified";
     let specs: Vec<_> = ctx.plan.steps.iter().filter_map(|s| s.backfill.as_ref()).collect();
     if specs.is_empty() {
@@ -273,7 +282,12 @@ async fn backfill_verified(client: &Client, ctx: &Context<'_>, required: &str) -
     }
     let evidence = parts.join("; ");
     Ok(if bad {
-        fail(name, required, evidence, "seqmig apply --phase backfill (resumes and copies the rows that differ)")
+        fail(
+            name,
+            required,
+            evidence,
+            "seqmig apply --phase backfill (resumes and copies the rows that differ)",
+        )
     } else {
         pass(name, required, evidence)
     })
@@ -303,7 +317,8 @@ async fn constraints_validated(
     if rows.is_empty() {
         return Ok(pass(name, required, "no NOT VALID constraint on the plan's tables".into()));
     }
-    let list: Vec<String> = rows.iter().map(|r| format!("{} on {}", r.get::<_, String>(1), r.get::<_, String>(0))).collect();
+    let list: Vec<String> =
+        rows.iter().map(|r| format!("{} on {}", r.get::<_, String>(1), r.get::<_, String>(0))).collect();
     Ok(fail(
         name,
         required,
@@ -312,12 +327,19 @@ async fn constraints_validated(
     ))
 }
 
-async fn no_old_clients(client: &Client, ctx: &Context<'_>, required: &str) -> Result<CriterionReport, SoakError> {
+async fn no_old_clients(
+    client: &Client,
+    ctx: &Context<'_>,
+    required: &str,
+) -> Result<CriterionReport, SoakError> {
     let name = "no_old_clients";
     let patterns: Vec<String> = ctx.criteria.no_old_clients.iter().cloned().collect();
     let samples = client
         .query_one(
-            "SELECT count(*), max(taken_at)::text FROM seqmig.soak_samples WHERE taken_at >= to_timestamp($1)",
+            &format!(
+                "SELECT count(*), {} FROM seqmig.soak_samples WHERE taken_at >= to_timestamp($1)",
+                utc("max(taken_at)")
+            ),
             &[&ctx.window_start],
         )
         .await;
@@ -328,9 +350,12 @@ async fn no_old_clients(client: &Client, ctx: &Context<'_>, required: &str) -> R
     let (n_samples, last): (i64, Option<String>) = (samples.get(0), samples.get(1));
     let seen = match client
         .query(
-            "SELECT application_name, sum(sessions)::bigint, max(taken_at)::text FROM seqmig.client_samples \
-             WHERE taken_at >= to_timestamp($1) AND application_name ~ ANY($2::text[]) \
-             GROUP BY 1 ORDER BY 1",
+            &format!(
+                "SELECT application_name, sum(sessions)::bigint, {} FROM seqmig.client_samples \
+                 WHERE taken_at >= to_timestamp($1) AND application_name ~ ANY($2::text[]) \
+                 GROUP BY 1 ORDER BY 1",
+                utc("max(taken_at)")
+            ),
             &[&ctx.window_start, &patterns],
         )
         .await
@@ -374,7 +399,7 @@ async fn no_old_clients(client: &Client, ctx: &Context<'_>, required: &str) -> R
         name,
         required,
         format!(
-            "none in {n_samples} censuses over {} (last at {}) nor connected now",
+            "none in {n_samples} census(es) over {} (last at {}) nor connected now",
             ctx.window_text,
             last.unwrap_or_default()
         ),
@@ -382,7 +407,10 @@ async fn no_old_clients(client: &Client, ctx: &Context<'_>, required: &str) -> R
 }
 
 /// Sessions of this database whose application_name matches the old release, now.
-async fn live_old_clients(client: &Client, patterns: &[String]) -> Result<Vec<String>, tokio_postgres::Error> {
+async fn live_old_clients(
+    client: &Client,
+    patterns: &[String],
+) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT pid, application_name, coalesce(client_addr::text, 'local') FROM pg_stat_activity \
@@ -393,7 +421,9 @@ async fn live_old_clients(client: &Client, patterns: &[String]) -> Result<Vec<St
         .await?;
     Ok(rows
         .iter()
-        .map(|r| format!("pid {} '{}' from {}", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+        .map(|r| {
+            format!("pid {} '{}' from {}", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, String>(2))
+        })
         .collect())
 }
 
@@ -411,7 +441,10 @@ pub async fn recheck_before_drop(client: &Client, plan: &Plan, cfg: &GateConfig)
     if live.is_empty() {
         Ok(())
     } else {
-        Err(SoakError::OldClientsConnected { plan_id: plan.short_id().to_string(), sessions: live.join(", ") })
+        Err(SoakError::OldClientsConnected {
+            plan_id: plan.short_id().to_string(),
+            sessions: live.join(", "),
+        })
     }
 }
 
@@ -422,7 +455,11 @@ struct StatementPoint {
     calls: BTreeMap<(u32, i64), (i64, String)>,
 }
 
-async fn old_path_silent(client: &Client, ctx: &Context<'_>, required: &str) -> Result<CriterionReport, SoakError> {
+async fn old_path_silent(
+    client: &Client,
+    ctx: &Context<'_>,
+    required: &str,
+) -> Result<CriterionReport, SoakError> {
     let name = "old_path_silent";
     let old = dropped_objects(ctx.plan);
     if old.is_empty() {
@@ -512,7 +549,10 @@ async fn old_path_silent(client: &Client, ctx: &Context<'_>, required: &str) -> 
         Ok(r) => r,
         Err(e) => return db_failure(name, required, "reading pg_stat_statements", e),
     };
-    points.push(StatementPoint { reset: stats_reset(client).await, calls: collect_calls(&live_rows, &matches) });
+    points.push(StatementPoint {
+        reset: stats_reset(client).await,
+        calls: collect_calls(&live_rows, &matches),
+    });
 
     // Sum the growth between consecutive readings; across a reset, everything counted since
     // the reset is new. Without a baseline every call since the last reset counts: that may
@@ -543,7 +583,9 @@ async fn old_path_silent(client: &Client, ctx: &Context<'_>, required: &str) -> 
     }
     let baseline_note = match (baseline_id, first_reset_after_switch) {
         (Some(_), _) | (None, true) => String::new(),
-        (None, false) => " (no census at or before switch: counting every call since statistics were reset)".into(),
+        (None, false) => {
+            " (no census at or before switch: counting every call since statistics were reset)".into()
+        }
     };
     let total: i64 = calls_since.values().map(|c| c.0).sum();
     if total == 0 {
@@ -554,12 +596,15 @@ async fn old_path_silent(client: &Client, ctx: &Context<'_>, required: &str) -> 
         ));
     }
     let mut top: Vec<&(i64, String)> = calls_since.values().collect();
-    top.sort_by(|a, b| b.0.cmp(&a.0));
+    top.sort_by_key(|c| std::cmp::Reverse(c.0));
     let shown: Vec<String> = top.iter().take(3).map(|(n, q)| format!("{n}× `{}`", one_line(q))).collect();
     Ok(fail(
         name,
         required,
-        format!("{total} calls naming {old_list} since switch at {switch_text}{baseline_note}: {}", shown.join("; ")),
+        format!(
+            "{total} calls naming {old_list} since switch at {switch_text}{baseline_note}: {}",
+            shown.join("; ")
+        ),
         "find and change the code still reading the old path (the statements are in pg_stat_statements)",
     ))
 }
@@ -576,12 +621,22 @@ fn collect_calls(
         .collect()
 }
 
+/// A timestamp expression as RFC 3339 UTC text (`2026-11-29T00:46:24Z`), the one format
+/// the gate shows times in.
+pub(crate) fn utc(expr: &str) -> String {
+    format!("to_char(({expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+}
+
 fn one_line(q: &str) -> String {
     let s: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
 }
 
-async fn observations(client: &Client, ctx: &Context<'_>, required: &str) -> Result<CriterionReport, SoakError> {
+async fn observations(
+    client: &Client,
+    ctx: &Context<'_>,
+    required: &str,
+) -> Result<CriterionReport, SoakError> {
     let name = "observations";
     let rule = ctx.criteria.observations.clone().unwrap_or_default();
     let rows = match client
@@ -602,11 +657,15 @@ async fn observations(client: &Client, ctx: &Context<'_>, required: &str) -> Res
     let mut passing: BTreeMap<String, i64> = BTreeMap::new();
     let mut failing = Vec::new();
     for r in &rows {
-        let (crit, passed, n, last): (String, bool, i64, Option<String>) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (crit, passed, n, last): (String, bool, i64, Option<String>) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
         if passed {
             passing.insert(crit, n);
         } else {
-            let last = last.filter(|l| !l.trim().is_empty()).map(|l| format!(", last: {}", l.trim())).unwrap_or_default();
+            let last = last
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!(", last: {}", l.trim()))
+                .unwrap_or_default();
             failing.push(format!("{n} failing {crit}{last}"));
         }
     }
@@ -622,7 +681,11 @@ async fn observations(client: &Client, ctx: &Context<'_>, required: &str) -> Res
         }
     }
     let counts: Vec<String> = passing.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    let seen = if counts.is_empty() { "none passing".to_string() } else { format!("passing: {}", counts.join(", ")) };
+    let seen = if counts.is_empty() {
+        "none passing".to_string()
+    } else {
+        format!("passing: {}", counts.join(", "))
+    };
     let evidence = format!("over {}: {seen}", ctx.window_text);
     if !failing.is_empty() {
         return Ok(fail(
@@ -674,7 +737,8 @@ async fn approvals(
     let ignored: Vec<String> =
         given.iter().filter(|(r, _)| !need.contains(*r)).map(|(r, a)| format!("{r} by {a}")).collect();
     let missing: Vec<&String> = need.iter().filter(|r| !given.contains_key(*r)).collect();
-    let mut evidence = if counted.is_empty() { "no required approval".to_string() } else { counted.join(", ") };
+    let mut evidence =
+        if counted.is_empty() { "no required approval".to_string() } else { counted.join(", ") };
     if !ignored.is_empty() {
         evidence.push_str(&format!("; not counted (role not required): {}", ignored.join(", ")));
     }
@@ -696,7 +760,11 @@ fn list_or_none(set: &BTreeSet<String>) -> String {
 /// The blast radius of `plan` against the catalog, and why: one table alone; several tables,
 /// tables linked by foreign keys or in a tier marked `shared`; or everything (objects that
 /// are not relations, or relations in several schemas).
-pub async fn blast_radius(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<(BlastRadius, String), SoakError> {
+pub async fn blast_radius(
+    client: &Client,
+    plan: &Plan,
+    cfg: &GateConfig,
+) -> Result<(BlastRadius, String), SoakError> {
     // Names from changes must resolve; names from lock targets may be indexes or objects
     // created later and are only used when they do.
     let mut from_changes: Vec<(String, String)> = Vec::new();
@@ -730,7 +798,10 @@ pub async fn blast_radius(client: &Client, plan: &Plan, cfg: &GateConfig) -> Res
         .map(|(o, _)| o.as_str())
         .collect();
     if !not_relations.is_empty() {
-        return Ok((BlastRadius::Everything, format!("changes objects that are not tables: {}", not_relations.join(", "))));
+        return Ok((
+            BlastRadius::Everything,
+            format!("changes objects that are not tables: {}", not_relations.join(", ")),
+        ));
     }
     let oids: BTreeSet<&String> = resolved.values().map(|v| &v.1).collect();
     let schemas: BTreeSet<&String> = resolved.values().map(|v| &v.0).collect();

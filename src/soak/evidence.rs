@@ -79,8 +79,11 @@ pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
     let stats_reset = if stats { stats_reset(client).await } else { None };
     let row = client
         .query_one(
-            "INSERT INTO seqmig.soak_samples (statements_available, stats_reset) \
-             VALUES ($1, to_timestamp($2)) RETURNING id, taken_at::text",
+            &format!(
+                "INSERT INTO seqmig.soak_samples (statements_available, stats_reset) \
+             VALUES ($1, to_timestamp($2)) RETURNING id, {}",
+                super::evaluate::utc("taken_at")
+            ),
             &[&stats, &stats_reset],
         )
         .await
@@ -201,13 +204,18 @@ pub async fn break_glass_events(client: &Client) -> Result<Vec<AuditEvent>, Soak
     query_audit(client, "event = 'break_glass' AND ($1::text IS NULL OR plan_id = $1)", None).await
 }
 
-async fn query_audit(client: &Client, filter: &str, plan_id: Option<&str>) -> Result<Vec<AuditEvent>, SoakError> {
+async fn query_audit(
+    client: &Client,
+    filter: &str,
+    plan_id: Option<&str>,
+) -> Result<Vec<AuditEvent>, SoakError> {
     let rows = client
         .query(
             &format!(
-                "SELECT id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), event, plan_id, actor, \
+                "SELECT id, {}, event, plan_id, actor, \
                         reason, ARRAY(SELECT e->>'criterion' FROM jsonb_array_elements(failing) e) \
-                 FROM seqmig.audit_log WHERE {filter} ORDER BY id"
+                 FROM seqmig.audit_log WHERE {filter} ORDER BY id",
+                super::evaluate::utc("at")
             ),
             &[&plan_id],
         )
@@ -215,7 +223,9 @@ async fn query_audit(client: &Client, filter: &str, plan_id: Option<&str>) -> Re
     let rows = match rows {
         Ok(rows) => rows,
         // No ledger yet: nothing was ever bypassed or approved here.
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(Vec::new()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            return Ok(Vec::new());
+        }
         Err(e) => return Err(SoakError::db("read seqmig.audit_log")(e)),
     };
     Ok(rows

@@ -14,8 +14,8 @@ mod evidence;
 mod objects;
 
 pub use config::{
-    BlastRadius, CRITERIA, Criteria, GateConfig, Governance, ObservationRule, OldPathRule, Tier, format_duration,
-    parse_duration,
+    BlastRadius, CRITERIA, Criteria, GateConfig, Governance, ObservationRule, OldPathRule, Tier,
+    format_duration, parse_duration,
 };
 pub use evaluate::{CriterionReport, GateReport, Verdict, blast_radius, evaluate, recheck_before_drop};
 pub use evidence::{

@@ -13,7 +13,10 @@ use crate::plan::{Phase, Plan};
 /// Something the old release reads and `contract` removes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OldObject {
-    Column { table: QualifiedName, column: Ident },
+    Column {
+        table: QualifiedName,
+        column: Ident,
+    },
     /// A table or view dropped whole.
     Relation(QualifiedName),
 }
@@ -131,7 +134,9 @@ fn scan_contract_sql(sql: &str, out: &mut BTreeSet<OldObject>, renames: &mut Vec
         } else {
             p.i = 0;
             if p.keyword("DROP")
-                && (p.keyword("TABLE") || p.keyword("VIEW") || (p.keyword("MATERIALIZED") && p.keyword("VIEW")))
+                && (p.keyword("TABLE")
+                    || p.keyword("VIEW")
+                    || (p.keyword("MATERIALIZED") && p.keyword("VIEW")))
             {
                 p.keyword_seq(&["IF", "EXISTS"]);
                 while let Some(q) = p.qualified() {
@@ -227,7 +232,9 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             out.push(Token::Other);
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
                 i += 1;
             }
             out.push(Ident::unquoted(&sql[start..i]).map(Token::Ident).unwrap_or(Token::Other));
@@ -253,7 +260,8 @@ fn dollar_tag(s: &str) -> Option<String> {
     let rest = &s[1..];
     let end = rest.find('$')?;
     let tag = &rest[..end];
-    if tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !tag.starts_with(|c: char| c.is_ascii_digit())
+    if tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !tag.starts_with(|c: char| c.is_ascii_digit())
     {
         Some(format!("${tag}$"))
     } else {
@@ -351,7 +359,10 @@ mod tests {
                 one_way: true,
                 summary: String::new(),
             }],
-            phases: vec![PhaseSteps { name: Phase::Contract, steps: steps.iter().map(|s| s.id.clone()).collect() }],
+            phases: vec![PhaseSteps {
+                name: Phase::Contract,
+                steps: steps.iter().map(|s| s.id.clone()).collect(),
+            }],
             steps,
             findings: vec![],
             gate: GateSpec::default(),
@@ -362,7 +373,12 @@ mod tests {
     #[test]
     fn contract_drops_are_the_old_path() {
         let p = plan(vec![
-            step("s1", Phase::Contract, "ALTER TABLE public.users DROP COLUMN IF EXISTS name;", "public.users"),
+            step(
+                "s1",
+                Phase::Contract,
+                "ALTER TABLE public.users DROP COLUMN IF EXISTS name;",
+                "public.users",
+            ),
             step("s2", Phase::Contract, r#"DROP TABLE IF EXISTS "Legacy"."Events ""x""", public.t2"#, ""),
             step(
                 "s3",
@@ -392,7 +408,10 @@ mod tests {
 
     #[test]
     fn statement_texts_match_by_identifier_not_substring() {
-        let old = OldObject::Column { table: QualifiedName::of("public", "users"), column: Ident::exact("name").unwrap() };
+        let old = OldObject::Column {
+            table: QualifiedName::of("public", "users"),
+            column: Ident::exact("name").unwrap(),
+        };
         assert!(old.named_in(&tokenize("SELECT name FROM users WHERE id = $1")));
         assert!(old.named_in(&tokenize(r#"select "name" from public."users""#)));
         assert!(!old.named_in(&tokenize("SELECT full_name FROM users WHERE id = $1")));
