@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod db;
 pub mod finding;
+pub mod introspect;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -4,3 +4,4 @@ mod harness;
 
 mod gate_tests;
 mod harness_tests;
+mod introspect_tests;
