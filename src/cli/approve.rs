@@ -27,7 +27,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let cfg = load_config(&args.config)?;
     let actor = actor(args.actor);
     block_on(async {
-        let client = connect(&args.db.database_url).await?;
+        let client = connect(&args.db).await?;
         soak::ensure_ledger(&client).await?;
         let plan = load_plan(&client, &args.plan).await?;
         soak::approve(&client, &plan, &args.role, &actor).await?;

@@ -19,7 +19,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     block_on(async {
-        let client = connect(&args.db.database_url).await?;
+        let client = connect(&args.db).await?;
         let plan_id = match &args.plan_id {
             Some(id) => Some(soak::stored_plan(&client, Some(id)).await?.id),
             None => None,

@@ -22,9 +22,10 @@ pub enum Format {
 /// The database to read and record evidence in.
 #[derive(Debug, clap::Args)]
 pub struct DbArgs {
-    /// PostgreSQL URL of the database being migrated.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
-    pub database_url: String,
+    /// PostgreSQL URL of the database being migrated; default DATABASE_URL, else the libpq
+    /// variables (PGHOST, PGDATABASE, …).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 /// Which plan: a plan file, or one stored by `seqmig apply` (by id or id prefix; may be
@@ -62,7 +63,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let cfg = load_config(&args.config)?;
     block_on(async {
-        let client = connect(&args.db.database_url).await?;
+        let client = connect(&args.db).await?;
         let plan = load_plan(&client, &args.plan).await?;
         let report = soak::evaluate(&client, &plan, &cfg).await?;
         match args.format {
@@ -149,20 +150,9 @@ pub(crate) fn actor(given: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-// Until the shared connection helper of `crate::db` lands on main: one private connect.
-pub(crate) async fn connect(url: &str) -> anyhow::Result<Client> {
-    let mut cfg: tokio_postgres::Config = url.parse().context("invalid --database-url")?;
-    if cfg.get_application_name().is_none() {
-        cfg.application_name(concat!("seqmig/", env!("CARGO_PKG_VERSION")));
-    }
-    let (client, conn) =
-        cfg.connect(tokio_postgres::NoTls).await.context("failed to connect to the database")?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            output::stderr_line(&format!("warning: database connection closed: {e}"));
-        }
-    });
-    Ok(client)
+pub(crate) async fn connect(args: &DbArgs) -> anyhow::Result<Client> {
+    let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref())?;
+    Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)
 }
 
 pub(crate) fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 fn record(args: RecordArgs) -> anyhow::Result<Outcome> {
     let actor = actor(args.actor);
     block_on(async {
-        let client = connect(&args.db.database_url).await?;
+        let client = connect(&args.db).await?;
         soak::ensure_ledger(&client).await?;
         let plan_id = match &args.plan_id {
             Some(id) => Some(soak::stored_plan(&client, Some(id)).await?.id),
@@ -91,7 +91,7 @@ fn record(args: RecordArgs) -> anyhow::Result<Outcome> {
 
 fn sample(args: SampleArgs) -> anyhow::Result<Outcome> {
     block_on(async {
-        let client = connect(&args.db.database_url).await?;
+        let client = connect(&args.db).await?;
         soak::ensure_ledger(&client).await?;
         let s = soak::take_sample(&client).await?;
         match args.format {
