@@ -15,11 +15,13 @@ use seqmig::soak::{self, BlastRadius, GateConfig, GateReport, SoakError, Verdict
 
 use crate::harness::{TestDb, block_on};
 
-/// What the gate reads from the executor's ledger.
+/// What the gate reads from the executor's ledger (the columns of its ledger v1).
 const EXEC_STAND_IN: &str = "
-    CREATE TABLE IF NOT EXISTS seqmig.plans (id text PRIMARY KEY, plan jsonb NOT NULL);
+    CREATE TABLE IF NOT EXISTS seqmig.plans (
+        id text PRIMARY KEY, plan_json json NOT NULL, state text NOT NULL DEFAULT 'active');
     CREATE TABLE IF NOT EXISTS seqmig.phase_runs (
-        plan_id text NOT NULL, phase text NOT NULL, outcome text NOT NULL, finished_at timestamptz);
+        id bigserial PRIMARY KEY, plan_id text NOT NULL, phase text NOT NULL, action text NOT NULL,
+        outcome text NOT NULL, finished_at timestamptz);
 ";
 
 const OLD_APP: &str = "shop-api/1.4.2";
@@ -141,7 +143,7 @@ async fn world(db: TestDb, switch_ago: &str, skip: &[&str]) -> World {
     let plan = rename_plan();
     client
         .execute(
-            "INSERT INTO seqmig.plans (id, plan) VALUES ($1, $2::text::jsonb)",
+            "INSERT INTO seqmig.plans (id, plan_json) VALUES ($1, $2::text::json)",
             &[&plan.id, &plan.to_json_pretty()],
         )
         .await
@@ -158,7 +160,8 @@ async fn world(db: TestDb, switch_ago: &str, skip: &[&str]) -> World {
         .unwrap();
     client
         .execute(
-            "INSERT INTO seqmig.phase_runs VALUES ($1, 'switch', 'succeeded', now() - $2::text::interval)",
+            "INSERT INTO seqmig.phase_runs (plan_id, phase, action, outcome, finished_at) \
+             VALUES ($1, 'switch', 'apply', 'ok', now() - $2::text::interval)",
             &[&plan.id, &switch_ago],
         )
         .await
@@ -242,7 +245,15 @@ fn min_soak_fails_closed_without_a_switch() {
     let db = TestDb::new();
     block_on(async {
         let w = world(db, "2 minutes", &[]).await;
-        w.client.batch_execute("DELETE FROM seqmig.phase_runs").await.unwrap();
+        // A switch rolled back since does not count: the soak starts again at the next switch.
+        w.client
+            .execute(
+                "INSERT INTO seqmig.phase_runs (plan_id, phase, action, outcome, finished_at) \
+                 VALUES ($1, 'switch', 'rollback', 'ok', now())",
+                &[&w.plan.id],
+            )
+            .await
+            .unwrap();
         let r = gate(&w, &config("1m", "1h")).await;
         assert!(failing(&r).contains(&"min_soak"), "{}", explain(&r));
         assert_eq!(r.criterion("min_soak").unwrap().next.as_deref(), Some("seqmig apply --phase switch"));
@@ -525,7 +536,7 @@ fn break_glass_records_one_audit_row_with_reason_and_failing_criteria() {
         let evidence: String = w
             .client
             .query_one(
-                "SELECT failing->0->>'evidence' FROM seqmig.audit_log WHERE event = 'break_glass'",
+                "SELECT detail->'failing'->0->>'evidence' FROM seqmig.audit_log WHERE event = 'break_glass'",
                 &[],
             )
             .await

@@ -185,16 +185,21 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
     })
 }
 
-/// When `switch` last succeeded for `plan_id`, from the executor's `seqmig.phase_runs`.
-/// No ledger or no successful switch = `None` (and `min_soak` fails).
+/// When `switch` last succeeded for `plan_id`, from the executor's `seqmig.phase_runs`; a
+/// switch rolled back since does not count. No ledger or no successful switch = `None`
+/// (and `min_soak` fails).
 async fn switch_succeeded_at(client: &Client, plan_id: &str) -> Result<Option<(f64, String)>, SoakError> {
     let row = client
         .query_opt(
             &format!(
-                "SELECT extract(epoch FROM finished_at)::float8, {} FROM seqmig.phase_runs \
-                 WHERE plan_id = $1 AND phase = 'switch' AND outcome = 'succeeded' AND finished_at IS NOT NULL \
-                 ORDER BY finished_at DESC LIMIT 1",
-                utc("finished_at")
+                "SELECT extract(epoch FROM r.finished_at)::float8, {} FROM seqmig.phase_runs r \
+                 WHERE r.plan_id = $1 AND r.phase = 'switch' AND r.action = 'apply' AND r.outcome = 'ok' \
+                   AND r.finished_at IS NOT NULL \
+                   AND NOT EXISTS (SELECT 1 FROM seqmig.phase_runs b \
+                                   WHERE b.plan_id = r.plan_id AND b.phase = 'switch' AND b.action = 'rollback' \
+                                     AND b.outcome = 'ok' AND b.id > r.id) \
+                 ORDER BY r.id DESC LIMIT 1",
+                utc("r.finished_at")
             ),
             &[&plan_id],
         )
@@ -641,7 +646,7 @@ async fn observations(
     let rule = ctx.criteria.observations.clone().unwrap_or_default();
     let rows = match client
         .query(
-            "SELECT criterion, passed, count(*)::bigint, \
+            "SELECT name, passed, count(*)::bigint, \
                     (array_agg(coalesce(value, '') || CASE WHEN source IS NULL THEN '' ELSE ' from ' || source END \
                                ORDER BY observed_at DESC))[1] \
              FROM seqmig.soak_observations \

@@ -28,7 +28,7 @@ pub async fn record_observation(
     }
     let row = client
         .query_one(
-            "INSERT INTO seqmig.soak_observations (plan_id, criterion, passed, value, source, actor) \
+            "INSERT INTO seqmig.soak_observations (plan_id, name, passed, value, source, actor) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[&plan_id, &criterion.trim(), &passed, &value, &source, &actor],
         )
@@ -46,7 +46,10 @@ pub async fn approve(client: &Client, plan: &Plan, role: &str, actor: &str) -> R
     }
     let row = client
         .query_one(
-            "WITH a AS (INSERT INTO seqmig.approvals (plan_id, role, actor) VALUES ($1, $2, $3) RETURNING id) \
+            // Approving twice in the same role is the same fact: kept once, audited each time.
+            "WITH a AS (INSERT INTO seqmig.approvals (plan_id, role, actor) VALUES ($1, $2, $3) \
+                        ON CONFLICT (plan_id, role, actor) DO UPDATE SET approved_at = excluded.approved_at \
+                        RETURNING id) \
              , l AS (INSERT INTO seqmig.audit_log (event, plan_id, actor, reason) \
                      VALUES ('approval', $1, $3, 'approved contract as ' || $2)) \
              SELECT id FROM a",
@@ -169,12 +172,12 @@ pub async fn record_break_glass(
         .failing()
         .map(|c| serde_json::json!({ "criterion": c.name, "evidence": c.evidence, "verdict": c.verdict }))
         .collect();
-    let failing = serde_json::Value::Array(failing).to_string();
+    let detail = serde_json::json!({ "phase": "contract", "failing": failing }).to_string();
     let row = client
         .query_one(
-            "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, failing) \
+            "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
              VALUES ('break_glass', $1, $2, $3, $4::text::jsonb) RETURNING id",
-            &[&plan.id, &actor, &reason.trim(), &failing],
+            &[&plan.id, &actor, &reason.trim(), &detail],
         )
         .await
         .map_err(SoakError::db("record the break-glass in seqmig.audit_log"))?;
@@ -213,7 +216,10 @@ async fn query_audit(
         .query(
             &format!(
                 "SELECT id, {}, event, plan_id, actor, \
-                        reason, ARRAY(SELECT e->>'criterion' FROM jsonb_array_elements(failing) e) \
+                        reason, \
+                        ARRAY(SELECT coalesce(e->>'criterion', e #>> '{{}}') \
+                              FROM jsonb_array_elements(CASE jsonb_typeof(detail->'failing') \
+                                                        WHEN 'array' THEN detail->'failing' ELSE '[]' END) e) \
                  FROM seqmig.audit_log WHERE {filter} ORDER BY id",
                 super::evaluate::utc("at")
             ),
@@ -243,12 +249,13 @@ async fn query_audit(
 }
 
 /// The plan stored by the executor in `seqmig.plans`: by id (full `sha256:…` or a unique
-/// prefix of its hex), or the only one when `id` is `None`.
+/// prefix of its hex), or the only active one when `id` is `None`.
 pub async fn stored_plan(client: &Client, id: Option<&str>) -> Result<Plan, SoakError> {
     let rows = match client
         .query(
-            "SELECT id, plan::text FROM seqmig.plans \
-             WHERE $1::text IS NULL OR id = $1 OR id LIKE 'sha256:' || $1 || '%' ORDER BY id",
+            "SELECT id, plan_json::text FROM seqmig.plans \
+             WHERE ($1::text IS NULL AND state = 'active') OR id = $1 OR id LIKE 'sha256:' || $1 || '%' \
+             ORDER BY id",
             &[&id],
         )
         .await

@@ -39,9 +39,10 @@ CREATE SCHEMA IF NOT EXISTS seqmig;
 CREATE TABLE IF NOT EXISTS seqmig.soak_observations (
     id          bigserial PRIMARY KEY,
     plan_id     text,
-    criterion   text NOT NULL,
+    name        text NOT NULL,
     passed      boolean NOT NULL,
     value       text,
+    detail      text,
     source      text,
     actor       text NOT NULL,
     observed_at timestamptz NOT NULL DEFAULT now()
@@ -54,20 +55,23 @@ CREATE TABLE IF NOT EXISTS seqmig.approvals (
     plan_id     text NOT NULL,
     role        text NOT NULL,
     actor       text NOT NULL,
-    approved_at timestamptz NOT NULL DEFAULT now()
+    comment     text,
+    approved_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (plan_id, role, actor)
 );
-CREATE INDEX IF NOT EXISTS approvals_plan_id ON seqmig.approvals (plan_id);
 
--- Every decision that matters later: break-glass (with the failing criteria), approvals.
+-- Every decision that matters later: break-glass, approvals. For a break-glass, detail is
+-- {"phase": "contract", "failing": [{"criterion", "evidence", "verdict"}, …]}.
 CREATE TABLE IF NOT EXISTS seqmig.audit_log (
     id      bigserial PRIMARY KEY,
-    at      timestamptz NOT NULL DEFAULT now(),
-    event   text NOT NULL,
     plan_id text,
+    event   text NOT NULL,
     actor   text NOT NULL,
     reason  text,
-    failing jsonb NOT NULL DEFAULT '[]'
+    detail  jsonb NOT NULL DEFAULT '{}',
+    at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX IF NOT EXISTS audit_log_plan ON seqmig.audit_log (plan_id, at);
 
 CREATE OR REPLACE FUNCTION seqmig.audit_log_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
