@@ -11,7 +11,7 @@ use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::{
     BackfillSpec, GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step,
 };
-use seqmig::soak::{self, BlastRadius, GateConfig, GateReport, SoakError, Verdict};
+use seqmig::soak::{self, BlastRadius, GateConfig, GateDecision, GateReport, Passage, SoakError, Verdict};
 
 use crate::harness::{TestDb, block_on};
 
@@ -205,6 +205,19 @@ fn explain(report: &GateReport) -> String {
 
 async fn gate(w: &World, cfg: &GateConfig) -> GateReport {
     soak::evaluate(&w.client, &w.plan, cfg).await.unwrap()
+}
+
+/// Breaking the glass of an open gate bypasses nothing and records nothing.
+#[test]
+fn break_glass_on_an_open_gate_records_nothing() {
+    let db = TestDb::new();
+    block_on(async {
+        let w = world(db, "2 minutes", &[]).await;
+        let passage = Passage::BreakGlass { actor: "dave", reason: "habit" };
+        let d = soak::decide(&w.client, &w.plan, &config("1m", "1h"), passage).await.unwrap();
+        assert!(matches!(d, GateDecision::Open(_)), "{}", explain(d.report()));
+        assert!(soak::break_glass_events(&w.client).await.unwrap().is_empty());
+    })
 }
 
 /// The baseline: every criterion's evidence in place, the gate opens and says why.
@@ -516,7 +529,28 @@ fn break_glass_records_one_audit_row_with_reason_and_failing_criteria() {
             soak::record_break_glass(&w.client, &w.plan, "oncall-dave", "  ", &r).await,
             Err(SoakError::EmptyReason)
         ));
-        soak::record_break_glass(&w.client, &w.plan, "oncall-dave", "disk full; INC-4411", &r).await.unwrap();
+        let cfg = config("1h", "1h");
+        // Without the glass broken, contract is refused with what is missing and how to get it.
+        let d = soak::decide(&w.client, &w.plan, &cfg, Passage::Evidence).await.unwrap();
+        assert!(!d.proceeds());
+        let why = d.report().blocking_summary();
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(
+            why[1].starts_with("approvals (FAIL)") && why[1].ends_with("next: seqmig approve --role owner"),
+            "{why:?}"
+        );
+        assert!(soak::break_glass_events(&w.client).await.unwrap().is_empty());
+
+        let d = soak::decide(
+            &w.client,
+            &w.plan,
+            &cfg,
+            Passage::BreakGlass { actor: "oncall-dave", reason: "disk full; INC-4411" },
+        )
+        .await
+        .unwrap();
+        assert!(d.proceeds());
+        assert!(matches!(d, GateDecision::BrokenGlass { .. }));
 
         let events = soak::break_glass_events(&w.client).await.unwrap();
         assert_eq!(events.len(), 1, "{events:?}");

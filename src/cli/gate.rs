@@ -118,19 +118,7 @@ pub fn render(plan: &Plan, report: &GateReport) -> String {
 }
 
 pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<GateConfig> {
-    let path = match &args.config {
-        Some(p) => p.clone(),
-        None => {
-            let default = PathBuf::from("seqmig.toml");
-            if !default.exists() {
-                return Ok(GateConfig::default());
-            }
-            default
-        }
-    };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("failed to read '{}'", path.display()))?;
-    GateConfig::from_toml(&text).with_context(|| format!("in '{}'", path.display()))
+    Ok(GateConfig::discover(args.config.as_deref())?)
 }
 
 pub(crate) async fn load_plan(client: &Client, args: &PlanArgs) -> anyhow::Result<Plan> {

@@ -299,6 +299,27 @@ impl GateConfig {
         raw.validate()
     }
 
+    /// Reads `path`, or `./seqmig.toml` when `path` is `None` and that file exists, else the
+    /// built-in defaults.
+    pub fn discover(path: Option<&std::path::Path>) -> Result<GateConfig, SoakError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let default = std::path::PathBuf::from("seqmig.toml");
+                if !default.exists() {
+                    return Ok(GateConfig::default());
+                }
+                default
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| SoakError::Config(format!("failed to read '{}': {e}", path.display())))?;
+        GateConfig::from_toml(&text).map_err(|e| match e {
+            SoakError::Config(m) => SoakError::Config(format!("'{}': {m}", path.display())),
+            other => other,
+        })
+    }
+
     /// The criteria in force for `plan`: the `[gate]` defaults, every tier covering one of
     /// `tables`, and the plan's own criteria, strictest wins.
     pub fn criteria_for(
@@ -321,6 +342,55 @@ impl GateConfig {
     pub fn tiers_of(&self, tables: &[QualifiedName]) -> Vec<&Tier> {
         self.tiers.iter().filter(|t| tables.iter().any(|tb| t.covers(tb))).collect()
     }
+}
+
+/// The gate as the runbook shows it (Markdown): the criteria in force for a plan touching
+/// `tables` with `plan_criteria`, the tiers that apply, and the governance matrix — who may
+/// roll back and who must approve contract at each blast radius.
+pub fn runbook_section(
+    cfg: &GateConfig,
+    tables: &[QualifiedName],
+    plan_criteria: &[GateCriterion],
+) -> Result<String, SoakError> {
+    let c = cfg.criteria_for(tables, plan_criteria)?;
+    let mut out = String::from("## The soak gate before contract\n\n");
+    let tiers: Vec<&str> = cfg.tiers_of(tables).iter().map(|t| t.name.as_str()).collect();
+    if !tiers.is_empty() {
+        out.push_str(&format!("Tiers: {} (the strictest criterion wins).\n\n", tiers.join(", ")));
+    }
+    out.push_str("| criterion | required |\n|---|---|\n");
+    for name in CRITERIA {
+        if let Some(req) = c.describe(name) {
+            out.push_str(&format!("| `{name}` | {} |\n", req.replace('|', "\\|")));
+        }
+    }
+    if let Some(w) = c.effective_window() {
+        out.push_str(&format!(
+            "\nSampled evidence counts over the last {} since switch.\n",
+            format_duration(w)
+        ));
+    }
+    out.push_str("\nCheck it with `seqmig gate`; record evidence with `seqmig soak record`, `seqmig soak sample` (cron) and `seqmig approve`.\n");
+    out.push_str("\n### Who decides\n\n| decision | roles |\n|---|---|\n");
+    let rollback = match &cfg.governance.rollback {
+        None => "any role (pre-authorised)".to_string(),
+        Some(r) => r.iter().cloned().collect::<Vec<_>>().join(", "),
+    };
+    out.push_str(&format!("| roll back any phase before contract | {rollback} |\n"));
+    for radius in [BlastRadius::Table, BlastRadius::Linked, BlastRadius::Everything] {
+        let roles = cfg.governance.required_roles(radius);
+        let roles = if roles.is_empty() {
+            "no approval".to_string()
+        } else {
+            roles.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        out.push_str(&format!("| approve contract, blast radius `{radius}` | {roles} |\n"));
+    }
+    out.push_str(
+        "\nA break-glass (`seqmig apply --phase contract --break-glass --reason \"…\"`) bypasses a closed \
+         gate and is recorded in `seqmig.audit_log` with the actor, the reason and the failing criteria.\n",
+    );
+    Ok(out)
 }
 
 // ---- raw TOML ----
@@ -594,6 +664,20 @@ mod tests {
             BTreeSet::from(["owner".to_string(), "dba".to_string()])
         );
         assert_eq!(cfg.governance.required_roles(BlastRadius::Table), BTreeSet::from(["owner".to_string()]));
+    }
+
+    #[test]
+    fn runbook_section_shows_criteria_and_matrix() {
+        let cfg = GateConfig::from_toml(
+            "[gate]\nmin_soak = \"2h\"\nno_old_clients = '^app/1\\.'\n[governance.contract]\nlinked = [\"dba\"]\n",
+        )
+        .unwrap();
+        let md = runbook_section(&cfg, &[QualifiedName::of("public", "users")], &[]).unwrap();
+        assert!(md.contains("| `min_soak` | 2h |"), "{md}");
+        assert!(md.contains("| `no_old_clients` | no application_name ~ '^app/1\\.' |"), "{md}");
+        assert!(md.contains("| roll back any phase before contract | any role (pre-authorised) |"), "{md}");
+        assert!(md.contains("| approve contract, blast radius `table` | no approval |"), "{md}");
+        assert!(md.contains("| approve contract, blast radius `everything` | dba |"), "{md}");
     }
 
     #[test]

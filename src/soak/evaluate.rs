@@ -79,6 +79,17 @@ impl GateReport {
     pub fn criterion(&self, name: &str) -> Option<&CriterionReport> {
         self.criteria.iter().find(|c| c.name == name)
     }
+
+    /// One line per blocking criterion: what is missing and the command that supplies it,
+    /// for the executor's refusal (`min_soak: switch succeeded … ; next: wait 23h…`).
+    pub fn blocking_summary(&self) -> Vec<String> {
+        self.failing()
+            .map(|c| match &c.next {
+                Some(next) => format!("{} ({}): {}; next: {next}", c.name, c.verdict, c.evidence),
+                None => format!("{} ({}): {}", c.name, c.verdict, c.evidence),
+            })
+            .collect()
+    }
 }
 
 fn pass(name: &str, required: &str, evidence: String) -> CriterionReport {
@@ -183,6 +194,64 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
         tiers,
         criteria: reports,
     })
+}
+
+/// How `contract` means to get past the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passage<'a> {
+    /// Only on evidence: a closed gate refuses.
+    Evidence,
+    /// `--break-glass --reason …`: a closed gate is bypassed and the bypass recorded.
+    BreakGlass { actor: &'a str, reason: &'a str },
+}
+
+/// What the gate decided for one `apply --phase contract`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GateDecision {
+    /// Every criterion passes: contract may run.
+    Open(GateReport),
+    /// Closed, and bypassed by a break-glass recorded as `audit_log` row `audit_id`.
+    BrokenGlass { report: GateReport, audit_id: i64 },
+    /// Closed: contract must not run. [`GateReport::blocking_summary`] says what is missing.
+    Closed(GateReport),
+}
+
+impl GateDecision {
+    /// Whether contract may proceed.
+    pub fn proceeds(&self) -> bool {
+        !matches!(self, GateDecision::Closed(_))
+    }
+
+    pub fn report(&self) -> &GateReport {
+        match self {
+            GateDecision::Open(r) | GateDecision::Closed(r) | GateDecision::BrokenGlass { report: r, .. } => {
+                r
+            }
+        }
+    }
+}
+
+/// The executor's one call before `contract`: evaluates the gate and, when it is closed and
+/// the operator broke the glass, records the bypass. An open gate records nothing (nothing
+/// was bypassed). Call [`recheck_before_drop`] again right before the drop itself.
+pub async fn decide(
+    client: &Client,
+    plan: &Plan,
+    cfg: &GateConfig,
+    passage: Passage<'_>,
+) -> Result<GateDecision, SoakError> {
+    let report = evaluate(client, plan, cfg).await?;
+    if report.open {
+        return Ok(GateDecision::Open(report));
+    }
+    match passage {
+        Passage::Evidence => Ok(GateDecision::Closed(report)),
+        Passage::BreakGlass { actor, reason } => {
+            let audit_id = super::evidence::record_break_glass(client, plan, actor, reason, &report).await?;
+            Ok(GateDecision::BrokenGlass { report, audit_id })
+        }
+    }
 }
 
 /// When `switch` last succeeded for `plan_id`, from the executor's `seqmig.phase_runs`; a

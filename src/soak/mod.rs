@@ -5,8 +5,9 @@
 //! ([`evaluate`]), the recording of evidence (observations, approvals, client and statement
 //! censuses) and of every bypass ([`record_break_glass`]).
 //!
-//! It hands the executor a [`GateReport`] (open or closed, and why) before `contract`, and
-//! [`recheck_before_drop`] right before the drop. Missing evidence is never a pass.
+//! It hands the executor [`decide`] before `contract` (a [`GateDecision`] holding the
+//! [`GateReport`]: open, closed and why, or bypassed and audited), and [`recheck_before_drop`]
+//! right before the drop. Missing evidence is never a pass.
 
 mod config;
 mod evaluate;
@@ -15,9 +16,12 @@ mod objects;
 
 pub use config::{
     BlastRadius, CRITERIA, Criteria, GateConfig, Governance, ObservationRule, OldPathRule, Tier,
-    format_duration, parse_duration,
+    format_duration, parse_duration, runbook_section,
 };
-pub use evaluate::{CriterionReport, GateReport, Verdict, blast_radius, evaluate, recheck_before_drop};
+pub use evaluate::{
+    CriterionReport, GateDecision, GateReport, Passage, Verdict, blast_radius, decide, evaluate,
+    recheck_before_drop,
+};
 pub use evidence::{
     AuditEvent, SampleSummary, approve, audit_events, break_glass_events, ensure_ledger, record_break_glass,
     record_observation, stored_plan, take_sample,
