@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::config::{BlastRadius, Criteria, GateConfig, OldPathRule, format_duration};
-use super::evidence::{statements_available, stats_reset};
+use super::evidence::{old_path_statements, statements_available, stats_reset};
 use super::objects::{change_relation, dropped_objects, plan_tables, tokenize};
 use super::{CRITERIA, MARKER, SoakError};
 use crate::model::QualifiedName;
@@ -607,26 +607,12 @@ async fn old_path_silent(
             .map_err(SoakError::db("read a statement census"))?;
         points.push(StatementPoint { reset: s.get(1), calls: collect_calls(&rows, &matches) });
     }
-    let live_rows = match client
-        .query(
-            &format!(
-                "SELECT {MARKER} userid, queryid, calls, query FROM pg_stat_statements \
-                 WHERE queryid IS NOT NULL \
-                   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                   AND query ~* '^\\s*(select|insert|update|delete|with|merge|copy|table)\\M' \
-                   AND strpos(query, '{MARKER}') = 0"
-            ),
-            &[],
-        )
-        .await
-    {
+    let live = match old_path_statements(client, &old).await {
         Ok(r) => r,
         Err(e) => return db_failure(name, required, "reading pg_stat_statements", e),
     };
-    points.push(StatementPoint {
-        reset: stats_reset(client).await,
-        calls: collect_calls(&live_rows, &matches),
-    });
+    let live_calls = live.into_iter().map(|s| ((s.userid, s.queryid), (s.calls, s.query))).collect();
+    points.push(StatementPoint { reset: stats_reset(client).await, calls: live_calls });
 
     // Sum the growth between consecutive readings; across a reset, everything counted since
     // the reset is new. Without a baseline every call since the last reset counts: that may

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::objects::{OldObject, dropped_objects, tokenize};
 use super::{GateReport, LEDGER_SQL, MARKER, SoakError};
 use crate::plan::Plan;
 
@@ -69,12 +70,13 @@ pub struct SampleSummary {
     pub clients: Vec<(String, i32)>,
     /// Whether pg_stat_statements could be read.
     pub statements_available: bool,
-    /// DML statements recorded from pg_stat_statements.
+    /// Statements naming the old path of an active plan, recorded from pg_stat_statements.
     pub statements: u64,
 }
 
 /// Takes a census now: the client sessions of this database by `application_name`, and the
-/// `pg_stat_statements` counters of its DML when the extension can be read. Meant to run
+/// `pg_stat_statements` counters of the DML naming the old path of an active plan, when the
+/// extension can be read. Meant to run
 /// from cron (`seqmig soak sample`); the executor should also call it right after `switch`
 /// succeeds, which gives `old_path_silent` an exact baseline.
 pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
@@ -113,25 +115,98 @@ pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
     clients.sort();
     let mut statements = 0;
     if stats {
-        // Only DML: the old path is application traffic. Our own marked statements are left
-        // out so that the gate never counts itself.
-        statements = client
-            .execute(
-                &format!(
+        // Only statements naming the old path of an active plan are kept: a census every few
+        // minutes must not copy all of pg_stat_statements into the ledger.
+        let old = active_old_paths(client).await?;
+        if !old.is_empty() {
+            let rows = old_path_statements(client, &old)
+                .await
+                .map_err(SoakError::db("read pg_stat_statements for the census"))?;
+            let userids: Vec<u32> = rows.iter().map(|r| r.userid).collect();
+            let queryids: Vec<i64> = rows.iter().map(|r| r.queryid).collect();
+            let calls: Vec<i64> = rows.iter().map(|r| r.calls).collect();
+            let queries: Vec<&str> = rows.iter().map(|r| r.query.as_str()).collect();
+            statements = client
+                .execute(
                     "INSERT INTO seqmig.statement_samples (sample_id, taken_at, userid, queryid, calls, query) \
-                     SELECT {MARKER} s.id, s.taken_at, p.userid, p.queryid, p.calls, p.query \
-                     FROM pg_stat_statements p, seqmig.soak_samples s \
-                     WHERE s.id = $1 AND p.queryid IS NOT NULL \
-                       AND p.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                       AND p.query ~* '^\\s*(select|insert|update|delete|with|merge|copy|table)\\M' \
-                       AND strpos(p.query, '{MARKER}') = 0"
-                ),
-                &[&sample_id],
-            )
-            .await
-            .map_err(SoakError::db("record the statement census"))?;
+                     SELECT s.id, s.taken_at, u.userid, u.queryid, u.calls, u.query \
+                     FROM seqmig.soak_samples s, \
+                          unnest($2::oid[], $3::int8[], $4::int8[], $5::text[]) AS u (userid, queryid, calls, query) \
+                     WHERE s.id = $1",
+                    &[&sample_id, &userids, &queryids, &calls, &queries],
+                )
+                .await
+                .map_err(SoakError::db("record the statement census"))?;
+        }
     }
     Ok(SampleSummary { sample_id, taken_at, clients, statements_available: stats, statements })
+}
+
+/// The old paths of every active plan in the executor's `seqmig.plans` (none without it).
+async fn active_old_paths(client: &Client) -> Result<Vec<OldObject>, SoakError> {
+    let rows =
+        match client.query("SELECT plan_json::text FROM seqmig.plans WHERE state = 'active'", &[]).await {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(SoakError::db("read the active plans")(e)),
+        };
+    let mut old: Vec<OldObject> = rows
+        .iter()
+        .filter_map(|r| Plan::from_json(r.get::<_, &str>(0)).ok())
+        .flat_map(|p| dropped_objects(&p))
+        .collect();
+    old.sort();
+    old.dedup();
+    Ok(old)
+}
+
+/// One pg_stat_statements entry of this database.
+#[derive(Debug, Clone)]
+pub(crate) struct StatementCount {
+    pub userid: u32,
+    pub queryid: i64,
+    pub calls: i64,
+    pub query: String,
+}
+
+/// The DML statements of this database whose text names one of `old` (as identifiers, see
+/// [`OldObject::named_in`]). seqmig's own statements carry [`MARKER`] and are left out, so
+/// the gate never counts itself. The SQL prefilter on names keeps the scan cheap.
+pub(crate) async fn old_path_statements(
+    client: &Client,
+    old: &[OldObject],
+) -> Result<Vec<StatementCount>, tokio_postgres::Error> {
+    let names: Vec<String> = old
+        .iter()
+        .map(|o| match o {
+            OldObject::Column { table, .. } | OldObject::Relation(table) => {
+                table.name.as_str().to_lowercase()
+            }
+        })
+        .collect();
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {MARKER} userid, queryid, calls, query FROM pg_stat_statements \
+                 WHERE queryid IS NOT NULL \
+                   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND query ~* '^\\s*(select|insert|update|delete|with|merge|copy|table)\\M' \
+                   AND strpos(query, '{MARKER}') = 0 \
+                   AND EXISTS (SELECT 1 FROM unnest($1::text[]) n WHERE strpos(lower(query), n) > 0)"
+            ),
+            &[&names],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| StatementCount { userid: r.get(0), queryid: r.get(1), calls: r.get(2), query: r.get(3) })
+        .filter(|s| {
+            let toks = tokenize(&s.query);
+            old.iter().any(|o| o.named_in(&toks))
+        })
+        .collect())
 }
 
 /// Whether `pg_stat_statements` exists in this database and can be read (it must also be in
