@@ -243,11 +243,11 @@ fn min_soak_closes_the_gate_until_the_soak_has_lasted() {
     let db = TestDb::new();
     block_on(async {
         let w = world(db, "0 seconds", &[]).await;
-        let cfg = config("2s", "1h");
+        let cfg = config("4s", "1h");
         let r = gate(&w, &cfg).await;
         assert_eq!(failing(&r), ["min_soak"], "{}", explain(&r));
         assert!(r.criterion("min_soak").unwrap().evidence.contains("to go"));
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        tokio::time::sleep(Duration::from_millis(4100)).await;
         let r = gate(&w, &cfg).await;
         assert!(r.open, "{}", explain(&r));
     })
@@ -325,7 +325,7 @@ fn old_client_keeps_the_gate_closed_until_it_disconnects_and_a_fresh_sample_is_t
     let db = TestDb::new();
     block_on(async {
         let w = world(db, "2 minutes", &[]).await;
-        let cfg = config("1m", "2s");
+        let cfg = config("1m", "4s");
         let old = connect_as(&w.db.url, OLD_APP).await;
         // A client of the new release does not count.
         let new = connect_as(&w.db.url, "shop-api/2.0.0").await;
@@ -349,7 +349,7 @@ fn old_client_keeps_the_gate_closed_until_it_disconnects_and_a_fresh_sample_is_t
 
         // Once the sighting has left the window, a fresh census (and fresh observations, which
         // share the window) open the gate.
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        tokio::time::sleep(Duration::from_millis(4100)).await;
         soak::take_sample(&w.client).await.unwrap();
         for _ in 0..2 {
             soak::record_observation(&w.client, None, "error_rate", true, None, None, "ci").await.unwrap();

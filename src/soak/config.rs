@@ -689,6 +689,26 @@ mod tests {
     }
 
     #[test]
+    fn criterion_values_read_as_documented() {
+        let mut c = Criteria::default();
+        c.set("approvals", "dba, release-manager").unwrap();
+        assert!(c.approvals_from_matrix);
+        assert_eq!(c.approval_roles, BTreeSet::from(["dba".to_string(), "release-manager".to_string()]));
+        c.set("approvals", "false").unwrap();
+        assert!(!c.approvals_from_matrix && c.approval_roles.is_empty());
+        c.set("observations", "error_rate:2, slo_probe:1").unwrap();
+        assert_eq!(c.observations.as_ref().unwrap().per_name["slo_probe"], 1);
+        assert!(c.set("observations", "lots").is_err());
+        c.set("no_old_clients", "^api/1\\.").unwrap();
+        assert!(c.set("no_old_clients", "true").is_err(), "a pattern is needed, not a flag");
+        c.set("old_path_silent", "if_available").unwrap();
+        assert_eq!(c.old_path_silent, Some(OldPathRule::IfAvailable));
+        c.set("min_soak", "off").unwrap();
+        assert_eq!(c.min_soak, None);
+        assert_eq!(c.describe("min_soak"), None);
+    }
+
+    #[test]
     fn bad_config_names_the_place() {
         let e = GateConfig::from_toml("[gate]\nmin_soak = \"soon\"").unwrap_err().to_string();
         assert!(e.contains("min_soak") && e.contains("soon"), "{e}");
