@@ -18,3 +18,4 @@ pub mod introspect;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod soak;

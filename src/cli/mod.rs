@@ -5,7 +5,11 @@
 pub mod inspect;
 pub mod lint;
 pub mod backfill;
+pub mod approve;
+pub mod audit;
+pub mod gate;
 pub mod output;
+pub mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +46,14 @@ pub enum Command {
     Lint(lint::Args),
     /// Run, pause, resume, rate-limit and inspect backfills.
     Backfill(backfill::Args),
+    /// Evaluate the soak gate in front of contract: each criterion, its evidence, its verdict.
+    Gate(gate::Args),
+    /// Record soak evidence: external checks (`record`) and censuses (`sample`, from cron).
+    Soak(soak::Args),
+    /// Approve contract of a plan in a governance role.
+    Approve(approve::Args),
+    /// Show the audit log: break-glass bypasses and approvals.
+    Audit(audit::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -51,6 +63,10 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Backfill(args) => backfill::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Soak(args) => soak::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 
