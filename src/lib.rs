@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod exec;
 pub mod finding;
 pub mod model;
 pub mod parse;

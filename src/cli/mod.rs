@@ -2,7 +2,10 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod apply;
 pub mod output;
+pub mod rollback;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -34,18 +37,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit (placeholder until the first real command lands).
-    Version,
+    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
+    Apply(apply::Args),
+    /// Undo the last applied phase of a plan (never contract).
+    Rollback(rollback::Args),
+    /// Show where each plan stands in the database and the next command.
+    Status(status::Args),
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
-            Ok(Outcome::Yes)
-        }
+        Command::Apply(args) => apply::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 
