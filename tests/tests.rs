@@ -2,4 +2,5 @@
 
 mod harness;
 
+mod exec_tests;
 mod harness_tests;

@@ -65,7 +65,8 @@ pub(crate) struct Resolved {
 pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String>> {
     let source = match (&target.plan, &target.plan_id) {
         (Some(path), _) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("failed to read '{}'", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read '{}'", path.display()))?;
             match Plan::from_json(&text) {
                 Ok(plan) => PlanSource::File(Box::new(plan)),
                 Err(e) => return Ok(Err(format!("refusing '{}': {e}", path.display()))),
@@ -117,7 +118,10 @@ pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("failed to start the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
 }
 
 /// Prints executor events as they happen.
@@ -151,7 +155,12 @@ impl Reporter for Printer {
                 format!("  {} backfill: {rows} rows in {batches} batches", step.id)
             }
             Event::StepDone { step, elapsed, attempts, .. } => {
-                format!("  {} ok in {} ms ({attempts} attempt{})", step.id, elapsed.as_millis(), if *attempts == 1 { "" } else { "s" })
+                format!(
+                    "  {} ok in {} ms ({attempts} attempt{})",
+                    step.id,
+                    elapsed.as_millis(),
+                    if *attempts == 1 { "" } else { "s" }
+                )
             }
             Event::PhaseDone { phase, action, ran, skipped } => {
                 format!("{} of phase {phase} done: {ran} ran, {skipped} skipped", action.as_str())

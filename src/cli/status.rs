@@ -69,7 +69,13 @@ pub fn render(r: &StatusReport) -> String {
         out.push_str("no plans stored\n");
     }
     for p in &r.plans {
-        out.push_str(&format!("plan {} ({}), stored {} by {}\n", exec::short_id(&p.id), p.state, p.created_at, p.actor));
+        out.push_str(&format!(
+            "plan {} ({}), stored {} by {}\n",
+            exec::short_id(&p.id),
+            p.state,
+            p.created_at,
+            p.actor
+        ));
         for s in &p.summary {
             out.push_str(&format!("  change: {s}\n"));
         }
@@ -109,7 +115,10 @@ pub fn render(r: &StatusReport) -> String {
                 if let Some(pid) = s.backend_pid {
                     line.push_str(&format!(", backend pid {pid}"));
                 }
-                if matches!(s.state, StepState::Failed | StepState::RollbackIncomplete | StepState::Interrupted) {
+                if matches!(
+                    s.state,
+                    StepState::Failed | StepState::RollbackIncomplete | StepState::Interrupted
+                ) {
                     if let Some(code) = &s.sqlstate {
                         line.push_str(&format!(" [{code}]"));
                     }

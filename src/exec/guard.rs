@@ -26,9 +26,7 @@ const RUNNER_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | RUNNER_LOCK_OBJI
 /// Opens a session. The one place that connects, so TLS and `PG*` variables can be added
 /// here once `crate::db` exists.
 async fn connect(url: &str, application: &str) -> Result<Client, ExecError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|source| ExecError::Connect { source })?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(|source| ExecError::Connect { source })?;
     config.application_name(application);
     let (client, conn) = config.connect(NoTls).await.map_err(|source| ExecError::Connect { source })?;
     tokio::spawn(async move {
@@ -122,7 +120,9 @@ impl Resolved {
     }
 }
 
-async fn resolve(client: &Client, source: &PlanSource) -> Result<Resolved, ExecError> {
+/// `latest_complete`: with no active plan, `PlanSource::Active` means the most recently
+/// completed one (rollback of a finished plan's last phase).
+async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) -> Result<Resolved, ExecError> {
     let has_ledger = ledger::version(client).await? > 0;
     match source {
         PlanSource::File(plan) => {
@@ -144,22 +144,29 @@ async fn resolve(client: &Client, source: &PlanSource) -> Result<Resolved, ExecE
         }
         PlanSource::Id(prefix) => {
             let id = resolve_id(client, prefix).await?;
-            let stored = ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
+            let stored =
+                ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
             Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state) })
         }
         PlanSource::Active => {
             if !has_ledger {
                 return Err(ExecError::NoActivePlan);
             }
-            let active = ledger::active_plan_ids(client).await?;
+            let mut active = ledger::active_plan_ids(client).await?;
+            if active.is_empty() && latest_complete {
+                active = ledger::latest_plan_id(client, "complete").await?.into_iter().collect();
+            }
             match active.as_slice() {
                 [] => Err(ExecError::NoActivePlan),
                 [id] => {
-                    let stored =
-                        ledger::stored_plan(client, id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
+                    let stored = ledger::stored_plan(client, id)
+                        .await?
+                        .ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
                     Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state) })
                 }
-                _ => Err(ExecError::SeveralActivePlans { ids: active.iter().map(|i| super::short_id(i).into()).collect() }),
+                _ => Err(ExecError::SeveralActivePlans {
+                    ids: active.iter().map(|i| super::short_id(i).into()).collect(),
+                }),
             }
         }
     }
@@ -196,8 +203,12 @@ pub struct DryRun {
 /// no ledger created.
 pub async fn dry_run(url: &str, source: &PlanSource, phase: Phase) -> Result<DryRun, ExecError> {
     let client = connect_observer(url).await?;
-    let r = resolve(&client, source).await?;
-    let state = if r.stored_state.is_some() { PlanState::load(&client, &r.plan.id).await? } else { PlanState::empty() };
+    let r = resolve(&client, source, false).await?;
+    let state = if r.stored_state.is_some() {
+        PlanState::load(&client, &r.plan.id).await?
+    } else {
+        PlanState::empty()
+    };
     check_order(&r, &state, phase)?;
     let (mut would_run, mut already_done) = (Vec::new(), Vec::new());
     for step in r.plan.steps_of(phase) {
@@ -274,7 +285,7 @@ impl Runner {
         gate: &ContractGate,
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
-        let mut r = resolve(&self.client, source).await?;
+        let mut r = resolve(&self.client, source, false).await?;
         let state = if r.stored_state.is_some() {
             PlanState::load(&self.client, &r.plan.id).await?
         } else {
@@ -292,8 +303,14 @@ impl Runner {
         r.stored_state = Some("active".into());
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
-        let run_id = ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
-        reporter.report(&Event::PhaseStarted { plan: &plan.id, phase, action: Action::Apply, steps: steps.len() });
+        let run_id =
+            ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
+        reporter.report(&Event::PhaseStarted {
+            plan: &plan.id,
+            phase,
+            action: Action::Apply,
+            steps: steps.len(),
+        });
         let (mut ran, mut skipped) = (Vec::new(), Vec::new());
         for step in steps {
             if state.step(step).is_applied() {
@@ -304,8 +321,17 @@ impl Runner {
             let outcome = match &step.backfill {
                 Some(_) => self.run_backfill(plan, run_id, step, &ran, reporter).await,
                 None => {
-                    self.run_step(plan, run_id, step, Action::Apply, &step.sql, step.transactional, &ran, reporter)
-                        .await
+                    self.run_step(
+                        plan,
+                        run_id,
+                        step,
+                        Action::Apply,
+                        &step.sql,
+                        step.transactional,
+                        &ran,
+                        reporter,
+                    )
+                    .await
                 }
             };
             if let Err(e) = outcome {
@@ -320,8 +346,20 @@ impl Runner {
         if plan_complete {
             ledger::set_plan_state(&self.client, &plan.id, "complete").await?;
         }
-        reporter.report(&Event::PhaseDone { phase, action: Action::Apply, ran: ran.len(), skipped: skipped.len() });
-        Ok(PhaseReport { plan_id: plan.id.clone(), phase, action: Action::Apply, ran, skipped, plan_complete })
+        reporter.report(&Event::PhaseDone {
+            phase,
+            action: Action::Apply,
+            ran: ran.len(),
+            skipped: skipped.len(),
+        });
+        Ok(PhaseReport {
+            plan_id: plan.id.clone(),
+            phase,
+            action: Action::Apply,
+            ran,
+            skipped,
+            plan_complete,
+        })
     }
 
     /// Undoes `phase`: the rollback SQL of its applied steps, last first. Only the last
@@ -332,12 +370,13 @@ impl Runner {
         phase: Phase,
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
-        let r = resolve(&self.client, source).await?;
+        let r = resolve(&self.client, source, true).await?;
         if r.stored_state.is_none() {
             return Err(ExecError::UnknownPlan(r.plan.id.clone()));
         }
         let plan = &r.plan;
-        let refuse = |reason: String| ExecError::RollbackRefused { plan: plan.short_id().to_string(), phase, reason };
+        let refuse =
+            |reason: String| ExecError::RollbackRefused { plan: plan.short_id().to_string(), phase, reason };
         if phase == Phase::Contract {
             return Err(refuse(
                 "contract is the one-way door: its drops cannot be undone, and seqmig keeps no copy of what they removed"
@@ -361,19 +400,37 @@ impl Runner {
                 } else {
                     format!("run '{}' first", command_for(Action::Rollback, later, r.id_for_commands()))
                 };
-                return Err(refuse(format!("phase {later} after it is applied ({}); {next}", state.phase(plan, later).as_str())));
+                return Err(refuse(format!(
+                    "phase {later} after it is applied ({}); {next}",
+                    state.phase(plan, later).as_str()
+                )));
             }
         }
-        let run_id = ledger::start_phase_run(&self.client, &plan.id, phase, "rollback", &self.opts.actor).await?;
-        reporter.report(&Event::PhaseStarted { plan: &plan.id, phase, action: Action::Rollback, steps: steps.len() });
+        let run_id =
+            ledger::start_phase_run(&self.client, &plan.id, phase, "rollback", &self.opts.actor).await?;
+        reporter.report(&Event::PhaseStarted {
+            plan: &plan.id,
+            phase,
+            action: Action::Rollback,
+            steps: steps.len(),
+        });
         let (mut ran, mut skipped) = (Vec::new(), Vec::new());
         for step in steps.iter().rev() {
             let st = state.step(step);
             let outcome = if st.is_applied() {
                 match &step.rollback_sql {
                     Some(sql) => {
-                        self.run_step(plan, run_id, step, Action::Rollback, sql, step.transactional, &ran, reporter)
-                            .await
+                        self.run_step(
+                            plan,
+                            run_id,
+                            step,
+                            Action::Rollback,
+                            sql,
+                            step.transactional,
+                            &ran,
+                            reporter,
+                        )
+                        .await
                     }
                     None => self.record_noop(plan, run_id, step, "nothing to undo").await,
                 }
@@ -391,14 +448,16 @@ impl Runner {
             if let Err(e) = outcome {
                 ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
                 return Err(match e {
-                    ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => ExecError::StepFailed {
-                        step,
-                        phase,
-                        sqlstate,
-                        message,
-                        done,
-                        next: command_for(Action::Rollback, phase, r.id_for_commands()),
-                    },
+                    ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => {
+                        ExecError::StepFailed {
+                            step,
+                            phase,
+                            sqlstate,
+                            message,
+                            done,
+                            next: command_for(Action::Rollback, phase, r.id_for_commands()),
+                        }
+                    }
                     other => other,
                 });
             }
@@ -408,8 +467,20 @@ impl Runner {
         let after = PlanState::load(&self.client, &plan.id).await?;
         let new_state = if after.anything_applied(plan) { "active" } else { "rolled_back" };
         ledger::set_plan_state(&self.client, &plan.id, new_state).await?;
-        reporter.report(&Event::PhaseDone { phase, action: Action::Rollback, ran: ran.len(), skipped: skipped.len() });
-        Ok(PhaseReport { plan_id: plan.id.clone(), phase, action: Action::Rollback, ran, skipped, plan_complete: false })
+        reporter.report(&Event::PhaseDone {
+            phase,
+            action: Action::Rollback,
+            ran: ran.len(),
+            skipped: skipped.len(),
+        });
+        Ok(PhaseReport {
+            plan_id: plan.id.clone(),
+            phase,
+            action: Action::Rollback,
+            ran,
+            skipped,
+            plan_complete: false,
+        })
     }
 
     /// The soak gate. Until `crate::soak` evaluates evidence, it is closed (missing evidence
@@ -422,15 +493,30 @@ impl Runner {
             }
             ContractGate::BreakGlass { reason } => {
                 let detail = serde_json::json!({ "phase": "contract", "failing": failing });
-                ledger::audit(&self.client, Some(&r.plan.id), "break_glass", &self.opts.actor, Some(reason), &detail)
-                    .await
+                ledger::audit(
+                    &self.client,
+                    Some(&r.plan.id),
+                    "break_glass",
+                    &self.opts.actor,
+                    Some(reason),
+                    &detail,
+                )
+                .await
             }
         }
     }
 
     async fn record_noop(&self, plan: &Plan, run_id: i64, step: &Step, why: &str) -> Result<(), ExecError> {
-        let id = ledger::start_step_run(&self.client, run_id, &plan.id, &step.id, step.phase, "rollback", &self.opts.actor)
-            .await?;
+        let id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            "rollback",
+            &self.opts.actor,
+        )
+        .await?;
         self.client
             .execute(ledger::STEP_OK_SQL, &[&id, &0i32, &0i64, &Some(why)])
             .await
@@ -447,11 +533,20 @@ impl Runner {
         reporter: &mut dyn Reporter,
     ) -> Result<(), ExecError> {
         let Some(spec) = &step.backfill else { return Ok(()) };
-        let id = ledger::start_step_run(&self.client, run_id, &plan.id, &step.id, step.phase, "apply", &self.opts.actor)
-            .await?;
+        let id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            "apply",
+            &self.opts.actor,
+        )
+        .await?;
         reporter.report(&Event::StepStarted { step, action: Action::Apply });
         let t0 = Instant::now();
-        let mut progress = |rows: u64, batches: u64| reporter.report(&Event::BackfillProgress { step, rows, batches });
+        let mut progress =
+            |rows: u64, batches: u64| reporter.report(&Event::BackfillProgress { step, rows, batches });
         let result = backfill_fallback::run(&mut self.client, spec, &mut progress).await;
         let ms = t0.elapsed().as_millis() as i64;
         match result {
@@ -461,7 +556,12 @@ impl Runner {
                     .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
                     .await
                     .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
-                reporter.report(&Event::StepDone { step, action: Action::Apply, elapsed: t0.elapsed(), attempts: 1 });
+                reporter.report(&Event::StepDone {
+                    step,
+                    action: Action::Apply,
+                    elapsed: t0.elapsed(),
+                    attempts: 1,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -492,9 +592,16 @@ impl Runner {
         done: &[String],
         reporter: &mut dyn Reporter,
     ) -> Result<(), ExecError> {
-        let row_id =
-            ledger::start_step_run(&self.client, run_id, &plan.id, &step.id, step.phase, action.as_str(), &self.opts.actor)
-                .await?;
+        let row_id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            action.as_str(),
+            &self.opts.actor,
+        )
+        .await?;
         reporter.report(&Event::StepStarted { step, action });
         let statements: Vec<String> = if transactional {
             vec![sql.to_string()]
@@ -534,7 +641,9 @@ impl Runner {
                     retry::execute_watched(&self.client, observer, self.pid, sql, &mut seen).await?;
                     let elapsed = t0.elapsed().as_millis() as i64;
                     let n = attempt as i32 + 1;
-                    self.client.execute(ledger::STEP_OK_SQL, &[&row_id, &n, &elapsed, &None::<String>]).await?;
+                    self.client
+                        .execute(ledger::STEP_OK_SQL, &[&row_id, &n, &elapsed, &None::<String>])
+                        .await?;
                     self.client.batch_execute("COMMIT").await
                 }
                 .await;
@@ -551,12 +660,15 @@ impl Runner {
                             IndexCheck::AlreadyBuilt => {}
                             IndexCheck::Invalid(index) => {
                                 let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-                                retry::execute_watched(&self.client, observer, self.pid, &drop, &mut seen).await?;
+                                retry::execute_watched(&self.client, observer, self.pid, &drop, &mut seen)
+                                    .await?;
                                 reporter.report(&Event::DroppedInvalidIndex { step, index });
-                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen).await?;
+                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
+                                    .await?;
                             }
                             IndexCheck::NotAnIndex | IndexCheck::Absent => {
-                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen).await?;
+                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
+                                    .await?;
                             }
                         }
                         next_stmt += 1;
@@ -578,7 +690,12 @@ impl Runner {
             };
             let e = match result {
                 Ok(()) => {
-                    reporter.report(&Event::StepDone { step, action, elapsed: t0.elapsed(), attempts: attempt + 1 });
+                    reporter.report(&Event::StepDone {
+                        step,
+                        action,
+                        elapsed: t0.elapsed(),
+                        attempts: attempt + 1,
+                    });
                     return Ok(());
                 }
                 Err(e) => e,
@@ -592,20 +709,35 @@ impl Runner {
                 let next_timeout = policy.attempt_timeout(attempt + 1);
                 if t0.elapsed() + sleep + next_timeout <= policy.budget {
                     ledger::step_attempted(&self.client, row_id, attempts as i32, &message).await?;
-                    reporter.report(&Event::Retrying { step, attempt: attempts, lock_timeout: timeout, sleep, error: message });
+                    reporter.report(&Event::Retrying {
+                        step,
+                        attempt: attempts,
+                        lock_timeout: timeout,
+                        sleep,
+                        error: message,
+                    });
                     tokio::time::sleep(sleep).await;
                     attempt += 1;
                     continue;
                 }
                 let mut blockers: Vec<Blocker> = seen.into_values().collect();
                 if blockers.is_empty() && !step.lock_target.is_empty() {
-                    blockers = retry::lock_holders(&self.client, &step.lock_target, step.lock, self.pid).await;
+                    blockers =
+                        retry::lock_holders(&self.client, &step.lock_target, step.lock, self.pid).await;
                 }
                 let text = format!(
                     "gave up after {attempts} attempts: {message}; blockers: {}",
                     blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; ")
                 );
-                ledger::step_failed(&self.client, row_id, attempts as i32, elapsed_ms, sqlstate.as_deref(), &text).await?;
+                ledger::step_failed(
+                    &self.client,
+                    row_id,
+                    attempts as i32,
+                    elapsed_ms,
+                    sqlstate.as_deref(),
+                    &text,
+                )
+                .await?;
                 return Err(ExecError::LockBudgetExhausted {
                     step: step.id.clone(),
                     phase: step.phase,
@@ -617,7 +749,15 @@ impl Runner {
                     next: command_for(action, step.phase, None),
                 });
             }
-            ledger::step_failed(&self.client, row_id, attempts as i32, elapsed_ms, sqlstate.as_deref(), &message).await?;
+            ledger::step_failed(
+                &self.client,
+                row_id,
+                attempts as i32,
+                elapsed_ms,
+                sqlstate.as_deref(),
+                &message,
+            )
+            .await?;
             return Err(ExecError::StepFailed {
                 step: step.id.clone(),
                 phase: step.phase,
@@ -661,7 +801,10 @@ impl Runner {
                 self.client
                     .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
                     .await
-                    .map_err(|source| ExecError::Db { context: format!("drop invalid index {index}"), source })?;
+                    .map_err(|source| ExecError::Db {
+                        context: format!("drop invalid index {index}"),
+                        source,
+                    })?;
                 reporter.report(&Event::DroppedInvalidIndex { step, index });
             }
         }
@@ -744,7 +887,9 @@ mod tests {
     #[test]
     fn finds_the_index_a_concurrent_build_creates() {
         assert_eq!(
-            concurrent_index_target("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON ONLY public.t (a)"),
+            concurrent_index_target(
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON ONLY public.t (a)"
+            ),
             Some(("\"Big Idx\"".into(), "public.t".into()))
         );
         assert_eq!(

@@ -181,6 +181,18 @@ pub async fn plan_ids(client: &Client, state: Option<&str>) -> Result<Vec<String
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// The most recently updated plan in `state`.
+pub async fn latest_plan_id(client: &Client, state: &str) -> Result<Option<String>, ExecError> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM seqmig.plans WHERE state = $1 ORDER BY updated_at DESC, id LIMIT 1",
+            &[&state],
+        )
+        .await
+        .map_err(db("find the latest plan"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Stores a plan on its first apply; the JSON is kept exactly as serialised.
 pub async fn insert_plan(client: &Client, plan: &Plan, actor: &str) -> Result<(), ExecError> {
     let json = plan.to_json_pretty();
@@ -235,7 +247,10 @@ pub struct StepRow {
 }
 
 /// The latest row per step of a plan, keyed by step id.
-pub async fn latest_step_rows(client: &Client, plan_id: &str) -> Result<BTreeMap<String, StepRow>, ExecError> {
+pub async fn latest_step_rows(
+    client: &Client,
+    plan_id: &str,
+) -> Result<BTreeMap<String, StepRow>, ExecError> {
     // A 'running' row is interrupted when no live backend with that pid started before it
     // (a newer backend with a recycled pid does not count).
     let sql = format!(
@@ -375,7 +390,10 @@ pub const STEP_OK_SQL: &str = "UPDATE seqmig.step_runs SET outcome = 'ok', attem
 
 pub async fn step_attempted(client: &Client, id: i64, attempts: i32, message: &str) -> Result<(), ExecError> {
     client
-        .execute("UPDATE seqmig.step_runs SET attempts = $2, message = $3 WHERE id = $1", &[&id, &attempts, &message])
+        .execute(
+            "UPDATE seqmig.step_runs SET attempts = $2, message = $3 WHERE id = $1",
+            &[&id, &attempts, &message],
+        )
         .await
         .map_err(db("record a step attempt"))?;
     Ok(())

@@ -83,16 +83,50 @@ impl Action {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<'a> {
-    PhaseStarted { plan: &'a str, phase: Phase, action: Action, steps: usize },
-    StepSkipped { step: &'a Step, reason: &'static str },
-    StepStarted { step: &'a Step, action: Action },
+    PhaseStarted {
+        plan: &'a str,
+        phase: Phase,
+        action: Action,
+        steps: usize,
+    },
+    StepSkipped {
+        step: &'a Step,
+        reason: &'static str,
+    },
+    StepStarted {
+        step: &'a Step,
+        action: Action,
+    },
     /// A statement hit its `lock_timeout` (or a deadlock) and will be retried.
-    Retrying { step: &'a Step, attempt: u32, lock_timeout: Duration, sleep: Duration, error: String },
+    Retrying {
+        step: &'a Step,
+        attempt: u32,
+        lock_timeout: Duration,
+        sleep: Duration,
+        error: String,
+    },
     /// An INVALID index left by an earlier failed `CONCURRENTLY` attempt was dropped.
-    DroppedInvalidIndex { step: &'a Step, index: String },
-    BackfillProgress { step: &'a Step, rows: u64, batches: u64 },
-    StepDone { step: &'a Step, action: Action, elapsed: Duration, attempts: u32 },
-    PhaseDone { phase: Phase, action: Action, ran: usize, skipped: usize },
+    DroppedInvalidIndex {
+        step: &'a Step,
+        index: String,
+    },
+    BackfillProgress {
+        step: &'a Step,
+        rows: u64,
+        batches: u64,
+    },
+    StepDone {
+        step: &'a Step,
+        action: Action,
+        elapsed: Duration,
+        attempts: u32,
+    },
+    PhaseDone {
+        phase: Phase,
+        action: Action,
+        ran: usize,
+        skipped: usize,
+    },
 }
 
 /// Receives [`Event`]s; the CLI prints them.
@@ -154,9 +188,13 @@ pub enum ExecError {
     Connect { source: tokio_postgres::Error },
     #[error("failed to {context}: {}", describe_pg(source))]
     Db { context: String, source: tokio_postgres::Error },
-    #[error("another seqmig runner holds this database: {holder}; wait for it to finish (or stop it) and run the command again")]
+    #[error(
+        "another seqmig runner holds this database: {holder}; wait for it to finish (or stop it) and run the command again"
+    )]
     Busy { holder: Holder },
-    #[error("the seqmig ledger in this database is version {found}, newer than this seqmig knows ({known}); upgrade seqmig")]
+    #[error(
+        "the seqmig ledger in this database is version {found}, newer than this seqmig knows ({known}); upgrade seqmig"
+    )]
     LedgerTooNew { found: i32, known: i32 },
     #[error("refusing the plan file: {0}")]
     PlanFile(#[from] PlanFileError),
@@ -166,7 +204,9 @@ pub enum ExecError {
         "plan {active} is still in progress on this database; finish it or roll it back before starting plan {given} ('seqmig status --plan-id {active}')"
     )]
     OtherPlanActive { given: String, active: String },
-    #[error("no plan {0} is stored in this database; apply one with 'seqmig apply --plan FILE --phase expand'")]
+    #[error(
+        "no plan {0} is stored in this database; apply one with 'seqmig apply --plan FILE --phase expand'"
+    )]
     UnknownPlan(String),
     #[error("plan id prefix '{prefix}' matches several stored plans: {}", matches.join(", "))]
     AmbiguousPlan { prefix: String, matches: Vec<String> },

@@ -86,12 +86,20 @@ pub struct Blocker {
 
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {} (application '{}', user '{}', {}", self.pid, self.application_name, self.user, self.state)?;
+        write!(
+            f,
+            "pid {} (application '{}', user '{}', {}",
+            self.pid, self.application_name, self.user, self.state
+        )?;
         if let Some(age) = self.transaction_age_s {
             write!(f, ", transaction open {age:.1} s")?;
         }
         let q: String = self.query.split_whitespace().collect::<Vec<_>>().join(" ");
-        let q = if q.chars().count() > 120 { format!("{}…", q.chars().take(120).collect::<String>()) } else { q };
+        let q = if q.chars().count() > 120 {
+            format!("{}…", q.chars().take(120).collect::<String>())
+        } else {
+            q
+        };
         write!(f, ", last query: {q})")
     }
 }
@@ -103,7 +111,8 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, coalesce(a.application_name, ''), coal
 
 /// Sessions holding a lock on `relation` that conflicts with `mode`, for when no attempt was
 /// watched (a budget that allowed one attempt only).
-const HOLDERS_SQL: &str = "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
+const HOLDERS_SQL: &str =
+    "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),
         coalesce(a.state, ''), coalesce(a.query, ''),
         extract(epoch FROM clock_timestamp() - a.xact_start)::float8
      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -178,7 +187,15 @@ pub fn conflicting_modes(mode: crate::plan::LockMode) -> Vec<crate::plan::LockMo
             vec![RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]
         }
         Exclusive => {
-            vec![RowShare, RowExclusive, ShareUpdateExclusive, Share, ShareRowExclusive, Exclusive, AccessExclusive]
+            vec![
+                RowShare,
+                RowExclusive,
+                ShareUpdateExclusive,
+                Share,
+                ShareRowExclusive,
+                Exclusive,
+                AccessExclusive,
+            ]
         }
         AccessExclusive => vec![
             AccessShare,

@@ -297,17 +297,25 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
         Some(prefix) => vec![super::guard::resolve_id(client, prefix).await?],
         None => {
             let active = ledger::active_plan_ids(client).await?;
-            if active.is_empty() { ledger::plan_ids(client, None).await?.into_iter().last().into_iter().collect() } else { active }
+            if active.is_empty() {
+                ledger::plan_ids(client, None).await?.into_iter().last().into_iter().collect()
+            } else {
+                active
+            }
         }
     };
     let mut plans = Vec::new();
     for id in ids {
-        let stored = ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
+        let stored =
+            ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
         let state = PlanState::load(client, &id).await?;
         let runs = ledger::latest_phase_runs(client, &id).await?;
         let (next, explanation) = state.next(&stored.plan, &stored.state);
-        let break_glass =
-            ledger::audit_entries(client, &id).await?.into_iter().filter(|e| e.event == "break_glass").collect();
+        let break_glass = ledger::audit_entries(client, &id)
+            .await?
+            .into_iter()
+            .filter(|e| e.event == "break_glass")
+            .collect();
         plans.push(PlanStatus {
             id: id.clone(),
             state: stored.state.clone(),
