@@ -163,7 +163,7 @@ fn rename_plan() -> Plan {
 
 fn opts(db: &TestDb, actor: &str) -> RunnerOptions {
     RunnerOptions {
-        database_url: db.url.clone(),
+        connection: seqmig::db::ConnectOptions::from_url(&db.url).unwrap(),
         actor: actor.into(),
         retry: RetryPolicy { lock_timeout: Duration::from_millis(500), budget: Duration::from_secs(60) },
     }
@@ -779,7 +779,7 @@ fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
         let mut events = Collect::default();
         let mut r = Runner::acquire(
             RunnerOptions {
-                database_url: db.url.clone(),
+                connection: seqmig::db::ConnectOptions::from_url(&db.url).unwrap(),
                 actor: "tester".into(),
                 retry: RetryPolicy {
                     lock_timeout: Duration::from_millis(200),

@@ -4,3 +4,4 @@ mod harness;
 
 mod exec_tests;
 mod harness_tests;
+mod introspect_tests;

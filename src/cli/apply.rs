@@ -9,6 +9,7 @@ use clap::Args as ClapArgs;
 
 use super::Outcome;
 use super::output;
+use crate::db::ConnectOptions;
 use crate::exec::{self, ContractGate, Event, ExecError, PlanSource, Reporter, RetryPolicy, RunnerOptions};
 use crate::plan::{Phase, Plan};
 
@@ -21,7 +22,7 @@ pub struct Target {
     /// A plan already stored in the database, by id or unambiguous prefix; default: the only active plan.
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
-    /// The database (default: $DATABASE_URL).
+    /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Who is running this, recorded in the ledger (default: $SEQMIG_ACTOR, then $USER).
@@ -75,9 +76,7 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
         (None, Some(id)) => PlanSource::Id(id.clone()),
         (None, None) => PlanSource::Active,
     };
-    let Some(database_url) = target.database_url.clone().filter(|u| !u.is_empty()) else {
-        bail!("no database given; pass --database-url URL or set DATABASE_URL");
-    };
+    let connection = ConnectOptions::resolve(target.database_url.as_deref().filter(|u| !u.is_empty()))?;
     let actor = target
         .actor
         .clone()
@@ -91,7 +90,7 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
     let budget = parse_duration(&target.retry_budget)
         .with_context(|| format!("invalid --retry-budget '{}'", target.retry_budget))?;
     let retry = RetryPolicy { lock_timeout: Duration::from_millis(target.lock_timeout), budget };
-    Ok(Ok(Resolved { source, runner: RunnerOptions { database_url, actor, retry } }))
+    Ok(Ok(Resolved { source, runner: RunnerOptions { connection, actor, retry } }))
 }
 
 pub(crate) fn parse_phase(name: &str) -> anyhow::Result<Phase> {
@@ -202,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let rt = runtime()?;
     if args.dry_run {
         return finish(rt.block_on(async {
-            let d = exec::dry_run(&resolved.runner.database_url, &resolved.source, phase).await?;
+            let d = exec::dry_run(&resolved.runner.connection, &resolved.source, phase).await?;
             Ok(render_dry_run(&d))
         }));
     }

@@ -7,6 +7,7 @@ use clap::Args as ClapArgs;
 use super::Outcome;
 use super::apply::runtime;
 use super::output;
+use crate::db::ConnectOptions;
 use crate::exec::{self, PhaseState, StatusReport, StepState};
 
 #[derive(Debug, ClapArgs)]
@@ -14,7 +15,7 @@ pub struct Args {
     /// One stored plan by id or prefix; default: the active plans (or the latest one).
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
-    /// The database (default: $DATABASE_URL).
+    /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// text or json.
@@ -23,14 +24,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let Some(url) = args.database_url.filter(|u| !u.is_empty()) else {
-        bail!("no database given; pass --database-url URL or set DATABASE_URL");
-    };
+    let connection = ConnectOptions::resolve(args.database_url.as_deref().filter(|u| !u.is_empty()))?;
     if args.format != "text" && args.format != "json" {
         bail!("unknown --format '{}'; use text or json", args.format);
     }
     let report = runtime()?.block_on(async {
-        let client = exec::connect_observer(&url).await?;
+        let client = exec::connect_observer(&connection).await?;
         exec::status(&client, args.plan_id.as_deref()).await
     })?;
     let text = if args.format == "json" {

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::db::ConnectOptions;
 
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
@@ -23,22 +25,14 @@ const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
 const RUNNER_LOCK_OBJID: u32 = 0x6967_0001;
 const RUNNER_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | RUNNER_LOCK_OBJID as i64;
 
-/// Opens a session. The one place that connects, so TLS and `PG*` variables can be added
-/// here once `crate::db` exists.
-async fn connect(url: &str, application: &str) -> Result<Client, ExecError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(|source| ExecError::Connect { source })?;
-    config.application_name(application);
-    let (client, conn) = config.connect(NoTls).await.map_err(|source| ExecError::Connect { source })?;
-    tokio::spawn(async move {
-        // The connection ends with the client; its error, if any, surfaces on the next query.
-        let _ = conn.await;
-    });
-    Ok(client)
+/// Opens a session (URL, libpq variables and TLS are `crate::db`'s business).
+async fn connect(opts: &ConnectOptions, application: &str) -> Result<Client, ExecError> {
+    Ok(crate::db::connect(opts, application).await?)
 }
 
 /// A read-only session for `status` and `--dry-run`: it cannot change anything.
-pub async fn connect_observer(url: &str) -> Result<Client, ExecError> {
-    let client = connect(url, &application_name()).await?;
+pub async fn connect_observer(opts: &ConnectOptions) -> Result<Client, ExecError> {
+    let client = connect(opts, &application_name()).await?;
     client
         .batch_execute("SET default_transaction_read_only = on")
         .await
@@ -201,8 +195,8 @@ pub struct DryRun {
 
 /// Everything `apply --dry-run` checks (plan, order), on a read-only session; no lock taken,
 /// no ledger created.
-pub async fn dry_run(url: &str, source: &PlanSource, phase: Phase) -> Result<DryRun, ExecError> {
-    let client = connect_observer(url).await?;
+pub async fn dry_run(opts: &ConnectOptions, source: &PlanSource, phase: Phase) -> Result<DryRun, ExecError> {
+    let client = connect_observer(opts).await?;
     let r = resolve(&client, source, false).await?;
     let state = if r.stored_state.is_some() {
         PlanState::load(&client, &r.plan.id).await?
@@ -236,7 +230,7 @@ impl Runner {
     /// sets the session timeouts and brings the ledger up to date. `command` is what the
     /// holder is shown as doing to a second runner.
     pub async fn acquire(opts: RunnerOptions, command: &str) -> Result<Runner, ExecError> {
-        let client = connect(&opts.database_url, &application_name()).await?;
+        let client = connect(&opts.connection, &application_name()).await?;
         let row = client
             .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&RUNNER_LOCK])
             .await
@@ -631,7 +625,7 @@ impl Runner {
         loop {
             let timeout = policy.attempt_timeout(attempt);
             if attempt > 0 && self.observer.is_none() {
-                self.observer = connect(&self.opts.database_url, &application_name()).await.ok();
+                self.observer = connect(&self.opts.connection, &application_name()).await.ok();
             }
             let observer = if attempt > 0 { self.observer.as_ref() } else { None };
             let ms = timeout.as_millis();

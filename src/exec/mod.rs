@@ -29,7 +29,7 @@ use crate::plan::{Phase, Plan, PlanFileError, Step};
 
 /// `application_name` of every seqmig session, so DBAs see who holds what.
 pub fn application_name() -> String {
-    format!("seqmig/{}", env!("CARGO_PKG_VERSION"))
+    crate::db::default_application_name()
 }
 
 /// Which plan a command is about.
@@ -46,7 +46,7 @@ pub enum PlanSource {
 /// Where a runner connects and who it is.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
-    pub database_url: String,
+    pub connection: crate::db::ConnectOptions,
     /// Recorded in the ledger and shown to a second runner.
     pub actor: String,
     pub retry: RetryPolicy,
@@ -184,8 +184,8 @@ pub struct PhaseReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecError {
-    #[error("cannot connect to the database: {source}")]
-    Connect { source: tokio_postgres::Error },
+    #[error(transparent)]
+    Connect(#[from] crate::db::DbError),
     #[error("failed to {context}: {}", describe_pg(source))]
     Db { context: String, source: tokio_postgres::Error },
     #[error(
