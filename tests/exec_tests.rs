@@ -89,6 +89,11 @@ const BEFORE: &str = "CREATE TABLE public.users (
 );
 INSERT INTO public.users (name) SELECT 'seed-' || g FROM generate_series(1, 3000) g;";
 
+const AFTER: &str = "CREATE TABLE public.users (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    full_name text
+);";
+
 const DUAL_WRITE: &str = r#"CREATE FUNCTION public.users_sync_name() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('seqmig.backfill', true) = 'on' THEN
@@ -172,7 +177,14 @@ fn opts(db: &TestDb, actor: &str) -> RunnerOptions {
 async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<exec::PhaseReport, ExecError> {
     let mut r = Runner::acquire(opts(db, "tester"), "apply").await?;
     let gate = ContractGate::BreakGlass { reason: "test: gate not under test here".into() };
-    let out = r.apply(&PlanSource::File(Box::new(plan.clone())), phase, &gate, &mut Quiet).await;
+    let out = r
+        .apply(
+            &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
+            phase,
+            &gate,
+            &mut Quiet,
+        )
+        .await;
     r.release().await;
     out
 }
@@ -317,6 +329,8 @@ fn check_rows(actual: &BTreeMap<i64, Option<String>>, written: &BTreeMap<i64, St
 fn lifecycle_rename_column_with_writers_through_both_shapes() {
     let db = TestDb::new();
     db.execute(BEFORE);
+    let after = TestDb::new();
+    after.execute(AFTER);
     let plan = rename_plan();
     block_on(async {
         let c = db.client().await;
@@ -342,6 +356,13 @@ fn lifecycle_rename_column_with_writers_through_both_shapes() {
         assert!(!fp.iter().any(|f| f.starts_with("column users.name")), "{fp:?}");
         assert!(!fp.iter().any(|f| f.starts_with("trigger") || f.starts_with("function")), "{fp:?}");
         check_rows(&values(&c, "full_name").await, &written);
+        // And it equals a database built directly in the new shape.
+        let want = {
+            let (c2, conn) = tokio_postgres::connect(&after.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            seqmig::introspect::introspect(&c2).await.unwrap()
+        };
+        assert_eq!(seqmig::introspect::introspect(&c).await.unwrap(), want);
         let state: String = c.query_one("SELECT state FROM seqmig.plans", &[]).await.unwrap().get(0);
         assert_eq!(state, "complete");
         // Applying again is a no-op: every step is skipped.
@@ -359,6 +380,7 @@ fn rollback_from_every_phase_before_contract_restores_schema_and_data() {
         block_on(async {
             let c = db.client().await;
             let before = fingerprint(&c).await;
+            let before_model = seqmig::introspect::introspect(&c).await.unwrap();
             let mut written = BTreeMap::new();
             for phase in Phase::ALL.into_iter().filter(|p| *p <= last) {
                 let w = start_writer(&db, false, "old");
@@ -385,6 +407,7 @@ fn rollback_from_every_phase_before_contract_restores_schema_and_data() {
                 written.extend(got);
             }
             assert_eq!(fingerprint(&c).await, before, "schema after rolling back from {last}");
+            assert_eq!(seqmig::introspect::introspect(&c).await.unwrap(), before_model, "from {last}");
             check_rows(&values(&c, "name").await, &written);
             let state: String = c.query_one("SELECT state FROM seqmig.plans", &[]).await.unwrap().get(0);
             assert_eq!(state, "rolled_back");
@@ -445,7 +468,11 @@ fn tampered_plan_and_out_of_order_phase_are_refused_and_change_nothing() {
     let (_dir2, path) = write_plan(&plan);
     let out = seqmig(&["apply", "--plan", &path, "--phase", "backfill"], &db);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("run 'seqmig apply --phase expand' first"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("run 'seqmig apply --phase expand --plan {path}' first")),
+        "{}",
+        text(&out)
+    );
     block_on(async {
         let c = db.client().await;
         assert_eq!(fingerprint(&c).await, before);
@@ -791,7 +818,7 @@ fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
         .await
         .unwrap();
         r.apply(
-            &PlanSource::File(Box::new(plan.clone())),
+            &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
             Phase::Expand,
             &ContractGate::Evaluate,
             &mut events,

@@ -25,7 +25,7 @@ pub struct Target {
     /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Who is running this, recorded in the ledger (default: $SEQMIG_ACTOR, then $USER).
+    /// Who is running this, recorded in the ledger (default: $SEQMIG_ACTOR, then $USER, $LOGNAME).
     #[arg(long, value_name = "NAME")]
     pub actor: Option<String>,
     /// The longest any DDL statement waits for a lock per attempt, in milliseconds; readers queued
@@ -69,7 +69,7 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("failed to read '{}'", path.display()))?;
             match Plan::from_json(&text) {
-                Ok(plan) => PlanSource::File(Box::new(plan)),
+                Ok(plan) => PlanSource::File { plan: Box::new(plan), path: path.display().to_string() },
                 Err(e) => return Ok(Err(format!("refusing '{}': {e}", path.display()))),
             }
         }
@@ -82,6 +82,7 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
         .clone()
         .or_else(|| std::env::var("SEQMIG_ACTOR").ok())
         .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "unknown".to_string());
     if target.lock_timeout == 0 {

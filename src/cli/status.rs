@@ -104,16 +104,20 @@ pub fn render(r: &StatusReport) -> String {
                 ph.steps_total
             ));
             for s in &ph.steps {
-                let mut line = format!("    {:<8} {:<12}", s.id, step_mark(s.state));
+                let mut details = Vec::new();
                 if let Some(ms) = s.duration_ms {
-                    line.push_str(&format!(" {ms} ms"));
+                    details.push(format!("{ms} ms"));
                 }
                 if s.attempts > 1 {
-                    line.push_str(&format!(", {} attempts", s.attempts));
+                    details.push(format!("{} attempts", s.attempts));
                 }
                 if let Some(pid) = s.backend_pid {
-                    line.push_str(&format!(", backend pid {pid}"));
+                    details.push(format!("backend pid {pid}"));
                 }
+                if let Some(actor) = &s.actor {
+                    details.push(format!("by {actor}"));
+                }
+                let mut line = format!("    {:<8} {:<12} {}", s.id, step_mark(s.state), details.join(", "));
                 if matches!(
                     s.state,
                     StepState::Failed | StepState::RollbackIncomplete | StepState::Interrupted

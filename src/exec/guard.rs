@@ -102,14 +102,18 @@ pub async fn resolve_id(client: &Client, prefix: &str) -> Result<String, ExecErr
 struct Resolved {
     plan: Plan,
     stored_state: Option<String>,
+    /// The plan file's path as given, when there was one.
+    path: Option<String>,
 }
 
 impl Resolved {
-    /// `--plan-id` is only needed in a next command when the plan is not the active one.
-    fn id_for_commands(&self) -> Option<&str> {
-        match self.stored_state.as_deref() {
-            Some("active") | None => None,
-            Some(_) => Some(self.plan.id.as_str()),
+    /// How a next command names the plan: not at all when it is the active one, by file
+    /// while it is not stored, by id otherwise.
+    fn plan_flag(&self) -> Option<String> {
+        match (self.stored_state.as_deref(), &self.path) {
+            (Some("active"), _) => None,
+            (None, Some(path)) => Some(format!("--plan {path}")),
+            _ => Some(format!("--plan-id {}", self.plan.short_id())),
         }
     }
 }
@@ -119,9 +123,10 @@ impl Resolved {
 async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) -> Result<Resolved, ExecError> {
     let has_ledger = ledger::version(client).await? > 0;
     match source {
-        PlanSource::File(plan) => {
+        PlanSource::File { plan, path } => {
+            let path = Some(path.clone());
             if !has_ledger {
-                return Ok(Resolved { plan: (**plan).clone(), stored_state: None });
+                return Ok(Resolved { plan: (**plan).clone(), stored_state: None, path });
             }
             let stored = ledger::stored_plan(client, &plan.id).await?;
             let active = ledger::active_plan_ids(client).await?;
@@ -132,15 +137,15 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
                 });
             }
             Ok(match stored {
-                Some(s) => Resolved { plan: s.plan, stored_state: Some(s.state) },
-                None => Resolved { plan: (**plan).clone(), stored_state: None },
+                Some(s) => Resolved { plan: s.plan, stored_state: Some(s.state), path },
+                None => Resolved { plan: (**plan).clone(), stored_state: None, path },
             })
         }
         PlanSource::Id(prefix) => {
             let id = resolve_id(client, prefix).await?;
             let stored =
                 ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
-            Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state) })
+            Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
         }
         PlanSource::Active => {
             if !has_ledger {
@@ -156,7 +161,7 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
                     let stored = ledger::stored_plan(client, id)
                         .await?
                         .ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
-                    Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state) })
+                    Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
                 }
                 _ => Err(ExecError::SeveralActivePlans {
                     ids: active.iter().map(|i| super::short_id(i).into()).collect(),
@@ -176,7 +181,7 @@ fn check_order(r: &Resolved, state: &PlanState, phase: Phase) -> Result<(), Exec
                 phase,
                 blocking: earlier,
                 state: s.as_str().to_string(),
-                next: command_for(Action::Apply, earlier, r.id_for_commands()),
+                next: command_for(Action::Apply, earlier, r.plan_flag().as_deref()),
             });
         }
     }
@@ -392,7 +397,7 @@ impl Runner {
                 let next = if later == Phase::Contract {
                     "nothing: contract has run, so earlier phases stay".to_string()
                 } else {
-                    format!("run '{}' first", command_for(Action::Rollback, later, r.id_for_commands()))
+                    format!("run '{}' first", command_for(Action::Rollback, later, r.plan_flag().as_deref()))
                 };
                 return Err(refuse(format!(
                     "phase {later} after it is applied ({}); {next}",
@@ -449,7 +454,7 @@ impl Runner {
                             sqlstate,
                             message,
                             done,
-                            next: command_for(Action::Rollback, phase, r.id_for_commands()),
+                            next: command_for(Action::Rollback, phase, r.plan_flag().as_deref()),
                         }
                     }
                     other => other,

@@ -35,8 +35,9 @@ pub fn application_name() -> String {
 /// Which plan a command is about.
 #[derive(Debug, Clone)]
 pub enum PlanSource {
-    /// A plan file, already read and checked against its id.
-    File(Box<Plan>),
+    /// A plan file, already read and checked against its id; `path` is how the user named
+    /// it, for the next command while the plan is not stored yet.
+    File { plan: Box<Plan>, path: String },
     /// A stored plan by id or unambiguous id prefix (`3f2a9c`, `sha256:3f2a…`).
     Id(String),
     /// The only active plan in the database.
@@ -293,11 +294,13 @@ pub fn describe_pg(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The command a human should run next, with `--plan-id` only when it is needed.
-pub fn command_for(action: Action, phase: Phase, plan_id: Option<&str>) -> String {
+/// The command a human should run next; `plan_flag` (`--plan-id 3f2a…`, `--plan FILE`) only
+/// when the plan is not the active one.
+pub fn command_for(action: Action, phase: Phase, plan_flag: Option<&str>) -> String {
     let mut s = format!("seqmig {} --phase {phase}", action.as_str());
-    if let Some(id) = plan_id {
-        s.push_str(&format!(" --plan-id {}", short_id(id)));
+    if let Some(flag) = plan_flag {
+        s.push(' ');
+        s.push_str(flag);
     }
     s
 }

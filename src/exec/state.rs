@@ -208,7 +208,8 @@ impl PlanState {
 
     /// The next command and why, for a plan whose ledger state is `plan_state`.
     pub fn next(&self, plan: &Plan, plan_state: &str) -> (Option<String>, String) {
-        let id = (plan_state != "active").then_some(plan.id.as_str());
+        let flag = (plan_state != "active").then(|| format!("--plan-id {}", super::short_id(&plan.id)));
+        let id = flag.as_deref();
         match self.first_incomplete(plan) {
             None => (None, "every phase is applied; the plan is complete".into()),
             Some((phase, state)) => {
@@ -217,25 +218,29 @@ impl PlanState {
                     PhaseState::Interrupted => {
                         let step = self.blamed_step(plan, phase, StepState::Interrupted);
                         format!(
-                            "phase {phase} was interrupted at step {step} (its runner is gone); '{cmd}' resumes it, \
-                             skipping the steps already done"
+                            "phase {phase} was interrupted at step {step} (its runner is gone); applying the phase \
+                             again resumes it, skipping the steps already done"
                         )
                     }
                     PhaseState::Failed => {
                         let step = self.blamed_step(plan, phase, StepState::Failed);
                         let msg = self.rows.get(&step).and_then(|r| r.message.clone()).unwrap_or_default();
-                        format!("phase {phase} failed at step {step}: {msg}; fix the cause and run '{cmd}'")
+                        format!(
+                            "phase {phase} failed at step {step}: {msg}; fix the cause and apply the phase again"
+                        )
                     }
                     PhaseState::Running => {
                         let step = self.blamed_step(plan, phase, StepState::Running);
                         let pid = self.rows.get(&step).map(|r| r.backend_pid).unwrap_or_default();
                         return (None, format!("phase {phase} is running step {step} (backend pid {pid})"));
                     }
-                    PhaseState::Partial => format!("phase {phase} is partially applied; '{cmd}' finishes it"),
+                    PhaseState::Partial => {
+                        format!("phase {phase} is partially applied; applying it again finishes it")
+                    }
                     _ if phase == Phase::Contract => format!(
-                        "phases before contract are applied; contract is behind the soak gate ('seqmig gate'), then '{cmd}'"
+                        "phases before contract are applied; contract is behind the soak gate (see 'seqmig gate')"
                     ),
-                    _ => format!("phase {phase} is next: '{cmd}'"),
+                    _ => format!("phase {phase} is next"),
                 };
                 (Some(cmd), why)
             }
