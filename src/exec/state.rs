@@ -237,9 +237,10 @@ impl PlanState {
                     PhaseState::Partial => {
                         format!("phase {phase} is partially applied; applying it again finishes it")
                     }
-                    _ if phase == Phase::Contract => format!(
+                    _ if phase == Phase::Contract => {
                         "phases before contract are applied; contract is behind the soak gate (see 'seqmig gate')"
-                    ),
+                            .to_string()
+                    }
                     _ => format!("phase {phase} is next"),
                 };
                 (Some(cmd), why)
