@@ -883,3 +883,59 @@ fn ledger_is_versioned_and_upgrades_once() {
         );
     });
 }
+
+#[test]
+fn a_failed_step_blocks_the_next_phase_and_its_phase_can_be_rolled_back() {
+    let db = TestDb::new();
+    db.execute(BEFORE);
+    let plan = build(vec![
+        s(
+            "s1",
+            Phase::Expand,
+            "ALTER TABLE public.users ADD COLUMN a int",
+            Some("ALTER TABLE public.users DROP COLUMN a"),
+        ),
+        s(
+            "s2",
+            Phase::Expand,
+            "ALTER TABLE public.users ADD COLUMN a int",
+            Some("ALTER TABLE public.users DROP COLUMN a"),
+        ),
+        s(
+            "s3",
+            Phase::Switch,
+            "INSERT INTO seqmig.flags VALUES ('c1', 'new')",
+            Some("DELETE FROM seqmig.flags WHERE name = 'c1'"),
+        ),
+    ]);
+    let (_dir, path) = write_plan(&plan);
+    let before = block_on(async { fingerprint(&db.client().await).await });
+
+    let out = seqmig(&["apply", "--plan", &path, "--phase", "expand"], &db);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("step s2 (expand) failed with SQLSTATE 42701"), "{msg}");
+    assert!(msg.contains("already done in this run: s1"), "{msg}");
+
+    let out = seqmig(&["apply", "--phase", "switch"], &db);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not complete (failed); run 'seqmig apply --phase expand' first"),
+        "{}",
+        text(&out)
+    );
+
+    let status = text(&seqmig(&["status"], &db));
+    assert!(status.contains("FAILED") && status.contains("[42701]"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&seqmig(&["status", "--format", "json"], &db).stdout).unwrap();
+    assert_eq!(json["plans"][0]["next"], "seqmig apply --phase expand");
+    assert_eq!(json["plans"][0]["phases"][0]["steps"][1]["sqlstate"], "42701");
+
+    // Undo the partial phase, naming the plan by a prefix of its id.
+    let prefix = &plan.short_id()[..8];
+    let out = seqmig(&["rollback", "--phase", "expand", "--plan-id", prefix], &db);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("1 steps undone"), "{}", text(&out));
+    block_on(async { assert_eq!(fingerprint(&db.client().await).await, before) });
+}

@@ -215,7 +215,7 @@ pub enum ExecError {
     NoActivePlan,
     #[error("several plans are active ({}); name one with --plan-id", ids.join(", "))]
     SeveralActivePlans { ids: Vec<String> },
-    #[error("phase {blocking} of plan {plan} is {state}; run '{next}' first")]
+    #[error("phase {blocking} of plan {plan} is not complete ({state}); run '{next}' first")]
     OutOfOrder { plan: String, phase: Phase, blocking: Phase, state: String, next: String },
     #[error("cannot roll back phase {phase} of plan {plan}: {reason}")]
     RollbackRefused { plan: String, phase: Phase, reason: String },
