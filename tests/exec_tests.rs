@@ -939,3 +939,84 @@ fn a_failed_step_blocks_the_next_phase_and_its_phase_can_be_rolled_back() {
     assert!(text(&out).contains("1 steps undone"), "{}", text(&out));
     block_on(async { assert_eq!(fingerprint(&db.client().await).await, before) });
 }
+
+#[test]
+fn killed_during_a_concurrent_index_build_resumes_by_dropping_the_invalid_index() {
+    let db = TestDb::new();
+    db.execute(BEFORE);
+    let plan = build(vec![S {
+        transactional: false,
+        lock: LockMode::ShareUpdateExclusive,
+        ..s(
+            "s1",
+            Phase::Expand,
+            "CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)",
+            Some("DROP INDEX CONCURRENTLY IF EXISTS public.users_name_idx"),
+        )
+    }]);
+    let (_dir, path) = write_plan(&plan);
+    block_on(async {
+        let c = db.client().await;
+        // An open write transaction: the build creates its catalog entry, then waits for it.
+        let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        holder.batch_execute("BEGIN; UPDATE public.users SET name = name WHERE id = 1").await.unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_seqmig"))
+            .args(["apply", "--plan", &path, "--phase", "expand", "--lock-timeout", "30000"])
+            .env("DATABASE_URL", &db.url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_running_step(&c, "s1").await;
+        // Wait until the build is waiting, with its INVALID index in the catalog.
+        let t0 = Instant::now();
+        loop {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM pg_class WHERE relname = 'users_name_idx'", &[])
+                .await
+                .unwrap()
+                .get(0);
+            if n == 1 {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "the build never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The orphaned backend notices its client is gone while still waiting, and ends.
+        let t0 = Instant::now();
+        loop {
+            let t = text(&seqmig(&["status"], &db));
+            if t.contains("INTERRUPTED") {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(15), "never reported interrupted:\n{t}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        holder.batch_execute("COMMIT").await.unwrap();
+        let valid: bool = c
+            .query_one(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.users_name_idx'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!valid, "the killed build leaves an INVALID index");
+
+        let out = seqmig(&["apply", "--phase", "expand"], &db);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(text(&out).contains("dropped invalid index public.users_name_idx"), "{}", text(&out));
+        let valid: bool = c
+            .query_one(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.users_name_idx'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(valid);
+    });
+}

@@ -220,8 +220,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
         if report.plan_complete {
             text.push_str("every phase is applied; the plan is complete\n");
-        } else if let Some(next) = Phase::ALL.into_iter().find(|p| *p > phase) {
-            text.push_str(&format!("next: 'seqmig apply --phase {next}' (see 'seqmig status')\n"));
+        } else if let Some(next) = &report.next {
+            text.push_str(&format!("next: {next}\n"));
         }
         Ok(text)
     }))

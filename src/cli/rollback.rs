@@ -31,11 +31,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         let report = runner.rollback(&resolved.source, phase, &mut Printer).await;
         runner.release().await;
         let report = report?;
-        Ok(format!(
+        let mut text = format!(
             "phase {phase} of plan {} rolled back: {} steps undone, {} not applied\n",
             exec::short_id(&report.plan_id),
             report.ran.len(),
             report.skipped.len()
-        ))
+        );
+        if let Some(next) = &report.next {
+            text.push_str(&format!("to go further back: {next}\n"));
+        }
+        Ok(text)
     }))
 }

@@ -345,6 +345,7 @@ impl Runner {
         if plan_complete {
             ledger::set_plan_state(&self.client, &plan.id, "complete").await?;
         }
+        let (next, _) = after.next(plan, "active");
         reporter.report(&Event::PhaseDone {
             phase,
             action: Action::Apply,
@@ -358,6 +359,7 @@ impl Runner {
             ran,
             skipped,
             plan_complete,
+            next,
         })
     }
 
@@ -465,6 +467,14 @@ impl Runner {
         ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
         let new_state = if after.anything_applied(plan) { "active" } else { "rolled_back" };
+        let next = match Phase::ALL
+            .into_iter()
+            .rev()
+            .find(|p| *p < phase && after.phase(plan, *p) == PhaseState::Applied)
+        {
+            Some(p) => Some(command_for(Action::Rollback, p, None)),
+            None => None,
+        };
         ledger::set_plan_state(&self.client, &plan.id, new_state).await?;
         reporter.report(&Event::PhaseDone {
             phase,
@@ -479,6 +489,7 @@ impl Runner {
             ran,
             skipped,
             plan_complete: false,
+            next,
         })
     }
 

@@ -179,6 +179,9 @@ pub struct PhaseReport {
     pub skipped: Vec<String>,
     /// True when this run completed the plan's last phase.
     pub plan_complete: bool,
+    /// What would come next: the next phase to apply, or after a rollback the phase that
+    /// could be rolled back next.
+    pub next: Option<String>,
 }
 
 /// Why the executor stopped. [`ExecError::is_refusal`] separates "no" (exit 1) from errors.
