@@ -467,14 +467,11 @@ impl Runner {
         ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
         let new_state = if after.anything_applied(plan) { "active" } else { "rolled_back" };
-        let next = match Phase::ALL
+        let next = Phase::ALL
             .into_iter()
             .rev()
             .find(|p| *p < phase && after.phase(plan, *p) == PhaseState::Applied)
-        {
-            Some(p) => Some(command_for(Action::Rollback, p, None)),
-            None => None,
-        };
+            .map(|p| command_for(Action::Rollback, p, None));
         ledger::set_plan_state(&self.client, &plan.id, new_state).await?;
         reporter.report(&Event::PhaseDone {
             phase,
