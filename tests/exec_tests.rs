@@ -1020,3 +1020,197 @@ fn killed_during_a_concurrent_index_build_resumes_by_dropping_the_invalid_index(
         assert!(valid);
     });
 }
+
+// A same-name type change: orders.amount integer → bigint through a shadow column whose
+// name is swapped at switch, in one transaction with the trigger's new body.
+
+const ORDERS_BEFORE: &str = "CREATE TABLE public.orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    amount integer
+);
+INSERT INTO public.orders (amount) SELECT g FROM generate_series(1, 3000) g;";
+
+const ORDERS_AFTER: &str = "CREATE TABLE public.orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    amount bigint
+);";
+
+/// The sync trigger body between `old` (integer) and `new` (bigint) columns.
+fn amount_sync(old: &str, new: &str) -> String {
+    format!(
+        r#"CREATE OR REPLACE FUNCTION public.orders_sync_amount() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('seqmig.backfill', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.{new} IS NULL THEN NEW.{new} := NEW.{old}::bigint;
+        ELSIF NEW.{old} IS NULL THEN NEW.{old} := NEW.{new}::integer;
+        END IF;
+    ELSIF NEW.{old} IS DISTINCT FROM OLD.{old} AND NEW.{new} IS NOT DISTINCT FROM OLD.{new} THEN
+        NEW.{new} := NEW.{old}::bigint;
+    ELSIF NEW.{new} IS DISTINCT FROM OLD.{new} AND NEW.{old} IS NOT DISTINCT FROM OLD.{old} THEN
+        NEW.{old} := NEW.{new}::integer;
+    END IF;
+    RETURN NEW;
+END $$;"#
+    )
+}
+
+fn type_change_plan() -> Plan {
+    let mut steps = vec![
+        s(
+            "s1",
+            Phase::Expand,
+            "ALTER TABLE public.orders ADD COLUMN amount_new bigint",
+            Some("ALTER TABLE public.orders DROP COLUMN amount_new"),
+        ),
+        s(
+            "s2",
+            Phase::DualWrite,
+            &format!(
+                "{}\nCREATE TRIGGER orders_sync_amount BEFORE INSERT OR UPDATE ON public.orders
+                 FOR EACH ROW EXECUTE FUNCTION public.orders_sync_amount()",
+                amount_sync("amount", "amount_new")
+            ),
+            Some(
+                "DROP TRIGGER orders_sync_amount ON public.orders; DROP FUNCTION public.orders_sync_amount()",
+            ),
+        ),
+        S {
+            backfill: Some(BackfillSpec {
+                table: QualifiedName::of("public", "orders"),
+                target_column: Ident::exact("amount_new").unwrap(),
+                expr: "amount::bigint".into(),
+                pending_predicate: "amount_new IS DISTINCT FROM amount::bigint".into(),
+            }),
+            lock: LockMode::RowExclusive,
+            ..s("s3", Phase::Backfill, "-- copy amount into amount_new in batches", None)
+        },
+    ];
+    // Switch: amount (int) → amount_old, amount_new (bigint) → amount; the trigger follows.
+    let forward = format!(
+        "ALTER TABLE public.orders RENAME COLUMN amount TO amount_old;
+         ALTER TABLE public.orders RENAME COLUMN amount_new TO amount;
+         {}
+         INSERT INTO seqmig.flags (name, authority) VALUES ('c1', 'new')
+         ON CONFLICT (name) DO UPDATE SET authority = 'new', updated_at = now()",
+        amount_sync("amount_old", "amount")
+    );
+    let back = format!(
+        "ALTER TABLE public.orders RENAME COLUMN amount TO amount_new;
+         ALTER TABLE public.orders RENAME COLUMN amount_old TO amount;
+         {}
+         UPDATE seqmig.flags SET authority = 'old', updated_at = now() WHERE name = 'c1'",
+        amount_sync("amount", "amount_new")
+    );
+    steps.push(s("s4", Phase::Switch, &forward, Some(&back)));
+    steps.push(s(
+        "s5",
+        Phase::Contract,
+        "DROP TRIGGER orders_sync_amount ON public.orders; DROP FUNCTION public.orders_sync_amount();
+         ALTER TABLE public.orders DROP COLUMN amount_old; DELETE FROM seqmig.flags WHERE name = 'c1'",
+        None,
+    ));
+    build(steps)
+}
+
+/// Writes `amount` (the same name before and after switch) until stopped.
+fn start_amount_writer(db: &TestDb, tag: i64) -> tokio::task::JoinHandle<BTreeMap<i64, i64>> {
+    let url = db.url.clone();
+    tokio::spawn(async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let mut expected = BTreeMap::new();
+        for n in 1..=40i64 {
+            let v = tag * 100_000 + n;
+            // Text in, cast by the server: the column is integer before switch, bigint after.
+            let id: i64 = c
+                .query_one(
+                    "INSERT INTO public.orders (amount) VALUES ($1::text::bigint) RETURNING id",
+                    &[&v.to_string()],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            expected.insert(id, v);
+            let target = (n * 53) % 3000 + 1;
+            c.execute(
+                "UPDATE public.orders SET amount = $1::text::bigint WHERE id = $2",
+                &[&(v + 1).to_string(), &target],
+            )
+            .await
+            .unwrap();
+            expected.insert(target, v + 1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        expected
+    })
+}
+
+async fn amounts(c: &tokio_postgres::Client) -> BTreeMap<i64, i64> {
+    c.query("SELECT id, amount::bigint FROM public.orders", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+fn check_amounts(actual: &BTreeMap<i64, i64>, written: &BTreeMap<i64, i64>) {
+    assert_eq!(actual.len(), 3000 + written.keys().filter(|id| **id > 3000).count());
+    for (id, v) in actual {
+        assert_eq!(*v, written.get(id).copied().unwrap_or(*id), "order {id}");
+    }
+}
+
+#[test]
+fn lifecycle_same_name_type_change_swaps_at_switch_and_rolls_back_from_each_phase() {
+    // Full run with a writer during every phase.
+    let db = TestDb::new();
+    db.execute(ORDERS_BEFORE);
+    let after = TestDb::new();
+    after.execute(ORDERS_AFTER);
+    let plan = type_change_plan();
+    block_on(async {
+        let c = db.client().await;
+        let mut written = BTreeMap::new();
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            // The column keeps its name, so N-1 and N both write `amount`, contract included.
+            let w = start_amount_writer(&db, i as i64 + 1);
+            apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("{phase}: {e}"));
+            written.extend(w.await.unwrap());
+        }
+        check_amounts(&amounts(&c).await, &written);
+        let (c2, conn) = tokio_postgres::connect(&after.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        assert_eq!(
+            seqmig::introspect::introspect(&c).await.unwrap(),
+            seqmig::introspect::introspect(&c2).await.unwrap()
+        );
+    });
+    // Rollback from switch (the swap undone) back to the start, writers throughout.
+    let db = TestDb::new();
+    db.execute(ORDERS_BEFORE);
+    block_on(async {
+        let c = db.client().await;
+        let before = seqmig::introspect::introspect(&c).await.unwrap();
+        let mut written = BTreeMap::new();
+        for (i, phase) in
+            [Phase::Expand, Phase::DualWrite, Phase::Backfill, Phase::Switch].into_iter().enumerate()
+        {
+            let w = start_amount_writer(&db, i as i64 + 1);
+            apply(&db, &plan, phase).await.unwrap();
+            written.extend(w.await.unwrap());
+        }
+        for (i, phase) in
+            [Phase::Switch, Phase::Backfill, Phase::DualWrite, Phase::Expand].into_iter().enumerate()
+        {
+            let w = start_amount_writer(&db, i as i64 + 10);
+            rollback(&db, phase).await.unwrap_or_else(|e| panic!("rollback {phase}: {e}"));
+            written.extend(w.await.unwrap());
+        }
+        assert_eq!(seqmig::introspect::introspect(&c).await.unwrap(), before);
+        check_amounts(&amounts(&c).await, &written);
+    });
+}
