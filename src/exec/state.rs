@@ -341,3 +341,100 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
         plans,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{GateSpec, LockMode, PLAN_FORMAT, PhaseSteps};
+
+    fn plan() -> Plan {
+        let step = |id: &str, phase: Phase| Step {
+            id: id.into(),
+            change: "c1".into(),
+            phase,
+            sql: "SELECT 1".into(),
+            rollback_sql: Some("SELECT 1".into()),
+            one_way: false,
+            transactional: true,
+            lock: LockMode::None,
+            lock_target: String::new(),
+            rewrites_table: false,
+            scans_table: false,
+            depends_on: vec![],
+            backfill: None,
+        };
+        Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes: vec![],
+            phases: vec![
+                PhaseSteps { name: Phase::Expand, steps: vec!["s1".into(), "s2".into()] },
+                PhaseSteps { name: Phase::Switch, steps: vec!["s3".into()] },
+            ],
+            steps: vec![step("s1", Phase::Expand), step("s2", Phase::Expand), step("s3", Phase::Switch)],
+            findings: vec![],
+            gate: GateSpec::default(),
+        }
+        .seal()
+    }
+
+    fn row(action: &str, outcome: &str, interrupted: bool) -> StepRow {
+        StepRow {
+            action: action.into(),
+            outcome: outcome.into(),
+            interrupted,
+            backend_pid: 42,
+            sqlstate: None,
+            message: Some("boom".into()),
+            attempts: 1,
+            actor: "a".into(),
+            started_at: String::new(),
+            finished_at: None,
+            duration_ms: None,
+        }
+    }
+
+    fn state(rows: &[(&str, StepRow)]) -> PlanState {
+        PlanState { rows: rows.iter().map(|(id, r)| (id.to_string(), r.clone())).collect() }
+    }
+
+    #[test]
+    fn a_fresh_plan_starts_with_expand_and_skips_empty_phases() {
+        let p = plan();
+        let s = PlanState::empty();
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Pending);
+        assert_eq!(s.phase(&p, Phase::DualWrite), PhaseState::Empty);
+        assert_eq!(s.next(&p, "active").0.as_deref(), Some("seqmig apply --phase expand"));
+        let s = state(&[("s1", row("apply", "ok", false)), ("s2", row("apply", "ok", false))]);
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Applied);
+        assert_eq!(s.next(&p, "active").0.as_deref(), Some("seqmig apply --phase switch"));
+    }
+
+    #[test]
+    fn a_running_row_whose_backend_is_gone_is_interrupted() {
+        let p = plan();
+        let s = state(&[("s1", row("apply", "ok", false)), ("s2", row("apply", "running", true))]);
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Interrupted);
+        let (next, why) = s.next(&p, "active");
+        assert_eq!(next.as_deref(), Some("seqmig apply --phase expand"));
+        assert!(why.contains("interrupted at step s2"), "{why}");
+        let s = state(&[("s2", row("apply", "running", false))]);
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Running);
+        assert_eq!(s.next(&p, "active").0, None, "nothing to run while a runner works");
+    }
+
+    #[test]
+    fn rollback_rows_return_steps_to_pending_unless_the_rollback_failed() {
+        let p = plan();
+        let s = state(&[("s1", row("rollback", "ok", false)), ("s2", row("rollback", "failed", false))]);
+        assert_eq!(s.step(&p.steps[0]), StepState::RolledBack);
+        assert!(s.step(&p.steps[1]).is_applied(), "a failed rollback leaves the step applied");
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Partial);
+        let s = state(&[("s1", row("rollback", "ok", false)), ("s2", row("rollback", "ok", false))]);
+        assert_eq!(s.phase(&p, Phase::Expand), PhaseState::RolledBack);
+        assert_eq!(
+            s.next(&p, "rolled_back").0.as_deref(),
+            Some(&*format!("seqmig apply --phase expand --plan-id {}", p.short_id()))
+        );
+    }
+}
