@@ -482,6 +482,14 @@ fn tampered_plan_and_out_of_order_phase_are_refused_and_change_nothing() {
         assert_eq!(n, 0);
     });
 
+    // A plan with blocking findings is never applied.
+    let mut blocked = plan.clone();
+    blocked.findings.push(seqmig::finding::Finding::error("ambiguous-rename", "public.users", "drop + add"));
+    let (_dir4, blocked_path) = write_plan(&blocked.seal());
+    let out = seqmig(&["apply", "--plan", &blocked_path, "--phase", "expand"], &db);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("blocking findings (ambiguous-rename)"), "{}", text(&out));
+
     // Dry run prints the SQL and changes nothing either.
     let out = seqmig(&["apply", "--plan", &path, "--phase", "expand", "--dry-run"], &db);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -171,8 +171,12 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
     }
 }
 
-/// Refuses `phase` while an earlier phase is not complete.
+/// Refuses a plan with blocking findings, and `phase` while an earlier phase is not complete.
 fn check_order(r: &Resolved, state: &PlanState, phase: Phase) -> Result<(), ExecError> {
+    if r.plan.is_blocked() {
+        let codes = r.plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.clone()).collect();
+        return Err(ExecError::PlanBlocked { plan: r.plan.short_id().to_string(), codes });
+    }
     for earlier in Phase::ALL.into_iter().filter(|p| *p < phase) {
         let s = state.phase(&r.plan, earlier);
         if !s.is_complete() {
@@ -291,7 +295,7 @@ impl Runner {
             PlanState::empty()
         };
         check_order(&r, &state, phase)?;
-        if phase == Phase::Contract && state.phase(&r.plan, phase) != PhaseState::Applied {
+        if phase == Phase::Contract && !state.phase(&r.plan, phase).is_complete() {
             self.check_gate(&r, gate).await?;
         }
         match r.stored_state.as_deref() {

@@ -202,6 +202,11 @@ pub enum ExecError {
     LedgerTooNew { found: i32, known: i32 },
     #[error("refusing the plan file: {0}")]
     PlanFile(#[from] PlanFileError),
+    #[error(
+        "plan {plan} has blocking findings ({}); fix them and plan again — a blocked plan is never applied",
+        codes.join(", ")
+    )]
+    PlanBlocked { plan: String, codes: Vec<String> },
     #[error("stored plan {plan} does not match its id: {source}")]
     StoredPlanCorrupt { plan: String, source: PlanFileError },
     #[error(
@@ -266,6 +271,7 @@ impl ExecError {
             self,
             ExecError::Busy { .. }
                 | ExecError::PlanFile(_)
+                | ExecError::PlanBlocked { .. }
                 | ExecError::OtherPlanActive { .. }
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
