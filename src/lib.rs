@@ -9,6 +9,10 @@ pub mod backfill;
 pub mod cli;
 pub mod cluster;
 pub mod db;
+// Executor errors carry what was already done and who blocked; they are returned once per
+// command, never in a hot loop, so their size does not matter.
+#[allow(clippy::result_large_err)]
+pub mod exec;
 pub mod finding;
 <<<<<<< HEAD
 pub mod lint;

@@ -10,6 +10,10 @@ pub mod audit;
 pub mod gate;
 pub mod output;
 pub mod soak;
+pub mod apply;
+pub mod output;
+pub mod rollback;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +58,12 @@ pub enum Command {
     Approve(approve::Args),
     /// Show the audit log: break-glass bypasses and approvals.
     Audit(audit::Args),
+    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
+    Apply(apply::Args),
+    /// Undo the last applied phase of a plan (never contract).
+    Rollback(rollback::Args),
+    /// Show where each plan stands in the database and the next command.
+    Status(status::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -67,6 +77,9 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Soak(args) => soak::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 
