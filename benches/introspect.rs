@@ -39,7 +39,7 @@ fn main() {
             let start = Instant::now();
             let schema = seqmig::introspect::introspect(&client).await.unwrap();
             times.push(start.elapsed());
-            counts = Some(seqmig::introspect::object_counts(&schema));
+            counts = Some(seqmig::model::ddl::object_counts(&schema));
         }
     });
     times.sort();

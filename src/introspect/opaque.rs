@@ -15,7 +15,7 @@ fn put(s: &mut Schema, kind: OpaqueKind, identity: String, text: &str, depends_o
         id.clone(),
         OpaqueObject {
             id,
-            text: normalize_expr(text.trim().trim_end_matches(';')),
+            text: crate::parse::normalize_statement(text.trim().trim_end_matches(';')),
             depends_on,
             search_path: None,
         },
@@ -95,20 +95,6 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
 
     for r in &cat.policies {
         let table = qname(r.get("schema"), r.get("table_name"))?;
-        if r.get::<_, &str>("what") == "rls" {
-            let mut text = format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.quoted());
-            if r.get::<_, bool>("forced") {
-                text.push_str(&format!("; ALTER TABLE ONLY {} FORCE ROW LEVEL SECURITY", table.quoted()));
-            }
-            put(
-                s,
-                OpaqueKind::Other,
-                format!("row level security on {}", table.quoted()),
-                &text,
-                vec![table],
-            );
-            continue;
-        }
         let name: &str = r.get("name");
         let cmd = match r.get::<_, &str>("cmd") {
             "r" => " FOR SELECT",

@@ -7,6 +7,9 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE r.rulename <> '_RETURN'
   AND n.nspname <> ALL ($1::text[])
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = r.ev_class
+                    AND e.deptype = 'e')
 UNION ALL
 SELECT 'cast', pg_catalog.format_type(ca.castsource, NULL) || ' AS ' || pg_catalog.format_type(ca.casttarget, NULL),
        NULL, NULL,
@@ -26,6 +29,9 @@ SELECT 'statistics', s.stxname::text, n.nspname::text, NULL,
 FROM pg_catalog.pg_statistic_ext s
 JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
 WHERE n.nspname <> ALL ($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_statistic_ext'::regclass AND e.objid = s.oid
+                    AND e.deptype = 'e')
 UNION ALL
 SELECT 'publication', p.pubname::text, NULL, NULL,
        'CREATE PUBLICATION ' || pg_catalog.quote_ident(p.pubname)
