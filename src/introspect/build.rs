@@ -24,7 +24,7 @@ fn options(raw: Vec<String>) -> Vec<String> {
     v
 }
 
-pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
+pub(super) fn schema(cat: &Catalog, bare_schema: Option<&str>) -> Result<Schema, IntrospectError> {
     let mut s = Schema::default();
 
     for r in &cat.namespaces {
@@ -339,7 +339,7 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
     let sequences = s.sequences.keys().map(|q| q.quoted()).collect::<std::collections::BTreeSet<_>>();
     s.owners.retain(|r, _| r.kind != "sequence" || sequences.contains(&r.identity));
 
-    super::opaque::add(cat, &mut s)?;
+    super::opaque::add(cat, &mut s, bare_schema)?;
     comments(cat, &mut s)?;
     Ok(s)
 }
@@ -381,7 +381,8 @@ fn exclusion(def: &str) -> ConstraintKind {
     let predicate = after.find("WHERE ").map(|i| normalize_expr(after[i + 6..].trim()));
     ConstraintKind::Exclusion {
         method: method.to_ascii_lowercase(),
-        elements: format!("({})", normalize_expr(elements)),
+        // Spelled as the loader spells it: the list without its parentheses.
+        elements: normalize_expr(elements),
         predicate,
     }
 }
@@ -590,7 +591,7 @@ mod tests {
             k,
             ConstraintKind::Exclusion {
                 method: "gist".into(),
-                elements: "(room with =, during with &&)".into(),
+                elements: "room with =, during with &&".into(),
                 predicate: Some("room > 0".into()),
             }
         );

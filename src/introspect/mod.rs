@@ -147,7 +147,9 @@ pub async fn introspect_with(
     // Restore even when reading failed; a failure here matters less than the first error.
     let _ = client.query("SELECT pg_catalog.set_config('search_path', $1, false)", &[&old]).await;
     let catalog = result?;
-    build::schema(&catalog)
+    let first =
+        options.search_path.split(',').next().map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty());
+    build::schema(&catalog, first)
 }
 
 async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
