@@ -556,3 +556,88 @@ fn normalisation_operator_respelling_is_recognised() {
     ));
     assert!(!is_operator_respelling("/x/expr: file=\"name ~ 'a'\" db=\"name ~ 'b'\""));
 }
+
+// ---------------------------------------------------------------------------------------
+// Bad input: `seqmig inspect postgres://…` exits 2 with one clear message each.
+
+/// Runs `seqmig inspect URL` and returns (exit code, stderr).
+fn inspect_cli(url: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .args(["inspect", url])
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run seqmig");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `url` with its user (and password) replaced.
+fn with_user(url: &str, user: &str, password: Option<&str>) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_part = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+    match password {
+        Some(p) => format!("{scheme}://{user}:{p}@{host_part}"),
+        None => format!("{scheme}://{user}@{host_part}"),
+    }
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one message, got:\n{stderr}");
+    lines[0]
+}
+
+#[test]
+fn bad_input_wrong_host_names_the_host() {
+    let (code, err) = inspect_cli("postgres://app@nonexistent-host.invalid:5432/shop");
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("cannot reach the PostgreSQL server at nonexistent-host.invalid:5432"), "{line}");
+    assert!(line.contains("database 'shop'") && line.contains("user 'app'"), "{line}");
+}
+
+#[test]
+fn bad_input_wrong_password_is_refused_without_echoing_it() {
+    let db = TestDb::new();
+    let role = format!("seqmig_pw_{}", std::process::id());
+    db.require_password(&role, "right-password");
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some("wrong-password")));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains(&format!("refused user '{role}'")), "{line}");
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(!line.contains("wrong-password") && !line.contains("right-password"), "{line}");
+    // The right password works, so the failure above was the password and nothing else.
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some("right-password")));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bad_input_missing_database_says_how_to_create_it() {
+    let db = TestDb::new();
+    let url = db.url.replace(&db.name, "seqmig_no_such_database");
+    let (code, err) = inspect_cli(&url);
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("database 'seqmig_no_such_database' does not exist"), "{line}");
+    assert!(line.contains("createdb seqmig_no_such_database"), "{line}");
+}
+
+/// Hardened servers revoke catalog access from PUBLIC; introspection must stop with the
+/// catalog it could not read, not return a schema with the functions missing.
+#[test]
+fn bad_input_role_without_catalog_access_is_refused() {
+    let db = TestDb::new();
+    let role = format!("seqmig_noread_{}", std::process::id());
+    db.execute(&format!(
+        "CREATE ROLE {role} LOGIN; REVOKE SELECT ON pg_catalog.pg_proc FROM PUBLIC;
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"
+    ));
+    db.allow_login(&role);
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some(&format!("{role}-pw"))));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("permission denied"), "{line}");
+    assert!(line.contains("pg_proc"), "{line}");
+    assert!(line.contains(&format!("as user '{role}'")), "{line}");
+}
