@@ -14,11 +14,8 @@ pub mod db;
 #[allow(clippy::result_large_err)]
 pub mod exec;
 pub mod finding;
-<<<<<<< HEAD
-pub mod lint;
-=======
 pub mod introspect;
->>>>>>> main
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
