@@ -2,16 +2,16 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
-pub mod inspect;
-pub mod lint;
-pub mod backfill;
+pub mod apply;
 pub mod approve;
 pub mod audit;
+pub mod backfill;
 pub mod gate;
+pub mod inspect;
+pub mod lint;
 pub mod output;
-pub mod soak;
-pub mod apply;
 pub mod rollback;
+pub mod soak;
 pub mod status;
 
 use clap::{Parser, Subcommand};
