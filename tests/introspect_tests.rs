@@ -155,6 +155,35 @@ fn a_ddl_file_and_its_database_are_equal() {
     assert!(diffs.is_empty(), "{diffs:#?}");
 }
 
+/// Privileges as pg_dump writes them: what differs from each object's defaults.
+#[test]
+fn grants_equal_the_statements_that_made_them() {
+    let role = format!("seqmig_reader_{}", std::process::id());
+    let sql = format!(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.t (x integer);
+         CREATE SEQUENCE app.s;
+         CREATE FUNCTION app.f(a integer) RETURNS integer
+             LANGUAGE sql
+             AS $$ SELECT a $$;
+         REVOKE ALL ON FUNCTION app.f(a integer) FROM PUBLIC;
+         GRANT ALL ON FUNCTION app.f(a integer) TO {role};
+         GRANT USAGE ON SCHEMA app TO {role};
+         GRANT SELECT,UPDATE ON TABLE app.t TO {role} WITH GRANT OPTION;
+         GRANT ALL ON SEQUENCE app.s TO {role};"
+    );
+    let db = TestDb::new();
+    db.execute(&format!("DO $$ BEGIN CREATE ROLE {role}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"));
+    db.execute(&sql);
+    let file = seqmig::parse::load_str("grants.sql", &sql).unwrap().schema;
+    let live = introspect(&db);
+    let grants = |s: &Schema| -> Vec<String> {
+        s.opaque.values().filter(|o| o.id.kind == OpaqueKind::Grant).map(|o| o.text.clone()).collect()
+    };
+    assert_eq!(grants(&live).len(), 5, "{:#?}", grants(&live));
+    assert_eq!(grants(&live), grants(&file));
+}
+
 // ---------------------------------------------------------------------------------------
 // The corpus.
 
