@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod diff;
 pub mod finding;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod render;

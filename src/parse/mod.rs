@@ -79,3 +79,15 @@ pub enum ParseError {
     #[error("{file}:{line}:{column}: {what}", file = .file, line = .line, column = .column)]
     Split { file: String, line: usize, column: usize, what: String },
 }
+
+/// Whether `sql` (one or more statements) parses with the PostgreSQL dialect. For tests that
+/// check generated SQL round-trips; comments alone count as valid.
+///
+/// sqlparser 0.64 lacks `DROP INDEX CONCURRENTLY` (PostgreSQL has had it since 9.2); the
+/// keyword is removed before parsing so the rest of the statement is still checked.
+pub fn parses(sql: &str) -> Result<(), String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    let patched = sql.replace("DROP INDEX CONCURRENTLY ", "DROP INDEX ");
+    Parser::parse_sql(&PostgreSqlDialect {}, &patched).map(|_| ()).map_err(|e| e.to_string())
+}
