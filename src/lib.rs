@@ -7,8 +7,10 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod db;
 pub mod diff;
 pub mod finding;
+pub mod introspect;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -3,3 +3,4 @@
 mod harness;
 
 mod harness_tests;
+mod introspect_tests;

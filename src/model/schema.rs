@@ -328,6 +328,29 @@ impl Sequence {
             owned_by: None,
         }
     }
+
+    /// The same sequence with every option that equals PostgreSQL's default for its type and
+    /// direction set to `None`, so `CREATE SEQUENCE s` (a file) and the catalog's explicit
+    /// values (introspection, or pg_dump's `START WITH 1 … CACHE 1`) compare equal. Both
+    /// producers call this on every sequence they emit.
+    pub fn without_default_options(mut self) -> Self {
+        let (type_min, type_max) = match self.data_type.as_str() {
+            "smallint" => (i16::MIN as i64, i16::MAX as i64),
+            "integer" => (i32::MIN as i64, i32::MAX as i64),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let increment = self.increment.unwrap_or(1);
+        let ascending = increment > 0;
+        let min = self.min_value.unwrap_or(if ascending { 1 } else { type_min });
+        let max = self.max_value.unwrap_or(if ascending { type_max } else { -1 });
+        let start = self.start.unwrap_or(if ascending { min } else { max });
+        self.increment = Some(increment).filter(|&i| i != 1);
+        self.min_value = Some(min).filter(|&m| m != if ascending { 1 } else { type_min });
+        self.max_value = Some(max).filter(|&m| m != if ascending { type_max } else { -1 });
+        self.start = Some(start).filter(|&s| s != if ascending { min } else { max });
+        self.cache = self.cache.filter(|&c| c != 1);
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
