@@ -3,6 +3,7 @@
 //! Nothing else lives here.
 
 pub mod output;
+pub mod plan;
 
 use clap::{Parser, Subcommand};
 
@@ -34,18 +35,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and exit (placeholder until the first real command lands).
-    Version,
+    Plan(plan::Args),
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => {
-            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
-            Ok(Outcome::Yes)
-        }
+        Command::Plan(args) => plan::run(args),
     }
 }
 

@@ -115,6 +115,10 @@ pub enum Change {
         indexes: Vec<Index>,
         /// Sequences owned by the column (serial), moved to the new column at switch.
         owned_sequences: Vec<QualifiedName>,
+        /// Desired constraints of the table over the column, moved to the new column at switch.
+        constraints: Vec<Constraint>,
+        /// Foreign keys of other tables referencing the column, re-pointed at switch.
+        incoming: Vec<(QualifiedName, Constraint)>,
     },
     SetNotNull {
         table: QualifiedName,

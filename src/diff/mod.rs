@@ -141,6 +141,8 @@ struct Differ<'a> {
     shadowed: BTreeSet<(QualifiedName, Ident)>,
     used_transforms: BTreeSet<usize>,
     used_renames: BTreeSet<usize>,
+    /// (desired table, constraint) recreated by a type change, not diffed again.
+    moved_constraints: BTreeSet<(QualifiedName, Ident)>,
 }
 
 /// `(current, desired, hints) → (changes, findings)`.
@@ -159,6 +161,7 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
         shadowed: BTreeSet::new(),
         used_transforms: BTreeSet::new(),
         used_renames: BTreeSet::new(),
+        moved_constraints: BTreeSet::new(),
     };
     d.run();
     (d.changes, d.findings)
@@ -644,22 +647,34 @@ impl Differ<'_> {
             };
             if !in_place {
                 self.shadowed.insert((table.clone(), new.name.clone()));
+            }
+            // Constraints over the column move to the new column at switch: on this table
+            // (primary key, unique, check, outgoing foreign key) and on tables whose foreign
+            // keys reference it.
+            let mut constraints = Vec::new();
+            let mut incoming = Vec::new();
+            if !in_place {
+                let des_table = self.desired.tables.get(table);
                 for (n, c) in &cur.constraints {
                     let uses = c.kind.columns().contains(&old.name)
                         || matches!(&c.kind, ConstraintKind::Check { expr, .. } if mentions(expr, old.name.as_str()));
-                    if uses {
-                        self.findings.push(
-                            Finding::error("unsupported-change", column_object(table, &new.name), format!(
-                                "the type of {} changes but constraint {} uses it; seqmig does not move constraints to the shadow column",
-                                column_object(table, &new.name), n.quoted_sql()))
-                            .with_help("recipe: 1) plan the type change without the constraint (drop it in the desired schema); 2) after contract, add it back (NOT VALID + VALIDATE, or UNIQUE … USING INDEX) in a second plan. For a primary key referenced by foreign keys, change the referencing columns first"),
-                        );
+                    if let (true, Some(d)) = (uses, des_table.and_then(|t| t.constraints.get(n))) {
+                        self.moved_constraints.insert((table.clone(), n.clone()));
+                        constraints.push(d.clone());
                     }
                 }
-                for idx in self.current.indexes_of(&cur.name) {
-                    if index_uses_column(idx, &old.name) && !indexes.iter().any(|i| i.name == idx.name) {
-                        // A current index over the column that is not in the desired schema
-                        // is dropped by its own change; nothing to rebuild.
+                for (tname, t) in &self.desired.tables {
+                    for (n, c) in &t.constraints {
+                        if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &c.kind {
+                            if ref_table == table && ref_columns.contains(&new.name) && tname != table {
+                                // Existing foreign keys are recreated by this change; a new
+                                // table's is added in expand by its own change and moved too.
+                                if !self.created_tables.contains(tname) {
+                                    self.moved_constraints.insert((tname.clone(), n.clone()));
+                                }
+                                incoming.push((tname.clone(), c.clone()));
+                            }
+                        }
                     }
                 }
             }
@@ -680,8 +695,12 @@ impl Differ<'_> {
                 in_place,
                 indexes,
                 owned_sequences,
+                constraints,
+                incoming,
             });
-            return;
+            if !in_place {
+                return;
+            }
         }
         if let Some(i) = transform_idx {
             self.used_transforms.insert(i);
@@ -735,6 +754,9 @@ impl Differ<'_> {
 
     fn constraints(&mut self, dname: &QualifiedName, cur: &Table, des: &Table) {
         for (name, c) in &des.constraints {
+            if self.moved_constraints.contains(&(dname.clone(), name.clone())) {
+                continue;
+            }
             match cur.constraints.get(name) {
                 None => {
                     let unique =

@@ -12,9 +12,9 @@ use super::{
     Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, dual_write_sql, dual_write_steps, flag_steps,
     not_null_steps,
 };
-use crate::model::{Column, Ident, Index, QualifiedName};
+use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
-use crate::plan::sqltext::{column_value, derived_name, index_value};
+use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
@@ -28,6 +28,8 @@ pub struct TypeChange<'a> {
     pub in_place: bool,
     pub indexes: &'a [Index],
     pub owned_sequences: &'a [QualifiedName],
+    pub constraints: &'a [Constraint],
+    pub incoming: &'a [(QualifiedName, Constraint)],
 }
 
 pub fn shadow_name(column: &Ident) -> Ident {
@@ -161,6 +163,39 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             .makes([Res::Index(idx.name.clone())]),
         );
     }
+    // Unique indexes for the primary key / unique constraints, built on the shadow column.
+    let mut unique_tmp = Vec::new();
+    for con in tc
+        .constraints
+        .iter()
+        .filter(|k| matches!(k.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. }))
+    {
+        let tmp = derived_name(con.name.as_str(), "_seqmig_new");
+        let idx = super::add_unique::backing_index(table, con, &tmp);
+        steps.push(
+            StepDraft::new(
+                Phase::Backfill,
+                format!(
+                    "build the unique index for {} on the shadow column without blocking writes",
+                    con.name.quoted_sql()
+                ),
+                ctx.sql(
+                    "create_index",
+                    json!({ "index": index_value(&idx, &tmp, true, Some((c, &shadow))) }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "drop_index",
+                json!({ "index": qn(&idx.name), "concurrently": true, "if_exists": true }),
+            )?)
+            .outside_transaction()
+            .lock(LockMode::ShareUpdateExclusive, table)
+            .scans()
+            .verify(ctx.verify(json!({ "kind": "index", "index_text": idx.name.quoted() }))?)
+            .needs([Res::Data(table.clone(), shadow.clone())]),
+        );
+        unique_tmp.push((con, tmp, idx));
+    }
     let finish_nn = if tc.to.not_null {
         let (check, finish) = not_null_steps(ctx, table, &shadow, c, Phase::Backfill)?;
         steps.extend(check);
@@ -170,8 +205,62 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     };
 
     // The swap: names, trigger body, default, owned sequences, flag — one transaction.
-    let mut swap = vec![ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?];
-    let mut unswap = vec![ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?];
+    let mut swap = Vec::new();
+    let mut unswap = Vec::new();
+    let drop_con = |t: &QualifiedName, k: &Constraint| {
+        ctx.sql("drop_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))
+    };
+    let add_con = |t: &QualifiedName, k: &Constraint, not_valid: bool| {
+        ctx.sql("add_constraint", json!({ "table": qn(t), "name": k.name.as_str(), "definition": constraint_def(k), "not_valid": not_valid }))
+    };
+    // Constraints over the old column let go of it (foreign keys pointing at it first).
+    for (t, k) in tc.incoming {
+        swap.push(drop_con(t, k)?);
+    }
+    for k in tc.constraints {
+        swap.push(drop_con(table, k)?);
+        unswap.push(drop_con(table, k)?);
+    }
+    for (t, k) in tc.incoming {
+        unswap.push(drop_con(t, k)?);
+    }
+    swap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?);
+    unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);
+    let mut validate = Vec::new();
+    for k in tc.constraints {
+        match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
+            Some((con, tmp, _)) => {
+                if matches!(con.kind, ConstraintKind::PrimaryKey { .. }) {
+                    // Proven by the validated helper check: no scan under the lock.
+                    swap.push(ctx.sql(
+                        "alter_column",
+                        json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+                    )?);
+                }
+                swap.push(ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))?);
+                // Undo: the old column gets its constraint back (its index is rebuilt under the
+                // lock), and the shadow its unique index so switch can be applied again.
+                let idx = super::add_unique::backing_index(table, con, tmp);
+                unswap.push(add_con(table, k, false)?);
+                unswap.push(ctx.sql(
+                    "create_index",
+                    json!({ "index": index_value(&idx, tmp, false, Some((c, &shadow))) }),
+                )?);
+            }
+            None => {
+                swap.push(add_con(table, k, true)?);
+                unswap.push(add_con(table, k, !matches!(k.kind, ConstraintKind::Exclusion { .. }))?);
+                if !matches!(k.kind, ConstraintKind::Exclusion { .. }) {
+                    validate.push((table.clone(), k.clone()));
+                }
+            }
+        }
+    }
+    for (t, k) in tc.incoming {
+        swap.push(add_con(t, k, true)?);
+        unswap.push(add_con(t, k, true)?);
+        validate.push((t.clone(), k.clone()));
+    }
     swap.push(dual_write_sql(ctx, &dw_after, false)?);
     unswap.push(dual_write_sql(ctx, &dw_before, false)?);
     if tc.from.default.is_some() {
@@ -233,6 +322,23 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         .removes([Res::Column(table.clone(), c.clone())])
         .makes([Res::Column(table.clone(), c.clone()), Res::Column(table.clone(), parked.clone())]),
     );
+    for (t, k) in &validate {
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                format!("validate {} on the new column without blocking writes", k.name.quoted_sql()),
+                ctx.sql("validate_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))?,
+            )
+            .rollback("-- nothing to undo: validation changes no data".into())
+            .lock(LockMode::ShareUpdateExclusive, t)
+            .scans()
+            .verify(
+                ctx.verify(
+                    json!({ "kind": "constraint", "table_text": t.quoted(), "name": k.name.as_str() }),
+                )?,
+            ),
+        );
+    }
     steps.push(removal);
     steps.push(
         StepDraft::new(
@@ -275,6 +381,8 @@ mod tests {
                 in_place: false,
                 indexes: vec![],
                 owned_sequences: vec![],
+                constraints: vec![],
+                incoming: vec![],
             },
         );
         let ph = phases(&steps);
@@ -311,6 +419,8 @@ mod tests {
                 in_place: true,
                 indexes: vec![],
                 owned_sequences: vec![],
+                constraints: vec![],
+                incoming: vec![],
             },
         );
         assert_eq!(steps.len(), 1);

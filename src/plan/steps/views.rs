@@ -100,8 +100,9 @@ pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
     create.purpose = format!("recreate {} over the new columns", to.name);
-    // Recreated only after every column change the old definition was bound to.
-    let create = create.after_removal(old_reads);
+    // A `SELECT *` view binds every column at creation: recreate it only after the columns
+    // that go away are gone, or it would hold on to them again.
+    let create = create.after_removal(star_reads(ctx, to));
     Ok(vec![drop, create])
 }
 
