@@ -4,3 +4,4 @@ mod harness;
 
 mod harness_tests;
 mod introspect_tests;
+mod parse_tests;

@@ -2,6 +2,7 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod inspect;
 pub mod output;
 pub mod plan;
 
@@ -35,6 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show the schema model read from a .sql file, a directory or stdin.
+    Inspect(inspect::Args),
+    /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
     Plan(plan::Args),
 }
 
@@ -42,6 +46,7 @@ pub enum Command {
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Inspect(args) => inspect::run(args),
         Command::Plan(args) => plan::run(args),
     }
 }

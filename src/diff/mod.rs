@@ -859,7 +859,11 @@ impl Differ<'_> {
     fn view_affected(&self, v: &View, recreated: &BTreeSet<QualifiedName>) -> bool {
         v.reads.iter().any(|r: &ColumnRef| match &r.column {
             Some(c) => self.affected_columns.contains(&(r.table.clone(), c.clone())),
-            None => recreated.contains(&r.table) || self.affected_columns.iter().any(|(t, _)| t == &r.table),
+            None => {
+                recreated.contains(&r.table)
+                    || (selects_star(&v.definition)
+                        && self.affected_columns.iter().any(|(t, _)| t == &r.table))
+            }
         }) || v.reads.iter().any(|r| recreated.contains(&r.table))
     }
 
@@ -1045,6 +1049,13 @@ pub fn mentions(expr: &str, name: &str) -> bool {
         start = i + name.len().max(1);
     }
     false
+}
+
+/// Whether a view definition uses `*` (and so binds every column of a table when created).
+/// The model records a whole-relation read for every table a view names, star or not.
+pub fn selects_star(definition: &str) -> bool {
+    let d = definition.to_ascii_lowercase();
+    d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
 }
 
 fn looks_like_same_table(old: &Table, new: &Table) -> bool {

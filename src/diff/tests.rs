@@ -182,6 +182,8 @@ fn views_over_retyped_columns_are_recreated() {
         .into(),
         options: vec![],
         check_option: None,
+        search_path: None,
+        column_defaults: Default::default(),
     };
     c2.views.insert(v.name.clone(), v.clone());
     let mut des = schema(vec![t]);

@@ -347,6 +347,8 @@ mod tests {
                 .collect(),
             options: vec![],
             check_option: None,
+            search_path: None,
+            column_defaults: Default::default(),
         }
     }
 

@@ -93,6 +93,7 @@ mod tests {
             predicate: Some("name IS NOT NULL".into()),
             options: vec![],
             only: false,
+            statistics: Default::default(),
         }
     }
 

@@ -41,6 +41,7 @@ pub fn backing_index(table: &QualifiedName, c: &Constraint, name: &crate::model:
         predicate: None,
         options: vec![],
         only: false,
+        statistics: Default::default(),
     }
 }
 

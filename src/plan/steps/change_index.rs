@@ -84,6 +84,7 @@ mod tests {
             predicate: None,
             options: vec![],
             only: false,
+            statistics: Default::default(),
         };
         let s = schema_with(vec![users()]);
         let steps = run(&s, &s, &Change::ChangeIndex { from: mk("name"), to: mk("id") });

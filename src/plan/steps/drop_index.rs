@@ -88,6 +88,7 @@ mod tests {
             predicate: None,
             options: vec![],
             only: false,
+            statistics: Default::default(),
         };
         let s = schema_with(vec![users()]);
         let steps = run(&s, &s, &Change::DropIndex { index });

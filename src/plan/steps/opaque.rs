@@ -12,7 +12,12 @@ use crate::plan::draft::{Res, StepDraft};
 
 fn statement(o: &OpaqueObject) -> String {
     let t = o.text.trim();
-    if t.ends_with(';') { t.to_string() } else { format!("{t};") }
+    let stmt = if t.ends_with(';') { t.to_string() } else { format!("{t};") };
+    match &o.search_path {
+        // The text was written with unqualified names under this search_path.
+        Some(sp) => format!("SET LOCAL search_path = {}, public;\n{stmt}", sp.quoted_sql()),
+        None => stmt,
+    }
 }
 
 /// `DROP …` for an object, or `None` when its kind gives no way to derive one.
@@ -116,6 +121,7 @@ mod tests {
             id: OpaqueId { kind: OpaqueKind::Function, identity: "public.f()".into() },
             text: format!("CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql AS $$ SELECT {body} $$"),
             depends_on: vec![],
+            search_path: None,
         };
         let s = schema_with(vec![]);
         let steps = run(&s, &s, &Change::ReplaceObject { from: mk("1"), to: mk("2") });

@@ -26,6 +26,9 @@ fn reads(v: &View) -> Vec<Res> {
 
 /// Columns of tables read with `*`: a view over `SELECT *` is bound to every column.
 fn star_reads(ctx: &Ctx<'_>, v: &View) -> Vec<Res> {
+    if !crate::diff::selects_star(&v.definition) {
+        return Vec::new();
+    }
     v.reads
         .iter()
         .filter(|c| c.column.is_none())
@@ -43,7 +46,7 @@ pub fn create_sql(ctx: &Ctx<'_>, v: &View) -> Result<String, crate::render::Rend
             format!("{} CHECK OPTION", c.to_ascii_uppercase())
         }
     });
-    ctx.sql(
+    let create = ctx.sql(
         "create_view",
         json!({
             "view": qn(&v.name),
@@ -53,7 +56,21 @@ pub fn create_sql(ctx: &Ctx<'_>, v: &View) -> Result<String, crate::render::Rend
             "definition": v.definition.trim_end_matches(';'),
             "check_option": check,
         }),
-    )
+    )?;
+    let mut parts = Vec::new();
+    if let Some(sp) = &v.search_path {
+        // The definition was written with unqualified names under this search_path.
+        parts.push(format!("SET LOCAL search_path = {}, public;", sp.quoted_sql()));
+    }
+    parts.push(create);
+    for (col, default) in &v.column_defaults {
+        parts.push(format!(
+            "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {default};",
+            v.name.quoted(),
+            col.quoted_sql()
+        ));
+    }
+    Ok(parts.join("\n"))
 }
 
 fn drop_sql(ctx: &Ctx<'_>, v: &View, if_exists: bool) -> Result<String, crate::render::RenderError> {
@@ -144,6 +161,8 @@ mod tests {
             .into(),
             options: vec![],
             check_option: None,
+            search_path: None,
+            column_defaults: Default::default(),
         };
         let steps =
             run(&s, &s, &Change::ReplaceView { from: v.clone(), to: v, reason: ViewReason::Dependency });
