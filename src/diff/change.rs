@@ -164,6 +164,12 @@ pub enum Change {
         table: QualifiedName,
         constraint: Constraint,
     },
+    /// Same definition, new name (a renamed table's `…_pkey`, for example): catalog only.
+    RenameConstraint {
+        table: QualifiedName,
+        from: Ident,
+        to: Constraint,
+    },
     AddIndex {
         index: Index,
         new_table: bool,
@@ -174,6 +180,11 @@ pub enum Change {
     },
     DropIndex {
         index: Index,
+    },
+    /// Same definition, new name: catalog only.
+    RenameIndex {
+        from: Index,
+        to: Index,
     },
     CreateView {
         view: View,
@@ -241,6 +252,8 @@ impl Change {
             Change::AddUnique { .. } => "add_unique",
             Change::ChangeConstraint { .. } => "change_constraint",
             Change::DropConstraint { .. } => "drop_constraint",
+            Change::RenameConstraint { .. } => "rename_constraint",
+            Change::RenameIndex { .. } => "rename_index",
             Change::AddIndex { .. } => "add_index",
             Change::ChangeIndex { .. } => "change_index",
             Change::DropIndex { .. } => "drop_index",
@@ -279,6 +292,8 @@ impl Change {
             | Change::AddUnique { table, constraint, .. }
             | Change::DropConstraint { table, constraint } => column_object(table, &constraint.name),
             Change::ChangeConstraint { table, to, .. } => column_object(table, &to.name),
+            Change::RenameConstraint { table, from, .. } => column_object(table, from),
+            Change::RenameIndex { from, .. } => from.name.quoted(),
             Change::AddIndex { index, .. } | Change::DropIndex { index } => index.name.quoted(),
             Change::ChangeIndex { to, .. } => to.name.quoted(),
             Change::CreateView { view } | Change::DropView { view } => view.name.quoted(),
@@ -384,6 +399,16 @@ impl Change {
                 format!("rebuild index {} on {}", to.name.name.quoted_sql(), short(&to.table))
             }
             Change::DropIndex { index } => format!("drop index {}", short(&index.name)),
+            Change::RenameConstraint { table, from, to } => format!(
+                "rename {} {} on {} to {}",
+                constraint_word(to),
+                from.quoted_sql(),
+                short(table),
+                to.name.quoted_sql()
+            ),
+            Change::RenameIndex { from, to } => {
+                format!("rename index {} to {}", short(&from.name), to.name.name.quoted_sql())
+            }
             Change::CreateView { view } => format!("create {} {}", view_word(view), short(&view.name)),
             Change::ReplaceView { to, reason, .. } => match reason {
                 ViewReason::Definition => format!("replace {} {}", view_word(to), short(&to.name)),

@@ -178,6 +178,58 @@ impl Differ<'_> {
         self.opaque();
         self.comments();
         self.unused_hints();
+        self.constraint_warnings();
+    }
+
+    /// Warnings about added constraints: foreign keys without an index on the referencing
+    /// side, exclusion constraints that cannot be added without a blocking scan.
+    fn constraint_warnings(&mut self) {
+        let mut found = Vec::new();
+        for c in &self.changes {
+            let (table, constraint, new_table) = match c {
+                Change::AddConstraint { table, constraint, new_table } => (table, constraint, *new_table),
+                Change::ChangeConstraint { table, to, .. } => (table, to, false),
+                _ => continue,
+            };
+            match &constraint.kind {
+                ConstraintKind::ForeignKey { columns, ref_table, .. } if !self.has_leading_index(table, columns) => {
+                    found.push(
+                        Finding::warning("fk-without-index", column_object(table, &constraint.name), format!(
+                            "foreign key {} has no index on {}({}): every delete or key update on {} scans {}",
+                            constraint.name.quoted_sql(), table.quoted(),
+                            columns.iter().map(Ident::quoted_sql).collect::<Vec<_>>().join(", "),
+                            ref_table.quoted(), table.quoted()))
+                        .with_help(format!("add CREATE INDEX ON {} ({}) to the desired schema; seqmig builds it concurrently",
+                            table.quoted(), columns.iter().map(Ident::quoted_sql).collect::<Vec<_>>().join(", "))),
+                    );
+                }
+                ConstraintKind::Exclusion { .. } if !new_table => {
+                    found.push(
+                        Finding::warning("blocking-constraint", column_object(table, &constraint.name), format!(
+                            "exclusion constraint {} cannot be added NOT VALID: it builds its index and checks every row under an ACCESS EXCLUSIVE lock on {}",
+                            constraint.name.quoted_sql(), table.quoted()))
+                        .with_help("apply in a maintenance window, or enforce the rule in the application until the table is small enough"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.findings.extend(found);
+    }
+
+    fn has_leading_index(&self, table: &QualifiedName, columns: &[Ident]) -> bool {
+        let want: BTreeSet<&Ident> = columns.iter().collect();
+        let leads = |keys: Vec<&Ident>| keys.len() >= want.len() && keys[..want.len()].iter().copied().collect::<BTreeSet<_>>() == want;
+        let by_index = self.desired.indexes_of(table).any(|i| {
+            i.predicate.is_none()
+                && leads(i.keys.iter().map_while(|k| match &k.expr { IndexExpr::Column(c) => Some(c), _ => None }).collect())
+        });
+        let by_constraint = self.desired.tables.get(table).is_some_and(|t| {
+            t.constraints.values().any(|c| {
+                matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. }) && leads(c.kind.columns().iter().collect())
+            })
+        });
+        by_index || by_constraint
     }
 
     fn namespaces_and_extensions(&mut self) {
@@ -752,65 +804,46 @@ impl Differ<'_> {
         }
     }
 
+    fn same_constraint(&self, old: &crate::model::Constraint, new: &crate::model::Constraint) -> bool {
+        let mut o = old.kind.clone();
+        if let (ConstraintKind::ForeignKey { ref_table, .. }, ConstraintKind::ForeignKey { ref_table: b, .. }) = (&mut o, &new.kind) {
+            if self.table_pairs.get(b) == Some(ref_table) {
+                *ref_table = b.clone();
+            }
+        }
+        o == new.kind && old.deferrable == new.deferrable && old.initially_deferred == new.initially_deferred
+    }
+
     fn constraints(&mut self, dname: &QualifiedName, cur: &Table, des: &Table) {
+        let mut dropped: Vec<&crate::model::Constraint> =
+            cur.constraints.iter().filter(|(n, _)| !des.constraints.contains_key(*n)).map(|(_, c)| c).collect();
         for (name, c) in &des.constraints {
             if self.moved_constraints.contains(&(dname.clone(), name.clone())) {
                 continue;
             }
             match cur.constraints.get(name) {
                 None => {
-                    let unique =
-                        matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
+                    if let Some(pos) = dropped.iter().position(|d| self.same_constraint(d, c)) {
+                        let d = dropped.remove(pos);
+                        self.changes.push(Change::RenameConstraint { table: dname.clone(), from: d.name.clone(), to: c.clone() });
+                        continue;
+                    }
+                    let unique = matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
                     if unique {
-                        self.changes.push(Change::AddUnique {
-                            table: dname.clone(),
-                            constraint: c.clone(),
-                            new_table: false,
-                        });
+                        self.changes.push(Change::AddUnique { table: dname.clone(), constraint: c.clone(), new_table: false });
                     } else {
-                        self.changes.push(Change::AddConstraint {
-                            table: dname.clone(),
-                            constraint: c.clone(),
-                            new_table: false,
-                        });
+                        self.changes.push(Change::AddConstraint { table: dname.clone(), constraint: c.clone(), new_table: false });
                     }
                 }
                 Some(old) => {
-                    let mapped_ref = match (&old.kind, &c.kind) {
-                        (
-                            ConstraintKind::ForeignKey { ref_table: a, .. },
-                            ConstraintKind::ForeignKey { ref_table: b, .. },
-                        ) => self.table_pairs.get(b) == Some(a),
-                        _ => false,
-                    };
-                    let same_kind = if mapped_ref {
-                        let mut o = old.kind.clone();
-                        if let ConstraintKind::ForeignKey { ref_table, .. } = &mut o {
-                            if let ConstraintKind::ForeignKey { ref_table: b, .. } = &c.kind {
-                                *ref_table = b.clone();
-                            }
-                        }
-                        o == c.kind
-                    } else {
-                        old.kind == c.kind
-                    };
-                    if !same_kind
-                        || old.deferrable != c.deferrable
-                        || old.initially_deferred != c.initially_deferred
-                    {
-                        self.changes.push(Change::ChangeConstraint {
-                            table: dname.clone(),
-                            from: old.clone(),
-                            to: c.clone(),
-                        });
+                    if !self.same_constraint(old, c) {
+                        self.changes.push(Change::ChangeConstraint { table: dname.clone(), from: old.clone(), to: c.clone() });
                     }
                 }
             }
         }
-        for (name, c) in &cur.constraints {
-            if !des.constraints.contains_key(name) {
-                self.changes.push(Change::DropConstraint { table: dname.clone(), constraint: c.clone() });
-            }
+        for c in dropped {
+            self.changes.push(Change::DropConstraint { table: dname.clone(), constraint: c.clone() });
         }
     }
 
@@ -818,9 +851,28 @@ impl Differ<'_> {
         let constraint_named = |schema: &Schema, idx: &Index| {
             schema.tables.get(&idx.table).is_some_and(|t| t.constraints.contains_key(&idx.name.name))
         };
+        let map_table = |pairs: &BTreeMap<QualifiedName, QualifiedName>, old: &Index| Index {
+            table: pairs.iter().find(|(_, c)| **c == old.table).map(|(d, _)| d.clone()).unwrap_or(old.table.clone()),
+            ..old.clone()
+        };
+        let mut dropped: Vec<&Index> = self
+            .current
+            .indexes
+            .iter()
+            .filter(|(n, i)| !self.desired.indexes.contains_key(*n) && !constraint_named(self.current, i) && !self.dropped_tables.contains(&i.table))
+            .map(|(_, i)| i)
+            .collect();
         for (name, idx) in &self.desired.indexes {
             if constraint_named(self.desired, idx) {
                 continue;
+            }
+            if !self.current.indexes.contains_key(name) {
+                let same = |old: &&Index| Index { name: idx.name.clone(), ..map_table(&self.table_pairs, old) } == *idx;
+                if let Some(pos) = dropped.iter().position(same) {
+                    let old = dropped.remove(pos);
+                    self.changes.push(Change::RenameIndex { from: old.clone(), to: idx.clone() });
+                    continue;
+                }
             }
             // Indexes over a column whose type changes are rebuilt by that change.
             if self.shadowed.iter().any(|(t, c)| t == &idx.table && index_uses_column(idx, c)) {
@@ -845,13 +897,7 @@ impl Differ<'_> {
                 }
             }
         }
-        for (name, idx) in &self.current.indexes {
-            if self.desired.indexes.contains_key(name)
-                || constraint_named(self.current, idx)
-                || self.dropped_tables.contains(&idx.table)
-            {
-                continue;
-            }
+        for idx in dropped {
             self.changes.push(Change::DropIndex { index: idx.clone() });
         }
     }

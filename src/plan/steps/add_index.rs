@@ -16,7 +16,6 @@ pub fn needs(index: &Index) -> Vec<Res> {
     for k in &index.keys {
         if let IndexExpr::Column(c) = &k.expr {
             r.push(Res::Column(index.table.clone(), c.clone()));
-            r.push(Res::Data(index.table.clone(), c.clone()));
         }
     }
     r.extend(index.include.iter().map(|c| Res::Column(index.table.clone(), c.clone())));

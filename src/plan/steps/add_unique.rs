@@ -74,7 +74,6 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     .scans()
     .verify(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?)
     .needs(col_needs)
-    .needs(cols.iter().map(|col| Res::Data(table.clone(), col.clone())))
     .makes([Res::Key(table.clone(), cols.clone()), Res::Index(index.name.clone())]);
     let mut attach_needs = vec![Res::Index(index.name.clone())];
     if primary {

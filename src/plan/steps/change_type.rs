@@ -82,6 +82,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     let after_down = Binding { pairs: vec![] };
     let dw_before = DualWrite {
         table,
+        named_after: c,
         old: c,
         new: &shadow,
         up: before_up.apply(tc.up, "NEW", &cols),
@@ -91,6 +92,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     cols_after.push(parked.clone());
     let dw_after = DualWrite {
         table,
+        named_after: c,
         old: &parked,
         new: c,
         up: after_up.apply(tc.up, "NEW", &cols_after),
@@ -217,12 +219,12 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     for (t, k) in tc.incoming {
         swap.push(drop_con(t, k)?);
     }
+    for (t, k) in tc.incoming {
+        unswap.push(drop_con(t, k)?);
+    }
     for k in tc.constraints {
         swap.push(drop_con(table, k)?);
         unswap.push(drop_con(table, k)?);
-    }
-    for (t, k) in tc.incoming {
-        unswap.push(drop_con(t, k)?);
     }
     swap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?);
     unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);

@@ -111,6 +111,8 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
         | Change::DropSequence { .. }
         | Change::AlterSequence { .. }
         | Change::SetStatistics { .. }
+        | Change::RenameConstraint { .. }
+        | Change::RenameIndex { .. }
         | Change::SetComment { .. } => objects::steps(ctx, change),
         Change::AddEnumValue { name, value, before, after } => {
             add_enum_value::steps(ctx, name, value, before.as_deref(), after.as_deref())
@@ -207,6 +209,9 @@ impl Binding<'_> {
 
 pub struct DualWrite<'a> {
     pub table: &'a QualifiedName,
+    /// The column the trigger and function are named after: stable across a swap, so the
+    /// switch can replace the function body in place.
+    pub named_after: &'a Ident,
     /// Physical old and new columns at this moment.
     pub old: &'a Ident,
     pub new: &'a Ident,
@@ -217,7 +222,7 @@ pub struct DualWrite<'a> {
 
 /// `CREATE OR REPLACE FUNCTION` (+ `CREATE TRIGGER` when `with_trigger`).
 pub fn dual_write_sql(ctx: &Ctx<'_>, dw: &DualWrite<'_>, with_trigger: bool) -> Result<String, RenderError> {
-    let (trigger, function) = trigger_names("dw", dw.table, dw.new);
+    let (trigger, function) = trigger_names("dw", dw.table, dw.named_after);
     ctx.sql(
         "dual_write_trigger",
         json!({
@@ -241,7 +246,7 @@ pub fn dual_write_steps(
     dw: &DualWrite<'_>,
     removal_table_columns: (&Ident, &Ident),
 ) -> Result<(StepDraft, StepDraft), RenderError> {
-    let (trigger, function) = trigger_names("dw", dw.table, dw.new);
+    let (trigger, function) = trigger_names("dw", dw.table, dw.named_after);
     let drop = ctx.sql(
         "drop_trigger",
         json!({ "trigger": trigger.as_str(), "table": qn(dw.table), "function": qn(&function) }),

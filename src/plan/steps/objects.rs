@@ -121,6 +121,24 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
                 .rollback(sql(from)?)
                 .needs(comment_needs(target))
         }
+        Change::RenameConstraint { table, from, to } => {
+            let r = |a: &Ident, b: &Ident| ctx.sql("rename", json!({ "kind": "constraint", "table": qn(table), "from": a.as_str(), "to": b.as_str() }));
+            StepDraft::new(Phase::Expand, format!("rename constraint {} to {} (catalog only)", from.quoted_sql(), to.name.quoted_sql()), r(from, &to.name)?)
+                .rollback(r(&to.name, from)?)
+                .lock(LockMode::AccessExclusive, table)
+                .needs([Res::Table(table.clone())])
+                .removes([Res::Constraint(table.clone(), from.clone())])
+                .makes([Res::Constraint(table.clone(), to.name.clone())])
+        }
+        Change::RenameIndex { from, to } => {
+            let r = |a: &QualifiedName, b: &Ident| ctx.sql("rename", json!({ "kind": "index", "object": qn(a), "to": b.as_str() }));
+            StepDraft::new(Phase::Expand, format!("rename index {} to {} (catalog only)", from.name, to.name.name.quoted_sql()), r(&from.name, &to.name.name)?)
+                .rollback(r(&to.name, &from.name.name)?)
+                .lock(LockMode::ShareUpdateExclusive, &to.table)
+                .needs([Res::Table(to.table.clone())])
+                .removes([Res::Index(from.name.clone())])
+                .makes([Res::Index(to.name.clone())])
+        }
         other => unreachable!("objects::steps called for {}", other.kind()),
     };
     Ok(vec![step])

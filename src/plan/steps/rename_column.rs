@@ -41,6 +41,7 @@ pub fn steps(
     };
     let dw = DualWrite {
         table,
+        named_after: new,
         old,
         new,
         up: bind.apply(&up_expr, "NEW", &all_cols),
