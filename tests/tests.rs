@@ -5,3 +5,4 @@ mod harness;
 mod harness_tests;
 mod introspect_tests;
 mod parse_tests;
+mod plan_tests;

@@ -192,7 +192,9 @@ impl Differ<'_> {
                 _ => continue,
             };
             match &constraint.kind {
-                ConstraintKind::ForeignKey { columns, ref_table, .. } if !self.has_leading_index(table, columns) => {
+                ConstraintKind::ForeignKey { columns, ref_table, .. }
+                    if !self.has_leading_index(table, columns) =>
+                {
                     found.push(
                         Finding::warning("fk-without-index", column_object(table, &constraint.name), format!(
                             "foreign key {} has no index on {}({}): every delete or key update on {} scans {}",
@@ -219,14 +221,25 @@ impl Differ<'_> {
 
     fn has_leading_index(&self, table: &QualifiedName, columns: &[Ident]) -> bool {
         let want: BTreeSet<&Ident> = columns.iter().collect();
-        let leads = |keys: Vec<&Ident>| keys.len() >= want.len() && keys[..want.len()].iter().copied().collect::<BTreeSet<_>>() == want;
+        let leads = |keys: Vec<&Ident>| {
+            keys.len() >= want.len() && keys[..want.len()].iter().copied().collect::<BTreeSet<_>>() == want
+        };
         let by_index = self.desired.indexes_of(table).any(|i| {
             i.predicate.is_none()
-                && leads(i.keys.iter().map_while(|k| match &k.expr { IndexExpr::Column(c) => Some(c), _ => None }).collect())
+                && leads(
+                    i.keys
+                        .iter()
+                        .map_while(|k| match &k.expr {
+                            IndexExpr::Column(c) => Some(c),
+                            _ => None,
+                        })
+                        .collect(),
+                )
         });
         let by_constraint = self.desired.tables.get(table).is_some_and(|t| {
             t.constraints.values().any(|c| {
-                matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. }) && leads(c.kind.columns().iter().collect())
+                matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. })
+                    && leads(c.kind.columns().iter().collect())
             })
         });
         by_index || by_constraint
@@ -806,7 +819,11 @@ impl Differ<'_> {
 
     fn same_constraint(&self, old: &crate::model::Constraint, new: &crate::model::Constraint) -> bool {
         let mut o = old.kind.clone();
-        if let (ConstraintKind::ForeignKey { ref_table, .. }, ConstraintKind::ForeignKey { ref_table: b, .. }) = (&mut o, &new.kind) {
+        if let (
+            ConstraintKind::ForeignKey { ref_table, .. },
+            ConstraintKind::ForeignKey { ref_table: b, .. },
+        ) = (&mut o, &new.kind)
+        {
             if self.table_pairs.get(b) == Some(ref_table) {
                 *ref_table = b.clone();
             }
@@ -815,8 +832,12 @@ impl Differ<'_> {
     }
 
     fn constraints(&mut self, dname: &QualifiedName, cur: &Table, des: &Table) {
-        let mut dropped: Vec<&crate::model::Constraint> =
-            cur.constraints.iter().filter(|(n, _)| !des.constraints.contains_key(*n)).map(|(_, c)| c).collect();
+        let mut dropped: Vec<&crate::model::Constraint> = cur
+            .constraints
+            .iter()
+            .filter(|(n, _)| !des.constraints.contains_key(*n))
+            .map(|(_, c)| c)
+            .collect();
         for (name, c) in &des.constraints {
             if self.moved_constraints.contains(&(dname.clone(), name.clone())) {
                 continue;
@@ -825,19 +846,36 @@ impl Differ<'_> {
                 None => {
                     if let Some(pos) = dropped.iter().position(|d| self.same_constraint(d, c)) {
                         let d = dropped.remove(pos);
-                        self.changes.push(Change::RenameConstraint { table: dname.clone(), from: d.name.clone(), to: c.clone() });
+                        self.changes.push(Change::RenameConstraint {
+                            table: dname.clone(),
+                            from: d.name.clone(),
+                            to: c.clone(),
+                        });
                         continue;
                     }
-                    let unique = matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
+                    let unique =
+                        matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
                     if unique {
-                        self.changes.push(Change::AddUnique { table: dname.clone(), constraint: c.clone(), new_table: false });
+                        self.changes.push(Change::AddUnique {
+                            table: dname.clone(),
+                            constraint: c.clone(),
+                            new_table: false,
+                        });
                     } else {
-                        self.changes.push(Change::AddConstraint { table: dname.clone(), constraint: c.clone(), new_table: false });
+                        self.changes.push(Change::AddConstraint {
+                            table: dname.clone(),
+                            constraint: c.clone(),
+                            new_table: false,
+                        });
                     }
                 }
                 Some(old) => {
                     if !self.same_constraint(old, c) {
-                        self.changes.push(Change::ChangeConstraint { table: dname.clone(), from: old.clone(), to: c.clone() });
+                        self.changes.push(Change::ChangeConstraint {
+                            table: dname.clone(),
+                            from: old.clone(),
+                            to: c.clone(),
+                        });
                     }
                 }
             }
@@ -852,14 +890,22 @@ impl Differ<'_> {
             schema.tables.get(&idx.table).is_some_and(|t| t.constraints.contains_key(&idx.name.name))
         };
         let map_table = |pairs: &BTreeMap<QualifiedName, QualifiedName>, old: &Index| Index {
-            table: pairs.iter().find(|(_, c)| **c == old.table).map(|(d, _)| d.clone()).unwrap_or(old.table.clone()),
+            table: pairs
+                .iter()
+                .find(|(_, c)| **c == old.table)
+                .map(|(d, _)| d.clone())
+                .unwrap_or(old.table.clone()),
             ..old.clone()
         };
         let mut dropped: Vec<&Index> = self
             .current
             .indexes
             .iter()
-            .filter(|(n, i)| !self.desired.indexes.contains_key(*n) && !constraint_named(self.current, i) && !self.dropped_tables.contains(&i.table))
+            .filter(|(n, i)| {
+                !self.desired.indexes.contains_key(*n)
+                    && !constraint_named(self.current, i)
+                    && !self.dropped_tables.contains(&i.table)
+            })
             .map(|(_, i)| i)
             .collect();
         for (name, idx) in &self.desired.indexes {
@@ -867,7 +913,9 @@ impl Differ<'_> {
                 continue;
             }
             if !self.current.indexes.contains_key(name) {
-                let same = |old: &&Index| Index { name: idx.name.clone(), ..map_table(&self.table_pairs, old) } == *idx;
+                let same = |old: &&Index| {
+                    Index { name: idx.name.clone(), ..map_table(&self.table_pairs, old) } == *idx
+                };
                 if let Some(pos) = dropped.iter().position(same) {
                     let old = dropped.remove(pos);
                     self.changes.push(Change::RenameIndex { from: old.clone(), to: idx.clone() });
