@@ -9,11 +9,8 @@ pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod finding;
-<<<<<<< HEAD
-pub mod lint;
-=======
 pub mod introspect;
->>>>>>> main
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -288,3 +288,24 @@ fn every_code_has_its_book_page() {
     }
     assert!(stale.is_empty(), "stale book pages (run SEQMIG_BLESS=1 cargo test --test tests lint): {stale:?}");
 }
+
+#[test]
+fn later_files_inherit_validated_constraints_but_not_new_tables() {
+    let dir = tempdir("carry");
+    let p = "SET lock_timeout = '2s';\nSET statement_timeout = '5min';\n";
+    std::fs::write(
+        dir.join("001_expand.sql"),
+        format!("{p}CREATE TABLE t (id bigint PRIMARY KEY);\nALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("002_backfill.sql"), format!("{p}ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;")).unwrap();
+    std::fs::write(
+        dir.join("003_contract.sql"),
+        format!("{p}ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nCREATE INDEX t_idx ON t (id);"),
+    )
+    .unwrap();
+    let reports = seqmig::lint::lint_paths(&[dir], &LintConfig::default()).unwrap();
+    let codes: Vec<&str> = reports.iter().flat_map(|r| r.findings.iter().map(|f| f.code.as_str())).collect();
+    // t was new in 001, but by 003 it may hold rows: the plain index build is reported.
+    assert_eq!(codes, vec!["create-index-non-concurrently"]);
+}
