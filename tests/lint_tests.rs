@@ -108,7 +108,8 @@ fn exit_codes_follow_the_answer() {
     assert!(out.contains("4 | DROP TABLE old_events;"), "{out}");
     assert!(out.contains("= help: "), "{out}");
 
-    let (code, out, _) = seqmig(&["lint", &fixture("drop-table.safe.sql"), &fixture("prefer-jsonb.unsafe.sql")]);
+    let (code, out, _) =
+        seqmig(&["lint", &fixture("drop-table.safe.sql"), &fixture("prefer-jsonb.unsafe.sql")]);
     assert_eq!(code, 0, "warnings alone pass: {out}");
     assert!(out.contains("warning[prefer-jsonb]"), "{out}");
 
@@ -143,7 +144,14 @@ fn directories_expand_to_sql_files_in_name_order() {
     std::fs::write(dir.join("002_b.sql"), "DROP TABLE b;").unwrap();
     std::fs::write(dir.join("001_a.sql"), "DROP TABLE a;").unwrap();
     std::fs::write(dir.join("notes.txt"), "DROP TABLE c;").unwrap();
-    let (code, out, _) = seqmig(&["lint", "--format", "json", "--exclude", "missing-lock-timeout,missing-statement-timeout", &dir.display().to_string()]);
+    let (code, out, _) = seqmig(&[
+        "lint",
+        "--format",
+        "json",
+        "--exclude",
+        "missing-lock-timeout,missing-statement-timeout",
+        &dir.display().to_string(),
+    ]);
     assert_eq!(code, 1);
     let doc: Value = serde_json::from_str(&out).unwrap();
     let files: Vec<&str> = doc["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
@@ -158,7 +166,11 @@ fn directories_expand_to_sql_files_in_name_order() {
 fn seqmig_toml_lint_table_is_honoured() {
     let dir = tempdir("config");
     std::fs::write(dir.join("seqmig.toml"), "[lint]\nallow = [\"drop-table\"]\npg_version = 16\n").unwrap();
-    std::fs::write(dir.join("m.sql"), "SET lock_timeout = '1s'; SET statement_timeout = '1min';\nDROP TABLE a;").unwrap();
+    std::fs::write(
+        dir.join("m.sql"),
+        "SET lock_timeout = '1s'; SET statement_timeout = '1min';\nDROP TABLE a;",
+    )
+    .unwrap();
     let config = dir.join("seqmig.toml").display().to_string();
     let (code, out, err) = seqmig(&["lint", "--config", &config, &dir.join("m.sql").display().to_string()]);
     assert_eq!(code, 0, "{out}{err}");
@@ -177,7 +189,8 @@ fn github_annotations() {
 /// their types, and the links between results and rules.
 fn check_sarif(doc: &Value) -> Result<(), String> {
     let obj = |v: &Value, what: &str| v.as_object().cloned().ok_or(format!("{what} must be an object"));
-    let string = |v: &Value, what: &str| v.as_str().map(str::to_string).ok_or(format!("{what} must be a string"));
+    let string =
+        |v: &Value, what: &str| v.as_str().map(str::to_string).ok_or(format!("{what} must be a string"));
     let top = obj(doc, "sarifLog")?;
     if top.get("version").and_then(Value::as_str) != Some("2.1.0") {
         return Err("version must be \"2.1.0\"".into());
@@ -187,7 +200,8 @@ fn check_sarif(doc: &Value) -> Result<(), String> {
     for (i, run) in runs.iter().enumerate() {
         let driver = run.pointer("/tool/driver").ok_or(format!("runs[{i}].tool.driver is required"))?;
         string(driver.get("name").unwrap_or(&Value::Null), "tool.driver.name")?;
-        let rules = driver.get("rules").and_then(Value::as_array).ok_or("tool.driver.rules must be an array")?;
+        let rules =
+            driver.get("rules").and_then(Value::as_array).ok_or("tool.driver.rules must be an array")?;
         let mut ids = Vec::new();
         for r in rules {
             let id = string(r.get("id").unwrap_or(&Value::Null), "rule.id")?;
@@ -215,19 +229,26 @@ fn check_sarif(doc: &Value) -> Result<(), String> {
             }
             check_level(res.get("level").unwrap_or(&Value::Null))?;
             string(res.pointer("/message/text").unwrap_or(&Value::Null), "result.message.text")?;
-            let locations = res.get("locations").and_then(Value::as_array).ok_or("result.locations must be an array")?;
+            let locations =
+                res.get("locations").and_then(Value::as_array).ok_or("result.locations must be an array")?;
             if locations.is_empty() {
                 return Err("result.locations must not be empty".into());
             }
             for loc in locations {
                 let phys = loc.get("physicalLocation").ok_or("location.physicalLocation is required")?;
-                let uri = string(phys.pointer("/artifactLocation/uri").unwrap_or(&Value::Null), "artifactLocation.uri")?;
+                let uri = string(
+                    phys.pointer("/artifactLocation/uri").unwrap_or(&Value::Null),
+                    "artifactLocation.uri",
+                )?;
                 if uri.contains(' ') || uri.contains('\\') {
                     return Err(format!("uri {uri} is not a URI reference"));
                 }
                 let region = phys.get("region").ok_or("physicalLocation.region is required")?;
                 for key in ["startLine", "startColumn"] {
-                    let n = region.get(key).and_then(Value::as_u64).ok_or(format!("region.{key} must be an integer"))?;
+                    let n = region
+                        .get(key)
+                        .and_then(Value::as_u64)
+                        .ok_or(format!("region.{key} must be an integer"))?;
                     if n < 1 {
                         return Err(format!("region.{key} must be >= 1"));
                     }
@@ -260,7 +281,8 @@ fn sarif_output_has_the_structure_of_sarif_2_1_0() {
     broken["runs"][0]["results"][0]["level"] = Value::from("fatal");
     assert!(check_sarif(&broken).is_err());
     let mut broken = doc.clone();
-    broken["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] = Value::from(0);
+    broken["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] =
+        Value::from(0);
     assert!(check_sarif(&broken).is_err());
     let mut broken = doc;
     broken["version"] = Value::from("2.0.0");
@@ -284,9 +306,16 @@ fn every_code_has_its_book_page() {
         } else if std::fs::read_to_string(&path).ok().as_deref() != Some(page.as_str()) {
             stale.push(r.code);
         }
-        assert!(summary.contains(&format!("(lints/{}.md)", r.code)), "SUMMARY.md does not list lints/{}.md", r.code);
+        assert!(
+            summary.contains(&format!("(lints/{}.md)", r.code)),
+            "SUMMARY.md does not list lints/{}.md",
+            r.code
+        );
     }
-    assert!(stale.is_empty(), "stale book pages (run SEQMIG_BLESS=1 cargo test --test tests lint): {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "stale book pages (run SEQMIG_BLESS=1 cargo test --test tests lint): {stale:?}"
+    );
 }
 
 #[test]
@@ -298,7 +327,11 @@ fn later_files_inherit_validated_constraints_but_not_new_tables() {
         format!("{p}CREATE TABLE t (id bigint PRIMARY KEY);\nALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;"),
     )
     .unwrap();
-    std::fs::write(dir.join("002_backfill.sql"), format!("{p}ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;")).unwrap();
+    std::fs::write(
+        dir.join("002_backfill.sql"),
+        format!("{p}ALTER TABLE users VALIDATE CONSTRAINT users_email_nn;"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("003_contract.sql"),
         format!("{p}ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nCREATE INDEX t_idx ON t (id);"),

@@ -76,7 +76,8 @@ fn config(args: &Args) -> anyhow::Result<LintConfig> {
     });
     let mut config = match &path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("failed to read '{}'", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("failed to read '{}'", p.display()))?;
             LintConfig::from_toml(&text).with_context(|| format!("in '{}'", p.display()))?
         }
         None => LintConfig::default(),

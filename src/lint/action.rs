@@ -67,7 +67,10 @@ pub struct ColumnSpec {
 
 impl ColumnSpec {
     pub fn is_serial(&self) -> bool {
-        matches!(self.written_ty.as_str(), "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2")
+        matches!(
+            self.written_ty.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial4" | "serial8" | "serial2"
+        )
     }
 }
 
@@ -75,13 +78,26 @@ impl ColumnSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConstraintKind {
     /// `using_index`: the index named by `… USING INDEX i` (then `columns` is empty).
-    PrimaryKey { columns: Vec<String>, using_index: Option<String> },
-    Unique { columns: Vec<String>, using_index: Option<String> },
-    ForeignKey { columns: Vec<String>, references: Name },
+    PrimaryKey {
+        columns: Vec<String>,
+        using_index: Option<String>,
+    },
+    Unique {
+        columns: Vec<String>,
+        using_index: Option<String>,
+    },
+    ForeignKey {
+        columns: Vec<String>,
+        references: Name,
+    },
     /// The expression, lower-cased.
-    Check { expr: String },
+    Check {
+        expr: String,
+    },
     /// `NOT NULL col` as a named constraint (PostgreSQL 18).
-    NotNull { column: String },
+    NotNull {
+        column: String,
+    },
     Exclude,
 }
 
@@ -97,9 +113,17 @@ pub struct ConstraintSpec {
 pub enum AlterOp {
     AddColumn(ColumnSpec),
     DropColumn(String),
-    RenameColumn { from: String, to: String },
-    RenameTable { to: String },
-    SetType { column: String, ty: String },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        to: String,
+    },
+    SetType {
+        column: String,
+        ty: String,
+    },
     SetNotNull(String),
     DropNotNull(String),
     SetDefault(String),
@@ -111,8 +135,13 @@ pub enum AlterOp {
     SetLogged,
     SetUnlogged,
     SetTablespace,
-    AttachPartition { child: Name },
-    DetachPartition { child: Name, concurrently: bool },
+    AttachPartition {
+        child: Name,
+    },
+    DetachPartition {
+        child: Name,
+        concurrently: bool,
+    },
     /// Anything no rule judges (`OWNER TO`, `ENABLE TRIGGER`, …).
     Other,
 }
@@ -132,21 +161,66 @@ pub enum Action {
     Commit,
     Rollback,
     /// `SET [LOCAL] name = value`; `name` lower-cased.
-    Set { name: String, value: String },
-    CreateTable { table: Name, columns: Vec<ColumnSpec>, constraints: Vec<ConstraintSpec>, partition_of: Option<Name> },
-    CreateIndex { name: Option<String>, table: Name, unique: bool, concurrently: bool, columns: Vec<String> },
-    DropIndex { names: Vec<Name>, concurrently: bool },
-    Reindex { target: String, concurrently: bool },
-    Drop { kind: DropKind, names: Vec<Name> },
-    Truncate { tables: Vec<Name>, cascade: bool },
-    AlterTable { table: Name, op: AlterOp },
-    RenameSchema { schema: String },
-    RenameEnumValue { ty: Name },
-    AlterDomainAddConstraint { domain: Name, not_valid: bool },
-    VacuumFull { table: Option<Name> },
-    Cluster { table: Option<Name> },
+    Set {
+        name: String,
+        value: String,
+    },
+    CreateTable {
+        table: Name,
+        columns: Vec<ColumnSpec>,
+        constraints: Vec<ConstraintSpec>,
+        partition_of: Option<Name>,
+    },
+    CreateIndex {
+        name: Option<String>,
+        table: Name,
+        unique: bool,
+        concurrently: bool,
+        columns: Vec<String>,
+    },
+    DropIndex {
+        names: Vec<Name>,
+        concurrently: bool,
+    },
+    Reindex {
+        target: String,
+        concurrently: bool,
+    },
+    Drop {
+        kind: DropKind,
+        names: Vec<Name>,
+    },
+    Truncate {
+        tables: Vec<Name>,
+        cascade: bool,
+    },
+    AlterTable {
+        table: Name,
+        op: AlterOp,
+    },
+    RenameSchema {
+        schema: String,
+    },
+    RenameEnumValue {
+        ty: Name,
+    },
+    AlterDomainAddConstraint {
+        domain: Name,
+        not_valid: bool,
+    },
+    VacuumFull {
+        table: Option<Name>,
+    },
+    Cluster {
+        table: Option<Name>,
+    },
     /// `UPDATE` / `DELETE`; `filter` is the lower-cased WHERE text, if any.
-    Dml { verb: &'static str, table: Name, filter: Option<String>, limited: bool },
+    Dml {
+        verb: &'static str,
+        table: Name,
+        filter: Option<String>,
+        limited: bool,
+    },
     /// Anything else (functions, grants, comments, queries, …).
     Other,
 }

@@ -82,7 +82,10 @@ pub fn classify(stmt: &Statement) -> Vec<Action> {
         }],
         Statement::AlterTable(at) => {
             let table = name(&at.name);
-            at.operations.iter().map(|op| Action::AlterTable { table: table.clone(), op: alter_op(op) }).collect()
+            at.operations
+                .iter()
+                .map(|op| Action::AlterTable { table: table.clone(), op: alter_op(op) })
+                .collect()
         }
         Statement::AlterSchema(s) => s
             .operations
@@ -140,14 +143,13 @@ fn ident(i: &sqlparser::ast::Ident) -> String {
 }
 
 pub fn name(o: &ObjectName) -> Name {
-    let parts: Vec<String> = o
-        .0
-        .iter()
-        .map(|p| match p {
-            ObjectNamePart::Identifier(i) => ident(i),
-            other => other.to_string().to_ascii_lowercase(),
-        })
-        .collect();
+    let parts: Vec<String> =
+        o.0.iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => ident(i),
+                other => other.to_string().to_ascii_lowercase(),
+            })
+            .collect();
     match parts.as_slice() {
         [] => Name { schema: "public".into(), name: String::new() },
         [n] => Name { schema: "public".into(), name: n.clone() },
@@ -185,7 +187,8 @@ fn column_spec(def: &ColumnDef) -> ColumnSpec {
                 spec.not_null = true;
             }
             ColumnOption::Generated { generation_expr: Some(_), generation_expr_mode, .. } => {
-                spec.generated_stored = !matches!(generation_expr_mode, Some(GeneratedExpressionMode::Virtual));
+                spec.generated_stored =
+                    !matches!(generation_expr_mode, Some(GeneratedExpressionMode::Virtual));
             }
             _ => {}
         }
@@ -199,18 +202,21 @@ fn columns_of(cols: &[IndexColumn]) -> Vec<String> {
 
 fn constraint_spec(c: &TableConstraint, not_valid: bool) -> Option<ConstraintSpec> {
     let (name, kind) = match c {
-        TableConstraint::PrimaryKey(pk) => {
-            (pk.name.as_ref(), ConstraintKind::PrimaryKey { columns: columns_of(&pk.columns), using_index: None })
-        }
+        TableConstraint::PrimaryKey(pk) => (
+            pk.name.as_ref(),
+            ConstraintKind::PrimaryKey { columns: columns_of(&pk.columns), using_index: None },
+        ),
         TableConstraint::Unique(u) => {
             (u.name.as_ref(), ConstraintKind::Unique { columns: columns_of(&u.columns), using_index: None })
         }
-        TableConstraint::PrimaryKeyUsingIndex(u) => {
-            (u.name.as_ref(), ConstraintKind::PrimaryKey { columns: Vec::new(), using_index: Some(ident(&u.index_name)) })
-        }
-        TableConstraint::UniqueUsingIndex(u) => {
-            (u.name.as_ref(), ConstraintKind::Unique { columns: Vec::new(), using_index: Some(ident(&u.index_name)) })
-        }
+        TableConstraint::PrimaryKeyUsingIndex(u) => (
+            u.name.as_ref(),
+            ConstraintKind::PrimaryKey { columns: Vec::new(), using_index: Some(ident(&u.index_name)) },
+        ),
+        TableConstraint::UniqueUsingIndex(u) => (
+            u.name.as_ref(),
+            ConstraintKind::Unique { columns: Vec::new(), using_index: Some(ident(&u.index_name)) },
+        ),
         TableConstraint::ForeignKey(fk) => (
             fk.name.as_ref(),
             ConstraintKind::ForeignKey {
@@ -256,9 +262,8 @@ fn alter_op(op: &AlterTableOperation) -> AlterOp {
             constraint_spec(constraint, *not_valid).map(AlterOp::AddConstraint).unwrap_or(AlterOp::Other)
         }
         AlterTableOperation::ValidateConstraint { name } => AlterOp::ValidateConstraint(ident(name)),
-        AlterTableOperation::DropConstraint { name, .. } | AlterTableOperation::DropForeignKey { name, .. } => {
-            AlterOp::DropConstraint(ident(name))
-        }
+        AlterTableOperation::DropConstraint { name, .. }
+        | AlterTableOperation::DropForeignKey { name, .. } => AlterOp::DropConstraint(ident(name)),
         AlterTableOperation::SetLogged => AlterOp::SetLogged,
         AlterTableOperation::SetUnlogged => AlterOp::SetUnlogged,
         AlterTableOperation::AttachPartitionOf { partition, .. } => {
@@ -266,7 +271,10 @@ fn alter_op(op: &AlterTableOperation) -> AlterOp {
         }
         AlterTableOperation::DetachPartitionOf { partition, mode } => AlterOp::DetachPartition {
             child: name(partition),
-            concurrently: matches!(mode, Some(DetachPartitionMode::Concurrently | DetachPartitionMode::Finalize)),
+            concurrently: matches!(
+                mode,
+                Some(DetachPartitionMode::Concurrently | DetachPartitionMode::Finalize)
+            ),
         },
         _ => AlterOp::Other,
     }

@@ -130,9 +130,13 @@ impl<'a> Ctx<'a> {
         let (lock, table) = match a {
             Action::CreateIndex { table, concurrently: false, .. } => (Lock::Share, table),
             Action::CreateIndex { table, concurrently: true, .. } => (Lock::ShareUpdateExclusive, table),
-            Action::Drop { kind: super::action::DropKind::Table, names } => (Lock::AccessExclusive, names.first()?),
+            Action::Drop { kind: super::action::DropKind::Table, names } => {
+                (Lock::AccessExclusive, names.first()?)
+            }
             Action::Truncate { tables, .. } => (Lock::AccessExclusive, tables.first()?),
-            Action::VacuumFull { table: Some(t) } | Action::Cluster { table: Some(t) } => (Lock::AccessExclusive, t),
+            Action::VacuumFull { table: Some(t) } | Action::Cluster { table: Some(t) } => {
+                (Lock::AccessExclusive, t)
+            }
             Action::AlterTable { table, op } => {
                 let lock = match op {
                     AlterOp::ValidateConstraint(_)

@@ -216,7 +216,12 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
             c.eat_all(&["if", "not", "exists"]);
             return match c.name() {
                 Some(table) => {
-                    vec![Action::CreateTable { table, columns: Vec::new(), constraints: Vec::new(), partition_of: None }]
+                    vec![Action::CreateTable {
+                        table,
+                        columns: Vec::new(),
+                        constraints: Vec::new(),
+                        partition_of: None,
+                    }]
                 }
                 None => vec![Action::Other],
             };
@@ -289,11 +294,24 @@ fn paren_idents(c: &mut Cur<'_>) -> Vec<String> {
     let start = c.i;
     c.skip_parens();
     let inner = &c.t[(start + 1).min(c.i)..c.i.saturating_sub(1).max(start + 1).min(c.t.len())];
-    split_commas(inner).iter().filter_map(|part| part.first().and_then(|t| t.ident()).map(str::to_string)).collect()
+    split_commas(inner)
+        .iter()
+        .filter_map(|part| part.first().and_then(|t| t.ident()).map(str::to_string))
+        .collect()
 }
 
-const COLUMN_STOP: &[&str] =
-    &["default", "not", "null", "primary", "unique", "references", "check", "constraint", "generated", "collate"];
+const COLUMN_STOP: &[&str] = &[
+    "default",
+    "not",
+    "null",
+    "primary",
+    "unique",
+    "references",
+    "check",
+    "constraint",
+    "generated",
+    "collate",
+];
 
 fn alter_op(op: &[Tok]) -> AlterOp {
     let mut c = Cur::new(op);
@@ -355,8 +373,7 @@ fn alter_op(op: &[Tok]) -> AlterOp {
         c.eat("column");
         let Some(column) = c.ident() else { return AlterOp::Other };
         if c.eat("type") || c.eat_all(&["set", "data", "type"]) {
-            let ty: Vec<&Tok> =
-                c.rest().iter().take_while(|t| !t.is("using") && !t.is("collate")).collect();
+            let ty: Vec<&Tok> = c.rest().iter().take_while(|t| !t.is("using") && !t.is("collate")).collect();
             let ty = ty.iter().map(|t| t.text()).collect::<Vec<_>>().join(" ");
             return AlterOp::SetType { column, ty: normalize_type(&ty) };
         }
@@ -403,7 +420,9 @@ fn alter_op(op: &[Tok]) -> AlterOp {
 /// The index named by `USING INDEX name`, if the rest of the sub-command has one.
 fn using_index(c: &Cur<'_>) -> Option<String> {
     let rest = c.rest();
-    rest.windows(3).find(|w| w[0].is("using") && w[1].is("index")).and_then(|w| w[2].ident().map(str::to_string))
+    rest.windows(3)
+        .find(|w| w[0].is("using") && w[1].is("index"))
+        .and_then(|w| w[2].ident().map(str::to_string))
 }
 
 fn text_of(toks: &[Tok]) -> String {
@@ -413,7 +432,8 @@ fn text_of(toks: &[Tok]) -> String {
 fn column_from_tokens(name: String, rest: &[Tok]) -> ColumnSpec {
     let ty_end = rest.iter().position(|t| COLUMN_STOP.iter().any(|w| t.is(w))).unwrap_or(rest.len());
     let written = text_of(&rest[..ty_end]).replace(" ( ", "(").replace(" )", ")").replace(" , ", ",");
-    let mut spec = ColumnSpec { name, ty: normalize_type(&written), written_ty: written, ..ColumnSpec::default() };
+    let mut spec =
+        ColumnSpec { name, ty: normalize_type(&written), written_ty: written, ..ColumnSpec::default() };
     let mut c = Cur::new(&rest[ty_end..]);
     while c.peek().is_some() {
         if c.eat("default") {
@@ -489,7 +509,14 @@ mod tests {
         assert!(col.not_null);
         assert!(matches!(
             &a[1],
-            Action::AlterTable { op: AlterOp::AddConstraint(ConstraintSpec { not_valid: true, kind: ConstraintKind::NotNull { .. }, .. }), .. }
+            Action::AlterTable {
+                op: AlterOp::AddConstraint(ConstraintSpec {
+                    not_valid: true,
+                    kind: ConstraintKind::NotNull { .. },
+                    ..
+                }),
+                ..
+            }
         ));
     }
 }

@@ -53,7 +53,12 @@ pub struct LintConfig {
 
 impl Default for LintConfig {
     fn default() -> Self {
-        LintConfig { pg_version: 15, allow: BTreeSet::new(), deny: BTreeSet::new(), assume_in_transaction: false }
+        LintConfig {
+            pg_version: 15,
+            allow: BTreeSet::new(),
+            deny: BTreeSet::new(),
+            assume_in_transaction: false,
+        }
     }
 }
 
@@ -167,9 +172,10 @@ pub fn lint_source_after(
     config: &LintConfig,
     carry: &mut Carry,
 ) -> Result<Vec<Finding>, LintError> {
-    let raw = split_statements(sql).map_err(|crate::parse::SplitError::Unterminated { what, line, column }| {
-        LintError::Split { file: file.to_string(), line, column, what: format!("unterminated {what}") }
-    })?;
+    let raw =
+        split_statements(sql).map_err(|crate::parse::SplitError::Unterminated { what, line, column }| {
+            LintError::Split { file: file.to_string(), line, column, what: format!("unterminated {what}") }
+        })?;
     let raw: Vec<_> = raw.into_iter().filter(|r| !r.meta).collect();
     let file_ignored = suppressions(sql, "seqmig:ignore-file");
 
@@ -224,7 +230,9 @@ pub fn lint_source_after(
     out.extend(tail);
     *carry = cx.carry();
 
-    out.retain(|f| !config.allow.contains(&f.code) && !file_ignored.contains(&f.code) && !file_ignored.contains("*"));
+    out.retain(|f| {
+        !config.allow.contains(&f.code) && !file_ignored.contains(&f.code) && !file_ignored.contains("*")
+    });
     for f in &mut out {
         if config.deny.contains(&f.code) {
             f.severity = Severity::Error;
@@ -242,11 +250,15 @@ fn read_actions(text: &str) -> Vec<Action> {
     }
     if starts_with_words(text, &["create", "materialized", "view"]) {
         // Only the name matters (it is new); its query is not worth parsing.
-        return fallback::tokens(text).map(|t| fallback::classify_tokens(&t)).unwrap_or_else(|| vec![Action::Other]);
+        return fallback::tokens(text)
+            .map(|t| fallback::classify_tokens(&t))
+            .unwrap_or_else(|| vec![Action::Other]);
     }
     match Parser::parse_sql(&PostgreSqlDialect {}, text) {
         Ok(parsed) if !parsed.is_empty() => parsed.iter().flat_map(classify::classify).collect(),
-        _ => fallback::tokens(text).map(|t| fallback::classify_tokens(&t)).unwrap_or_else(|| vec![Action::Other]),
+        _ => fallback::tokens(text)
+            .map(|t| fallback::classify_tokens(&t))
+            .unwrap_or_else(|| vec![Action::Other]),
     }
 }
 
@@ -258,13 +270,14 @@ fn worth_parsing(text: &str) -> bool {
     match first.as_str() {
         "create" => {
             let mut second = words.next().unwrap_or_default();
-            while matches!(second.as_str(), "unique" | "unlogged" | "temporary" | "temp" | "global" | "local") {
+            while matches!(second.as_str(), "unique" | "unlogged" | "temporary" | "temp" | "global" | "local")
+            {
                 second = words.next().unwrap_or_default();
             }
             matches!(second.as_str(), "table" | "index" | "materialized")
         }
-        "alter" | "drop" | "truncate" | "update" | "delete" | "set" | "begin" | "start" | "commit" | "end"
-        | "rollback" | "abort" | "vacuum" | "cluster" | "reindex" | "with" => true,
+        "alter" | "drop" | "truncate" | "update" | "delete" | "set" | "begin" | "start" | "commit"
+        | "end" | "rollback" | "abort" | "vacuum" | "cluster" | "reindex" | "with" => true,
         _ => first.starts_with("begin") || first.starts_with("commit"),
     }
 }
@@ -321,12 +334,16 @@ mod tests {
 
     #[test]
     fn config_allows_and_denies() {
-        let config = LintConfig::from_toml("[lint]\nallow = [\"drop-table\"]\ndeny = [\"drop-not-null\"]\n").unwrap();
+        let config =
+            LintConfig::from_toml("[lint]\nallow = [\"drop-table\"]\ndeny = [\"drop-not-null\"]\n").unwrap();
         let sql = "SET lock_timeout = '1s'; SET statement_timeout = '1min';\nDROP TABLE a; ALTER TABLE b ALTER COLUMN c DROP NOT NULL;";
         let f = lint_source("m.sql", sql, &config).unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].code.as_str(), f[0].severity), ("drop-not-null", Severity::Error));
-        assert!(matches!(LintConfig::from_toml("[lint]\nallow = [\"no-such\"]"), Err(LintError::UnknownCode(_))));
+        assert!(matches!(
+            LintConfig::from_toml("[lint]\nallow = [\"no-such\"]"),
+            Err(LintError::UnknownCode(_))
+        ));
         assert_eq!(LintConfig::from_toml("[plan]\nallow_one_way = []\n").unwrap(), LintConfig::default());
     }
 

@@ -92,12 +92,24 @@ mod tests {
 
     #[test]
     fn columns_old_code_writes() {
-        assert_eq!(codes(&format!("{P}ALTER TABLE a ADD COLUMN b text NOT NULL;")), vec!["add-required-column"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE a ADD COLUMN b text NOT NULL;")),
+            vec!["add-required-column"]
+        );
         assert!(codes(&format!("{P}ALTER TABLE a ADD COLUMN b text NOT NULL DEFAULT '';")).is_empty());
-        assert_eq!(codes(&format!("{P}ALTER TABLE a ALTER COLUMN b TYPE bigint;")), vec!["change-column-type"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE a ALTER COLUMN b TYPE bigint;")),
+            vec!["change-column-type"]
+        );
         assert_eq!(codes(&format!("{P}ALTER TABLE a ALTER COLUMN b DROP NOT NULL;")), vec!["drop-not-null"]);
-        assert_eq!(codes(&format!("{P}ALTER TABLE a ALTER COLUMN b SET DEFAULT 1;")), vec!["change-column-default"]);
-        assert!(codes(&format!("{P}ALTER TABLE a ADD COLUMN b int; ALTER TABLE a ALTER COLUMN b SET DEFAULT 1;")).is_empty());
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE a ALTER COLUMN b SET DEFAULT 1;")),
+            vec!["change-column-default"]
+        );
+        assert!(
+            codes(&format!("{P}ALTER TABLE a ADD COLUMN b int; ALTER TABLE a ALTER COLUMN b SET DEFAULT 1;"))
+                .is_empty()
+        );
         assert_eq!(codes(&format!("{P}ALTER TABLE a ADD COLUMN b json;")), vec!["add-json-column"]);
     }
 }

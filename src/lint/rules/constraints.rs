@@ -21,7 +21,10 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::AlterDomainAddConstraint { domain, not_valid: false } => out.push(
             "domain-constraint",
             short(domain),
-            format!("checks every column of every table that uses domain {} while locking them", short(domain)),
+            format!(
+                "checks every column of every table that uses domain {} while locking them",
+                short(domain)
+            ),
         ),
         _ => {}
     }
@@ -146,7 +149,10 @@ fn set_not_null(table: &Name, col: &str, cx: &Ctx<'_>, out: &mut Out<'_>) {
     out.push_with_help(
         "set-not-null",
         column(table, col),
-        format!("setting {} NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock", column(table, col)),
+        format!(
+            "setting {} NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
+            column(table, col)
+        ),
         help,
     );
 }
@@ -156,7 +162,9 @@ pub fn finish(stmts: &[Stmt], cx: &mut Ctx<'_>, found: &mut Vec<Finding>) {
     for s in stmts {
         for a in &s.actions {
             let fks: Vec<(&Name, &ConstraintSpec)> = match a {
-                Action::CreateTable { table, constraints, .. } => constraints.iter().map(|c| (table, c)).collect(),
+                Action::CreateTable { table, constraints, .. } => {
+                    constraints.iter().map(|c| (table, c)).collect()
+                }
                 Action::AlterTable { table, op: AlterOp::AddConstraint(c) } => vec![(table, c)],
                 _ => Vec::new(),
             };
@@ -193,27 +201,40 @@ mod tests {
 
     #[test]
     fn constraints_need_not_valid_and_a_separate_validation() {
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);")), vec!["check-without-not-valid"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);")),
+            vec!["check-without-not-valid"]
+        );
         assert!(codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;")).is_empty());
         assert_eq!(
-            codes(&format!("{P}BEGIN;\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;\nCOMMIT;")),
+            codes(&format!(
+                "{P}BEGIN;\nALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT c;\nCOMMIT;"
+            )),
             vec!["access-exclusive-held", "validate-in-same-transaction"]
         );
         assert_eq!(
-            codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id);\nCREATE INDEX CONCURRENTLY i ON t (u);")),
+            codes(&format!(
+                "{P}ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id);\nCREATE INDEX CONCURRENTLY i ON t (u);"
+            )),
             vec!["foreign-key-without-not-valid"]
         );
     }
 
     #[test]
     fn unique_and_primary_keys() {
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT k UNIQUE (a);")), vec!["add-unique-without-index"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT k UNIQUE (a);")),
+            vec!["add-unique-without-index"]
+        );
         assert_eq!(
             codes(&format!("{P}ALTER TABLE t ADD PRIMARY KEY (id);")),
             vec!["add-unique-without-index", "primary-key-nullable-column"]
         );
         assert!(codes(&format!("{P}CREATE UNIQUE INDEX CONCURRENTLY k ON t (a);\nALTER TABLE t ADD CONSTRAINT k UNIQUE USING INDEX k;")).is_empty());
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&);")), vec!["exclusion-constraint"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (r WITH &&);")),
+            vec!["exclusion-constraint"]
+        );
     }
 
     #[test]

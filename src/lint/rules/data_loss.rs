@@ -53,7 +53,10 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
                 out.push(
                     "drop-foreign-key",
                     format!("{}.{}", short(table), name),
-                    format!("drops foreign key {name} on {}: nothing prevents orphaned rows from then on", short(table)),
+                    format!(
+                        "drops foreign key {name} on {}: nothing prevents orphaned rows from then on",
+                        short(table)
+                    ),
                 );
             }
         }
@@ -68,7 +71,10 @@ mod tests {
     #[test]
     fn drops_of_existing_objects() {
         let prelude = "SET lock_timeout = '1s'; SET statement_timeout = '1min';";
-        assert_eq!(codes(&format!("{prelude} DROP TABLE IF EXISTS a, b CASCADE;")), vec!["drop-table", "drop-table"]);
+        assert_eq!(
+            codes(&format!("{prelude} DROP TABLE IF EXISTS a, b CASCADE;")),
+            vec!["drop-table", "drop-table"]
+        );
         assert!(codes("CREATE TABLE a (id bigint); DROP TABLE a;").is_empty());
         assert_eq!(codes("DROP SCHEMA s CASCADE; DROP DATABASE d;"), vec!["drop-schema", "drop-database"]);
         assert_eq!(codes(&format!("{prelude} TRUNCATE a CASCADE;")), vec!["truncate-cascade"]);
@@ -79,7 +85,10 @@ mod tests {
     fn drop_column_and_foreign_key() {
         let prelude = "SET lock_timeout = '1s'; SET statement_timeout = '1min';";
         assert_eq!(codes(&format!("{prelude} ALTER TABLE t DROP COLUMN a;")), vec!["drop-column"]);
-        assert_eq!(codes(&format!("{prelude} ALTER TABLE t DROP CONSTRAINT t_user_id_fkey;")), vec!["drop-foreign-key"]);
+        assert_eq!(
+            codes(&format!("{prelude} ALTER TABLE t DROP CONSTRAINT t_user_id_fkey;")),
+            vec!["drop-foreign-key"]
+        );
         assert!(codes(&format!("{prelude} ALTER TABLE t DROP CONSTRAINT t_amount_check;")).is_empty());
     }
 }

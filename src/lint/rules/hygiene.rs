@@ -38,10 +38,18 @@ fn column_types(table: &Name, col: &ColumnSpec, key: bool, new_table: bool, out:
     let small_int = matches!(col.ty.as_str(), "integer" | "smallint")
         || matches!(col.written_ty.as_str(), "serial" | "serial4" | "smallserial" | "serial2");
     if small_int && (key || col.identity || col.is_serial()) {
-        out.push("prefer-bigint", object.clone(), format!("{object} is a 32-bit key and runs out at 2,147,483,647 rows"));
+        out.push(
+            "prefer-bigint",
+            object.clone(),
+            format!("{object} is a 32-bit key and runs out at 2,147,483,647 rows"),
+        );
     }
     if col.is_serial() {
-        out.push("prefer-identity", object.clone(), format!("{object} is a serial column: a default plus a loosely owned sequence"));
+        out.push(
+            "prefer-identity",
+            object.clone(),
+            format!("{object} is a serial column: a default plus a loosely owned sequence"),
+        );
     }
     if col.ty.starts_with("character varying(") || col.ty.starts_with("character(") || col.ty == "character" {
         out.push(
@@ -51,10 +59,18 @@ fn column_types(table: &Name, col: &ColumnSpec, key: bool, new_table: bool, out:
         );
     }
     if col.ty.starts_with("timestamp") && col.ty.ends_with("without time zone") {
-        out.push("prefer-timestamptz", object.clone(), format!("{object} stores wall-clock time with no time zone"));
+        out.push(
+            "prefer-timestamptz",
+            object.clone(),
+            format!("{object} stores wall-clock time with no time zone"),
+        );
     }
     if col.ty == "json" && new_table {
-        out.push("prefer-jsonb", object.clone(), format!("{object} is json: no equality operator, no GIN index"));
+        out.push(
+            "prefer-jsonb",
+            object.clone(),
+            format!("{object} is json: no equality operator, no GIN index"),
+        );
     }
 }
 
@@ -69,6 +85,9 @@ mod tests {
             vec!["prefer-bigint", "prefer-identity", "prefer-jsonb", "prefer-text", "prefer-timestamptz"]
         );
         assert!(codes("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a text, b timestamptz, c jsonb, n integer);").is_empty());
-        assert_eq!(codes("CREATE TABLE t (id integer, CONSTRAINT t_pkey PRIMARY KEY (id));"), vec!["prefer-bigint"]);
+        assert_eq!(
+            codes("CREATE TABLE t (id integer, CONSTRAINT t_pkey PRIMARY KEY (id));"),
+            vec!["prefer-bigint"]
+        );
     }
 }

@@ -12,7 +12,11 @@ pub fn check_statement(s: &Stmt, cx: &Ctx<'_>, out: &mut Out<'_>) {
     for a in &s.actions {
         if let Action::Dml { verb, table, filter, limited } = a {
             if cx.existing(table) && !limited && !filter.as_deref().is_some_and(bounded) {
-                let why = if filter.is_none() { "no WHERE clause" } else { "no key range or LIMIT in its WHERE clause" };
+                let why = if filter.is_none() {
+                    "no WHERE clause"
+                } else {
+                    "no key range or LIMIT in its WHERE clause"
+                };
                 out.push(
                     "unbatched-dml",
                     short(table),

@@ -24,21 +24,37 @@ const VOLATILE: &[&str] = &[
 ];
 
 pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
-    let rewrite = |t: &Name| format!("rewrites {} under an ACCESS EXCLUSIVE lock: no reads or writes until it ends", short(t));
+    let rewrite = |t: &Name| {
+        format!("rewrites {} under an ACCESS EXCLUSIVE lock: no reads or writes until it ends", short(t))
+    };
     match a {
         Action::AlterTable { table, op } if cx.existing(table) => match op {
             AlterOp::AddColumn(col) => add_column(table, col, cx, out),
-            AlterOp::SetLogged | AlterOp::SetUnlogged => out.push("set-table-persistence", short(table), rewrite(table)),
-            AlterOp::SetTablespace => out.push("set-tablespace", short(table), format!("copies {} to the new tablespace under an ACCESS EXCLUSIVE lock", short(table))),
+            AlterOp::SetLogged | AlterOp::SetUnlogged => {
+                out.push("set-table-persistence", short(table), rewrite(table))
+            }
+            AlterOp::SetTablespace => out.push(
+                "set-tablespace",
+                short(table),
+                format!("copies {} to the new tablespace under an ACCESS EXCLUSIVE lock", short(table)),
+            ),
             _ => {}
         },
         Action::VacuumFull { table } if table.as_ref().is_none_or(|t| cx.existing(t)) => {
             let what = table.as_ref().map(short).unwrap_or_else(|| "every table".into());
-            out.push("vacuum-full", what.clone(), format!("vacuum full rewrites {what} under an ACCESS EXCLUSIVE lock"));
+            out.push(
+                "vacuum-full",
+                what.clone(),
+                format!("vacuum full rewrites {what} under an ACCESS EXCLUSIVE lock"),
+            );
         }
         Action::Cluster { table } if table.as_ref().is_none_or(|t| cx.existing(t)) => {
             let what = table.as_ref().map(short).unwrap_or_else(|| "every clustered table".into());
-            out.push("cluster", what.clone(), format!("cluster rewrites {what} under an ACCESS EXCLUSIVE lock"));
+            out.push(
+                "cluster",
+                what.clone(),
+                format!("cluster rewrites {what} under an ACCESS EXCLUSIVE lock"),
+            );
         }
         _ => {}
     }
@@ -47,11 +63,23 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
 fn add_column(table: &Name, col: &ColumnSpec, cx: &Ctx<'_>, out: &mut Out<'_>) {
     let object = column(table, &col.name);
     if col.is_serial() {
-        out.push("add-column-serial", object, format!("a serial column calls nextval() for every existing row: {}", rewrite_msg(table)));
+        out.push(
+            "add-column-serial",
+            object,
+            format!("a serial column calls nextval() for every existing row: {}", rewrite_msg(table)),
+        );
     } else if col.identity {
-        out.push("add-column-identity", object, format!("an identity column numbers every existing row: {}", rewrite_msg(table)));
+        out.push(
+            "add-column-identity",
+            object,
+            format!("an identity column numbers every existing row: {}", rewrite_msg(table)),
+        );
     } else if col.generated_stored {
-        out.push("add-column-generated-stored", object, format!("a stored generated column is computed for every existing row: {}", rewrite_msg(table)));
+        out.push(
+            "add-column-generated-stored",
+            object,
+            format!("a stored generated column is computed for every existing row: {}", rewrite_msg(table)),
+        );
     } else if let Some(default) = &col.default {
         if cx.config.pg_version < 11 {
             out.push_with_help(
@@ -64,7 +92,10 @@ fn add_column(table: &Name, col: &ColumnSpec, cx: &Ctx<'_>, out: &mut Out<'_>) {
             out.push(
                 "add-column-volatile-default",
                 object,
-                format!("the default calls {f}(), which is volatile, so every existing row is written: {}", rewrite_msg(table)),
+                format!(
+                    "the default calls {f}(), which is volatile, so every existing row is written: {}",
+                    rewrite_msg(table)
+                ),
             );
         }
     }
@@ -78,9 +109,9 @@ fn rewrite_msg(t: &Name) -> String {
 fn volatile_call(expr: &str) -> Option<&'static str> {
     let squeezed: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
     VOLATILE.iter().copied().find(|f| {
-        squeezed.match_indices(&format!("{f}(")).any(|(i, _)| {
-            i == 0 || !squeezed[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        })
+        squeezed
+            .match_indices(&format!("{f}("))
+            .any(|(i, _)| i == 0 || !squeezed[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
     })
 }
 
@@ -102,12 +133,24 @@ mod tests {
 
     #[test]
     fn rewriting_columns() {
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid();")), vec!["add-column-volatile-default"]);
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid();")),
+            vec!["add-column-volatile-default"]
+        );
         assert!(codes(&format!("{P}ALTER TABLE t ADD COLUMN at timestamptz DEFAULT now();")).is_empty());
         let pg10 = LintConfig { pg_version: 10, ..LintConfig::default() };
-        assert_eq!(codes_with(&format!("{P}ALTER TABLE t ADD COLUMN n int DEFAULT 0;"), &pg10), vec!["add-column-volatile-default"]);
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;")), vec!["add-column-identity"]);
-        assert_eq!(codes(&format!("{P}ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (a * 2) STORED;")), vec!["add-column-generated-stored"]);
+        assert_eq!(
+            codes_with(&format!("{P}ALTER TABLE t ADD COLUMN n int DEFAULT 0;"), &pg10),
+            vec!["add-column-volatile-default"]
+        );
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;")),
+            vec!["add-column-identity"]
+        );
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (a * 2) STORED;")),
+            vec!["add-column-generated-stored"]
+        );
     }
 
     #[test]

@@ -15,11 +15,15 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
             "transaction",
             "begin inside an open transaction is ignored, so the first commit ends both",
         ),
-        Action::CreateIndex { concurrently: true, table, .. } if cx.in_tx => concurrent(out, "create index concurrently", short(table)),
+        Action::CreateIndex { concurrently: true, table, .. } if cx.in_tx => {
+            concurrent(out, "create index concurrently", short(table))
+        }
         Action::DropIndex { concurrently: true, names } if cx.in_tx => {
             concurrent(out, "drop index concurrently", names.iter().map(short).collect::<Vec<_>>().join(", "))
         }
-        Action::Reindex { concurrently: true, target } if cx.in_tx => concurrent(out, "reindex concurrently", target.clone()),
+        Action::Reindex { concurrently: true, target } if cx.in_tx => {
+            concurrent(out, "reindex concurrently", target.clone())
+        }
         Action::AlterTable { table, op: AlterOp::DetachPartition { concurrently: true, .. } } if cx.in_tx => {
             concurrent(out, "detach partition concurrently", short(table))
         }
@@ -60,7 +64,11 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
                 out.push(
                     "missing-statement-timeout",
                     short(&table),
-                    format!("nothing bounds how long this statement holds {} on {}", lock.describe(), short(&table)),
+                    format!(
+                        "nothing bounds how long this statement holds {} on {}",
+                        lock.describe(),
+                        short(&table)
+                    ),
                 );
             }
             cx.timeout_reported = true;
@@ -72,7 +80,9 @@ fn concurrent(out: &mut Out<'_>, what: &str, object: String) {
     out.push(
         "concurrently-in-transaction",
         object,
-        format!("{what} cannot run inside a transaction block; PostgreSQL rejects it and the migration fails"),
+        format!(
+            "{what} cannot run inside a transaction block; PostgreSQL rejects it and the migration fails"
+        ),
     );
 }
 
@@ -123,7 +133,13 @@ mod tests {
             codes("ALTER TABLE t ADD COLUMN a int; ALTER TABLE t ADD COLUMN b int;"),
             vec!["missing-lock-timeout", "missing-statement-timeout"]
         );
-        assert!(codes("SET lock_timeout = '2s'; SET statement_timeout = '5min'; ALTER TABLE t ADD COLUMN a int;").is_empty());
-        assert_eq!(codes("SET lock_timeout = 0; SET statement_timeout = '5min'; ALTER TABLE t ADD COLUMN a int;"), vec!["missing-lock-timeout"]);
+        assert!(
+            codes("SET lock_timeout = '2s'; SET statement_timeout = '5min'; ALTER TABLE t ADD COLUMN a int;")
+                .is_empty()
+        );
+        assert_eq!(
+            codes("SET lock_timeout = 0; SET statement_timeout = '5min'; ALTER TABLE t ADD COLUMN a int;"),
+            vec!["missing-lock-timeout"]
+        );
     }
 }
