@@ -134,6 +134,8 @@ impl<'a> Ctx<'a> {
                 (Lock::AccessExclusive, names.first()?)
             }
             Action::Truncate { tables, .. } => (Lock::AccessExclusive, tables.first()?),
+            // The index's table is not named; the index stands in for it.
+            Action::DropIndex { names, concurrently: false } => (Lock::AccessExclusive, names.first()?),
             Action::VacuumFull { table: Some(t) } | Action::Cluster { table: Some(t) } => {
                 (Lock::AccessExclusive, t)
             }
