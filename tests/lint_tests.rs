@@ -36,6 +36,19 @@ fn expected(text: &str, file: &Path) -> Vec<String> {
     codes
 }
 
+/// Optional directives after the first line: `-- pg-version: N`, `-- assume-in-transaction`.
+fn fixture_config(text: &str) -> LintConfig {
+    let mut config = LintConfig::default();
+    for line in text.lines().skip(1).take_while(|l| l.starts_with("--")) {
+        if let Some(v) = line.strip_prefix("-- pg-version:") {
+            config.pg_version = v.trim().parse().unwrap();
+        } else if line.trim() == "-- assume-in-transaction" {
+            config.assume_in_transaction = true;
+        }
+    }
+    config
+}
+
 #[test]
 fn every_fixture_yields_exactly_its_expected_codes() {
     let files = fixtures();
@@ -45,7 +58,7 @@ fn every_fixture_yields_exactly_its_expected_codes() {
         let text = std::fs::read_to_string(f).unwrap();
         let want = expected(&text, f);
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let findings = lint_source(&name, &text, &LintConfig::default()).unwrap();
+        let findings = lint_source(&name, &text, &fixture_config(&text)).unwrap();
         let mut got: Vec<String> = findings.iter().map(|f| f.code.clone()).collect();
         got.sort();
         if name.contains(".safe.") {
