@@ -3,6 +3,7 @@
 //! Nothing else lives here.
 
 pub mod apply;
+pub mod inspect;
 pub mod output;
 pub mod rollback;
 pub mod status;
@@ -43,6 +44,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Show where each plan stands in the database and the next command.
     Status(status::Args),
+    /// Show the schema model read from a .sql file, a directory or stdin.
+    Inspect(inspect::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -52,6 +55,7 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Apply(args) => apply::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Status(args) => status::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 
