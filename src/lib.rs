@@ -5,6 +5,7 @@
 //! Modules follow the pipeline and depend downwards only:
 //! `cli` → `render` → `plan` → `diff` → `model`; `parse` and `introspect` produce `model`.
 
+pub mod backfill;
 pub mod cli;
 pub mod cluster;
 pub mod db;
@@ -14,6 +15,8 @@ pub mod db;
 pub mod exec;
 pub mod finding;
 pub mod introspect;
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod soak;
