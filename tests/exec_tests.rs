@@ -176,7 +176,7 @@ fn opts(db: &TestDb, actor: &str) -> RunnerOptions {
 
 async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<exec::PhaseReport, ExecError> {
     let mut r = Runner::acquire(opts(db, "tester"), "apply").await?;
-    let gate = ContractGate::BreakGlass { reason: "test: gate not under test here".into() };
+    let gate = ContractGate::break_glass("test: gate not under test here");
     let out = r
         .apply(
             &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
@@ -203,7 +203,8 @@ async fn fingerprint(c: &tokio_postgres::Client) -> Vec<String> {
         .query(
             "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
                FROM information_schema.columns WHERE table_schema = 'public'
-             UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+             UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger
+               WHERE NOT tgisinternal AND tgrelid::regclass::text NOT LIKE 'seqmig.%'
              UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
              UNION ALL SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
              ORDER BY 1",
@@ -436,7 +437,7 @@ fn contract_cannot_be_rolled_back_and_needs_the_gate() {
         // Without break-glass the gate is closed.
         let mut r = Runner::acquire(opts(&db, "tester"), "apply").await.unwrap();
         let err = r
-            .apply(&PlanSource::Active, Phase::Contract, &ContractGate::Evaluate, &mut Quiet)
+            .apply(&PlanSource::Active, Phase::Contract, &ContractGate::evidence(), &mut Quiet)
             .await
             .unwrap_err();
         r.release().await;
@@ -835,7 +836,7 @@ fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
         r.apply(
             &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
             Phase::Expand,
-            &ContractGate::Evaluate,
+            &ContractGate::evidence(),
             &mut events,
         )
         .await
