@@ -410,6 +410,11 @@ fn operator_pause_holds_the_backfill_and_is_recorded() {
         assert_eq!(n, 0, "nothing is written while paused");
         let status = backfill::status(&client).await.unwrap();
         assert_eq!(status[0].progress.state, "running");
+        assert_eq!(
+            status[0].progress.throttle.as_deref(),
+            Some("paused"),
+            "another session sees why it waits"
+        );
         assert!(status[0].paused);
     });
     let resume = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))

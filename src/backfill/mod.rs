@@ -291,6 +291,7 @@ struct Engine<'c, 'r> {
     max_rows_per_sec: Option<f64>,
     pending_reasons: BTreeSet<Reason>,
     pending_throttle: Duration,
+    shown_throttle: Option<String>,
     verify_mismatches: Option<i64>,
 }
 
@@ -413,6 +414,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             max_rows_per_sec: None,
             pending_reasons: BTreeSet::new(),
             pending_throttle: Duration::ZERO,
+            shown_throttle: None,
             verify_mismatches: row.get(10),
         })
     }
@@ -582,6 +584,18 @@ impl<'c, 'r> Engine<'c, 'r> {
             }
             self.pending_reasons.extend(verdict.hold.iter().copied());
             let reasons = verdict.hold.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+            if self.shown_throttle.as_deref() != Some(reasons.as_str()) {
+                // So that `seqmig backfill status` in another session sees why it waits.
+                self.client
+                    .execute(
+                        "UPDATE seqmig.backfills SET throttle = $3, updated_at = now() \
+                         WHERE plan_id = $1 AND step_id = $2",
+                        &[&self.req.plan_id, &self.req.step_id, &reasons],
+                    )
+                    .await
+                    .map_err(|e| db(self.req, "record the throttle state", e))?;
+                self.shown_throttle = Some(reasons.clone());
+            }
             progress.update(&self.progress(Some(reasons)));
             let wait = self.throttle.options().sample_every;
             tokio::time::sleep(wait).await;
@@ -731,6 +745,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         self.batches = i64::from(row.get::<_, i32>(2));
         self.pending_reasons.clear();
         self.pending_throttle = Duration::ZERO;
+        self.shown_throttle = reason;
         if let Cursor::Page { next, .. } = &mut self.cursor
             && let Some(u) = &upper
             && let Some(page) = u.first().and_then(|t| key::tid_page(t))
