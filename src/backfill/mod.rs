@@ -54,6 +54,9 @@ pub struct BackfillOptions {
     pub throttle: ThrottleOptions,
     /// Walk this unique NOT NULL key instead of the one found in the catalog.
     pub key: Option<Vec<String>>,
+    /// How long to wait for another session's run of the same backfill to end (a killed
+    /// runner's backend lingers until its statement ends) before refusing to start.
+    pub wait_for_previous_runner: Duration,
 }
 
 impl Default for BackfillOptions {
@@ -66,6 +69,7 @@ impl Default for BackfillOptions {
             failure_budget: 10,
             throttle: ThrottleOptions::default(),
             key: None,
+            wait_for_previous_runner: Duration::from_secs(10),
         }
     }
 }
@@ -137,16 +141,27 @@ pub async fn run(
     opts: &BackfillOptions,
     progress: &mut dyn ProgressSink,
 ) -> Result<BackfillOutcome, BackfillError> {
+    // A runner killed mid-batch leaves a backend that holds the lock until it notices its
+    // client is gone (at the end of its statement, or sooner with the check below), so a
+    // prompt resume waits for it a little before calling the backfill taken.
+    let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
     let lock = "SELECT pg_try_advisory_lock(hashtext('seqmig.backfill'), hashtext($1 || '/' || $2))";
-    let row = client
-        .query_one(lock, &[&req.plan_id, &req.step_id])
-        .await
-        .map_err(|e| db(req, "take the backfill's advisory lock", e))?;
-    if !row.get::<_, bool>(0) {
-        return Err(BackfillError::AlreadyRunning {
-            plan_id: req.plan_id.into(),
-            step_id: req.step_id.into(),
-        });
+    let give_up = Instant::now() + opts.wait_for_previous_runner;
+    loop {
+        let row = client
+            .query_one(lock, &[&req.plan_id, &req.step_id])
+            .await
+            .map_err(|e| db(req, "take the backfill's advisory lock", e))?;
+        if row.get::<_, bool>(0) {
+            break;
+        }
+        if Instant::now() >= give_up {
+            return Err(BackfillError::AlreadyRunning {
+                plan_id: req.plan_id.into(),
+                step_id: req.step_id.into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let result = Engine::start(client, req, opts).await;
     let result = match result {
