@@ -767,3 +767,135 @@ fn bad_input_role_without_catalog_access_is_refused() {
     assert!(line.contains("pg_proc"), "{line}");
     assert!(line.contains(&format!("as user '{role}'")), "{line}");
 }
+
+// ---------------------------------------------------------------------------------------
+// TLS: a cluster of its own with a certificate for `localhost` from a throwaway CA.
+
+struct TlsServer {
+    cluster: seqmig::cluster::TempCluster,
+    ca: PathBuf,
+}
+
+fn tls_server() -> &'static TlsServer {
+    static SERVER: std::sync::OnceLock<TlsServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("seqmig-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=seqmig test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        // The server refuses a key others can read, and runs as `postgres` when we are root.
+        let _ = Command::new("chmod").args(["600"]).arg(dir.join("server.key")).status();
+        let _ = Command::new("chown").args(["-R", "postgres:"]).arg(&dir).status();
+        let cert = format!("ssl_cert_file = '{}'", dir.join("server.crt").display());
+        let key = format!("ssl_key_file = '{}'", dir.join("server.key").display());
+        let cluster =
+            seqmig::cluster::TempCluster::start(&["ssl = on", &cert, &key]).expect("start a TLS cluster");
+        // The server has read its key; keep only the CA, inside the cluster's own directory
+        // (removed with the cluster), so nothing is left in /tmp.
+        let ca = cluster.dir().join("test-ca.pem");
+        std::fs::copy(dir.join("ca.pem"), &ca).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        TlsServer { cluster, ca }
+    })
+}
+
+#[test]
+fn tls_require_connects_without_checking_the_certificate() {
+    let s = tls_server();
+    let url = format!("postgres://postgres@localhost:{}/postgres?sslmode=require", s.cluster.port());
+    let (code, err) = inspect_cli(&url);
+    assert_eq!(code, 0, "{err}");
+    // And the session really is encrypted.
+    let opts = seqmig::db::ConnectOptions::from_url(&url).unwrap();
+    let ssl: bool = block_on(async {
+        let c = seqmig::db::connect(&opts, "seqmig-test").await.unwrap();
+        c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0)
+    });
+    assert!(ssl);
+}
+
+#[test]
+fn tls_verify_full_needs_a_trusted_root_and_the_right_host() {
+    let s = tls_server();
+    let port = s.cluster.port();
+    let ca = s.ca.display().to_string();
+    // Unknown CA: refused, and the message says TLS, where and which mode.
+    let (code, err) =
+        inspect_cli(&format!("postgres://postgres@localhost:{port}/postgres?sslmode=verify-full"));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(
+        line.contains(&format!("TLS with the server at localhost:{port} failed (sslmode=verify-full)")),
+        "{line}"
+    );
+    // Trusted root, host named in the certificate: connects.
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 0, "{err}");
+    // Trusted root, but 127.0.0.1 is not in the certificate: verify-full refuses, verify-ca accepts.
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@127.0.0.1:{port}/postgres?sslmode=verify-ca&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn tls_require_fails_clearly_against_a_server_without_tls() {
+    let db = TestDb::new();
+    let (code, err) = inspect_cli(&format!("{}?sslmode=require", db.url));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("sslmode=require") || line.contains("TLS"), "{line}");
+}
