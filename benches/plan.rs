@@ -22,7 +22,9 @@ fn main() {
         ("osm-structure-2025-07.sql", "osm-structure-2026-07.sql"),
         ("sourcegraph-frontend-2024-10.sql", "sourcegraph-frontend-2026-04.sql"),
     ] {
-        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(n).display()));
+        let read = |n: &str| {
+            std::fs::read_to_string(dir.join(n)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(n).display()))
+        };
         let (a_sql, b_sql) = (read(from), read(to));
         let runs = 5;
         let mut load_ms = Vec::new();
@@ -44,6 +46,9 @@ fn main() {
             v[v.len() / 2]
         };
         let (l, p) = (median(&mut load_ms), median(&mut plan_ms));
-        println!("{from} → {to}: {steps} steps; load {l:.1} ms, plan {p:.1} ms, total {:.1} ms (median of {runs})", l + p);
+        println!(
+            "{from} → {to}: {steps} steps; load {l:.1} ms, plan {p:.1} ms, total {:.1} ms (median of {runs})",
+            l + p
+        );
     }
 }
