@@ -1,5 +1,5 @@
 //! `seqmig lint`: the fixture corpus (every rule's unsafe and safe forms, expected codes
-//! declared in each file's first line), the command's exit codes and output formats, and the
+//! declared in each file's leading comments), the command's exit codes and output formats, and the
 //! structure of the SARIF it writes.
 
 use std::collections::BTreeSet;
@@ -25,10 +25,12 @@ fn fixtures() -> Vec<PathBuf> {
 
 /// `-- expect: a, b` → [a, b] (sorted, duplicates kept); `-- expect: none` → [].
 fn expected(text: &str, file: &Path) -> Vec<String> {
-    let first = text.lines().next().unwrap_or("");
-    let list = first
-        .strip_prefix("-- expect:")
-        .unwrap_or_else(|| panic!("{}: first line must be '-- expect: …'", file.display()))
+    // The first line, or the first comment line after a `seqmig plan` file header.
+    let list = text
+        .lines()
+        .take_while(|l| l.starts_with("--"))
+        .find_map(|l| l.strip_prefix("-- expect:"))
+        .unwrap_or_else(|| panic!("{}: the leading comments must have '-- expect: …'", file.display()))
         .trim();
     let mut codes: Vec<String> =
         if list == "none" { Vec::new() } else { list.split(',').map(|c| c.trim().to_string()).collect() };
@@ -36,10 +38,10 @@ fn expected(text: &str, file: &Path) -> Vec<String> {
     codes
 }
 
-/// Optional directives after the first line: `-- pg-version: N`, `-- assume-in-transaction`.
+/// Optional directives among the leading comments: `-- pg-version: N`, `-- assume-in-transaction`.
 fn fixture_config(text: &str) -> LintConfig {
     let mut config = LintConfig::default();
-    for line in text.lines().skip(1).take_while(|l| l.starts_with("--")) {
+    for line in text.lines().take_while(|l| l.starts_with("--")) {
         if let Some(v) = line.strip_prefix("-- pg-version:") {
             config.pg_version = v.trim().parse().unwrap();
         } else if line.trim() == "-- assume-in-transaction" {
