@@ -14,12 +14,12 @@ use crate::db::ConnectOptions;
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
-    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
-    application_name, command_for, describe_pg, ledger,
+    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
+    RunnerOptions, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
-use crate::soak;
 use crate::plan::{Phase, Plan, Step};
+use crate::soak;
 
 /// Session advisory lock key of the runner ("seqm", "ig\0\x01").
 const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
@@ -504,7 +504,9 @@ impl Runner {
     async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
         let passage = match &gate.passage {
             GatePassage::Evidence => soak::Passage::Evidence,
-            GatePassage::BreakGlass { reason } => soak::Passage::BreakGlass { actor: &self.opts.actor, reason },
+            GatePassage::BreakGlass { reason } => {
+                soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
+            }
         };
         let decision =
             soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
@@ -565,31 +567,51 @@ impl Runner {
         let result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
         let reporter = sink.reporter;
         let ms = t0.elapsed().as_millis() as i64;
+        // Done means no row still matches the step's pending predicate. (The engine's own
+        // verification compares the target with the expression on every row, which for a
+        // fill value — `expr` is a constant, only NULLs are pending — counts every row that
+        // already had a value; it is recorded, not used to decide.)
         let failure = match result {
-            Ok(o) if o.verify_mismatches == 0 => {
-                let msg = format!(
-                    "{} rows written in {} batches ({} in total, {}), verified",
-                    o.rows_updated, o.batches_run, o.rows_done, o.key_kind
-                );
-                self.client
-                    .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
-                    .await
-                    .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
-                reporter.report(&Event::StepDone { step, action: Action::Apply, elapsed: t0.elapsed(), attempts: 1 });
-                return Ok(());
-            }
-            // Triggers keep new writes consistent, so a mismatch after the copy means the
-            // expression or the triggers are wrong: switching now would lose data.
-            Ok(o) => (
-                None,
-                format!(
-                    "verification found {} rows of {} where {} differs from {}",
-                    o.verify_mismatches,
+            Ok(o) => {
+                let pending_sql = format!(
+                    "SELECT count(*) FROM {} WHERE ({})",
                     spec.table.quoted(),
-                    spec.target_column.quoted_sql(),
-                    spec.expr
-                ),
-            ),
+                    spec.pending_predicate
+                );
+                let pending: i64 = self
+                    .client
+                    .query_one(&pending_sql, &[])
+                    .await
+                    .map_err(|source| ExecError::Db { context: "count rows still pending".into(), source })?
+                    .get(0);
+                if pending == 0 {
+                    let msg = format!(
+                        "{} rows written in {} batches ({} in total, {} walk), none pending; engine verification: {} mismatches",
+                        o.rows_updated, o.batches_run, o.rows_done, o.key_kind, o.verify_mismatches
+                    );
+                    self.client
+                        .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
+                        .await
+                        .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
+                    reporter.report(&Event::StepDone {
+                        step,
+                        action: Action::Apply,
+                        elapsed: t0.elapsed(),
+                        attempts: 1,
+                    });
+                    return Ok(());
+                }
+                // Triggers keep new writes consistent, so rows still pending after the copy
+                // mean the expression or the triggers are wrong: switching now would lose data.
+                (
+                    None,
+                    format!(
+                        "{pending} rows of {} still match the pending predicate ({}) after the copy",
+                        spec.table.quoted(),
+                        spec.pending_predicate
+                    ),
+                )
+            }
             Err(e) => {
                 let code = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
