@@ -5,3 +5,4 @@ mod harness;
 mod gate_tests;
 mod harness_tests;
 mod introspect_tests;
+mod parse_tests;

@@ -5,6 +5,7 @@
 pub mod approve;
 pub mod audit;
 pub mod gate;
+pub mod inspect;
 pub mod output;
 pub mod soak;
 
@@ -46,6 +47,8 @@ pub enum Command {
     Approve(approve::Args),
     /// Show the audit log: break-glass bypasses and approvals.
     Audit(audit::Args),
+    /// Show the schema model read from a .sql file, a directory or stdin.
+    Inspect(inspect::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -56,6 +59,7 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Soak(args) => soak::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
 

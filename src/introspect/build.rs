@@ -107,6 +107,9 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
                         reads: Default::default(),
                         options: options(raw_options),
                         check_option,
+                        // Introspected definitions are fully qualified by pg_get_viewdef.
+                        search_path: None,
+                        column_defaults: Default::default(),
                     },
                 );
                 let kind = if materialized { "materialized view" } else { "view" };
@@ -497,6 +500,7 @@ fn index(r: &Row, name: QualifiedName) -> Result<Index, IntrospectError> {
         predicate: r.get::<_, Option<String>>("predicate").map(|p| normalize_expr(&p)),
         options: options(r.get("storage")),
         only: false,
+        statistics: Default::default(),
     })
 }
 

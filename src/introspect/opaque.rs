@@ -13,7 +13,12 @@ fn put(s: &mut Schema, kind: OpaqueKind, identity: String, text: &str, depends_o
     let id = OpaqueId { kind, identity };
     s.opaque.insert(
         id.clone(),
-        OpaqueObject { id, text: normalize_expr(text.trim().trim_end_matches(';')), depends_on },
+        OpaqueObject {
+            id,
+            text: normalize_expr(text.trim().trim_end_matches(';')),
+            depends_on,
+            search_path: None,
+        },
     );
 }
 
