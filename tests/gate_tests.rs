@@ -686,3 +686,27 @@ fn commands_record_evidence_and_gate_exits_1_while_closed() {
         let _ = std::fs::remove_dir_all(&dir);
     })
 }
+
+/// A mistake in seqmig.toml is an error (exit 2) naming the file and the criterion, before
+/// any connection is tried.
+#[test]
+fn a_bad_gate_config_exits_2_naming_the_file_and_criterion() {
+    let dir = std::env::temp_dir().join(format!("seqmig-gate-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seqmig.toml");
+    std::fs::write(&path, "[gate]\nmin_soak = \"a while\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .args([
+            "gate",
+            "--config",
+            path.to_str().unwrap(),
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/x",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("seqmig.toml") && err.contains("min_soak = 'a while'"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
