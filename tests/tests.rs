@@ -2,7 +2,10 @@
 
 mod harness;
 
+mod backfill_tests;
+mod exec_tests;
 mod gate_tests;
 mod harness_tests;
 mod introspect_tests;
+mod lint_tests;
 mod parse_tests;
