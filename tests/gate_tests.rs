@@ -2,8 +2,9 @@
 //! evidence recorded in the database, measured with the database clock; each one alone can
 //! keep the gate closed; break-glass leaves an audit row forever.
 //!
-//! The executor's ledger (`seqmig.plans`, `seqmig.phase_runs`) is stood in by the minimal
-//! tables the gate reads, so these tests do not depend on the executor's progress.
+//! The ledger is the executor's own (`exec::ledger::ensure`); the evaluation tests record the
+//! switch in `seqmig.phase_runs` directly so that soak windows can start in the past, and the
+//! end-to-end tests at the bottom run `seqmig apply` through every phase.
 
 use std::time::Duration;
 
@@ -14,15 +15,6 @@ use seqmig::plan::{
 use seqmig::soak::{self, BlastRadius, GateConfig, GateDecision, GateReport, Passage, SoakError, Verdict};
 
 use crate::harness::{TestDb, block_on};
-
-/// What the gate reads from the executor's ledger (the columns of its ledger v1).
-const EXEC_STAND_IN: &str = "
-    CREATE TABLE IF NOT EXISTS seqmig.plans (
-        id text PRIMARY KEY, plan_json json NOT NULL, state text NOT NULL DEFAULT 'active');
-    CREATE TABLE IF NOT EXISTS seqmig.phase_runs (
-        id bigserial PRIMARY KEY, plan_id text NOT NULL, phase text NOT NULL, action text NOT NULL,
-        outcome text NOT NULL, finished_at timestamptz);
-";
 
 const OLD_APP: &str = "shop-api/1.4.2";
 
@@ -138,16 +130,9 @@ async fn world(db: TestDb, switch_ago: &str, skip: &[&str]) -> World {
         )
         .await
         .unwrap();
-    client.batch_execute(soak::LEDGER_SQL).await.unwrap();
-    client.batch_execute(EXEC_STAND_IN).await.unwrap();
+    seqmig::exec::ledger::ensure(&client).await.unwrap();
     let plan = rename_plan();
-    client
-        .execute(
-            "INSERT INTO seqmig.plans (id, plan_json) VALUES ($1, $2::text::json)",
-            &[&plan.id, &plan.to_json_pretty()],
-        )
-        .await
-        .unwrap();
+    seqmig::exec::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
     // A census at switch time is the baseline for old_path_silent: the old release read
     // `name` before switch, which must not count.
     soak::take_sample(&client).await.unwrap();
@@ -160,8 +145,8 @@ async fn world(db: TestDb, switch_ago: &str, skip: &[&str]) -> World {
         .unwrap();
     client
         .execute(
-            "INSERT INTO seqmig.phase_runs (plan_id, phase, action, outcome, finished_at) \
-             VALUES ($1, 'switch', 'apply', 'ok', now() - $2::text::interval)",
+            "INSERT INTO seqmig.phase_runs (plan_id, phase, action, actor, outcome, finished_at) \
+             VALUES ($1, 'switch', 'apply', 'tester', 'ok', now() - $2::text::interval)",
             &[&plan.id, &switch_ago],
         )
         .await
@@ -261,8 +246,8 @@ fn min_soak_fails_closed_without_a_switch() {
         // A switch rolled back since does not count: the soak starts again at the next switch.
         w.client
             .execute(
-                "INSERT INTO seqmig.phase_runs (plan_id, phase, action, outcome, finished_at) \
-                 VALUES ($1, 'switch', 'rollback', 'ok', now())",
+                "INSERT INTO seqmig.phase_runs (plan_id, phase, action, actor, outcome, finished_at) \
+                 VALUES ($1, 'switch', 'rollback', 'tester', 'ok', now())",
                 &[&w.plan.id],
             )
             .await
@@ -458,7 +443,11 @@ fn too_few_passing_observations_alone_keep_the_gate_closed() {
         let w = world(db, "2 minutes", &["observations"]).await;
         soak::record_observation(&w.client, None, "error_rate", true, None, None, "ci").await.unwrap();
         // An observation for another plan does not count for this one.
-        soak::record_observation(&w.client, Some("sha256:other"), "error_rate", true, None, None, "ci")
+        let mut other = rename_plan();
+        other.changes[0].summary = "another change".into();
+        let other = other.seal();
+        seqmig::exec::ledger::insert_plan(&w.client, &other, "tester").await.unwrap();
+        soak::record_observation(&w.client, Some(&other.id), "error_rate", true, None, None, "ci")
             .await
             .unwrap();
         let r = gate(&w, &config("1m", "1h")).await;
@@ -604,6 +593,7 @@ fn ledger_sql_is_idempotent_and_plans_are_found_by_prefix() {
     let db = TestDb::new();
     block_on(async {
         let w = world(db, "2 minutes", &[]).await;
+        // The gate's DDL runs again on top of the executor's ledger without harm.
         w.client.batch_execute(soak::LEDGER_SQL).await.unwrap();
         w.client.batch_execute(soak::LEDGER_SQL).await.unwrap();
         let by_prefix = soak::stored_plan(&w.client, Some(&w.plan.short_id()[..8])).await.unwrap();

@@ -35,6 +35,10 @@ pub struct Target {
     /// Total time to keep retrying one statement that cannot get its lock (`90s`, `10m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub retry_budget: String,
+    /// seqmig.toml with the soak gate's [gate], [[tier]] and [governance] (default: ./seqmig.toml
+    /// when it exists, else the built-in gate defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -199,6 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         (true, _) => bail!("--break-glass needs a non-empty --reason"),
         (false, _) => ContractGate::Evaluate,
     };
+    let gate_config = crate::soak::GateConfig::discover(args.target.config.as_deref())?;
     let rt = runtime()?;
     if args.dry_run {
         return finish(rt.block_on(async {
@@ -209,6 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("apply --phase {phase}");
     finish(rt.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
+        runner.set_gate_config(gate_config);
         let report = runner.apply(&resolved.source, phase, &gate, &mut Printer).await;
         runner.release().await;
         let report = report?;

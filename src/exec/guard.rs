@@ -232,6 +232,8 @@ pub struct Runner {
     observer: Option<Client>,
     pid: i32,
     opts: RunnerOptions,
+    /// The soak gate's configuration; the built-in defaults (fail closed) until set.
+    gate: crate::soak::GateConfig,
 }
 
 impl Runner {
@@ -266,7 +268,13 @@ impl Runner {
         let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
         ledger::ensure(&client).await?;
         ledger::register_runner(&client, &opts.actor, command).await?;
-        Ok(Runner { client, observer: None, pid, opts })
+        Ok(Runner { client, observer: None, pid, opts, gate: crate::soak::GateConfig::default() })
+    }
+
+    /// The gate configuration (`[gate]`, `[[tier]]`, `[governance]` of seqmig.toml) that
+    /// `contract` is evaluated against.
+    pub fn set_gate_config(&mut self, gate: crate::soak::GateConfig) {
+        self.gate = gate;
     }
 
     /// The backend pid of the runner session.
@@ -306,6 +314,12 @@ impl Runner {
         r.stored_state = Some("active".into());
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
+        if phase == Phase::Switch {
+            // The census right before switch is the gate's baseline for `old_path_silent`:
+            // calls of the old path are counted from here. Without it the gate still works,
+            // counting conservatively, so a failed census does not stop the release.
+            let _ = crate::soak::take_sample(&self.client).await;
+        }
         let run_id =
             ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
         reporter.report(&Event::PhaseStarted {
@@ -320,6 +334,14 @@ impl Runner {
                 reporter.report(&Event::StepSkipped { step, reason: "already done" });
                 skipped.push(step.id.clone());
                 continue;
+            }
+            if phase == Phase::Contract && step.one_way && matches!(gate, ContractGate::Evaluate) {
+                // The old release may have come back since the gate was evaluated.
+                if let Err(e) = crate::soak::recheck_before_drop(&self.client, plan, &self.gate).await {
+                    let e = ExecError::from(e);
+                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
+                    return Err(e);
+                }
             }
             let outcome = match &step.backfill {
                 Some(_) => self.run_backfill(plan, run_id, step, &ran, reporter).await,
@@ -494,26 +516,24 @@ impl Runner {
         })
     }
 
-    /// The soak gate. Until `crate::soak` evaluates evidence, it is closed (missing evidence
-    /// counts as not passed) and only a recorded break-glass gets through.
+    /// The soak gate (DESIGN.md §6): evaluated in this run; a closed gate refuses with what is
+    /// missing and the command that supplies it, unless the glass is broken, which
+    /// `crate::soak` records in `audit_log` with the failing criteria.
     async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
-        let failing = vec!["no gate evidence is evaluated yet (fail closed)".to_string()];
-        match gate {
-            ContractGate::Evaluate => {
-                Err(ExecError::GateClosed { plan: r.plan.short_id().to_string(), failing })
-            }
+        let passage = match gate {
+            ContractGate::Evaluate => crate::soak::Passage::Evidence,
             ContractGate::BreakGlass { reason } => {
-                let detail = serde_json::json!({ "phase": "contract", "failing": failing });
-                ledger::audit(
-                    &self.client,
-                    Some(&r.plan.id),
-                    "break_glass",
-                    &self.opts.actor,
-                    Some(reason),
-                    &detail,
-                )
-                .await
+                crate::soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
             }
+        };
+        let decision = crate::soak::decide(&self.client, &r.plan, &self.gate, passage).await?;
+        if decision.proceeds() {
+            Ok(())
+        } else {
+            Err(ExecError::GateClosed {
+                plan: r.plan.short_id().to_string(),
+                failing: decision.report().blocking_summary(),
+            })
         }
     }
 

@@ -33,6 +33,12 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
         description: "gate evidence: soak observations, approvals, audit log",
         sql: include_str!("sql/ledger_v2.sql"),
     },
+    LedgerMigration {
+        version: 3,
+        description: "gate censuses (clients, statements) and the append-only audit log",
+        // Idempotent: completes v2's evidence tables with the gate's own (soak owns them).
+        sql: crate::soak::LEDGER_SQL,
+    },
 ];
 
 /// Transaction-level advisory lock key serialising ledger upgrades ("seqm", "ledg").

@@ -261,6 +261,9 @@ pub enum ExecError {
     },
     #[error("backfill of step {step} failed: {message}; run '{next}' to resume")]
     Backfill { step: String, message: String, next: String },
+    /// The gate could not be evaluated, or the old release is still connected at the drop.
+    #[error(transparent)]
+    Gate(#[from] crate::soak::SoakError),
 }
 
 impl ExecError {
@@ -276,6 +279,7 @@ impl ExecError {
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }
+                | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
         )
     }
 }
