@@ -700,3 +700,188 @@ fn a_bad_gate_config_exits_2_naming_the_file_and_criterion() {
     assert!(err.contains("seqmig.toml") && err.contains("min_soak = 'a while'"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// End to end: `seqmig apply` through every phase, the gate in front of contract.
+
+const E2E_BEFORE: &str = "CREATE EXTENSION pg_stat_statements;
+CREATE TABLE public.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+INSERT INTO public.users (name) SELECT 'seed-' || g FROM generate_series(1, 500) g;";
+
+/// rename users.name → full_name with real SQL (no writers, so no dual-write phase).
+fn e2e_plan() -> Plan {
+    let mut s1 = step("s1", Phase::Expand, "ALTER TABLE public.users ADD COLUMN full_name text");
+    s1.rollback_sql = Some("ALTER TABLE public.users DROP COLUMN full_name".into());
+    let mut s3 = step("s3", Phase::Backfill, "-- copy name into full_name in batches");
+    s3.lock = LockMode::RowExclusive;
+    s3.backfill = Some(BackfillSpec {
+        table: QualifiedName::of("public", "users"),
+        target_column: Ident::exact("full_name").unwrap(),
+        expr: "name".into(),
+        pending_predicate: "full_name IS DISTINCT FROM name".into(),
+    });
+    let mut s4 = step(
+        "s4",
+        Phase::Switch,
+        "INSERT INTO seqmig.flags (name, authority) VALUES ('c1', 'new') \
+         ON CONFLICT (name) DO UPDATE SET authority = 'new', updated_at = now()",
+    );
+    s4.rollback_sql =
+        Some("UPDATE seqmig.flags SET authority = 'old', updated_at = now() WHERE name = 'c1'".into());
+    let s5 = step(
+        "s5",
+        Phase::Contract,
+        "ALTER TABLE public.users DROP COLUMN name; DELETE FROM seqmig.flags WHERE name = 'c1'",
+    );
+    let steps = vec![s1, s3, s4, s5];
+    let mut plan = rename_plan();
+    plan.phases = [Phase::Expand, Phase::Backfill, Phase::Switch, Phase::Contract]
+        .iter()
+        .map(|p| PhaseSteps {
+            name: *p,
+            steps: steps.iter().filter(|s| s.phase == *p).map(|s| s.id.clone()).collect(),
+        })
+        .collect();
+    plan.steps = steps;
+    plan.seal()
+}
+
+struct Cli {
+    url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Cli {
+    fn new(db: &TestDb, config: &str, plan: &Plan) -> Cli {
+        let dir = std::env::temp_dir().join(format!("seqmig-gate-e2e-{}", db.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("seqmig.toml"), config).unwrap();
+        std::fs::write(dir.join("plan.json"), plan.to_json_pretty()).unwrap();
+        Cli { url: db.url.clone(), dir }
+    }
+
+    /// Runs seqmig in the directory holding seqmig.toml and plan.json: (exit code, output).
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", &self.url)
+            .env("SEQMIG_ACTOR", "oncall-dave")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap(), text)
+    }
+
+    fn apply(&self, phase: &str, extra: &[&str]) -> (i32, String) {
+        let mut args = vec!["apply", "--plan", "plan.json", "--phase", phase, "--actor", "oncall-dave"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn has_column(client: &tokio_postgres::Client, column: &str) -> bool {
+    client
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'users' AND column_name = $1",
+            &[&column],
+        )
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// `apply --phase contract` refuses while the gate is closed, naming what is missing and the
+/// command that supplies it; `--break-glass --reason` proceeds, leaves one audit row with the
+/// reason and the failing criteria, and `status` shows it.
+#[test]
+fn contract_is_refused_while_closed_and_break_glass_proceeds_on_record() {
+    let db = TestDb::new();
+    db.execute(E2E_BEFORE);
+    let plan = e2e_plan();
+    let cli = Cli::new(
+        &db,
+        "[gate]\nbuiltin_defaults = false\nmin_soak = \"1h\"\nbackfill_verified = true\n\
+         constraints_validated = true\nold_path_silent = \"required\"\n",
+        &plan,
+    );
+    for phase in ["expand", "backfill", "switch"] {
+        let (code, out) = cli.apply(phase, &[]);
+        assert_eq!(code, 0, "{phase}: {out}");
+    }
+    let (code, out) = cli.apply("contract", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("soak gate") && out.contains("min_soak (FAIL)"), "{out}");
+    assert!(out.contains("--break-glass"), "{out}");
+    let (code, out) = cli.run(&["gate"]);
+    assert_eq!(code, 1, "{out}");
+    let verified = out.lines().find(|l| l.trim_start().starts_with("backfill_verified")).unwrap_or_default();
+    assert!(verified.contains("pass"), "the backfill engine's work verifies: {out}");
+    assert!(out.contains("to go") && !out.contains(".0s"), "whole seconds: {out}");
+
+    let (code, out) = cli.apply("contract", &["--break-glass", "--reason", "INC-4411: disk full"]);
+    assert_eq!(code, 0, "{out}");
+    block_on(async {
+        let client = db.client().await;
+        assert!(!has_column(&client, "name").await, "contract ran");
+        let events = soak::break_glass_events(&client).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].actor, "oncall-dave");
+        assert_eq!(events[0].reason.as_deref(), Some("INC-4411: disk full"));
+        assert_eq!(events[0].failing, ["min_soak"]);
+    });
+    let (code, out) = cli.run(&["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("BREAK-GLASS by oncall-dave") && out.contains("(bypassed: min_soak)"), "{out}");
+    let (_, out) = cli.run(&["audit"]);
+    assert!(out.contains("break_glass") && out.contains("INC-4411"), "{out}");
+}
+
+/// On evidence alone: the old release connected keeps contract locked; once it is gone and a
+/// fresh census is in the window, contract runs with no break-glass on record.
+#[test]
+fn contract_proceeds_on_evidence_once_the_old_release_is_gone() {
+    let db = TestDb::new();
+    db.execute(E2E_BEFORE);
+    let plan = e2e_plan();
+    let cli = Cli::new(
+        &db,
+        "[gate]\nbuiltin_defaults = false\nmin_soak = \"0s\"\nwindow = \"4s\"\nbackfill_verified = true\n\
+         constraints_validated = true\nno_old_clients = '^shop-api/1\\.'\nold_path_silent = \"required\"\n",
+        &plan,
+    );
+    for phase in ["expand", "backfill", "switch"] {
+        let (code, out) = cli.apply(phase, &[]);
+        assert_eq!(code, 0, "{phase}: {out}");
+    }
+    block_on(async {
+        let client = db.client().await;
+        let old = connect_as(&db.url, OLD_APP).await;
+        let (code, out) = cli.run(&["soak", "sample"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(OLD_APP), "{out}");
+        let (code, out) = cli.apply("contract", &[]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("no_old_clients (FAIL)"), "{out}");
+        assert!(has_column(&client, "name").await);
+
+        drop(old);
+        wait_until_gone(&client, OLD_APP).await;
+        tokio::time::sleep(Duration::from_millis(4100)).await;
+        let (code, out) = cli.run(&["soak", "sample"]);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = cli.run(&["gate"]);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = cli.apply("contract", &[]);
+        assert_eq!(code, 0, "{out}");
+        assert!(!has_column(&client, "name").await, "contract ran");
+        assert!(soak::break_glass_events(&client).await.unwrap().is_empty());
+    });
+}
