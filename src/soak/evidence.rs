@@ -6,13 +6,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::objects::{OldObject, dropped_objects, tokenize};
-use super::{GateReport, LEDGER_SQL, MARKER, SoakError};
+use super::{GateReport, MARKER, SoakError};
 use crate::plan::Plan;
-
-/// Creates or completes the gate's ledger tables (idempotent).
-pub async fn ensure_ledger(client: &Client) -> Result<(), SoakError> {
-    client.batch_execute(LEDGER_SQL).await.map_err(SoakError::db("create the gate's ledger tables"))
-}
 
 /// Records one external check (`seqmig soak record`). `plan_id` `None` = counts for every plan.
 pub async fn record_observation(
