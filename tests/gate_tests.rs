@@ -885,3 +885,20 @@ fn contract_proceeds_on_evidence_once_the_old_release_is_gone() {
         assert!(soak::break_glass_events(&client).await.unwrap().is_empty());
     });
 }
+
+/// The governance matrix limits rollback when it names roles; a listed role rolls back.
+#[test]
+fn rollback_is_limited_to_the_roles_governance_names() {
+    let db = TestDb::new();
+    db.execute(E2E_BEFORE);
+    let cli = Cli::new(&db, "[governance]\nrollback = [\"dba\", \"on-call\"]\n", &e2e_plan());
+    let (code, out) = cli.apply("expand", &[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli.run(&["rollback", "--phase", "expand", "--role", "intern"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("role 'intern' is not pre-authorised") && out.contains("dba, on-call"), "{out}");
+    let (code, out) = cli.run(&["rollback", "--phase", "expand"]);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = cli.run(&["rollback", "--phase", "expand", "--role", "on-call"]);
+    assert_eq!(code, 0, "{out}");
+}
