@@ -20,3 +20,4 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod soak;
+pub mod source;
