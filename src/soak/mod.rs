@@ -95,13 +95,16 @@ BEGIN
 END
 $$;
 
--- One row per census (`seqmig soak sample`, from cron): when, and whether statement
--- statistics could be read and since when they count.
+-- One row per census (`seqmig soak sample`, from cron): when, whether statement statistics
+-- could be read, since when they count, and which old paths they were recorded for.
 CREATE TABLE IF NOT EXISTS seqmig.soak_samples (
     id                   bigserial PRIMARY KEY,
     taken_at             timestamptz NOT NULL DEFAULT now(),
     statements_available boolean NOT NULL,
-    stats_reset          timestamptz
+    stats_reset          timestamptz,
+    -- The old paths whose statements this census recorded; a census that did not track a
+    -- plan's old path is no reading for that plan.
+    tracked              text[] NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS soak_samples_taken_at ON seqmig.soak_samples (taken_at);
 
