@@ -18,11 +18,13 @@ pub struct Args {
     /// default every role is pre-authorised).
     #[arg(long, value_name = "R")]
     pub role: Option<String>,
+    #[command(flatten)]
+    pub config: super::gate::ConfigArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let phase = parse_phase(&args.phase)?;
-    let governance = crate::soak::GateConfig::discover(args.target.config.as_deref())?.governance;
+    let governance = super::gate::load_config(&args.config)?.governance;
     if let Some(allowed) = &governance.rollback
         && !governance.may_roll_back(args.role.as_deref().unwrap_or(""))
     {
@@ -48,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("rollback --phase {phase}");
     finish(runtime()?.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
-        let report = runner.rollback(&resolved.source, phase, &mut Printer).await;
+        let report = runner.rollback(&resolved.source, phase, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;
         let mut text = format!(

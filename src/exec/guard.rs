@@ -14,11 +14,12 @@ use crate::db::ConnectOptions;
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
-    Action, ContractGate, Event, ExecError, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
-    application_name, backfill_fallback, command_for, describe_pg, ledger,
+    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
+    RunnerOptions, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
 use crate::plan::{Phase, Plan, Step};
+use crate::soak;
 
 /// Session advisory lock key of the runner ("seqm", "ig\0\x01").
 const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
@@ -232,8 +233,7 @@ pub struct Runner {
     observer: Option<Client>,
     pid: i32,
     opts: RunnerOptions,
-    /// The soak gate's configuration; the built-in defaults (fail closed) until set.
-    gate: crate::soak::GateConfig,
+    backfill: crate::backfill::BackfillOptions,
 }
 
 impl Runner {
@@ -268,13 +268,10 @@ impl Runner {
         let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
         ledger::ensure(&client).await?;
         ledger::register_runner(&client, &opts.actor, command).await?;
-        Ok(Runner { client, observer: None, pid, opts, gate: crate::soak::GateConfig::default() })
-    }
-
-    /// The gate configuration (`[gate]`, `[[tier]]`, `[governance]` of seqmig.toml) that
-    /// `contract` is evaluated against.
-    pub fn set_gate_config(&mut self, gate: crate::soak::GateConfig) {
-        self.gate = gate;
+        // Backfill batches wait for locks no longer than DDL does.
+        let mut backfill = crate::backfill::BackfillOptions::default();
+        backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
+        Ok(Runner { client, observer: None, pid, opts, backfill })
     }
 
     /// The backend pid of the runner session.
@@ -318,7 +315,7 @@ impl Runner {
             // The census right before switch is the gate's baseline for `old_path_silent`:
             // calls of the old path are counted from here. Without it the gate still works,
             // counting conservatively, so a failed census does not stop the release.
-            let _ = crate::soak::take_sample(&self.client).await;
+            let _ = soak::take_sample(&self.client).await;
         }
         let run_id =
             ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
@@ -334,14 +331,6 @@ impl Runner {
                 reporter.report(&Event::StepSkipped { step, reason: "already done" });
                 skipped.push(step.id.clone());
                 continue;
-            }
-            if phase == Phase::Contract && step.one_way && matches!(gate, ContractGate::Evaluate) {
-                // The old release may have come back since the gate was evaluated.
-                if let Err(e) = crate::soak::recheck_before_drop(&self.client, plan, &self.gate).await {
-                    let e = ExecError::from(e);
-                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
-                    return Err(e);
-                }
             }
             let outcome = match &step.backfill {
                 Some(_) => self.run_backfill(plan, run_id, step, &ran, reporter).await,
@@ -516,24 +505,27 @@ impl Runner {
         })
     }
 
-    /// The soak gate (DESIGN.md §6): evaluated in this run; a closed gate refuses with what is
-    /// missing and the command that supplies it, unless the glass is broken, which
-    /// `crate::soak` records in `audit_log` with the failing criteria.
+    /// The soak gate (`crate::soak::decide`): open → contract runs after the last-moment
+    /// re-check of old clients; closed → refused, or bypassed and audited with break-glass.
     async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
-        let passage = match gate {
-            ContractGate::Evaluate => crate::soak::Passage::Evidence,
-            ContractGate::BreakGlass { reason } => {
-                crate::soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
+        let passage = match &gate.passage {
+            GatePassage::Evidence => soak::Passage::Evidence,
+            GatePassage::BreakGlass { reason } => {
+                soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
             }
         };
-        let decision = crate::soak::decide(&self.client, &r.plan, &self.gate, passage).await?;
-        if decision.proceeds() {
-            Ok(())
-        } else {
-            Err(ExecError::GateClosed {
+        let decision =
+            soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
+        match decision {
+            soak::GateDecision::Open(_) => {
+                soak::recheck_before_drop(&self.client, &r.plan, &gate.config).await.map_err(ExecError::Gate)
+            }
+            soak::GateDecision::Closed(report) => Err(ExecError::GateClosed {
                 plan: r.plan.short_id().to_string(),
-                failing: decision.report().blocking_summary(),
-            })
+                failing: report.blocking_summary(),
+            }),
+            // Bypassed and recorded in audit_log by `decide`.
+            _ => Ok(()),
         }
     }
 
@@ -576,13 +568,17 @@ impl Runner {
         .await?;
         reporter.report(&Event::StepStarted { step, action: Action::Apply });
         let t0 = Instant::now();
-        let mut progress =
-            |rows: u64, batches: u64| reporter.report(&Event::BackfillProgress { step, rows, batches });
-        let result = backfill_fallback::run(&mut self.client, spec, &mut progress).await;
+        let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
+        let mut sink = Forward { reporter, step };
+        let result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
+        let reporter = sink.reporter;
         let ms = t0.elapsed().as_millis() as i64;
-        match result {
-            Ok((rows, _)) => {
-                let msg = format!("{rows} rows copied");
+        let failure = match result {
+            Ok(o) if o.verify_mismatches == 0 => {
+                let msg = format!(
+                    "{} rows written in {} batches ({} in total, {}), verified",
+                    o.rows_updated, o.batches_run, o.rows_done, o.key_kind
+                );
                 self.client
                     .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
                     .await
@@ -593,20 +589,36 @@ impl Runner {
                     elapsed: t0.elapsed(),
                     attempts: 1,
                 });
-                Ok(())
+                return Ok(());
             }
+            // Triggers keep new writes consistent, so a mismatch after the copy means the
+            // expression or the triggers are wrong: switching now would lose data.
+            Ok(o) => (
+                None,
+                format!(
+                    "verification found {} rows of {} where {} differs from {}",
+                    o.verify_mismatches,
+                    spec.table.quoted(),
+                    spec.target_column.quoted_sql(),
+                    spec.expr
+                ),
+            ),
             Err(e) => {
-                let message = describe_pg(&e);
-                let code = e.code().map(|c| c.code().to_string());
-                ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
-                let _ = done;
-                Err(ExecError::Backfill {
-                    step: step.id.clone(),
-                    message,
-                    next: command_for(Action::Apply, step.phase, None),
-                })
+                let code = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+                    .and_then(|pg| pg.code())
+                    .map(|c| c.code().to_string());
+                (code, e.to_string())
             }
-        }
+        };
+        let (code, message) = failure;
+        ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
+        let _ = done;
+        Err(ExecError::Backfill {
+            step: step.id.clone(),
+            message,
+            next: command_for(Action::Apply, step.phase, None),
+        })
     }
 
     /// Runs one step's SQL with lock-timeout retries and records it. A transactional step and
@@ -840,6 +852,22 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands the backfill engine's progress to the caller's reporter.
+struct Forward<'a> {
+    reporter: &'a mut dyn Reporter,
+    step: &'a Step,
+}
+
+impl crate::backfill::ProgressSink for Forward<'_> {
+    fn update(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: false });
+    }
+
+    fn finish(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: true });
     }
 }
 
