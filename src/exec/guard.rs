@@ -311,6 +311,12 @@ impl Runner {
         r.stored_state = Some("active".into());
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
+        if phase == Phase::Switch {
+            // The census right before switch is the gate's baseline for `old_path_silent`:
+            // calls of the old path are counted from here. Without it the gate still works,
+            // counting conservatively, so a failed census does not stop the release.
+            let _ = soak::take_sample(&self.client).await;
+        }
         let run_id =
             ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
         reporter.report(&Event::PhaseStarted {
