@@ -8,7 +8,15 @@
 pub mod backfill;
 pub mod cli;
 pub mod cluster;
+pub mod db;
+// Executor errors carry what was already done and who blocked; they are returned once per
+// command, never in a hot loop, so their size does not matter.
+#[allow(clippy::result_large_err)]
+pub mod exec;
 pub mod finding;
+pub mod introspect;
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod soak;

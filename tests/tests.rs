@@ -3,4 +3,9 @@
 mod harness;
 
 mod backfill_tests;
+mod exec_tests;
+mod gate_tests;
 mod harness_tests;
+mod introspect_tests;
+mod lint_tests;
+mod parse_tests;

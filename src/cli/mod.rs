@@ -2,8 +2,17 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod apply;
+pub mod approve;
+pub mod audit;
 pub mod backfill;
+pub mod gate;
+pub mod inspect;
+pub mod lint;
 pub mod output;
+pub mod rollback;
+pub mod soak;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -35,21 +44,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show the schema model read from a .sql file, a directory or stdin.
+    Inspect(inspect::Args),
+    Lint(lint::Args),
     /// Run, pause, resume, rate-limit and inspect backfills.
     Backfill(backfill::Args),
-    /// Print the version and exit (placeholder until the first real command lands).
-    Version,
+    /// Evaluate the soak gate in front of contract: each criterion, its evidence, its verdict.
+    Gate(gate::Args),
+    /// Record soak evidence: external checks (`record`) and censuses (`sample`, from cron).
+    Soak(soak::Args),
+    /// Approve contract of a plan in a governance role.
+    Approve(approve::Args),
+    /// Show the audit log: break-glass bypasses and approvals.
+    Audit(audit::Args),
+    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
+    Apply(apply::Args),
+    /// Undo the last applied phase of a plan (never contract).
+    Rollback(rollback::Args),
+    /// Show where each plan stands in the database and the next command.
+    Status(status::Args),
 }
 
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Lint(args) => lint::run(args),
         Command::Backfill(args) => backfill::run(args),
-        Command::Version => {
-            output::stdout(&format!("seqmig {}\n", env!("CARGO_PKG_VERSION")))?;
-            Ok(Outcome::Yes)
-        }
+        Command::Gate(args) => gate::run(args),
+        Command::Soak(args) => soak::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

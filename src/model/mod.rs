@@ -2,6 +2,7 @@
 //! constraints, indexes, sequences, types, views and opaque objects. No I/O and no parser
 //! types live here; `parse` and `introspect` produce these values, `diff` compares them.
 
+pub mod ddl;
 mod ident;
 mod normalize;
 mod schema;

@@ -22,12 +22,43 @@ pub struct Schema {
     pub composites: BTreeMap<QualifiedName, CompositeType>,
     pub views: BTreeMap<QualifiedName, View>,
     /// `COMMENT ON …` for every kind of object, modelled objects and opaque ones alike.
+    #[serde(with = "entries")]
     pub comments: BTreeMap<ObjectRef, String>,
     /// `ALTER … OWNER TO`: informational; not part of equality between file and catalog
     /// when one side does not say (see [`Schema::without_owners`]).
+    #[serde(with = "entries")]
     pub owners: BTreeMap<ObjectRef, Ident>,
     /// Functions, procedures, triggers, policies, casts, aggregates, grants, rules, …
+    #[serde(with = "entries")]
     pub opaque: BTreeMap<OpaqueId, OpaqueObject>,
+    /// `ALTER INDEX parent ATTACH PARTITION child`: child index → the partitioned index it
+    /// belongs to. Either side may be a plain index or a constraint's index (`…_pkey`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub index_attachments: BTreeMap<QualifiedName, QualifiedName>,
+}
+
+/// Maps whose keys are structs serialise as a sorted list of `[key, value]` pairs (JSON
+/// object keys must be strings).
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl Schema {
@@ -91,6 +122,18 @@ pub struct Table {
     pub inherits: Vec<QualifiedName>,
     /// Storage parameters `WITH (fillfactor=70)`, normalised `key=value`, sorted.
     pub options: Vec<String>,
+    /// `REPLICA IDENTITY FULL | NOTHING | USING INDEX i`, normalised; `None` = `DEFAULT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_identity: Option<String>,
+    /// `ALTER TABLE … CLUSTER ON index`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_on: Option<Ident>,
+    /// `ALTER TABLE … ENABLE ROW LEVEL SECURITY`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub row_security: bool,
+    /// `ALTER TABLE … FORCE ROW LEVEL SECURITY`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force_row_security: bool,
 }
 
 impl Table {
@@ -104,6 +147,10 @@ impl Table {
             partition_of: None,
             inherits: Vec::new(),
             options: Vec::new(),
+            replica_identity: None,
+            cluster_on: None,
+            row_security: false,
+            force_row_security: false,
         }
     }
 
@@ -278,6 +325,9 @@ pub struct Index {
     pub options: Vec<String>,
     /// `ON ONLY` (an index on a partitioned table's parent alone).
     pub only: bool,
+    /// `ALTER INDEX … ALTER COLUMN n SET STATISTICS m`: key position (1-based) → target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statistics: BTreeMap<u32, i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,6 +349,9 @@ pub enum IndexExpr {
     Expression(String),
 }
 
+/// Options equal to PostgreSQL's defaults (increment 1, min 1 / max of the type for
+/// ascending sequences, start = min, cache 1) are `None`, so a bare `CREATE SEQUENCE` and
+/// pg_dump's spelled-out form compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequence {
     pub name: QualifiedName,
@@ -312,6 +365,9 @@ pub struct Sequence {
     pub cycle: bool,
     /// `ALTER SEQUENCE … OWNED BY table.column`.
     pub owned_by: Option<(QualifiedName, Ident)>,
+    /// `CREATE UNLOGGED SEQUENCE` (PostgreSQL 15+).
+    #[serde(default)]
+    pub persistence: Persistence,
 }
 
 impl Sequence {
@@ -326,7 +382,31 @@ impl Sequence {
             cache: None,
             cycle: false,
             owned_by: None,
+            persistence: Persistence::Permanent,
         }
+    }
+
+    /// The same sequence with every option that equals PostgreSQL's default for its type and
+    /// direction set to `None`, so `CREATE SEQUENCE s` (a file) and the catalog's explicit
+    /// values (introspection, or pg_dump's `START WITH 1 … CACHE 1`) compare equal. Both
+    /// producers call this on every sequence they emit.
+    pub fn without_default_options(mut self) -> Self {
+        let (type_min, type_max) = match self.data_type.as_str() {
+            "smallint" => (i16::MIN as i64, i16::MAX as i64),
+            "integer" => (i32::MIN as i64, i32::MAX as i64),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let increment = self.increment.unwrap_or(1);
+        let ascending = increment > 0;
+        let min = self.min_value.unwrap_or(if ascending { 1 } else { type_min });
+        let max = self.max_value.unwrap_or(if ascending { type_max } else { -1 });
+        let start = self.start.unwrap_or(if ascending { min } else { max });
+        self.increment = Some(increment).filter(|&i| i != 1);
+        self.min_value = Some(min).filter(|&m| m != if ascending { 1 } else { type_min });
+        self.max_value = Some(max).filter(|&m| m != if ascending { type_max } else { -1 });
+        self.start = Some(start).filter(|&s| s != if ascending { min } else { max });
+        self.cache = self.cache.filter(|&c| c != 1);
+        self
     }
 }
 
@@ -370,6 +450,13 @@ pub struct View {
     pub options: Vec<String>,
     /// `WITH [CASCADED|LOCAL] CHECK OPTION`, normalised; `WITH NO DATA` for matviews is not modelled.
     pub check_option: Option<String>,
+    /// The schema unqualified names in `definition` resolve to, when it is not `public`
+    /// (the file said `SET search_path = test, …` before the view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_path: Option<Ident>,
+    /// `ALTER VIEW … ALTER COLUMN c SET DEFAULT e` (defaults for inserts through the view).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub column_defaults: BTreeMap<Ident, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -412,4 +499,7 @@ pub struct OpaqueObject {
     pub text: String,
     /// Tables the object is attached to or reads, when known (triggers, policies, rules).
     pub depends_on: Vec<QualifiedName>,
+    /// The schema unqualified names in `text` resolve to, when it is not `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_path: Option<Ident>,
 }

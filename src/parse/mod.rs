@@ -5,7 +5,20 @@
 //! rejects becomes an opaque object with an `unparsed-statement` warning, or an error when it
 //! changes a modelled object in a way seqmig cannot follow.
 
+//!
+//! The DDL grammar is read from our own token stream ([`lex`]) rather than from sqlparser's
+//! AST: pg_dump forms such as opclasses, `PARTITION OF`, identity options and `ATTACH
+//! PARTITION` are missing from it, and its `Display` re-spells expressions, while the model
+//! must keep the text PostgreSQL itself prints. sqlparser decides whether a statement of a
+//! kind seqmig does not recognise is SQL at all.
+
+mod cursor;
+mod lex;
+mod load;
+mod names;
+mod objects;
 mod split;
+mod table;
 
 use std::path::{Path, PathBuf};
 
@@ -70,12 +83,125 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseError {
-    #[error("failed to read '{path}': {source}")]
-    Io { path: String, source: std::io::Error },
+    // The I/O error is part of the message, not a `source`, so the CLI prints one line.
+    #[error("failed to read '{path}': {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("'{path}' is a directory with no .sql files")]
     EmptyDir { path: String },
-    #[error("{span}: {message}\n  | {statement}")]
+    #[error("{span}: {message}; in: {statement}")]
     Statement { span: Span, message: String, statement: String },
     #[error("{file}:{line}:{column}: {what}", file = .file, line = .line, column = .column)]
     Split { file: String, line: usize, column: usize, what: String },
+    #[error("{path}:1:1: the input contains no SQL statements")]
+    Empty { path: String },
+    #[error("{what}")]
+    Unsupported { what: String },
+}
+
+/// Loads a schema source. `postgres://` URLs are read by introspection, not here.
+pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
+    match spec {
+        SourceSpec::File(path) => {
+            let text = read_file(path)?;
+            load_str(&path.display().to_string(), &text)
+        }
+        SourceSpec::Dir(dir) => {
+            let shown = dir.display().to_string();
+            let entries =
+                std::fs::read_dir(dir).map_err(|error| ParseError::Io { path: shown.clone(), error })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(ParseError::EmptyDir { path: shown });
+            }
+            let mut loader = load::Loader::default();
+            for f in &files {
+                let text = read_file(f)?;
+                let name = f.display().to_string();
+                let stmts = split_checked(&name, &text)?;
+                loader.apply_file(&name, &stmts)?;
+            }
+            Ok(Loaded { schema: loader.schema, report: loader.report })
+        }
+        SourceSpec::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                .map_err(|error| ParseError::Io { path: "<stdin>".into(), error })?;
+            let text = decode("<stdin>", bytes)?;
+            load_str("<stdin>", &text)
+        }
+        SourceSpec::Url(url) => Err(ParseError::Unsupported {
+            what: format!(
+                "'{}': postgres:// sources are read by introspection, not by the file loader",
+                redact(url)
+            ),
+        }),
+    }
+}
+
+/// Loads SQL text; `file_name` is used in positions and findings.
+pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
+    let stmts = split_checked(file_name, sql)?;
+    if stmts.is_empty() {
+        return Err(ParseError::Empty { path: file_name.to_string() });
+    }
+    let mut loader = load::Loader::default();
+    loader.apply_file(file_name, &stmts)?;
+    Ok(Loaded { schema: loader.schema, report: loader.report })
+}
+
+fn split_checked(file: &str, sql: &str) -> Result<Vec<RawStatement>, ParseError> {
+    if let Some(at) = sql.find('\0') {
+        let (line, column) = LineIndex::new(sql).position(at);
+        return Err(ParseError::Split {
+            file: file.into(),
+            line,
+            column,
+            what: "binary data (NUL byte) in SQL input".into(),
+        });
+    }
+    split_statements(sql).map_err(|e| match e {
+        SplitError::Unterminated { what, line, column } => {
+            ParseError::Split { file: file.into(), line, column, what: format!("unterminated {what}") }
+        }
+    })
+}
+
+fn read_file(path: &Path) -> Result<String, ParseError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| ParseError::Io { path: shown.clone(), error })?;
+    decode(&shown, bytes)
+}
+
+/// UTF-8 text or a positioned error (binary garbage is not SQL).
+fn decode(path: &str, bytes: Vec<u8>) -> Result<String, ParseError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid);
+        let (line, column) = LineIndex::new(&text).position(text.len());
+        ParseError::Split {
+            file: path.into(),
+            line,
+            column,
+            what: "input is not UTF-8 text (binary file?)".into(),
+        }
+    })
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

@@ -1,7 +1,8 @@
 //! The real-PostgreSQL harness shared by every integration test (DESIGN.md §7):
 //! `SEQMIG_TEST_DATABASE_URL` when set; otherwise one throwaway cluster per test binary from
 //! the local server binaries (see `seqmig::cluster`), with a fresh database per test so tests
-//! run in parallel. When neither is available the test fails and says how to get a server.
+//! run in parallel. When neither is available the test fails and says how to get a server
+//! (there is no testcontainers fallback: see `server()`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +22,14 @@ fn server() -> &'static Server {
         Ok(url) if !url.is_empty() => Server::External(url),
         _ => match TempCluster::start(&["shared_preload_libraries = 'pg_stat_statements'"]) {
             Ok(c) => Server::Local(c),
+            // No testcontainers fallback: no machine this project runs on has a Docker
+            // engine, and an untestable path would only add a large dependency tree.
             Err(e) => panic!(
                 "these tests need a real PostgreSQL and none could be started: {e}\n\
-                 set SEQMIG_TEST_DATABASE_URL=postgres://user:pass@host/db to use an existing server"
+                 either install the server binaries (apt-get install postgresql; initdb and \
+                 pg_ctl are found on PATH or under /usr/lib/postgresql/*/bin), or set \
+                 SEQMIG_TEST_DATABASE_URL=postgres://user:pass@host/db to a server you own \
+                 (e.g. docker run -e POSTGRES_PASSWORD=pw -p 5432:5432 postgres:15)"
             ),
         },
     })

@@ -1,0 +1,45 @@
+//! `seqmig rollback --phase P`: undoes the last applied phase of a plan (never contract).
+
+use clap::Args as ClapArgs;
+
+use super::Outcome;
+use super::apply::{Printer, Target, finish, parse_phase, resolve, runtime};
+use super::output;
+use crate::exec;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: Target,
+    /// The phase to undo; it must be the last one applied. contract cannot be undone.
+    #[arg(long, value_name = "PHASE")]
+    pub phase: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let phase = parse_phase(&args.phase)?;
+    let resolved = match resolve(&args.target)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            output::stderr_line(&format!("error: {refusal}"));
+            return Ok(Outcome::No);
+        }
+    };
+    let command = format!("rollback --phase {phase}");
+    finish(runtime()?.block_on(async {
+        let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
+        let report = runner.rollback(&resolved.source, phase, &mut Printer).await;
+        runner.release().await;
+        let report = report?;
+        let mut text = format!(
+            "phase {phase} of plan {} rolled back: {} steps undone, {} not applied\n",
+            exec::short_id(&report.plan_id),
+            report.ran.len(),
+            report.skipped.len()
+        );
+        if let Some(next) = &report.next {
+            text.push_str(&format!("to go further back: {next}\n"));
+        }
+        Ok(text)
+    }))
+}
