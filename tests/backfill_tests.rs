@@ -385,6 +385,32 @@ fn generated_always_identity_and_composite_keys_work() {
 }
 
 #[test]
+fn a_fill_writes_only_the_missing_values() {
+    let db = TestDb::new();
+    db.execute(LEDGER_SQL);
+    db.execute(
+        "CREATE TABLE people (id int PRIMARY KEY, email text);
+         INSERT INTO people SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'p' || g || '@example.org' END
+           FROM generate_series(1, 3000) g;",
+    );
+    block_on(async {
+        let mut client = db.client().await;
+        let fill =
+            BackfillSpec { pending_predicate: "email IS NULL".into(), ..spec("people", "email", "''") };
+        let req = BackfillRequest { plan_id: "p1", step_id: "s11", spec: &fill };
+        let outcome = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
+        assert_eq!(outcome.verify_mismatches, 0, "no NULL left; existing values are not mismatches");
+        assert_eq!(outcome.rows_updated, 1_000);
+        assert_eq!(scalar_i64(&client, "SELECT count(*) FROM people WHERE email = ''").await, 1_000);
+        assert_eq!(
+            scalar_i64(&client, "SELECT count(*) FROM people WHERE email LIKE 'p%@example.org'").await,
+            2_000
+        );
+        assert_eq!(backfill::verify(&client, &fill).await.unwrap(), 0);
+    });
+}
+
+#[test]
 fn operator_pause_holds_the_backfill_and_is_recorded() {
     let db = TestDb::new();
     db.execute(LEDGER_SQL);

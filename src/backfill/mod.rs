@@ -184,9 +184,12 @@ pub async fn run(
     result
 }
 
-/// Counts rows where the target differs from the expression (the gate re-checks with this).
+/// Counts the rows still pending (for a transform: where the target differs from the
+/// expression); the end of [`run`] records this count, and the gate may re-count with it.
 pub async fn verify(client: &Client, spec: &BackfillSpec) -> Result<i64, tokio_postgres::Error> {
-    let s = statements(&Walk::Tid, &spec.table.quoted(), spec.target_column.as_str(), &spec.expr, "true");
+    let table = spec.table.quoted();
+    let target = spec.target_column.as_str();
+    let s = statements(&Walk::Tid, &table, target, &spec.expr, &spec.pending_predicate);
     let row = client.query_one(&s.verify, &[]).await?;
     Ok(row.get(0))
 }
