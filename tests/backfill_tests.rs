@@ -324,7 +324,9 @@ fn table_without_a_key_is_walked_by_tid_ranges() {
     let db = TestDb::new();
     db.execute(LEDGER_SQL);
     db.execute(
-        "CREATE TABLE logs (line text, level int, line_upper text);
+        "CREATE TABLE parted (k int, v int, w int) PARTITION BY RANGE (k);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+         CREATE TABLE logs (line text, level int, line_upper text);
          INSERT INTO logs SELECT 'line ' || g, g % 7 FROM generate_series(1, 20000) g;
          INSERT INTO logs SELECT 'dup', 1 FROM generate_series(1, 50) g;
          ANALYZE logs;",
@@ -345,6 +347,12 @@ fn table_without_a_key_is_walked_by_tid_ranges() {
         let b = batches(&client, "s4").await;
         assert_ranges_once(&b, false);
         assert_eq!(b.iter().map(|x| x.2).sum::<i64>(), 20_050);
+
+        // A partitioned parent has no pages of its own: refused, not silently "done".
+        let parted = self::spec("parted", "w", "v");
+        let req = BackfillRequest { plan_id: "p1", step_id: "s12", spec: &parted };
+        let err = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap_err();
+        assert!(matches!(err, BackfillError::PartitionedWithoutKey { .. }), "{err}");
     });
 }
 

@@ -124,6 +124,11 @@ pub enum BackfillError {
     )]
     LedgerMismatch { plan_id: String, step_id: String, recorded: String, requested: String },
     #[error(
+        "{table} is partitioned and has no unique NOT NULL key to walk; add one, pass a key \
+         (--key), or backfill each partition as its own step"
+    )]
+    PartitionedWithoutKey { table: String },
+    #[error(
         "key column '{column}' of {table} does not exist or is nullable; a backfill key must be unique and NOT NULL"
     )]
     BadKey { table: String, column: String },
@@ -335,6 +340,17 @@ impl<'c, 'r> Engine<'c, 'r> {
         let spec = req.spec;
         let table = spec.table.quoted();
         let walk = find_walk(client, req, &table, opts.key.as_deref()).await?;
+        if walk == Walk::Tid {
+            // A partitioned parent has no pages of its own; a TID walk would see nothing.
+            let kind: String = client
+                .query_one("SELECT relkind::text FROM pg_class WHERE oid = $1::text::regclass", &[&table])
+                .await
+                .map_err(|e| db(req, "read the table's kind", e))?
+                .get(0);
+            if kind == "p" {
+                return Err(BackfillError::PartitionedWithoutKey { table });
+            }
+        }
         let est = client
             .query_one(key::ESTIMATE_SQL, &[&table])
             .await
