@@ -576,3 +576,50 @@ fn a_failing_expression_names_the_range_and_marks_the_ledger() {
         assert!(row.get::<_, i64>(2) > 0, "batches before the bad row stay committed");
     });
 }
+
+#[test]
+fn sessions_queued_for_a_table_lock_go_first() {
+    let db = TestDb::new();
+    db.execute(LEDGER_SQL);
+    db.execute(
+        "CREATE TABLE queued (id int PRIMARY KEY, v int NOT NULL, w int);
+         INSERT INTO queued SELECT g, g FROM generate_series(1, 2000) g;",
+    );
+    block_on(async {
+        // A reader holds the table; a DDL statement queues behind it for ACCESS EXCLUSIVE.
+        let reader = db.client().await;
+        reader.batch_execute("BEGIN; SELECT count(*) FROM queued;").await.unwrap();
+        let ddl = db.client().await;
+        let ddl_task = tokio::spawn(async move {
+            ddl.batch_execute("ALTER TABLE queued ADD COLUMN note text").await.unwrap();
+            ddl.query_one("SELECT clock_timestamp()::text", &[]).await.unwrap().get::<_, String>(0)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            reader.batch_execute("COMMIT").await.unwrap();
+        });
+        let mut client = db.client().await;
+        let spec = spec("queued", "w", "v * 3");
+        let req = BackfillRequest { plan_id: "p1", step_id: "s13", spec: &spec };
+        // Every statement of the run (catalog reads, prepares, batches) times out after
+        // 200 ms and retries, so the engine never sits in the queue ahead of the DDL's
+        // followers, and the DDL goes first.
+        let outcome = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
+        release.await.unwrap();
+        let ddl_done = ddl_task.await.unwrap();
+        assert_eq!(outcome.verify_mismatches, 0);
+        let first_batch_after_ddl: bool = client
+            .query_one(
+                "SELECT committed_at > $1::text::timestamptz FROM seqmig.backfill_batches \
+                 WHERE step_id = 's13' AND batch_no = 1",
+                &[&ddl_done],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(first_batch_after_ddl, "the queued DDL went first");
+        let lock_timeout: String = client.query_one("SHOW lock_timeout", &[]).await.unwrap().get(0);
+        assert_eq!(lock_timeout, "0", "the session's own lock_timeout is given back");
+    });
+}
