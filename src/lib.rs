@@ -19,4 +19,5 @@ pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod rehearse;
 pub mod soak;

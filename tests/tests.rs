@@ -9,3 +9,4 @@ mod harness_tests;
 mod introspect_tests;
 mod lint_tests;
 mod parse_tests;
+mod rehearse_tests;

@@ -15,7 +15,7 @@ use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
     Action, ContractGate, Event, ExecError, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
-    application_name, backfill_fallback, command_for, describe_pg, ledger,
+    StepObserver, application_name, backfill_fallback, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
 use crate::plan::{Phase, Plan, Step};
@@ -232,6 +232,18 @@ pub struct Runner {
     observer: Option<Client>,
     pid: i32,
     opts: RunnerOptions,
+    /// Watches every step (`seqmig rehearse`); none in production runs.
+    step_observer: ObserverSlot,
+}
+
+/// Holds the optional [`StepObserver`]; a trait object has no `Debug` of its own.
+#[derive(Default)]
+struct ObserverSlot(Option<Box<dyn StepObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(StepObserver)" } else { "None" })
+    }
 }
 
 impl Runner {
@@ -266,7 +278,13 @@ impl Runner {
         let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
         ledger::ensure(&client).await?;
         ledger::register_runner(&client, &opts.actor, command).await?;
-        Ok(Runner { client, observer: None, pid, opts })
+        Ok(Runner { client, observer: None, pid, opts, step_observer: ObserverSlot::default() })
+    }
+
+    /// Installs (or with `None` removes) an observer called around every step this runner
+    /// applies or rolls back.
+    pub fn set_step_observer(&mut self, observer: Option<Box<dyn StepObserver>>) {
+        self.step_observer = ObserverSlot(observer);
     }
 
     /// The backend pid of the runner session.
@@ -555,11 +573,17 @@ impl Runner {
         )
         .await?;
         reporter.report(&Event::StepStarted { step, action: Action::Apply });
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.before_step(step, Action::Apply, self.pid).await;
+        }
         let t0 = Instant::now();
         let mut progress =
             |rows: u64, batches: u64| reporter.report(&Event::BackfillProgress { step, rows, batches });
         let result = backfill_fallback::run(&mut self.client, spec, &mut progress).await;
         let ms = t0.elapsed().as_millis() as i64;
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.after_step(step, Action::Apply, result.is_ok()).await;
+        }
         match result {
             Ok((rows, _)) => {
                 let msg = format!("{rows} rows copied");
@@ -633,6 +657,31 @@ impl Runner {
                 }
             }
         };
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.before_step(step, action, self.pid).await;
+        }
+        let result = self
+            .run_step_attempts(step, action, sql, transactional, &statements, row_id, done, reporter)
+            .await;
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.after_step(step, action, result.is_ok()).await;
+        }
+        result
+    }
+
+    /// The attempts of [`Runner::run_step`], retried on lock timeouts within the budget.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step_attempts(
+        &mut self,
+        step: &Step,
+        action: Action,
+        sql: &str,
+        transactional: bool,
+        statements: &[String],
+        row_id: i64,
+        done: &[String],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), ExecError> {
         let policy = self.opts.retry;
         let t0 = Instant::now();
         let mut jitter = Jitter::new();
@@ -650,6 +699,10 @@ impl Runner {
                 let r = async {
                     self.client.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'")).await?;
                     retry::execute_watched(&self.client, observer, self.pid, sql, &mut seen).await?;
+                    // Every lock the step took is still held here, until COMMIT.
+                    if let Some(o) = self.step_observer.0.as_mut() {
+                        o.in_transaction(&self.client, step, action).await;
+                    }
                     let elapsed = t0.elapsed().as_millis() as i64;
                     let n = attempt as i32 + 1;
                     self.client
