@@ -410,7 +410,20 @@ fn operator_pause_holds_the_backfill_and_is_recorded() {
         assert_eq!(n, 0, "nothing is written while paused");
         let status = backfill::status(&client).await.unwrap();
         assert_eq!(status[0].progress.state, "running");
+        assert_eq!(
+            status[0].progress.throttle.as_deref(),
+            Some("paused"),
+            "another session sees why it waits"
+        );
         assert!(status[0].paused);
+        // One runner per backfill: a second one is refused while the first holds it.
+        let mut second = db.client().await;
+        let spec = spec("items", "w", "v + 1");
+        let req = BackfillRequest { plan_id: "p1", step_id: "s7", spec: &spec };
+        let opts =
+            BackfillOptions { wait_for_previous_runner: Duration::from_millis(300), ..small_batches() };
+        let err = backfill::run(&mut second, &req, &opts, &mut NoProgress).await.unwrap_err();
+        assert!(matches!(err, BackfillError::AlreadyRunning { .. }), "{err}");
     });
     let resume = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
         .args(["backfill", "resume", "--database-url", &db.url, "--plan-id", "p1"])

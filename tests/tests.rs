@@ -9,4 +9,5 @@ mod harness_tests;
 mod introspect_tests;
 mod lint_tests;
 mod parse_tests;
+mod plan_tests;
 mod rehearse_tests;

@@ -54,6 +54,9 @@ pub struct BackfillOptions {
     pub throttle: ThrottleOptions,
     /// Walk this unique NOT NULL key instead of the one found in the catalog.
     pub key: Option<Vec<String>>,
+    /// How long to wait for another session's run of the same backfill to end (a killed
+    /// runner's backend lingers until its statement ends) before refusing to start.
+    pub wait_for_previous_runner: Duration,
 }
 
 impl Default for BackfillOptions {
@@ -66,6 +69,7 @@ impl Default for BackfillOptions {
             failure_budget: 10,
             throttle: ThrottleOptions::default(),
             key: None,
+            wait_for_previous_runner: Duration::from_secs(10),
         }
     }
 }
@@ -137,16 +141,27 @@ pub async fn run(
     opts: &BackfillOptions,
     progress: &mut dyn ProgressSink,
 ) -> Result<BackfillOutcome, BackfillError> {
+    // A runner killed mid-batch leaves a backend that holds the lock until it notices its
+    // client is gone (at the end of its statement, or sooner with the check below), so a
+    // prompt resume waits for it a little before calling the backfill taken.
+    let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
     let lock = "SELECT pg_try_advisory_lock(hashtext('seqmig.backfill'), hashtext($1 || '/' || $2))";
-    let row = client
-        .query_one(lock, &[&req.plan_id, &req.step_id])
-        .await
-        .map_err(|e| db(req, "take the backfill's advisory lock", e))?;
-    if !row.get::<_, bool>(0) {
-        return Err(BackfillError::AlreadyRunning {
-            plan_id: req.plan_id.into(),
-            step_id: req.step_id.into(),
-        });
+    let give_up = Instant::now() + opts.wait_for_previous_runner;
+    loop {
+        let row = client
+            .query_one(lock, &[&req.plan_id, &req.step_id])
+            .await
+            .map_err(|e| db(req, "take the backfill's advisory lock", e))?;
+        if row.get::<_, bool>(0) {
+            break;
+        }
+        if Instant::now() >= give_up {
+            return Err(BackfillError::AlreadyRunning {
+                plan_id: req.plan_id.into(),
+                step_id: req.step_id.into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let result = Engine::start(client, req, opts).await;
     let result = match result {
@@ -291,6 +306,7 @@ struct Engine<'c, 'r> {
     max_rows_per_sec: Option<f64>,
     pending_reasons: BTreeSet<Reason>,
     pending_throttle: Duration,
+    shown_throttle: Option<String>,
     verify_mismatches: Option<i64>,
 }
 
@@ -413,6 +429,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             max_rows_per_sec: None,
             pending_reasons: BTreeSet::new(),
             pending_throttle: Duration::ZERO,
+            shown_throttle: None,
             verify_mismatches: row.get(10),
         })
     }
@@ -582,6 +599,18 @@ impl<'c, 'r> Engine<'c, 'r> {
             }
             self.pending_reasons.extend(verdict.hold.iter().copied());
             let reasons = verdict.hold.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+            if self.shown_throttle.as_deref() != Some(reasons.as_str()) {
+                // So that `seqmig backfill status` in another session sees why it waits.
+                self.client
+                    .execute(
+                        "UPDATE seqmig.backfills SET throttle = $3, updated_at = now() \
+                         WHERE plan_id = $1 AND step_id = $2",
+                        &[&self.req.plan_id, &self.req.step_id, &reasons],
+                    )
+                    .await
+                    .map_err(|e| db(self.req, "record the throttle state", e))?;
+                self.shown_throttle = Some(reasons.clone());
+            }
             progress.update(&self.progress(Some(reasons)));
             let wait = self.throttle.options().sample_every;
             tokio::time::sleep(wait).await;
@@ -731,6 +760,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         self.batches = i64::from(row.get::<_, i32>(2));
         self.pending_reasons.clear();
         self.pending_throttle = Duration::ZERO;
+        self.shown_throttle = reason;
         if let Cursor::Page { next, .. } = &mut self.cursor
             && let Some(u) = &upper
             && let Some(page) = u.first().and_then(|t| key::tid_page(t))

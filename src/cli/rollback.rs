@@ -28,7 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("rollback --phase {phase}");
     finish(runtime()?.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
-        let report = runner.rollback(&resolved.source, phase, &mut Printer).await;
+        let report = runner.rollback(&resolved.source, phase, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;
         let mut text = format!(

@@ -14,10 +14,11 @@ use crate::db::ConnectOptions;
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
-    Action, ContractGate, Event, ExecError, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
-    StepObserver, application_name, backfill_fallback, command_for, describe_pg, ledger,
+    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
+    StepObserver, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
+use crate::soak;
 use crate::plan::{Phase, Plan, Step};
 
 /// Session advisory lock key of the runner ("seqm", "ig\0\x01").
@@ -232,6 +233,7 @@ pub struct Runner {
     observer: Option<Client>,
     pid: i32,
     opts: RunnerOptions,
+    backfill: crate::backfill::BackfillOptions,
     /// Watches every step (`seqmig rehearse`); none in production runs.
     step_observer: ObserverSlot,
 }
@@ -278,7 +280,10 @@ impl Runner {
         let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
         ledger::ensure(&client).await?;
         ledger::register_runner(&client, &opts.actor, command).await?;
-        Ok(Runner { client, observer: None, pid, opts, step_observer: ObserverSlot::default() })
+        // Backfill batches wait for locks no longer than DDL does.
+        let mut backfill = crate::backfill::BackfillOptions::default();
+        backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
+        Ok(Runner { client, observer: None, pid, opts, backfill, step_observer: ObserverSlot::default() })
     }
 
     /// Installs (or with `None` removes) an observer called around every step this runner
@@ -512,26 +517,25 @@ impl Runner {
         })
     }
 
-    /// The soak gate. Until `crate::soak` evaluates evidence, it is closed (missing evidence
-    /// counts as not passed) and only a recorded break-glass gets through.
+    /// The soak gate (`crate::soak::decide`): open → contract runs after the last-moment
+    /// re-check of old clients; closed → refused, or bypassed and audited with break-glass.
     async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
-        let failing = vec!["no gate evidence is evaluated yet (fail closed)".to_string()];
-        match gate {
-            ContractGate::Evaluate => {
-                Err(ExecError::GateClosed { plan: r.plan.short_id().to_string(), failing })
+        let passage = match &gate.passage {
+            GatePassage::Evidence => soak::Passage::Evidence,
+            GatePassage::BreakGlass { reason } => soak::Passage::BreakGlass { actor: &self.opts.actor, reason },
+        };
+        let decision =
+            soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
+        match decision {
+            soak::GateDecision::Open(_) => {
+                soak::recheck_before_drop(&self.client, &r.plan, &gate.config).await.map_err(ExecError::Gate)
             }
-            ContractGate::BreakGlass { reason } => {
-                let detail = serde_json::json!({ "phase": "contract", "failing": failing });
-                ledger::audit(
-                    &self.client,
-                    Some(&r.plan.id),
-                    "break_glass",
-                    &self.opts.actor,
-                    Some(reason),
-                    &detail,
-                )
-                .await
-            }
+            soak::GateDecision::Closed(report) => Err(ExecError::GateClosed {
+                plan: r.plan.short_id().to_string(),
+                failing: report.blocking_summary(),
+            }),
+            // Bypassed and recorded in audit_log by `decide`.
+            _ => Ok(()),
         }
     }
 
@@ -577,40 +581,55 @@ impl Runner {
             o.before_step(step, Action::Apply, self.pid).await;
         }
         let t0 = Instant::now();
-        let mut progress =
-            |rows: u64, batches: u64| reporter.report(&Event::BackfillProgress { step, rows, batches });
-        let result = backfill_fallback::run(&mut self.client, spec, &mut progress).await;
+        let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
+        let mut sink = Forward { reporter, step };
+        let result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
+        let reporter = sink.reporter;
         let ms = t0.elapsed().as_millis() as i64;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, Action::Apply, result.is_ok()).await;
         }
-        match result {
-            Ok((rows, _)) => {
-                let msg = format!("{rows} rows copied");
+        let failure = match result {
+            Ok(o) if o.verify_mismatches == 0 => {
+                let msg = format!(
+                    "{} rows written in {} batches ({} in total, {}), verified",
+                    o.rows_updated, o.batches_run, o.rows_done, o.key_kind
+                );
                 self.client
                     .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
                     .await
                     .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
-                reporter.report(&Event::StepDone {
-                    step,
-                    action: Action::Apply,
-                    elapsed: t0.elapsed(),
-                    attempts: 1,
-                });
-                Ok(())
+                reporter.report(&Event::StepDone { step, action: Action::Apply, elapsed: t0.elapsed(), attempts: 1 });
+                return Ok(());
             }
+            // Triggers keep new writes consistent, so a mismatch after the copy means the
+            // expression or the triggers are wrong: switching now would lose data.
+            Ok(o) => (
+                None,
+                format!(
+                    "verification found {} rows of {} where {} differs from {}",
+                    o.verify_mismatches,
+                    spec.table.quoted(),
+                    spec.target_column.quoted_sql(),
+                    spec.expr
+                ),
+            ),
             Err(e) => {
-                let message = describe_pg(&e);
-                let code = e.code().map(|c| c.code().to_string());
-                ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
-                let _ = done;
-                Err(ExecError::Backfill {
-                    step: step.id.clone(),
-                    message,
-                    next: command_for(Action::Apply, step.phase, None),
-                })
+                let code = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+                    .and_then(|pg| pg.code())
+                    .map(|c| c.code().to_string());
+                (code, e.to_string())
             }
-        }
+        };
+        let (code, message) = failure;
+        ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
+        let _ = done;
+        Err(ExecError::Backfill {
+            step: step.id.clone(),
+            message,
+            next: command_for(Action::Apply, step.phase, None),
+        })
     }
 
     /// Runs one step's SQL with lock-timeout retries and records it. A transactional step and
@@ -873,6 +892,22 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands the backfill engine's progress to the caller's reporter.
+struct Forward<'a> {
+    reporter: &'a mut dyn Reporter,
+    step: &'a Step,
+}
+
+impl crate::backfill::ProgressSink for Forward<'_> {
+    fn update(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: false });
+    }
+
+    fn finish(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: true });
     }
 }
 

@@ -12,7 +12,6 @@
 //!
 //! The CLI hands in validated options and a [`Reporter`]; nothing here prints.
 
-mod backfill_fallback;
 mod guard;
 pub mod ledger;
 mod retry;
@@ -21,6 +20,7 @@ pub mod state;
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::soak::GateConfig;
 pub use guard::{DryRun, Runner, connect_observer, dry_run};
 pub use retry::{Blocker, RetryPolicy};
 pub use state::{PhaseState, PhaseStatus, PlanStatus, StatusReport, StepState, StepStatus, status};
@@ -53,15 +53,34 @@ pub struct RunnerOptions {
     pub retry: RetryPolicy,
 }
 
-/// How the soak gate in front of `contract` is passed. Until the gate lands, the only way
-/// through is an explicit, recorded bypass.
+/// How `contract` gets past the soak gate (`crate::soak`): on evidence, evaluated with
+/// `config`, or by a recorded break-glass.
 #[derive(Debug, Clone, Default)]
-pub enum ContractGate {
-    /// Evaluate the gate (fails closed).
+pub struct ContractGate {
+    pub config: crate::soak::GateConfig,
+    pub passage: GatePassage,
+}
+
+/// Whether a closed gate refuses or is bypassed.
+#[derive(Debug, Clone, Default)]
+pub enum GatePassage {
+    /// Only on evidence (fails closed: missing evidence is not a pass).
     #[default]
-    Evaluate,
-    /// `--break-glass --reason …`: bypass it and record the bypass in `audit_log`.
+    Evidence,
+    /// `--break-glass --reason …`: bypass a closed gate; the bypass is written to `audit_log`.
     BreakGlass { reason: String },
+}
+
+impl ContractGate {
+    /// The gate with the built-in criteria, passed on evidence only.
+    pub fn evidence() -> ContractGate {
+        ContractGate::default()
+    }
+
+    /// The gate with the built-in criteria, bypassed (and audited) when closed.
+    pub fn break_glass(reason: &str) -> ContractGate {
+        ContractGate { passage: GatePassage::BreakGlass { reason: reason.to_string() }, ..ContractGate::default() }
+    }
 }
 
 /// Apply or rollback, as recorded in the ledger.
@@ -111,11 +130,8 @@ pub enum Event<'a> {
         step: &'a Step,
         index: String,
     },
-    BackfillProgress {
-        step: &'a Step,
-        rows: u64,
-        batches: u64,
-    },
+    /// After each committed batch of a backfill step, and once at its end (`finished`).
+    BackfillProgress { step: &'a Step, progress: &'a crate::backfill::Progress, finished: bool },
     StepDone {
         step: &'a Step,
         action: Action,
@@ -130,8 +146,9 @@ pub enum Event<'a> {
     },
 }
 
-/// Receives [`Event`]s; the CLI prints them.
-pub trait Reporter {
+/// Receives [`Event`]s; the CLI prints them. `Send` because the backfill engine's progress
+/// sink, which forwards to it, is.
+pub trait Reporter: Send {
     fn report(&mut self, event: &Event<'_>);
 }
 
@@ -227,8 +244,13 @@ pub enum ExecError {
     OutOfOrder { plan: String, phase: Phase, blocking: Phase, state: String, next: String },
     #[error("cannot roll back phase {phase} of plan {plan}: {reason}")]
     RollbackRefused { plan: String, phase: Phase, reason: String },
-    #[error("the soak gate in front of contract is closed for plan {plan}: {}; pass --break-glass --reason \"…\" to bypass it (recorded)", failing.join("; "))]
+    #[error(
+        "the soak gate in front of contract is closed for plan {plan}: {}; see 'seqmig gate', or pass --break-glass --reason \"…\" to bypass it (recorded)",
+        failing.join("; ")
+    )]
     GateClosed { plan: String, failing: Vec<String> },
+    #[error("{0}")]
+    Gate(crate::soak::SoakError),
     #[error(
         "step {step} ({phase}) failed{}: {message}; {}; run '{next}' to retry",
         sqlstate.as_deref().map(|s| format!(" with SQLSTATE {s}")).unwrap_or_default(),
@@ -276,6 +298,7 @@ impl ExecError {
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }
+                | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
         )
     }
 }

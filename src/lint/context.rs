@@ -29,6 +29,18 @@ impl Lock {
     }
 }
 
+/// What a file leaves behind for the files linted after it in the same run: once a migration
+/// ran, its constraints (validated or not), NOT NULL columns and indexes exist. Being "new and
+/// empty" and transaction state do not carry over: the next file may run months later.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    not_null: BTreeSet<(Name, String)>,
+    checks: BTreeMap<String, (Name, String)>,
+    validated: BTreeSet<String>,
+    foreign_keys: BTreeSet<String>,
+    indexes: Vec<(Option<String>, Name, Vec<String>)>,
+}
+
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub config: &'a LintConfig,
@@ -63,24 +75,35 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(config: &'a LintConfig) -> Self {
+    pub fn new(config: &'a LintConfig, carry: Carry) -> Self {
         Ctx {
             config,
             in_tx: config.assume_in_transaction,
             tx_span: None,
             created: BTreeSet::new(),
             added_columns: BTreeSet::new(),
-            not_null: BTreeSet::new(),
-            checks: BTreeMap::new(),
-            validated: BTreeSet::new(),
+            not_null: carry.not_null,
+            checks: carry.checks,
+            validated: carry.validated,
             not_valid_in_tx: BTreeSet::new(),
-            foreign_keys: BTreeSet::new(),
-            indexes: Vec::new(),
+            foreign_keys: carry.foreign_keys,
+            indexes: carry.indexes,
             lock_timeout: false,
             statement_timeout: false,
             timeout_reported: false,
             exclusive_holder: None,
             exclusive_reported: false,
+        }
+    }
+
+    /// What the next file of the run inherits.
+    pub fn carry(self) -> Carry {
+        Carry {
+            not_null: self.not_null,
+            checks: self.checks,
+            validated: self.validated,
+            foreign_keys: self.foreign_keys,
+            indexes: self.indexes,
         }
     }
 
@@ -111,6 +134,8 @@ impl<'a> Ctx<'a> {
                 (Lock::AccessExclusive, names.first()?)
             }
             Action::Truncate { tables, .. } => (Lock::AccessExclusive, tables.first()?),
+            // The index's table is not named; the index stands in for it.
+            Action::DropIndex { names, concurrently: false } => (Lock::AccessExclusive, names.first()?),
             Action::VacuumFull { table: Some(t) } | Action::Cluster { table: Some(t) } => {
                 (Lock::AccessExclusive, t)
             }

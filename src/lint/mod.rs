@@ -32,6 +32,7 @@ use sqlparser::parser::Parser;
 use crate::finding::{Finding, Severity, Span};
 use crate::parse::split_statements;
 use action::Action;
+pub use context::Carry;
 use context::Ctx;
 
 /// How the linter is configured: `[lint]` in `seqmig.toml`, then command-line flags.
@@ -131,12 +132,15 @@ pub fn lint_paths(paths: &[PathBuf], config: &LintConfig) -> Result<Vec<FileRepo
             files.push(p.clone());
         }
     }
+    // Files are linted in order, each inheriting what the earlier ones established (a CHECK
+    // validated in `002_backfill.sql` lets `003_contract.sql` SET NOT NULL without a scan).
+    let mut carry = Carry::default();
     files
         .iter()
         .map(|f| {
             let source = std::fs::read_to_string(f).map_err(|source| io_err(f, source))?;
             let path = f.display().to_string();
-            let findings = lint_source(&path, &source, config)?;
+            let findings = lint_source_after(&path, &source, config, &mut carry)?;
             Ok(FileReport { path, source, findings })
         })
         .collect()
@@ -158,6 +162,16 @@ pub struct Stmt {
 
 /// Lints one file's text. `file` is only used in spans.
 pub fn lint_source(file: &str, sql: &str, config: &LintConfig) -> Result<Vec<Finding>, LintError> {
+    lint_source_after(file, sql, config, &mut Carry::default())
+}
+
+/// Lints one file that runs after the files `carry` summarises, and extends `carry`.
+pub fn lint_source_after(
+    file: &str,
+    sql: &str,
+    config: &LintConfig,
+    carry: &mut Carry,
+) -> Result<Vec<Finding>, LintError> {
     let raw =
         split_statements(sql).map_err(|crate::parse::SplitError::Unterminated { what, line, column }| {
             LintError::Split { file: file.to_string(), line, column, what: format!("unterminated {what}") }
@@ -199,7 +213,7 @@ pub fn lint_source(file: &str, sql: &str, config: &LintConfig) -> Result<Vec<Fin
         }
     }
 
-    let mut cx = Ctx::new(config);
+    let mut cx = Ctx::new(config, std::mem::take(carry));
     let mut out = Vec::new();
     for s in &stmts {
         let mut found = Vec::new();
@@ -214,6 +228,7 @@ pub fn lint_source(file: &str, sql: &str, config: &LintConfig) -> Result<Vec<Fin
         !s.is_some_and(|s| s.ignored.contains(&f.code) || s.ignored.contains("*"))
     });
     out.extend(tail);
+    *carry = cx.carry();
 
     out.retain(|f| {
         !config.allow.contains(&f.code) && !file_ignored.contains(&f.code) && !file_ignored.contains("*")

@@ -9,6 +9,7 @@
 //! scratch database is dropped at the end whatever happened, also when `interrupt` fires.
 
 pub mod observe;
+pub mod render;
 pub mod seed;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -405,9 +406,9 @@ async fn run(
         let schema_before = crate::introspect::introspect(&client).await?;
         let data_before = checksums(&client, &input.current).await?;
         let gate = if phase == Phase::Contract {
-            ContractGate::BreakGlass { reason: BREAK_GLASS_REASON.into() }
+            ContractGate::break_glass(BREAK_GLASS_REASON)
         } else {
-            ContractGate::Evaluate
+            ContractGate::evidence()
         };
         let mut apply_error = None;
         if let Err(e) = runner.apply(&source, phase, &gate, &mut Quiet).await {
