@@ -293,7 +293,7 @@ async fn checksums(client: &Client, current: &Schema) -> Result<BTreeMap<String,
     Ok(out)
 }
 
-/// Objects that differ between two schemas, as `kind name` phrases.
+/// Objects that differ between two schemas: `tables public.t: columns[2].not_null is true, want false`.
 pub fn schema_differences(have: &Schema, want: &Schema) -> Vec<String> {
     let (Ok(a), Ok(b)) = (serde_json::to_value(have), serde_json::to_value(want)) else {
         return vec!["the schemas cannot be compared".into()];
@@ -307,21 +307,6 @@ pub fn schema_differences(have: &Schema, want: &Schema) -> Vec<String> {
         if x == y {
             continue;
         }
-        let entries = |v: &serde_json::Value| -> BTreeMap<String, serde_json::Value> {
-            match v {
-                serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| match i {
-                        serde_json::Value::Array(pair) if pair.len() == 2 => {
-                            (pair[0].to_string(), pair[1].clone())
-                        }
-                        other => (other.to_string(), other.clone()),
-                    })
-                    .collect(),
-                _ => BTreeMap::new(),
-            }
-        };
         let (ex, ey) = (entries(x), entries(y));
         let names: BTreeSet<&String> = ex.keys().chain(ey.keys()).collect();
         let before = out.len();
@@ -329,7 +314,13 @@ pub fn schema_differences(have: &Schema, want: &Schema) -> Vec<String> {
             match (ex.get(n), ey.get(n)) {
                 (Some(_), None) => out.push(format!("{k} {n} is extra")),
                 (None, Some(_)) => out.push(format!("{k} {n} is missing")),
-                (Some(p), Some(q)) if p != q => out.push(format!("{k} {n} differs")),
+                (Some(p), Some(q)) if p != q => {
+                    let mut paths = Vec::new();
+                    leaf_differences(p, q, String::new(), &mut paths);
+                    let shown: Vec<String> = paths.iter().take(3).cloned().collect();
+                    let more = if paths.len() > 3 { format!(" (and {} more)", paths.len() - 3) } else { String::new() };
+                    out.push(format!("{k} {n} differs: {}{more}", shown.join(", ")));
+                }
                 _ => {}
             }
         }
@@ -338,6 +329,51 @@ pub fn schema_differences(have: &Schema, want: &Schema) -> Vec<String> {
         }
     }
     out
+}
+
+/// A JSON map, or a list of `[key, value]` pairs, as a map.
+fn entries(v: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                serde_json::Value::Array(pair) if pair.len() == 2 => (pair[0].to_string(), pair[1].clone()),
+                other => (other.to_string(), other.clone()),
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn leaf_differences(a: &serde_json::Value, b: &serde_json::Value, path: String, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                leaf_differences(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), p, out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                leaf_differences(p, q, format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a != b => out.push(format!("{path} is {a}, want {b}")),
+        _ => {}
+    }
+}
+
+/// The schema with every table's columns in name order: expand/contract adds a replacement
+/// column at the end (PostgreSQL cannot reorder columns), so position is not compared at the end.
+fn columns_by_name(s: &Schema) -> Schema {
+    let mut s = s.without_owners();
+    for t in s.tables.values_mut() {
+        t.columns.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    s
 }
 
 fn data_differences(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
@@ -516,7 +552,7 @@ async fn run(
     runner.release().await;
     if !stopped {
         let have = crate::introspect::introspect(&client).await?;
-        let differences = schema_differences(&have.without_owners(), &desired.without_owners());
+        let differences = schema_differences(&columns_by_name(&have), &columns_by_name(&desired));
         final_schema_matches = Some(differences.is_empty());
         if !differences.is_empty() {
             problems.push(Problem::FinalSchemaDiffers { differences });
