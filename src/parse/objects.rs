@@ -862,6 +862,11 @@ fn view_reads(s: &Schema, c: &Cursor, from: usize, to: usize) -> BTreeSet<Column
         }
         n += 1;
     }
+    // As in pg_depend: a relation is listed as a whole (`column: None`) only when none of
+    // its columns is named.
+    let with_columns: BTreeSet<QualifiedName> =
+        reads.iter().filter(|r| r.column.is_some()).map(|r| r.table.clone()).collect();
+    reads.retain(|r| r.column.is_some() || !with_columns.contains(&r.table));
     reads
 }
 
