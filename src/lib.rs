@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod cli;
 pub mod cluster;
 pub mod db;
+pub mod diff;
 // Executor errors carry what was already done and who blocked; they are returned once per
 // command, never in a hot loop, so their size does not matter.
 #[allow(clippy::result_large_err)]
@@ -19,4 +20,8 @@ pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod rehearse;
+pub mod render;
+pub mod runbook;
 pub mod soak;
+pub mod source;

@@ -176,7 +176,7 @@ fn opts(db: &TestDb, actor: &str) -> RunnerOptions {
 
 async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<exec::PhaseReport, ExecError> {
     let mut r = Runner::acquire(opts(db, "tester"), "apply").await?;
-    let gate = ContractGate::BreakGlass { reason: "test: gate not under test here".into() };
+    let gate = ContractGate::break_glass("test: gate not under test here");
     let out = r
         .apply(
             &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
@@ -203,7 +203,8 @@ async fn fingerprint(c: &tokio_postgres::Client) -> Vec<String> {
         .query(
             "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
                FROM information_schema.columns WHERE table_schema = 'public'
-             UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+             UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger
+               WHERE NOT tgisinternal AND tgrelid::regclass::text NOT LIKE 'seqmig.%'
              UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
              UNION ALL SELECT 'index ' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
              ORDER BY 1",
@@ -362,9 +363,24 @@ fn lifecycle_rename_column_with_writers_through_both_shapes() {
             tokio::spawn(conn);
             seqmig::introspect::introspect(&c2).await.unwrap()
         };
-        assert_eq!(seqmig::introspect::introspect(&c).await.unwrap(), want);
+        let got = seqmig::introspect::introspect(&c).await.unwrap();
+        assert_eq!(got, want);
+        // … which is also the model of the desired schema as written.
+        let model = seqmig::parse::load_str("after.sql", AFTER).unwrap().schema;
+        // (Owners are not in the DDL; the database has them.)
+        let mut got = got;
+        got.owners.clear();
+        assert_eq!(got, model);
         let state: String = c.query_one("SELECT state FROM seqmig.plans", &[]).await.unwrap().get(0);
         assert_eq!(state, "complete");
+        // Status shows the backfill the engine ran, verified.
+        let json: serde_json::Value =
+            serde_json::from_slice(&seqmig(&["status", "--format", "json"], &db).stdout).unwrap();
+        let bf = &json["plans"][0]["backfills"][0];
+        assert_eq!((bf["step_id"].as_str(), bf["state"].as_str()), (Some("s3"), Some("done")), "{json}");
+        assert_eq!(bf["verify_mismatches"], 0, "{json}");
+        let status = text(&seqmig(&["status"], &db));
+        assert!(status.contains("backfill s3 on public.users: done"), "{status}");
         // Applying again is a no-op: every step is skipped.
         let again = apply(&db, &plan, Phase::Expand).await.unwrap();
         assert!(again.ran.is_empty());
@@ -429,7 +445,7 @@ fn contract_cannot_be_rolled_back_and_needs_the_gate() {
         // Without break-glass the gate is closed.
         let mut r = Runner::acquire(opts(&db, "tester"), "apply").await.unwrap();
         let err = r
-            .apply(&PlanSource::Active, Phase::Contract, &ContractGate::Evaluate, &mut Quiet)
+            .apply(&PlanSource::Active, Phase::Contract, &ContractGate::evidence(), &mut Quiet)
             .await
             .unwrap_err();
         r.release().await;
@@ -828,7 +844,7 @@ fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
         r.apply(
             &PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() },
             Phase::Expand,
-            &ContractGate::Evaluate,
+            &ContractGate::evidence(),
             &mut events,
         )
         .await
@@ -1192,10 +1208,10 @@ fn lifecycle_same_name_type_change_swaps_at_switch_and_rolls_back_from_each_phas
         check_amounts(&amounts(&c).await, &written);
         let (c2, conn) = tokio_postgres::connect(&after.url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
-        assert_eq!(
-            seqmig::introspect::introspect(&c).await.unwrap(),
-            seqmig::introspect::introspect(&c2).await.unwrap()
-        );
+        let mut got = seqmig::introspect::introspect(&c).await.unwrap();
+        assert_eq!(got, seqmig::introspect::introspect(&c2).await.unwrap());
+        got.owners.clear();
+        assert_eq!(got, seqmig::parse::load_str("after.sql", ORDERS_AFTER).unwrap().schema);
     });
     // Rollback from switch (the swap undone) back to the start, writers throughout.
     let db = TestDb::new();

@@ -10,7 +10,9 @@ use clap::Args as ClapArgs;
 use super::Outcome;
 use super::output;
 use crate::db::ConnectOptions;
-use crate::exec::{self, ContractGate, Event, ExecError, PlanSource, Reporter, RetryPolicy, RunnerOptions};
+use crate::exec::{
+    self, ContractGate, Event, ExecError, GatePassage, PlanSource, Reporter, RetryPolicy, RunnerOptions,
+};
 use crate::plan::{Phase, Plan};
 
 /// Which plan, where, as whom.
@@ -53,6 +55,8 @@ pub struct Args {
     /// Why the gate is bypassed.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    #[command(flatten)]
+    pub config: super::gate::ConfigArgs,
 }
 
 /// The validated form of [`Target`].
@@ -124,11 +128,25 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
-/// Prints executor events as they happen.
-pub(crate) struct Printer;
+/// Prints executor events as they happen; backfill progress goes to the same bar (terminal)
+/// or JSON lines (otherwise) as `seqmig backfill run`.
+#[derive(Default)]
+pub(crate) struct Printer {
+    backfill: Option<Box<dyn crate::backfill::ProgressSink>>,
+}
 
 impl Reporter for Printer {
     fn report(&mut self, event: &Event<'_>) {
+        if let Event::BackfillProgress { progress, finished, .. } = event {
+            let sink = self.backfill.get_or_insert_with(|| output::progress_sink(false));
+            if *finished {
+                sink.finish(progress);
+                self.backfill = None;
+            } else {
+                sink.update(progress);
+            }
+            return;
+        }
         let line = match event {
             Event::PhaseStarted { plan, phase, action, steps } => {
                 format!("{} phase {phase} of plan {} ({steps} steps)", action.as_str(), exec::short_id(plan))
@@ -151,9 +169,7 @@ impl Reporter for Printer {
             Event::DroppedInvalidIndex { step, index } => {
                 format!("  {} dropped invalid index {index} left by a failed attempt", step.id)
             }
-            Event::BackfillProgress { step, rows, batches } => {
-                format!("  {} backfill: {rows} rows in {batches} batches", step.id)
-            }
+            Event::BackfillProgress { .. } => return,
             Event::StepDone { step, elapsed, attempts, .. } => {
                 format!(
                     "  {} ok in {} ms ({attempts} attempt{})",
@@ -194,11 +210,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::No);
         }
     };
-    let gate = match (args.break_glass, args.reason) {
-        (true, Some(reason)) if !reason.trim().is_empty() => ContractGate::BreakGlass { reason },
+    let passage = match (args.break_glass, args.reason) {
+        (true, Some(reason)) if !reason.trim().is_empty() => GatePassage::BreakGlass { reason },
         (true, _) => bail!("--break-glass needs a non-empty --reason"),
-        (false, _) => ContractGate::Evaluate,
+        (false, _) => GatePassage::Evidence,
     };
+    // The gate's configuration matters for contract only; reading it costs nothing otherwise.
+    let config = if phase == Phase::Contract {
+        super::gate::load_config(&args.config)?
+    } else {
+        crate::soak::GateConfig::default()
+    };
+    let gate = ContractGate { config, passage };
     let rt = runtime()?;
     if args.dry_run {
         return finish(rt.block_on(async {
@@ -209,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("apply --phase {phase}");
     finish(rt.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
-        let report = runner.apply(&resolved.source, phase, &gate, &mut Printer).await;
+        let report = runner.apply(&resolved.source, phase, &gate, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;
         let mut text = format!(

@@ -10,6 +10,8 @@ pub mod gate;
 pub mod inspect;
 pub mod lint;
 pub mod output;
+pub mod plan;
+pub mod rehearse;
 pub mod rollback;
 pub mod soak;
 pub mod status;
@@ -63,6 +65,10 @@ pub enum Command {
     Rollback(rollback::Args),
     /// Show where each plan stands in the database and the next command.
     Status(status::Args),
+    /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
+    Plan(plan::Args),
+    /// Prove a plan on a scratch database: every phase applied, rolled back and re-applied, locks observed.
+    Rehearse(rehearse::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -79,6 +85,8 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Apply(args) => apply::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Status(args) => status::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Rehearse(args) => rehearse::run(args),
     }
 }
 

@@ -28,10 +28,17 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
         description: "plans, phase and step runs, runners, flags",
         sql: include_str!("sql/ledger_v1.sql"),
     },
+    // The gate and the backfill engine own their tables' DDL (idempotent); the ledger
+    // versions it here so every command brings a database to the same shape.
     LedgerMigration {
         version: 2,
-        description: "gate evidence: soak observations, approvals, audit log",
-        sql: include_str!("sql/ledger_v2.sql"),
+        description: "gate evidence: soak observations, approvals, append-only audit log, samples",
+        sql: crate::soak::LEDGER_SQL,
+    },
+    LedgerMigration {
+        version: 3,
+        description: "backfills: progress, batches, control",
+        sql: crate::backfill::LEDGER_SQL,
     },
 ];
 

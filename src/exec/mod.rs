@@ -12,7 +12,6 @@
 //!
 //! The CLI hands in validated options and a [`Reporter`]; nothing here prints.
 
-mod backfill_fallback;
 mod guard;
 pub mod ledger;
 mod retry;
@@ -21,6 +20,7 @@ pub mod state;
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::soak::GateConfig;
 pub use guard::{DryRun, Runner, connect_observer, dry_run};
 pub use retry::{Blocker, RetryPolicy};
 pub use state::{PhaseState, PhaseStatus, PlanStatus, StatusReport, StepState, StepStatus, status};
@@ -53,15 +53,37 @@ pub struct RunnerOptions {
     pub retry: RetryPolicy,
 }
 
-/// How the soak gate in front of `contract` is passed. Until the gate lands, the only way
-/// through is an explicit, recorded bypass.
+/// How `contract` gets past the soak gate (`crate::soak`): on evidence, evaluated with
+/// `config`, or by a recorded break-glass.
 #[derive(Debug, Clone, Default)]
-pub enum ContractGate {
-    /// Evaluate the gate (fails closed).
+pub struct ContractGate {
+    pub config: crate::soak::GateConfig,
+    pub passage: GatePassage,
+}
+
+/// Whether a closed gate refuses or is bypassed.
+#[derive(Debug, Clone, Default)]
+pub enum GatePassage {
+    /// Only on evidence (fails closed: missing evidence is not a pass).
     #[default]
-    Evaluate,
-    /// `--break-glass --reason …`: bypass it and record the bypass in `audit_log`.
+    Evidence,
+    /// `--break-glass --reason …`: bypass a closed gate; the bypass is written to `audit_log`.
     BreakGlass { reason: String },
+}
+
+impl ContractGate {
+    /// The gate with the built-in criteria, passed on evidence only.
+    pub fn evidence() -> ContractGate {
+        ContractGate::default()
+    }
+
+    /// The gate with the built-in criteria, bypassed (and audited) when closed.
+    pub fn break_glass(reason: &str) -> ContractGate {
+        ContractGate {
+            passage: GatePassage::BreakGlass { reason: reason.to_string() },
+            ..ContractGate::default()
+        }
+    }
 }
 
 /// Apply or rollback, as recorded in the ledger.
@@ -111,10 +133,11 @@ pub enum Event<'a> {
         step: &'a Step,
         index: String,
     },
+    /// After each committed batch of a backfill step, and once at its end (`finished`).
     BackfillProgress {
         step: &'a Step,
-        rows: u64,
-        batches: u64,
+        progress: &'a crate::backfill::Progress,
+        finished: bool,
     },
     StepDone {
         step: &'a Step,
@@ -130,8 +153,9 @@ pub enum Event<'a> {
     },
 }
 
-/// Receives [`Event`]s; the CLI prints them.
-pub trait Reporter {
+/// Receives [`Event`]s; the CLI prints them. `Send` because the backfill engine's progress
+/// sink, which forwards to it, is.
+pub trait Reporter: Send {
     fn report(&mut self, event: &Event<'_>);
 }
 
@@ -227,8 +251,13 @@ pub enum ExecError {
     OutOfOrder { plan: String, phase: Phase, blocking: Phase, state: String, next: String },
     #[error("cannot roll back phase {phase} of plan {plan}: {reason}")]
     RollbackRefused { plan: String, phase: Phase, reason: String },
-    #[error("the soak gate in front of contract is closed for plan {plan}: {}; pass --break-glass --reason \"…\" to bypass it (recorded)", failing.join("; "))]
+    #[error(
+        "the soak gate in front of contract is closed for plan {plan}: {}; see 'seqmig gate', or pass --break-glass --reason \"…\" to bypass it (recorded)",
+        failing.join("; ")
+    )]
     GateClosed { plan: String, failing: Vec<String> },
+    #[error("{0}")]
+    Gate(crate::soak::SoakError),
     #[error(
         "step {step} ({phase}) failed{}: {message}; {}; run '{next}' to retry",
         sqlstate.as_deref().map(|s| format!(" with SQLSTATE {s}")).unwrap_or_default(),
@@ -276,6 +305,7 @@ impl ExecError {
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }
+                | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
         )
     }
 }
@@ -318,4 +348,25 @@ pub fn command_for(action: Action, phase: Phase, plan_flag: Option<&str>) -> Str
 pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
+}
+
+/// A future an observer hands back; boxed so the trait stays object-safe.
+pub type ObserverFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Watches each step while the runner applies or rolls it back: `seqmig rehearse` uses it to
+/// measure the locks a step really takes. It cannot change what runs; it only looks.
+pub trait StepObserver: Send {
+    /// Before a step's first attempt; `pid` is the runner's backend, which will run it.
+    fn before_step<'a>(&'a mut self, step: &'a Step, action: Action, pid: i32) -> ObserverFuture<'a>;
+    /// Inside a transactional step's transaction, after its SQL ran and before COMMIT: every
+    /// lock the step took is still held by `client`'s session. Not called for steps that run
+    /// outside a transaction, nor for backfills.
+    fn in_transaction<'a>(
+        &'a mut self,
+        client: &'a tokio_postgres::Client,
+        step: &'a Step,
+        action: Action,
+    ) -> ObserverFuture<'a>;
+    /// After the step finished; `ok` is false when it failed.
+    fn after_step<'a>(&'a mut self, step: &'a Step, action: Action, ok: bool) -> ObserverFuture<'a>;
 }

@@ -143,6 +143,16 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
     }
 }
 
+/// The spelling opaque objects carry for a statement's text: tokens joined by one space
+/// where the source had whitespace or a comment, words lower-cased. Introspection spells the
+/// statements it rebuilds from the catalog with this too, so both producers agree.
+pub fn normalize_statement(sql: &str) -> String {
+    match lex::tokenize(sql) {
+        Ok(toks) => lex::normalized_text(sql, &toks),
+        Err(_) => crate::model::normalize_expr(sql),
+    }
+}
+
 /// Loads SQL text; `file_name` is used in positions and findings.
 pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
     let stmts = split_checked(file_name, sql)?;
@@ -204,4 +214,43 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Whether `sql` (one or more statements) parses with the PostgreSQL dialect. For tests that
+/// check generated SQL round-trips; comments alone count as valid.
+///
+/// sqlparser 0.64 lacks `DROP INDEX CONCURRENTLY` (PostgreSQL has had it since 9.2) and
+/// `ALTER SEQUENCE`: the keyword is removed from the first, and the second is checked as the
+/// equivalent `ALTER TABLE` form (same name and clause grammar is not available), so the rest
+/// of the text is still checked.
+pub fn parses(sql: &str) -> Result<(), String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+    let patched: String = sql
+        .replace("DROP INDEX CONCURRENTLY ", "DROP INDEX ")
+        .lines()
+        .map(|l| match l.strip_prefix("ALTER SEQUENCE ") {
+            Some(rest) => {
+                let end = [
+                    " OWNED BY",
+                    " AS ",
+                    " INCREMENT",
+                    " MINVALUE",
+                    " NO ",
+                    " MAXVALUE",
+                    " START",
+                    " CACHE",
+                    ";",
+                ]
+                .iter()
+                .filter_map(|k| rest.find(k))
+                .min()
+                .unwrap_or(rest.len());
+                format!("ALTER TABLE {} RENAME TO x;", &rest[..end])
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Parser::parse_sql(&PostgreSqlDialect {}, &patched).map(|_| ()).map_err(|e| e.to_string())
 }

@@ -29,12 +29,18 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
         AlterOp::RenameTable { to } => out.push(
             "rename-table",
             short(table),
-            format!("renames {} to {to}; the previous release fails on every query that uses the old name", short(table)),
+            format!(
+                "renames {} to {to} under a brief ACCESS EXCLUSIVE lock; the previous release fails on every query that uses the old name",
+                short(table)
+            ),
         ),
         AlterOp::RenameColumn { from, to } if !added(from) => out.push(
             "rename-column",
             column(table, from),
-            format!("renames {} to {to}; the previous release fails on every query that uses the old name", column(table, from)),
+            format!(
+                "renames {} to {to} under a brief ACCESS EXCLUSIVE lock; the previous release fails on every query that uses the old name",
+                column(table, from)
+            ),
         ),
         AlterOp::SetType { column: c, ty } if !added(c) => out.push(
             "change-column-type",
@@ -64,12 +70,18 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
         AlterOp::DropNotNull(c) if !added(c) => out.push(
             "drop-not-null",
             column(table, c),
-            format!("{} may now hold NULLs that readers of the previous release do not expect", column(table, c)),
+            format!(
+                "{} may now hold NULLs that readers of the previous release do not expect (the ALTER itself takes only a brief ACCESS EXCLUSIVE lock)",
+                column(table, c)
+            ),
         ),
         AlterOp::SetDefault(c) | AlterOp::DropDefault(c) if !added(c) => out.push(
             "change-column-default",
             column(table, c),
-            format!("rows the previous release inserts without {} silently get the new default", column(table, c)),
+            format!(
+                "rows the previous release inserts without {} silently get the new default (the ALTER itself takes only a brief ACCESS EXCLUSIVE lock)",
+                column(table, c)
+            ),
         ),
         _ => {}
     }

@@ -54,7 +54,7 @@ mod tests {
         assert_eq!(codes(&format!("{P}CREATE INDEX i ON t (a);")), vec!["create-index-non-concurrently"]);
         assert!(codes("CREATE INDEX CONCURRENTLY i ON t (a);").is_empty());
         assert!(codes("CREATE TABLE t (a bigint); CREATE INDEX i ON t (a);").is_empty());
-        assert_eq!(codes("DROP INDEX i;"), vec!["drop-index-non-concurrently"]);
+        assert_eq!(codes(&format!("{P}DROP INDEX i;")), vec!["drop-index-non-concurrently"]);
         assert!(codes("DROP INDEX CONCURRENTLY IF EXISTS i;").is_empty());
         assert_eq!(codes("REINDEX TABLE t;"), vec!["reindex-non-concurrently"]);
         assert!(codes("REINDEX TABLE CONCURRENTLY t;").is_empty());

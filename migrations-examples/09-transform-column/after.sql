@@ -1,0 +1,4 @@
+CREATE TABLE public.orders (
+    id bigint PRIMARY KEY,
+    price_cents bigint NOT NULL
+);

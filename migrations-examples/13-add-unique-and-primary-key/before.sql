@@ -1,0 +1,4 @@
+CREATE TABLE public.tags (
+    id bigint NOT NULL,
+    slug text NOT NULL
+);

@@ -1,0 +1,244 @@
+//! `seqmig plan --from SRC --to SRC`: diff two schemas, plan the releases, and print the
+//! plan (text on a terminal, or `--format json|sql|markdown`). Exit 0 when the plan is
+//! safe, 1 when findings block it, 2 on errors.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::{Outcome, output};
+use crate::diff::Hints;
+use crate::model::Schema;
+use crate::plan::{Phase, Planned};
+use crate::render::Renderer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable summary.
+    Text,
+    /// The plan artifact (seqmig.plan/v1).
+    Json,
+    /// SQL per phase (`--out DIR` writes one file per phase plus rollbacks).
+    Sql,
+    /// The runbook.
+    Markdown,
+}
+
+/// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The current schema: a .sql file, a directory of .sql files, `-` or a postgres:// URL.
+    #[arg(long, value_name = "SRC")]
+    pub from: String,
+    /// The desired schema, in the same forms.
+    #[arg(long, value_name = "SRC")]
+    pub to: String,
+    /// Hints file (renames, transforms, fills, acknowledged one-way doors, gate, governance);
+    /// default: ./seqmig.toml when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Rename hint: SCHEMA.TABLE.OLD=NEW (column) or SCHEMA.TABLE=NEW (table). Repeatable.
+    #[arg(long = "rename", value_name = "OLD=NEW")]
+    pub renames: Vec<String>,
+    /// Transform hint: SCHEMA.TABLE.COLUMN:up=EXPR, :down=EXPR or :from=OLD_COLUMN. Repeatable.
+    #[arg(long = "transform", value_name = "COLUMN:KEY=EXPR")]
+    pub transforms: Vec<String>,
+    /// Output format; text by default.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Directory to write into instead of stdout (`--format sql`: one file per phase).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Directory whose files override the embedded templates (same relative names).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+/// Loads one schema source. A `.json` file holds a serialised model (what `seqmig inspect
+/// --format json` style tools write); everything else goes through the loader.
+pub fn load_schema(arg: &str) -> anyhow::Result<Schema> {
+    if arg.ends_with(".json") {
+        let text = std::fs::read_to_string(arg).with_context(|| format!("failed to read '{arg}'"))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("'{arg}' is not a seqmig schema in JSON"));
+    }
+    let spec = crate::parse::SourceSpec::from_arg(arg);
+    let loaded = load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?;
+    Ok(loaded.schema)
+}
+
+/// Files, directories and stdin are parsed; `postgres://` URLs are introspected.
+fn load_source(spec: &crate::parse::SourceSpec) -> anyhow::Result<crate::parse::Loaded> {
+    Ok(crate::source::load_source(spec)?)
+}
+
+fn hints(args: &Args) -> anyhow::Result<Hints> {
+    let mut hints = match &args.config {
+        Some(path) => Hints::from_file(path)?,
+        None if Path::new("seqmig.toml").is_file() => Hints::from_file(Path::new("seqmig.toml"))?,
+        None => Hints::default(),
+    };
+    for r in &args.renames {
+        hints.add_rename_flag(r)?;
+    }
+    for t in &args.transforms {
+        hints.add_transform_flag(t)?;
+    }
+    Ok(hints)
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let hints = hints(&args)?;
+    let renderer = Renderer::with_overrides(args.templates.as_deref())?;
+    let current = load_schema(&args.from)?;
+    let desired = load_schema(&args.to)?;
+    let planned = crate::plan::plan(&current, &desired, &hints, &renderer)?;
+    match args.format {
+        Format::Json => emit(&args.out, "plan.json", &planned.plan.to_json_pretty())?,
+        Format::Markdown => {
+            emit(&args.out, "runbook.md", &crate::runbook::runbook(&planned, &hints.governance, &renderer)?)?
+        }
+        Format::Sql => {
+            let files = crate::runbook::phase_files(&planned, &renderer)?;
+            match &args.out {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("failed to create '{}'", dir.display()))?;
+                    for (p, sql, back) in &files {
+                        for (name, text) in [
+                            (crate::runbook::phase_file_name(*p, false), sql),
+                            (crate::runbook::phase_file_name(*p, true), back),
+                        ] {
+                            let path = dir.join(&name);
+                            std::fs::write(&path, text)
+                                .with_context(|| format!("failed to write '{}'", path.display()))?;
+                        }
+                    }
+                    output::stderr_line(&format!(
+                        "wrote {} phase files to '{}'",
+                        files.len() * 2,
+                        dir.display()
+                    ));
+                }
+                None => {
+                    let all: Vec<&str> = files.iter().map(|(_, sql, _)| sql.as_str()).collect();
+                    output::stdout(&all.join("\n"))?;
+                }
+            }
+        }
+        Format::Text => {
+            let text = summary(&planned, std::io::stdout().is_terminal());
+            emit(&args.out, "plan.txt", &text)?;
+        }
+    }
+    if planned.plan.is_blocked() {
+        if args.format != Format::Text {
+            let n = planned.plan.findings.iter().filter(|f| f.is_error()).count();
+            output::stderr_line(&format!(
+                "plan {} is blocked by {n} finding(s); run with --format text to see them",
+                planned.plan.short_id()
+            ));
+        }
+        Ok(Outcome::No)
+    } else {
+        Ok(Outcome::Yes)
+    }
+}
+
+fn emit(out: &Option<PathBuf>, name: &str, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("failed to create '{}'", dir.display()))?;
+            let path = dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("failed to write '{}'", path.display()))?;
+            output::stderr_line(&format!("wrote '{}'", path.display()));
+            Ok(())
+        }
+        None => Ok(output::stdout(text)?),
+    }
+}
+
+/// The terminal summary: changes, phases with their steps, findings, verdict.
+pub fn summary(planned: &Planned, color: bool) -> String {
+    let (bold, red, yellow, reset) =
+        if color { ("\x1b[1m", "\x1b[31m", "\x1b[33m", "\x1b[0m") } else { ("", "", "", "") };
+    let plan = &planned.plan;
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{bold}plan {}{reset}: {} change(s), {} step(s)\n",
+        plan.short_id(),
+        plan.changes.len(),
+        plan.steps.len()
+    ));
+    if plan.changes.is_empty() {
+        s.push_str("\nthe schemas are equal: nothing to do\n");
+    } else {
+        s.push_str(&format!("\n{bold}changes{reset}\n"));
+        for c in &plan.changes {
+            s.push_str(&format!(
+                "  {:<4} {:<20} {}{}\n",
+                c.id,
+                c.kind,
+                c.summary,
+                if c.one_way { "  [one-way]" } else { "" }
+            ));
+        }
+        for p in Phase::ALL {
+            let steps = plan.steps_of(p);
+            if steps.is_empty() {
+                continue;
+            }
+            s.push_str(&format!("\n{bold}{}. {}{reset} ({} step(s))\n", p.number(), p, steps.len()));
+            for st in steps {
+                let purpose = planned.notes.get(&st.id).map(|n| n.purpose.as_str()).unwrap_or("");
+                let mut flags = Vec::new();
+                if st.lock != crate::plan::LockMode::None {
+                    flags.push(format!("{} on {}", st.lock, st.lock_target));
+                }
+                if !st.transactional {
+                    flags.push("no transaction".into());
+                }
+                if st.rewrites_table {
+                    flags.push("REWRITES".into());
+                }
+                if st.backfill.is_some() {
+                    flags.push("batched".into());
+                }
+                if st.one_way {
+                    flags.push("ONE-WAY".into());
+                }
+                s.push_str(&format!(
+                    "  {:<5} {:<4} {purpose}\n        {}\n",
+                    st.id,
+                    st.change,
+                    flags.join(" · ")
+                ));
+            }
+        }
+        if !plan.gate.criteria.is_empty() {
+            let c: Vec<String> =
+                plan.gate.criteria.iter().map(|c| format!("{}={}", c.name, c.value)).collect();
+            s.push_str(&format!("\n{bold}gate before contract{reset}: {}\n", c.join(", ")));
+        }
+    }
+    if !plan.findings.is_empty() {
+        s.push_str(&format!("\n{bold}findings{reset}\n"));
+        for f in &plan.findings {
+            let (color, word) = if f.is_error() { (red, "error") } else { (yellow, "warning") };
+            s.push_str(&format!("  {color}{word}{reset}[{}] {}: {}\n", f.code, f.object, f.message));
+            if !f.help.is_empty() {
+                for (i, line) in f.help.lines().enumerate() {
+                    s.push_str(&format!("      {} {line}\n", if i == 0 { "help:" } else { "     " }));
+                }
+            }
+        }
+    }
+    let errors = plan.findings.iter().filter(|f| f.is_error()).count();
+    if errors > 0 {
+        s.push_str(&format!("\n{red}blocked{reset}: {errors} blocking finding(s)\n"));
+    } else {
+        s.push_str("\nsafe: no blocking findings; write the SQL with --format sql --out DIR, the runbook with --format markdown\n");
+    }
+    s
+}

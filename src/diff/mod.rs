@@ -1,0 +1,1169 @@
+//! Compares a current and a desired [`Schema`] and lists the [`Change`]s between them, with
+//! the findings the comparison alone can establish (ambiguous renames, missing transforms,
+//! unsupported changes). Renames and data transforms are never guessed: they come from
+//! [`Hints`]. Output order is deterministic (the schemas are `BTreeMap`s and changes are
+//! emitted object kind by object kind).
+
+mod change;
+mod hints;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use change::{Change, TypeDef, ViewReason, column_object};
+pub use hints::{
+    ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, PlanSection,
+    RenameEntry, Transform, TransformEntry, names_match,
+};
+
+use crate::finding::Finding;
+use crate::model::{
+    Column, ColumnRef, ConstraintKind, Ident, Index, IndexExpr, ObjectRef, OpaqueKind, QualifiedName, Schema,
+    Table, View, split_qualified,
+};
+
+/// How PostgreSQL can turn one column type into another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cast {
+    /// Binary-coercible: `ALTER COLUMN … TYPE` changes the catalog only.
+    InPlace,
+    /// A cast that cannot fail or lose data for the values of the old type (widening).
+    Implicit,
+    /// Needs an explicit `up` expression.
+    None,
+}
+
+fn split_modifier(t: &str) -> (&str, Option<&str>) {
+    match t.find('(') {
+        Some(i) if t.ends_with(')') => (&t[..i], Some(&t[i + 1..t.len() - 1])),
+        _ => (t, None),
+    }
+}
+
+/// Classifies `from` → `to` (both normalised type names).
+pub fn classify_cast(from: &str, to: &str) -> Cast {
+    if from == to {
+        return Cast::InPlace;
+    }
+    let (fb, fm) = split_modifier(from);
+    let (tb, tm) = split_modifier(to);
+    let num =
+        |m: Option<&str>| m.and_then(|m| m.split(',').next()).and_then(|n| n.trim().parse::<u32>().ok());
+    let scale = |m: Option<&str>| m.and_then(|m| m.split(',').nth(1)).map(|s| s.trim().to_string());
+    match (fb, tb) {
+        ("character varying", "character varying") | ("bit varying", "bit varying") => {
+            match (num(fm), num(tm)) {
+                (_, None) => return Cast::InPlace,
+                (Some(a), Some(b)) if b >= a => return Cast::InPlace,
+                _ => return Cast::None,
+            }
+        }
+        ("character varying", "text") => return Cast::InPlace,
+        ("text", "character varying") if tm.is_none() => return Cast::InPlace,
+        ("numeric", "numeric") => {
+            return match (num(fm), num(tm)) {
+                (_, None) => Cast::InPlace,
+                (Some(a), Some(b)) if b >= a && scale(fm) == scale(tm) => Cast::InPlace,
+                _ => Cast::None,
+            };
+        }
+        _ => {}
+    }
+    const WIDENING: &[(&str, &str)] = &[
+        ("smallint", "integer"),
+        ("smallint", "bigint"),
+        ("integer", "bigint"),
+        ("smallint", "numeric"),
+        ("integer", "numeric"),
+        ("bigint", "numeric"),
+        ("smallint", "double precision"),
+        ("integer", "double precision"),
+        ("real", "double precision"),
+        ("date", "timestamp without time zone"),
+        ("date", "timestamp with time zone"),
+        ("timestamp without time zone", "timestamp with time zone"),
+        ("json", "jsonb"),
+        ("character", "text"),
+        ("character", "character varying"),
+    ];
+    if fm.is_none() || matches!(fb, "character" | "numeric") {
+        if WIDENING.contains(&(fb, tb)) && tm.is_none() {
+            return Cast::Implicit;
+        }
+    }
+    // Every type has an output function, so casting to unbounded text never fails.
+    if to == "text" || to == "character varying" {
+        return Cast::Implicit;
+    }
+    Cast::None
+}
+
+/// Defaults PostgreSQL must evaluate per row, forcing a rewrite on ADD COLUMN.
+pub fn is_volatile(expr: &str) -> bool {
+    const VOLATILE: &[&str] = &[
+        "random(",
+        "gen_random_uuid(",
+        "uuid_generate_v",
+        "uuidv4(",
+        "uuidv7(",
+        "clock_timestamp(",
+        "timeofday(",
+        "nextval(",
+        "statement_timestamp(",
+    ];
+    let e = expr.to_ascii_lowercase();
+    VOLATILE.iter().any(|v| e.contains(v))
+}
+
+/// The sequence named by a `nextval('…'::regclass)` default.
+pub fn nextval_sequence(expr: &str) -> Option<QualifiedName> {
+    let e = expr.to_ascii_lowercase();
+    let start = e.find("nextval('")? + "nextval('".len();
+    let rest = &expr[start..];
+    let end = rest.find('\'')?;
+    QualifiedName::parse_sql(&rest[..end].replace("''", "'"), "public").ok()
+}
+
+struct Differ<'a> {
+    current: &'a Schema,
+    desired: &'a Schema,
+    hints: &'a Hints,
+    changes: Vec<Change>,
+    findings: Vec<Finding>,
+    /// Desired table name → current table name, for tables in both (renamed or not).
+    table_pairs: BTreeMap<QualifiedName, QualifiedName>,
+    created_tables: BTreeSet<QualifiedName>,
+    dropped_tables: BTreeSet<QualifiedName>,
+    /// (current table, column) whose old column goes away or changes under views.
+    affected_columns: BTreeSet<(QualifiedName, Ident)>,
+    dropped_columns: BTreeSet<(QualifiedName, Ident)>,
+    /// (desired table, desired column) of shadow-column type changes: their indexes are
+    /// rebuilt by the change itself.
+    shadowed: BTreeSet<(QualifiedName, Ident)>,
+    used_transforms: BTreeSet<usize>,
+    used_renames: BTreeSet<usize>,
+    /// (desired table, constraint) recreated by a type change, not diffed again.
+    moved_constraints: BTreeSet<(QualifiedName, Ident)>,
+}
+
+/// `(current, desired, hints) → (changes, findings)`.
+pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, Vec<Finding>) {
+    let mut d = Differ {
+        current,
+        desired,
+        hints,
+        changes: Vec::new(),
+        findings: Vec::new(),
+        table_pairs: BTreeMap::new(),
+        created_tables: BTreeSet::new(),
+        dropped_tables: BTreeSet::new(),
+        affected_columns: BTreeSet::new(),
+        dropped_columns: BTreeSet::new(),
+        shadowed: BTreeSet::new(),
+        used_transforms: BTreeSet::new(),
+        used_renames: BTreeSet::new(),
+        moved_constraints: BTreeSet::new(),
+    };
+    d.run();
+    (d.changes, d.findings)
+}
+
+impl Differ<'_> {
+    fn run(&mut self) {
+        self.namespaces_and_extensions();
+        self.types();
+        self.sequences();
+        self.tables();
+        self.indexes();
+        self.views();
+        self.opaque();
+        self.comments();
+        self.unused_hints();
+        self.constraint_warnings();
+    }
+
+    /// Warnings about added constraints: foreign keys without an index on the referencing
+    /// side, exclusion constraints that cannot be added without a blocking scan.
+    fn constraint_warnings(&mut self) {
+        let mut found = Vec::new();
+        for c in &self.changes {
+            let (table, constraint, new_table) = match c {
+                Change::AddConstraint { table, constraint, new_table } => (table, constraint, *new_table),
+                Change::ChangeConstraint { table, to, .. } => (table, to, false),
+                _ => continue,
+            };
+            match &constraint.kind {
+                ConstraintKind::ForeignKey { columns, ref_table, .. }
+                    if !self.has_leading_index(table, columns) =>
+                {
+                    found.push(
+                        Finding::warning("fk-without-index", column_object(table, &constraint.name), format!(
+                            "foreign key {} has no index on {}({}): every delete or key update on {} scans {}",
+                            constraint.name.quoted_sql(), table.quoted(),
+                            columns.iter().map(Ident::quoted_sql).collect::<Vec<_>>().join(", "),
+                            ref_table.quoted(), table.quoted()))
+                        .with_help(format!("add CREATE INDEX ON {} ({}) to the desired schema; seqmig builds it concurrently",
+                            table.quoted(), columns.iter().map(Ident::quoted_sql).collect::<Vec<_>>().join(", "))),
+                    );
+                }
+                ConstraintKind::Exclusion { .. } if !new_table => {
+                    found.push(
+                        Finding::warning("blocking-constraint", column_object(table, &constraint.name), format!(
+                            "exclusion constraint {} cannot be added NOT VALID: it builds its index and checks every row under an ACCESS EXCLUSIVE lock on {}",
+                            constraint.name.quoted_sql(), table.quoted()))
+                        .with_help("apply in a maintenance window, or enforce the rule in the application until the table is small enough"),
+                    );
+                }
+                _ => {}
+            }
+        }
+        self.findings.extend(found);
+    }
+
+    fn has_leading_index(&self, table: &QualifiedName, columns: &[Ident]) -> bool {
+        let want: BTreeSet<&Ident> = columns.iter().collect();
+        let leads = |keys: Vec<&Ident>| {
+            keys.len() >= want.len() && keys[..want.len()].iter().copied().collect::<BTreeSet<_>>() == want
+        };
+        let by_index = self.desired.indexes_of(table).any(|i| {
+            i.predicate.is_none()
+                && leads(
+                    i.keys
+                        .iter()
+                        .map_while(|k| match &k.expr {
+                            IndexExpr::Column(c) => Some(c),
+                            _ => None,
+                        })
+                        .collect(),
+                )
+        });
+        let by_constraint = self.desired.tables.get(table).is_some_and(|t| {
+            t.constraints.values().any(|c| {
+                matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. })
+                    && leads(c.kind.columns().iter().collect())
+            })
+        });
+        by_index || by_constraint
+    }
+
+    fn namespaces_and_extensions(&mut self) {
+        for ns in self.desired.namespaces.difference(&self.current.namespaces) {
+            self.changes.push(Change::CreateSchema { name: ns.clone() });
+        }
+        for (name, ext) in &self.desired.extensions {
+            if !self.current.extensions.contains_key(name) {
+                self.changes.push(Change::CreateExtension { ext: ext.clone() });
+            }
+        }
+        for (name, ext) in &self.current.extensions {
+            if !self.desired.extensions.contains_key(name) {
+                self.changes.push(Change::DropExtension { ext: ext.clone() });
+            }
+        }
+    }
+
+    fn types(&mut self) {
+        for (name, e) in &self.desired.enums {
+            match self.current.enums.get(name) {
+                None => self.changes.push(Change::CreateType { def: TypeDef::Enum(e.clone()) }),
+                Some(old) => self.enum_values(name, &old.values, &e.values),
+            }
+        }
+        for (name, dom) in &self.desired.domains {
+            match self.current.domains.get(name) {
+                None => self.changes.push(Change::CreateType { def: TypeDef::Domain(dom.clone()) }),
+                Some(old) if old != dom => self.findings.push(
+                    Finding::error("unsupported-change", name.quoted(), format!("domain {} changes definition; seqmig does not plan domain changes", name.quoted()))
+                        .with_help("create a new domain, move columns to it with a type change (a [[transform]]), then drop the old one; or ALTER DOMAIN … ADD CONSTRAINT … NOT VALID and VALIDATE CONSTRAINT by hand"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for (name, c) in &self.desired.composites {
+            match self.current.composites.get(name) {
+                None => self.changes.push(Change::CreateType { def: TypeDef::Composite(c.clone()) }),
+                Some(old) if old != c => self.findings.push(
+                    Finding::error("unsupported-change", name.quoted(), format!("composite type {} changes attributes; seqmig does not plan this", name.quoted()))
+                        .with_help("ALTER TYPE … ADD ATTRIBUTE / DROP ATTRIBUTE by hand when no table column uses the type; otherwise create a new type and migrate the columns with a [[transform]]"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for (name, e) in &self.current.enums {
+            if !self.desired.enums.contains_key(name) {
+                self.changes.push(Change::DropType { def: TypeDef::Enum(e.clone()) });
+            }
+        }
+        for (name, dom) in &self.current.domains {
+            if !self.desired.domains.contains_key(name) {
+                self.changes.push(Change::DropType { def: TypeDef::Domain(dom.clone()) });
+            }
+        }
+        for (name, c) in &self.current.composites {
+            if !self.desired.composites.contains_key(name) {
+                self.changes.push(Change::DropType { def: TypeDef::Composite(c.clone()) });
+            }
+        }
+    }
+
+    fn enum_values(&mut self, name: &QualifiedName, old: &[String], new: &[String]) {
+        // Old values must keep their relative order inside the new list.
+        let mut it = new.iter();
+        let kept_in_order = old.iter().all(|o| it.any(|n| n == o));
+        if !kept_in_order {
+            let removed: Vec<&String> = old.iter().filter(|o| !new.contains(o)).collect();
+            let (what, help) = if removed.is_empty() {
+                (
+                    "reorders existing values".to_string(),
+                    "PostgreSQL cannot reorder enum values; create a new enum type with the desired order, change the columns to it with a [[transform]] (up = \"col::text::new_type\"), then drop the old type",
+                )
+            } else {
+                (
+                    format!(
+                        "removes value(s) {}",
+                        removed.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
+                    ),
+                    "PostgreSQL cannot drop an enum value. Recipe: 1) UPDATE rows using the value to another one; 2) CREATE TYPE new_type AS ENUM (…) without it; 3) migrate each column with a [[transform]] (up = \"col::text::new_type\", down = \"col::text::old_type\"); 4) DROP TYPE the old type in contract; 5) ALTER TYPE new_type RENAME TO the old name",
+                )
+            };
+            self.findings.push(
+                Finding::error("unsupported-change", name.quoted(), format!("enum {} {what}", name.quoted()))
+                    .with_help(help),
+            );
+            return;
+        }
+        for (i, v) in new.iter().enumerate() {
+            if old.contains(v) {
+                continue;
+            }
+            let next_old = new[i + 1..].iter().find(|n| old.contains(n)).cloned();
+            let (before, after) = match next_old {
+                Some(n) => (Some(n), None),
+                None => (None, if i > 0 { Some(new[i - 1].clone()) } else { None }),
+            };
+            self.changes.push(Change::AddEnumValue { name: name.clone(), value: v.clone(), before, after });
+        }
+    }
+
+    fn sequence_owner_gone(&self, seq: &crate::model::Sequence) -> bool {
+        seq.owned_by.as_ref().is_some_and(|(t, c)| {
+            !self
+                .desired
+                .tables
+                .values()
+                .any(|dt| self.table_pairs.get(&dt.name).unwrap_or(&dt.name) == t && dt.column(c).is_some())
+                && self.dropped_tables.contains(t)
+                || self.dropped_columns.contains(&(t.clone(), c.clone()))
+        })
+    }
+
+    fn sequences(&mut self) {
+        for (name, seq) in &self.desired.sequences {
+            match self.current.sequences.get(name) {
+                None => {
+                    if !self.is_identity_sequence(self.desired, seq) {
+                        self.changes.push(Change::CreateSequence { seq: seq.clone() });
+                    }
+                }
+                Some(old) => {
+                    let same = crate::model::Sequence { owned_by: None, ..old.clone() }
+                        == crate::model::Sequence { owned_by: None, ..seq.clone() };
+                    if !same && !self.is_identity_sequence(self.desired, seq) {
+                        self.changes.push(Change::AlterSequence { from: old.clone(), to: seq.clone() });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sequences behind identity columns are created and dropped with their column.
+    fn is_identity_sequence(&self, schema: &Schema, seq: &crate::model::Sequence) -> bool {
+        seq.owned_by.as_ref().is_some_and(|(t, c)| {
+            schema.tables.get(t).and_then(|t| t.column(c)).is_some_and(|c| c.identity.is_some())
+        })
+    }
+
+    fn tables(&mut self) {
+        // Pair tables: same name, or renamed by a hint.
+        let renamed_from: BTreeMap<QualifiedName, QualifiedName> =
+            self.hints.table_renames.iter().map(|(f, t)| (t.clone(), f.clone())).collect();
+        for name in self.desired.tables.keys() {
+            if let Some(from) = renamed_from.get(name) {
+                if self.current.tables.contains_key(from) && !self.current.tables.contains_key(name) {
+                    self.table_pairs.insert(name.clone(), from.clone());
+                    continue;
+                }
+            }
+            if self.current.tables.contains_key(name) {
+                self.table_pairs.insert(name.clone(), name.clone());
+            }
+        }
+        for (from, to) in &self.hints.table_renames {
+            if self.table_pairs.get(to) != Some(from) {
+                self.findings.push(
+                    Finding::warning("unused-hint", from.quoted(), format!("rename of table {} to {} matches no table pair", from.quoted(), to.quoted()))
+                        .with_help(format!("the current schema must have {} and the desired schema {} (and not the other way round); fix or remove the hint", from.quoted(), to.quoted())),
+                );
+            }
+        }
+        let paired_current: BTreeSet<QualifiedName> = self.table_pairs.values().cloned().collect();
+        let created: Vec<&Table> =
+            self.desired.tables.values().filter(|t| !self.table_pairs.contains_key(&t.name)).collect();
+        let dropped: Vec<&Table> =
+            self.current.tables.values().filter(|t| !paired_current.contains(&t.name)).collect();
+        self.created_tables = created.iter().map(|t| t.name.clone()).collect();
+        self.dropped_tables = dropped.iter().map(|t| t.name.clone()).collect();
+
+        // A dropped table whose columns reappear in a created one looks like a rename.
+        for old in &dropped {
+            if self.hints.one_way_allowed(&[&old.name.schema, &old.name.name]) {
+                continue;
+            }
+            for new in &created {
+                if looks_like_same_table(old, new) {
+                    self.findings.push(
+                        Finding::error("ambiguous-rename", old.name.quoted(), format!(
+                            "table {} disappears and {} appears with the same columns; planning it as drop + create would lose every row",
+                            old.name.quoted(), new.name.quoted()))
+                        .with_help(format!(
+                            "if it is a rename, add to seqmig.toml:\n[[rename]]\nfrom = \"{}\"\nto = \"{}\"\nor pass --rename '{}={}'; if it really is a drop, list \"{}\" in [plan] allow_one_way",
+                            old.name.quoted(), new.name.quoted(), old.name.quoted(), new.name.name.quoted_sql(), old.name.quoted())),
+                    );
+                }
+            }
+        }
+
+        for t in &created {
+            let mut table = (*t).clone();
+            let fks: Vec<_> = table
+                .constraints
+                .iter()
+                .filter(|(_, c)| matches!(c.kind, ConstraintKind::ForeignKey { .. }))
+                .map(|(n, _)| n.clone())
+                .collect();
+            let fk_constraints: Vec<_> = fks.iter().filter_map(|n| table.constraints.remove(n)).collect();
+            self.changes.push(Change::CreateTable { table });
+            for c in fk_constraints {
+                self.changes.push(Change::AddConstraint {
+                    table: t.name.clone(),
+                    constraint: c,
+                    new_table: true,
+                });
+            }
+        }
+        let pairs: Vec<(QualifiedName, QualifiedName)> =
+            self.table_pairs.iter().map(|(d, c)| (d.clone(), c.clone())).collect();
+        for (dname, cname) in &pairs {
+            let (cur, des) = (&self.current.tables[cname], &self.desired.tables[dname]);
+            if cname != dname {
+                if cname.schema != dname.schema {
+                    self.findings.push(
+                        Finding::error("unsupported-change", cname.quoted(), format!("table {} moves to another schema ({}); seqmig plans renames within a schema", cname.quoted(), dname.quoted()))
+                            .with_help("rename within the schema with seqmig, then run ALTER TABLE … SET SCHEMA by hand in a maintenance window (it takes an ACCESS EXCLUSIVE lock briefly)"),
+                    );
+                } else {
+                    self.changes.push(Change::RenameTable { from: cname.clone(), table: des.clone() });
+                }
+            }
+            self.columns(dname, cur, des);
+        }
+        // Sequences are dropped after the tables are known, so owned ones go with their table.
+        let seq_drops: Vec<_> = self
+            .current
+            .sequences
+            .iter()
+            .filter(|(n, s)| {
+                !self.desired.sequences.contains_key(*n)
+                    && !self.sequence_owner_gone(s)
+                    && !self.is_identity_sequence(self.current, s)
+            })
+            .map(|(_, s)| s.clone())
+            .collect();
+        for t in &dropped {
+            let one_way_ok = self.hints.one_way_allowed(&[&t.name.schema, &t.name.name]);
+            if !one_way_ok {
+                self.findings.push(
+                    Finding::error(
+                        "one-way-not-acknowledged",
+                        t.name.quoted(),
+                        format!(
+                            "dropping table {} deletes its rows; contract cannot be undone",
+                            t.name.quoted()
+                        ),
+                    )
+                    .with_help(format!(
+                        "if the drop is intended, add \"{}\" to [plan] allow_one_way in seqmig.toml",
+                        t.name.quoted()
+                    )),
+                );
+            }
+            self.changes.push(Change::DropTable { table: (*t).clone() });
+        }
+        for s in seq_drops {
+            self.changes.push(Change::DropSequence { seq: s });
+        }
+    }
+
+    fn columns(&mut self, dname: &QualifiedName, cur: &Table, des: &Table) {
+        // Renames: hints, and transforms whose `from` differs from the column.
+        let mut renames: BTreeMap<Ident, (Ident, Option<String>, Option<String>)> = BTreeMap::new();
+        for (i, r) in self.hints.column_renames.iter().enumerate() {
+            if (&r.table == dname || &r.table == &cur.name)
+                && cur.column(&r.from).is_some()
+                && des.column(&r.to).is_some()
+                && des.column(&r.from).is_none()
+            {
+                renames.insert(r.from.clone(), (r.to.clone(), None, None));
+                self.used_renames.insert(i);
+            }
+        }
+        for (i, t) in self.hints.transforms.iter().enumerate() {
+            if (&t.table == dname || &t.table == &cur.name)
+                && t.from != t.column
+                && cur.column(&t.from).is_some()
+                && des.column(&t.column).is_some()
+            {
+                renames.insert(t.from.clone(), (t.column.clone(), t.up.clone(), t.down.clone()));
+                self.used_transforms.insert(i);
+            }
+        }
+        let renamed_to: BTreeSet<Ident> = renames.values().map(|(to, _, _)| to.clone()).collect();
+        let dropped: Vec<&Column> = cur
+            .columns
+            .iter()
+            .filter(|c| des.column(&c.name).is_none() && !renames.contains_key(&c.name))
+            .collect();
+        let added: Vec<&Column> = des
+            .columns
+            .iter()
+            .filter(|c| cur.column(&c.name).is_none() && !renamed_to.contains(&c.name))
+            .collect();
+
+        for d in &dropped {
+            if self.hints.one_way_allowed(&[&cur.name.schema, &cur.name.name, &d.name]) {
+                continue;
+            }
+            let candidates: Vec<&&Column> = added.iter().filter(|a| a.data_type == d.data_type).collect();
+            if let Some(first) = candidates.first() {
+                let names: Vec<String> = candidates.iter().map(|c| c.name.quoted_sql()).collect();
+                self.findings.push(
+                    Finding::error("ambiguous-rename", column_object(&cur.name, &d.name), format!(
+                        "column {} disappears and {} of the same type appears; planned as drop + add, the column's data would be lost",
+                        column_object(&cur.name, &d.name), names.join(", ")))
+                    .with_help(format!(
+                        "if it is a rename, add to seqmig.toml:\n[[rename]]\ntable = \"{}\"\nfrom = \"{}\"\nto = \"{}\"\nor pass --rename '{}={}'; if it really is a drop and an add, list \"{}\" in [plan] allow_one_way",
+                        dname.quoted(), d.name.quoted_sql(), first.name.quoted_sql(),
+                        column_object(&cur.name, &d.name), first.name.quoted_sql(), column_object(dname, &d.name))),
+                );
+            }
+        }
+
+        for a in &added {
+            self.add_column(dname, a);
+        }
+        for (from, (to, up, down)) in &renames {
+            let (Some(fc), Some(tc)) = (cur.column(from), des.column(to)) else { continue };
+            self.affected_columns.insert((cur.name.clone(), from.clone()));
+            let mut up = up.clone();
+            if up.is_none() && fc.data_type != tc.data_type {
+                match classify_cast(&fc.data_type, &tc.data_type) {
+                    Cast::None => {
+                        self.findings.push(missing_transform(dname, tc, fc));
+                    }
+                    _ => up = Some(format!("{}::{}", fc.name.quoted_sql(), tc.data_type)),
+                }
+            }
+            let mut down = down.clone();
+            if down.is_none() && up.is_some() && fc.data_type != tc.data_type {
+                down = self.default_down(dname, fc, tc);
+            }
+            self.changes.push(Change::RenameColumn {
+                table: dname.clone(),
+                from: fc.clone(),
+                to: tc.clone(),
+                up,
+                down,
+            });
+        }
+        for c in &des.columns {
+            if renamed_to.contains(&c.name) {
+                continue;
+            }
+            if let Some(old) = cur.column(&c.name) {
+                self.column_changes(dname, cur, old, c);
+            }
+        }
+        for d in &dropped {
+            self.dropped_columns.insert((cur.name.clone(), d.name.clone()));
+            self.affected_columns.insert((cur.name.clone(), d.name.clone()));
+            if !self.hints.one_way_allowed(&[&cur.name.schema, &cur.name.name, &d.name]) {
+                self.findings.push(
+                    Finding::error(
+                        "one-way-not-acknowledged",
+                        column_object(dname, &d.name),
+                        format!(
+                            "dropping column {} deletes its data; contract cannot be undone",
+                            column_object(dname, &d.name)
+                        ),
+                    )
+                    .with_help(format!(
+                        "if the drop is intended, add \"{}\" to [plan] allow_one_way in seqmig.toml",
+                        column_object(dname, &d.name)
+                    )),
+                );
+            }
+            self.changes.push(Change::DropColumn { table: dname.clone(), column: (*d).clone() });
+        }
+        self.constraints(dname, cur, des);
+    }
+
+    fn default_down(&mut self, table: &QualifiedName, fc: &Column, tc: &Column) -> Option<String> {
+        match classify_cast(&tc.data_type, &fc.data_type) {
+            Cast::InPlace | Cast::Implicit => Some(format!("{}::{}", tc.name.quoted_sql(), fc.data_type)),
+            Cast::None => {
+                // Going back to a narrower type: a plain cast, which fails loudly on values the
+                // old type cannot hold rather than truncating them.
+                let _ = table;
+                Some(format!("{}::{}", tc.name.quoted_sql(), fc.data_type))
+            }
+        }
+    }
+
+    fn add_column(&mut self, table: &QualifiedName, a: &Column) {
+        let fill = self.hints.fill(table, &a.name).map(str::to_string);
+        let needs_fill = a.not_null && a.default.is_none() && a.identity.is_none() && a.generated.is_none();
+        if needs_fill {
+            if fill.is_none() && !self.created_tables.contains(table) {
+                self.findings.push(
+                    Finding::error("missing-fill", column_object(table, &a.name), format!(
+                        "column {} is NOT NULL without a default; existing rows have no value for it",
+                        column_object(table, &a.name)))
+                    .with_help(format!(
+                        "give the value for existing rows in seqmig.toml:\n[[fill]]\ntable = \"{}\"\ncolumn = \"{}\"\nvalue = \"<SQL expression>\"\nor give the column a DEFAULT",
+                        table.quoted(), a.name.quoted_sql())),
+                );
+            }
+            self.changes.push(Change::AddNotNullColumn { table: table.clone(), column: a.clone(), fill });
+            return;
+        }
+        let rewrites = a.default.as_deref().is_some_and(is_volatile)
+            || a.identity.is_some()
+            || a.generated.as_ref().is_some_and(|g| g.kind == crate::model::GeneratedKind::Stored);
+        if rewrites {
+            self.findings.push(
+                Finding::warning("table-rewrite", column_object(table, &a.name), format!(
+                    "adding {} rewrites {} under an ACCESS EXCLUSIVE lock (volatile default, identity or stored generated column)",
+                    column_object(table, &a.name), table.quoted()))
+                .with_help("add the column nullable without the default, set the default afterwards (new rows only) and fill existing rows with a [[fill]] hint so the backfill runs in batches"),
+            );
+            if a.default.as_deref().is_some_and(is_volatile) {
+                self.findings.push(
+                    Finding::warning("volatile-default", column_object(table, &a.name), format!(
+                        "the default of {} is volatile, so every existing row gets its own value in one long statement",
+                        column_object(table, &a.name)))
+                    .with_help("add the column without a default, then SET DEFAULT (affects new rows only) and backfill existing rows in batches"),
+                );
+            }
+        }
+        self.changes.push(Change::AddColumn { table: table.clone(), column: a.clone(), rewrites });
+    }
+
+    fn column_changes(&mut self, table: &QualifiedName, cur: &Table, old: &Column, new: &Column) {
+        let transform_idx = self.hints.transforms.iter().position(|t| {
+            (&t.table == table || t.table == cur.name) && t.column == new.name && t.from == new.name
+        });
+        if old.data_type != new.data_type || (old.collation != new.collation && new.collation.is_some()) {
+            if let Some(i) = transform_idx {
+                self.used_transforms.insert(i);
+            }
+            let transform = transform_idx.map(|i| &self.hints.transforms[i]);
+            let cast = classify_cast(&old.data_type, &new.data_type);
+            let in_place = cast == Cast::InPlace
+                && transform.is_none_or(|t| t.up.is_none())
+                && old.collation == new.collation;
+            let up = match (transform.and_then(|t| t.up.clone()), cast) {
+                (Some(up), _) => up,
+                (None, Cast::None) => {
+                    self.findings.push(missing_transform(table, new, old));
+                    format!("{}::{}", old.name.quoted_sql(), new.data_type)
+                }
+                (None, _) => format!("{}::{}", old.name.quoted_sql(), new.data_type),
+            };
+            let mut down = transform.and_then(|t| t.down.clone());
+            if down.is_none() && !in_place {
+                if transform.is_some_and(|t| t.up.is_some()) {
+                    if !self.hints.missing_down_allowed(&[&table.schema, &table.name, &new.name]) {
+                        self.findings.push(missing_down(table, &new.name));
+                    } else {
+                        self.findings.push(
+                            Finding::warning("missing-down", column_object(table, &new.name), format!(
+                                "writes made through {} after switch are not copied back; a rollback past switch loses them",
+                                column_object(table, &new.name)))
+                            .with_help("accepted in [plan] allow_missing_down; add a down expression to keep rollback lossless"),
+                        );
+                    }
+                } else {
+                    down = self.default_down(table, old, new);
+                }
+            }
+            let indexes: Vec<Index> = if in_place {
+                Vec::new()
+            } else {
+                self.desired.indexes_of(table).filter(|i| index_uses_column(i, &new.name)).cloned().collect()
+            };
+            if !in_place {
+                self.shadowed.insert((table.clone(), new.name.clone()));
+            }
+            // Constraints over the column move to the new column at switch: on this table
+            // (primary key, unique, check, outgoing foreign key) and on tables whose foreign
+            // keys reference it.
+            let mut constraints = Vec::new();
+            let mut incoming = Vec::new();
+            if !in_place {
+                let des_table = self.desired.tables.get(table);
+                for (n, c) in &cur.constraints {
+                    let uses = c.kind.columns().contains(&old.name)
+                        || matches!(&c.kind, ConstraintKind::Check { expr, .. } if mentions(expr, old.name.as_str()));
+                    if let (true, Some(d)) = (uses, des_table.and_then(|t| t.constraints.get(n))) {
+                        self.moved_constraints.insert((table.clone(), n.clone()));
+                        constraints.push(d.clone());
+                    }
+                }
+                for (tname, t) in &self.desired.tables {
+                    for (n, c) in &t.constraints {
+                        if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &c.kind {
+                            if ref_table == table && ref_columns.contains(&new.name) && tname != table {
+                                // Existing foreign keys are recreated by this change; a new
+                                // table's is added in expand by its own change and moved too.
+                                if !self.created_tables.contains(tname) {
+                                    self.moved_constraints.insert((tname.clone(), n.clone()));
+                                }
+                                incoming.push((tname.clone(), c.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let owned_sequences = self
+                .current
+                .sequences
+                .values()
+                .filter(|s| s.owned_by.as_ref() == Some(&(cur.name.clone(), old.name.clone())))
+                .map(|s| s.name.clone())
+                .collect();
+            self.affected_columns.insert((cur.name.clone(), old.name.clone()));
+            self.changes.push(Change::ChangeType {
+                table: table.clone(),
+                from: old.clone(),
+                to: new.clone(),
+                up,
+                down,
+                in_place,
+                indexes,
+                owned_sequences,
+                constraints,
+                incoming,
+            });
+            if !in_place {
+                return;
+            }
+        }
+        if let Some(i) = transform_idx {
+            self.used_transforms.insert(i);
+            self.findings.push(
+                Finding::warning(
+                    "unused-hint",
+                    column_object(table, &new.name),
+                    format!(
+                        "a [[transform]] is given for {} but its type does not change",
+                        column_object(table, &new.name)
+                    ),
+                )
+                .with_help("remove the hint; to rewrite values, use a separate data migration"),
+            );
+        }
+        if old.default != new.default {
+            if new.default.as_deref().is_some_and(is_volatile)
+                && !new.default.as_deref().is_some_and(|d| d.contains("nextval("))
+            {
+                // A volatile default set on an existing column applies to new rows only: no rewrite.
+            }
+            self.changes.push(Change::ChangeDefault {
+                table: table.clone(),
+                column: new.name.clone(),
+                from: old.default.clone(),
+                to: new.default.clone(),
+            });
+        }
+        if !old.not_null && new.not_null {
+            let fill = self.hints.fill(table, &new.name).map(str::to_string);
+            self.changes.push(Change::SetNotNull { table: table.clone(), column: new.clone(), fill });
+        } else if old.not_null && !new.not_null {
+            self.changes.push(Change::DropNotNull { table: table.clone(), column: new.clone() });
+        }
+        if old.statistics != new.statistics {
+            self.changes.push(Change::SetStatistics {
+                table: table.clone(),
+                column: new.name.clone(),
+                from: old.statistics,
+                to: new.statistics,
+            });
+        }
+        if old.identity != new.identity || old.generated != new.generated {
+            self.findings.push(
+                Finding::error("unsupported-change", column_object(table, &new.name), format!(
+                    "identity or generated expression of {} changes; seqmig does not plan this", column_object(table, &new.name)))
+                .with_help("ALTER TABLE … ALTER COLUMN … ADD/DROP IDENTITY (brief lock) or, for generated columns, add a new column, backfill it and rename; do it by hand"),
+            );
+        }
+    }
+
+    fn same_constraint(&self, old: &crate::model::Constraint, new: &crate::model::Constraint) -> bool {
+        let mut o = old.kind.clone();
+        if let (
+            ConstraintKind::ForeignKey { ref_table, .. },
+            ConstraintKind::ForeignKey { ref_table: b, .. },
+        ) = (&mut o, &new.kind)
+        {
+            if self.table_pairs.get(b) == Some(ref_table) {
+                *ref_table = b.clone();
+            }
+        }
+        o == new.kind && old.deferrable == new.deferrable && old.initially_deferred == new.initially_deferred
+    }
+
+    fn constraints(&mut self, dname: &QualifiedName, cur: &Table, des: &Table) {
+        let mut dropped: Vec<&crate::model::Constraint> = cur
+            .constraints
+            .iter()
+            .filter(|(n, _)| !des.constraints.contains_key(*n))
+            .map(|(_, c)| c)
+            .collect();
+        for (name, c) in &des.constraints {
+            if self.moved_constraints.contains(&(dname.clone(), name.clone())) {
+                continue;
+            }
+            match cur.constraints.get(name) {
+                None => {
+                    if let Some(pos) = dropped.iter().position(|d| self.same_constraint(d, c)) {
+                        let d = dropped.remove(pos);
+                        self.changes.push(Change::RenameConstraint {
+                            table: dname.clone(),
+                            from: d.name.clone(),
+                            to: c.clone(),
+                        });
+                        continue;
+                    }
+                    let unique =
+                        matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
+                    if unique {
+                        self.changes.push(Change::AddUnique {
+                            table: dname.clone(),
+                            constraint: c.clone(),
+                            new_table: false,
+                        });
+                    } else {
+                        self.changes.push(Change::AddConstraint {
+                            table: dname.clone(),
+                            constraint: c.clone(),
+                            new_table: false,
+                        });
+                    }
+                }
+                Some(old) => {
+                    if !self.same_constraint(old, c) {
+                        self.changes.push(Change::ChangeConstraint {
+                            table: dname.clone(),
+                            from: old.clone(),
+                            to: c.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for c in dropped {
+            self.changes.push(Change::DropConstraint { table: dname.clone(), constraint: c.clone() });
+        }
+    }
+
+    fn indexes(&mut self) {
+        let constraint_named = |schema: &Schema, idx: &Index| {
+            schema.tables.get(&idx.table).is_some_and(|t| t.constraints.contains_key(&idx.name.name))
+        };
+        let map_table = |pairs: &BTreeMap<QualifiedName, QualifiedName>, old: &Index| Index {
+            table: pairs
+                .iter()
+                .find(|(_, c)| **c == old.table)
+                .map(|(d, _)| d.clone())
+                .unwrap_or(old.table.clone()),
+            ..old.clone()
+        };
+        let mut dropped: Vec<&Index> = self
+            .current
+            .indexes
+            .iter()
+            .filter(|(n, i)| {
+                !self.desired.indexes.contains_key(*n)
+                    && !constraint_named(self.current, i)
+                    && !self.dropped_tables.contains(&i.table)
+            })
+            .map(|(_, i)| i)
+            .collect();
+        for (name, idx) in &self.desired.indexes {
+            if constraint_named(self.desired, idx) {
+                continue;
+            }
+            if !self.current.indexes.contains_key(name) {
+                let same = |old: &&Index| {
+                    Index { name: idx.name.clone(), ..map_table(&self.table_pairs, old) } == *idx
+                };
+                if let Some(pos) = dropped.iter().position(same) {
+                    let old = dropped.remove(pos);
+                    self.changes.push(Change::RenameIndex { from: old.clone(), to: idx.clone() });
+                    continue;
+                }
+            }
+            // Indexes over a column whose type changes are rebuilt by that change.
+            if self.shadowed.iter().any(|(t, c)| t == &idx.table && index_uses_column(idx, c)) {
+                continue;
+            }
+            let new_table = self.created_tables.contains(&idx.table);
+            match self.current.indexes.get(name) {
+                None => self.changes.push(Change::AddIndex { index: idx.clone(), new_table }),
+                Some(old) => {
+                    let mapped = Index {
+                        table: self
+                            .table_pairs
+                            .iter()
+                            .find(|(_, c)| **c == old.table)
+                            .map(|(d, _)| d.clone())
+                            .unwrap_or(old.table.clone()),
+                        ..old.clone()
+                    };
+                    if mapped != *idx {
+                        self.changes.push(Change::ChangeIndex { from: old.clone(), to: idx.clone() });
+                    }
+                }
+            }
+        }
+        for idx in dropped {
+            self.changes.push(Change::DropIndex { index: idx.clone() });
+        }
+    }
+
+    fn view_affected(&self, v: &View, recreated: &BTreeSet<QualifiedName>) -> bool {
+        v.reads.iter().any(|r: &ColumnRef| match &r.column {
+            Some(c) => self.affected_columns.contains(&(r.table.clone(), c.clone())),
+            None => {
+                recreated.contains(&r.table)
+                    || (selects_star(&v.definition)
+                        && self.affected_columns.iter().any(|(t, _)| t == &r.table))
+            }
+        }) || v.reads.iter().any(|r| recreated.contains(&r.table))
+    }
+
+    fn views(&mut self) {
+        let mut recreated: BTreeSet<QualifiedName> = BTreeSet::new();
+        // Views whose text changed, then (to a fixpoint) views reading changed columns or
+        // recreated views: PostgreSQL refuses to drop or retype what a view depends on.
+        for (name, v) in &self.desired.views {
+            if let Some(old) = self.current.views.get(name) {
+                if old != v {
+                    recreated.insert(name.clone());
+                }
+            }
+        }
+        let definition_changed = recreated.clone();
+        loop {
+            let before = recreated.len();
+            for (name, v) in &self.current.views {
+                if !recreated.contains(name)
+                    && self.desired.views.contains_key(name)
+                    && self.view_affected(v, &recreated)
+                {
+                    recreated.insert(name.clone());
+                }
+            }
+            if recreated.len() == before {
+                break;
+            }
+        }
+        for (name, v) in &self.desired.views {
+            match self.current.views.get(name) {
+                None => self.changes.push(Change::CreateView { view: v.clone() }),
+                Some(old) if recreated.contains(name) => self.changes.push(Change::ReplaceView {
+                    from: old.clone(),
+                    to: v.clone(),
+                    reason: if definition_changed.contains(name) {
+                        ViewReason::Definition
+                    } else {
+                        ViewReason::Dependency
+                    },
+                }),
+                Some(_) => {}
+            }
+        }
+        for (name, v) in &self.current.views {
+            if !self.desired.views.contains_key(name) {
+                self.changes.push(Change::DropView { view: v.clone() });
+            }
+        }
+    }
+
+    fn opaque(&mut self) {
+        for (id, o) in &self.desired.opaque {
+            match self.current.opaque.get(id) {
+                None => self.changes.push(Change::CreateObject { object: o.clone() }),
+                Some(old) if old.text != o.text => {
+                    self.changes.push(Change::ReplaceObject { from: old.clone(), to: o.clone() })
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, o) in &self.current.opaque {
+            if self.desired.opaque.contains_key(id) {
+                continue;
+            }
+            let attached_to_dropped =
+                matches!(id.kind, OpaqueKind::Trigger | OpaqueKind::Policy | OpaqueKind::Rule)
+                    && !o.depends_on.is_empty()
+                    && o.depends_on.iter().all(|t| self.dropped_tables.contains(t));
+            if !attached_to_dropped {
+                self.changes.push(Change::DropObject { object: o.clone() });
+            }
+        }
+    }
+
+    fn comment_target_exists(&self, target: &ObjectRef) -> bool {
+        let parts: Vec<Ident> = split_qualified(&target.identity)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| Ident::from_sql(p).ok())
+            .collect();
+        match (target.kind.as_str(), parts.as_slice()) {
+            ("table", [s, t]) => self.desired.tables.contains_key(&QualifiedName::new(s.clone(), t.clone())),
+            ("column", [s, t, c]) => self
+                .desired
+                .tables
+                .get(&QualifiedName::new(s.clone(), t.clone()))
+                .is_some_and(|t| t.column(c).is_some()),
+            _ => false,
+        }
+    }
+
+    fn comments(&mut self) {
+        for (target, text) in &self.desired.comments {
+            if self.current.comments.get(target) != Some(text) {
+                self.changes.push(Change::SetComment {
+                    target: target.clone(),
+                    from: self.current.comments.get(target).cloned(),
+                    to: Some(text.clone()),
+                });
+            }
+        }
+        for (target, text) in &self.current.comments {
+            if !self.desired.comments.contains_key(target) && self.comment_target_exists(target) {
+                self.changes.push(Change::SetComment {
+                    target: target.clone(),
+                    from: Some(text.clone()),
+                    to: None,
+                });
+            }
+        }
+    }
+
+    fn unused_hints(&mut self) {
+        for (i, r) in self.hints.column_renames.iter().enumerate() {
+            if !self.used_renames.contains(&i) {
+                let obj = column_object(&r.table, &r.from);
+                self.findings.push(
+                    Finding::warning("unused-hint", obj.clone(), format!("rename of {obj} to {} matches no column pair", r.to.quoted_sql()))
+                        .with_help("the current schema must have the old column and the desired schema the new one, not both; fix or remove the hint"),
+                );
+            }
+        }
+        for (i, t) in self.hints.transforms.iter().enumerate() {
+            if !self.used_transforms.contains(&i) {
+                let obj = column_object(&t.table, &t.column);
+                self.findings.push(
+                    Finding::warning(
+                        "unused-hint",
+                        obj.clone(),
+                        format!("[[transform]] for {obj} matches no renamed or retyped column"),
+                    )
+                    .with_help("check table, column and from against the two schemas"),
+                );
+            }
+        }
+    }
+}
+
+fn missing_transform(table: &QualifiedName, new: &Column, old: &Column) -> Finding {
+    let obj = column_object(table, &new.name);
+    Finding::error("missing-transform", obj.clone(), format!(
+        "{obj} changes from {} to {}, which has no safe implicit cast; the backfill would not know how to convert existing rows",
+        old.data_type, new.data_type))
+    .with_help(format!(
+        "say how, in seqmig.toml:\n[[transform]]\ntable = \"{}\"\ncolumn = \"{}\"\nfrom = \"{}\"\nup = \"<expression over the old columns>\"\ndown = \"<expression over the new column>\"",
+        table.quoted(), new.name.quoted_sql(), old.name.quoted_sql()))
+}
+
+fn missing_down(table: &QualifiedName, column: &Ident) -> Finding {
+    let obj = column_object(table, column);
+    Finding::error("missing-down", obj.clone(), format!(
+        "the dual-write trigger for {obj} has no down expression: writes made by the new release after switch could not be copied to the old column, and a rollback would lose them"))
+    .with_help(format!(
+        "add `down = \"…\"` to the [[transform]] of {obj}, or accept the loss with [plan] allow_missing_down = [\"{obj}\"]"))
+}
+
+fn index_uses_column(i: &Index, column: &Ident) -> bool {
+    i.keys.iter().any(|k| match &k.expr {
+        IndexExpr::Column(c) => c == column,
+        IndexExpr::Expression(e) => mentions(e, column.as_str()),
+    }) || i.include.contains(column)
+        || i.predicate.as_deref().is_some_and(|p| mentions(p, column.as_str()))
+}
+
+/// True when `expr` names the identifier `name` as a whole word (quoted or not).
+pub fn mentions(expr: &str, name: &str) -> bool {
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    if expr.contains(&quoted) {
+        return true;
+    }
+    let bytes = expr.as_bytes();
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut start = 0;
+    while let Some(pos) = expr[start..].find(name) {
+        let i = start + pos;
+        let before_ok = i == 0 || !is_word(bytes[i - 1]);
+        let after = i + name.len();
+        let after_ok = after >= bytes.len() || !is_word(bytes[after]);
+        if before_ok && after_ok {
+            return true;
+        }
+        start = i + name.len().max(1);
+    }
+    false
+}
+
+/// Whether a view definition uses `*` (and so binds every column of a table when created).
+/// The model records a whole-relation read for every table a view names, star or not.
+pub fn selects_star(definition: &str) -> bool {
+    let d = definition.to_ascii_lowercase();
+    d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
+}
+
+/// Same columns (names and types), in any order: what a renamed table looks like. Looser
+/// matches flag every pair of job-queue tables that share a worker's standard columns.
+fn looks_like_same_table(old: &Table, new: &Table) -> bool {
+    if old.columns.is_empty() {
+        return false;
+    }
+    let old_cols: BTreeSet<(&Ident, &str)> =
+        old.columns.iter().map(|c| (&c.name, c.data_type.as_str())).collect();
+    let new_cols: BTreeSet<(&Ident, &str)> =
+        new.columns.iter().map(|c| (&c.name, c.data_type.as_str())).collect();
+    old_cols == new_cols
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

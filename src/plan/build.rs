@@ -1,0 +1,454 @@
+//! From changes to the sealed plan: every change's steps, the DAG over them (edges inside a
+//! change in phase order, edges across changes from what steps need, make, remove and
+//! release), a deterministic topological order, ids, and the gate.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::draft::{Res, StepDraft};
+use super::steps::{self, Ctx};
+use super::{GateCriterion, GateSpec, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step};
+use crate::diff::{Change, Hints};
+use crate::finding::Finding;
+use crate::model::Schema;
+use crate::render::{RenderError, Renderer};
+
+/// What the runbook knows about a step beyond the artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepNote {
+    pub purpose: String,
+    pub verify: Option<String>,
+}
+
+/// A sealed plan with the notes the runbook uses.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    pub notes: BTreeMap<String, StepNote>,
+}
+
+/// Why planning failed (not a finding: the plan could not be built at all).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("failed to render the SQL of change {change} ({kind}): {source}")]
+    Render { change: String, kind: String, source: RenderError },
+}
+
+struct Node {
+    change: usize,
+    index: usize,
+    draft: StepDraft,
+}
+
+/// Plans `changes` (from [`crate::diff::diff`]) into a sealed [`Plan`].
+pub fn build(
+    current: &Schema,
+    desired: &Schema,
+    changes: &[Change],
+    mut findings: Vec<Finding>,
+    hints: &Hints,
+    renderer: &Renderer,
+) -> Result<Planned, PlanError> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for (ci, change) in changes.iter().enumerate() {
+        let ctx = Ctx { r: renderer, current, desired, hints, flag: change.object() };
+        let mut drafts = steps::steps(&ctx, change).map_err(|source| PlanError::Render {
+            change: change.object(),
+            kind: change.kind().into(),
+            source,
+        })?;
+        // Phase order inside a change; the planner files list steps in that order already.
+        drafts.sort_by_key(|d| d.phase);
+        for (si, d) in drafts.into_iter().enumerate() {
+            nodes.push(Node { change: ci, index: si, draft: d });
+        }
+    }
+    place_floating(&mut nodes);
+
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    let ids: Vec<NodeIndex> = (0..nodes.len()).map(|i| graph.add_node(i)).collect();
+    let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for w in (0..nodes.len()).collect::<Vec<_>>().windows(2) {
+        if nodes[w[0]].change == nodes[w[1]].change {
+            edges.insert((w[0], w[1]));
+        }
+    }
+    let mut makers: BTreeMap<&Res, Vec<usize>> = BTreeMap::new();
+    let mut removers: BTreeMap<&Res, Vec<usize>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for r in &n.draft.makes {
+            makers.entry(r).or_default().push(i);
+        }
+        for r in &n.draft.removes {
+            removers.entry(r).or_default().push(i);
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        for r in &n.draft.needs {
+            for &m in makers.get(r).into_iter().flatten() {
+                if nodes[m].change != n.change {
+                    edges.insert((m, i));
+                }
+            }
+        }
+        for r in &n.draft.after_removal {
+            for &x in removers.get(r).into_iter().flatten() {
+                if nodes[x].change != n.change {
+                    edges.insert((x, i));
+                }
+            }
+        }
+        for r in &n.draft.releases {
+            for &x in removers.get(r).into_iter().flatten() {
+                if nodes[x].change != n.change {
+                    edges.insert((i, x));
+                }
+            }
+        }
+    }
+    // An edge into an earlier phase cannot be honoured: the releases ship in phase order.
+    let mut conflicts: BTreeSet<(usize, usize)> = BTreeSet::new();
+    for &(a, b) in &edges {
+        if nodes[a].draft.phase > nodes[b].draft.phase {
+            conflicts.insert((nodes[a].change, nodes[b].change));
+        }
+    }
+    for (a, b) in &conflicts {
+        findings.push(
+            Finding::error(
+                "phase-conflict",
+                changes[*b].object(),
+                format!(
+                    "{} must follow {}, which happens in a later phase",
+                    changes[*b].summary(),
+                    changes[*a].summary()
+                ),
+            )
+            .with_help(
+                "split the change into two plans: apply the first through contract, then plan the second",
+            ),
+        );
+    }
+    edges.retain(|(a, b)| nodes[*a].draft.phase <= nodes[*b].draft.phase);
+    for &(a, b) in &edges {
+        graph.add_edge(ids[a], ids[b], ());
+    }
+    // Cycles: reported by object names, then broken so the rest still gets an order.
+    let mut in_cycle: BTreeMap<usize, usize> = BTreeMap::new();
+    for (k, scc) in petgraph::algo::tarjan_scc(&graph).into_iter().enumerate() {
+        if scc.len() > 1 {
+            let mut objects: Vec<String> =
+                scc.iter().map(|n| changes[nodes[graph[*n]].change].object()).collect();
+            objects.sort();
+            objects.dedup();
+            findings.push(
+                Finding::error("dependency-cycle", objects.join(", "), format!("these objects depend on each other in a cycle: {}", objects.join(" → ")))
+                    .with_help("break the cycle by splitting the change into two plans (for example, add a foreign key in a second plan)"),
+            );
+            for n in scc {
+                in_cycle.insert(graph[n], k);
+            }
+        }
+    }
+    graph.retain_edges(|g, e| {
+        let (a, b) = g.edge_endpoints(e).expect("edge exists");
+        !matches!((in_cycle.get(&g[a]), in_cycle.get(&g[b])), (Some(x), Some(y)) if x == y)
+    });
+
+    // Kahn's algorithm, always taking the ready step earliest by (phase, change, index).
+    let mut indegree: Vec<usize> =
+        ids.iter().map(|&n| graph.neighbors_directed(n, Direction::Incoming).count()).collect();
+    let key = |i: usize| (nodes[i].draft.phase, nodes[i].change, nodes[i].index, i);
+    let mut ready: BinaryHeap<Reverse<(Phase, usize, usize, usize)>> =
+        (0..nodes.len()).filter(|&i| indegree[i] == 0).map(|i| Reverse(key(i))).collect();
+    let mut order: Vec<usize> = Vec::with_capacity(nodes.len());
+    while let Some(Reverse((_, _, _, i))) = ready.pop() {
+        order.push(i);
+        let mut next: Vec<usize> =
+            graph.neighbors_directed(ids[i], Direction::Outgoing).map(|n| graph[n]).collect();
+        next.sort_unstable();
+        next.dedup();
+        for j in next {
+            indegree[j] -= graph.edges_connecting(ids[i], ids[j]).count();
+            if indegree[j] == 0 {
+                ready.push(Reverse(key(j)));
+            }
+        }
+    }
+    debug_assert_eq!(order.len(), nodes.len(), "cycles were broken");
+    // Steps of one phase must be contiguous: order by phase, keeping the topological order
+    // inside each phase (every remaining edge goes forward in phase).
+    order.sort_by_key(|&i| nodes[i].draft.phase);
+
+    let mut step_id: BTreeMap<usize, String> = BTreeMap::new();
+    for (k, &i) in order.iter().enumerate() {
+        step_id.insert(i, format!("s{}", k + 1));
+    }
+    let position: BTreeMap<usize, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let mut steps_out = Vec::with_capacity(order.len());
+    let mut notes = BTreeMap::new();
+    for &i in &order {
+        let n = &nodes[i];
+        let mut preds: Vec<usize> =
+            graph.neighbors_directed(ids[i], Direction::Incoming).map(|p| graph[p]).collect();
+        preds.sort_by_key(|p| position[p]);
+        preds.dedup();
+        let d = &n.draft;
+        let id = step_id[&i].clone();
+        notes.insert(id.clone(), StepNote { purpose: d.purpose.clone(), verify: d.verify.clone() });
+        steps_out.push(Step {
+            id,
+            change: format!("c{}", n.change + 1),
+            phase: d.phase,
+            sql: d.sql.clone(),
+            rollback_sql: d.rollback_sql.clone(),
+            one_way: d.rollback_sql.is_none(),
+            transactional: d.transactional,
+            lock: d.lock,
+            lock_target: d.lock_target.clone(),
+            rewrites_table: d.rewrites_table,
+            scans_table: d.scans_table,
+            depends_on: preds.iter().map(|p| step_id[p].clone()).collect(),
+            backfill: d.backfill.clone(),
+        });
+    }
+    let phases = Phase::ALL
+        .iter()
+        .map(|&p| PhaseSteps {
+            name: p,
+            steps: steps_out.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
+        })
+        .collect();
+    let planned_changes = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| PlannedChange {
+            id: format!("c{}", i + 1),
+            kind: c.kind().into(),
+            object: c.object(),
+            one_way: steps_out.iter().any(|s| s.change == format!("c{}", i + 1) && s.one_way),
+            summary: c.summary(),
+        })
+        .collect();
+    let gate = gate(hints, &steps_out);
+    let plan = Plan {
+        format: PLAN_FORMAT.into(),
+        id: String::new(),
+        changes: planned_changes,
+        phases,
+        steps: steps_out,
+        findings,
+        gate,
+    }
+    .seal();
+    Ok(Planned { plan, notes })
+}
+
+/// Floating steps (views) take the latest phase among the steps that make what they read
+/// (and, for `SELECT *` views, remove columns they would otherwise bind again); all
+/// floating steps of a change share it. Their drop must still precede the removal of what
+/// the old definition read: an edge, reported as a phase conflict if it cannot hold.
+fn place_floating(nodes: &mut [Node]) {
+    for _ in 0..8 {
+        let mut makers: BTreeMap<Res, Phase> = BTreeMap::new();
+        let mut removers: BTreeMap<Res, Phase> = BTreeMap::new();
+        for n in nodes.iter() {
+            for r in &n.draft.makes {
+                let e = makers.entry(r.clone()).or_insert(n.draft.phase);
+                *e = (*e).max(n.draft.phase);
+            }
+            for r in &n.draft.removes {
+                let e = removers.entry(r.clone()).or_insert(n.draft.phase);
+                *e = (*e).max(n.draft.phase);
+            }
+        }
+        let mut wanted: BTreeMap<usize, Phase> = BTreeMap::new();
+        for n in nodes.iter().filter(|n| n.draft.floating) {
+            let mut p = Phase::Expand;
+            for r in &n.draft.needs {
+                if let Some(m) = makers.get(r) {
+                    p = p.max(*m);
+                }
+            }
+            for r in &n.draft.after_removal {
+                if let Some(m) = removers.get(r) {
+                    p = p.max(*m);
+                }
+            }
+            let e = wanted.entry(n.change).or_insert(p);
+            *e = (*e).max(p);
+        }
+        let mut changed = false;
+        for n in nodes.iter_mut().filter(|n| n.draft.floating) {
+            let p = wanted[&n.change];
+            if n.draft.phase != p {
+                n.draft.phase = p;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+fn gate(hints: &Hints, steps: &[Step]) -> GateSpec {
+    if !steps.iter().any(|s| s.phase == Phase::Contract) {
+        return GateSpec::default();
+    }
+    let mut criteria = vec![GateCriterion { name: "min_soak".into(), value: hints.gate.min_soak.clone() }];
+    if steps.iter().any(|s| s.backfill.is_some()) {
+        criteria.push(GateCriterion { name: "backfill_verified".into(), value: "0 mismatches".into() });
+    }
+    if steps.iter().any(|s| s.sql.contains("VALIDATE CONSTRAINT")) {
+        criteria.push(GateCriterion { name: "constraints_validated".into(), value: "all".into() });
+    }
+    if let Some(app) = &hints.gate.old_application_name {
+        criteria.push(GateCriterion { name: "no_old_clients".into(), value: app.clone() });
+    }
+    if steps.iter().any(|s| s.phase == Phase::Contract && s.one_way) {
+        criteria.push(GateCriterion { name: "old_path_silent".into(), value: "since switch".into() });
+    }
+    if hints.gate.observations > 0 {
+        criteria
+            .push(GateCriterion { name: "observations".into(), value: hints.gate.observations.to_string() });
+    }
+    if !hints.gate.approvals.is_empty() {
+        criteria.push(GateCriterion { name: "approvals".into(), value: hints.gate.approvals.join(", ") });
+    }
+    GateSpec { criteria }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::tests::{col, fk, pk, schema, table};
+    use crate::model::{ColumnRef, Ident, QualifiedName, View};
+
+    fn view(name: &str, reads: &[(&str, &str)]) -> View {
+        View {
+            name: QualifiedName::of("public", name),
+            materialized: false,
+            columns: vec![],
+            definition: format!(
+                "SELECT {} FROM public.users",
+                reads.iter().map(|r| r.1).collect::<Vec<_>>().join(", ")
+            ),
+            reads: reads
+                .iter()
+                .map(|(t, c)| ColumnRef {
+                    table: QualifiedName::of("public", t),
+                    column: Some(Ident::exact(c).unwrap()),
+                })
+                .collect(),
+            options: vec![],
+            check_option: None,
+            search_path: None,
+            column_defaults: Default::default(),
+        }
+    }
+
+    fn scenario() -> (Schema, Schema, Hints) {
+        let mut users = table(
+            "public",
+            "users",
+            vec![col("id", "integer", true), col("name", "text", false), col("legacy", "text", false)],
+        );
+        pk(&mut users, "id");
+        let mut cur = schema(vec![users.clone()]);
+        cur.views.insert(
+            QualifiedName::of("public", "user_ids"),
+            view("user_ids", &[("users", "id"), ("users", "legacy")]),
+        );
+        let mut new_users =
+            table("public", "users", vec![col("id", "bigint", true), col("full_name", "text", false)]);
+        pk(&mut new_users, "id");
+        let mut orders =
+            table("public", "orders", vec![col("id", "bigint", true), col("user_id", "bigint", false)]);
+        pk(&mut orders, "id");
+        fk(&mut orders, "user_id", &QualifiedName::of("public", "users"));
+        let mut des = schema(vec![new_users, orders]);
+        des.views.insert(QualifiedName::of("public", "user_ids"), view("user_ids", &[("users", "id")]));
+        let hints = Hints::from_toml(
+            "[[rename]]\ntable = \"public.users\"\nfrom = \"name\"\nto = \"full_name\"\n[plan]\nallow_one_way = [\"public.users.legacy\"]\n",
+            "t",
+        )
+        .unwrap();
+        (cur, des, hints)
+    }
+
+    #[test]
+    fn dependent_changes_are_ordered_and_deterministic() {
+        let (cur, des, hints) = scenario();
+        let r = Renderer::embedded();
+        let a = crate::plan::plan(&cur, &des, &hints, &r).unwrap();
+        let b = crate::plan::plan(&cur, &des, &hints, &r).unwrap();
+        assert_eq!(a.plan.to_json_pretty(), b.plan.to_json_pretty());
+        assert_eq!(a.plan.id, b.plan.id);
+        let plan = &a.plan;
+        assert!(!plan.is_blocked(), "{:#?}", plan.findings);
+        let pos = |needle: &str| {
+            plan.steps
+                .iter()
+                .position(|s| s.sql.contains(needle))
+                .unwrap_or_else(|| panic!("no step with {needle}"))
+        };
+        // table before its foreign key
+        assert!(pos("CREATE TABLE public.orders") < pos("FOREIGN KEY (user_id)"));
+        // view dropped before the column it reads, recreated after
+        assert!(pos("DROP VIEW public.user_ids") < pos("RENAME COLUMN id TO id__seqmig_old"));
+        assert!(pos("RENAME COLUMN id TO id__seqmig_old") < pos("CREATE VIEW public.user_ids"));
+        assert!(pos("DROP VIEW public.user_ids") < pos("DROP COLUMN legacy"));
+        // the new table's foreign key lets go of the old key during the swap
+        let swap = &plan.steps[pos("RENAME COLUMN id TO id__seqmig_old")].sql;
+        assert!(
+            swap.find("DROP CONSTRAINT orders_user_id_fkey").unwrap()
+                < swap.find("DROP CONSTRAINT users_pkey").unwrap()
+        );
+        // phases are contiguous and in order
+        let phases: Vec<Phase> = plan.steps.iter().map(|s| s.phase).collect();
+        assert!(phases.windows(2).all(|w| w[0] <= w[1]));
+        for s in &plan.steps {
+            crate::parse::parses(&s.sql).unwrap_or_else(|e| panic!("{e}\n{}", s.sql));
+        }
+    }
+
+    #[test]
+    fn cycles_are_reported_by_name() {
+        let r = Renderer::embedded();
+        let mut a = table("public", "a", vec![col("id", "bigint", true)]);
+        pk(&mut a, "id");
+        let mut b = a.clone();
+        b.name = QualifiedName::of("public", "b");
+        let cur = schema(vec![a.clone(), b.clone()]);
+        // Each table's dropped FK must go before the other table... build an artificial cycle
+        // with two views reading each other.
+        let mut des = cur.clone();
+        let mut v1 = view("v1", &[]);
+        v1.reads.insert(ColumnRef { table: QualifiedName::of("public", "v2"), column: None });
+        let mut v2 = view("v2", &[]);
+        v2.reads.insert(ColumnRef { table: QualifiedName::of("public", "v1"), column: None });
+        des.views.insert(v1.name.clone(), v1);
+        des.views.insert(v2.name.clone(), v2);
+        let p = crate::plan::plan(&cur, &des, &Hints::default(), &r).unwrap();
+        let f = p.plan.findings.iter().find(|f| f.code == "dependency-cycle").expect("cycle found");
+        assert!(f.object.contains("public.v1") && f.object.contains("public.v2"));
+    }
+
+    #[test]
+    #[ignore = "prints a plan for eyeballing"]
+    fn print_scenario() {
+        let (cur, des, hints) = scenario();
+        let r = Renderer::embedded();
+        let p = crate::plan::plan(&cur, &des, &hints, &r).unwrap();
+        println!("{}", crate::cli::plan::summary(&p, false));
+        for (_, sql, back) in crate::runbook::phase_files(&p, &r).unwrap() {
+            println!("{sql}\n{back}");
+        }
+        println!("{}", crate::runbook::runbook(&p, &hints.governance, &r).unwrap());
+    }
+}

@@ -1,0 +1,118 @@
+//! add CHECK / FOREIGN KEY: `ADD … NOT VALID` in expand (new rows are checked at once, the
+//! lock is brief), `VALIDATE CONSTRAINT` in backfill (scans without blocking writes). On a
+//! table created by the same plan the constraint is added directly. EXCLUDE constraints
+//! cannot be NOT VALID: they are added in one step, which the diff warns about.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{Constraint, ConstraintKind, QualifiedName};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::constraint_def;
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+pub fn needs(table: &QualifiedName, c: &Constraint) -> Vec<Res> {
+    let mut r = vec![Res::Table(table.clone())];
+    r.extend(c.kind.columns().iter().map(|col| Res::Column(table.clone(), col.clone())));
+    if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &c.kind {
+        r.push(Res::Table(ref_table.clone()));
+        r.push(Res::Key(ref_table.clone(), ref_columns.clone()));
+    }
+    r
+}
+
+pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bool) -> Steps {
+    let fk = matches!(c.kind, ConstraintKind::ForeignKey { .. });
+    let exclusion = matches!(c.kind, ConstraintKind::Exclusion { .. });
+    let lock = if fk { LockMode::ShareRowExclusive } else { LockMode::AccessExclusive };
+    let drop = ctx
+        .sql("drop_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "if_exists": true }))?;
+    let data: Vec<Res> = c.kind.columns().iter().map(|col| Res::Data(table.clone(), col.clone())).collect();
+    if new_table || exclusion {
+        let sql = ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": false }))?;
+        let mut step = StepDraft::new(
+            Phase::Expand,
+            if new_table {
+                format!("add {} to the new (empty) table", c.name.quoted_sql())
+            } else {
+                format!("add exclusion constraint {} (checks every row under the lock)", c.name.quoted_sql())
+            },
+            sql,
+        )
+        .rollback(drop)
+        .lock(lock, table)
+        .needs(needs(table, c))
+        .needs(data)
+        .makes([Res::Constraint(table.clone(), c.name.clone())]);
+        if exclusion && !new_table {
+            step = step.scans();
+        }
+        return Ok(vec![step]);
+    }
+    let add = StepDraft::new(
+        Phase::Expand,
+        format!("add {} NOT VALID: enforced for new rows, existing rows checked later", c.name.quoted_sql()),
+        ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": true }))?,
+    )
+    .rollback(drop)
+    .lock(lock, table)
+    .needs(needs(table, c))
+    .makes([Res::Constraint(table.clone(), c.name.clone())]);
+    let validate = StepDraft::new(
+        Phase::Backfill,
+        format!("validate {}: scans existing rows without blocking writes", c.name.quoted_sql()),
+        ctx.sql("validate_constraint", json!({ "table": qn(table), "name": c.name.as_str() }))?,
+    )
+    .rollback("-- nothing to undo: validation changes no data".into())
+    .lock(LockMode::ShareUpdateExclusive, table)
+    .scans()
+    .verify(
+        ctx.verify(json!({ "kind": "constraint", "table_text": table.quoted(), "name": c.name.as_str() }))?,
+    )
+    .needs(data);
+    Ok(vec![add, validate])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::{Constraint, ConstraintKind, FkAction, Ident, QualifiedName};
+    use crate::plan::{LockMode, Phase};
+
+    #[test]
+    fn fk_not_valid_then_validate() {
+        let s = schema_with(vec![users()]);
+        let fk = Constraint {
+            name: Ident::exact("orders_user_id_fkey").unwrap(),
+            kind: ConstraintKind::ForeignKey {
+                columns: vec![Ident::exact("user_id").unwrap()],
+                ref_table: QualifiedName::of("public", "users"),
+                ref_columns: vec![Ident::exact("id").unwrap()],
+                on_delete: FkAction::Cascade,
+                on_update: FkAction::NoAction,
+                match_full: false,
+            },
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        };
+        let steps = run(
+            &s,
+            &s,
+            &Change::AddConstraint {
+                table: QualifiedName::of("public", "orders"),
+                constraint: fk,
+                new_table: false,
+            },
+        );
+        assert_eq!(phases(&steps), [Phase::Expand, Phase::Backfill]);
+        assert_eq!(
+            steps[0].sql,
+            "ALTER TABLE public.orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users (id) ON DELETE CASCADE NOT VALID;"
+        );
+        assert_eq!(steps[0].lock, LockMode::ShareRowExclusive);
+        assert_eq!(steps[1].lock, LockMode::ShareUpdateExclusive);
+    }
+}

@@ -1,0 +1,139 @@
+//! add UNIQUE / PRIMARY KEY: the unique index is built `CONCURRENTLY` in expand (writes
+//! continue), and contract attaches it with `ADD CONSTRAINT … USING INDEX`, a catalog-only
+//! step. A primary key over nullable columns would make that step scan under the lock, so
+//! it waits for the columns' NOT NULL.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{Constraint, ConstraintKind, Index, IndexExpr, IndexKey, QualifiedName};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::{constraint_def, index_value};
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+/// The unique index behind a PRIMARY KEY / UNIQUE constraint.
+pub fn backing_index(table: &QualifiedName, c: &Constraint, name: &crate::model::Ident) -> Index {
+    let (columns, include, nnd) = match &c.kind {
+        ConstraintKind::PrimaryKey { columns, include } => (columns.clone(), include.clone(), false),
+        ConstraintKind::Unique { columns, include, nulls_not_distinct } => {
+            (columns.clone(), include.clone(), *nulls_not_distinct)
+        }
+        _ => (vec![], vec![], false),
+    };
+    Index {
+        name: QualifiedName::new(table.schema.clone(), name.clone()),
+        table: table.clone(),
+        unique: true,
+        nulls_not_distinct: nnd,
+        method: "btree".into(),
+        keys: columns
+            .into_iter()
+            .map(|c| IndexKey {
+                expr: IndexExpr::Column(c),
+                collation: None,
+                opclass: None,
+                descending: false,
+                nulls_first: None,
+            })
+            .collect(),
+        include,
+        predicate: None,
+        options: vec![],
+        only: false,
+        statistics: Default::default(),
+    }
+}
+
+pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bool) -> Steps {
+    let primary = matches!(c.kind, ConstraintKind::PrimaryKey { .. });
+    let cols = c.kind.columns().to_vec();
+    let drop_constraint = ctx
+        .sql("drop_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "if_exists": true }))?;
+    let col_needs: Vec<Res> = cols.iter().map(|col| Res::Column(table.clone(), col.clone())).collect();
+    if new_table {
+        return Ok(vec![
+            StepDraft::new(Phase::Expand, format!("add {} to the new (empty) table", c.name.quoted_sql()), ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": false }))?)
+                .rollback(drop_constraint)
+                .lock(LockMode::AccessExclusive, table)
+                .needs(col_needs)
+                .makes([Res::Key(table.clone(), cols), Res::Constraint(table.clone(), c.name.clone())]),
+        ]);
+    }
+    let index = backing_index(table, c, &c.name);
+    let build = StepDraft::new(
+        Phase::Expand,
+        format!("build the unique index {} without blocking writes", c.name.quoted_sql()),
+        ctx.sql("create_index", json!({ "index": index_value(&index, &c.name, true, None) }))?,
+    )
+    .rollback(
+        ctx.sql("drop_index", json!({ "index": qn(&index.name), "concurrently": true, "if_exists": true }))?,
+    )
+    .outside_transaction()
+    .lock(LockMode::ShareUpdateExclusive, table)
+    .scans()
+    .verify(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?)
+    .needs(col_needs)
+    .makes([Res::Key(table.clone(), cols.clone()), Res::Index(index.name.clone())]);
+    let mut attach_needs = vec![Res::Index(index.name.clone())];
+    if primary {
+        let current_nullable: Vec<_> = ctx
+            .current
+            .tables
+            .get(table)
+            .map(|t| cols.iter().filter(|col| t.column(col).is_some_and(|c| !c.not_null)).cloned().collect())
+            .unwrap_or_default();
+        attach_needs.extend(current_nullable.into_iter().map(|col| Res::NotNull(table.clone(), col)));
+    }
+    let attach = StepDraft::new(
+        Phase::Contract,
+        format!("attach the index as {} {}", if primary { "primary key" } else { "unique constraint" }, c.name.quoted_sql()),
+        ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": c.name.as_str(), "primary": primary, "index": c.name.as_str(), "deferrable": c.deferrable, "initially_deferred": c.initially_deferred }))?,
+    )
+    // Dropping the constraint drops its index; the expand rollback then finds nothing to drop.
+    .rollback(drop_constraint)
+    .lock(LockMode::AccessExclusive, table)
+    .needs(attach_needs)
+    .makes([Res::Constraint(table.clone(), c.name.clone())]);
+    Ok(vec![build, attach])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::{Constraint, ConstraintKind, Ident, QualifiedName};
+    use crate::plan::Phase;
+
+    #[test]
+    fn concurrent_index_then_using_index() {
+        let s = schema_with(vec![users()]);
+        let c = Constraint {
+            name: Ident::exact("users_name_key").unwrap(),
+            kind: ConstraintKind::Unique {
+                columns: vec![Ident::exact("name").unwrap()],
+                include: vec![],
+                nulls_not_distinct: false,
+            },
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        };
+        let steps = run(
+            &s,
+            &s,
+            &Change::AddUnique {
+                table: QualifiedName::of("public", "users"),
+                constraint: c,
+                new_table: false,
+            },
+        );
+        assert_eq!(phases(&steps), [Phase::Expand, Phase::Contract]);
+        assert_eq!(steps[0].sql, "CREATE UNIQUE INDEX CONCURRENTLY users_name_key ON public.users (name);");
+        assert!(!steps[0].transactional);
+        assert_eq!(
+            steps[1].sql,
+            "ALTER TABLE public.users ADD CONSTRAINT users_name_key UNIQUE USING INDEX users_name_key;"
+        );
+    }
+}

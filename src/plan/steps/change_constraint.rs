@@ -1,0 +1,139 @@
+//! change a constraint (same name, new definition): the new one is added under a temporary
+//! name the safe way (NOT VALID + VALIDATE, or a concurrent unique index), and contract drops
+//! the old one and gives the new one its name.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{Constraint, ConstraintKind, QualifiedName};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::{constraint_def, derived_name, index_value};
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Constraint) -> Steps {
+    let tmp = derived_name(to.name.as_str(), "_seqmig_new");
+    let unique = matches!(to.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
+    let mut steps = Vec::new();
+    let data: Vec<Res> = to.kind.columns().iter().map(|c| Res::Data(table.clone(), c.clone())).collect();
+    if unique {
+        let idx = super::add_unique::backing_index(table, to, &tmp);
+        steps.push(
+            StepDraft::new(
+                Phase::Expand,
+                format!("build the new unique index for {} under a temporary name", to.name.quoted_sql()),
+                ctx.sql("create_index", json!({ "index": index_value(&idx, &tmp, true, None) }))?,
+            )
+            .rollback(ctx.sql(
+                "drop_index",
+                json!({ "index": qn(&idx.name), "concurrently": true, "if_exists": true }),
+            )?)
+            .outside_transaction()
+            .lock(LockMode::ShareUpdateExclusive, table)
+            .scans()
+            .needs(super::add_constraint::needs(table, to))
+            .needs(data)
+            .makes([Res::Key(table.clone(), to.kind.columns().to_vec())]),
+        );
+    } else {
+        let not_valid = !matches!(to.kind, ConstraintKind::Exclusion { .. });
+        steps.push(
+            StepDraft::new(Phase::Expand, format!("add the new definition of {} under a temporary name", to.name.quoted_sql()), ctx.sql("add_constraint", json!({ "table": qn(table), "name": tmp.as_str(), "definition": constraint_def(to), "not_valid": not_valid }))?)
+                .rollback(ctx.sql("drop_constraint", json!({ "table": qn(table), "name": tmp.as_str(), "if_exists": true }))?)
+                .lock(if matches!(to.kind, ConstraintKind::ForeignKey { .. }) { LockMode::ShareRowExclusive } else { LockMode::AccessExclusive }, table)
+                .needs(super::add_constraint::needs(table, to)),
+        );
+        if not_valid {
+            steps.push(
+                StepDraft::new(
+                    Phase::Backfill,
+                    "validate the new definition without blocking writes",
+                    ctx.sql("validate_constraint", json!({ "table": qn(table), "name": tmp.as_str() }))?,
+                )
+                .rollback("-- nothing to undo: validation changes no data".into())
+                .lock(LockMode::ShareUpdateExclusive, table)
+                .scans()
+                .needs(data),
+            );
+        }
+    }
+    let mut releases: Vec<Res> =
+        from.kind.columns().iter().map(|c| Res::Column(table.clone(), c.clone())).collect();
+    if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &from.kind {
+        releases.push(Res::Table(ref_table.clone()));
+        releases.push(Res::Key(ref_table.clone(), ref_columns.clone()));
+    }
+    let readd_old = ctx.sql("add_constraint", json!({ "table": qn(table), "name": from.name.as_str(), "definition": constraint_def(from), "not_valid": !matches!(from.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. } | ConstraintKind::Exclusion { .. }) }))?;
+    steps.push(
+        StepDraft::new(
+            Phase::Contract,
+            format!("drop the old definition of {}", from.name.quoted_sql()),
+            ctx.sql("drop_constraint", json!({ "table": qn(table), "name": from.name.as_str() }))?,
+        )
+        .rollback(readd_old)
+        .lock(LockMode::AccessExclusive, table)
+        .releases(releases)
+        .removes([Res::Constraint(table.clone(), from.name.clone())]),
+    );
+    let finish = if unique {
+        ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": to.name.as_str(), "primary": matches!(to.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": to.deferrable, "initially_deferred": to.initially_deferred }))?
+    } else {
+        ctx.sql(
+            "rename",
+            json!({ "kind": "constraint", "table": qn(table), "from": tmp.as_str(), "to": to.name.as_str() }),
+        )?
+    };
+    let unfinish = if unique {
+        ctx.sql(
+            "drop_constraint",
+            json!({ "table": qn(table), "name": to.name.as_str(), "if_exists": true }),
+        )?
+    } else {
+        ctx.sql(
+            "rename",
+            json!({ "kind": "constraint", "table": qn(table), "from": to.name.as_str(), "to": tmp.as_str() }),
+        )?
+    };
+    steps.push(
+        StepDraft::new(
+            Phase::Contract,
+            format!("the new definition takes the name {}", to.name.quoted_sql()),
+            finish,
+        )
+        .rollback(unfinish)
+        .lock(LockMode::AccessExclusive, table)
+        .makes([Res::Constraint(table.clone(), to.name.clone())]),
+    );
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::{Constraint, ConstraintKind, Ident, QualifiedName};
+    use crate::plan::Phase;
+
+    #[test]
+    fn check_is_swapped_by_name() {
+        let s = schema_with(vec![users()]);
+        let mk = |e: &str| Constraint {
+            name: Ident::exact("name_len").unwrap(),
+            kind: ConstraintKind::Check { expr: e.into(), no_inherit: false },
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        };
+        let steps = run(
+            &s,
+            &s,
+            &Change::ChangeConstraint {
+                table: QualifiedName::of("public", "users"),
+                from: mk("length(name) < 10"),
+                to: mk("length(name) < 20"),
+            },
+        );
+        assert_eq!(phases(&steps), [Phase::Expand, Phase::Backfill, Phase::Contract, Phase::Contract]);
+        assert!(steps[3].sql.contains("RENAME CONSTRAINT name_len_seqmig_new TO name_len"));
+    }
+}

@@ -1,0 +1,431 @@
+//! change type (same name). Binary-coercible changes (`varchar(20)` → `varchar(50)`,
+//! `varchar` → `text`) are one catalog-only `ALTER COLUMN … TYPE` in expand. Everything
+//! else goes through a shadow column: added in expand, kept in step by dual-write triggers
+//! (`up` / `down`), filled by the backfill, indexes rebuilt on it concurrently; at switch
+//! one short transaction swaps the names (and the trigger, defaults, owned sequences, the
+//! flag); contract drops the parked old column — the one-way door — and renames the
+//! rebuilt indexes into place.
+
+use serde_json::json;
+
+use super::{
+    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, dual_write_sql, dual_write_steps, flag_steps,
+    not_null_steps,
+};
+use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+#[derive(Debug)]
+pub struct TypeChange<'a> {
+    pub table: &'a QualifiedName,
+    pub from: &'a Column,
+    pub to: &'a Column,
+    pub up: &'a str,
+    pub down: Option<&'a str>,
+    pub in_place: bool,
+    pub indexes: &'a [Index],
+    pub owned_sequences: &'a [QualifiedName],
+    pub constraints: &'a [Constraint],
+    pub incoming: &'a [(QualifiedName, Constraint)],
+}
+
+pub fn shadow_name(column: &Ident) -> Ident {
+    derived_name(column.as_str(), "__seqmig_new")
+}
+
+pub fn parked_name(column: &Ident) -> Ident {
+    derived_name(column.as_str(), "__seqmig_old")
+}
+
+pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
+    let (table, c) = (tc.table, &tc.to.name);
+    if tc.in_place {
+        let ty = |t: &Column| {
+            ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": c.as_str(), "action": "type", "value": t.data_type }),
+            )
+        };
+        return Ok(vec![
+            StepDraft::new(
+                Phase::Expand,
+                format!(
+                    "change the type of {} to {} in place (binary-coercible: no rewrite)",
+                    c.quoted_sql(),
+                    tc.to.data_type
+                ),
+                ty(tc.to)?,
+            )
+            .rollback(ty(tc.from)?)
+            .lock(LockMode::AccessExclusive, table)
+            .removes([Res::Column(table.clone(), c.clone())])
+            .makes([Res::Column(table.clone(), c.clone())]),
+        ]);
+    }
+    let shadow = shadow_name(c);
+    let parked = parked_name(c);
+    let mut cols: Vec<Ident> = ctx
+        .desired
+        .tables
+        .get(table)
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    cols.push(shadow.clone());
+    // Before the swap: `c` in up is the old column, `c` in down the shadow.
+    let before_up = Binding { pairs: vec![] };
+    let before_down = Binding { pairs: vec![(c, shadow.clone())] };
+    // After the swap: `c` in up is the parked old column, `c` in down the new one.
+    let after_up = Binding { pairs: vec![(c, parked.clone())] };
+    let after_down = Binding { pairs: vec![] };
+    let dw_before = DualWrite {
+        table,
+        named_after: c,
+        old: c,
+        new: &shadow,
+        up: before_up.apply(tc.up, "NEW", &cols),
+        down: tc.down.map(|d| before_down.apply(d, "NEW", &cols)),
+    };
+    let mut cols_after = cols.clone();
+    cols_after.push(parked.clone());
+    let dw_after = DualWrite {
+        table,
+        named_after: c,
+        old: &parked,
+        new: c,
+        up: after_up.apply(tc.up, "NEW", &cols_after),
+        down: tc.down.map(|d| after_down.apply(d, "NEW", &cols_after)),
+    };
+
+    let (flag_insert, _flag_switch, flag_delete) = flag_steps(ctx)?;
+    let add = StepDraft::new(
+        Phase::Expand,
+        format!("add the shadow column {} {} (nullable, no default)", shadow.quoted_sql(), tc.to.data_type),
+        ctx.sql(
+            "add_column",
+            json!({ "table": qn(table), "column": column_value(&bare_column(tc.to, &shadow)) }),
+        )?,
+    )
+    .rollback(
+        ctx.sql("drop_column", json!({ "table": qn(table), "column": shadow.as_str(), "if_exists": true }))?,
+    )
+    .lock(LockMode::AccessExclusive, table)
+    .verify(ctx.verify_column(table, &shadow, true)?)
+    .needs(ctx.column_needs(table, tc.to))
+    .makes([Res::Column(table.clone(), shadow.clone())]);
+    let (install, _) = dual_write_steps(ctx, &dw_before, (c, &shadow))?;
+    let (_, removal) = dual_write_steps(ctx, &dw_after, (&parked, c))?;
+    let copy = backfill_step(ctx, table, &shadow, &before_up.apply(tc.up, "", &cols))?;
+    let mut steps = vec![add, flag_insert, install, copy];
+
+    // Indexes over the column, rebuilt on the shadow under a temporary name.
+    let mut renames = Vec::new();
+    for idx in tc.indexes {
+        let tmp = derived_name(idx.name.name.as_str(), "_seqmig_new");
+        let tmp_q = QualifiedName::new(idx.name.schema.clone(), tmp.clone());
+        steps.push(
+            StepDraft::new(
+                Phase::Backfill,
+                format!(
+                    "build index {} on the shadow column without blocking writes",
+                    idx.name.name.quoted_sql()
+                ),
+                ctx.sql(
+                    "create_index",
+                    json!({ "index": index_value(idx, &tmp, true, Some((c, &shadow))) }),
+                )?,
+            )
+            .rollback(
+                ctx.sql(
+                    "drop_index",
+                    json!({ "index": qn(&tmp_q), "concurrently": true, "if_exists": true }),
+                )?,
+            )
+            .outside_transaction()
+            .lock(LockMode::ShareUpdateExclusive, table)
+            .scans()
+            .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
+            .needs([Res::Data(table.clone(), shadow.clone())]),
+        );
+        renames.push(
+            StepDraft::new(
+                Phase::Contract,
+                format!("give the rebuilt index its name {}", idx.name.name.quoted_sql()),
+                ctx.sql(
+                    "rename",
+                    json!({ "kind": "index", "object": qn(&tmp_q), "to": idx.name.name.as_str() }),
+                )?,
+            )
+            .rollback(
+                ctx.sql("rename", json!({ "kind": "index", "object": qn(&idx.name), "to": tmp.as_str() }))?,
+            )
+            .lock(LockMode::ShareUpdateExclusive, table)
+            .makes([Res::Index(idx.name.clone())]),
+        );
+    }
+    // Unique indexes for the primary key / unique constraints, built on the shadow column.
+    let mut unique_tmp = Vec::new();
+    for con in tc
+        .constraints
+        .iter()
+        .filter(|k| matches!(k.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. }))
+    {
+        let tmp = derived_name(con.name.as_str(), "_seqmig_new");
+        let idx = super::add_unique::backing_index(table, con, &tmp);
+        steps.push(
+            StepDraft::new(
+                Phase::Backfill,
+                format!(
+                    "build the unique index for {} on the shadow column without blocking writes",
+                    con.name.quoted_sql()
+                ),
+                ctx.sql(
+                    "create_index",
+                    json!({ "index": index_value(&idx, &tmp, true, Some((c, &shadow))) }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "drop_index",
+                json!({ "index": qn(&idx.name), "concurrently": true, "if_exists": true }),
+            )?)
+            .outside_transaction()
+            .lock(LockMode::ShareUpdateExclusive, table)
+            .scans()
+            .verify(ctx.verify(json!({ "kind": "index", "index_text": idx.name.quoted() }))?)
+            .needs([Res::Data(table.clone(), shadow.clone())]),
+        );
+        unique_tmp.push((con, tmp, idx));
+    }
+    let finish_nn = if tc.to.not_null {
+        let (check, finish) = not_null_steps(ctx, table, &shadow, c, Phase::Backfill)?;
+        steps.extend(check);
+        finish
+    } else {
+        Vec::new()
+    };
+
+    // The swap: names, trigger body, default, owned sequences, flag — one transaction.
+    let mut swap = Vec::new();
+    let mut unswap = Vec::new();
+    let drop_con = |t: &QualifiedName, k: &Constraint| {
+        ctx.sql("drop_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))
+    };
+    let add_con = |t: &QualifiedName, k: &Constraint, not_valid: bool| {
+        ctx.sql("add_constraint", json!({ "table": qn(t), "name": k.name.as_str(), "definition": constraint_def(k), "not_valid": not_valid }))
+    };
+    // Constraints over the old column let go of it (foreign keys pointing at it first).
+    for (t, k) in tc.incoming {
+        swap.push(drop_con(t, k)?);
+    }
+    for (t, k) in tc.incoming {
+        unswap.push(drop_con(t, k)?);
+    }
+    for k in tc.constraints {
+        swap.push(drop_con(table, k)?);
+        unswap.push(drop_con(table, k)?);
+    }
+    swap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?);
+    unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);
+    let mut validate = Vec::new();
+    for k in tc.constraints {
+        match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
+            Some((con, tmp, _)) => {
+                if matches!(con.kind, ConstraintKind::PrimaryKey { .. }) {
+                    // Proven by the validated helper check: no scan under the lock.
+                    swap.push(ctx.sql(
+                        "alter_column",
+                        json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+                    )?);
+                }
+                swap.push(ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))?);
+                // Undo: the old column gets its constraint back (its index is rebuilt under the
+                // lock), and the shadow its unique index so switch can be applied again.
+                let idx = super::add_unique::backing_index(table, con, tmp);
+                unswap.push(add_con(table, k, false)?);
+                unswap.push(ctx.sql(
+                    "create_index",
+                    json!({ "index": index_value(&idx, tmp, false, Some((c, &shadow))) }),
+                )?);
+            }
+            None => {
+                swap.push(add_con(table, k, true)?);
+                unswap.push(add_con(table, k, !matches!(k.kind, ConstraintKind::Exclusion { .. }))?);
+                if !matches!(k.kind, ConstraintKind::Exclusion { .. }) {
+                    validate.push((table.clone(), k.clone()));
+                }
+            }
+        }
+    }
+    for (t, k) in tc.incoming {
+        swap.push(add_con(t, k, true)?);
+        unswap.push(add_con(t, k, true)?);
+        validate.push((t.clone(), k.clone()));
+    }
+    swap.push(dual_write_sql(ctx, &dw_after, false)?);
+    unswap.push(dual_write_sql(ctx, &dw_before, false)?);
+    if tc.from.default.is_some() {
+        swap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_default" }),
+        )?);
+    }
+    if let Some(d) = &tc.to.default {
+        swap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": d }),
+        )?);
+        unswap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": shadow.as_str(), "action": "drop_default" }),
+        )?);
+    }
+    if let Some(d) = &tc.from.default {
+        unswap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": d }),
+        )?);
+    }
+    for s in tc.owned_sequences {
+        swap.push(ctx.sql(
+            "sequence",
+            json!({ "action": "owned_by", "name": qn(s), "table": qn(table), "column": c.as_str() }),
+        )?);
+        unswap.push(ctx.sql(
+            "sequence",
+            json!({ "action": "owned_by", "name": qn(s), "table": qn(table), "column": c.as_str() }),
+        )?);
+    }
+    if tc.from.not_null && tc.down.is_none() {
+        swap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_not_null" }),
+        )?);
+    }
+    swap.push(ctx.flag_sql("set", "new")?);
+    unswap.push(ctx.flag_sql("set", "old")?);
+    let unswap_sql = unswap.join("\n");
+    steps.push(
+        StepDraft::new(
+            Phase::Switch,
+            format!(
+                "swap: {} becomes the {} column, the old one is parked as {}",
+                c.quoted_sql(),
+                tc.to.data_type,
+                parked.quoted_sql()
+            ),
+            swap.join("\n"),
+        )
+        .rollback(unswap_sql)
+        .lock(LockMode::AccessExclusive, table)
+        .verify(ctx.verify_flag("new")?)
+        .needs([Res::Data(table.clone(), shadow.clone())])
+        .removes([Res::Column(table.clone(), c.clone())])
+        .makes([Res::Column(table.clone(), c.clone()), Res::Column(table.clone(), parked.clone())]),
+    );
+    for (t, k) in &validate {
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                format!("validate {} on the new column without blocking writes", k.name.quoted_sql()),
+                ctx.sql("validate_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))?,
+            )
+            .rollback("-- nothing to undo: validation changes no data".into())
+            .lock(LockMode::ShareUpdateExclusive, t)
+            .scans()
+            .verify(
+                ctx.verify(
+                    json!({ "kind": "constraint", "table_text": t.quoted(), "name": k.name.as_str() }),
+                )?,
+            ),
+        );
+    }
+    steps.push(removal);
+    steps.push(
+        StepDraft::new(
+            Phase::Contract,
+            format!("drop the parked old column {} and its data", parked.quoted_sql()),
+            ctx.sql("drop_column", json!({ "table": qn(table), "column": parked.as_str() }))?,
+        )
+        .lock(LockMode::AccessExclusive, table)
+        .verify(ctx.verify_column(table, &parked, false)?)
+        .removes([Res::Column(table.clone(), parked.clone())]),
+    );
+    steps.extend(renames);
+    steps.extend(finish_nn);
+    steps.push(flag_delete);
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+    use crate::diff::Change;
+    use crate::plan::Phase;
+
+    #[test]
+    fn shadow_swap_and_parked_drop() {
+        let cur = schema_with(vec![users()]);
+        let mut t = users();
+        t.columns[0].data_type = "numeric".into();
+        let des = schema_with(vec![t.clone()]);
+        let steps = run(
+            &cur,
+            &des,
+            &Change::ChangeType {
+                table: QualifiedName::of("public", "users"),
+                from: users().columns[0].clone(),
+                to: t.columns[0].clone(),
+                up: "id::numeric".into(),
+                down: Some("id::bigint".into()),
+                in_place: false,
+                indexes: vec![],
+                owned_sequences: vec![],
+                constraints: vec![],
+                incoming: vec![],
+            },
+        );
+        let ph = phases(&steps);
+        assert_eq!(ph.first(), Some(&Phase::Expand));
+        assert!(ph.windows(2).all(|w| w[0] <= w[1]));
+        let swap = steps.iter().find(|s| s.phase == Phase::Switch).unwrap();
+        assert!(swap.sql.contains("RENAME COLUMN id TO id__seqmig_old;"));
+        assert!(swap.sql.contains("NEW.id := NEW.id__seqmig_old::numeric;"), "{}", swap.sql);
+        assert!(swap.sql.contains("NEW.id__seqmig_old := NEW.id::bigint;"));
+        let install = steps.iter().find(|s| s.phase == Phase::DualWrite).unwrap();
+        assert!(install.sql.contains("NEW.id__seqmig_new := NEW.id::numeric;"), "{}", install.sql);
+        assert!(install.sql.contains("NEW.id := NEW.id__seqmig_new::bigint;"));
+        let drop = steps.iter().find(|s| s.sql.contains("DROP COLUMN id__seqmig_old")).unwrap();
+        assert!(drop.rollback_sql.is_none());
+    }
+
+    #[test]
+    fn binary_coercible_is_one_step() {
+        let mut t = users();
+        t.columns[1].data_type = "character varying(20)".into();
+        let cur = schema_with(vec![t.clone()]);
+        let mut t2 = t.clone();
+        t2.columns[1].data_type = "text".into();
+        let des = schema_with(vec![t2.clone()]);
+        let steps = run(
+            &cur,
+            &des,
+            &Change::ChangeType {
+                table: QualifiedName::of("public", "users"),
+                from: t.columns[1].clone(),
+                to: t2.columns[1].clone(),
+                up: "name::text".into(),
+                down: None,
+                in_place: true,
+                indexes: vec![],
+                owned_sequences: vec![],
+                constraints: vec![],
+                incoming: vec![],
+            },
+        );
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].sql, "ALTER TABLE public.users ALTER COLUMN name TYPE text;");
+    }
+}

@@ -1,0 +1,94 @@
+//! drop column: switch flips the flag (the new release stops reading and writing the
+//! column) and, for a NOT NULL column without default, drops NOT NULL so the new release
+//! can insert without it; contract optionally renames it away (brownout) and drops it —
+//! the one-way door.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{Column, QualifiedName};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::derived_name;
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
+    let c = &column.name;
+    let flags = QualifiedName::of("seqmig", "flags");
+    let mut steps = vec![
+        StepDraft::new(
+            Phase::Switch,
+            format!("flag {} as retired: the new release no longer uses it", c.quoted_sql()),
+            ctx.flag_sql("upsert", "new")?,
+        )
+        .rollback(ctx.flag_sql("set", "old")?)
+        .lock(LockMode::RowExclusive, &flags)
+        .verify(ctx.verify_flag("new")?),
+    ];
+    if column.not_null && column.default.is_none() && column.identity.is_none() {
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                "drop NOT NULL so inserts by the new release, which omit the column, succeed",
+                ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": c.as_str(), "action": "drop_not_null" }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+            )?)
+            .lock(LockMode::AccessExclusive, table),
+        );
+    }
+    let mut target = c.clone();
+    if ctx.hints.brownout {
+        let parked = derived_name(c.as_str(), "__seqmig_brownout");
+        steps.push(
+            StepDraft::new(
+                Phase::Contract,
+                "brownout: rename the column away so a forgotten reader fails loudly while the data still exists",
+                ctx.sql("rename", json!({ "kind": "column", "table": qn(table), "from": c.as_str(), "to": parked.as_str() }))?,
+            )
+            .rollback(ctx.sql("rename", json!({ "kind": "column", "table": qn(table), "from": parked.as_str(), "to": c.as_str() }))?)
+            .lock(LockMode::AccessExclusive, table),
+        );
+        target = parked;
+    }
+    steps.push(
+        StepDraft::new(
+            Phase::Contract,
+            format!("drop column {} and its data (catalog only; space is reclaimed by later updates or VACUUM FULL)", c.quoted_sql()),
+            ctx.sql("drop_column", json!({ "table": qn(table), "column": target.as_str() }))?,
+        )
+        .lock(LockMode::AccessExclusive, table)
+        .verify(ctx.verify_column(table, &target, false)?)
+        .removes([Res::Column(table.clone(), c.clone())]),
+    );
+    steps.push(
+        StepDraft::new(Phase::Contract, "forget the flag", ctx.flag_sql("delete", "new")?)
+            .rollback(ctx.flag_sql("upsert", "new")?)
+            .lock(LockMode::RowExclusive, &flags),
+    );
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::QualifiedName;
+    use crate::plan::Phase;
+
+    #[test]
+    fn drop_waits_for_contract() {
+        let s = schema_with(vec![users()]);
+        let col = users().columns[1].clone();
+        let steps =
+            run(&s, &s, &Change::DropColumn { table: QualifiedName::of("public", "users"), column: col });
+        assert_eq!(phases(&steps), [Phase::Switch, Phase::Contract, Phase::Contract]);
+        assert_eq!(steps[1].sql, "ALTER TABLE public.users DROP COLUMN name;");
+        assert!(steps[1].rollback_sql.is_none());
+    }
+}

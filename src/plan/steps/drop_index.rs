@@ -1,0 +1,109 @@
+//! drop index: `DROP INDEX CONCURRENTLY` in contract (queries of the old release may still
+//! use it until then); the rollback rebuilds it concurrently.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{Index, IndexExpr};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::index_value;
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+pub fn steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
+    let concurrently = !index.only;
+    let mut releases: Vec<Res> = index
+        .keys
+        .iter()
+        .filter_map(|k| match &k.expr {
+            IndexExpr::Column(c) => Some(Res::Column(index.table.clone(), c.clone())),
+            _ => None,
+        })
+        .collect();
+    releases.extend(index.include.iter().map(|c| Res::Column(index.table.clone(), c.clone())));
+    if let Some(t) = ctx.current.tables.get(&index.table) {
+        let texts: Vec<&str> = index
+            .keys
+            .iter()
+            .filter_map(|k| match &k.expr {
+                IndexExpr::Expression(e) => Some(e.as_str()),
+                _ => None,
+            })
+            .chain(index.predicate.as_deref())
+            .collect();
+        for col in &t.columns {
+            if texts.iter().any(|e| crate::diff::mentions(e, col.name.as_str())) {
+                releases.push(Res::Column(index.table.clone(), col.name.clone()));
+            }
+        }
+    }
+    let mut step = StepDraft::new(
+        Phase::Contract,
+        format!(
+            "drop index {}{}",
+            index.name.name.quoted_sql(),
+            if concurrently { " without blocking writes" } else { "" }
+        ),
+        ctx.sql("drop_index", json!({ "index": qn(&index.name), "concurrently": concurrently }))?,
+    )
+    .rollback(
+        ctx.sql(
+            "create_index",
+            json!({ "index": index_value(index, &index.name.name, concurrently, None) }),
+        )?,
+    )
+    .lock(if concurrently { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive }, &index.table)
+    .verify(ctx.verify(json!({ "kind": "relation", "rel_text": index.name.quoted(), "present": false }))?)
+    .releases(releases)
+    .removes([Res::Index(index.name.clone())]);
+    if concurrently {
+        step = step.outside_transaction();
+    }
+    Ok(vec![step])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::{Index, IndexExpr, IndexKey, QualifiedName};
+    use crate::plan::Phase;
+
+    #[test]
+    fn concurrently_in_contract() {
+        let index = Index {
+            name: QualifiedName::of("public", "users_name_idx"),
+            table: QualifiedName::of("public", "users"),
+            unique: false,
+            nulls_not_distinct: false,
+            method: "gin".into(),
+            keys: vec![IndexKey {
+                expr: IndexExpr::Expression("lower(name)".into()),
+                collation: None,
+                opclass: Some("gin_trgm_ops".into()),
+                descending: false,
+                nulls_first: None,
+            }],
+            include: vec![],
+            predicate: None,
+            options: vec![],
+            only: false,
+            statistics: Default::default(),
+        };
+        let s = schema_with(vec![users()]);
+        let steps = run(&s, &s, &Change::DropIndex { index });
+        assert_eq!(phases(&steps), [Phase::Contract]);
+        assert_eq!(
+            steps[0].rollback_sql.as_deref(),
+            Some(
+                "CREATE INDEX CONCURRENTLY users_name_idx ON public.users USING gin ((lower(name)) gin_trgm_ops);"
+            )
+        );
+        assert!(
+            steps[0]
+                .releases
+                .iter()
+                .any(|r| matches!(r, crate::plan::draft::Res::Column(_, c) if c.as_str() == "name"))
+        );
+    }
+}

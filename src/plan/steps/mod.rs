@@ -1,0 +1,526 @@
+//! One file per change kind: each turns its [`Change`] into steps by phase, with SQL,
+//! rollback, lock, and what the step needs and makes (from which the DAG derives edges).
+//! Building blocks several kinds share (dual-write triggers, batched backfills, NOT NULL
+//! through a validated CHECK, authority flags) live here so every kind does them the
+//! same way.
+
+mod add_column;
+mod add_constraint;
+mod add_enum_value;
+mod add_index;
+mod add_not_null_column;
+mod add_unique;
+mod change_constraint;
+mod change_default;
+mod change_index;
+mod change_type;
+mod create_table;
+mod drop_column;
+mod drop_constraint;
+mod drop_index;
+mod drop_not_null;
+mod drop_table;
+mod objects;
+mod opaque;
+mod rename_column;
+mod rename_table;
+mod set_not_null;
+mod views;
+
+use serde_json::{Value, json};
+
+use super::draft::{Res, StepDraft};
+use super::sqltext::{derived_name, repoint, row_ref};
+use crate::diff::{Change, Hints};
+use crate::model::{Column, Ident, QualifiedName, Schema};
+use crate::plan::{BackfillSpec, LockMode, Phase};
+use crate::render::{RenderError, Renderer, qn};
+
+/// What every planner file may look at.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub r: &'a Renderer,
+    pub current: &'a Schema,
+    pub desired: &'a Schema,
+    pub hints: &'a Hints,
+    /// The change's object: also the name of its authority flag.
+    pub flag: String,
+}
+
+pub type Steps = Result<Vec<StepDraft>, RenderError>;
+
+impl Ctx<'_> {
+    /// Renders `templates/sql/<name>.sql`.
+    pub fn sql(&self, name: &str, v: Value) -> Result<String, RenderError> {
+        self.r.render_value(&format!("sql/{name}.sql"), &v)
+    }
+
+    pub fn flag_sql(&self, action: &str, authority: &str) -> Result<String, RenderError> {
+        self.sql("flag", json!({ "action": action, "flag": self.flag, "authority": authority }))
+    }
+
+    pub fn verify(&self, v: Value) -> Result<String, RenderError> {
+        self.sql("verify", v)
+    }
+
+    pub fn verify_column(
+        &self,
+        table: &QualifiedName,
+        column: &Ident,
+        present: bool,
+    ) -> Result<String, RenderError> {
+        self.verify(json!({ "kind": "column", "table_text": table.quoted(), "column": column.as_str(), "present": present }))
+    }
+
+    pub fn verify_flag(&self, authority: &str) -> Result<String, RenderError> {
+        self.verify(json!({ "kind": "flag", "flag": self.flag, "authority": authority }))
+    }
+
+    /// What a column needs to exist before it can be added: its table, a user type, the
+    /// sequence of a `nextval` default.
+    pub fn column_needs(&self, table: &QualifiedName, c: &Column) -> Vec<Res> {
+        let mut r = vec![Res::Table(table.clone())];
+        r.extend(type_needs(self.desired, &c.data_type));
+        if let Some(seq) = c.default.as_deref().and_then(crate::diff::nextval_sequence) {
+            r.push(Res::Sequence(seq));
+        }
+        r
+    }
+}
+
+/// The user type a column type names, when the desired schema defines it.
+pub fn type_needs(schema: &Schema, data_type: &str) -> Option<Res> {
+    let base = data_type.trim_end_matches("[]");
+    let base = base.split('(').next().unwrap_or(base).trim();
+    let q = QualifiedName::parse_sql(base, "public").ok()?;
+    let known = schema.enums.contains_key(&q)
+        || schema.domains.contains_key(&q)
+        || schema.composites.contains_key(&q);
+    known.then_some(Res::Type(q))
+}
+
+/// Dispatches a change to its planner file.
+pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
+    match change {
+        Change::CreateSchema { .. }
+        | Change::CreateExtension { .. }
+        | Change::DropExtension { .. }
+        | Change::CreateType { .. }
+        | Change::DropType { .. }
+        | Change::CreateSequence { .. }
+        | Change::DropSequence { .. }
+        | Change::AlterSequence { .. }
+        | Change::SetStatistics { .. }
+        | Change::RenameConstraint { .. }
+        | Change::RenameIndex { .. }
+        | Change::SetComment { .. } => objects::steps(ctx, change),
+        Change::AddEnumValue { name, value, before, after } => {
+            add_enum_value::steps(ctx, name, value, before.as_deref(), after.as_deref())
+        }
+        Change::CreateTable { table } => create_table::steps(ctx, table),
+        Change::DropTable { table } => drop_table::steps(ctx, table),
+        Change::RenameTable { from, table } => rename_table::steps(ctx, from, table),
+        Change::AddColumn { table, column, rewrites } => add_column::steps(ctx, table, column, *rewrites),
+        Change::AddNotNullColumn { table, column, fill } => {
+            add_not_null_column::steps(ctx, table, column, fill.as_deref())
+        }
+        Change::DropColumn { table, column } => drop_column::steps(ctx, table, column),
+        Change::RenameColumn { table, from, to, up, down } => {
+            rename_column::steps(ctx, table, from, to, up.as_deref(), down.as_deref())
+        }
+        Change::ChangeType {
+            table,
+            from,
+            to,
+            up,
+            down,
+            in_place,
+            indexes,
+            owned_sequences,
+            constraints,
+            incoming,
+        } => change_type::steps(
+            ctx,
+            &change_type::TypeChange {
+                table,
+                from,
+                to,
+                up,
+                down: down.as_deref(),
+                in_place: *in_place,
+                indexes,
+                owned_sequences,
+                constraints,
+                incoming,
+            },
+        ),
+        Change::SetNotNull { table, column, fill } => {
+            set_not_null::steps(ctx, table, column, fill.as_deref())
+        }
+        Change::DropNotNull { table, column } => drop_not_null::steps(ctx, table, column),
+        Change::ChangeDefault { table, column, from, to } => {
+            change_default::steps(ctx, table, column, from.as_deref(), to.as_deref())
+        }
+        Change::AddConstraint { table, constraint, new_table } => {
+            add_constraint::steps(ctx, table, constraint, *new_table)
+        }
+        Change::AddUnique { table, constraint, new_table } => {
+            add_unique::steps(ctx, table, constraint, *new_table)
+        }
+        Change::ChangeConstraint { table, from, to } => change_constraint::steps(ctx, table, from, to),
+        Change::DropConstraint { table, constraint } => drop_constraint::steps(ctx, table, constraint),
+        Change::AddIndex { index, new_table } => add_index::steps(ctx, index, *new_table),
+        Change::ChangeIndex { from, to } => change_index::steps(ctx, from, to),
+        Change::DropIndex { index } => drop_index::steps(ctx, index),
+        Change::CreateView { view } => views::create(ctx, view),
+        Change::ReplaceView { from, to, .. } => views::replace(ctx, from, to),
+        Change::DropView { view } => views::drop(ctx, view),
+        Change::CreateObject { object } => opaque::create(ctx, object),
+        Change::ReplaceObject { from, to } => opaque::replace(ctx, from, to),
+        Change::DropObject { object } => opaque::drop(ctx, object),
+    }
+}
+
+// ---- shared building blocks ----
+
+/// The names of one dual-write or fill trigger: (trigger, function in schema `seqmig`).
+pub fn trigger_names(prefix: &str, table: &QualifiedName, column: &Ident) -> (Ident, QualifiedName) {
+    let trigger = derived_name(&format!("seqmig_{prefix}_{}", column.as_str()), "");
+    let function = derived_name(&format!("{prefix}_{}_{}", table.name.as_str(), column.as_str()), "");
+    (trigger, QualifiedName::new(Ident::exact("seqmig").expect("valid"), function))
+}
+
+/// Physical column names an expression's names resolve to, for one moment of the plan.
+pub struct Binding<'a> {
+    pub pairs: Vec<(&'a Ident, Ident)>,
+}
+
+impl Binding<'_> {
+    /// `expr` with each bound name replaced by `<row>.<physical>` (or the bare physical
+    /// name when `row` is empty); unbound names are other columns of the same row.
+    pub fn apply(&self, expr: &str, row: &str, table_columns: &[Ident]) -> String {
+        repoint(expr, &|word| {
+            let hit = self.pairs.iter().find(|(logical, _)| logical.as_str() == word).map(|(_, p)| p.clone());
+            let target = hit.or_else(|| table_columns.iter().find(|c| c.as_str() == word).cloned())?;
+            Some(if row.is_empty() { target.quoted_sql() } else { row_ref(row, &target) })
+        })
+    }
+}
+
+pub struct DualWrite<'a> {
+    pub table: &'a QualifiedName,
+    /// The column the trigger and function are named after: stable across a swap, so the
+    /// switch can replace the function body in place.
+    pub named_after: &'a Ident,
+    /// Physical old and new columns at this moment.
+    pub old: &'a Ident,
+    pub new: &'a Ident,
+    /// Over the row (already pointed at `NEW.`).
+    pub up: String,
+    pub down: Option<String>,
+}
+
+/// `CREATE OR REPLACE FUNCTION` (+ `CREATE TRIGGER` when `with_trigger`).
+pub fn dual_write_sql(ctx: &Ctx<'_>, dw: &DualWrite<'_>, with_trigger: bool) -> Result<String, RenderError> {
+    let (trigger, function) = trigger_names("dw", dw.table, dw.named_after);
+    ctx.sql(
+        "dual_write_trigger",
+        json!({
+            "function": qn(&function),
+            "trigger": trigger.as_str(),
+            "table": qn(dw.table),
+            "old": dw.old.as_str(),
+            "new": dw.new.as_str(),
+            "up": dw.up,
+            "down": dw.down,
+            "flag": ctx.flag,
+            "with_trigger": with_trigger,
+        }),
+    )
+}
+
+/// Install step (dual_write phase) and its removal step (contract) for a dual-write pair;
+/// `names_for` is the physical new column name the trigger is named after.
+pub fn dual_write_steps(
+    ctx: &Ctx<'_>,
+    dw: &DualWrite<'_>,
+    removal_table_columns: (&Ident, &Ident),
+) -> Result<(StepDraft, StepDraft), RenderError> {
+    let (trigger, function) = trigger_names("dw", dw.table, dw.named_after);
+    let drop = ctx.sql(
+        "drop_trigger",
+        json!({ "trigger": trigger.as_str(), "table": qn(dw.table), "function": qn(&function) }),
+    )?;
+    let install = StepDraft::new(
+        Phase::DualWrite,
+        format!(
+            "install the dual-write trigger keeping {} and {} in step",
+            dw.old.quoted_sql(),
+            dw.new.quoted_sql()
+        ),
+        dual_write_sql(ctx, dw, true)?,
+    )
+    .rollback(drop.clone())
+    .lock(LockMode::ShareRowExclusive, dw.table)
+    .needs([Res::Column(dw.table.clone(), dw.old.clone()), Res::Column(dw.table.clone(), dw.new.clone())]);
+    let removal =
+        StepDraft::new(Phase::Contract, "remove the dual-write trigger: the old release is gone", drop)
+            .rollback(dual_write_sql(ctx, dw, true)?)
+            .lock(LockMode::AccessExclusive, dw.table)
+            .releases([
+                Res::Column(dw.table.clone(), removal_table_columns.0.clone()),
+                Res::Column(dw.table.clone(), removal_table_columns.1.clone()),
+            ]);
+    Ok((install, removal))
+}
+
+/// The batched copy into `target` (backfill phase).
+pub fn backfill_step(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    target: &Ident,
+    expr: &str,
+) -> Result<StepDraft, RenderError> {
+    let pending = format!("{} IS DISTINCT FROM ({expr})", target.quoted_sql());
+    let sql = ctx.sql(
+        "backfill",
+        json!({ "table": qn(table), "column": target.as_str(), "expr": expr, "pending": pending }),
+    )?;
+    let verify = ctx.verify(json!({ "kind": "pending", "table": qn(table), "pending": pending }))?;
+    Ok(StepDraft::new(
+        Phase::Backfill,
+        format!("copy existing rows into {} in batches", target.quoted_sql()),
+        sql,
+    )
+    .rollback(
+        "-- nothing to undo: the backfill writes only the new column; the old shape is untouched".into(),
+    )
+    .lock(LockMode::RowExclusive, table)
+    .scans()
+    .backfill(BackfillSpec {
+        table: table.clone(),
+        target_column: target.clone(),
+        expr: expr.to_string(),
+        pending_predicate: pending,
+    })
+    .verify(verify)
+    .needs([Res::Column(table.clone(), target.clone())])
+    .makes([Res::Data(table.clone(), target.clone())]))
+}
+
+/// The helper CHECK that lets `SET NOT NULL` skip its scan.
+pub fn not_null_check_name(table: &QualifiedName, column: &Ident) -> Ident {
+    derived_name(&format!("{}_{}", table.name.as_str(), column.as_str()), "_seqmig_nn")
+}
+
+/// `ADD CONSTRAINT … CHECK (c IS NOT NULL) NOT VALID` in `phase`, `VALIDATE` in backfill,
+/// `SET NOT NULL` + drop of the helper in contract. `column` is the physical name at each
+/// point (a rename keeps the check attached, so one name is enough for the add/validate
+/// and `final_name` is used in contract).
+pub fn not_null_steps(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    column: &Ident,
+    final_name: &Ident,
+    check_phase: Phase,
+) -> Result<(Vec<StepDraft>, Vec<StepDraft>), RenderError> {
+    let check = not_null_check_name(table, column);
+    let expr = format!("{} IS NOT NULL", column.quoted_sql());
+    let add = |not_valid: bool| {
+        ctx.sql(
+            "add_check",
+            json!({ "table": qn(table), "name": check.as_str(), "expr": expr, "not_valid": not_valid }),
+        )
+    };
+    let drop_check =
+        ctx.sql("drop_constraint", json!({ "table": qn(table), "name": check.as_str(), "if_exists": true }))?;
+    let add_step = StepDraft::new(
+        check_phase,
+        format!("add CHECK ({expr}) NOT VALID: new rows are checked at once, existing rows later"),
+        add(true)?,
+    )
+    .rollback(drop_check.clone())
+    .lock(LockMode::AccessExclusive, table)
+    .needs([Res::Column(table.clone(), column.clone())]);
+    let validate = StepDraft::new(
+        Phase::Backfill,
+        "validate the NOT NULL check: scans the table without blocking writes",
+        ctx.sql("validate_constraint", json!({ "table": qn(table), "name": check.as_str() }))?,
+    )
+    .rollback("-- nothing to undo: validation changes no data".into())
+    .lock(LockMode::ShareUpdateExclusive, table)
+    .scans()
+    .verify(
+        ctx.verify(json!({ "kind": "constraint", "table_text": table.quoted(), "name": check.as_str() }))?,
+    )
+    .after_removal([])
+    .needs([Res::Data(table.clone(), column.clone())]);
+    let set =
+        StepDraft::new(
+            Phase::Contract,
+            format!(
+                "SET NOT NULL on {}: uses the validated check, so no scan under the lock",
+                final_name.quoted_sql()
+            ),
+            ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": final_name.as_str(), "action": "set_not_null" }),
+            )?,
+        )
+        .rollback(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": final_name.as_str(), "action": "drop_not_null" }),
+        )?)
+        .lock(LockMode::AccessExclusive, table)
+        .verify(ctx.verify(
+            json!({ "kind": "not_null", "table_text": table.quoted(), "column": final_name.as_str() }),
+        )?)
+        .makes([Res::NotNull(table.clone(), final_name.clone())]);
+    let drop = StepDraft::new(Phase::Contract, "drop the helper check, now redundant with NOT NULL", drop_check)
+        .rollback(ctx.sql(
+            "add_check",
+            json!({ "table": qn(table), "name": check.as_str(), "expr": format!("{} IS NOT NULL", final_name.quoted_sql()), "not_valid": true }),
+        )?)
+        .lock(LockMode::AccessExclusive, table);
+    Ok((vec![add_step, validate], vec![set, drop]))
+}
+
+/// Fill trigger (dual_write) + its removal (contract) for a column that becomes NOT NULL.
+pub fn fill_steps(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    column: &Ident,
+    fill_expr: &str,
+) -> Result<(StepDraft, StepDraft), RenderError> {
+    let (trigger, function) = trigger_names("fill", table, column);
+    let cols: Vec<Ident> = ctx
+        .desired
+        .tables
+        .get(table)
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let fill_new = Binding { pairs: vec![] }.apply(fill_expr, "NEW", &cols);
+    let install_sql = ctx.sql(
+        "fill_trigger",
+        json!({ "function": qn(&function), "trigger": trigger.as_str(), "table": qn(table), "column": column.as_str(), "fill": fill_new }),
+    )?;
+    let drop = ctx.sql(
+        "drop_trigger",
+        json!({ "trigger": trigger.as_str(), "table": qn(table), "function": qn(&function) }),
+    )?;
+    let install = StepDraft::new(
+        Phase::DualWrite,
+        format!(
+            "install a trigger giving {} its fill value on rows the old release writes",
+            column.quoted_sql()
+        ),
+        install_sql.clone(),
+    )
+    .rollback(drop.clone())
+    .lock(LockMode::ShareRowExclusive, table)
+    .needs([Res::Column(table.clone(), column.clone())]);
+    let removal =
+        StepDraft::new(Phase::Contract, "remove the fill trigger: the column is NOT NULL now", drop)
+            .rollback(install_sql)
+            .lock(LockMode::AccessExclusive, table)
+            .releases([Res::Column(table.clone(), column.clone())]);
+    Ok((install, removal))
+}
+
+/// The three flag steps of a change with a switch: insert 'old' (expand), set 'new'
+/// (switch), delete (contract).
+pub fn flag_steps(ctx: &Ctx<'_>) -> Result<(StepDraft, StepDraft, StepDraft), RenderError> {
+    let flags = QualifiedName::of("seqmig", "flags");
+    let insert = StepDraft::new(
+        Phase::Expand,
+        "register the authority flag (old shape authoritative)",
+        ctx.flag_sql("insert", "old")?,
+    )
+    .rollback(ctx.flag_sql("delete", "old")?)
+    .lock(LockMode::RowExclusive, &flags)
+    .verify(ctx.verify_flag("old")?);
+    let switch = StepDraft::new(
+        Phase::Switch,
+        "flip the authority flag: the new shape wins from now on",
+        ctx.flag_sql("set", "new")?,
+    )
+    .rollback(ctx.flag_sql("set", "old")?)
+    .lock(LockMode::RowExclusive, &flags)
+    .verify(ctx.verify_flag("new")?);
+    let delete = StepDraft::new(Phase::Contract, "forget the authority flag", ctx.flag_sql("delete", "new")?)
+        .rollback(ctx.flag_sql("upsert", "new")?)
+        .lock(LockMode::RowExclusive, &flags);
+    Ok((insert, switch, delete))
+}
+
+/// A column without NOT NULL and default: how a shadow or renamed column is first added.
+pub fn bare_column(c: &Column, name: &Ident) -> Column {
+    Column {
+        name: name.clone(),
+        not_null: false,
+        default: None,
+        identity: None,
+        generated: None,
+        statistics: None,
+        ..c.clone()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Builders for planner unit tests: schemas made in code, rendered with the embedded
+    //! templates, every statement re-parsed.
+    use super::*;
+    use crate::model::{Schema, Table};
+
+    pub fn users() -> Table {
+        let mut t = Table::new(QualifiedName::of("public", "users"));
+        let mut id = Column::new(Ident::exact("id").unwrap(), "bigint");
+        id.not_null = true;
+        t.columns.push(id);
+        t.columns.push(Column::new(Ident::exact("name").unwrap(), "text"));
+        t.constraints.insert(
+            Ident::exact("users_pkey").unwrap(),
+            crate::model::Constraint {
+                name: Ident::exact("users_pkey").unwrap(),
+                kind: crate::model::ConstraintKind::PrimaryKey {
+                    columns: vec![Ident::exact("id").unwrap()],
+                    include: vec![],
+                },
+                deferrable: false,
+                initially_deferred: false,
+                validated: true,
+            },
+        );
+        t
+    }
+
+    pub fn schema_with(tables: Vec<Table>) -> Schema {
+        let mut s = Schema::default();
+        for t in tables {
+            s.tables.insert(t.name.clone(), t);
+        }
+        s
+    }
+
+    pub fn run(current: &Schema, desired: &Schema, change: &Change) -> Vec<StepDraft> {
+        let r = Renderer::embedded();
+        let hints = Hints::default();
+        let ctx = Ctx { r: &r, current, desired, hints: &hints, flag: change.object() };
+        let steps = steps(&ctx, change).unwrap();
+        for s in &steps {
+            crate::parse::parses(&s.sql).unwrap_or_else(|e| panic!("{e}\n{}", s.sql));
+            if let Some(rb) = &s.rollback_sql {
+                crate::parse::parses(rb).unwrap_or_else(|e| panic!("{e}\n{rb}"));
+            }
+            if let Some(v) = &s.verify {
+                crate::parse::parses(v).unwrap_or_else(|e| panic!("{e}\n{v}"));
+            }
+        }
+        steps
+    }
+
+    pub fn phases(steps: &[StepDraft]) -> Vec<Phase> {
+        steps.iter().map(|s| s.phase).collect()
+    }
+}

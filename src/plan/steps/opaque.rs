@@ -1,0 +1,132 @@
+//! Objects seqmig keeps as text (functions, triggers, policies, grants, …): created in
+//! expand, replaced in expand (`CREATE OR REPLACE` where PostgreSQL has it, drop + create
+//! in one transaction otherwise), dropped in contract. The drop statement is derived from
+//! the object's identity; where it cannot be, the step says so and the plan warns.
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::{OpaqueKind, OpaqueObject};
+use crate::plan::Phase;
+use crate::plan::draft::{Res, StepDraft};
+
+fn statement(o: &OpaqueObject) -> String {
+    let t = o.text.trim();
+    let stmt = if t.ends_with(';') { t.to_string() } else { format!("{t};") };
+    match &o.search_path {
+        // The text was written with unqualified names under this search_path.
+        Some(sp) => format!("SET LOCAL search_path = {}, public;\n{stmt}", sp.quoted_sql()),
+        None => stmt,
+    }
+}
+
+/// `DROP …` for an object, or `None` when its kind gives no way to derive one.
+pub fn drop_sql(ctx: &Ctx<'_>, o: &OpaqueObject) -> Option<String> {
+    let id = o.id.identity.trim();
+    let strip = |word: &str| {
+        let lower = id.to_ascii_lowercase();
+        if lower.starts_with(&format!("{word} ")) { id[word.len() + 1..].to_string() } else { id.to_string() }
+    };
+    let (kind, target) = match o.id.kind {
+        OpaqueKind::Function => ("FUNCTION", strip("function")),
+        OpaqueKind::Procedure => ("PROCEDURE", strip("procedure")),
+        OpaqueKind::Aggregate => ("AGGREGATE", strip("aggregate")),
+        OpaqueKind::Trigger => ("TRIGGER", strip("trigger")),
+        OpaqueKind::Policy => ("POLICY", strip("policy")),
+        OpaqueKind::Rule => ("RULE", strip("rule")),
+        OpaqueKind::Cast => ("CAST", strip("cast")),
+        OpaqueKind::Operator => ("OPERATOR", strip("operator")),
+        OpaqueKind::Publication => ("PUBLICATION", strip("publication")),
+        OpaqueKind::Statistics => ("STATISTICS", strip("statistics")),
+        OpaqueKind::Grant => {
+            let text = statement(o);
+            let lower = text.to_ascii_lowercase();
+            if !lower.starts_with("grant ") {
+                return None;
+            }
+            let to = lower.rfind(" to ")?;
+            return Some(format!("REVOKE {} FROM {}", &text[6..to], &text[to + 4..]));
+        }
+        OpaqueKind::Unparsed | OpaqueKind::Other => return None,
+    };
+    ctx.sql("drop_object", json!({ "kind": kind, "target": target, "if_exists": true })).ok()
+}
+
+fn or_replace(o: &OpaqueObject) -> Option<String> {
+    let s = statement(o);
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("create or replace ") {
+        return Some(s);
+    }
+    for kind in ["function ", "procedure ", "trigger ", "aggregate "] {
+        if lower.starts_with(&format!("create {kind}")) {
+            return Some(format!("CREATE OR REPLACE {}", &s["create ".len()..]));
+        }
+    }
+    None
+}
+
+fn needs(o: &OpaqueObject) -> Vec<Res> {
+    o.depends_on.iter().cloned().map(Res::Table).collect()
+}
+
+pub fn create(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
+    let mut s =
+        StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o));
+    if let Some(d) = drop_sql(ctx, o) {
+        s = s.rollback(d);
+    }
+    if o.id.kind == OpaqueKind::Unparsed {
+        s.purpose = format!("run a statement seqmig keeps as text ({})", o.id.identity);
+    }
+    Ok(vec![s])
+}
+
+pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
+    let (sql, back) = match (or_replace(to), or_replace(from)) {
+        (Some(a), Some(b)) => (a, Some(b)),
+        _ => match drop_sql(ctx, from) {
+            Some(d) => (
+                format!("{d}\n{}", statement(to)),
+                drop_sql(ctx, to).map(|d2| format!("{d2}\n{}", statement(from))),
+            ),
+            None => (statement(to), None),
+        },
+    };
+    let mut s = StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to));
+    s.rollback_sql = back;
+    Ok(vec![s])
+}
+
+pub fn drop(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
+    let sql = drop_sql(ctx, o).unwrap_or_else(|| {
+        format!("-- seqmig cannot derive how to remove: {}", o.id.identity.replace('\n', " "))
+    });
+    Ok(vec![
+        StepDraft::new(Phase::Contract, format!("drop {}", o.id.identity), sql)
+            .rollback(statement(o))
+            .releases(needs(o)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::Change;
+    use crate::model::{OpaqueId, OpaqueKind, OpaqueObject};
+
+    #[test]
+    fn functions_are_replaced_in_place() {
+        let mk = |body: &str| OpaqueObject {
+            id: OpaqueId { kind: OpaqueKind::Function, identity: "public.f()".into() },
+            text: format!("CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql AS $$ SELECT {body} $$"),
+            depends_on: vec![],
+            search_path: None,
+        };
+        let s = schema_with(vec![]);
+        let steps = run(&s, &s, &Change::ReplaceObject { from: mk("1"), to: mk("2") });
+        assert!(steps[0].sql.starts_with("CREATE OR REPLACE FUNCTION public.f()"));
+        let steps = run(&s, &s, &Change::DropObject { object: mk("1") });
+        assert_eq!(steps[0].sql, "DROP FUNCTION IF EXISTS public.f();");
+    }
+}

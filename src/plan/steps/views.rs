@@ -1,0 +1,173 @@
+//! create / replace / drop view (and materialized view). A replaced view is dropped and
+//! created again — `CREATE OR REPLACE` cannot remove or retype output columns — in the phase
+//! where everything it reads exists: the DAG places these "floating" steps after the steps
+//! that make the columns they read and before the steps that remove the columns the old
+//! definition read (a view must be dropped before a column it reads, and recreated after).
+
+use serde_json::json;
+
+use super::{Ctx, Steps};
+use crate::model::View;
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::{LockMode, Phase};
+use crate::render::qn;
+
+fn reads(v: &View) -> Vec<Res> {
+    let mut r = Vec::new();
+    for c in &v.reads {
+        r.push(Res::Table(c.table.clone()));
+        r.push(Res::View(c.table.clone()));
+        if let Some(col) = &c.column {
+            r.push(Res::Column(c.table.clone(), col.clone()));
+        }
+    }
+    r
+}
+
+/// Columns of tables read with `*`: a view over `SELECT *` is bound to every column.
+fn star_reads(ctx: &Ctx<'_>, v: &View) -> Vec<Res> {
+    if !crate::diff::selects_star(&v.definition) {
+        return Vec::new();
+    }
+    v.reads
+        .iter()
+        .filter(|c| c.column.is_none())
+        .filter_map(|c| ctx.current.tables.get(&c.table))
+        .flat_map(|t| t.columns.iter().map(|col| Res::Column(t.name.clone(), col.name.clone())))
+        .collect()
+}
+
+pub fn create_sql(ctx: &Ctx<'_>, v: &View) -> Result<String, crate::render::RenderError> {
+    let check = v.check_option.as_ref().map(|c| {
+        let c = c.trim();
+        if c.to_ascii_lowercase().contains("check option") {
+            c.to_string()
+        } else {
+            format!("{} CHECK OPTION", c.to_ascii_uppercase())
+        }
+    });
+    let create = ctx.sql(
+        "create_view",
+        json!({
+            "view": qn(&v.name),
+            "materialized": v.materialized,
+            "columns": v.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "options": v.options,
+            "definition": v.definition.trim_end_matches(';'),
+            "check_option": check,
+        }),
+    )?;
+    let mut parts = Vec::new();
+    if let Some(sp) = &v.search_path {
+        // The definition was written with unqualified names under this search_path.
+        parts.push(format!("SET LOCAL search_path = {}, public;", sp.quoted_sql()));
+    }
+    parts.push(create);
+    for (col, default) in &v.column_defaults {
+        parts.push(format!(
+            "ALTER VIEW {} ALTER COLUMN {} SET DEFAULT {default};",
+            v.name.quoted(),
+            col.quoted_sql()
+        ));
+    }
+    Ok(parts.join("\n"))
+}
+
+fn drop_sql(ctx: &Ctx<'_>, v: &View, if_exists: bool) -> Result<String, crate::render::RenderError> {
+    ctx.sql(
+        "drop_view",
+        json!({ "view": qn(&v.name), "materialized": v.materialized, "if_exists": if_exists }),
+    )
+}
+
+fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::RenderError> {
+    let mut s = StepDraft::new(
+        Phase::Expand,
+        format!("create {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
+        create_sql(ctx, v)?,
+    )
+    .rollback(drop_sql(ctx, v, true)?)
+    .lock(LockMode::AccessShare, &v.name)
+    .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": true }))?)
+    .floating()
+    .needs(reads(v))
+    .makes([Res::View(v.name.clone())]);
+    if v.materialized {
+        s = s.scans();
+    }
+    Ok(s)
+}
+
+pub fn create(ctx: &Ctx<'_>, v: &View) -> Steps {
+    Ok(vec![create_step(ctx, v)?])
+}
+
+pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
+    let mut old_reads = reads(from);
+    old_reads.extend(star_reads(ctx, from));
+    let drop = StepDraft::new(
+        Phase::Expand,
+        format!("drop {} so the columns under it can change", from.name),
+        drop_sql(ctx, from, false)?,
+    )
+    .rollback(create_sql(ctx, from)?)
+    .lock(LockMode::AccessExclusive, &from.name)
+    .floating()
+    .releases(old_reads.clone())
+    .removes([Res::View(from.name.clone())]);
+    let mut create = create_step(ctx, to)?;
+    create.purpose = format!("recreate {} over the new columns", to.name);
+    // A `SELECT *` view binds every column at creation: recreate it only after the columns
+    // that go away are gone, or it would hold on to them again.
+    let create = create.after_removal(star_reads(ctx, to));
+    Ok(vec![drop, create])
+}
+
+pub fn drop(ctx: &Ctx<'_>, v: &View) -> Steps {
+    let mut rel = reads(v);
+    rel.extend(star_reads(ctx, v));
+    Ok(vec![
+        StepDraft::new(
+            Phase::Contract,
+            format!("drop {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
+            drop_sql(ctx, v, false)?,
+        )
+        .rollback(create_sql(ctx, v)?)
+        .lock(LockMode::AccessExclusive, &v.name)
+        .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": false }))?)
+        .releases(rel)
+        .removes([Res::View(v.name.clone())]),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::diff::{Change, ViewReason};
+    use crate::model::{ColumnRef, Ident, QualifiedName, View};
+
+    #[test]
+    fn replace_is_drop_then_create() {
+        let s = schema_with(vec![users()]);
+        let v = View {
+            name: QualifiedName::of("public", "active_users"),
+            materialized: false,
+            columns: vec![],
+            definition: "SELECT id, name FROM public.users".into(),
+            reads: [ColumnRef {
+                table: QualifiedName::of("public", "users"),
+                column: Some(Ident::exact("name").unwrap()),
+            }]
+            .into(),
+            options: vec![],
+            check_option: None,
+            search_path: None,
+            column_defaults: Default::default(),
+        };
+        let steps =
+            run(&s, &s, &Change::ReplaceView { from: v.clone(), to: v, reason: ViewReason::Dependency });
+        assert_eq!(steps[0].sql, "DROP VIEW public.active_users;");
+        assert_eq!(steps[1].sql, "CREATE VIEW public.active_users AS SELECT id, name FROM public.users;");
+        assert!(steps.iter().all(|s| s.floating));
+    }
+}

@@ -1,0 +1,1 @@
+ALTER TABLE {{ table | ident }} ADD CONSTRAINT {{ name | ident }} {% if primary %}PRIMARY KEY{% else %}UNIQUE{% endif %} USING INDEX {{ index | ident }}{% if deferrable %} DEFERRABLE{% if initially_deferred %} INITIALLY DEFERRED{% endif %}{% endif %};

@@ -1,0 +1,2 @@
+{#- action: set_not_null | drop_not_null | set_default | drop_default | type | statistics -#}
+ALTER TABLE {{ table | ident }} ALTER COLUMN {{ column | ident }} {% if action == "set_not_null" %}SET NOT NULL{% elif action == "drop_not_null" %}DROP NOT NULL{% elif action == "set_default" %}SET DEFAULT {{ value }}{% elif action == "drop_default" %}DROP DEFAULT{% elif action == "type" %}TYPE {{ value }}{% if using %} USING {{ using }}{% endif %}{% elif action == "statistics" %}SET STATISTICS {{ value }}{% endif %};

@@ -1,0 +1,1 @@
+CREATE {% if or_replace %}OR REPLACE {% endif %}{% if materialized %}MATERIALIZED {% endif %}VIEW {{ view | ident }}{% if columns %} ({{ columns | ident }}){% endif %}{% if options %} WITH ({{ options | join(sep=", ") }}){% endif %} AS {{ definition }}{% if check_option %} WITH {{ check_option }}{% endif %};

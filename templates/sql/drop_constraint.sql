@@ -1,0 +1,1 @@
+ALTER TABLE {{ table | ident }} DROP CONSTRAINT {% if if_exists %}IF EXISTS {% endif %}{{ name | ident }};

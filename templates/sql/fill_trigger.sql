@@ -1,0 +1,12 @@
+{#- Gives {{ column }} a value on rows written by a release that does not know the column yet. -#}
+CREATE OR REPLACE FUNCTION {{ function | ident }}() RETURNS trigger
+LANGUAGE plpgsql AS $seqmig$
+BEGIN
+    IF NEW.{{ column | ident }} IS NULL THEN
+        NEW.{{ column | ident }} := {{ fill }};
+    END IF;
+    RETURN NEW;
+END
+$seqmig$;
+CREATE TRIGGER {{ trigger | ident }} BEFORE INSERT OR UPDATE OF {{ column | ident }} ON {{ table | ident }}
+    FOR EACH ROW EXECUTE FUNCTION {{ function | ident }}();

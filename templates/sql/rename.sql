@@ -1,0 +1,2 @@
+{#- kind: table | column | constraint | index | view | sequence | type -#}
+{% if kind == "column" %}ALTER TABLE {{ table | ident }} RENAME COLUMN {{ from | ident }} TO {{ to | ident }};{% elif kind == "constraint" %}ALTER TABLE {{ table | ident }} RENAME CONSTRAINT {{ from | ident }} TO {{ to | ident }};{% elif kind == "index" %}ALTER INDEX {{ object | ident }} RENAME TO {{ to | ident }};{% elif kind == "view" %}ALTER VIEW {{ object | ident }} RENAME TO {{ to | ident }};{% else %}ALTER TABLE {{ object | ident }} RENAME TO {{ to | ident }};{% endif %}

@@ -1,0 +1,1 @@
+ALTER TABLE {{ table | ident }} VALIDATE CONSTRAINT {{ name | ident }};
