@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Why a cluster could not be started.
@@ -41,6 +41,9 @@ pub struct TempCluster {
     dir: PathBuf,
     supervisor: Child,
     stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<ChildStdout>>,
+    /// How many times the server has started (restarts append to the same log).
+    starts: usize,
 }
 
 impl TempCluster {
@@ -91,10 +94,15 @@ impl TempCluster {
         append(&data.join("postgresql.conf"), &conf)?;
 
         // The supervisor: start postgres, wait until stdin closes, then stop it and clean up.
+        // A `restart` line on stdin stops the server the way a crash does (immediate
+        // shutdown, so startup runs crash recovery) and starts it again.
         let log = dir.join("server.log");
         let script = format!(
-            "'{bin}' -D '{data}' >'{log}' 2>&1 & pid=$!; echo started; \
-             while read -r _; do :; done; \
+            "start() {{ '{bin}' -D '{data}' >>'{log}' 2>&1 & pid=$!; }}; start; echo started; \
+             while read -r cmd; do \
+               if [ \"$cmd\" = restart ]; then kill -QUIT $pid 2>/dev/null; wait $pid 2>/dev/null; \
+                 start; echo restarted; fi; \
+             done; \
              kill -INT $pid 2>/dev/null; \
              for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; \
              kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf '{dir}'",
@@ -110,20 +118,37 @@ impl TempCluster {
             .spawn()
             .map_err(|source| ClusterError::Io { action: "start the server".into(), source })?;
         let stdin = supervisor.stdin.take();
-        if let Some(out) = supervisor.stdout.take() {
+        let mut stdout = supervisor.stdout.take().map(BufReader::new);
+        if let Some(out) = stdout.as_mut() {
             let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = out.read_line(&mut line);
         }
-        let cluster = TempCluster { port, dir, supervisor, stdin };
+        let cluster = TempCluster { port, dir, supervisor, stdin, stdout, starts: 1 };
         cluster.wait_ready(&log)?;
         Ok(cluster)
+    }
+
+    /// Crashes the server (immediate shutdown: open sessions are cut, nothing is
+    /// checkpointed) and starts it again on the same port; returns once it accepts
+    /// connections after crash recovery.
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        let io = |source| ClusterError::Io { action: "restart the server".into(), source };
+        let stdin = self.stdin.as_mut().ok_or_else(|| io(std::io::Error::other("supervisor is gone")))?;
+        stdin.write_all(b"restart\n").and_then(|()| stdin.flush()).map_err(io)?;
+        if let Some(out) = self.stdout.as_mut() {
+            let mut line = String::new();
+            out.read_line(&mut line).map_err(io)?;
+        }
+        self.starts += 1;
+        self.wait_ready(&self.dir.join("server.log"))
     }
 
     fn wait_ready(&self, log: &Path) -> Result<(), ClusterError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && std::fs::read_to_string(log).is_ok_and(|l| l.contains("ready to accept connections"))
+                && std::fs::read_to_string(log)
+                    .is_ok_and(|l| l.matches("ready to accept connections").count() >= self.starts)
             {
                 return Ok(());
             }

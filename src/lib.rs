@@ -5,14 +5,22 @@
 //! Modules follow the pipeline and depend downwards only:
 //! `cli` → `render` → `plan` → `diff` → `model`; `parse` and `introspect` produce `model`.
 
+pub mod backfill;
 pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod diff;
+// Executor errors carry what was already done and who blocked; they are returned once per
+// command, never in a hot loop, so their size does not matter.
+#[allow(clippy::result_large_err)]
+pub mod exec;
 pub mod finding;
 pub mod introspect;
+pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod render;
 pub mod runbook;
+pub mod soak;
+pub mod source;

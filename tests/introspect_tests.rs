@@ -1,18 +1,34 @@
 //! Introspection against a real PostgreSQL: what the catalog says equals what the DDL says.
+//!
+//! The corpus tests load each file of `../shared/corpus` that PostgreSQL 15 can load into a
+//! fresh database, introspect it, and compare with the model parsed from the same file.
+//! The only differences allowed are the documented normalisations in [`normalise`], each
+//! with its own test below; everything else must be equal.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use seqmig::introspect::{IntrospectOptions, introspect_with};
 use seqmig::model::*;
+use serde_json::Value;
 
 use crate::harness::{TestDb, block_on};
 
 fn introspect(db: &TestDb) -> Schema {
+    introspect_sp(db, "")
+}
+
+fn introspect_sp(db: &TestDb, search_path: &str) -> Schema {
     block_on(async {
         let client = db.client().await;
-        seqmig::introspect::introspect(&client).await.unwrap()
+        let options = IntrospectOptions { search_path: search_path.into() };
+        introspect_with(&client, &options).await.unwrap()
     })
 }
 
 #[test]
-fn smoke_reads_every_kind() {
+fn reads_every_modelled_kind() {
     let db = TestDb::new();
     db.execute(
         "CREATE SCHEMA app;
@@ -30,8 +46,11 @@ fn smoke_reads_every_kind() {
          CREATE INDEX users_email_pattern ON app.users (email text_pattern_ops) INCLUDE (mood);
          CREATE TABLE app.events (at date NOT NULL, x int) PARTITION BY RANGE (at);
          CREATE TABLE app.events_2024 PARTITION OF app.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE UNLOGGED TABLE app.scratch (x int);
+         ALTER TABLE app.scratch REPLICA IDENTITY FULL;
          CREATE SEQUENCE app.counter START 10 INCREMENT 5;
          CREATE VIEW app.v AS SELECT id, email FROM app.users WHERE id > 0;
+         CREATE MATERIALIZED VIEW app.mv AS SELECT count(*) AS n FROM app.orders;
          CREATE FUNCTION app.f(a integer) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT a + 1 $$;
          CREATE FUNCTION app.tg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
          CREATE TRIGGER t BEFORE INSERT ON app.users FOR EACH ROW EXECUTE FUNCTION app.tg();
@@ -43,9 +62,840 @@ fn smoke_reads_every_kind() {
          CREATE EXTENSION pg_trgm;",
     );
     let s = introspect(&db);
-    let dump = format!("{s:#?}");
-    std::fs::write("/tmp/introspect-smoke.txt", &dump).unwrap();
-    let users = &s.tables[&QualifiedName::of("app", "users")];
+    let q = QualifiedName::of;
+    let users = &s.tables[&q("app", "users")];
     assert_eq!(users.columns.len(), 6);
-    assert!(s.indexes.contains_key(&QualifiedName::of("app", "orders_lower")));
+    assert!(users.row_security);
+    let email = users.column(&Ident::exact("email").unwrap()).unwrap();
+    assert_eq!((email.collation.as_deref(), email.statistics), (Some("\"C\""), Some(500)));
+    assert_eq!(users.columns[4].generated.as_ref().unwrap().expr, "(n)::integer * 2");
+    assert_eq!(users.columns[5].identity, Some(Identity::ByDefault));
+    assert_eq!(users.columns[0].default.as_deref(), Some("nextval('app.users_id_seq'::regclass)"));
+    let orders = &s.tables[&q("app", "orders")];
+    assert_eq!(orders.options, ["fillfactor=70"]);
+    let price_pos = &orders.constraints[&Ident::exact("price_pos").unwrap()];
+    assert!(!price_pos.validated);
+    assert!(matches!(
+        &orders.constraints[&Ident::exact("orders_user_id_fkey").unwrap()].kind,
+        ConstraintKind::ForeignKey { on_delete: FkAction::Cascade, .. }
+    ));
+    let ix = &s.indexes[&q("app", "orders_lower")];
+    assert_eq!(ix.keys[0].expr, IndexExpr::Expression("lower((price)::text)".into()));
+    assert!(ix.keys[0].descending);
+    assert_eq!(ix.keys[0].nulls_first, Some(false));
+    assert_eq!(ix.predicate.as_deref(), Some("price > (10)::numeric"));
+    let pattern = &s.indexes[&q("app", "users_email_pattern")];
+    assert_eq!(pattern.keys[0].opclass.as_deref(), Some("text_pattern_ops"));
+    assert_eq!(pattern.include, [Ident::exact("mood").unwrap()]);
+    let part = &s.tables[&q("app", "events_2024")];
+    let of = part.partition_of.as_ref().unwrap();
+    assert_eq!(
+        (&of.parent, of.bound.as_str()),
+        (&q("app", "events"), "for values from ('2024-01-01') to ('2025-01-01')")
+    );
+    assert_eq!(s.tables[&q("app", "events")].partition_key.as_deref(), Some("range (at)"));
+    let scratch = &s.tables[&q("app", "scratch")];
+    assert_eq!(
+        (scratch.persistence, scratch.replica_identity.as_deref()),
+        (Persistence::Unlogged, Some("full"))
+    );
+    let counter = &s.sequences[&q("app", "counter")];
+    assert_eq!((counter.start, counter.increment, counter.cache), (Some(10), Some(5), None));
+    let owned = &s.sequences[&q("app", "users_id_seq")];
+    assert_eq!(owned.owned_by, Some((q("app", "users"), Ident::exact("id").unwrap())));
+    assert!(!s.sequences.contains_key(&q("app", "users_iid_seq")), "identity sequences belong to the column");
+    assert_eq!(s.enums[&q("app", "mood")].values, ["sad", "ok", "happy"]);
+    let pos = &s.domains[&q("app", "pos")];
+    assert_eq!((pos.not_null, pos.default.as_deref()), (true, Some("1")));
+    assert_eq!(pos.checks[&Ident::exact("pos_check").unwrap()], "value > 0");
+    assert_eq!(s.composites[&q("app", "pair")].attributes.len(), 2);
+    let v = &s.views[&q("app", "v")];
+    assert_eq!(v.definition, "select users.id, users.email from app.users where (users.id > 0)");
+    assert!(
+        v.reads
+            .contains(&ColumnRef { table: q("app", "users"), column: Some(Ident::exact("email").unwrap()) })
+    );
+    assert!(s.views[&q("app", "mv")].materialized);
+    assert!(s.extensions.contains_key(&Ident::exact("pg_trgm").unwrap()));
+    assert_eq!(s.comments[&ObjectRef::new("column", "app.users.email")], "address");
+    assert_eq!(s.comments[&ObjectRef::new("function", "app.f(integer)")], "adds one");
+    let ids: Vec<(OpaqueKind, &str)> = s.opaque.keys().map(|k| (k.kind, k.identity.as_str())).collect();
+    assert_eq!(
+        ids,
+        [
+            (OpaqueKind::Function, "app.f(integer)"),
+            (OpaqueKind::Function, "app.tg()"),
+            (OpaqueKind::Trigger, "t on app.users"),
+            (OpaqueKind::Policy, "p on app.users"),
+        ]
+    );
+    // Nothing of pg_trgm's own (functions, operators, types) is listed.
+    assert!(!s.opaque.keys().any(|k| k.identity.contains("similarity")));
+}
+
+#[test]
+fn a_ddl_file_and_its_database_are_equal() {
+    let sql = "CREATE SCHEMA app;
+        CREATE TYPE app.mood AS ENUM ('sad', 'ok');
+        CREATE TABLE app.users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            email text NOT NULL, mood app.mood DEFAULT 'ok'::app.mood,
+            CONSTRAINT users_email_check CHECK ((length(email) > 3)));
+        CREATE INDEX users_lower ON app.users USING btree (lower(email));
+        CREATE TABLE app.orders (id integer NOT NULL, user_id bigint);
+        ALTER TABLE ONLY app.orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
+        ALTER TABLE ONLY app.orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES app.users(id) NOT VALID;
+        CREATE FUNCTION app.f(a integer) RETURNS integer
+            LANGUAGE sql IMMUTABLE
+            AS $$ SELECT a + 1 $$;
+        COMMENT ON TABLE app.users IS 'people';";
+    let db = TestDb::new();
+    db.execute(sql);
+    let file = seqmig::parse::load_str("inline.sql", sql).unwrap().schema;
+    let diffs = differences(&normalise(&file, &file), &normalise(&introspect(&db), &file));
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+/// Privileges as pg_dump writes them: what differs from each object's defaults.
+#[test]
+fn grants_equal_the_statements_that_made_them() {
+    let role = format!("seqmig_reader_{}", std::process::id());
+    let sql = format!(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.t (x integer);
+         CREATE SEQUENCE app.s;
+         CREATE FUNCTION app.f(a integer) RETURNS integer
+             LANGUAGE sql
+             AS $$ SELECT a $$;
+         REVOKE ALL ON FUNCTION app.f(a integer) FROM PUBLIC;
+         GRANT ALL ON FUNCTION app.f(a integer) TO {role};
+         GRANT USAGE ON SCHEMA app TO {role};
+         GRANT SELECT,UPDATE ON TABLE app.t TO {role} WITH GRANT OPTION;
+         GRANT ALL ON SEQUENCE app.s TO {role};"
+    );
+    let db = TestDb::new();
+    db.execute(&format!("DO $$ BEGIN CREATE ROLE {role}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"));
+    db.execute(&sql);
+    let file = seqmig::parse::load_str("grants.sql", &sql).unwrap().schema;
+    let live = introspect(&db);
+    let grants = |s: &Schema| -> Vec<String> {
+        s.opaque.values().filter(|o| o.id.kind == OpaqueKind::Grant).map(|o| o.text.clone()).collect()
+    };
+    assert_eq!(grants(&live).len(), 5, "{:#?}", grants(&live));
+    assert_eq!(grants(&live), grants(&file));
+}
+
+// ---------------------------------------------------------------------------------------
+// The corpus.
+
+/// `../shared/corpus` beside the checkout (CI, the main clone), or one level further up (a
+/// worktree under `wt/`), or `SEQMIG_CORPUS_DIR`. A missing corpus fails the test: it is
+/// never skipped silently.
+fn corpus(file: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("SEQMIG_CORPUS_DIR") {
+        return PathBuf::from(dir).join(file);
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    [format!("{root}/../shared/corpus/{file}"), format!("{root}/../../shared/corpus/{file}")]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("corpus file {file} not found in ../shared/corpus (or ../../shared/corpus)")
+        })
+}
+
+/// Loads a file with psql (it handles everything pg_dump writes). Errors are allowed only
+/// in data statements (`INSERT`, which some files carry for their migration tables and which
+/// may trip the schema's own triggers) and for `CREATE SCHEMA public` (which exists).
+fn load_with_psql(db: &TestDb, path: &PathBuf) {
+    let psql = seqmig::cluster::find_bindir()
+        .map(|d| d.join("psql"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "psql".into());
+    let out = Command::new(psql)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose", "-d", &db.url, "-f"])
+        .arg(path)
+        .output()
+        .expect("run psql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let sql = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = sql.lines().collect();
+    for err in stderr.lines().filter(|l| l.contains("ERROR:")) {
+        // psql:FILE:LINE: ERROR: …
+        let line: usize = err.split(':').nth(2).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        let stmt = lines.get(line.saturating_sub(1)).copied().unwrap_or_default().trim_start();
+        let data = stmt.to_ascii_uppercase().starts_with("INSERT ");
+        let public = err.contains("schema \"public\" already exists");
+        assert!(data || public, "{}: unexpected error: {err}\n  at: {stmt}", path.display());
+    }
+}
+
+/// The documented normalisations applied before comparing a file's model (`file`) with a
+/// catalog's (`schema`); `file` says what the file states (owners or not). Each is listed in
+/// README.md and in the book page "Live databases", and has a test below.
+fn normalise(schema: &Schema, file: &Schema) -> Schema {
+    let mut s = schema.clone();
+    // 1. Data statements (INSERT …) are kept as opaque objects by the loader; a catalog
+    //    holds no statements, so they are not schema.
+    s.opaque.retain(|id, o| !(id.kind == OpaqueKind::Other && o.text.starts_with("insert ")));
+    // 2. Owners are compared only when the file states any.
+    if file.owners.is_empty() {
+        s.owners.clear();
+    }
+    // 3. A view's read of a whole relation is implied by a read of any of its columns.
+    for v in s.views.values_mut() {
+        let with_columns: Vec<QualifiedName> =
+            v.reads.iter().filter(|r| r.column.is_some()).map(|r| r.table.clone()).collect();
+        v.reads.retain(|r| r.column.is_some() || !with_columns.contains(&r.table));
+    }
+    // 4. The catalog's reads are exact (pg_depend); the loader's go as far as it can resolve
+    //    names in the query. So a database view is compared on the reads the file resolves,
+    //    and a read the file claims that the catalog lacks is still a difference.
+    //    A file's whole-relation read (`SELECT *`, or a relation it could not see into)
+    //    stands for the catalog's reads of that relation's columns.
+    if !std::ptr::eq(schema, file) {
+        for (name, v) in s.views.iter_mut() {
+            let Some(fv) = file.views.get(name) else { continue };
+            v.reads = v
+                .reads
+                .iter()
+                .filter_map(|r| {
+                    let whole = ColumnRef { table: r.table.clone(), column: None };
+                    if fv.reads.contains(r) {
+                        Some(r.clone())
+                    } else if fv.reads.contains(&whole) {
+                        Some(whole)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+        }
+    }
+    for v in s.views.values_mut() {
+        let with_columns: Vec<QualifiedName> =
+            v.reads.iter().filter(|r| r.column.is_some()).map(|r| r.table.clone()).collect();
+        v.reads.retain(|r| r.column.is_some() || !with_columns.contains(&r.table));
+    }
+    // 6. `plpgsql` is in every database, so introspection never lists it; a file may.
+    s.extensions.retain(|name, _| name.as_str() != "plpgsql");
+    // 7. `CREATE EXTENSION` installs the extension's own comment; pg_dump writes it back as
+    //    `COMMENT ON EXTENSION`, hand-written files do not. Compared only when the file has it.
+    if !std::ptr::eq(schema, file) {
+        s.comments.retain(|r, _| r.kind != "extension" || file.comments.contains_key(r));
+    }
+    // 5. `CREATE EXTENSION x` without `WITH SCHEMA` installs into the first schema of the
+    //    search_path, which is `public` for every file here.
+    for e in s.extensions.values_mut() {
+        if e.schema.is_none() {
+            e.schema = Some(Ident::exact("public").unwrap());
+        }
+    }
+    s
+}
+
+/// Every path where two schemas differ, as `section/key/field: file=… db=…` lines.
+fn differences(file: &Schema, db: &Schema) -> Vec<String> {
+    differences_with(file, db, false)
+}
+
+/// As [`differences`]; with `public_optional`, every text and key is compared without its
+/// `public.` qualifiers (normalisation 8).
+fn differences_with(file: &Schema, db: &Schema, public_optional: bool) -> Vec<String> {
+    fn unqualify(v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(strip_public(&s)),
+            Value::Array(items) => Value::Array(items.into_iter().map(unqualify).collect()),
+            Value::Object(m) => {
+                Value::Object(m.into_iter().map(|(k, v)| (strip_public(&k), unqualify(v))).collect())
+            }
+            other => other,
+        }
+    }
+    fn keyed(v: Value) -> Value {
+        match v {
+            // Maps with struct keys serialise as [[key, value], …]; key them by the key's JSON.
+            Value::Array(items)
+                if !items.is_empty()
+                    && items
+                        .iter()
+                        .all(|e| matches!(e, Value::Array(p) if p.len() == 2 && !p[0].is_string())) =>
+            {
+                Value::Object(
+                    items
+                        .into_iter()
+                        .map(|e| match e {
+                            Value::Array(mut p) => {
+                                let val = p.pop().unwrap();
+                                (p.pop().unwrap().to_string(), keyed(val))
+                            }
+                            _ => unreachable!(),
+                        })
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(keyed).collect()),
+            Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, keyed(v))).collect()),
+            other => other,
+        }
+    }
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = format!("{path}/{k}");
+                    match (x.get(k), y.get(k)) {
+                        (Some(l), Some(r)) => walk(&p, l, r, out),
+                        (Some(l), None) => out.push(format!("{p}: only in the file: {}", short(l))),
+                        (None, Some(r)) => out.push(format!("{p}: only in the database: {}", short(r))),
+                        (None, None) => {}
+                    }
+                }
+            }
+            _ if a != b => out.push(format!("{path}: file={} db={}", short(a), short(b))),
+            _ => {}
+        }
+    }
+    fn short(v: &Value) -> String {
+        let s = v.to_string();
+        if s.len() > 300 {
+            format!("{}…", &s[..s.char_indices().nth(300).map(|(i, _)| i).unwrap_or(s.len())])
+        } else {
+            s
+        }
+    }
+    let (mut a, mut b) =
+        (keyed(serde_json::to_value(file).unwrap()), keyed(serde_json::to_value(db).unwrap()));
+    if public_optional {
+        (a, b) = (unqualify(a), unqualify(b));
+    }
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    out
+}
+
+/// What is compared, for the report: every object the file's model holds.
+fn objects_compared(s: &Schema) -> usize {
+    s.namespaces.len()
+        + s.extensions.len()
+        + s.tables.values().map(|t| 1 + t.columns.len() + t.constraints.len()).sum::<usize>()
+        + s.indexes.len()
+        + s.sequences.len()
+        + s.enums.len()
+        + s.domains.len()
+        + s.composites.len()
+        + s.views.len()
+        + s.comments.len()
+        + s.owners.len()
+        + s.opaque.len()
+        + s.index_attachments.len()
+}
+
+/// Loads `file` into a fresh database, introspects it under `search_path`, and returns
+/// (objects compared, differences left after the documented normalisations).
+/// How a corpus file spells names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// pg_dump output: every name schema-qualified, as introspection reads them.
+    PgDump,
+    /// Written by hand with the default search_path: names in `public` are often bare
+    /// (`execute function f()`, `digest(x)`), where the catalog spells `public.f()`.
+    HandWritten,
+}
+
+fn corpus_case(file: &str, style: Style) -> (usize, Vec<String>) {
+    let search_path = "";
+    let path = corpus(file);
+    let parsed = seqmig::parse::load(&seqmig::parse::SourceSpec::File(path.clone())).unwrap().schema;
+    let db = TestDb::new();
+    load_with_psql(&db, &path);
+    let live = introspect_sp(&db, search_path);
+    let (f, d) = (normalise(&parsed, &parsed), normalise(&live, &parsed));
+    // 8. In hand-written files the `public.` qualifier is optional: PostgreSQL resolves a
+    //    bare name through the default search_path to the same object.
+    let diffs = differences_with(&f, &d, style == Style::HandWritten);
+    let report =
+        format!("{file}: {} objects compared, {} differences left\n", objects_compared(&f), diffs.len());
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join("seqmig-introspect-corpus-report.txt"))
+        .and_then(|mut o| std::io::Write::write_all(&mut o, report.as_bytes()));
+    (objects_compared(&f), diffs)
+}
+
+/// pg_dump files: the catalog, read like pg_dump reads it (search_path = ''), equals the file.
+#[test]
+fn corpus_danbooru_equals_its_database() {
+    let (n, diffs) = corpus_case("danbooru-structure.sql", Style::PgDump);
+    assert!(n > 1000, "{n}");
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+#[test]
+fn corpus_osm_2025_equals_its_database() {
+    let (_, diffs) = corpus_case("osm-structure-2025-07.sql", Style::PgDump);
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+/// Needs PostGIS (`postgresql-15-postgis-3`, installed by .ci/run).
+#[test]
+fn corpus_osm_2026_equals_its_database() {
+    let (_, diffs) = corpus_case("osm-structure-2026-07.sql", Style::PgDump);
+    assert!(diffs.is_empty(), "{diffs:#?}");
+}
+
+/// Sourcegraph writes names unqualified (its dump ran with search_path = public), so it is
+/// read under that search_path. What is left is text the server re-spells: `OPERATOR(public.~)`
+/// is printed `~` once the operator is visible.
+#[test]
+fn corpus_sourcegraph_2024_equals_its_database() {
+    let (_, diffs) = corpus_case("sourcegraph-frontend-2024-10.sql", Style::HandWritten);
+    let left: Vec<&String> = diffs.iter().filter(|d| !is_operator_respelling(d)).collect();
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+/// The 2026 file adds two things a catalog cannot give back as written: view bodies edited
+/// by hand (without the table qualifiers `pg_get_viewdef` prints), and a `DO` block that
+/// installs `pg_stat_statements` (code the loader keeps as an opaque object; the catalog has
+/// what it created: the extension and its comment).
+#[test]
+fn corpus_sourcegraph_2026_equals_its_database() {
+    let (_, diffs) = corpus_case("sourcegraph-frontend-2026-04.sql", Style::HandWritten);
+    let left: Vec<&String> = diffs
+        .iter()
+        .filter(|d| !is_operator_respelling(d))
+        .filter(|d| !(d.starts_with("/views/") && d.contains("/definition: ")))
+        .filter(|d| !d.contains("pg_stat_statements"))
+        .collect();
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+/// `s` without `public.` qualifiers outside string literals.
+fn strip_public(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_literal = false;
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if c == '\'' {
+            in_literal = !in_literal;
+        }
+        let boundary = out.chars().last().is_none_or(|p| !(p.is_alphanumeric() || p == '_' || p == '.'));
+        if !in_literal && boundary {
+            if let Some(r) = rest.strip_prefix("public.") {
+                rest = r;
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// `x operator(~) y` in the file, `x ~ y` from the server: the same operator, spelled
+/// qualified by pg_dump because it lived outside the dump's empty search_path.
+fn is_operator_respelling(diff: &str) -> bool {
+    let Some((_, rest)) = diff.split_once(": file=") else { return false };
+    let Some((file, db)) = rest.split_once(" db=") else { return false };
+    let mut f = file.to_string();
+    while let Some(i) = f.find("operator(") {
+        let Some(close) = f[i..].find(')') else { break };
+        let op = f[i + "operator(".len()..i + close].to_string();
+        f.replace_range(i..i + close + 1, &op);
+    }
+    let strip = |s: &str| s.replace(['(', ')'], "");
+    strip(&f) == strip(db)
+}
+
+/// PostgREST's fixture is hand-written, with its own spelling of expressions, views and
+/// functions that the server re-spells; it is compared for structure and the count of
+/// textual differences is pinned so that it can only go down.
+#[test]
+fn corpus_postgrest_differs_only_in_respelled_text() {
+    let (_, diffs) = corpus_case("postgrest-spec-schema.sql", Style::HandWritten);
+    let structural: Vec<&String> = diffs
+        .iter()
+        .filter(|d| {
+            !(d.contains("/text:")
+                || d.contains("/definition:")
+                || d.contains("/reads:")
+                || d.contains("/expr:")
+                || d.contains("/default:")
+                || d.contains("/search_path:")
+                || d.contains("\"kind\":\"function\"")
+                || d.contains("\"kind\":\"other\""))
+        })
+        .collect();
+    assert!(structural.len() <= POSTGREST_STRUCTURAL_LIMIT, "{structural:#?}");
+}
+
+/// What is left, by cause (see README.md): the loader resolves names after
+/// `SET search_path = test, public` into `public` (casts, aggregates, domain base types,
+/// extension schemas); it leaves a foreign key's referenced columns empty when the
+/// REFERENCES clause names none (the catalog has the primary key's); and a partition's
+/// primary key and its index attachment, implicit in hand-written DDL, are real in the
+/// catalog. Introspection-side causes: none known.
+const POSTGREST_STRUCTURAL_LIMIT: usize = 90;
+
+/// `seqmig plan --from postgres://… --to new.sql` must plan exactly what
+/// `seqmig plan --from old.sql --to new.sql` plans, when the database was loaded from
+/// old.sql. The OSM pair is a real year of changes (PostGIS added, a default changed, new
+/// tables, sequences, indexes and foreign keys).
+#[test]
+fn a_plan_from_the_database_equals_the_plan_from_the_file() {
+    let old = corpus("osm-structure-2025-07.sql");
+    let new = corpus("osm-structure-2026-07.sql");
+    let load = |p: &PathBuf| seqmig::parse::load(&seqmig::parse::SourceSpec::File(p.clone())).unwrap().schema;
+    let (old_file, desired) = (load(&old), load(&new));
+    let db = TestDb::new();
+    load_with_psql(&db, &old);
+    let old_db = introspect(&db);
+
+    let plan = |current: &Schema| {
+        let hints = seqmig::diff::Hints::default();
+        let renderer = seqmig::render::Renderer::embedded();
+        let planned = seqmig::plan::plan(current, &desired, &hints, &renderer).unwrap();
+        serde_json::to_value(&planned.plan).unwrap()
+    };
+    // Normalisation 1: the file's data statements (its schema_migrations INSERT) are not
+    // schema; the database holds rows, not statements.
+    let old_file = normalise(&old_file, &desired);
+    let (from_file, from_db) = (plan(&old_file), plan(&old_db));
+    assert!(from_file["changes"].as_array().is_some_and(|c| c.len() > 10), "{from_file:#}");
+    assert_eq!(from_file, from_db);
+}
+
+// ---------------------------------------------------------------------------------------
+// Each normalisation, shown on its own.
+
+fn schema_with(f: impl FnOnce(&mut Schema)) -> Schema {
+    let mut s = Schema::default();
+    f(&mut s);
+    s
+}
+
+#[test]
+fn normalisation_data_statements_are_not_schema() {
+    let id = OpaqueId { kind: OpaqueKind::Other, identity: "insert into t values (1)".into() };
+    let file = schema_with(|s| {
+        s.opaque.insert(
+            id.clone(),
+            OpaqueObject {
+                id: id.clone(),
+                text: "insert into t values (1)".into(),
+                depends_on: vec![],
+                search_path: None,
+            },
+        );
+    });
+    assert_eq!(normalise(&file, &file), Schema::default());
+}
+
+#[test]
+fn normalisation_owners_count_only_when_the_file_names_them() {
+    let db = schema_with(|s| {
+        s.owners.insert(ObjectRef::new("table", "public.t"), Ident::exact("postgres").unwrap());
+    });
+    assert_eq!(normalise(&db, &Schema::default()), Schema::default());
+    assert_eq!(normalise(&db, &db), db);
+}
+
+#[test]
+fn normalisation_a_column_read_implies_the_relation_read() {
+    let t = QualifiedName::of("public", "t");
+    let view = |whole: bool| {
+        schema_with(|s| {
+            let mut reads = std::collections::BTreeSet::new();
+            reads.insert(ColumnRef { table: t.clone(), column: Some(Ident::exact("a").unwrap()) });
+            if whole {
+                reads.insert(ColumnRef { table: t.clone(), column: None });
+            }
+            let name = QualifiedName::of("public", "v");
+            s.views.insert(
+                name.clone(),
+                View {
+                    name,
+                    materialized: false,
+                    columns: vec![],
+                    definition: "select t.a from public.t".into(),
+                    reads,
+                    options: vec![],
+                    check_option: None,
+                    search_path: None,
+                    column_defaults: BTreeMap::new(),
+                },
+            );
+        })
+    };
+    assert_eq!(normalise(&view(true), &Schema::default()), normalise(&view(false), &Schema::default()));
+}
+
+#[test]
+fn normalisation_extensions_default_to_public() {
+    let ext = |schema: Option<&str>| {
+        schema_with(|s| {
+            let name = Ident::exact("pg_trgm").unwrap();
+            s.extensions.insert(
+                name.clone(),
+                Extension { name, schema: schema.map(|n| Ident::exact(n).unwrap()), version: None },
+            );
+        })
+    };
+    assert_eq!(normalise(&ext(None), &Schema::default()), ext(Some("public")));
+}
+
+#[test]
+fn normalisation_plpgsql_and_extension_comments() {
+    let ext = ObjectRef::new("extension", "pg_trgm");
+    let db = schema_with(|s| {
+        s.comments.insert(ext.clone(), "text similarity".into());
+    });
+    let file = schema_with(|s| {
+        let name = Ident::exact("plpgsql").unwrap();
+        s.extensions.insert(name.clone(), Extension { name, schema: None, version: None });
+    });
+    assert_eq!(normalise(&db, &file), Schema::default());
+    assert_eq!(normalise(&file, &file), Schema::default());
+    assert_eq!(normalise(&db, &db), db);
+}
+
+#[test]
+fn normalisation_public_is_optional_in_hand_written_files() {
+    assert_eq!(strip_public("public.f(public.t) 'public.x'"), "f(t) 'public.x'");
+    assert_eq!(strip_public("mypublic.x"), "mypublic.x");
+    let file = schema_with(|s| {
+        s.comments.insert(ObjectRef::new("function", "public.f(t)"), "x".into());
+    });
+    let db = schema_with(|s| {
+        s.comments.insert(ObjectRef::new("function", "public.f(public.t)"), "x".into());
+    });
+    assert!(differences_with(&file, &db, true).is_empty());
+    assert_eq!(differences(&file, &db).len(), 2);
+}
+
+#[test]
+fn normalisation_operator_respelling_is_recognised() {
+    assert!(is_operator_respelling(
+        "/x/expr: file=\"name operator(~) 'a'::citext\" db=\"name ~ 'a'::citext\""
+    ));
+    assert!(!is_operator_respelling("/x/expr: file=\"name ~ 'a'\" db=\"name ~ 'b'\""));
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input: `seqmig inspect postgres://…` exits 2 with one clear message each.
+
+/// Runs `seqmig inspect URL` and returns (exit code, stderr).
+fn inspect_cli(url: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .args(["inspect", url])
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run seqmig");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `url` with its user (and password) replaced.
+fn with_user(url: &str, user: &str, password: Option<&str>) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host_part = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+    match password {
+        Some(p) => format!("{scheme}://{user}:{p}@{host_part}"),
+        None => format!("{scheme}://{user}@{host_part}"),
+    }
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one message, got:\n{stderr}");
+    lines[0]
+}
+
+#[test]
+fn bad_input_wrong_host_names_the_host() {
+    let (code, err) = inspect_cli("postgres://app@nonexistent-host.invalid:5432/shop");
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("cannot reach the PostgreSQL server at nonexistent-host.invalid:5432"), "{line}");
+    assert!(line.contains("database 'shop'") && line.contains("user 'app'"), "{line}");
+}
+
+#[test]
+fn bad_input_wrong_password_is_refused_without_echoing_it() {
+    let db = TestDb::new();
+    let role = format!("seqmig_pw_{}", std::process::id());
+    db.require_password(&role, "right-password");
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some("wrong-password")));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains(&format!("refused user '{role}'")), "{line}");
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(!line.contains("wrong-password") && !line.contains("right-password"), "{line}");
+    // The right password works, so the failure above was the password and nothing else.
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some("right-password")));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bad_input_missing_database_says_how_to_create_it() {
+    let db = TestDb::new();
+    let url = db.url.replace(&db.name, "seqmig_no_such_database");
+    let (code, err) = inspect_cli(&url);
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("database 'seqmig_no_such_database' does not exist"), "{line}");
+    assert!(line.contains("createdb seqmig_no_such_database"), "{line}");
+}
+
+/// Hardened servers revoke catalog access from PUBLIC; introspection must stop with the
+/// catalog it could not read, not return a schema with the functions missing.
+#[test]
+fn bad_input_role_without_catalog_access_is_refused() {
+    let db = TestDb::new();
+    let role = format!("seqmig_noread_{}", std::process::id());
+    db.execute(&format!(
+        "CREATE ROLE {role} LOGIN; REVOKE SELECT ON pg_catalog.pg_proc FROM PUBLIC;
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"
+    ));
+    db.allow_login(&role);
+    let (code, err) = inspect_cli(&with_user(&db.url, &role, Some(&format!("{role}-pw"))));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("permission denied"), "{line}");
+    assert!(line.contains("pg_proc"), "{line}");
+    assert!(line.contains(&format!("as user '{role}'")), "{line}");
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS: a cluster of its own with a certificate for `localhost` from a throwaway CA.
+
+struct TlsServer {
+    cluster: seqmig::cluster::TempCluster,
+    ca: PathBuf,
+}
+
+fn tls_server() -> &'static TlsServer {
+    static SERVER: std::sync::OnceLock<TlsServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("seqmig-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=seqmig test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        // The server refuses a key others can read, and runs as `postgres` when we are root.
+        let _ = Command::new("chmod").args(["600"]).arg(dir.join("server.key")).status();
+        let _ = Command::new("chown").args(["-R", "postgres:"]).arg(&dir).status();
+        let cert = format!("ssl_cert_file = '{}'", dir.join("server.crt").display());
+        let key = format!("ssl_key_file = '{}'", dir.join("server.key").display());
+        let cluster =
+            seqmig::cluster::TempCluster::start(&["ssl = on", &cert, &key]).expect("start a TLS cluster");
+        // The server has read its key; keep only the CA, inside the cluster's own directory
+        // (removed with the cluster), so nothing is left in /tmp.
+        let ca = cluster.dir().join("test-ca.pem");
+        std::fs::copy(dir.join("ca.pem"), &ca).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        TlsServer { cluster, ca }
+    })
+}
+
+#[test]
+fn tls_require_connects_without_checking_the_certificate() {
+    let s = tls_server();
+    let url = format!("postgres://postgres@localhost:{}/postgres?sslmode=require", s.cluster.port());
+    let (code, err) = inspect_cli(&url);
+    assert_eq!(code, 0, "{err}");
+    // And the session really is encrypted.
+    let opts = seqmig::db::ConnectOptions::from_url(&url).unwrap();
+    let ssl: bool = block_on(async {
+        let c = seqmig::db::connect(&opts, "seqmig-test").await.unwrap();
+        c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0)
+    });
+    assert!(ssl);
+}
+
+#[test]
+fn tls_verify_full_needs_a_trusted_root_and_the_right_host() {
+    let s = tls_server();
+    let port = s.cluster.port();
+    let ca = s.ca.display().to_string();
+    // Unknown CA: refused, and the message says TLS, where and which mode.
+    let (code, err) =
+        inspect_cli(&format!("postgres://postgres@localhost:{port}/postgres?sslmode=verify-full"));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(
+        line.contains(&format!("TLS with the server at localhost:{port} failed (sslmode=verify-full)")),
+        "{line}"
+    );
+    // Trusted root, host named in the certificate: connects.
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 0, "{err}");
+    // Trusted root, but 127.0.0.1 is not in the certificate: verify-full refuses, verify-ca accepts.
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = inspect_cli(&format!(
+        "postgres://postgres@127.0.0.1:{port}/postgres?sslmode=verify-ca&sslrootcert={ca}"
+    ));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn tls_require_fails_clearly_against_a_server_without_tls() {
+    let db = TestDb::new();
+    let (code, err) = inspect_cli(&format!("{}?sslmode=require", db.url));
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("sslmode=require") || line.contains("TLS"), "{line}");
 }

@@ -2,7 +2,12 @@
 
 mod harness;
 
+mod backfill_tests;
+mod exec_examples_tests;
+mod exec_tests;
+mod gate_tests;
 mod harness_tests;
 mod introspect_tests;
+mod lint_tests;
 mod parse_tests;
 mod plan_tests;

@@ -2,9 +2,18 @@
 //! validated library inputs, calls the library and writes the result through [`output`].
 //! Nothing else lives here.
 
+pub mod apply;
+pub mod approve;
+pub mod audit;
+pub mod backfill;
+pub mod gate;
 pub mod inspect;
+pub mod lint;
 pub mod output;
 pub mod plan;
+pub mod rollback;
+pub mod soak;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +47,23 @@ pub struct Cli {
 pub enum Command {
     /// Show the schema model read from a .sql file, a directory or stdin.
     Inspect(inspect::Args),
+    Lint(lint::Args),
+    /// Run, pause, resume, rate-limit and inspect backfills.
+    Backfill(backfill::Args),
+    /// Evaluate the soak gate in front of contract: each criterion, its evidence, its verdict.
+    Gate(gate::Args),
+    /// Record soak evidence: external checks (`record`) and censuses (`sample`, from cron).
+    Soak(soak::Args),
+    /// Approve contract of a plan in a governance role.
+    Approve(approve::Args),
+    /// Show the audit log: break-glass bypasses and approvals.
+    Audit(audit::Args),
+    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
+    Apply(apply::Args),
+    /// Undo the last applied phase of a plan (never contract).
+    Rollback(rollback::Args),
+    /// Show where each plan stands in the database and the next command.
+    Status(status::Args),
     /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
     Plan(plan::Args),
 }
@@ -47,6 +73,15 @@ pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Lint(args) => lint::run(args),
+        Command::Backfill(args) => backfill::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Soak(args) => soak::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Status(args) => status::run(args),
         Command::Plan(args) => plan::run(args),
     }
 }

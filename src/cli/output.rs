@@ -1,7 +1,9 @@
 //! The one place that writes to stdout and stderr. A closed pipe (`seqmig plan | head`) is
 //! not an error: the write returns `BrokenPipe`, which `main` maps to exit 0.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+use crate::backfill::{Bar, JsonLines, ProgressSink};
 
 /// Writes `text` to stdout as is.
 pub fn stdout(text: &str) -> io::Result<()> {
@@ -14,4 +16,13 @@ pub fn stdout(text: &str) -> io::Result<()> {
 pub fn stderr_line(text: &str) {
     // A failing stderr has nowhere to report to; ignoring it is the only option.
     let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+/// Backfill progress on stderr: a bar on a terminal, JSON lines otherwise (or when asked).
+pub fn progress_sink(json: bool) -> Box<dyn ProgressSink> {
+    if !json && io::stderr().is_terminal() {
+        Box::new(Bar::new())
+    } else {
+        Box::new(JsonLines::new(io::stderr()))
+    }
 }

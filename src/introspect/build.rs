@@ -24,7 +24,7 @@ fn options(raw: Vec<String>) -> Vec<String> {
     v
 }
 
-pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
+pub(super) fn schema(cat: &Catalog, bare_schema: Option<&str>) -> Result<Schema, IntrospectError> {
     let mut s = Schema::default();
 
     for r in &cat.namespaces {
@@ -78,6 +78,18 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
                 }
                 t.partition_key = r.get::<_, Option<String>>("partkey").map(|k| normalize_expr(&k));
                 t.options = options(r.get("options"));
+                t.replica_identity = match r.get::<_, &str>("replident") {
+                    "f" => Some("full".into()),
+                    "n" => Some("nothing".into()),
+                    "i" => r
+                        .get::<_, Option<&str>>("replident_index")
+                        .map(|i| format!("using index {}", quote_ident(i))),
+                    _ => None,
+                };
+                t.cluster_on =
+                    r.get::<_, Option<&str>>("cluster_on").map(|i| ident(i, "index")).transpose()?;
+                t.row_security = r.get("row_security");
+                t.force_row_security = r.get("force_row_security");
                 if r.get::<_, bool>("is_partition") {
                     // The parent is filled in from pg_inherits below.
                     let bound: Option<String> = r.get("bound");
@@ -107,6 +119,7 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
                         reads: Default::default(),
                         options: options(raw_options),
                         check_option,
+                        // Introspected definitions are fully qualified by pg_get_viewdef.
                         search_path: None,
                         column_defaults: Default::default(),
                     },
@@ -124,6 +137,10 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
     for r in &cat.inherits {
         let child: u32 = r.get("child");
         let parent = qname(r.get("schema"), r.get("name"))?;
+        if matches!(r.get::<_, &str>("child_kind"), "i" | "I") {
+            s.index_attachments.insert(qname(r.get("child_schema"), r.get("child_name"))?, parent);
+            continue;
+        }
         if let Some(t) = tables.get_mut(&child) {
             match &mut t.partition_of {
                 Some(p) => p.parent = parent,
@@ -170,6 +187,12 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
             c.collation = r.get("collation");
             c.statistics = r.get("statistics");
             t.columns.push(c);
+        } else if let Some(v) = views.get_mut(&rel) {
+            // View columns are not modelled (a view's shape is its definition); their
+            // defaults for inserts through the view are.
+            if let Some(d) = r.get::<_, Option<String>>("default_expr") {
+                v.column_defaults.insert(name, normalize_expr(&d));
+            }
         } else if let Some(cname) = composite_rels.get(&rel) {
             composites
                 .entry(cname.clone())
@@ -177,7 +200,6 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
                 .attributes
                 .push((name, normalize_type(&ty)));
         }
-        // View columns are not modelled (a view's shape is its definition).
     }
 
     let mut domain_checks: HashMap<u32, BTreeMap<Ident, String>> = HashMap::new();
@@ -250,6 +272,9 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
         q.max_value = Some(r.get("max"));
         q.cache = Some(r.get("cache"));
         q.cycle = r.get("cycle");
+        if r.get::<_, &str>("persistence") == "u" {
+            q.persistence = Persistence::Unlogged;
+        }
         let owner_table: Option<String> = r.get("owner_table");
         if let (Some(os), Some(ot), Some(oc)) = (
             r.get::<_, Option<String>>("owner_schema"),
@@ -314,7 +339,7 @@ pub(super) fn schema(cat: &Catalog) -> Result<Schema, IntrospectError> {
     let sequences = s.sequences.keys().map(|q| q.quoted()).collect::<std::collections::BTreeSet<_>>();
     s.owners.retain(|r, _| r.kind != "sequence" || sequences.contains(&r.identity));
 
-    super::opaque::add(cat, &mut s)?;
+    super::opaque::add(cat, &mut s, bare_schema)?;
     comments(cat, &mut s)?;
     Ok(s)
 }
@@ -356,7 +381,8 @@ fn exclusion(def: &str) -> ConstraintKind {
     let predicate = after.find("WHERE ").map(|i| normalize_expr(after[i + 6..].trim()));
     ConstraintKind::Exclusion {
         method: method.to_ascii_lowercase(),
-        elements: format!("({})", normalize_expr(elements)),
+        // Spelled as the loader spells it: the list without its parentheses.
+        elements: normalize_expr(elements),
         predicate,
     }
 }
@@ -499,7 +525,11 @@ fn index(r: &Row, name: QualifiedName) -> Result<Index, IntrospectError> {
         predicate: r.get::<_, Option<String>>("predicate").map(|p| normalize_expr(&p)),
         options: options(r.get("storage")),
         only: false,
-        statistics: Default::default(),
+        statistics: r
+            .get::<_, Vec<String>>("statistics")
+            .iter()
+            .filter_map(|e| e.split_once('=').and_then(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?))))
+            .collect(),
     })
 }
 
@@ -561,7 +591,7 @@ mod tests {
             k,
             ConstraintKind::Exclusion {
                 method: "gist".into(),
-                elements: "(room with =, during with &&)".into(),
+                elements: "room with =, during with &&".into(),
                 predicate: Some("room > 0".into()),
             }
         );

@@ -16,8 +16,6 @@
 mod build;
 mod opaque;
 
-use std::collections::BTreeMap;
-
 use tokio_postgres::Client;
 
 use crate::db::{ConnectOptions, DbError};
@@ -114,25 +112,45 @@ pub(crate) struct Catalog {
     pub policies: Rows,
     pub misc: Rows,
     pub comments: Rows,
+    pub grants: Rows,
 }
 
-/// Reads the schema through an open connection. The session's `search_path` is set to `''`
-/// for the duration (see the module docs) and restored afterwards.
+/// How to read the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntrospectOptions {
+    /// The `search_path` the server deparses names under. Empty (the default, as pg_dump):
+    /// every name comes back schema-qualified. `public`: names in `public` come back bare,
+    /// as hand-written DDL usually spells them (`nextval('users_id_seq'::regclass)`).
+    pub search_path: String,
+}
+
+/// Reads the schema through an open connection with the default options.
 pub async fn introspect(client: &Client) -> Result<Schema, IntrospectError> {
+    introspect_with(client, &IntrospectOptions::default()).await
+}
+
+/// Reads the schema through an open connection. The session's `search_path` is set for the
+/// duration (see [`IntrospectOptions::search_path`]) and restored afterwards.
+pub async fn introspect_with(
+    client: &Client,
+    options: &IntrospectOptions,
+) -> Result<Schema, IntrospectError> {
     let old: String = client
         .query_one("SELECT pg_catalog.current_setting('search_path')", &[])
         .await
         .map_err(|e| IntrospectError::query("read search_path", &e))?
         .get(0);
     client
-        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .query("SELECT pg_catalog.set_config('search_path', $1, false)", &[&options.search_path])
         .await
         .map_err(|e| IntrospectError::query("set search_path", &e))?;
     let result = read_catalog(client).await;
     // Restore even when reading failed; a failure here matters less than the first error.
     let _ = client.query("SELECT pg_catalog.set_config('search_path', $1, false)", &[&old]).await;
     let catalog = result?;
-    build::schema(&catalog)
+    let first =
+        options.search_path.split(',').next().map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty());
+    build::schema(&catalog, first)
 }
 
 async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
@@ -161,7 +179,7 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         q("sequences", include_str!("sql/sequences.sql")),
         q("types", include_str!("sql/types.sql")),
     )?;
-    let (view_reads, functions, aggregates, triggers, policies, misc, comments) = tokio::try_join!(
+    let (view_reads, functions, aggregates, triggers, policies, misc, comments, grants) = tokio::try_join!(
         q("view dependencies", include_str!("sql/view_reads.sql")),
         q("functions", include_str!("sql/functions.sql")),
         q("aggregates", include_str!("sql/aggregates.sql")),
@@ -169,6 +187,7 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         q("policies", include_str!("sql/policies.sql")),
         q("rules, casts and statistics", include_str!("sql/misc.sql")),
         q("comments", include_str!("sql/comments.sql")),
+        q("privileges", include_str!("sql/grants.sql")),
     )?;
     Ok(Catalog {
         namespaces,
@@ -186,24 +205,6 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         policies,
         misc,
         comments,
+        grants,
     })
-}
-
-/// Counts of what was read, for `inspect` output and the equality report.
-pub fn object_counts(schema: &Schema) -> BTreeMap<&'static str, usize> {
-    let mut m = BTreeMap::new();
-    m.insert("schemas", schema.namespaces.len());
-    m.insert("extensions", schema.extensions.len());
-    m.insert("tables", schema.tables.len());
-    m.insert("columns", schema.tables.values().map(|t| t.columns.len()).sum());
-    m.insert("constraints", schema.tables.values().map(|t| t.constraints.len()).sum());
-    m.insert("indexes", schema.indexes.len());
-    m.insert("sequences", schema.sequences.len());
-    m.insert("enums", schema.enums.len());
-    m.insert("domains", schema.domains.len());
-    m.insert("composites", schema.composites.len());
-    m.insert("views", schema.views.len());
-    m.insert("comments", schema.comments.len());
-    m.insert("opaque", schema.opaque.len());
-    m
 }

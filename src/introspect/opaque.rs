@@ -15,7 +15,7 @@ fn put(s: &mut Schema, kind: OpaqueKind, identity: String, text: &str, depends_o
         id.clone(),
         OpaqueObject {
             id,
-            text: normalize_expr(text.trim().trim_end_matches(';')),
+            text: crate::parse::normalize_statement(text.trim().trim_end_matches(';')),
             depends_on,
             search_path: None,
         },
@@ -53,7 +53,18 @@ const LIST_SETTINGS: &[&str] = &[
     "local_preload_libraries",
 ];
 
-pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), IntrospectError> {
+/// How a name is spelled in rebuilt text: bare when it lives in `bare_schema` (the first
+/// schema of the session's search_path, as the server's own deparser does), else qualified.
+fn spell(name: &QualifiedName, bare_schema: Option<&str>) -> String {
+    if bare_schema == Some(name.schema.as_str()) { name.name.quoted_sql() } else { name.quoted() }
+}
+
+/// `bare_schema`: see [`spell`]; `None` under an empty search_path.
+pub(super) fn add(
+    cat: &super::Catalog,
+    s: &mut Schema,
+    bare_schema: Option<&str>,
+) -> Result<(), IntrospectError> {
     let mut aggregates: HashMap<u32, &tokio_postgres::Row> = HashMap::new();
     for r in &cat.aggregates {
         aggregates.insert(r.get("oid"), r);
@@ -65,6 +76,8 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         let kind: &str = r.get("kind");
         let arg_types: Vec<String> = r.get("arg_types");
         let args_id = arg_types.iter().map(|a| normalize_type(a)).collect::<Vec<_>>().join(", ");
+        // An aggregate over no arguments is written `agg(*)`.
+        let args_id = if kind == "a" && args_id.is_empty() { "*".to_string() } else { args_id };
         let identity = format!("{}({args_id})", name.quoted());
         let owner: String = r.get("owner");
         let (opaque_kind, ref_kind) = match kind {
@@ -77,11 +90,11 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         }
         let text = if kind == "a" {
             match aggregates.get(&oid) {
-                Some(a) => aggregate_text(&name, r, a),
+                Some(a) => aggregate_text(&spell(&name, bare_schema), r, a),
                 None => continue,
             }
         } else {
-            function_text(&name, r)
+            function_text(&spell(&name, bare_schema), r)
         };
         put(s, opaque_kind, identity, &text, Vec::new());
     }
@@ -90,25 +103,17 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         let table = qname(r.get("schema"), r.get("table_name"))?;
         let name: &str = r.get("name");
         let identity = format!("{} on {}", quote_ident(name), table.quoted());
-        put(s, OpaqueKind::Trigger, identity, r.get("def"), vec![table]);
+        let mut def: String = r.get("def");
+        // pg_get_triggerdef always qualifies the table; spell it as the rest of the text.
+        let bare = spell(&table, bare_schema);
+        if bare != table.quoted() {
+            def = def.replacen(&format!(" ON {} ", table.quoted()), &format!(" ON {bare} "), 1);
+        }
+        put(s, OpaqueKind::Trigger, identity, &def, vec![table]);
     }
 
     for r in &cat.policies {
         let table = qname(r.get("schema"), r.get("table_name"))?;
-        if r.get::<_, &str>("what") == "rls" {
-            let mut text = format!("ALTER TABLE {} ENABLE ROW LEVEL SECURITY", table.quoted());
-            if r.get::<_, bool>("forced") {
-                text.push_str(&format!("; ALTER TABLE ONLY {} FORCE ROW LEVEL SECURITY", table.quoted()));
-            }
-            put(
-                s,
-                OpaqueKind::Other,
-                format!("row level security on {}", table.quoted()),
-                &text,
-                vec![table],
-            );
-            continue;
-        }
         let name: &str = r.get("name");
         let cmd = match r.get::<_, &str>("cmd") {
             "r" => " FOR SELECT",
@@ -120,7 +125,7 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         let mut text = format!(
             "CREATE POLICY {} ON {}{}{cmd}",
             quote_ident(name),
-            table.quoted(),
+            spell(&table, bare_schema),
             if r.get::<_, bool>("permissive") { "" } else { " AS RESTRICTIVE" }
         );
         if let Some(roles) = r.get::<_, Option<&str>>("roles") {
@@ -135,6 +140,8 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
         let identity = format!("{} on {}", quote_ident(name), table.quoted());
         put(s, OpaqueKind::Policy, identity, &text, vec![table]);
     }
+
+    grants(cat, s)?;
 
     for r in &cat.misc {
         let kind: &str = r.get("kind");
@@ -154,6 +161,11 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
                 let identity = qname(schema.unwrap_or_default(), name)?.quoted();
                 put(s, OpaqueKind::Statistics, identity, &def, Vec::new());
             }
+            // The loader keys an operator by its whole normalised statement; so do we.
+            "operator" => {
+                let text = crate::parse::normalize_statement(&def);
+                put(s, OpaqueKind::Operator, text, &def, Vec::new());
+            }
             "publication" => put(s, OpaqueKind::Publication, quote_ident(name), &def, Vec::new()),
             _ => {}
         }
@@ -161,14 +173,55 @@ pub(super) fn add(cat: &super::Catalog, s: &mut Schema) -> Result<(), Introspect
     Ok(())
 }
 
+/// Every privilege of an object kind, in the order statements list them; holding all of them
+/// is written `ALL`.
+fn all_privileges(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "TABLE" => &["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"],
+        "SEQUENCE" => &["USAGE", "SELECT", "UPDATE"],
+        "SCHEMA" => &["USAGE", "CREATE"],
+        _ => &["EXECUTE"],
+    }
+}
+
+/// `GRANT …` / `REVOKE …` statements for privileges that differ from an object's defaults,
+/// one per object, grantee and grant option. The loader keys grants by their statement text.
+fn grants(cat: &super::Catalog, s: &mut Schema) -> Result<(), IntrospectError> {
+    for r in &cat.grants {
+        let kind: &str = r.get("kind");
+        let held: Vec<String> = r.get("privileges");
+        let all = all_privileges(kind);
+        let privileges = if all.iter().all(|p| held.iter().any(|h| h == p)) {
+            "ALL".to_string()
+        } else {
+            let mut known: Vec<&str> = all.iter().copied().filter(|p| held.iter().any(|h| h == p)).collect();
+            known.extend(held.iter().map(String::as_str).filter(|h| !all.contains(h)));
+            known.join(",")
+        };
+        let (name, grantee): (&str, &str) = (r.get("name"), r.get("grantee"));
+        let text = if r.get::<_, &str>("action") == "GRANT" {
+            let option = if r.get::<_, bool>("grantable") { " WITH GRANT OPTION" } else { "" };
+            format!("GRANT {privileges} ON {kind} {name} TO {grantee}{option}")
+        } else {
+            format!("REVOKE {privileges} ON {kind} {name} FROM {grantee}")
+        };
+        let depends_on = match (r.get::<_, Option<&str>>("schema"), r.get::<_, Option<&str>>("rel")) {
+            (Some(sc), Some(rel)) => vec![qname(sc, rel)?],
+            _ => Vec::new(),
+        };
+        put(s, OpaqueKind::Grant, crate::parse::normalize_statement(&text), &text, depends_on);
+    }
+    Ok(())
+}
+
 /// pg_dump's `CREATE FUNCTION` / `CREATE PROCEDURE` layout (dumpFunc).
-fn function_text(name: &QualifiedName, r: &tokio_postgres::Row) -> String {
+fn function_text(name: &str, r: &tokio_postgres::Row) -> String {
     let kind: &str = r.get("kind");
     let language: &str = r.get("language");
     let mut t = format!(
         "CREATE {} {}({})",
         if kind == "p" { "PROCEDURE" } else { "FUNCTION" },
-        name.quoted(),
+        name,
         r.get::<_, &str>("args")
     );
     if kind != "p" {
@@ -242,9 +295,9 @@ fn function_text(name: &QualifiedName, r: &tokio_postgres::Row) -> String {
 }
 
 /// pg_dump's `CREATE AGGREGATE` layout (dumpAgg), for the common options.
-fn aggregate_text(name: &QualifiedName, f: &tokio_postgres::Row, a: &tokio_postgres::Row) -> String {
+fn aggregate_text(name: &str, f: &tokio_postgres::Row, a: &tokio_postgres::Row) -> String {
     let args: &str = f.get("args");
-    let sig = format!("{}({})", name.quoted(), if args.is_empty() { "*" } else { args });
+    let sig = format!("{name}({})", if args.is_empty() { "*" } else { args });
     let mut d =
         format!("    SFUNC = {},\n    STYPE = {}", a.get::<_, &str>("sfunc"), a.get::<_, &str>("stype"));
     if let Some(sp) = a.get::<_, Option<i32>>("sspace") {

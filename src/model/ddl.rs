@@ -127,9 +127,11 @@ pub fn constraint_definition_sql(k: &Constraint) -> String {
     out
 }
 
-/// `ALTER TABLE ONLY t ADD CONSTRAINT …;`
+/// `ALTER TABLE [ONLY] t ADD CONSTRAINT …;` — ONLY as pg_dump writes it, except for foreign
+/// keys, which PostgreSQL refuses to add with ONLY to a partitioned table.
 pub fn add_constraint_sql(table: &QualifiedName, k: &Constraint) -> String {
-    format!("ALTER TABLE ONLY {} ADD {};", table.quoted(), constraint_definition_sql(k))
+    let only = if matches!(k.kind, ConstraintKind::ForeignKey { .. }) { "" } else { "ONLY " };
+    format!("ALTER TABLE {only}{} ADD {};", table.quoted(), constraint_definition_sql(k))
 }
 
 /// `CREATE TABLE …;` with columns only (constraints are added by [`add_constraint_sql`] so
@@ -392,6 +394,158 @@ fn with_search_path(out: &mut String, current: &mut Option<Ident>, wanted: &Opti
     out.push('\n');
 }
 
+/// Functions, procedures, aggregates, casts and operators whose text outside the body names
+/// no table or view: they can be created before the tables (whose defaults, generated
+/// columns and indexes may call them).
+fn routines_in_order(s: &Schema) -> (Vec<&OpaqueObject>, Vec<&OpaqueObject>) {
+    use super::OpaqueKind as K;
+    // Names that make a routine late: relations and types built on them.
+    let mut late_names: BTreeSet<String> =
+        s.tables.keys().chain(s.views.keys()).map(|q| q.name.as_str().to_string()).collect();
+    let (_, table_typed) = types_in_order(s);
+    for d in s.domains.values().chain(std::iter::empty()) {
+        if table_typed.iter().any(|sql| sql.starts_with(&format!("CREATE DOMAIN {} ", d.name.quoted()))) {
+            late_names.insert(d.name.name.as_str().to_string());
+        }
+    }
+    let words_of = |o: &OpaqueObject| -> BTreeSet<String> {
+        let outside = strip_dollar_quoted(&o.text);
+        let mut words: Vec<String> = outside
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"'))
+            .map(|w| w.trim_matches('"').to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        // `LANGUAGE sql` is not a reference to a table named `language`.
+        while let Some(p) = words.iter().position(|w| w.eq_ignore_ascii_case("language")) {
+            words.drain(p..(p + 2).min(words.len()));
+        }
+        words.into_iter().collect()
+    };
+    let candidates: Vec<&OpaqueObject> = s
+        .opaque
+        .values()
+        .filter(|o| matches!(o.id.kind, K::Function | K::Procedure | K::Aggregate | K::Cast | K::Operator))
+        .collect();
+    let mut late_ids = BTreeSet::new();
+    loop {
+        let before = late_ids.len();
+        for o in &candidates {
+            if late_ids.contains(&o.id) {
+                continue;
+            }
+            let words = words_of(o);
+            if o.text.contains("begin atomic") || words.iter().any(|w| late_names.contains(w)) {
+                late_ids.insert(o.id.clone());
+                // A routine that is late makes late whatever names it (aggregates, casts).
+                let name = o.id.identity.split('(').next().unwrap_or("");
+                if let Some(short) = name.rsplit('.').next() {
+                    late_names.insert(short.trim_matches('"').to_string());
+                }
+            }
+        }
+        if late_ids.len() == before {
+            break;
+        }
+    }
+    s.opaque.values().partition(|o| {
+        matches!(o.id.kind, K::Function | K::Procedure | K::Aggregate | K::Cast | K::Operator)
+            && !late_ids.contains(&o.id)
+    })
+}
+
+/// The text with `$tag$…$tag$` bodies and string literals removed.
+fn strip_dollar_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(['$', '\'']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix('\'') {
+            match after.find('\'') {
+                Some(end) => rest = &after[end + 1..],
+                None => return out,
+            }
+            continue;
+        }
+        match super::dollar_tag(tail) {
+            Some(tag) => match tail[tag.len()..].find(tag) {
+                Some(end) => rest = &tail[tag.len() + end + tag.len()..],
+                None => return out,
+            },
+            None => {
+                out.push('$');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Enum, composite and domain types ordered so that a type follows the types it is built
+/// on; the second list holds those built on a table's row type (created after the tables).
+fn types_in_order(s: &Schema) -> (Vec<String>, Vec<String>) {
+    // Each type with the names of the types it mentions.
+    let mut nodes: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for e in s.enums.values() {
+        nodes.insert(e.name.quoted(), (create_enum_sql(e), vec![]));
+    }
+    for t in s.composites.values() {
+        let deps = t.attributes.iter().map(|(_, ty)| base_type(ty)).collect();
+        nodes.insert(t.name.quoted(), (create_composite_sql(t), deps));
+    }
+    for d in s.domains.values() {
+        nodes.insert(d.name.quoted(), (create_domain_sql(d), vec![base_type(&d.data_type)]));
+    }
+    let relations: BTreeSet<String> =
+        s.tables.keys().chain(s.views.keys()).map(QualifiedName::quoted).collect();
+    let mut late_names = BTreeSet::new();
+    // A type is late when it (transitively) mentions a relation's row type.
+    loop {
+        let before = late_names.len();
+        for (name, (_, deps)) in &nodes {
+            if deps.iter().any(|d| relations.contains(d) || late_names.contains(d)) {
+                late_names.insert(name.clone());
+            }
+        }
+        if late_names.len() == before {
+            break;
+        }
+    }
+    let mut done = BTreeSet::new();
+    let (mut early, mut late) = (Vec::new(), Vec::new());
+    fn visit(
+        name: &str,
+        nodes: &BTreeMap<String, (String, Vec<String>)>,
+        late_names: &BTreeSet<String>,
+        done: &mut BTreeSet<String>,
+        early: &mut Vec<String>,
+        late: &mut Vec<String>,
+    ) {
+        if !done.insert(name.to_string()) {
+            return;
+        }
+        let Some((sql, deps)) = nodes.get(name) else { return };
+        for d in deps {
+            visit(d, nodes, late_names, done, early, late);
+        }
+        if late_names.contains(name) { late.push(sql.clone()) } else { early.push(sql.clone()) }
+    }
+    for name in nodes.keys() {
+        visit(name, &nodes, &late_names, &mut done, &mut early, &mut late);
+    }
+    (early, late)
+}
+
+/// `public.mood[]` → `public.mood`; `character varying(3)` → `character varying`.
+fn base_type(ty: &str) -> String {
+    let t = ty.trim_end_matches("[]");
+    match t.find('(') {
+        Some(p) if !t.starts_with('"') => t[..p].to_string(),
+        _ => t.to_string(),
+    }
+}
+
 /// Tables ordered so that every `INHERITS` parent comes before its children.
 fn tables_in_order(s: &Schema) -> Vec<&Table> {
     let mut done = BTreeSet::new();
@@ -408,6 +562,13 @@ fn tables_in_order(s: &Schema) -> Vec<&Table> {
         for p in &t.inherits {
             if let Some(pt) = s.tables.get(p) {
                 visit(s, pt, done, out);
+            }
+        }
+        // A column typed by another table's row type needs that table first.
+        for c in &t.columns {
+            let base = base_type(&c.data_type);
+            if let Some(dep) = s.tables.values().find(|o| o.name.quoted() == base) {
+                visit(s, dep, done, out);
             }
         }
         out.push(t);
@@ -459,15 +620,32 @@ pub fn schema_sql(s: &Schema) -> String {
         }
     };
     out.push_str("-- generated by seqmig\n");
-    section(&mut out, "extensions", s.extensions.values().map(create_extension_sql).collect());
+    // Routine bodies are checked when called, not when created (pg_dump does the same), so
+    // functions can precede the tables their bodies read.
+    out.push_str("SET check_function_bodies = false;\n");
+    // Schemas first: an extension may be installed into one.
     section(&mut out, "schemas", s.namespaces.iter().map(create_schema_sql).collect());
-    let mut types: Vec<String> = s.enums.values().map(create_enum_sql).collect();
-    types.extend(s.composites.values().map(create_composite_sql));
-    types.extend(s.domains.values().map(create_domain_sql));
+    section(&mut out, "extensions", s.extensions.values().map(create_extension_sql).collect());
+    let (types, table_typed) = types_in_order(s);
     section(&mut out, "types", types);
+    let mut current: Option<Ident> = None;
+    let (early, late) = routines_in_order(s);
+    let mut body = String::new();
+    for o in &early {
+        with_search_path(&mut body, &mut current, &o.search_path, &opaque_sql(o));
+    }
+    if current.is_some() {
+        with_search_path(&mut body, &mut current, &None, "");
+    }
+    if !body.is_empty() {
+        writeln!(out, "\n-- routines (their signatures name no table)\n").ok();
+        out.push_str(body.trim_end());
+        out.push('\n');
+    }
     section(&mut out, "sequences", s.sequences.values().map(create_sequence_sql).collect());
     let tables = tables_in_order(s);
     section(&mut out, "tables", tables.iter().map(|t| create_table_sql(t)).collect());
+    section(&mut out, "types over table row types", table_typed);
     section(&mut out, "partitions", tables.iter().filter_map(|t| attach_partition_sql(t)).collect());
     section(&mut out, "sequence ownership", s.sequences.values().filter_map(sequence_owned_by_sql).collect());
     // Keys before foreign keys, which need a unique index on the referenced side.
@@ -490,7 +668,6 @@ pub fn schema_sql(s: &Schema) -> String {
     section(&mut out, "foreign keys", fks);
     section(&mut out, "table properties", tables.iter().flat_map(|t| table_properties_sql(t)).collect());
 
-    let mut current: Option<Ident> = None;
     let mut body = String::new();
     for v in views_in_order(s) {
         with_search_path(&mut body, &mut current, &v.search_path, &create_view_sql(v));
@@ -504,7 +681,7 @@ pub fn schema_sql(s: &Schema) -> String {
         out.push_str(&body);
     }
     let mut body = String::new();
-    for o in s.opaque.values() {
+    for o in late {
         with_search_path(&mut body, &mut current, &o.search_path, &opaque_sql(o));
     }
     if current.is_some() {

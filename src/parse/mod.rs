@@ -143,6 +143,16 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
     }
 }
 
+/// The spelling opaque objects carry for a statement's text: tokens joined by one space
+/// where the source had whitespace or a comment, words lower-cased. Introspection spells the
+/// statements it rebuilds from the catalog with this too, so both producers agree.
+pub fn normalize_statement(sql: &str) -> String {
+    match lex::tokenize(sql) {
+        Ok(toks) => lex::normalized_text(sql, &toks),
+        Err(_) => crate::model::normalize_expr(sql),
+    }
+}
+
 /// Loads SQL text; `file_name` is used in positions and findings.
 pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
     let stmts = split_checked(file_name, sql)?;

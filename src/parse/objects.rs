@@ -17,6 +17,29 @@ pub fn collation_text(raw: &str) -> String {
     raw.strip_prefix("pg_catalog.").unwrap_or(raw).to_string()
 }
 
+/// Qualifies an unqualified type name that names a type (or a table's row type) of the
+/// model in the current schema, as `format_type` does with an empty `search_path`
+/// (`mood` → `public.mood`); built-in and unknown names are left as written.
+pub fn resolve_type(s: &Schema, c: &Cursor, ty: String) -> String {
+    let base = ty.trim_end_matches("[]");
+    let dims = &ty[base.len()..];
+    if base.contains(['.', '(', ' ']) {
+        return ty;
+    }
+    let Ok(id) = Ident::from_sql(base) else { return ty };
+    let q = QualifiedName::new(c.default_ident(), id);
+    let known = s.enums.contains_key(&q)
+        || s.domains.contains_key(&q)
+        || s.composites.contains_key(&q)
+        || s.tables.contains_key(&q)
+        || s.views.contains_key(&q)
+        || s.opaque.contains_key(&crate::model::OpaqueId {
+            kind: OpaqueKind::Other,
+            identity: format!("type {}", q.quoted()),
+        });
+    if known { format!("{}{dims}", q.quoted()) } else { ty }
+}
+
 /// `CREATE [UNIQUE] INDEX …`; the cursor is after `CREATE`.
 pub fn create_index(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     let unique = c.eat_kw("unique");
@@ -388,7 +411,7 @@ pub fn create_type(s: &mut Schema, c: &mut Cursor) -> PResult<bool> {
             loop {
                 let attr = c.ident()?;
                 let from = c.until(|c| c.peek_punct(",") || c.peek_kw("collate"))?;
-                let ty = c.type_text(from, c.pos);
+                let ty = resolve_type(s, c, c.type_text(from, c.pos));
                 if c.eat_kw("collate") {
                     c.name_parts()?;
                 }
@@ -465,7 +488,7 @@ pub fn create_domain(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     c.eat_kw("as");
     let stop = ["collate", "default", "constraint", "not", "null", "check"];
     let from = c.until(|c| stop.iter().any(|k| c.peek_kw(k)))?;
-    let data_type = c.type_text(from, c.pos);
+    let data_type = resolve_type(s, c, c.type_text(from, c.pos));
     let mut d = Domain {
         name: name.clone(),
         data_type,
@@ -707,7 +730,13 @@ fn view_reads(s: &Schema, c: &Cursor, from: usize, to: usize) -> BTreeSet<Column
     for n in from..to {
         let t = &c.toks[n];
         if t.kind == Kind::Punct && c.text(t) == "(" {
-            stack.push(false);
+            // `FROM (a JOIN b ON …)`: a parenthesised join continues the relation list.
+            let prev = if n > from { c.text(&c.toks[n - 1]).to_ascii_lowercase() } else { String::new() };
+            let joins = *stack.last().expect("never empty")
+                && matches!(prev.as_str(), "from" | "join" | "," | "(")
+                && c.toks.get(n + 1).is_some_and(|t| !c.text(t).eq_ignore_ascii_case("select"));
+            relational[n - from] = joins;
+            stack.push(joins);
         } else if t.kind == Kind::Punct && c.text(t) == ")" {
             if stack.len() > 1 {
                 stack.pop();
@@ -735,11 +764,19 @@ fn view_reads(s: &Schema, c: &Cursor, from: usize, to: usize) -> BTreeSet<Column
     let mut n = from;
     while n < to {
         let starts_list = relational[n - from] && !(n > from && word(n - 1).as_deref() == Some("distinct"));
+        if starts_list && c.text(&c.toks[n]) == "(" {
+            // The group's first relation; the JOINs inside are marked on their own.
+            n += 1;
+            if c.text(&c.toks[n.min(to - 1)]) == "(" {
+                continue;
+            }
+        } else if starts_list {
+            n += 1;
+        }
         if !starts_list {
             n += 1;
             continue;
         }
-        n += 1;
         loop {
             while matches!(word(n.min(to - 1)).as_deref(), Some("only" | "lateral")) && n < to {
                 n += 1;

@@ -190,7 +190,7 @@ pub fn column_def(
     if from == c.pos {
         return c.expected("a column type");
     }
-    let raw_type = c.type_text(from, c.pos);
+    let raw_type = super::objects::resolve_type(s, c, c.type_text(from, c.pos));
     let mut col = Column::new(name.clone(), &raw_type);
     let serial = match col.data_type.as_str() {
         "serial" => Some("integer"),
@@ -224,11 +224,11 @@ pub fn column_def(
                 c.pos += 1;
             }
             c.until(|c| default_stop(c))?;
-            col.default = Some(c.expr_text(from, c.pos));
+            col.default = Some(canonical_default(c, c.expr_text(from, c.pos)));
         } else if c.eat_kw("collate") {
             let from = c.pos;
             c.name_parts()?;
-            col.collation = Some(c.raw(from, c.pos));
+            col.collation = Some(super::objects::collation_text(&c.raw(from, c.pos)));
         } else if c.eat_kw("generated") {
             if c.eat_kws(&["always", "as", "identity"]) {
                 col.identity = Some(Identity::Always);
@@ -559,6 +559,22 @@ pub fn relation_taken(s: &Schema, schema: &Ident, name: &str) -> bool {
         || s.indexes.contains_key(&q)
 }
 
+/// `nextval('seq')` / `nextval('seq'::regclass)` with the sequence name qualified, as
+/// `pg_get_expr` prints it when the schema is not on the search path (pg_dump's view).
+fn canonical_default(c: &Cursor, expr: String) -> String {
+    let Some(inner) = expr.strip_prefix("nextval(").and_then(|r| r.strip_suffix(')')) else { return expr };
+    let lit = inner.strip_suffix("::regclass").unwrap_or(inner);
+    if !(lit.starts_with('\'') && lit.ends_with('\'') && lit.len() >= 2)
+        || lit[1..lit.len() - 1].contains('\'')
+    {
+        return expr;
+    }
+    match QualifiedName::parse_sql(&lit[1..lit.len() - 1], c.default_schema) {
+        Ok(q) => nextval_default(&q),
+        Err(_) => expr,
+    }
+}
+
 /// `nextval('public.t_id_seq'::regclass)`, as `pg_get_expr` prints a serial default.
 pub fn nextval_default(seq: &QualifiedName) -> String {
     format!("nextval({}::regclass)", crate::model::ddl::literal(&seq.quoted()))
@@ -670,7 +686,7 @@ fn first_column_in(expr: &str, t: &Table) -> Option<Ident> {
 /// `ALTER TABLE [IF EXISTS] [ONLY] name action, …`; the cursor is after `ALTER TABLE`.
 pub fn alter_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     c.eat_kws(&["if", "exists"]);
-    c.eat_kw("only");
+    let only = c.eat_kw("only");
     let name = c.qname()?;
     c.eat_punct("*");
     if !s.tables.contains_key(&name) {
@@ -696,7 +712,7 @@ pub fn alter_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
         return c.fail(format!("table {name} does not exist"));
     }
     loop {
-        alter_action(s, c, &name)?;
+        alter_action(s, c, &name, only)?;
         if !c.eat_punct(",") {
             break;
         }
@@ -704,7 +720,7 @@ pub fn alter_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     c.expect_end()
 }
 
-fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
+fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName, only: bool) -> PResult<()> {
     let at = c.offset();
     let err = |m: String| Fail { at, message: m };
     if c.eat_kw("add") {
@@ -724,7 +740,17 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult
             }
             return Err(err(format!("column {} of table {name} already exists", col.name)));
         }
-        t.columns.push(col);
+        t.columns.push(col.clone());
+        if !only {
+            // Without ONLY, PostgreSQL adds the column to partitions and inheritance children.
+            for child in descendants(s, name) {
+                if let Some(ct) = s.tables.get_mut(&child) {
+                    if ct.column(&col.name).is_none() {
+                        ct.columns.push(col.clone());
+                    }
+                }
+            }
+        }
         for seq in sequences {
             s.sequences.insert(seq.name.clone(), seq);
         }
@@ -748,6 +774,13 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult
         let if_exists = c.eat_kws(&["if", "exists"]);
         let col = c.ident()?;
         let _ = c.eat_kw("cascade") || c.eat_kw("restrict");
+        if !only {
+            for child in descendants(s, name) {
+                if let Some(ct) = s.tables.get_mut(&child) {
+                    ct.columns.retain(|x| x.name != col);
+                }
+            }
+        }
         let t = s.tables.get_mut(name).expect("checked by caller");
         let before = t.columns.len();
         t.columns.retain(|x| x.name != col);
@@ -878,6 +911,22 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult
     c.expected("an ALTER TABLE action seqmig understands")
 }
 
+/// Partitions and inheritance children of `parent`, recursively.
+fn descendants(s: &Schema, parent: &QualifiedName) -> Vec<QualifiedName> {
+    let mut out = Vec::new();
+    let mut todo = vec![parent.clone()];
+    while let Some(p) = todo.pop() {
+        for t in s.tables.values() {
+            let child = t.partition_of.as_ref().is_some_and(|po| po.parent == p) || t.inherits.contains(&p);
+            if child && !out.contains(&t.name) && t.name != *parent {
+                out.push(t.name.clone());
+                todo.push(t.name.clone());
+            }
+        }
+    }
+    out
+}
+
 fn rename(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
     if c.eat_kw("to") {
         let new = QualifiedName::new(name.schema.clone(), c.ident()?);
@@ -913,6 +962,29 @@ fn rename(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
 
 fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name: &Ident) -> PResult<()> {
     let at = c.offset();
+    if c.eat_kws(&["set", "data", "type"]) || c.eat_kw("type") {
+        let from = c.until(|c| c.peek_kw("collate") || c.peek_kw("using") || c.peek_punct(","))?;
+        let data_type = super::objects::resolve_type(s, c, c.type_text(from, c.pos));
+        let collation = if c.eat_kw("collate") {
+            let from = c.pos;
+            c.name_parts()?;
+            Some(super::objects::collation_text(&c.raw(from, c.pos)))
+        } else {
+            None
+        };
+        if c.eat_kw("using") {
+            c.until(|c| c.peek_punct(","))?;
+        }
+        let t = s.tables.get_mut(table).expect("checked by caller");
+        let Some(col) = t.column_mut(col_name) else {
+            return Err(Fail { at, message: format!("column {col_name} of table {table} does not exist") });
+        };
+        col.data_type = data_type;
+        if collation.is_some() {
+            col.collation = collation;
+        }
+        return Ok(());
+    }
     let t = s.tables.get_mut(table).expect("checked by caller");
     let Some(col) = t.column_mut(col_name) else {
         return Err(Fail { at, message: format!("column {col_name} of table {table} does not exist") });
@@ -920,7 +992,7 @@ fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name:
     if c.eat_kws(&["set", "default"]) {
         let from = c.pos;
         c.until(|c| c.peek_punct(","))?;
-        col.default = Some(c.expr_text(from, c.pos));
+        col.default = Some(canonical_default(c, c.expr_text(from, c.pos)));
     } else if c.eat_kws(&["drop", "default"]) {
         col.default = None;
     } else if c.eat_kws(&["set", "not", "null"]) {
@@ -944,17 +1016,6 @@ fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name:
     } else if c.eat_kws(&["drop", "identity"]) {
         c.eat_kws(&["if", "exists"]);
         col.identity = None;
-    } else if c.eat_kws(&["set", "data", "type"]) || c.eat_kw("type") {
-        let from = c.until(|c| c.peek_kw("collate") || c.peek_kw("using") || c.peek_punct(","))?;
-        col.data_type = c.type_text(from, c.pos);
-        if c.eat_kw("collate") {
-            let from = c.pos;
-            c.name_parts()?;
-            col.collation = Some(c.raw(from, c.pos));
-        }
-        if c.eat_kw("using") {
-            c.until(|c| c.peek_punct(","))?;
-        }
     } else {
         return c.expected("an ALTER COLUMN action seqmig understands");
     }

@@ -1,5 +1,5 @@
 -- The parts of CREATE AGGREGATE, for aggregates of user schemas.
-SELECT a.aggfnoid AS oid,
+SELECT a.aggfnoid::oid AS oid,
        a.aggtransfn::regproc::text AS sfunc,
        pg_catalog.format_type(a.aggtranstype, NULL) AS stype,
        NULLIF(a.aggtransspace, 0)::int4 AS sspace,

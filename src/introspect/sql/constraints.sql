@@ -39,4 +39,7 @@ LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
 WHERE con.contype IN ('p', 'u', 'f', 'c', 'x')
   AND n.nspname <> ALL ($1::text[])
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = con.conrelid
+                    AND e.deptype = 'e')
 ORDER BY con.conrelid, con.contypid, con.conname

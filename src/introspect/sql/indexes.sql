@@ -18,7 +18,12 @@ SELECT n.nspname::text AS schema,
        -- prints each only when it is not the default for the key.
        pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
        pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
-       coalesce(ic.reloptions, '{}')::text[] AS storage
+       coalesce(ic.reloptions, '{}')::text[] AS storage,
+       -- ALTER INDEX … ALTER COLUMN n SET STATISTICS m, as 'n=m'.
+       ARRAY(SELECT a.attnum::text || '=' || a.attstattarget::text
+             FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = i.indexrelid AND a.attstattarget >= 0
+             ORDER BY a.attnum) AS statistics
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace
@@ -33,4 +38,7 @@ WHERE n.nspname <> ALL ($1::text[])
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = ic.oid
                     AND d.deptype = 'e')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = i.indrelid
+                    AND e.deptype = 'e')
 ORDER BY n.nspname, ic.relname

@@ -7,6 +7,9 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE r.rulename <> '_RETURN'
   AND n.nspname <> ALL ($1::text[])
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = r.ev_class
+                    AND e.deptype = 'e')
 UNION ALL
 SELECT 'cast', pg_catalog.format_type(ca.castsource, NULL) || ' AS ' || pg_catalog.format_type(ca.casttarget, NULL),
        NULL, NULL,
@@ -26,6 +29,34 @@ SELECT 'statistics', s.stxname::text, n.nspname::text, NULL,
 FROM pg_catalog.pg_statistic_ext s
 JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
 WHERE n.nspname <> ALL ($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_statistic_ext'::regclass AND e.objid = s.oid
+                    AND e.deptype = 'e')
+UNION ALL
+-- pg_dump's CREATE OPERATOR layout (dumpOpr).
+SELECT 'operator', o.oprname::text, n.nspname::text, NULL,
+       'CREATE OPERATOR ' || pg_catalog.quote_ident(n.nspname) || '.' || o.oprname || ' (' || E'\n'
+         || '    FUNCTION = ' || o.oprcode::regproc::text
+         || CASE WHEN o.oprleft <> 0 THEN E',\n    LEFTARG = ' || pg_catalog.format_type(o.oprleft, NULL) ELSE '' END
+         || CASE WHEN o.oprright <> 0 THEN E',\n    RIGHTARG = ' || pg_catalog.format_type(o.oprright, NULL) ELSE '' END
+         || coalesce((SELECT E',\n    COMMUTATOR = OPERATOR(' || pg_catalog.quote_ident(cn.nspname) || '.' || c.oprname || ')'
+                      FROM pg_catalog.pg_operator c JOIN pg_catalog.pg_namespace cn ON cn.oid = c.oprnamespace
+                      WHERE c.oid = o.oprcom), '')
+         || coalesce((SELECT E',\n    NEGATOR = OPERATOR(' || pg_catalog.quote_ident(cn.nspname) || '.' || c.oprname || ')'
+                      FROM pg_catalog.pg_operator c JOIN pg_catalog.pg_namespace cn ON cn.oid = c.oprnamespace
+                      WHERE c.oid = o.oprnegate), '')
+         || CASE WHEN o.oprcanmerge THEN E',\n    MERGES' ELSE '' END
+         || CASE WHEN o.oprcanhash THEN E',\n    HASHES' ELSE '' END
+         || CASE WHEN o.oprrest <> 0 THEN E',\n    RESTRICT = ' || o.oprrest::regproc::text ELSE '' END
+         || CASE WHEN o.oprjoin <> 0 THEN E',\n    JOIN = ' || o.oprjoin::regproc::text ELSE '' END
+         || E'\n)'
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+WHERE n.nspname <> ALL ($1::text[])
+  AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_operator'::regclass AND e.objid = o.oid
+                    AND e.deptype = 'e')
 UNION ALL
 SELECT 'publication', p.pubname::text, NULL, NULL,
        'CREATE PUBLICATION ' || pg_catalog.quote_ident(p.pubname)

@@ -10,7 +10,16 @@ SELECT c.oid,
        CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS bound,
        coalesce(c.reloptions, '{}')::text[] AS options,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS viewdef,
-       pg_catalog.pg_get_userbyid(c.relowner)::text AS owner
+       pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
+       c.relreplident::text AS replident,
+       (SELECT ic.relname::text FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = c.oid AND i.indisreplident) AS replident_index,
+       (SELECT ic.relname::text FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = c.oid AND i.indisclustered) AS cluster_on,
+       c.relrowsecurity AS row_security,
+       c.relforcerowsecurity AS force_row_security
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')

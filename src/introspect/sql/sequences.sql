@@ -4,7 +4,7 @@ SELECT n.nspname::text AS schema,
        c.relname::text AS name,
        pg_catalog.format_type(s.seqtypid, NULL) AS type,
        s.seqstart AS start, s.seqincrement AS increment, s.seqmin AS min, s.seqmax AS max,
-       s.seqcache AS cache, s.seqcycle AS cycle,
+       s.seqcache AS cache, s.seqcycle AS cycle, c.relpersistence::text AS persistence,
        own.schema AS owner_schema, own.name AS owner_table, own.col AS owner_column
 FROM pg_catalog.pg_sequence s
 JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid

@@ -9,4 +9,7 @@ WHERE NOT t.tgisinternal
   AND coalesce((to_jsonb(t) ->> 'tgparentid')::oid, 0) = 0
   AND n.nspname <> ALL ($1::text[])
   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                  WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = t.tgrelid
+                    AND e.deptype = 'e')
 ORDER BY n.nspname, c.relname, t.tgname

@@ -1,0 +1,317 @@
+//! `cargo bench --bench backfill`: the backfill engine against the fastest thing it could
+//! be, on a throwaway cluster, in one run (issue 7):
+//!
+//! 1. rows/s of seqmig's unthrottled backfill vs one plain `UPDATE t SET new = expr` on an
+//!    identical 1,000,000-row table (target ratio ≥ 0.8), alternating the two twice;
+//! 2. p50/p99 batch duration against the 250 ms target (target p99 ≤ 2× target);
+//! 3. dual-write trigger overhead: pgbench single-row UPDATE throughput with the trigger
+//!    vs without (target ≥ 0.6), alternating the two.
+//!
+//! `SEQMIG_BENCH_ROWS` changes the table size, `SEQMIG_BENCH_PGBENCH_SECS` the pgbench runs.
+#![allow(clippy::print_stdout)] // a benchmark's output is its result
+
+use std::process::Command;
+use std::time::Instant;
+
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress, ThrottleOptions};
+use seqmig::cluster::TempCluster;
+use seqmig::model::{Ident, QualifiedName};
+use seqmig::plan::{BackfillSpec, Phase};
+
+const EXPR: &str = "price::bigint * 100";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// A table like a real one being migrated: key, the old column, some payload, the new column.
+async fn make_table(c: &tokio_postgres::Client, name: &str, rows: u64) {
+    // One statement per call: VACUUM refuses to run in the implicit transaction of a
+    // multi-statement query.
+    for sql in [
+        format!("DROP TABLE IF EXISTS {name}"),
+        format!(
+            "CREATE TABLE {name} (id bigint PRIMARY KEY, price int NOT NULL, note text NOT NULL, cents bigint)"
+        ),
+        format!(
+            "INSERT INTO {name} SELECT g, g % 100000, 'order note ' || g, NULL FROM generate_series(1, {rows}) g"
+        ),
+        format!("VACUUM ANALYZE {name}"),
+        "CHECKPOINT".to_string(),
+    ] {
+        c.batch_execute(&sql).await.expect("create the benchmark table");
+    }
+}
+
+async fn each(c: &tokio_postgres::Client, statements: &[&str]) {
+    for sql in statements {
+        c.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+fn main() {
+    let rows = env_num("SEQMIG_BENCH_ROWS", 1_000_000);
+    let pgbench_secs = env_num("SEQMIG_BENCH_PGBENCH_SECS", 10);
+    let cluster = TempCluster::start(&["max_wal_size = '4GB'", "shared_buffers = '256MB'"])
+        .expect("start a throwaway cluster");
+    let url = cluster.url("postgres");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut client = connect(&url).await;
+        client.batch_execute(LEDGER_SQL).await.unwrap();
+        println!("seqmig backfill benchmark: {rows} rows, PostgreSQL {}", server_version(&client).await);
+        println!();
+
+        // 1. Backfill vs plain UPDATE, alternating so that neither side gets the warm cache.
+        let opts = BackfillOptions { throttle: ThrottleOptions::unthrottled(), ..BackfillOptions::default() };
+        let (mut plain_secs, mut seqmig_secs, mut seqmig_total_secs) = (0.0, 0.0, 0.0);
+        let mut durations: Vec<f64> = Vec::new();
+        for round in 1..=2 {
+            make_table(&client, "plain_t", rows).await;
+            let t = Instant::now();
+            client.batch_execute(&format!("UPDATE plain_t SET cents = {EXPR}")).await.unwrap();
+            let plain = t.elapsed().as_secs_f64();
+            each(&client, &["DROP TABLE plain_t", "CHECKPOINT"]).await;
+
+            make_table(&client, "orders", rows).await;
+            let spec = BackfillSpec {
+                table: QualifiedName::of("public", "orders"),
+                target_column: Ident::exact("cents").unwrap(),
+                expr: EXPR.into(),
+                pending_predicate: format!("cents IS DISTINCT FROM ({EXPR})"),
+            };
+            let step = format!("s{round}");
+            let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &spec };
+            let t = Instant::now();
+            let outcome = backfill::run(&mut client, &req, &opts, &mut NoProgress).await.expect("backfill");
+            let total = t.elapsed().as_secs_f64();
+            assert_eq!(outcome.verify_mismatches, 0);
+            assert_eq!(outcome.rows_updated, rows);
+            // The walk: from the ledger row's start to the last batch's commit (the plain
+            // UPDATE has no verification pass, so the comparison leaves ours out).
+            let walk: f64 = client
+                .query_one(
+                    "SELECT extract(epoch FROM max(x.committed_at) - b.started_at)::float8
+                       FROM seqmig.backfills b JOIN seqmig.backfill_batches x USING (plan_id, step_id)
+                      WHERE b.step_id = $1 GROUP BY b.started_at",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let batch_ms: Vec<f64> = client
+                .query("SELECT duration_ms FROM seqmig.backfill_batches WHERE step_id = $1", &[&step])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            println!(
+                "round {round}: plain UPDATE {plain:.2} s ({:.0} rows/s); seqmig walk {walk:.2} s ({:.0} rows/s), \
+                 {} batches, with verification {total:.2} s",
+                rows as f64 / plain,
+                rows as f64 / walk,
+                batch_ms.len()
+            );
+            durations.extend(batch_ms);
+            each(&client, &["DROP TABLE orders", "CHECKPOINT"]).await;
+            plain_secs += plain;
+            seqmig_secs += walk;
+            seqmig_total_secs += total;
+        }
+        let plain_rate = 2.0 * rows as f64 / plain_secs;
+        let seqmig_rate = 2.0 * rows as f64 / seqmig_secs;
+        let ratio = seqmig_rate / plain_rate;
+        println!();
+        println!("plain UPDATE:                 {plain_rate:>10.0} rows/s");
+        println!(
+            "seqmig backfill (unthrottled): {seqmig_rate:>10.0} rows/s  ({:.0} rows/s including verification)",
+            2.0 * rows as f64 / seqmig_total_secs
+        );
+        println!("ratio seqmig / plain:          {ratio:>10.2}   (target >= 0.80) {}", verdict(ratio >= 0.8));
+
+        durations.sort_by(f64::total_cmp);
+        let target = opts.sizing.target.as_secs_f64() * 1000.0;
+        let p50 = percentile(&durations, 0.50);
+        let p99 = percentile(&durations, 0.99);
+        println!(
+            "batch duration p50 {p50:.0} ms, p99 {p99:.0} ms, target {target:.0} ms: p99 = {:.2}x target (target <= 2x) {}",
+            p99 / target,
+            verdict(p99 <= 2.0 * target)
+        );
+
+        // 3. Dual-write trigger overhead.
+        println!();
+        let trigger_rows = 100_000;
+        // The old shape, then the planner's expand + dual_write phases, then a backfill:
+        // the state a table is in while the trigger runs in production.
+        let (plan_sql, spec) = planned_dual_write();
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE tr (id bigint PRIMARY KEY, price int NOT NULL);
+                 INSERT INTO tr SELECT g, g % 1000 FROM generate_series(1, {trigger_rows}) g;"
+            ))
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS seqmig.flags (name text PRIMARY KEY, authority text NOT NULL);
+                 CREATE OR REPLACE FUNCTION seqmig.flag(flag_name text) RETURNS text LANGUAGE sql STABLE
+                     AS $$ SELECT authority FROM seqmig.flags WHERE name = flag_name $$;",
+            )
+            .await
+            .unwrap();
+        for sql in &plan_sql {
+            client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let req = BackfillRequest { plan_id: "bench", step_id: "tr", spec: &spec };
+        backfill::run(&mut client, &req, &opts, &mut NoProgress).await.expect("backfill tr");
+        let triggers: i64 = client
+            .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tr'::regclass AND NOT tgisinternal", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(triggers, 1, "the plan installed one dual-write trigger");
+        let script = std::env::temp_dir().join(format!("seqmig-bench-{}.sql", std::process::id()));
+        std::fs::write(
+            &script,
+            format!("\\set id random(1, {trigger_rows})\nUPDATE tr SET price = price + 1 WHERE id = :id;\n"),
+        )
+        .unwrap();
+        let (mut without, mut with) = (Vec::new(), Vec::new());
+        let mut mismatched = 0i64;
+        for _ in 0..2 {
+            each(&client, &["ALTER TABLE tr DISABLE TRIGGER USER", "VACUUM tr"]).await;
+            without.push(pgbench(&cluster, &script, pgbench_secs));
+            // Without the trigger the shapes drift; bring them back before measuring it.
+            each(
+                &client,
+                &[
+                    "UPDATE tr SET cents = price::bigint * 100 WHERE cents IS DISTINCT FROM price::bigint * 100",
+                    "ALTER TABLE tr ENABLE TRIGGER USER",
+                    "VACUUM tr",
+                ],
+            )
+            .await;
+            with.push(pgbench(&cluster, &script, pgbench_secs));
+            let m: i64 = client
+                .query_one("SELECT count(*) FROM tr WHERE cents IS DISTINCT FROM price::bigint * 100", &[])
+                .await
+                .unwrap()
+                .get(0);
+            mismatched += m;
+        }
+        let _ = std::fs::remove_file(&script);
+        let without_tps = without.iter().sum::<f64>() / without.len() as f64;
+        let with_tps = with.iter().sum::<f64>() / with.len() as f64;
+        let overhead = with_tps / without_tps;
+        println!("dual-write trigger: rendered by seqmig::plan (templates/sql/dual_write_trigger.sql) for price int -> cents bigint");
+        println!("pgbench single-row UPDATE, 2 clients, {pgbench_secs} s x2 each, alternating:");
+        println!("  without trigger: {without_tps:>10.0} tps  {without:.0?}");
+        println!("  with trigger:    {with_tps:>10.0} tps  {with:.0?}");
+        println!("  ratio with / without: {overhead:.2}   (target >= 0.60; pgroll published ~0.23) {}", verdict(overhead >= 0.6));
+        println!("  rows the trigger left disagreeing after its runs: {mismatched} (must be 0)");
+    });
+    drop(rt);
+    cluster.stop();
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn server_version(c: &tokio_postgres::Client) -> String {
+    c.query_one("SHOW server_version", &[]).await.unwrap().get(0)
+}
+
+/// Runs pgbench with `script` for `secs` seconds and returns transactions per second.
+fn pgbench(cluster: &TempCluster, script: &std::path::Path, secs: u64) -> f64 {
+    let out = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+            "-n",
+            "-c",
+            "2",
+            "-j",
+            "2",
+        ])
+        .args(["-T", &secs.to_string(), "-f"])
+        .arg(script)
+        .arg("postgres")
+        .output()
+        .expect("run pgbench (install the postgresql-client package)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+}
+
+/// The planner's own expand and dual_write SQL for `price int` → `cents bigint` (a transform
+/// with up `price::bigint * 100` and down `(cents / 100)::int`), rendered by `seqmig::plan`
+/// from the same templates `seqmig plan` uses. Returns the statements in plan order and the
+/// plan's backfill spec.
+fn planned_dual_write() -> (Vec<String>, BackfillSpec) {
+    let before = seqmig::parse::load_str(
+        "before.sql",
+        "CREATE TABLE public.tr (id bigint PRIMARY KEY, price int NOT NULL);",
+    )
+    .expect("before schema")
+    .schema;
+    let after = seqmig::parse::load_str(
+        "after.sql",
+        "CREATE TABLE public.tr (id bigint PRIMARY KEY, cents bigint NOT NULL);",
+    )
+    .expect("after schema")
+    .schema;
+    let hints = seqmig::diff::Hints::from_toml(
+        r#"
+[[transform]]
+table = "public.tr"
+column = "cents"
+from = "price"
+up = "price::bigint * 100"
+down = "(cents / 100)::int"
+"#,
+        "bench",
+    )
+    .expect("hints");
+    let planned =
+        seqmig::plan::plan(&before, &after, &hints, &seqmig::render::Renderer::embedded()).expect("plan");
+    let plan = planned.plan;
+    let mut sql = Vec::new();
+    let mut spec = None;
+    for phase in &plan.phases {
+        for id in &phase.steps {
+            let step = plan.steps.iter().find(|s| &s.id == id).expect("step of the phase");
+            if step.phase == Phase::Expand || step.phase == Phase::DualWrite {
+                sql.push(step.sql.clone());
+            }
+            if step.backfill.is_some() && spec.is_none() {
+                spec = step.backfill.clone();
+            }
+        }
+    }
+    (sql, spec.expect("the plan backfills cents"))
+}

@@ -1,0 +1,266 @@
+//! `seqmig backfill run|pause|resume|set-rate|status`: run one backfill outside a plan
+//! (the executor's backfill phase runs the same engine), and steer running ones from any
+//! session through `seqmig.backfill_control`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args as ClapArgs, Subcommand};
+
+use crate::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, ThrottleOptions};
+use crate::cli::{Outcome, output};
+use crate::model::{Ident, QualifiedName};
+use crate::plan::BackfillSpec;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: BackfillCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Run (or resume) a backfill to the end and verify it; exit 1 when rows still differ.
+    Run(Box<RunArgs>),
+    /// Hold running backfills before their next batch.
+    Pause(Target),
+    /// Let paused backfills continue.
+    Resume(Target),
+    /// Limit backfills to a number of rows per second (or lift the limit).
+    SetRate(RateArgs),
+    /// Show every backfill in the ledger.
+    Status(Conn),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct Conn {
+    /// The database, as a postgres:// URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct Target {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// Only this plan's backfills (default: every backfill not yet done).
+    #[arg(long)]
+    pub plan_id: Option<String>,
+    /// Only this step (needs --plan-id).
+    #[arg(long, requires = "plan_id")]
+    pub step_id: Option<String>,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RateArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Rows per second; `0` or `unlimited` lifts the limit.
+    pub rows_per_sec: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[arg(long)]
+    pub plan_id: String,
+    #[arg(long)]
+    pub step_id: String,
+    /// The table, as written in SQL (`public.orders`, `"Odd"."Name"`).
+    #[arg(long)]
+    pub table: String,
+    /// The column written, as written in SQL.
+    #[arg(long)]
+    pub column: String,
+    /// The SQL expression giving the new value.
+    #[arg(long)]
+    pub expr: String,
+    /// Rows still needing work (default: `column IS DISTINCT FROM (expr)`).
+    #[arg(long)]
+    pub pending: Option<String>,
+    /// Walk this unique NOT NULL key (comma-separated columns) instead of the catalog's choice.
+    #[arg(long, value_delimiter = ',')]
+    pub key: Option<Vec<String>>,
+    /// Target duration of one batch, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub target_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    pub min_batch: u32,
+    #[arg(long, default_value_t = 50_000)]
+    pub max_batch: u32,
+    #[arg(long, default_value_t = 1_000)]
+    pub initial_batch: u32,
+    /// Ignore replica lag, long transactions and lock waiters (the operator's pause still applies).
+    #[arg(long)]
+    pub unthrottled: bool,
+    /// Hold back while the oldest transaction in the database is older than this many seconds.
+    #[arg(long)]
+    pub max_transaction_age_secs: Option<u64>,
+    /// Hold back while WAL is written faster than this many bytes per second.
+    #[arg(long)]
+    pub max_wal_bytes_per_sec: Option<u64>,
+    /// Progress as JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the runtime")?;
+    rt.block_on(async move {
+        match args.command {
+            BackfillCommand::Run(a) => run_backfill(*a).await,
+            BackfillCommand::Pause(t) => control(&t, Setting::Paused(true)).await,
+            BackfillCommand::Resume(t) => control(&t, Setting::Paused(false)).await,
+            BackfillCommand::SetRate(r) => {
+                control(&r.target, Setting::Rate(parse_rate(&r.rows_per_sec)?)).await
+            }
+            BackfillCommand::Status(c) => show_status(&c).await,
+        }
+    })
+}
+
+fn parse_rate(text: &str) -> anyhow::Result<Option<f64>> {
+    if text.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let rate: f64 = text.parse().with_context(|| format!("'{text}' is not a number of rows per second"))?;
+    anyhow::ensure!(rate >= 0.0 && rate.is_finite(), "the rate must be a positive number of rows per second");
+    Ok((rate > 0.0).then_some(rate))
+}
+
+async fn connect(conn: &Conn) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&conn.database_url, tokio_postgres::NoTls)
+        .await
+        .context("failed to connect to the database")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
+    let table = QualifiedName::parse_sql(&a.table, "public")
+        .with_context(|| format!("bad table name '{}'", a.table))?;
+    let column = Ident::from_sql(&a.column).with_context(|| format!("bad column name '{}'", a.column))?;
+    let pending =
+        a.pending.clone().unwrap_or_else(|| format!("{} IS DISTINCT FROM ({})", column.quoted_sql(), a.expr));
+    let spec =
+        BackfillSpec { table, target_column: column, expr: a.expr.clone(), pending_predicate: pending };
+    let mut opts = BackfillOptions::default();
+    opts.sizing.target = Duration::from_millis(a.target_ms);
+    opts.sizing.min_rows = a.min_batch;
+    opts.sizing.max_rows = a.max_batch;
+    opts.sizing.initial_rows = a.initial_batch;
+    opts.key = a.key.clone();
+    if a.unthrottled {
+        opts.throttle = ThrottleOptions::unthrottled();
+    }
+    if let Some(s) = a.max_transaction_age_secs {
+        opts.throttle.max_transaction_age = Some(Duration::from_secs(s));
+    }
+    opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
+
+    let mut client = connect(&a.conn).await?;
+    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
+    let req = BackfillRequest { plan_id: &a.plan_id, step_id: &a.step_id, spec: &spec };
+    let mut sink = output::progress_sink(a.json);
+    let outcome = backfill::run(&mut client, &req, &opts, sink.as_mut()).await?;
+    output::stdout(&format!(
+        "backfill {} of plan {}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
+        a.step_id,
+        a.plan_id,
+        outcome.rows_updated,
+        outcome.batches_run,
+        outcome.rows_done,
+        outcome.verify_mismatches
+    ))?;
+    Ok(if outcome.verify_mismatches == 0 { Outcome::Yes } else { Outcome::No })
+}
+
+/// What an operator changes on a running backfill.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    Paused(bool),
+    Rate(Option<f64>),
+}
+
+/// Upserts the control row of every targeted backfill; the engine reads it once a second.
+async fn control(t: &Target, setting: Setting) -> anyhow::Result<Outcome> {
+    let client = connect(&t.conn).await?;
+    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
+    let column = match setting {
+        Setting::Paused(_) => "paused",
+        Setting::Rate(_) => "max_rows_per_sec",
+    };
+    let sql = format!(
+        "INSERT INTO seqmig.backfill_control (plan_id, step_id, {column}) \
+         SELECT b.plan_id, b.step_id, $3 FROM seqmig.backfills b \
+          WHERE ($1::text IS NULL OR b.plan_id = $1) AND ($2::text IS NULL OR b.step_id = $2) \
+            AND ($1::text IS NOT NULL OR b.state <> 'done') \
+         ON CONFLICT (plan_id, step_id) DO UPDATE \
+            SET {column} = EXCLUDED.{column}, updated_at = now(), updated_by = current_user"
+    );
+    let n = match setting {
+        Setting::Paused(p) => client.execute(&sql, &[&t.plan_id, &t.step_id, &p]).await,
+        Setting::Rate(r) => client.execute(&sql, &[&t.plan_id, &t.step_id, &r]).await,
+    }
+    .context("failed to update seqmig.backfill_control")?;
+    if n == 0 {
+        output::stdout("no backfill matched; 'seqmig backfill status' lists them\n")?;
+        return Ok(Outcome::No);
+    }
+    output::stdout(&format!("updated {n} backfill(s); running ones pick it up within a second\n"))?;
+    Ok(Outcome::Yes)
+}
+
+async fn show_status(c: &Conn) -> anyhow::Result<Outcome> {
+    let client = connect(c).await?;
+    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
+    let all = backfill::status(&client).await.context("failed to read seqmig.backfills")?;
+    if all.is_empty() {
+        output::stdout("no backfills recorded\n")?;
+    }
+    for s in all {
+        let p = &s.progress;
+        let total = p.rows_total_estimate.map(|t| format!("/~{t}")).unwrap_or_default();
+        let mut line = format!(
+            "{} {} {} {}: {}{} rows scanned, {} written, {}",
+            p.plan_id,
+            p.step_id,
+            p.table,
+            p.state,
+            p.rows_scanned,
+            total,
+            p.rows_done,
+            backfill::describe(p)
+        );
+        if s.paused {
+            line.push_str(", PAUSED by operator");
+        }
+        if let Some(r) = s.max_rows_per_sec {
+            line.push_str(&format!(", limited to {r} rows/s"));
+        }
+        if let Some(e) = s.last_error {
+            line.push_str(&format!("\n  last error: {e}"));
+        }
+        line.push('\n');
+        output::stdout(&line)?;
+    }
+    Ok(Outcome::Yes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("500").unwrap(), Some(500.0));
+        assert_eq!(parse_rate("0").unwrap(), None);
+        assert_eq!(parse_rate("unlimited").unwrap(), None);
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! `seqmig gate [--plan FILE | --plan-id ID] [--format json]`: each criterion in force, its
+//! evidence and verdict; exit 0 when open, 1 while closed. Also holds what the other gate
+//! commands (`soak`, `approve`, `audit`) share: the database, the plan and the config.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use tokio_postgres::Client;
+
+use super::Outcome;
+use super::output;
+use crate::plan::Plan;
+use crate::soak::{self, GateConfig, GateReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The database to read and record evidence in.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL of the database being migrated; default DATABASE_URL, else the libpq
+    /// variables (PGHOST, PGDATABASE, …).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// Which plan: a plan file, or one stored by `seqmig apply` (by id or id prefix; may be
+/// omitted when exactly one is stored).
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The plan file written by `seqmig plan --format json`.
+    #[arg(long, value_name = "FILE", conflicts_with = "plan_id")]
+    pub plan: Option<PathBuf>,
+    /// The id (or a unique prefix of it) of a plan stored in seqmig.plans.
+    #[arg(long, value_name = "ID")]
+    pub plan_id: Option<String>,
+}
+
+/// Where `[gate]`, `[[tier]]` and `[governance]` are read from.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file; default: ./seqmig.toml when it exists, else the built-in defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let cfg = load_config(&args.config)?;
+    block_on(async {
+        let client = connect(&args.db).await?;
+        let plan = load_plan(&client, &args.plan).await?;
+        let report = soak::evaluate(&client, &plan, &cfg).await?;
+        match args.format {
+            Format::Json => output::stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
+            Format::Text => output::stdout(&render(&plan, &report))?,
+        }
+        Ok(if report.open { Outcome::Yes } else { Outcome::No })
+    })
+}
+
+/// The human form: one line per criterion, then what to do for each that blocks.
+pub fn render(plan: &Plan, report: &GateReport) -> String {
+    let blocking = report.failing().count();
+    let mut out = if report.open {
+        format!("gate for plan {}: open (all {} criteria pass)\n", plan.short_id(), report.criteria.len())
+    } else {
+        format!(
+            "gate for plan {}: CLOSED ({blocking} of {} criteria block contract)\n",
+            plan.short_id(),
+            report.criteria.len()
+        )
+    };
+    out.push_str(&format!(
+        "evaluated at {} (database clock); blast radius {} ({})",
+        report.evaluated_at, report.blast_radius, report.blast_radius_reason
+    ));
+    if !report.tiers.is_empty() {
+        out.push_str(&format!("; tiers: {}", report.tiers.join(", ")));
+    }
+    out.push('\n');
+    let width = report.criteria.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in &report.criteria {
+        let verdict = match (c.verdict, c.blocks) {
+            (soak::Verdict::Inconclusive, false) => "inconclusive (allowed)".to_string(),
+            (v, _) => v.to_string(),
+        };
+        out.push_str(&format!("  {:<width$}  {verdict:<12}  requires {}\n", c.name, c.required));
+        out.push_str(&format!("  {:<width$}  {:<12}  {}\n", "", "", c.evidence));
+        if c.blocks
+            && let Some(next) = &c.next
+        {
+            out.push_str(&format!("  {:<width$}  {:<12}  next: {next}\n", "", ""));
+        }
+    }
+    if !report.open {
+        out.push_str(
+            "contract stays locked; 'seqmig apply --phase contract --break-glass --reason \"…\"' bypasses \
+             the gate and is recorded in the audit log forever\n",
+        );
+    }
+    out
+}
+
+pub(crate) fn load_config(args: &ConfigArgs) -> anyhow::Result<GateConfig> {
+    Ok(GateConfig::discover(args.config.as_deref())?)
+}
+
+pub(crate) async fn load_plan(client: &Client, args: &PlanArgs) -> anyhow::Result<Plan> {
+    if let Some(path) = &args.plan {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read plan '{}'", path.display()))?;
+        return Plan::from_json(&text).with_context(|| format!("plan '{}'", path.display()));
+    }
+    Ok(soak::stored_plan(client, args.plan_id.as_deref()).await?)
+}
+
+/// The actor recorded with evidence: `--actor`, else `$SEQMIG_ACTOR`, else `$USER`.
+pub(crate) fn actor(given: Option<String>) -> String {
+    given
+        .filter(|a| !a.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub(crate) async fn connect(args: &DbArgs) -> anyhow::Result<Client> {
+    let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref())?;
+    Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)
+}
+
+pub(crate) fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?
+        .block_on(fut)
+}

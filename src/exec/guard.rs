@@ -1,0 +1,976 @@
+//! The runner: one per database. [`Runner::acquire`] takes a session-level advisory lock
+//! and sets the session's timeouts; only then does it create or upgrade the ledger and hand
+//! out `apply` / `rollback`. The connection never leaves the runner, so there is no way to
+//! apply a step without holding the lock (STYLE.md habit 11). The lock is released when the
+//! runner is dropped or its session ends, including when the process is killed.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+use crate::db::ConnectOptions;
+
+use super::retry::{self, Blocker, Jitter};
+use super::state::{PhaseState, PlanState};
+use super::{
+    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
+    RunnerOptions, application_name, command_for, describe_pg, ledger,
+};
+use crate::model::Ident;
+use crate::plan::{Phase, Plan, Step};
+use crate::soak;
+
+/// Session advisory lock key of the runner ("seqm", "ig\0\x01").
+const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
+const RUNNER_LOCK_OBJID: u32 = 0x6967_0001;
+const RUNNER_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | RUNNER_LOCK_OBJID as i64;
+
+/// Opens a session (URL, libpq variables and TLS are `crate::db`'s business).
+async fn connect(opts: &ConnectOptions, application: &str) -> Result<Client, ExecError> {
+    Ok(crate::db::connect(opts, application).await?)
+}
+
+/// A read-only session for `status` and `--dry-run`: it cannot change anything.
+pub async fn connect_observer(opts: &ConnectOptions) -> Result<Client, ExecError> {
+    let client = connect(opts, &application_name()).await?;
+    client
+        .batch_execute("SET default_transaction_read_only = on")
+        .await
+        .map_err(|source| ExecError::Db { context: "open a read-only session".into(), source })?;
+    Ok(client)
+}
+
+/// The session holding the runner lock in this database, if any.
+pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
+    let has_runners: bool = client
+        .query_one("SELECT to_regclass('seqmig.runners') IS NOT NULL", &[])
+        .await
+        .map_err(|source| ExecError::Db { context: "look for the runner registry".into(), source })?
+        .get(0);
+    let runner_cols = if has_runners {
+        "r.actor, r.command, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    } else {
+        "NULL::text, NULL::text, NULL::text"
+    };
+    let runner_join = if has_runners {
+        "LEFT JOIN seqmig.runners r ON r.pid = l.pid AND r.backend_start = a.backend_start"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT l.pid, coalesce(a.application_name, ''), {runner_cols}
+         FROM pg_locks l
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+         {runner_join}
+         WHERE l.locktype = 'advisory' AND l.granted
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {RUNNER_LOCK_OBJID}::oid AND l.objsubid = 1
+         LIMIT 1"
+    );
+    let row = client
+        .query_opt(&sql, &[])
+        .await
+        .map_err(|source| ExecError::Db { context: "find the runner lock holder".into(), source })?;
+    Ok(row.map(|r| Holder {
+        pid: r.get(0),
+        application_name: r.get(1),
+        actor: r.get(2),
+        command: r.get(3),
+        since: r.get(4),
+    }))
+}
+
+/// Finds a stored plan by full id or unambiguous prefix (with or without `sha256:`).
+pub async fn resolve_id(client: &Client, prefix: &str) -> Result<String, ExecError> {
+    if ledger::version(client).await? == 0 {
+        return Err(ExecError::UnknownPlan(prefix.to_string()));
+    }
+    let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
+    let ids = ledger::plan_ids(client, None).await?;
+    let matches: Vec<String> = ids
+        .into_iter()
+        .filter(|id| id.strip_prefix("sha256:").unwrap_or(id).starts_with(hex) && !hex.is_empty())
+        .collect();
+    match matches.as_slice() {
+        [] => Err(ExecError::UnknownPlan(prefix.to_string())),
+        [one] => Ok(one.clone()),
+        _ => Err(ExecError::AmbiguousPlan { prefix: prefix.to_string(), matches }),
+    }
+}
+
+/// How a plan was found: the plan, its ledger state (`None` when not stored yet).
+struct Resolved {
+    plan: Plan,
+    stored_state: Option<String>,
+    /// The plan file's path as given, when there was one.
+    path: Option<String>,
+}
+
+impl Resolved {
+    /// How a next command names the plan: not at all when it is the active one, by file
+    /// while it is not stored, by id otherwise.
+    fn plan_flag(&self) -> Option<String> {
+        match (self.stored_state.as_deref(), &self.path) {
+            (Some("active"), _) => None,
+            (None, Some(path)) => Some(format!("--plan {path}")),
+            _ => Some(format!("--plan-id {}", self.plan.short_id())),
+        }
+    }
+}
+
+/// `latest_complete`: with no active plan, `PlanSource::Active` means the most recently
+/// completed one (rollback of a finished plan's last phase).
+async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) -> Result<Resolved, ExecError> {
+    let has_ledger = ledger::version(client).await? > 0;
+    match source {
+        PlanSource::File { plan, path } => {
+            let path = Some(path.clone());
+            if !has_ledger {
+                return Ok(Resolved { plan: (**plan).clone(), stored_state: None, path });
+            }
+            let stored = ledger::stored_plan(client, &plan.id).await?;
+            let active = ledger::active_plan_ids(client).await?;
+            if let Some(other) = active.iter().find(|id| **id != plan.id) {
+                return Err(ExecError::OtherPlanActive {
+                    given: super::short_id(&plan.id).to_string(),
+                    active: super::short_id(other).to_string(),
+                });
+            }
+            Ok(match stored {
+                Some(s) => Resolved { plan: s.plan, stored_state: Some(s.state), path },
+                None => Resolved { plan: (**plan).clone(), stored_state: None, path },
+            })
+        }
+        PlanSource::Id(prefix) => {
+            let id = resolve_id(client, prefix).await?;
+            let stored =
+                ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
+            Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
+        }
+        PlanSource::Active => {
+            if !has_ledger {
+                return Err(ExecError::NoActivePlan);
+            }
+            let mut active = ledger::active_plan_ids(client).await?;
+            if active.is_empty() && latest_complete {
+                active = ledger::latest_plan_id(client, "complete").await?.into_iter().collect();
+            }
+            match active.as_slice() {
+                [] => Err(ExecError::NoActivePlan),
+                [id] => {
+                    let stored = ledger::stored_plan(client, id)
+                        .await?
+                        .ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
+                    Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
+                }
+                _ => Err(ExecError::SeveralActivePlans {
+                    ids: active.iter().map(|i| super::short_id(i).into()).collect(),
+                }),
+            }
+        }
+    }
+}
+
+/// Refuses a plan with blocking findings, and `phase` while an earlier phase is not complete.
+fn check_order(r: &Resolved, state: &PlanState, phase: Phase) -> Result<(), ExecError> {
+    if r.plan.is_blocked() {
+        let codes = r.plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.clone()).collect();
+        return Err(ExecError::PlanBlocked { plan: r.plan.short_id().to_string(), codes });
+    }
+    for earlier in Phase::ALL.into_iter().filter(|p| *p < phase) {
+        let s = state.phase(&r.plan, earlier);
+        if !s.is_complete() {
+            return Err(ExecError::OutOfOrder {
+                plan: r.plan.short_id().to_string(),
+                phase,
+                blocking: earlier,
+                state: s.as_str().to_string(),
+                next: command_for(Action::Apply, earlier, r.plan_flag().as_deref()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What `--dry-run` found: the steps that would run, in order.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub plan: Plan,
+    pub phase: Phase,
+    pub would_run: Vec<Step>,
+    pub already_done: Vec<String>,
+    pub stored: bool,
+}
+
+/// Everything `apply --dry-run` checks (plan, order), on a read-only session; no lock taken,
+/// no ledger created.
+pub async fn dry_run(opts: &ConnectOptions, source: &PlanSource, phase: Phase) -> Result<DryRun, ExecError> {
+    let client = connect_observer(opts).await?;
+    let r = resolve(&client, source, false).await?;
+    let state = if r.stored_state.is_some() {
+        PlanState::load(&client, &r.plan.id).await?
+    } else {
+        PlanState::empty()
+    };
+    check_order(&r, &state, phase)?;
+    let (mut would_run, mut already_done) = (Vec::new(), Vec::new());
+    for step in r.plan.steps_of(phase) {
+        if state.step(step).is_applied() {
+            already_done.push(step.id.clone());
+        } else {
+            would_run.push(step.clone());
+        }
+    }
+    Ok(DryRun { phase, would_run, already_done, stored: r.stored_state.is_some(), plan: r.plan })
+}
+
+/// The holder of a database's runner lock, with the only connection that applies steps.
+#[derive(Debug)]
+pub struct Runner {
+    client: Client,
+    /// Opened on the first lock timeout, to watch `pg_blocking_pids` while retrying.
+    observer: Option<Client>,
+    pid: i32,
+    opts: RunnerOptions,
+    backfill: crate::backfill::BackfillOptions,
+}
+
+impl Runner {
+    /// Connects, takes the runner lock (or fails with [`ExecError::Busy`] naming the holder),
+    /// sets the session timeouts and brings the ledger up to date. `command` is what the
+    /// holder is shown as doing to a second runner.
+    pub async fn acquire(opts: RunnerOptions, command: &str) -> Result<Runner, ExecError> {
+        let client = connect(&opts.connection, &application_name()).await?;
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&RUNNER_LOCK])
+            .await
+            .map_err(|source| ExecError::Db { context: "take the runner lock".into(), source })?;
+        let (locked, pid): (bool, i32) = (row.get(0), row.get(1));
+        if !locked {
+            let holder = lock_holder(&client).await?.unwrap_or(Holder {
+                pid: 0,
+                application_name: "unknown (released while looking)".into(),
+                actor: None,
+                command: None,
+                since: None,
+            });
+            return Err(ExecError::Busy { holder });
+        }
+        // Statements outside a step (ledger writes) never queue behind a lock for long.
+        let ms = opts.retry.lock_timeout.as_millis();
+        client
+            .batch_execute(&format!("SET lock_timeout = '{ms}ms'; SET statement_timeout = 0"))
+            .await
+            .map_err(|source| ExecError::Db { context: "set the session timeouts".into(), source })?;
+        // PostgreSQL 14+: a backend whose client vanished (killed runner) notices within a
+        // second and ends, releasing the runner lock, instead of finishing a long statement.
+        let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
+        ledger::ensure(&client).await?;
+        ledger::register_runner(&client, &opts.actor, command).await?;
+        // Backfill batches wait for locks no longer than DDL does.
+        let mut backfill = crate::backfill::BackfillOptions::default();
+        backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
+        Ok(Runner { client, observer: None, pid, opts, backfill })
+    }
+
+    /// The backend pid of the runner session.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Ends the session, releasing the runner lock.
+    pub async fn release(self) {
+        let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&RUNNER_LOCK]).await;
+    }
+
+    /// Applies `phase` of the plan: refuses out-of-order or tampered work, skips steps already
+    /// done, records every step. Storing the plan happens here, on its first apply.
+    pub async fn apply(
+        &mut self,
+        source: &PlanSource,
+        phase: Phase,
+        gate: &ContractGate,
+        reporter: &mut dyn Reporter,
+    ) -> Result<PhaseReport, ExecError> {
+        let mut r = resolve(&self.client, source, false).await?;
+        let state = if r.stored_state.is_some() {
+            PlanState::load(&self.client, &r.plan.id).await?
+        } else {
+            PlanState::empty()
+        };
+        check_order(&r, &state, phase)?;
+        if phase == Phase::Contract && !state.phase(&r.plan, phase).is_complete() {
+            self.check_gate(&r, gate).await?;
+        }
+        match r.stored_state.as_deref() {
+            None => ledger::insert_plan(&self.client, &r.plan, &self.opts.actor).await?,
+            Some("active") => {}
+            Some(_) => ledger::set_plan_state(&self.client, &r.plan.id, "active").await?,
+        }
+        r.stored_state = Some("active".into());
+        let plan = &r.plan;
+        let steps = plan.steps_of(phase);
+        if phase == Phase::Switch {
+            // The census right before switch is the gate's baseline for `old_path_silent`:
+            // calls of the old path are counted from here. Without it the gate still works,
+            // counting conservatively, so a failed census does not stop the release.
+            let _ = soak::take_sample(&self.client).await;
+        }
+        let run_id =
+            ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
+        reporter.report(&Event::PhaseStarted {
+            plan: &plan.id,
+            phase,
+            action: Action::Apply,
+            steps: steps.len(),
+        });
+        let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+        for step in steps {
+            if state.step(step).is_applied() {
+                reporter.report(&Event::StepSkipped { step, reason: "already done" });
+                skipped.push(step.id.clone());
+                continue;
+            }
+            let outcome = match &step.backfill {
+                Some(_) => self.run_backfill(plan, run_id, step, &ran, reporter).await,
+                None => {
+                    self.run_step(
+                        plan,
+                        run_id,
+                        step,
+                        Action::Apply,
+                        &step.sql,
+                        step.transactional,
+                        &ran,
+                        reporter,
+                    )
+                    .await
+                }
+            };
+            if let Err(e) = outcome {
+                ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
+                return Err(e);
+            }
+            ran.push(step.id.clone());
+        }
+        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        let after = PlanState::load(&self.client, &plan.id).await?;
+        let plan_complete = after.first_incomplete(plan).is_none();
+        if plan_complete {
+            ledger::set_plan_state(&self.client, &plan.id, "complete").await?;
+        }
+        let (next, _) = after.next(plan, "active");
+        reporter.report(&Event::PhaseDone {
+            phase,
+            action: Action::Apply,
+            ran: ran.len(),
+            skipped: skipped.len(),
+        });
+        Ok(PhaseReport {
+            plan_id: plan.id.clone(),
+            phase,
+            action: Action::Apply,
+            ran,
+            skipped,
+            plan_complete,
+            next,
+        })
+    }
+
+    /// Undoes `phase`: the rollback SQL of its applied steps, last first. Only the last
+    /// applied phase can be undone, and never `contract` (its drops are one-way).
+    pub async fn rollback(
+        &mut self,
+        source: &PlanSource,
+        phase: Phase,
+        reporter: &mut dyn Reporter,
+    ) -> Result<PhaseReport, ExecError> {
+        let r = resolve(&self.client, source, true).await?;
+        if r.stored_state.is_none() {
+            return Err(ExecError::UnknownPlan(r.plan.id.clone()));
+        }
+        let plan = &r.plan;
+        let refuse =
+            |reason: String| ExecError::RollbackRefused { plan: plan.short_id().to_string(), phase, reason };
+        if phase == Phase::Contract {
+            return Err(refuse(
+                "contract is the one-way door: its drops cannot be undone, and seqmig keeps no copy of what they removed"
+                    .into(),
+            ));
+        }
+        let steps = plan.steps_of(phase);
+        let one_way: Vec<&str> = steps.iter().filter(|s| s.one_way).map(|s| s.id.as_str()).collect();
+        if !one_way.is_empty() {
+            return Err(refuse(format!("steps {} are one-way", one_way.join(", "))));
+        }
+        let state = PlanState::load(&self.client, &plan.id).await?;
+        for later in Phase::ALL.into_iter().filter(|p| *p > phase) {
+            let touched = plan.steps_of(later).iter().any(|s| {
+                let st = state.step(s);
+                st.is_applied() || (st.is_attempted() && !s.transactional)
+            });
+            if touched {
+                let next = if later == Phase::Contract {
+                    "nothing: contract has run, so earlier phases stay".to_string()
+                } else {
+                    format!("run '{}' first", command_for(Action::Rollback, later, r.plan_flag().as_deref()))
+                };
+                return Err(refuse(format!(
+                    "phase {later} after it is applied ({}); {next}",
+                    state.phase(plan, later).as_str()
+                )));
+            }
+        }
+        let run_id =
+            ledger::start_phase_run(&self.client, &plan.id, phase, "rollback", &self.opts.actor).await?;
+        reporter.report(&Event::PhaseStarted {
+            plan: &plan.id,
+            phase,
+            action: Action::Rollback,
+            steps: steps.len(),
+        });
+        let (mut ran, mut skipped) = (Vec::new(), Vec::new());
+        for step in steps.iter().rev() {
+            let st = state.step(step);
+            let outcome = if st.is_applied() {
+                match &step.rollback_sql {
+                    Some(sql) => {
+                        self.run_step(
+                            plan,
+                            run_id,
+                            step,
+                            Action::Rollback,
+                            sql,
+                            step.transactional,
+                            &ran,
+                            reporter,
+                        )
+                        .await
+                    }
+                    None => self.record_noop(plan, run_id, step, "nothing to undo").await,
+                }
+            } else if st.is_attempted() && !step.transactional {
+                // A failed CONCURRENTLY build leaves an INVALID index behind; nothing else.
+                match self.drop_invalid_indexes(step, reporter).await {
+                    Ok(()) => self.record_noop(plan, run_id, step, "cleaned up a failed attempt").await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                reporter.report(&Event::StepSkipped { step, reason: "not applied" });
+                skipped.push(step.id.clone());
+                continue;
+            };
+            if let Err(e) = outcome {
+                ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
+                return Err(match e {
+                    ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => {
+                        ExecError::StepFailed {
+                            step,
+                            phase,
+                            sqlstate,
+                            message,
+                            done,
+                            next: command_for(Action::Rollback, phase, r.plan_flag().as_deref()),
+                        }
+                    }
+                    other => other,
+                });
+            }
+            ran.push(step.id.clone());
+        }
+        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        let after = PlanState::load(&self.client, &plan.id).await?;
+        let new_state = if after.anything_applied(plan) { "active" } else { "rolled_back" };
+        let next = Phase::ALL
+            .into_iter()
+            .rev()
+            .find(|p| *p < phase && after.phase(plan, *p) == PhaseState::Applied)
+            .map(|p| command_for(Action::Rollback, p, None));
+        ledger::set_plan_state(&self.client, &plan.id, new_state).await?;
+        reporter.report(&Event::PhaseDone {
+            phase,
+            action: Action::Rollback,
+            ran: ran.len(),
+            skipped: skipped.len(),
+        });
+        Ok(PhaseReport {
+            plan_id: plan.id.clone(),
+            phase,
+            action: Action::Rollback,
+            ran,
+            skipped,
+            plan_complete: false,
+            next,
+        })
+    }
+
+    /// The soak gate (`crate::soak::decide`): open → contract runs after the last-moment
+    /// re-check of old clients; closed → refused, or bypassed and audited with break-glass.
+    async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
+        let passage = match &gate.passage {
+            GatePassage::Evidence => soak::Passage::Evidence,
+            GatePassage::BreakGlass { reason } => {
+                soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
+            }
+        };
+        let decision =
+            soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
+        match decision {
+            soak::GateDecision::Open(_) => {
+                soak::recheck_before_drop(&self.client, &r.plan, &gate.config).await.map_err(ExecError::Gate)
+            }
+            soak::GateDecision::Closed(report) => Err(ExecError::GateClosed {
+                plan: r.plan.short_id().to_string(),
+                failing: report.blocking_summary(),
+            }),
+            // Bypassed and recorded in audit_log by `decide`.
+            _ => Ok(()),
+        }
+    }
+
+    async fn record_noop(&self, plan: &Plan, run_id: i64, step: &Step, why: &str) -> Result<(), ExecError> {
+        let id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            "rollback",
+            &self.opts.actor,
+        )
+        .await?;
+        self.client
+            .execute(ledger::STEP_OK_SQL, &[&id, &0i32, &0i64, &Some(why)])
+            .await
+            .map_err(|source| ExecError::Db { context: "record the step".into(), source })?;
+        Ok(())
+    }
+
+    async fn run_backfill(
+        &mut self,
+        plan: &Plan,
+        run_id: i64,
+        step: &Step,
+        done: &[String],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), ExecError> {
+        let Some(spec) = &step.backfill else { return Ok(()) };
+        let id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            "apply",
+            &self.opts.actor,
+        )
+        .await?;
+        reporter.report(&Event::StepStarted { step, action: Action::Apply });
+        let t0 = Instant::now();
+        let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
+        let mut sink = Forward { reporter, step };
+        let result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
+        let reporter = sink.reporter;
+        let ms = t0.elapsed().as_millis() as i64;
+        // Done means no row still matches the step's pending predicate. (The engine's own
+        // verification compares the target with the expression on every row, which for a
+        // fill value — `expr` is a constant, only NULLs are pending — counts every row that
+        // already had a value; it is recorded, not used to decide.)
+        let failure = match result {
+            Ok(o) => {
+                let pending_sql = format!(
+                    "SELECT count(*) FROM {} WHERE ({})",
+                    spec.table.quoted(),
+                    spec.pending_predicate
+                );
+                let pending: i64 = self
+                    .client
+                    .query_one(&pending_sql, &[])
+                    .await
+                    .map_err(|source| ExecError::Db { context: "count rows still pending".into(), source })?
+                    .get(0);
+                if pending == 0 {
+                    let msg = format!(
+                        "{} rows written in {} batches ({} in total, {} walk), none pending; engine verification: {} mismatches",
+                        o.rows_updated, o.batches_run, o.rows_done, o.key_kind, o.verify_mismatches
+                    );
+                    self.client
+                        .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
+                        .await
+                        .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
+                    reporter.report(&Event::StepDone {
+                        step,
+                        action: Action::Apply,
+                        elapsed: t0.elapsed(),
+                        attempts: 1,
+                    });
+                    return Ok(());
+                }
+                // Triggers keep new writes consistent, so rows still pending after the copy
+                // mean the expression or the triggers are wrong: switching now would lose data.
+                (
+                    None,
+                    format!(
+                        "{pending} rows of {} still match the pending predicate ({}) after the copy",
+                        spec.table.quoted(),
+                        spec.pending_predicate
+                    ),
+                )
+            }
+            Err(e) => {
+                let code = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
+                    .and_then(|pg| pg.code())
+                    .map(|c| c.code().to_string());
+                (code, e.to_string())
+            }
+        };
+        let (code, message) = failure;
+        ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
+        let _ = done;
+        Err(ExecError::Backfill {
+            step: step.id.clone(),
+            message,
+            next: command_for(Action::Apply, step.phase, None),
+        })
+    }
+
+    /// Runs one step's SQL with lock-timeout retries and records it. A transactional step and
+    /// its 'ok' row commit together; a non-transactional one runs statement by statement.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step(
+        &mut self,
+        plan: &Plan,
+        run_id: i64,
+        step: &Step,
+        action: Action,
+        sql: &str,
+        transactional: bool,
+        done: &[String],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), ExecError> {
+        let row_id = ledger::start_step_run(
+            &self.client,
+            run_id,
+            &plan.id,
+            &step.id,
+            step.phase,
+            action.as_str(),
+            &self.opts.actor,
+        )
+        .await?;
+        reporter.report(&Event::StepStarted { step, action });
+        let statements: Vec<String> = if transactional {
+            vec![sql.to_string()]
+        } else {
+            match crate::parse::split_statements(sql) {
+                Ok(s) => s.into_iter().filter(|s| !s.meta).map(|s| s.text).collect(),
+                Err(e) => {
+                    let message = format!("cannot split the step's SQL: {e}");
+                    ledger::step_failed(&self.client, row_id, 0, 0, None, &message).await?;
+                    return Err(ExecError::StepFailed {
+                        step: step.id.clone(),
+                        phase: step.phase,
+                        sqlstate: None,
+                        message,
+                        done: done.to_vec(),
+                        next: command_for(action, step.phase, None),
+                    });
+                }
+            }
+        };
+        let policy = self.opts.retry;
+        let t0 = Instant::now();
+        let mut jitter = Jitter::new();
+        let mut seen: BTreeMap<i32, Blocker> = BTreeMap::new();
+        let mut next_stmt = 0usize;
+        let mut attempt: u32 = 0;
+        loop {
+            let timeout = policy.attempt_timeout(attempt);
+            if attempt > 0 && self.observer.is_none() {
+                self.observer = connect(&self.opts.connection, &application_name()).await.ok();
+            }
+            let observer = if attempt > 0 { self.observer.as_ref() } else { None };
+            let ms = timeout.as_millis();
+            let result: Result<(), tokio_postgres::Error> = if transactional {
+                let r = async {
+                    self.client.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'")).await?;
+                    retry::execute_watched(&self.client, observer, self.pid, sql, &mut seen).await?;
+                    let elapsed = t0.elapsed().as_millis() as i64;
+                    let n = attempt as i32 + 1;
+                    self.client
+                        .execute(ledger::STEP_OK_SQL, &[&row_id, &n, &elapsed, &None::<String>])
+                        .await?;
+                    self.client.batch_execute("COMMIT").await
+                }
+                .await;
+                if r.is_err() {
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                }
+                r
+            } else {
+                let r = async {
+                    self.client.batch_execute(&format!("SET lock_timeout = '{ms}ms'")).await?;
+                    while next_stmt < statements.len() {
+                        let stmt = &statements[next_stmt];
+                        match self.index_precheck(stmt).await? {
+                            IndexCheck::AlreadyBuilt => {}
+                            IndexCheck::Invalid(index) => {
+                                let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+                                retry::execute_watched(&self.client, observer, self.pid, &drop, &mut seen)
+                                    .await?;
+                                reporter.report(&Event::DroppedInvalidIndex { step, index });
+                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
+                                    .await?;
+                            }
+                            IndexCheck::NotAnIndex | IndexCheck::Absent => {
+                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
+                                    .await?;
+                            }
+                        }
+                        next_stmt += 1;
+                    }
+                    Ok(())
+                }
+                .await;
+                let max = policy.lock_timeout.as_millis();
+                let _ = self.client.batch_execute(&format!("SET lock_timeout = '{max}ms'")).await;
+                if r.is_ok() {
+                    let elapsed = t0.elapsed().as_millis() as i64;
+                    let n = attempt as i32 + 1;
+                    self.client
+                        .execute(ledger::STEP_OK_SQL, &[&row_id, &n, &elapsed, &None::<String>])
+                        .await
+                        .map_err(|source| ExecError::Db { context: "record the step".into(), source })?;
+                }
+                r
+            };
+            let e = match result {
+                Ok(()) => {
+                    reporter.report(&Event::StepDone {
+                        step,
+                        action,
+                        elapsed: t0.elapsed(),
+                        attempts: attempt + 1,
+                    });
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let elapsed_ms = t0.elapsed().as_millis() as i64;
+            let message = describe_pg(&e);
+            let sqlstate = e.code().map(|c| c.code().to_string());
+            let attempts = attempt + 1;
+            if retry::is_retryable(&e) {
+                let sleep = policy.sleep_after(attempt, &mut jitter);
+                let next_timeout = policy.attempt_timeout(attempt + 1);
+                if t0.elapsed() + sleep + next_timeout <= policy.budget {
+                    ledger::step_attempted(&self.client, row_id, attempts as i32, &message).await?;
+                    reporter.report(&Event::Retrying {
+                        step,
+                        attempt: attempts,
+                        lock_timeout: timeout,
+                        sleep,
+                        error: message,
+                    });
+                    tokio::time::sleep(sleep).await;
+                    attempt += 1;
+                    continue;
+                }
+                let mut blockers: Vec<Blocker> = seen.into_values().collect();
+                if blockers.is_empty() && !step.lock_target.is_empty() {
+                    blockers =
+                        retry::lock_holders(&self.client, &step.lock_target, step.lock, self.pid).await;
+                }
+                let text = format!(
+                    "gave up after {attempts} attempts: {message}; blockers: {}",
+                    blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; ")
+                );
+                ledger::step_failed(
+                    &self.client,
+                    row_id,
+                    attempts as i32,
+                    elapsed_ms,
+                    sqlstate.as_deref(),
+                    &text,
+                )
+                .await?;
+                return Err(ExecError::LockBudgetExhausted {
+                    step: step.id.clone(),
+                    phase: step.phase,
+                    lock_target: step.lock_target.clone(),
+                    attempts,
+                    elapsed: t0.elapsed(),
+                    blockers,
+                    done: done.to_vec(),
+                    next: command_for(action, step.phase, None),
+                });
+            }
+            ledger::step_failed(
+                &self.client,
+                row_id,
+                attempts as i32,
+                elapsed_ms,
+                sqlstate.as_deref(),
+                &message,
+            )
+            .await?;
+            return Err(ExecError::StepFailed {
+                step: step.id.clone(),
+                phase: step.phase,
+                sqlstate,
+                message,
+                done: done.to_vec(),
+                next: command_for(action, step.phase, None),
+            });
+        }
+    }
+
+    /// Before a `CREATE INDEX CONCURRENTLY`: is the index there already, valid or not?
+    async fn index_precheck(&self, stmt: &str) -> Result<IndexCheck, tokio_postgres::Error> {
+        let Some((name, table)) = concurrent_index_target(stmt) else { return Ok(IndexCheck::NotAnIndex) };
+        let Ok(name) = Ident::from_sql(&name) else { return Ok(IndexCheck::NotAnIndex) };
+        let row = self
+            .client
+            .query_opt(
+                "SELECT i.indisvalid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relname = $1
+                   AND c.relnamespace = (SELECT t.relnamespace FROM pg_class t WHERE t.oid = to_regclass($2))",
+                &[&name.as_str(), &table],
+            )
+            .await?;
+        Ok(match row {
+            None => IndexCheck::Absent,
+            Some(r) if r.get::<_, bool>(0) => IndexCheck::AlreadyBuilt,
+            Some(r) => IndexCheck::Invalid(r.get(1)),
+        })
+    }
+
+    async fn drop_invalid_indexes(&self, step: &Step, reporter: &mut dyn Reporter) -> Result<(), ExecError> {
+        let statements = crate::parse::split_statements(&step.sql).unwrap_or_default();
+        for s in statements {
+            let check = self
+                .index_precheck(&s.text)
+                .await
+                .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?;
+            if let IndexCheck::Invalid(index) = check {
+                self.client
+                    .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+                    .await
+                    .map_err(|source| ExecError::Db {
+                        context: format!("drop invalid index {index}"),
+                        source,
+                    })?;
+                reporter.report(&Event::DroppedInvalidIndex { step, index });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands the backfill engine's progress to the caller's reporter.
+struct Forward<'a> {
+    reporter: &'a mut dyn Reporter,
+    step: &'a Step,
+}
+
+impl crate::backfill::ProgressSink for Forward<'_> {
+    fn update(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: false });
+    }
+
+    fn finish(&mut self, progress: &crate::backfill::Progress) {
+        self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: true });
+    }
+}
+
+enum IndexCheck {
+    NotAnIndex,
+    Absent,
+    AlreadyBuilt,
+    /// Quoted, qualified name of the INVALID index.
+    Invalid(String),
+}
+
+/// `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON [ONLY] table …` → (name, table)
+/// as written.
+fn concurrent_index_target(stmt: &str) -> Option<(String, String)> {
+    let words = sql_words(stmt, 12);
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let mut i = 0;
+    let expect = |w: &str, i: &mut usize| -> bool {
+        if upper.get(*i).map(String::as_str) == Some(w) {
+            *i += 1;
+            true
+        } else {
+            false
+        }
+    };
+    if !expect("CREATE", &mut i) {
+        return None;
+    }
+    expect("UNIQUE", &mut i);
+    if !(expect("INDEX", &mut i) && expect("CONCURRENTLY", &mut i)) {
+        return None;
+    }
+    if expect("IF", &mut i) && !(expect("NOT", &mut i) && expect("EXISTS", &mut i)) {
+        return None;
+    }
+    let name = words.get(i)?.clone();
+    i += 1;
+    if !expect("ON", &mut i) {
+        return None;
+    }
+    expect("ONLY", &mut i);
+    let table = words.get(i)?.split('(').next()?.to_string();
+    Some((name, table))
+}
+
+/// The first `limit` whitespace-separated words, keeping `"quoted names"` whole.
+fn sql_words(s: &str, limit: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        if c == '"' {
+            quoted = !quoted;
+            cur.push(c);
+        } else if c.is_whitespace() && !quoted {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+                if words.len() == limit {
+                    return words;
+                }
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_index_a_concurrent_build_creates() {
+        assert_eq!(
+            concurrent_index_target(
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON ONLY public.t (a)"
+            ),
+            Some(("\"Big Idx\"".into(), "public.t".into()))
+        );
+        assert_eq!(
+            concurrent_index_target("create index concurrently t_a on public.t(a)"),
+            Some(("t_a".into(), "public.t".into()))
+        );
+        assert_eq!(concurrent_index_target("CREATE INDEX t_a ON t (a)"), None);
+        assert_eq!(concurrent_index_target("ALTER TABLE t ADD COLUMN a int"), None);
+    }
+}

@@ -1,0 +1,351 @@
+//! The executor: applies one phase of a stored [`Plan`] to a database, undoes the last one,
+//! and says where things stand (DESIGN.md §5).
+//!
+//! - [`ledger`] owns schema `seqmig`: plans, phase and step runs, flags, gate evidence.
+//! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: it takes
+//!   the database's session advisory lock and sets the session's timeouts before any step
+//!   can run, and a second runner is refused with the holder named.
+//! - `retry` bounds every DDL statement by a short `lock_timeout`, retries with growing
+//!   timeouts and jittered sleeps within a total budget, and names the blocking sessions.
+//! - [`state`] turns ledger rows into phase and step states (done, failed, interrupted) and
+//!   the exact next command; `seqmig status` prints it.
+//!
+//! The CLI hands in validated options and a [`Reporter`]; nothing here prints.
+
+mod guard;
+pub mod ledger;
+mod retry;
+pub mod state;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use crate::soak::GateConfig;
+pub use guard::{DryRun, Runner, connect_observer, dry_run};
+pub use retry::{Blocker, RetryPolicy};
+pub use state::{PhaseState, PhaseStatus, PlanStatus, StatusReport, StepState, StepStatus, status};
+
+use crate::plan::{Phase, Plan, PlanFileError, Step};
+
+/// `application_name` of every seqmig session, so DBAs see who holds what.
+pub fn application_name() -> String {
+    crate::db::default_application_name()
+}
+
+/// Which plan a command is about.
+#[derive(Debug, Clone)]
+pub enum PlanSource {
+    /// A plan file, already read and checked against its id; `path` is how the user named
+    /// it, for the next command while the plan is not stored yet.
+    File { plan: Box<Plan>, path: String },
+    /// A stored plan by id or unambiguous id prefix (`3f2a9c`, `sha256:3f2a…`).
+    Id(String),
+    /// The only active plan in the database.
+    Active,
+}
+
+/// Where a runner connects and who it is.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub connection: crate::db::ConnectOptions,
+    /// Recorded in the ledger and shown to a second runner.
+    pub actor: String,
+    pub retry: RetryPolicy,
+}
+
+/// How `contract` gets past the soak gate (`crate::soak`): on evidence, evaluated with
+/// `config`, or by a recorded break-glass.
+#[derive(Debug, Clone, Default)]
+pub struct ContractGate {
+    pub config: crate::soak::GateConfig,
+    pub passage: GatePassage,
+}
+
+/// Whether a closed gate refuses or is bypassed.
+#[derive(Debug, Clone, Default)]
+pub enum GatePassage {
+    /// Only on evidence (fails closed: missing evidence is not a pass).
+    #[default]
+    Evidence,
+    /// `--break-glass --reason …`: bypass a closed gate; the bypass is written to `audit_log`.
+    BreakGlass { reason: String },
+}
+
+impl ContractGate {
+    /// The gate with the built-in criteria, passed on evidence only.
+    pub fn evidence() -> ContractGate {
+        ContractGate::default()
+    }
+
+    /// The gate with the built-in criteria, bypassed (and audited) when closed.
+    pub fn break_glass(reason: &str) -> ContractGate {
+        ContractGate {
+            passage: GatePassage::BreakGlass { reason: reason.to_string() },
+            ..ContractGate::default()
+        }
+    }
+}
+
+/// Apply or rollback, as recorded in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Apply,
+    Rollback,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Apply => "apply",
+            Action::Rollback => "rollback",
+        }
+    }
+}
+
+/// What the executor tells its caller while it works.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    PhaseStarted {
+        plan: &'a str,
+        phase: Phase,
+        action: Action,
+        steps: usize,
+    },
+    StepSkipped {
+        step: &'a Step,
+        reason: &'static str,
+    },
+    StepStarted {
+        step: &'a Step,
+        action: Action,
+    },
+    /// A statement hit its `lock_timeout` (or a deadlock) and will be retried.
+    Retrying {
+        step: &'a Step,
+        attempt: u32,
+        lock_timeout: Duration,
+        sleep: Duration,
+        error: String,
+    },
+    /// An INVALID index left by an earlier failed `CONCURRENTLY` attempt was dropped.
+    DroppedInvalidIndex {
+        step: &'a Step,
+        index: String,
+    },
+    /// After each committed batch of a backfill step, and once at its end (`finished`).
+    BackfillProgress {
+        step: &'a Step,
+        progress: &'a crate::backfill::Progress,
+        finished: bool,
+    },
+    StepDone {
+        step: &'a Step,
+        action: Action,
+        elapsed: Duration,
+        attempts: u32,
+    },
+    PhaseDone {
+        phase: Phase,
+        action: Action,
+        ran: usize,
+        skipped: usize,
+    },
+}
+
+/// Receives [`Event`]s; the CLI prints them. `Send` because the backfill engine's progress
+/// sink, which forwards to it, is.
+pub trait Reporter: Send {
+    fn report(&mut self, event: &Event<'_>);
+}
+
+/// A reporter that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn report(&mut self, _: &Event<'_>) {}
+}
+
+/// The session holding the runner lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub pid: i32,
+    pub application_name: String,
+    pub actor: Option<String>,
+    pub command: Option<String>,
+    pub since: Option<String>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} (application '{}'", self.pid, self.application_name)?;
+        if let Some(actor) = &self.actor {
+            write!(f, ", actor '{actor}'")?;
+        }
+        if let Some(command) = &self.command {
+            write!(f, ", running '{command}'")?;
+        }
+        if let Some(since) = &self.since {
+            write!(f, ", since {since}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What a finished apply or rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseReport {
+    pub plan_id: String,
+    pub phase: Phase,
+    pub action: Action,
+    pub ran: Vec<String>,
+    pub skipped: Vec<String>,
+    /// True when this run completed the plan's last phase.
+    pub plan_complete: bool,
+    /// What would come next: the next phase to apply, or after a rollback the phase that
+    /// could be rolled back next.
+    pub next: Option<String>,
+}
+
+/// Why the executor stopped. [`ExecError::is_refusal`] separates "no" (exit 1) from errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    #[error(transparent)]
+    Connect(#[from] crate::db::DbError),
+    #[error("failed to {context}: {}", describe_pg(source))]
+    Db { context: String, source: tokio_postgres::Error },
+    #[error(
+        "another seqmig runner holds this database: {holder}; wait for it to finish (or stop it) and run the command again"
+    )]
+    Busy { holder: Holder },
+    #[error(
+        "the seqmig ledger in this database is version {found}, newer than this seqmig knows ({known}); upgrade seqmig"
+    )]
+    LedgerTooNew { found: i32, known: i32 },
+    #[error("refusing the plan file: {0}")]
+    PlanFile(#[from] PlanFileError),
+    #[error(
+        "plan {plan} has blocking findings ({}); fix them and plan again — a blocked plan is never applied",
+        codes.join(", ")
+    )]
+    PlanBlocked { plan: String, codes: Vec<String> },
+    #[error("stored plan {plan} does not match its id: {source}")]
+    StoredPlanCorrupt { plan: String, source: PlanFileError },
+    #[error(
+        "plan {active} is still in progress on this database; finish it or roll it back before starting plan {given} ('seqmig status --plan-id {active}')"
+    )]
+    OtherPlanActive { given: String, active: String },
+    #[error(
+        "no plan {0} is stored in this database; apply one with 'seqmig apply --plan FILE --phase expand'"
+    )]
+    UnknownPlan(String),
+    #[error("plan id prefix '{prefix}' matches several stored plans: {}", matches.join(", "))]
+    AmbiguousPlan { prefix: String, matches: Vec<String> },
+    #[error("no active plan in this database; name one with --plan FILE or --plan-id ID")]
+    NoActivePlan,
+    #[error("several plans are active ({}); name one with --plan-id", ids.join(", "))]
+    SeveralActivePlans { ids: Vec<String> },
+    #[error("phase {blocking} of plan {plan} is not complete ({state}); run '{next}' first")]
+    OutOfOrder { plan: String, phase: Phase, blocking: Phase, state: String, next: String },
+    #[error("cannot roll back phase {phase} of plan {plan}: {reason}")]
+    RollbackRefused { plan: String, phase: Phase, reason: String },
+    #[error(
+        "the soak gate in front of contract is closed for plan {plan}: {}; see 'seqmig gate', or pass --break-glass --reason \"…\" to bypass it (recorded)",
+        failing.join("; ")
+    )]
+    GateClosed { plan: String, failing: Vec<String> },
+    #[error("{0}")]
+    Gate(crate::soak::SoakError),
+    #[error(
+        "step {step} ({phase}) failed{}: {message}; {}; run '{next}' to retry",
+        sqlstate.as_deref().map(|s| format!(" with SQLSTATE {s}")).unwrap_or_default(),
+        done_summary(done)
+    )]
+    StepFailed {
+        step: String,
+        phase: Phase,
+        sqlstate: Option<String>,
+        message: String,
+        done: Vec<String>,
+        next: String,
+    },
+    #[error(
+        "gave up on step {step} ({phase}) after {attempts} attempts over {:.1} s: could not get its lock{}; {}; blocking sessions: {}; run '{next}' once they are gone",
+        elapsed.as_secs_f64(),
+        if lock_target.is_empty() { String::new() } else { format!(" on {lock_target}") },
+        done_summary(done),
+        blockers_summary(blockers)
+    )]
+    LockBudgetExhausted {
+        step: String,
+        phase: Phase,
+        lock_target: String,
+        attempts: u32,
+        elapsed: Duration,
+        blockers: Vec<Blocker>,
+        done: Vec<String>,
+        next: String,
+    },
+    #[error("backfill of step {step} failed: {message}; run '{next}' to resume")]
+    Backfill { step: String, message: String, next: String },
+}
+
+impl ExecError {
+    /// True when the answer is "no" rather than a failure: another runner, a tampered or
+    /// different plan, out-of-order work, a closed gate. The CLI exits 1 for these.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ExecError::Busy { .. }
+                | ExecError::PlanFile(_)
+                | ExecError::PlanBlocked { .. }
+                | ExecError::OtherPlanActive { .. }
+                | ExecError::OutOfOrder { .. }
+                | ExecError::RollbackRefused { .. }
+                | ExecError::GateClosed { .. }
+                | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
+        )
+    }
+}
+
+fn done_summary(done: &[String]) -> String {
+    if done.is_empty() {
+        "no step of this run completed".to_string()
+    } else {
+        format!("already done in this run: {}", done.join(", "))
+    }
+}
+
+fn blockers_summary(blockers: &[Blocker]) -> String {
+    if blockers.is_empty() {
+        return "none seen (the lock was released between attempts)".to_string();
+    }
+    blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// `message (SQLSTATE)` for database errors, the plain text otherwise.
+pub fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// The command a human should run next; `plan_flag` (`--plan-id 3f2a…`, `--plan FILE`) only
+/// when the plan is not the active one.
+pub fn command_for(action: Action, phase: Phase, plan_flag: Option<&str>) -> String {
+    let mut s = format!("seqmig {} --phase {phase}", action.as_str());
+    if let Some(flag) = plan_flag {
+        s.push(' ');
+        s.push_str(flag);
+    }
+    s
+}
+
+/// The 12-hex-digit form of a plan id.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
