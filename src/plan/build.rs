@@ -223,15 +223,20 @@ pub fn build(
             steps: steps_out.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
         })
         .collect();
+    let one_way_changes: BTreeSet<&str> =
+        steps_out.iter().filter(|s| s.one_way).map(|s| s.change.as_str()).collect();
     let planned_changes = changes
         .iter()
         .enumerate()
-        .map(|(i, c)| PlannedChange {
-            id: format!("c{}", i + 1),
-            kind: c.kind().into(),
-            object: c.object(),
-            one_way: steps_out.iter().any(|s| s.change == format!("c{}", i + 1) && s.one_way),
-            summary: c.summary(),
+        .map(|(i, c)| {
+            let id = format!("c{}", i + 1);
+            PlannedChange {
+                one_way: one_way_changes.contains(id.as_str()),
+                id,
+                kind: c.kind().into(),
+                object: c.object(),
+                summary: c.summary(),
+            }
         })
         .collect();
     let gate = gate(hints, &steps_out);
