@@ -575,3 +575,327 @@ fn reliability_generator_covers_every_change_kind() {
         assert!(seen.contains(w), "the generator never produces {w}: {seen:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: every parser of user input, on random bytes and mutated real inputs
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64*: a tiny deterministic generator, so a failing execution number reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Pieces that change how SQL, TOML or JSON is tokenized.
+const TOKENS: &[&str] = &[
+    "'",
+    "\"",
+    "$$",
+    "$a$",
+    "$a",
+    "E'\\",
+    "\\",
+    "/*",
+    "*/",
+    "--",
+    ";",
+    "\n",
+    "(",
+    ")",
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    "::",
+    "\u{0}",
+    "é",
+    "Ä",
+    "日本",
+    "\u{feff}",
+    "\u{202e}",
+    " ",
+    "BEGIN ATOMIC",
+    "END",
+    "\\restrict x\n",
+    "CREATE TABLE x (",
+    "ALTER TABLE ONLY x ADD CONSTRAINT",
+    "PRIMARY KEY",
+    "REFERENCES",
+    "CHECK (",
+    "DEFAULT",
+    "GENERATED ALWAYS AS (",
+    "PARTITION BY",
+    "COMMENT ON",
+    "CREATE INDEX",
+    "ON",
+    "USING",
+    "NOT NULL",
+    "\"a\"\"b\"",
+    "\"; DROP TABLE t; --\"",
+    "null",
+    "true",
+    "1e999",
+    "-1",
+    "18446744073709551616",
+    "[[rename]]",
+    "[plan]",
+];
+
+/// One random edit of `s`, on char boundaries.
+fn mutate(rng: &mut Rng, s: &mut String) {
+    let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+    let at = |rng: &mut Rng| bounds[rng.below(bounds.len())];
+    match rng.below(6) {
+        0 => {
+            let (a, b) = (at(rng), at(rng));
+            s.replace_range(a.min(b)..a.max(b), "");
+        }
+        1 => {
+            let (a, b) = (at(rng), at(rng));
+            let piece = s[a.min(b)..a.max(b)].to_string();
+            s.insert_str(at(rng), &piece);
+        }
+        2 | 3 => {
+            let token = TOKENS[rng.below(TOKENS.len())];
+            s.insert_str(at(rng), token);
+        }
+        4 => {
+            let a = at(rng);
+            s.truncate(a);
+        }
+        _ => {
+            let a = at(rng);
+            let b = bounds.iter().copied().find(|b| *b > a).unwrap_or(a);
+            let token = TOKENS[rng.below(TOKENS.len())];
+            s.replace_range(a..b, token);
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng) -> String {
+    let n = rng.below(200);
+    let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Real statements to mutate: the shared corpus (read in place, never copied), the
+/// examples and the test fixtures.
+fn sql_seeds() -> (Vec<String>, usize) {
+    let mut files = Vec::new();
+    // `shared/` sits beside the checkout (CI) or beside the worktrees folder (development).
+    let corpus = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"),
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_dir());
+    let mut corpus_files = 0;
+    if let Some(Ok(entries)) = corpus.map(std::fs::read_dir) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "sql") {
+                files.push(std::fs::read_to_string(e.path()).unwrap());
+                corpus_files += 1;
+            }
+        }
+    }
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    for e in std::fs::read_dir(examples).unwrap().flatten() {
+        for f in ["before.sql", "after.sql"] {
+            if let Ok(text) = std::fs::read_to_string(e.path().join(f)) {
+                files.push(text);
+            }
+        }
+    }
+    let mut statements: Vec<String> = files
+        .iter()
+        .flat_map(|f| seqmig::parse::split_statements(f).unwrap())
+        .filter(|s| !s.meta)
+        .map(|s| s.text)
+        .collect();
+    statements.sort();
+    statements.dedup();
+    (statements, corpus_files)
+}
+
+fn toml_seeds() -> Vec<String> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    let mut out: Vec<String> = std::fs::read_dir(examples)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("seqmig.toml")).ok())
+        .collect();
+    out.push("[lint]\npg_version = 12\nallow = [\"SM001\"]\nassume_in_transaction = true\n".into());
+    out.sort();
+    out
+}
+
+/// Where an error says it is: `file:line:column` with line and column ≥ 1.
+fn has_position(message: &str) -> bool {
+    message.split(':').collect::<Vec<_>>().windows(2).any(|w| {
+        let line = w[0].trim().parse::<usize>().unwrap_or(0);
+        let col: String = w[1].chars().take_while(|c| c.is_ascii_digit()).collect();
+        line >= 1 && col.parse::<usize>().unwrap_or(0) >= 1
+    })
+}
+
+#[derive(Debug, Default)]
+struct FuzzTally {
+    executions: usize,
+    parser_errors: usize,
+    errors_without_position: Vec<String>,
+    panics: Vec<String>,
+    slowest: std::time::Duration,
+}
+
+impl FuzzTally {
+    fn run(&mut self, what: &str, input: &str, f: impl FnOnce() -> Option<String>) {
+        self.executions += 1;
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(None) => {}
+            Ok(Some(error)) => {
+                self.parser_errors += 1;
+                if !has_position(&error) && self.errors_without_position.len() < 5 {
+                    self.errors_without_position.push(format!("{what}: {error}\ninput: {input:?}"));
+                }
+            }
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                self.panics.push(format!("{what} panicked: {msg}\ninput: {input:?}"));
+            }
+        }
+        self.slowest = self.slowest.max(started.elapsed());
+    }
+}
+
+fn fuzz_sql(t: &mut FuzzTally, input: &str) {
+    t.run("split_statements", input, || {
+        seqmig::parse::split_statements(input).err().map(|e| format!("fuzz.sql:{}", split_position(&e)))
+    });
+    t.run("load_str", input, || seqmig::parse::load_str("fuzz.sql", input).err().map(|e| e.to_string()));
+    t.run("lint_source", input, || {
+        seqmig::lint::lint_source("fuzz.sql", input, &seqmig::lint::LintConfig::default())
+            .err()
+            .map(|e| e.to_string())
+    });
+}
+
+fn split_position(e: &seqmig::parse::SplitError) -> String {
+    match e {
+        seqmig::parse::SplitError::Unterminated { line, column, what } => format!("{line}:{column}: {what}"),
+        other => format!("{other}"),
+    }
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn reliability_hostile_input_never_panics_and_errors_carry_positions() {
+    let total = env_number("SEQMIG_FUZZ_EXECUTIONS", 2500) as usize;
+    let mut rng = Rng(env_number("SEQMIG_FUZZ_SEED", 0x0005_eed0_f5e9_u64).max(1));
+    let (statements, corpus_files) = sql_seeds();
+    let tomls = toml_seeds();
+    let plan_json = {
+        let before = load("before.sql", "CREATE TABLE public.t (id bigint PRIMARY KEY, a integer);");
+        let after = load("after.sql", "CREATE TABLE public.t (id bigint PRIMARY KEY, a bigint, b text);");
+        seqmig::plan::plan(&before, &after, &Hints::default(), &Renderer::embedded())
+            .unwrap()
+            .plan
+            .to_json_pretty()
+    };
+    // A panic is caught and reported below with its input; keep the log readable.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut t = FuzzTally::default();
+    let mut plans_accepted_after_edit = 0;
+    let mut round = 0;
+    while t.executions < total {
+        round += 1;
+        // SQL: random bytes, or 1–4 real statements with 1–4 edits.
+        let sql = if round % 5 == 0 {
+            random_bytes(&mut rng)
+        } else {
+            let mut s = String::new();
+            for _ in 0..=rng.below(4) {
+                s.push_str(&statements[rng.below(statements.len())]);
+                s.push_str(";\n");
+            }
+            for _ in 0..=rng.below(4) {
+                mutate(&mut rng, &mut s);
+            }
+            s
+        };
+        fuzz_sql(&mut t, &sql);
+
+        // seqmig.toml: hints and the [lint] table.
+        let mut toml =
+            if round % 7 == 0 { random_bytes(&mut rng) } else { tomls[rng.below(tomls.len())].clone() };
+        for _ in 0..=rng.below(3) {
+            mutate(&mut rng, &mut toml);
+        }
+        t.run("Hints::from_toml", &toml, || {
+            Hints::from_toml(&toml, "fuzz.toml").err().map(|e| format!("fuzz.toml:1:1: {e}"))
+        });
+        t.run("LintConfig::from_toml", &toml, || {
+            seqmig::lint::LintConfig::from_toml(&toml).err().map(|e| format!("fuzz.toml:1:1: {e}"))
+        });
+
+        // Plan JSON: any edit must be refused (or be a no-op on the content).
+        let mut json = plan_json.clone();
+        for _ in 0..=rng.below(3) {
+            mutate(&mut rng, &mut json);
+        }
+        let original_id = Plan::from_json(&plan_json).map(|p| p.id).ok();
+        t.run("Plan::from_json", &json, || match Plan::from_json(&json) {
+            Ok(p) => {
+                assert_eq!(p.id, p.compute_id(), "an accepted plan's id matches its content");
+                if Some(&p.id) != original_id.as_ref() {
+                    plans_accepted_after_edit += 1;
+                }
+                None
+            }
+            // serde_json errors say "line L column C"; the contract is that they are errors.
+            Err(e) => Some(format!("plan.json:1:1: {e}")),
+        });
+    }
+    std::panic::set_hook(hook);
+    eprintln!(
+        "reliability fuzz summary: fuzz executions {}, parser errors {}, panics {}, errors without a position {}, \
+         edited plans accepted {plans_accepted_after_edit}, slowest input {:?}, seed statements {} ({} corpus files)",
+        t.executions,
+        t.parser_errors,
+        t.panics.len(),
+        t.errors_without_position.len(),
+        t.slowest,
+        statements.len(),
+        corpus_files,
+    );
+    assert!(
+        t.panics.is_empty(),
+        "{} panics; the first ones:\n{}",
+        t.panics.len(),
+        t.panics[..t.panics.len().min(3)].join("\n\n")
+    );
+    assert!(
+        t.errors_without_position.is_empty(),
+        "errors without a position:\n{}",
+        t.errors_without_position.join("\n\n")
+    );
+    assert_eq!(plans_accepted_after_edit, 0, "an edited plan was accepted under a new id");
+    assert!(t.slowest < std::time::Duration::from_secs(10), "an input took {:?}", t.slowest);
+}
