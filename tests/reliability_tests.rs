@@ -133,6 +133,8 @@ struct Case {
     tables: Vec<TableSpec>,
     /// Picks the phase a rollback starts from, among those before contract with steps.
     rollback_pick: usize,
+    /// Column names with quotes, spaces, `;`, `$$` and non-ASCII letters.
+    hostile: bool,
 }
 
 fn ty() -> impl Strategy<Value = Ty> {
@@ -184,32 +186,42 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (prop::collection::vec(table_spec(), 1..=3), 0..8usize).prop_map(|(mut tables, rollback_pick)| {
-        tables[0].fk = false;
-        let changes = tables
-            .iter()
-            .map(|t| t.added.len() + t.cols.iter().filter(|c| c.fate != Fate::Keep).count())
-            .sum::<usize>();
-        if changes == 0 {
-            tables[0].added.push((Ty::Text, false));
-        }
-        Case { tables, rollback_pick }
-    })
+    (prop::collection::vec(table_spec(), 1..=3), 0..8usize, prop::bool::weighted(0.4)).prop_map(
+        |(mut tables, rollback_pick, hostile)| {
+            tables[0].fk = false;
+            let changes = tables
+                .iter()
+                .map(|t| t.added.len() + t.cols.iter().filter(|c| c.fate != Fate::Keep).count())
+                .sum::<usize>();
+            if changes == 0 {
+                tables[0].added.push((Ty::Text, false));
+            }
+            Case { tables, rollback_pick, hostile }
+        },
+    )
 }
 
-fn col_name(i: usize) -> String {
-    format!("c{i}")
-}
-
-fn renamed(i: usize) -> String {
-    format!("c{i}_renamed")
-}
-
-fn added_name(k: usize, not_null: bool) -> String {
-    if not_null { format!("f{k}") } else { format!("a{k}") }
+/// A TOML basic string holding `s`.
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl Case {
+    /// Column names as SQL. Hostile cases use quoted names with a doubled quote, a space, a
+    /// semicolon, a dollar quote and non-ASCII letters: names must never escape their quoting.
+    fn col_name(&self, i: usize) -> String {
+        if self.hostile { format!("\"c{i} \"\" ;$$ É\"") } else { format!("c{i}") }
+    }
+
+    fn renamed(&self, i: usize) -> String {
+        if self.hostile { format!("\"c{i} renamed; -- ü\"") } else { format!("c{i}_renamed") }
+    }
+
+    fn added_name(&self, k: usize, not_null: bool) -> String {
+        let base = if not_null { format!("f{k}") } else { format!("a{k}") };
+        if self.hostile { format!("\"{base} $x$ ') ñ\"") } else { base }
+    }
+
     fn before_sql(&self) -> String {
         let mut out = String::new();
         for (n, t) in self.tables.iter().enumerate() {
@@ -220,7 +232,7 @@ impl Case {
             for (i, c) in t.cols.iter().enumerate() {
                 lines.push(format!(
                     "    {} {}{}",
-                    col_name(i),
+                    self.col_name(i),
                     c.ty.sql(),
                     if c.not_null { " NOT NULL" } else { "" }
                 ));
@@ -236,7 +248,7 @@ impl Case {
                 let _ = writeln!(
                     out,
                     "CREATE INDEX t{n}_c{i}_old_idx ON public.t{n} USING btree ({});",
-                    col_name(i)
+                    self.col_name(i)
                 );
             }
         }
@@ -256,26 +268,26 @@ impl Case {
                 let null = if c.not_null { " NOT NULL" } else { "" };
                 match c.fate {
                     Fate::Drop => continue,
-                    Fate::Rename => lines.push(format!("    {} {}{null}", renamed(i), c.ty.sql())),
-                    Fate::Widen => lines.push(format!("    {} bigint{null}", col_name(i))),
+                    Fate::Rename => lines.push(format!("    {} {}{null}", self.renamed(i), c.ty.sql())),
+                    Fate::Widen => lines.push(format!("    {} bigint{null}", self.col_name(i))),
                     Fate::Keep | Fate::AddIndex | Fate::AddCheck => {
-                        lines.push(format!("    {} {}{null}", col_name(i), c.ty.sql()))
+                        lines.push(format!("    {} {}{null}", self.col_name(i), c.ty.sql()))
                     }
                 }
                 if c.fate == Fate::AddIndex {
                     indexes.push(format!(
                         "CREATE INDEX t{n}_c{i}_idx ON public.t{n} USING btree ({});",
-                        col_name(i)
+                        self.col_name(i)
                     ));
                 }
                 if c.fate == Fate::AddCheck {
-                    let expr = c.ty.check(&col_name(i)).unwrap();
+                    let expr = c.ty.check(&self.col_name(i)).unwrap();
                     checks.push(format!("    CONSTRAINT t{n}_c{i}_check CHECK ({expr})"));
                 }
             }
             for (k, (ty, not_null)) in t.added.iter().enumerate() {
                 let null = if *not_null { " NOT NULL" } else { "" };
-                lines.push(format!("    {} {}{null}", added_name(k, *not_null), ty.sql()));
+                lines.push(format!("    {} {}{null}", self.added_name(k, *not_null), ty.sql()));
             }
             lines.push(format!("    CONSTRAINT t{n}_pkey PRIMARY KEY (id)"));
             if t.fk {
@@ -289,7 +301,7 @@ impl Case {
                 let _ = writeln!(
                     out,
                     "CREATE INDEX t{n}_c{i}_old_idx ON public.t{n} USING btree ({});",
-                    col_name(i)
+                    self.col_name(i)
                 );
             }
             for i in indexes {
@@ -309,12 +321,12 @@ impl Case {
                     Fate::Rename => {
                         let _ = writeln!(
                             out,
-                            "[[rename]]\ntable = \"public.t{n}\"\nfrom = \"{}\"\nto = \"{}\"\n",
-                            col_name(i),
-                            renamed(i)
+                            "[[rename]]\ntable = \"public.t{n}\"\nfrom = {}\nto = {}\n",
+                            toml_str(&self.col_name(i)),
+                            toml_str(&self.renamed(i))
                         );
                     }
-                    Fate::Drop => one_way.push(format!("\"public.t{n}.{}\"", col_name(i))),
+                    Fate::Drop => one_way.push(toml_str(&format!("public.t{n}.{}", self.col_name(i)))),
                     _ => {}
                 }
             }
@@ -322,9 +334,9 @@ impl Case {
                 if *not_null {
                     let _ = writeln!(
                         out,
-                        "[[fill]]\ntable = \"public.t{n}\"\ncolumn = \"{}\"\nvalue = \"{}\"\n",
-                        added_name(k, true),
-                        ty.fill().replace('"', "\\\"")
+                        "[[fill]]\ntable = \"public.t{n}\"\ncolumn = {}\nvalue = {}\n",
+                        toml_str(&self.added_name(k, true)),
+                        toml_str(ty.fill())
                     );
                 }
             }
@@ -348,8 +360,8 @@ impl Case {
                 for (i, c) in t.cols.iter().enumerate() {
                     match c.fate {
                         Fate::Drop => {}
-                        Fate::Rename => cols.push((col_name(i), renamed(i))),
-                        _ => cols.push((col_name(i), col_name(i))),
+                        Fate::Rename => cols.push((self.col_name(i), self.renamed(i))),
+                        _ => cols.push((self.col_name(i), self.col_name(i))),
                     }
                 }
                 (format!("public.t{n}"), cols)
@@ -403,6 +415,7 @@ async fn checksum(c: &Client, table: &str, columns: &[String]) -> (i64, String) 
 #[derive(Debug, Default)]
 struct Tally {
     cases: AtomicUsize,
+    hostile_cases: AtomicUsize,
     applied_phases: AtomicUsize,
     rollbacks: AtomicUsize,
     rolled_back_phases: AtomicUsize,
@@ -412,6 +425,7 @@ struct Tally {
 
 static LIFECYCLE: Tally = Tally {
     cases: AtomicUsize::new(0),
+    hostile_cases: AtomicUsize::new(0),
     applied_phases: AtomicUsize::new(0),
     rollbacks: AtomicUsize::new(0),
     rolled_back_phases: AtomicUsize::new(0),
@@ -458,7 +472,7 @@ fn run_case(case: &Case) {
         }
         for (n, t) in case.tables.iter().enumerate() {
             for (k, (ty, not_null)) in t.added.iter().enumerate() {
-                let name = added_name(k, *not_null);
+                let name = case.added_name(k, *not_null);
                 let wrong = if *not_null {
                     format!("{name} IS DISTINCT FROM ({})", ty.fill())
                 } else {
@@ -510,6 +524,9 @@ fn run_case(case: &Case) {
         LIFECYCLE.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
     LIFECYCLE.cases.fetch_add(1, Ordering::Relaxed);
+    if case.hostile {
+        LIFECYCLE.hostile_cases.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[test]
@@ -522,8 +539,9 @@ fn reliability_generated_schema_pairs_apply_and_roll_back_losing_nothing() {
     });
     let t = &LIFECYCLE;
     eprintln!(
-        "reliability summary: generated cases tried {}, phases applied {}, rollbacks exercised {} ({} phases rolled back), rows checked {}, rows lost {}",
+        "reliability summary: generated cases tried {} ({} with hostile column names), phases applied {}, rollbacks exercised {} ({} phases rolled back), rows checked {}, rows lost {}",
         t.cases.load(Ordering::Relaxed),
+        t.hostile_cases.load(Ordering::Relaxed),
         t.applied_phases.load(Ordering::Relaxed),
         t.rollbacks.load(Ordering::Relaxed),
         t.rolled_back_phases.load(Ordering::Relaxed),
@@ -544,6 +562,9 @@ fn reliability_generator_covers_every_change_kind() {
     let strategy = case();
     for _ in 0..200 {
         let case = strategy.new_tree(&mut runner).unwrap().current();
+        if case.hostile {
+            seen.insert("Hostile".to_string());
+        }
         for t in &case.tables {
             for c in &t.cols {
                 seen.insert(format!("{:?}", c.fate));
@@ -567,6 +588,7 @@ fn reliability_generator_covers_every_change_kind() {
         "Drop",
         "ExistingIndex",
         "Fk",
+        "Hostile",
         "Keep",
         "Rename",
         "Widen",
