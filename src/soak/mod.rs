@@ -29,7 +29,9 @@ pub use evidence::{
 pub use objects::{OldObject, dropped_objects, plan_tables};
 
 /// Marks every statement the gate runs that names plan objects, so that `old_path_silent`
-/// never counts the gate's own queries (pg_stat_statements keeps comments in its text).
+/// never counts the gate's own queries. pg_stat_statements keeps the text of the *first*
+/// statement with a given parse tree, so a marked statement must also differ in shape from
+/// anything the application or the backfill engine runs (see `backfill_verified`).
 pub(crate) const MARKER: &str = "/* seqmig:gate */";
 
 /// The gate's part of the ledger: idempotent DDL. The executor's versioned ledger runs it as
