@@ -133,6 +133,22 @@ pub fn render(r: &StatusReport) -> String {
                 out.push('\n');
             }
         }
+        for b in &p.backfills {
+            let g = &b.progress;
+            let total = g.rows_total_estimate.map(|t| format!(" of ~{t}")).unwrap_or_default();
+            out.push_str(&format!(
+                "  backfill {} on {}: {}, {} rows scanned{total}, {} written, {} batches, {}{}{}\n",
+                g.step_id,
+                g.table,
+                g.state,
+                g.rows_scanned,
+                g.rows_done,
+                g.batches,
+                crate::backfill::describe(g),
+                if b.paused { ", PAUSED" } else { "" },
+                b.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+            ));
+        }
         for b in &p.break_glass {
             out.push_str(&format!(
                 "  BREAK-GLASS by {} at {}: {}{}\n",

@@ -118,11 +118,19 @@ impl Criteria {
                 self.min_soak = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) }
             }
             "window" => self.window = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) },
+            // The planner writes the phrases `describe` shows ("0 mismatches", "all"): they
+            // mean the criterion is required.
             "backfill_verified" => {
-                self.backfill_verified = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
+                self.backfill_verified = match v.to_ascii_lowercase().as_str() {
+                    "0 mismatches" => true,
+                    _ => parse_flag(v).ok_or_else(|| bad("expected true or false"))?,
+                }
             }
             "constraints_validated" => {
-                self.constraints_validated = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
+                self.constraints_validated = match v.to_ascii_lowercase().as_str() {
+                    "all" | "no not valid constraint" => true,
+                    _ => parse_flag(v).ok_or_else(|| bad("expected true or false"))?,
+                }
             }
             "no_old_clients" => {
                 if off {
@@ -137,7 +145,7 @@ impl Criteria {
             }
             "old_path_silent" => {
                 self.old_path_silent = match v.to_ascii_lowercase().as_str() {
-                    "required" | "true" | "yes" | "on" => Some(OldPathRule::Required),
+                    "required" | "true" | "yes" | "on" | "since switch" => Some(OldPathRule::Required),
                     "if_available" => Some(OldPathRule::IfAvailable),
                     _ if off => None,
                     _ => return Err(bad("expected required, if_available or off")),
@@ -605,6 +613,18 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `seqmig rehearse` (issue 9): contract of every plan with a backfill failed with
+    /// "criterion backfill_verified = '0 mismatches': expected true or false".
+    #[test]
+    fn criteria_as_the_planner_writes_them_are_read() {
+        let mut c = Criteria::builtin();
+        c.set("backfill_verified", "0 mismatches").unwrap();
+        c.set("constraints_validated", "all").unwrap();
+        c.set("old_path_silent", "since switch").unwrap();
+        assert!(c.backfill_verified && c.constraints_validated);
+        assert_eq!(c.old_path_silent, Some(OldPathRule::Required));
+    }
 
     #[test]
     fn durations_round_trip() {

@@ -1,0 +1,204 @@
+//! `seqmig rehearse` (issue 9): plans run, rolled back and re-run on a scratch database, with
+//! the locks each step really takes compared against the plan's predictions.
+
+use seqmig::db::ConnectOptions;
+use seqmig::plan::{GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, Step};
+use seqmig::rehearse::{self, LockSource, Problem, Rehearsal, RollbackResult};
+
+use crate::harness::{TestDb, block_on};
+
+const BEFORE: &str = "CREATE TABLE public.t (id integer PRIMARY KEY, a integer NOT NULL, b text);
+CREATE TABLE public.child (id bigint PRIMARY KEY, t_id integer NOT NULL REFERENCES public.t (id), note varchar(5));";
+
+const AFTER: &str = "CREATE TABLE public.t (id integer PRIMARY KEY, a integer NOT NULL, c integer);
+CREATE INDEX t_a_idx ON public.t (a);
+CREATE TABLE public.child (id bigint PRIMARY KEY, t_id integer NOT NULL REFERENCES public.t (id), note varchar(5));";
+
+fn step(
+    id: &str,
+    phase: Phase,
+    sql: &str,
+    rollback: Option<&str>,
+    transactional: bool,
+    lock: LockMode,
+) -> Step {
+    Step {
+        id: id.into(),
+        change: "c1".into(),
+        phase,
+        sql: sql.into(),
+        rollback_sql: rollback.map(String::from),
+        one_way: rollback.is_none(),
+        transactional,
+        lock,
+        lock_target: "public.t".into(),
+        rewrites_table: false,
+        scans_table: false,
+        depends_on: vec![],
+        backfill: None,
+    }
+}
+
+fn plan(steps: Vec<Step>) -> Plan {
+    let mut phases: Vec<PhaseSteps> = Vec::new();
+    for s in &steps {
+        match phases.iter_mut().find(|p| p.name == s.phase) {
+            Some(p) => p.steps.push(s.id.clone()),
+            None => phases.push(PhaseSteps { name: s.phase, steps: vec![s.id.clone()] }),
+        }
+    }
+    Plan {
+        format: PLAN_FORMAT.into(),
+        id: String::new(),
+        changes: vec![],
+        phases,
+        steps,
+        findings: vec![],
+        gate: GateSpec::default(),
+    }
+    .seal()
+}
+
+/// A correct plan for BEFORE → AFTER: add c, build the index concurrently, drop b at contract.
+fn good_steps() -> Vec<Step> {
+    vec![
+        step(
+            "s1",
+            Phase::Expand,
+            "ALTER TABLE public.t ADD COLUMN c integer",
+            Some("ALTER TABLE public.t DROP COLUMN c"),
+            true,
+            LockMode::AccessExclusive,
+        ),
+        step(
+            "s2",
+            Phase::Expand,
+            "CREATE INDEX CONCURRENTLY t_a_idx ON public.t (a)",
+            Some("DROP INDEX CONCURRENTLY public.t_a_idx"),
+            false,
+            LockMode::ShareUpdateExclusive,
+        ),
+        step(
+            "s3",
+            Phase::Contract,
+            "ALTER TABLE public.t DROP COLUMN b",
+            None,
+            true,
+            LockMode::AccessExclusive,
+        ),
+    ]
+}
+
+fn run(plan: Plan) -> rehearse::Report {
+    let db = TestDb::new();
+    let admin = ConnectOptions::from_url(&db.url).unwrap();
+    let input = Rehearsal {
+        plan,
+        current: seqmig::parse::load_str("before.sql", BEFORE).unwrap().schema,
+        current_sql: BEFORE.into(),
+        desired_sql: AFTER.into(),
+        rows: 20,
+    };
+    block_on(rehearse::rehearse(&admin, &input, std::future::pending())).unwrap()
+}
+
+#[test]
+fn a_correct_plan_passes_with_its_locks_observed() {
+    let report = run(plan(good_steps()));
+    assert!(report.passed(), "{:#?}", report.problems);
+    assert_eq!(report.seed.rows["public.t"], 20);
+    assert_eq!(report.seed.rows["public.child"], 20, "{:?}", report.seed.refused);
+    assert_eq!(report.final_schema_matches, Some(true));
+    let expand = &report.phases[0];
+    assert_eq!(expand.rollback, RollbackResult::Restored);
+    // The ADD COLUMN's lock is read inside its transaction: exact.
+    let s1 = &expand.steps[0];
+    assert_eq!(s1.lock_source, LockSource::Transaction);
+    assert_eq!(s1.observed_lock, Some(LockMode::AccessExclusive));
+    assert_eq!(s1.observed_on.as_deref(), Some("public.t"));
+    let s2 = &expand.steps[1];
+    assert!(s2.observed_lock.is_none_or(|m| m <= LockMode::ShareUpdateExclusive), "{s2:?}");
+    assert!(s2.rollback_ms.is_some());
+    let contract = &report.phases[1];
+    assert_eq!(contract.phase, Phase::Contract);
+    assert!(matches!(contract.rollback, RollbackResult::NotApplicable(_)));
+}
+
+#[test]
+fn an_index_built_without_concurrently_is_caught_and_named() {
+    let mut steps = good_steps();
+    // The edited SQL file: CONCURRENTLY removed, the plan still predicts SHARE UPDATE EXCLUSIVE.
+    steps[1].sql = "CREATE INDEX t_a_idx ON public.t (a)".into();
+    let report = run(plan(steps));
+    assert!(!report.passed());
+    let lock = report
+        .problems
+        .iter()
+        .find_map(|p| match p {
+            Problem::LockExceeds { step, observed, predicted, relation, .. } => {
+                Some((step.clone(), *observed, *predicted, relation.clone()))
+            }
+            _ => None,
+        })
+        .expect("a lock problem");
+    assert_eq!(lock, ("s2".into(), LockMode::Share, LockMode::ShareUpdateExclusive, "public.t".into()));
+    assert!(
+        report.problems.iter().any(|p| p.to_string().contains("step s2 (expand) took SHARE on public.t"))
+    );
+}
+
+#[test]
+fn a_rollback_that_does_not_restore_is_caught() {
+    let mut steps = good_steps();
+    steps[0].rollback_sql = Some("ALTER TABLE public.t ALTER COLUMN c SET DEFAULT 1".into());
+    steps.push(step(
+        "s0",
+        Phase::Expand,
+        "UPDATE public.t SET a = a + 1",
+        Some("SELECT 1"),
+        true,
+        LockMode::RowExclusive,
+    ));
+    let report = run(plan(steps));
+    let not_restored = report
+        .problems
+        .iter()
+        .find_map(|p| match p {
+            Problem::RollbackNotRestored { phase: Phase::Expand, differences } => {
+                Some(differences.join("; "))
+            }
+            _ => None,
+        })
+        .expect("rollback not restored");
+    assert!(not_restored.contains("tables public.t differs"), "{not_restored}");
+    assert!(not_restored.contains("data of public.t changed"), "{not_restored}");
+}
+
+#[test]
+fn the_scratch_databases_are_dropped_afterwards() {
+    let db = TestDb::new();
+    let admin = ConnectOptions::from_url(&db.url).unwrap();
+    let input = Rehearsal {
+        plan: plan(good_steps()),
+        current: seqmig::parse::load_str("before.sql", BEFORE).unwrap().schema,
+        current_sql: BEFORE.into(),
+        desired_sql: AFTER.into(),
+        rows: 3,
+    };
+    block_on(async {
+        let report = rehearse::rehearse(&admin, &input, std::future::pending()).await.unwrap();
+        // Interrupted right away: still cleaned up, and the error says so.
+        let interrupted = rehearse::rehearse(&admin, &input, async {}).await.unwrap_err();
+        assert!(interrupted.to_string().contains("interrupted"), "{interrupted}");
+        let c = db.client().await;
+        let left: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname::text IN ($1::text, $1::text || '_want')",
+                &[&report.database],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0);
+    });
+}
