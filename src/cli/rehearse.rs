@@ -55,9 +55,9 @@ pub struct Args {
 fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
     let spec = SourceSpec::from_arg(arg);
     let text = match &spec {
-        SourceSpec::File(path) => {
-            Some(std::fs::read_to_string(path).with_context(|| format!("failed to read '{}'", path.display()))?)
-        }
+        SourceSpec::File(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("failed to read '{}'", path.display()))?,
+        ),
         SourceSpec::Dir(dir) => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
                 .with_context(|| format!("failed to read directory '{}'", dir.display()))?
@@ -68,7 +68,8 @@ fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
             let mut all = String::new();
             for f in files {
                 all.push_str(
-                    &std::fs::read_to_string(&f).with_context(|| format!("failed to read '{}'", f.display()))?,
+                    &std::fs::read_to_string(&f)
+                        .with_context(|| format!("failed to read '{}'", f.display()))?,
                 );
                 all.push_str("\n;\n");
             }
@@ -82,7 +83,8 @@ fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
         }
         SourceSpec::Url(_) => None,
     };
-    let schema = crate::source::load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?.schema;
+    let schema =
+        crate::source::load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?.schema;
     let sql = text.unwrap_or_else(|| crate::model::ddl::schema_sql(&schema));
     Ok((schema, sql))
 }
@@ -105,7 +107,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let planned = crate::plan::plan(&current, &desired, &hints, &Renderer::with_overrides(None)?)?;
     let plan = planned.plan;
     if plan.is_blocked() {
-        let codes: Vec<&str> = plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.as_str()).collect();
+        let codes: Vec<&str> =
+            plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.as_str()).collect();
         output::stderr_line(&format!(
             "plan {} is blocked by findings ({}); a blocked plan is never applied, so there is nothing to rehearse; run 'seqmig plan --from {} --to {}' to see them",
             plan.short_id(),
@@ -120,7 +123,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let (_cluster, admin) = match &args.database_url {
         Some(url) => (None, ConnectOptions::from_url(url)?),
         None => {
-            let cluster = TempCluster::start(&[]).context("failed to start a throwaway PostgreSQL cluster")?;
+            let cluster =
+                TempCluster::start(&[]).context("failed to start a throwaway PostgreSQL cluster")?;
             let admin = ConnectOptions::from_url(&cluster.url("postgres"))?;
             (Some(cluster), admin)
         }

@@ -14,12 +14,12 @@ use crate::db::ConnectOptions;
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
-    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter, RunnerOptions,
-    StepObserver, application_name, command_for, describe_pg, ledger,
+    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
+    RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
-use crate::soak;
 use crate::plan::{Phase, Plan, Step};
+use crate::soak;
 
 /// Session advisory lock key of the runner ("seqm", "ig\0\x01").
 const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
@@ -522,7 +522,9 @@ impl Runner {
     async fn check_gate(&self, r: &Resolved, gate: &ContractGate) -> Result<(), ExecError> {
         let passage = match &gate.passage {
             GatePassage::Evidence => soak::Passage::Evidence,
-            GatePassage::BreakGlass { reason } => soak::Passage::BreakGlass { actor: &self.opts.actor, reason },
+            GatePassage::BreakGlass { reason } => {
+                soak::Passage::BreakGlass { actor: &self.opts.actor, reason }
+            }
         };
         let decision =
             soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
@@ -599,7 +601,12 @@ impl Runner {
                     .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
                     .await
                     .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
-                reporter.report(&Event::StepDone { step, action: Action::Apply, elapsed: t0.elapsed(), attempts: 1 });
+                reporter.report(&Event::StepDone {
+                    step,
+                    action: Action::Apply,
+                    elapsed: t0.elapsed(),
+                    attempts: 1,
+                });
                 return Ok(());
             }
             // Triggers keep new writes consistent, so a mismatch after the copy means the

@@ -79,7 +79,10 @@ impl ContractGate {
 
     /// The gate with the built-in criteria, bypassed (and audited) when closed.
     pub fn break_glass(reason: &str) -> ContractGate {
-        ContractGate { passage: GatePassage::BreakGlass { reason: reason.to_string() }, ..ContractGate::default() }
+        ContractGate {
+            passage: GatePassage::BreakGlass { reason: reason.to_string() },
+            ..ContractGate::default()
+        }
     }
 }
 
@@ -131,7 +134,11 @@ pub enum Event<'a> {
         index: String,
     },
     /// After each committed batch of a backfill step, and once at its end (`finished`).
-    BackfillProgress { step: &'a Step, progress: &'a crate::backfill::Progress, finished: bool },
+    BackfillProgress {
+        step: &'a Step,
+        progress: &'a crate::backfill::Progress,
+        finished: bool,
+    },
     StepDone {
         step: &'a Step,
         action: Action,

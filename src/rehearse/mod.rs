@@ -259,7 +259,11 @@ async fn load_sql(client: &Client, sql: &str, which: &'static str) -> Result<(),
         for s in pending {
             if let Err(e) = client.batch_execute(&s.text).await {
                 if first_error.is_none() {
-                    first_error = Some((s.line, s.text.chars().take(200).collect::<String>(), crate::exec::describe_pg(&e)));
+                    first_error = Some((
+                        s.line,
+                        s.text.chars().take(200).collect::<String>(),
+                        crate::exec::describe_pg(&e),
+                    ));
                 }
                 failed.push(s);
             }
@@ -333,7 +337,11 @@ pub fn schema_differences(have: &Schema, want: &Schema) -> Vec<String> {
                     let mut paths = Vec::new();
                     leaf_differences(p, q, String::new(), &mut paths);
                     let shown: Vec<String> = paths.iter().take(3).cloned().collect();
-                    let more = if paths.len() > 3 { format!(" (and {} more)", paths.len() - 3) } else { String::new() };
+                    let more = if paths.len() > 3 {
+                        format!(" (and {} more)", paths.len() - 3)
+                    } else {
+                        String::new()
+                    };
                     out.push(format!("{k} {n} differs: {}{more}", shown.join(", ")));
                 }
                 _ => {}

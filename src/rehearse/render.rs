@@ -13,7 +13,11 @@ fn observed(s: &StepReport) -> String {
 }
 
 fn predicted(s: &StepReport) -> String {
-    if s.lock_target.is_empty() { s.predicted_lock.to_string() } else { format!("{} on {}", s.predicted_lock, s.lock_target) }
+    if s.lock_target.is_empty() {
+        s.predicted_lock.to_string()
+    } else {
+        format!("{} on {}", s.predicted_lock, s.lock_target)
+    }
 }
 
 fn rewrite(s: &StepReport) -> String {
@@ -94,8 +98,7 @@ pub fn text(report: &Report) -> String {
             }
         }
         let line = |cells: Vec<&str>| -> String {
-            let padded: Vec<String> =
-                cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             format!("  {}", padded.join("  ").trim_end())
         };
         writeln!(out, "{}", line(header.to_vec())).ok();
@@ -131,7 +134,9 @@ pub fn markdown(report: &Report) -> String {
     for phase in &report.phases {
         let rollback = match &phase.rollback {
             RollbackResult::Restored => "rolled back and restored".to_string(),
-            RollbackResult::NotRestored(d) => format!("**rollback did not restore**: {}", md_cell(&d.join("; "))),
+            RollbackResult::NotRestored(d) => {
+                format!("**rollback did not restore**: {}", md_cell(&d.join("; ")))
+            }
             RollbackResult::Failed(m) => format!("**rollback failed**: {}", md_cell(m)),
             RollbackResult::NotApplicable(why) => format!("no rollback: {why}"),
         };

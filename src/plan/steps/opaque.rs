@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{Ctx, Steps};
 use crate::model::{OpaqueKind, OpaqueObject};
-use crate::plan::{LockMode, Phase};
 use crate::plan::draft::{Res, StepDraft};
+use crate::plan::{LockMode, Phase};
 
 fn statement(o: &OpaqueObject) -> String {
     let t = o.text.trim();
@@ -102,8 +102,9 @@ pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
             None => (statement(to), None),
         },
     };
-    let mut s =
-        reads_lock(StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)));
+    let mut s = reads_lock(
+        StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)),
+    );
     s.rollback_sql = back;
     Ok(vec![s])
 }
