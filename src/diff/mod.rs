@@ -1152,6 +1152,8 @@ pub fn selects_star(definition: &str) -> bool {
     d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
 }
 
+/// Same columns (names and types), in any order: what a renamed table looks like. Looser
+/// matches flag every pair of job-queue tables that share a worker's standard columns.
 fn looks_like_same_table(old: &Table, new: &Table) -> bool {
     if old.columns.is_empty() {
         return false;
@@ -1160,8 +1162,7 @@ fn looks_like_same_table(old: &Table, new: &Table) -> bool {
         old.columns.iter().map(|c| (&c.name, c.data_type.as_str())).collect();
     let new_cols: BTreeSet<(&Ident, &str)> =
         new.columns.iter().map(|c| (&c.name, c.data_type.as_str())).collect();
-    let common = old_cols.intersection(&new_cols).count();
-    common * 4 >= old_cols.len().max(new_cols.len()) * 3
+    old_cols == new_cols
 }
 
 #[cfg(test)]

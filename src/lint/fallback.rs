@@ -226,6 +226,14 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
                 None => vec![Action::Other],
             };
         }
+        c.eat_all(&["or", "replace"]);
+        while c.eat("temporary") || c.eat("temp") || c.eat("recursive") {}
+        if c.eat("view") {
+            return c
+                .name()
+                .map(|name| vec![Action::CreateView { name }])
+                .unwrap_or_else(|| vec![Action::Other]);
+        }
         c.i = save;
         let unique = c.eat("unique");
         if !c.eat("index") {

@@ -218,8 +218,10 @@ impl Criteria {
                 format!("no application_name {}", pats.join(" or "))
             }),
             "old_path_silent" => self.old_path_silent.map(|r| match r {
-                OldPathRule::Required => "required".to_string(),
-                OldPathRule::IfAvailable => "if_available".to_string(),
+                OldPathRule::Required => "no calls since switch (pg_stat_statements required)".to_string(),
+                OldPathRule::IfAvailable => {
+                    "no calls since switch, where pg_stat_statements is readable".to_string()
+                }
             }),
             "observations" => self.observations.as_ref().map(|o| {
                 let mut parts = Vec::new();
