@@ -11,3 +11,4 @@ mod introspect_tests;
 mod lint_tests;
 mod parse_tests;
 mod plan_tests;
+mod rehearse_tests;
