@@ -16,7 +16,7 @@ use std::time::Instant;
 use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress, ThrottleOptions};
 use seqmig::cluster::TempCluster;
 use seqmig::model::{Ident, QualifiedName};
-use seqmig::plan::BackfillSpec;
+use seqmig::plan::{BackfillSpec, Phase};
 
 const EXPR: &str = "price::bigint * 100";
 
@@ -149,31 +149,56 @@ fn main() {
         // 3. Dual-write trigger overhead.
         println!();
         let trigger_rows = 100_000;
+        // The old shape, then the planner's expand + dual_write phases, then a backfill:
+        // the state a table is in while the trigger runs in production.
+        let (plan_sql, spec) = planned_dual_write();
         client
             .batch_execute(&format!(
-                "CREATE TABLE tr (id bigint PRIMARY KEY, price int NOT NULL, cents bigint);
-                 INSERT INTO tr SELECT g, g % 1000, (g % 1000)::bigint * 100 FROM generate_series(1, {trigger_rows}) g;"
+                "CREATE TABLE tr (id bigint PRIMARY KEY, price int NOT NULL);
+                 INSERT INTO tr SELECT g, g % 1000 FROM generate_series(1, {trigger_rows}) g;"
             ))
             .await
             .unwrap();
-        each(&client, &["VACUUM ANALYZE tr"]).await;
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS seqmig.flags (name text PRIMARY KEY, authority text NOT NULL);
+                 CREATE OR REPLACE FUNCTION seqmig.flag(flag_name text) RETURNS text LANGUAGE sql STABLE
+                     AS $$ SELECT authority FROM seqmig.flags WHERE name = flag_name $$;",
+            )
+            .await
+            .unwrap();
+        for sql in &plan_sql {
+            client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let req = BackfillRequest { plan_id: "bench", step_id: "tr", spec: &spec };
+        backfill::run(&mut client, &req, &opts, &mut NoProgress).await.expect("backfill tr");
+        let triggers: i64 = client
+            .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tr'::regclass AND NOT tgisinternal", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(triggers, 1, "the plan installed one dual-write trigger");
         let script = std::env::temp_dir().join(format!("seqmig-bench-{}.sql", std::process::id()));
         std::fs::write(
             &script,
             format!("\\set id random(1, {trigger_rows})\nUPDATE tr SET price = price + 1 WHERE id = :id;\n"),
         )
         .unwrap();
-        let (trigger_sql, source) = dual_write_trigger_sql();
         let (mut without, mut with) = (Vec::new(), Vec::new());
         let mut mismatched = 0i64;
         for _ in 0..2 {
-            each(&client, &["DROP TRIGGER IF EXISTS seqmig_sync ON tr", "VACUUM tr"]).await;
+            each(&client, &["ALTER TABLE tr DISABLE TRIGGER USER", "VACUUM tr"]).await;
             without.push(pgbench(&cluster, &script, pgbench_secs));
             // Without the trigger the shapes drift; bring them back before measuring it.
-            each(&client, &["UPDATE tr SET cents = price::bigint * 100 WHERE cents IS DISTINCT FROM price::bigint * 100"])
-                .await;
-            client.batch_execute(&trigger_sql).await.unwrap();
-            each(&client, &["VACUUM tr"]).await;
+            each(
+                &client,
+                &[
+                    "UPDATE tr SET cents = price::bigint * 100 WHERE cents IS DISTINCT FROM price::bigint * 100",
+                    "ALTER TABLE tr ENABLE TRIGGER USER",
+                    "VACUUM tr",
+                ],
+            )
+            .await;
             with.push(pgbench(&cluster, &script, pgbench_secs));
             let m: i64 = client
                 .query_one("SELECT count(*) FROM tr WHERE cents IS DISTINCT FROM price::bigint * 100", &[])
@@ -186,7 +211,7 @@ fn main() {
         let without_tps = without.iter().sum::<f64>() / without.len() as f64;
         let with_tps = with.iter().sum::<f64>() / with.len() as f64;
         let overhead = with_tps / without_tps;
-        println!("dual-write trigger: {source}");
+        println!("dual-write trigger: rendered by seqmig::plan (templates/sql/dual_write_trigger.sql) for price int -> cents bigint");
         println!("pgbench single-row UPDATE, 2 clients, {pgbench_secs} s x2 each, alternating:");
         println!("  without trigger: {without_tps:>10.0} tps  {without:.0?}");
         println!("  with trigger:    {with_tps:>10.0} tps  {with:.0?}");
@@ -243,53 +268,50 @@ fn pgbench(cluster: &TempCluster, script: &std::path::Path, secs: u64) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
 }
 
-/// The dual-write trigger for `price int` → `cents bigint` (up `price * 100`, down
-/// `cents / 100`), written to the planner's contract: a plpgsql BEFORE INSERT OR UPDATE
-/// trigger that skips backfill writes, propagates the side that changed, and reads
-/// `seqmig.flag(name)` only when both sides were written and disagree.
-fn dual_write_trigger_sql() -> (String, &'static str) {
-    let sql = r#"
-CREATE TABLE IF NOT EXISTS seqmig.flags (name text PRIMARY KEY, authority text NOT NULL DEFAULT 'old');
-INSERT INTO seqmig.flags VALUES ('c1', 'old') ON CONFLICT DO NOTHING;
-CREATE OR REPLACE FUNCTION seqmig.flag(flag_name text) RETURNS text LANGUAGE sql STABLE
-    AS $$ SELECT authority FROM seqmig.flags WHERE name = flag_name $$;
-CREATE OR REPLACE FUNCTION public.seqmig_sync_tr() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF current_setting('seqmig.backfill', true) = 'on' THEN
-        RETURN NEW;
-    END IF;
-    IF TG_OP = 'INSERT' THEN
-        IF NEW.cents IS NULL THEN
-            NEW.cents := (NEW.price::bigint * 100);
-        ELSIF NEW.price IS NULL THEN
-            NEW.price := (NEW.cents / 100)::int;
-        ELSIF NEW.cents IS DISTINCT FROM (NEW.price::bigint * 100) THEN
-            IF seqmig.flag('c1') = 'new' THEN
-                NEW.price := (NEW.cents / 100)::int;
-            ELSE
-                NEW.cents := (NEW.price::bigint * 100);
-            END IF;
-        END IF;
-    ELSIF NEW.price IS DISTINCT FROM OLD.price THEN
-        IF NEW.cents IS NOT DISTINCT FROM OLD.cents THEN
-            NEW.cents := (NEW.price::bigint * 100);
-        ELSIF NEW.cents IS DISTINCT FROM (NEW.price::bigint * 100) THEN
-            IF seqmig.flag('c1') = 'new' THEN
-                NEW.price := (NEW.cents / 100)::int;
-            ELSE
-                NEW.cents := (NEW.price::bigint * 100);
-            END IF;
-        END IF;
-    ELSIF NEW.cents IS DISTINCT FROM OLD.cents THEN
-        NEW.price := (NEW.cents / 100)::int;
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER seqmig_sync BEFORE INSERT OR UPDATE ON public.tr
-    FOR EACH ROW EXECUTE FUNCTION public.seqmig_sync_tr();
-"#;
-    (
-        sql.to_string(),
-        "written in this benchmark to the planner's contract (the planner's rendering had not landed on main)",
+/// The planner's own expand and dual_write SQL for `price int` → `cents bigint` (a transform
+/// with up `price::bigint * 100` and down `(cents / 100)::int`), rendered by `seqmig::plan`
+/// from the same templates `seqmig plan` uses. Returns the statements in plan order and the
+/// plan's backfill spec.
+fn planned_dual_write() -> (Vec<String>, BackfillSpec) {
+    let before = seqmig::parse::load_str(
+        "before.sql",
+        "CREATE TABLE public.tr (id bigint PRIMARY KEY, price int NOT NULL);",
     )
+    .expect("before schema")
+    .schema;
+    let after = seqmig::parse::load_str(
+        "after.sql",
+        "CREATE TABLE public.tr (id bigint PRIMARY KEY, cents bigint NOT NULL);",
+    )
+    .expect("after schema")
+    .schema;
+    let hints = seqmig::diff::Hints::from_toml(
+        r#"
+[[transform]]
+table = "public.tr"
+column = "cents"
+from = "price"
+up = "price::bigint * 100"
+down = "(cents / 100)::int"
+"#,
+        "bench",
+    )
+    .expect("hints");
+    let planned =
+        seqmig::plan::plan(&before, &after, &hints, &seqmig::render::Renderer::embedded()).expect("plan");
+    let plan = planned.plan;
+    let mut sql = Vec::new();
+    let mut spec = None;
+    for phase in &plan.phases {
+        for id in &phase.steps {
+            let step = plan.steps.iter().find(|s| &s.id == id).expect("step of the phase");
+            if step.phase == Phase::Expand || step.phase == Phase::DualWrite {
+                sql.push(step.sql.clone());
+            }
+            if step.backfill.is_some() && spec.is_none() {
+                spec = step.backfill.clone();
+            }
+        }
+    }
+    (sql, spec.expect("the plan backfills cents"))
 }

@@ -324,7 +324,9 @@ fn table_without_a_key_is_walked_by_tid_ranges() {
     let db = TestDb::new();
     db.execute(LEDGER_SQL);
     db.execute(
-        "CREATE TABLE logs (line text, level int, line_upper text);
+        "CREATE TABLE parted (k int, v int, w int) PARTITION BY RANGE (k);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+         CREATE TABLE logs (line text, level int, line_upper text);
          INSERT INTO logs SELECT 'line ' || g, g % 7 FROM generate_series(1, 20000) g;
          INSERT INTO logs SELECT 'dup', 1 FROM generate_series(1, 50) g;
          ANALYZE logs;",
@@ -345,6 +347,12 @@ fn table_without_a_key_is_walked_by_tid_ranges() {
         let b = batches(&client, "s4").await;
         assert_ranges_once(&b, false);
         assert_eq!(b.iter().map(|x| x.2).sum::<i64>(), 20_050);
+
+        // A partitioned parent has no pages of its own: refused, not silently "done".
+        let parted = self::spec("parted", "w", "v");
+        let req = BackfillRequest { plan_id: "p1", step_id: "s12", spec: &parted };
+        let err = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap_err();
+        assert!(matches!(err, BackfillError::PartitionedWithoutKey { .. }), "{err}");
     });
 }
 
@@ -381,6 +389,32 @@ fn generated_always_identity_and_composite_keys_work() {
         // A second run of a finished backfill does nothing.
         let again = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
         assert_eq!((again.rows_updated, again.batches_run, again.resumed), (0, 0, true));
+    });
+}
+
+#[test]
+fn a_fill_writes_only_the_missing_values() {
+    let db = TestDb::new();
+    db.execute(LEDGER_SQL);
+    db.execute(
+        "CREATE TABLE people (id int PRIMARY KEY, email text);
+         INSERT INTO people SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'p' || g || '@example.org' END
+           FROM generate_series(1, 3000) g;",
+    );
+    block_on(async {
+        let mut client = db.client().await;
+        let fill =
+            BackfillSpec { pending_predicate: "email IS NULL".into(), ..spec("people", "email", "''") };
+        let req = BackfillRequest { plan_id: "p1", step_id: "s11", spec: &fill };
+        let outcome = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
+        assert_eq!(outcome.verify_mismatches, 0, "no NULL left; existing values are not mismatches");
+        assert_eq!(outcome.rows_updated, 1_000);
+        assert_eq!(scalar_i64(&client, "SELECT count(*) FROM people WHERE email = ''").await, 1_000);
+        assert_eq!(
+            scalar_i64(&client, "SELECT count(*) FROM people WHERE email LIKE 'p%@example.org'").await,
+            2_000
+        );
+        assert_eq!(backfill::verify(&client, &fill).await.unwrap(), 0);
     });
 }
 
@@ -540,5 +574,52 @@ fn a_failing_expression_names_the_range_and_marks_the_ledger() {
         assert_eq!(row.get::<_, String>(0), "failed");
         assert!(row.get::<_, Option<String>>(1).unwrap().contains("division by zero"));
         assert!(row.get::<_, i64>(2) > 0, "batches before the bad row stay committed");
+    });
+}
+
+#[test]
+fn sessions_queued_for_a_table_lock_go_first() {
+    let db = TestDb::new();
+    db.execute(LEDGER_SQL);
+    db.execute(
+        "CREATE TABLE queued (id int PRIMARY KEY, v int NOT NULL, w int);
+         INSERT INTO queued SELECT g, g FROM generate_series(1, 2000) g;",
+    );
+    block_on(async {
+        // A reader holds the table; a DDL statement queues behind it for ACCESS EXCLUSIVE.
+        let reader = db.client().await;
+        reader.batch_execute("BEGIN; SELECT count(*) FROM queued;").await.unwrap();
+        let ddl = db.client().await;
+        let ddl_task = tokio::spawn(async move {
+            ddl.batch_execute("ALTER TABLE queued ADD COLUMN note text").await.unwrap();
+            ddl.query_one("SELECT clock_timestamp()::text", &[]).await.unwrap().get::<_, String>(0)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            reader.batch_execute("COMMIT").await.unwrap();
+        });
+        let mut client = db.client().await;
+        let spec = spec("queued", "w", "v * 3");
+        let req = BackfillRequest { plan_id: "p1", step_id: "s13", spec: &spec };
+        // Every statement of the run (catalog reads, prepares, batches) times out after
+        // 200 ms and retries, so the engine never sits in the queue ahead of the DDL's
+        // followers, and the DDL goes first.
+        let outcome = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
+        release.await.unwrap();
+        let ddl_done = ddl_task.await.unwrap();
+        assert_eq!(outcome.verify_mismatches, 0);
+        let first_batch_after_ddl: bool = client
+            .query_one(
+                "SELECT committed_at > $1::text::timestamptz FROM seqmig.backfill_batches \
+                 WHERE step_id = 's13' AND batch_no = 1",
+                &[&ddl_done],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(first_batch_after_ddl, "the queued DDL went first");
+        let lock_timeout: String = client.query_one("SHOW lock_timeout", &[]).await.unwrap().get(0);
+        assert_eq!(lock_timeout, "0", "the session's own lock_timeout is given back");
     });
 }

@@ -77,10 +77,15 @@ pub struct Statements {
 }
 
 /// Builds every statement for writing `target = (expr)` into `table` where `pending` holds.
+/// An empty `pending` means `target IS DISTINCT FROM (expr)`. Verification counts the rows
+/// still pending: for a transform that is "new differs from up(old)"; for a fill (`expr` is
+/// the value, `pending` is `target IS NULL`) it is "rows still NULL", not "rows whose
+/// existing value differs from the fill value". The gate re-counts the same predicate.
 pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &str) -> Statements {
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
-    let verify =
-        format!("SELECT count(*) FROM {table} WHERE {} IS DISTINCT FROM ({expr})", quote_ident(target));
+    let pending = pending_predicate(target, expr, pending);
+    let pending = pending.as_str();
+    let verify = format!("SELECT {} count(*) FROM {table} WHERE ({pending})", crate::soak::MARKER);
     match walk {
         Walk::Keyset(cols) => {
             let n = cols.len();
@@ -128,6 +133,15 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             update_all: String::new(),
             verify,
         },
+    }
+}
+
+/// The spec's pending predicate, or the transform's default when it is empty.
+pub fn pending_predicate(target: &str, expr: &str, pending: &str) -> String {
+    if pending.trim().is_empty() {
+        format!("{} IS DISTINCT FROM ({expr})", quote_ident(target))
+    } else {
+        pending.to_string()
     }
 }
 
@@ -185,12 +199,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_pending_predicate_means_differs_from_the_expression() {
+        let s = statements(&Walk::Tid, "s.t", "New", "old + 1", " ");
+        assert_eq!(
+            s.verify,
+            "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (\"New\" IS DISTINCT FROM (old + 1))"
+        );
+    }
+
+    #[test]
     fn tid_ranges_are_half_open_page_ranges() {
         let s = statements(&Walk::Tid, "s.t", "c", "1", "c IS NULL");
         assert_eq!(
             s.update,
             "UPDATE s.t SET c = (1) WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND (c IS NULL)"
         );
+        assert_eq!(s.verify, "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (c IS NULL)");
         assert_eq!(tid(12), "(12,0)");
         assert_eq!(tid_page("(12,0)"), Some(12));
     }

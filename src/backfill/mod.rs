@@ -124,6 +124,11 @@ pub enum BackfillError {
     )]
     LedgerMismatch { plan_id: String, step_id: String, recorded: String, requested: String },
     #[error(
+        "{table} is partitioned and has no unique NOT NULL key to walk; add one, pass a key \
+         (--key), or backfill each partition as its own step"
+    )]
+    PartitionedWithoutKey { table: String },
+    #[error(
         "key column '{column}' of {table} does not exist or is nullable; a backfill key must be unique and NOT NULL"
     )]
     BadKey { table: String, column: String },
@@ -163,11 +168,29 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let result = Engine::start(client, req, opts).await;
-    let result = match result {
-        Ok(mut engine) => engine.run(progress).await,
-        Err(e) => Err(e),
+    // Every statement of the run, not only the batches, gives way to a lock queue: the
+    // catalog reads, the prepares and the size checks take locks on the table too.
+    let previous_lock_timeout = client
+        .query_one("SELECT current_setting('lock_timeout')", &[])
+        .await
+        .map_err(|e| db(req, "read lock_timeout", e))?
+        .get::<_, String>(0);
+    let set = "SELECT set_config('lock_timeout', $1, false)";
+    let ours = format!("{}ms", opts.lock_timeout.as_millis());
+    client.query_one(set, &[&ours]).await.map_err(|e| db(req, "set lock_timeout", e))?;
+    let client: &Client = client;
+    let mut failures = 0;
+    let result = loop {
+        match Engine::start(client, req, opts).await {
+            Ok(mut engine) => break engine.run(progress).await,
+            Err(e) if lock_timed_out(&e) && failures < opts.failure_budget => {
+                failures += 1;
+                tokio::time::sleep(backoff(failures)).await;
+            }
+            Err(e) => break Err(e),
+        }
     };
+    let _ = client.query_one(set, &[&previous_lock_timeout]).await;
     if let Err(BackfillError::BatchFailed { .. }) = &result {
         let message = result.as_ref().err().map(ToString::to_string);
         let _ = client
@@ -184,9 +207,17 @@ pub async fn run(
     result
 }
 
-/// Counts rows where the target differs from the expression (the gate re-checks with this).
+/// True for a lock timeout, which the run waits out (a lock queue on the table goes first).
+fn lock_timed_out(e: &BackfillError) -> bool {
+    matches!(e, BackfillError::Database { source, .. } if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
+}
+
+/// Counts the rows still pending (for a transform: where the target differs from the
+/// expression); the end of [`run`] records this count, and the gate may re-count with it.
 pub async fn verify(client: &Client, spec: &BackfillSpec) -> Result<i64, tokio_postgres::Error> {
-    let s = statements(&Walk::Tid, &spec.table.quoted(), spec.target_column.as_str(), &spec.expr, "true");
+    let table = spec.table.quoted();
+    let target = spec.target_column.as_str();
+    let s = statements(&Walk::Tid, &table, target, &spec.expr, &spec.pending_predicate);
     let row = client.query_one(&s.verify, &[]).await?;
     Ok(row.get(0))
 }
@@ -280,7 +311,7 @@ struct Prepared {
 }
 
 struct Engine<'c, 'r> {
-    client: &'c mut Client,
+    client: &'c Client,
     req: &'r BackfillRequest<'r>,
     opts: BackfillOptions,
     table: String,
@@ -325,13 +356,24 @@ struct Failure {
 
 impl<'c, 'r> Engine<'c, 'r> {
     async fn start(
-        client: &'c mut Client,
+        client: &'c Client,
         req: &'r BackfillRequest<'r>,
         opts: &BackfillOptions,
     ) -> Result<Engine<'c, 'r>, BackfillError> {
         let spec = req.spec;
         let table = spec.table.quoted();
         let walk = find_walk(client, req, &table, opts.key.as_deref()).await?;
+        if walk == Walk::Tid {
+            // A partitioned parent has no pages of its own; a TID walk would see nothing.
+            let kind: String = client
+                .query_one("SELECT relkind::text FROM pg_class WHERE oid = $1::text::regclass", &[&table])
+                .await
+                .map_err(|e| db(req, "read the table's kind", e))?
+                .get(0);
+            if kind == "p" {
+                return Err(BackfillError::PartitionedWithoutKey { table });
+            }
+        }
         let est = client
             .query_one(key::ESTIMATE_SQL, &[&table])
             .await
@@ -463,22 +505,16 @@ impl<'c, 'r> Engine<'c, 'r> {
     async fn walk_table(&mut self, progress: &mut dyn ProgressSink) -> Result<(), BackfillError> {
         let mut consecutive_failures = 0u32;
         loop {
-            if let Cursor::Page { next, end, tail_checked } = &mut self.cursor
-                && *next >= *end
+            if let Cursor::Page { next, end, tail_checked } = self.cursor
+                && next >= end
             {
                 // Rows that moved past the end while we walked (updates append new versions)
                 // get one sweep of the pages added since the walk started.
-                let pages: i64 = self
-                    .client
-                    .query_one(key::PAGES_SQL, &[&self.table])
-                    .await
-                    .map_err(|e| db(self.req, "read the table's size", e))?
-                    .get(0);
-                if *tail_checked || pages <= *end {
+                let pages = self.pages().await?;
+                if tail_checked || pages <= end {
                     break;
                 }
-                *end = pages;
-                *tail_checked = true;
+                self.cursor = Cursor::Page { next, end: pages, tail_checked: true };
             }
             self.wait_for_throttle(progress).await?;
             if let Some(rate) = self.max_rows_per_sec {
@@ -778,7 +814,39 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
     }
 
+    /// The table's size in pages now; `pg_relation_size` locks the table, so a lock queue
+    /// is waited out like a batch's.
+    async fn pages(&self) -> Result<i64, BackfillError> {
+        let mut failures = 0;
+        loop {
+            match self.client.query_one(key::PAGES_SQL, &[&self.table]).await {
+                Ok(r) => return Ok(r.get(0)),
+                Err(e) => {
+                    let e = db(self.req, "read the table's size", e);
+                    if !lock_timed_out(&e) || failures >= self.opts.failure_budget {
+                        return Err(e);
+                    }
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+
     async fn verify(&mut self) -> Result<i64, BackfillError> {
+        let mut failures = 0;
+        loop {
+            match self.verify_once().await {
+                Err(e) if lock_timed_out(&e) && failures < self.opts.failure_budget => {
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn verify_once(&mut self) -> Result<i64, BackfillError> {
         let sql = "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL seqmig.backfill = 'on'";
         self.client.batch_execute(sql).await.map_err(|e| db(self.req, "start the verification", e))?;
         let counted = self.client.query_one(&self.verify_sql, &[]).await;

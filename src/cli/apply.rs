@@ -10,7 +10,9 @@ use clap::Args as ClapArgs;
 use super::Outcome;
 use super::output;
 use crate::db::ConnectOptions;
-use crate::exec::{self, ContractGate, Event, ExecError, GatePassage, PlanSource, Reporter, RetryPolicy, RunnerOptions};
+use crate::exec::{
+    self, ContractGate, Event, ExecError, GatePassage, PlanSource, Reporter, RetryPolicy, RunnerOptions,
+};
 use crate::plan::{Phase, Plan};
 
 /// Which plan, where, as whom.
