@@ -20,6 +20,7 @@ pub mod lint;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod rehearse;
 pub mod render;
 pub mod runbook;
 pub mod soak;

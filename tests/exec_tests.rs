@@ -373,6 +373,14 @@ fn lifecycle_rename_column_with_writers_through_both_shapes() {
         assert_eq!(got, model);
         let state: String = c.query_one("SELECT state FROM seqmig.plans", &[]).await.unwrap().get(0);
         assert_eq!(state, "complete");
+        // Status shows the backfill the engine ran, verified.
+        let json: serde_json::Value =
+            serde_json::from_slice(&seqmig(&["status", "--format", "json"], &db).stdout).unwrap();
+        let bf = &json["plans"][0]["backfills"][0];
+        assert_eq!((bf["step_id"].as_str(), bf["state"].as_str()), (Some("s3"), Some("done")), "{json}");
+        assert_eq!(bf["verify_mismatches"], 0, "{json}");
+        let status = text(&seqmig(&["status"], &db));
+        assert!(status.contains("backfill s3 on public.users: done"), "{status}");
         // Applying again is a no-op: every step is skipped.
         let again = apply(&db, &plan, Phase::Expand).await.unwrap();
         assert!(again.ran.is_empty());

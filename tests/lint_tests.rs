@@ -1,5 +1,5 @@
 //! `seqmig lint`: the fixture corpus (every rule's unsafe and safe forms, expected codes
-//! declared in each file's first line), the command's exit codes and output formats, and the
+//! declared in each file's leading comments), the command's exit codes and output formats, and the
 //! structure of the SARIF it writes.
 
 use std::collections::BTreeSet;
@@ -25,10 +25,12 @@ fn fixtures() -> Vec<PathBuf> {
 
 /// `-- expect: a, b` → [a, b] (sorted, duplicates kept); `-- expect: none` → [].
 fn expected(text: &str, file: &Path) -> Vec<String> {
-    let first = text.lines().next().unwrap_or("");
-    let list = first
-        .strip_prefix("-- expect:")
-        .unwrap_or_else(|| panic!("{}: first line must be '-- expect: …'", file.display()))
+    // The first line, or the first comment line after a `seqmig plan` file header.
+    let list = text
+        .lines()
+        .take_while(|l| l.starts_with("--"))
+        .find_map(|l| l.strip_prefix("-- expect:"))
+        .unwrap_or_else(|| panic!("{}: the leading comments must have '-- expect: …'", file.display()))
         .trim();
     let mut codes: Vec<String> =
         if list == "none" { Vec::new() } else { list.split(',').map(|c| c.trim().to_string()).collect() };
@@ -36,10 +38,10 @@ fn expected(text: &str, file: &Path) -> Vec<String> {
     codes
 }
 
-/// Optional directives after the first line: `-- pg-version: N`, `-- assume-in-transaction`.
+/// Optional directives among the leading comments: `-- pg-version: N`, `-- assume-in-transaction`.
 fn fixture_config(text: &str) -> LintConfig {
     let mut config = LintConfig::default();
-    for line in text.lines().skip(1).take_while(|l| l.starts_with("--")) {
+    for line in text.lines().take_while(|l| l.starts_with("--")) {
         if let Some(v) = line.strip_prefix("-- pg-version:") {
             config.pg_version = v.trim().parse().unwrap();
         } else if line.trim() == "-- assume-in-transaction" {
@@ -354,4 +356,61 @@ fn later_files_inherit_validated_constraints_but_not_new_tables() {
     let codes: Vec<&str> = reports.iter().flat_map(|r| r.findings.iter().map(|f| f.code.as_str())).collect();
     // t was new in 001, but by 003 it may hold rows: the plain index build is reported.
     assert_eq!(codes, vec!["create-index-non-concurrently"]);
+}
+
+/// Dogfood: the SQL `seqmig plan` writes for every example in `migrations-examples/` lints
+/// with zero error findings, its phase files linted in order as one run (as `seqmig lint
+/// DIR` does). Rollback files are not part of this promise: undoing `expand` drops what it
+/// added, which is exactly what the data-loss rules are for.
+#[test]
+fn plan_output_for_every_example_lints_without_errors() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no examples in {}", examples.display());
+    let mut failures = Vec::new();
+    for ex in &dirs {
+        let name = ex.file_name().unwrap().to_string_lossy().to_string();
+        let out = tempdir(&format!("dogfood-{name}"));
+        let mut args = vec![
+            "plan".to_string(),
+            "--from".into(),
+            ex.join("before.sql").display().to_string(),
+            "--to".into(),
+            ex.join("after.sql").display().to_string(),
+            "--format".into(),
+            "sql".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if ex.join("seqmig.toml").is_file() {
+            args.extend(["--config".into(), ex.join("seqmig.toml").display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = seqmig(&args);
+        assert!(code == 0 || code == 1, "{name}: seqmig plan failed ({code}): {stdout}{stderr}");
+        let mut phases: Vec<PathBuf> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "sql") && !p.to_string_lossy().ends_with(".rollback.sql")
+            })
+            .collect();
+        phases.sort();
+        if code == 0 {
+            assert!(!phases.is_empty(), "{name}: seqmig plan wrote no phase files");
+        }
+        if phases.is_empty() {
+            continue;
+        }
+        let reports = seqmig::lint::lint_paths(&phases, &LintConfig::default()).unwrap();
+        for r in &reports {
+            for f in r.findings.iter().filter(|f| f.is_error()) {
+                let span = f.span.as_ref().unwrap();
+                failures.push(format!("{name}: {}:{}: {}: {}", span.file, span.line, f.code, f.message));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "seqmig lint rejects SQL that seqmig plan wrote:\n{}", failures.join("\n"));
 }

@@ -3,6 +3,7 @@
 mod harness;
 
 mod backfill_tests;
+mod exec_examples_tests;
 mod exec_tests;
 mod gate_tests;
 mod harness_tests;
@@ -10,3 +11,4 @@ mod introspect_tests;
 mod lint_tests;
 mod parse_tests;
 mod plan_tests;
+mod rehearse_tests;

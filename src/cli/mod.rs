@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod lint;
 pub mod output;
 pub mod plan;
+pub mod rehearse;
 pub mod rollback;
 pub mod soak;
 pub mod status;
@@ -66,6 +67,8 @@ pub enum Command {
     Status(status::Args),
     /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
     Plan(plan::Args),
+    /// Prove a plan on a scratch database: every phase applied, rolled back and re-applied, locks observed.
+    Rehearse(rehearse::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -83,6 +86,7 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Rollback(args) => rollback::run(args),
         Command::Status(args) => status::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Rehearse(args) => rehearse::run(args),
     }
 }
 

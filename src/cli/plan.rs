@@ -68,8 +68,9 @@ pub fn load_schema(arg: &str) -> anyhow::Result<Schema> {
     Ok(loaded.schema)
 }
 
+/// Files, directories and stdin are parsed; `postgres://` URLs are introspected.
 fn load_source(spec: &crate::parse::SourceSpec) -> anyhow::Result<crate::parse::Loaded> {
-    Ok(crate::parse::load(spec)?)
+    Ok(crate::source::load_source(spec)?)
 }
 
 fn hints(args: &Args) -> anyhow::Result<Hints> {

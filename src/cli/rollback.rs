@@ -14,10 +14,32 @@ pub struct Args {
     /// The phase to undo; it must be the last one applied. contract cannot be undone.
     #[arg(long, value_name = "PHASE")]
     pub phase: String,
+    /// Your role, when [governance] rollback in seqmig.toml limits who may roll back (by
+    /// default every role is pre-authorised).
+    #[arg(long, value_name = "R")]
+    pub role: Option<String>,
+    #[command(flatten)]
+    pub config: super::gate::ConfigArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let phase = parse_phase(&args.phase)?;
+    let governance = super::gate::load_config(&args.config)?.governance;
+    if let Some(allowed) = &governance.rollback
+        && !governance.may_roll_back(args.role.as_deref().unwrap_or(""))
+    {
+        let roles: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        let who = match &args.role {
+            Some(r) => format!("role '{r}' is not pre-authorised to roll back"),
+            None => "rolling back is limited to some roles".to_string(),
+        };
+        output::stderr_line(&format!(
+            "error: {who} ([governance] rollback = {}); run 'seqmig rollback --phase {phase} --role ROLE' \
+             as one of them",
+            roles.join(", ")
+        ));
+        return Ok(Outcome::No);
+    }
     let resolved = match resolve(&args.target)? {
         Ok(r) => r,
         Err(refusal) => {

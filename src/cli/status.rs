@@ -133,12 +133,29 @@ pub fn render(r: &StatusReport) -> String {
                 out.push('\n');
             }
         }
+        for b in &p.backfills {
+            let g = &b.progress;
+            let total = g.rows_total_estimate.map(|t| format!(" of ~{t}")).unwrap_or_default();
+            out.push_str(&format!(
+                "  backfill {} on {}: {}, {} rows scanned{total}, {} written, {} batches, {}{}{}\n",
+                g.step_id,
+                g.table,
+                g.state,
+                g.rows_scanned,
+                g.rows_done,
+                g.batches,
+                crate::backfill::describe(g),
+                if b.paused { ", PAUSED" } else { "" },
+                b.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+            ));
+        }
         for b in &p.break_glass {
             out.push_str(&format!(
-                "  BREAK-GLASS by {} at {}: {}\n",
+                "  BREAK-GLASS by {} at {}: {}{}\n",
                 b.actor,
                 b.at,
-                b.reason.as_deref().unwrap_or("")
+                b.reason.as_deref().unwrap_or(""),
+                bypassed(&b.detail)
             ));
         }
         out.push_str(&format!("  {}\n", p.explanation));
@@ -153,4 +170,17 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// ` (bypassed: min_soak, approvals)` from a break-glass row's detail: the gate writes
+/// `{"failing": [{"criterion": …}, …]}`; older rows hold plain strings.
+fn bypassed(detail: &serde_json::Value) -> String {
+    let names: Vec<&str> = detail
+        .get("failing")
+        .and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter().filter_map(|e| e.get("criterion").and_then(|c| c.as_str()).or(e.as_str())).collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() { String::new() } else { format!(" (bypassed: {})", names.join(", ")) }
 }

@@ -15,7 +15,7 @@ use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
     Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
-    RunnerOptions, application_name, command_for, describe_pg, ledger,
+    RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
 use crate::plan::{Phase, Plan, Step};
@@ -234,6 +234,18 @@ pub struct Runner {
     pid: i32,
     opts: RunnerOptions,
     backfill: crate::backfill::BackfillOptions,
+    /// Watches every step (`seqmig rehearse`); none in production runs.
+    step_observer: ObserverSlot,
+}
+
+/// Holds the optional [`StepObserver`]; a trait object has no `Debug` of its own.
+#[derive(Default)]
+struct ObserverSlot(Option<Box<dyn StepObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(StepObserver)" } else { "None" })
+    }
 }
 
 impl Runner {
@@ -271,7 +283,13 @@ impl Runner {
         // Backfill batches wait for locks no longer than DDL does.
         let mut backfill = crate::backfill::BackfillOptions::default();
         backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
-        Ok(Runner { client, observer: None, pid, opts, backfill })
+        Ok(Runner { client, observer: None, pid, opts, backfill, step_observer: ObserverSlot::default() })
+    }
+
+    /// Installs (or with `None` removes) an observer called around every step this runner
+    /// applies or rolls back.
+    pub fn set_step_observer(&mut self, observer: Option<Box<dyn StepObserver>>) {
+        self.step_observer = ObserverSlot(observer);
     }
 
     /// The backend pid of the runner session.
@@ -311,6 +329,12 @@ impl Runner {
         r.stored_state = Some("active".into());
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
+        if phase == Phase::Switch {
+            // The census right before switch is the gate's baseline for `old_path_silent`:
+            // calls of the old path are counted from here. Without it the gate still works,
+            // counting conservatively, so a failed census does not stop the release.
+            let _ = soak::take_sample(&self.client).await;
+        }
         let run_id =
             ledger::start_phase_run(&self.client, &plan.id, phase, "apply", &self.opts.actor).await?;
         reporter.report(&Event::PhaseStarted {
@@ -561,16 +585,24 @@ impl Runner {
         )
         .await?;
         reporter.report(&Event::StepStarted { step, action: Action::Apply });
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.before_step(step, Action::Apply, self.pid).await;
+        }
         let t0 = Instant::now();
         let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
         let mut sink = Forward { reporter, step };
         let result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
         let reporter = sink.reporter;
         let ms = t0.elapsed().as_millis() as i64;
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.after_step(step, Action::Apply, result.is_ok()).await;
+        }
+        // Done means the engine's verification found no row still matching the step's pending
+        // predicate (`target IS DISTINCT FROM (expr)` for a transform, `target IS NULL` for a fill).
         let failure = match result {
             Ok(o) if o.verify_mismatches == 0 => {
                 let msg = format!(
-                    "{} rows written in {} batches ({} in total, {}), verified",
+                    "{} rows written in {} batches ({} in total, {} walk), verified: none pending",
                     o.rows_updated, o.batches_run, o.rows_done, o.key_kind
                 );
                 self.client
@@ -585,16 +617,15 @@ impl Runner {
                 });
                 return Ok(());
             }
-            // Triggers keep new writes consistent, so a mismatch after the copy means the
+            // Triggers keep new writes consistent, so rows still pending after the copy mean the
             // expression or the triggers are wrong: switching now would lose data.
             Ok(o) => (
                 None,
                 format!(
-                    "verification found {} rows of {} where {} differs from {}",
+                    "{} rows of {} still match the pending predicate ({}) after the copy",
                     o.verify_mismatches,
                     spec.table.quoted(),
-                    spec.target_column.quoted_sql(),
-                    spec.expr
+                    spec.pending_predicate
                 ),
             ),
             Err(e) => {
@@ -659,6 +690,31 @@ impl Runner {
                 }
             }
         };
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.before_step(step, action, self.pid).await;
+        }
+        let result = self
+            .run_step_attempts(step, action, sql, transactional, &statements, row_id, done, reporter)
+            .await;
+        if let Some(o) = self.step_observer.0.as_mut() {
+            o.after_step(step, action, result.is_ok()).await;
+        }
+        result
+    }
+
+    /// The attempts of [`Runner::run_step`], retried on lock timeouts within the budget.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step_attempts(
+        &mut self,
+        step: &Step,
+        action: Action,
+        sql: &str,
+        transactional: bool,
+        statements: &[String],
+        row_id: i64,
+        done: &[String],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), ExecError> {
         let policy = self.opts.retry;
         let t0 = Instant::now();
         let mut jitter = Jitter::new();
@@ -676,6 +732,10 @@ impl Runner {
                 let r = async {
                     self.client.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{ms}ms'")).await?;
                     retry::execute_watched(&self.client, observer, self.pid, sql, &mut seen).await?;
+                    // Every lock the step took is still held here, until COMMIT.
+                    if let Some(o) = self.step_observer.0.as_mut() {
+                        o.in_transaction(&self.client, step, action).await;
+                    }
                     let elapsed = t0.elapsed().as_millis() as i64;
                     let n = attempt as i32 + 1;
                     self.client

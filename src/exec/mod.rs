@@ -349,3 +349,24 @@ pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
 }
+
+/// A future an observer hands back; boxed so the trait stays object-safe.
+pub type ObserverFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Watches each step while the runner applies or rolls it back: `seqmig rehearse` uses it to
+/// measure the locks a step really takes. It cannot change what runs; it only looks.
+pub trait StepObserver: Send {
+    /// Before a step's first attempt; `pid` is the runner's backend, which will run it.
+    fn before_step<'a>(&'a mut self, step: &'a Step, action: Action, pid: i32) -> ObserverFuture<'a>;
+    /// Inside a transactional step's transaction, after its SQL ran and before COMMIT: every
+    /// lock the step took is still held by `client`'s session. Not called for steps that run
+    /// outside a transaction, nor for backfills.
+    fn in_transaction<'a>(
+        &'a mut self,
+        client: &'a tokio_postgres::Client,
+        step: &'a Step,
+        action: Action,
+    ) -> ObserverFuture<'a>;
+    /// After the step finished; `ok` is false when it failed.
+    fn after_step<'a>(&'a mut self, step: &'a Step, action: Action, ok: bool) -> ObserverFuture<'a>;
+}

@@ -141,6 +141,18 @@ pub struct PlanStatus {
     /// Why `next` (interrupted here, failed there, …).
     pub explanation: String,
     pub break_glass: Vec<AuditEntry>,
+    /// Progress of this plan's backfills, from the engine's ledger.
+    pub backfills: Vec<BackfillView>,
+}
+
+/// One backfill of a plan, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillView {
+    #[serde(flatten)]
+    pub progress: crate::backfill::Progress,
+    pub paused: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// What `seqmig status` reports.
@@ -310,6 +322,14 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             }
         }
     };
+    // Ledger version 3 brought the backfill tables; status never upgrades, so check.
+    let backfills = if version >= 3 {
+        crate::backfill::status(client)
+            .await
+            .map_err(|source| ExecError::Db { context: "read backfill progress".into(), source })?
+    } else {
+        Vec::new()
+    };
     let mut plans = Vec::new();
     for id in ids {
         let stored =
@@ -332,6 +352,15 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             next,
             explanation,
             break_glass,
+            backfills: backfills
+                .iter()
+                .filter(|b| b.progress.plan_id == id)
+                .map(|b| BackfillView {
+                    progress: b.progress.clone(),
+                    paused: b.paused,
+                    last_error: b.last_error.clone(),
+                })
+                .collect(),
         });
     }
     Ok(StatusReport {

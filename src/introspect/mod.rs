@@ -112,6 +112,7 @@ pub(crate) struct Catalog {
     pub policies: Rows,
     pub misc: Rows,
     pub comments: Rows,
+    pub grants: Rows,
 }
 
 /// How to read the catalog.
@@ -178,7 +179,7 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         q("sequences", include_str!("sql/sequences.sql")),
         q("types", include_str!("sql/types.sql")),
     )?;
-    let (view_reads, functions, aggregates, triggers, policies, misc, comments) = tokio::try_join!(
+    let (view_reads, functions, aggregates, triggers, policies, misc, comments, grants) = tokio::try_join!(
         q("view dependencies", include_str!("sql/view_reads.sql")),
         q("functions", include_str!("sql/functions.sql")),
         q("aggregates", include_str!("sql/aggregates.sql")),
@@ -186,6 +187,7 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         q("policies", include_str!("sql/policies.sql")),
         q("rules, casts and statistics", include_str!("sql/misc.sql")),
         q("comments", include_str!("sql/comments.sql")),
+        q("privileges", include_str!("sql/grants.sql")),
     )?;
     Ok(Catalog {
         namespaces,
@@ -203,5 +205,6 @@ async fn read_catalog(client: &Client) -> Result<Catalog, IntrospectError> {
         policies,
         misc,
         comments,
+        grants,
     })
 }

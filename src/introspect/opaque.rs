@@ -141,6 +141,8 @@ pub(super) fn add(
         put(s, OpaqueKind::Policy, identity, &text, vec![table]);
     }
 
+    grants(cat, s)?;
+
     for r in &cat.misc {
         let kind: &str = r.get("kind");
         let name: &str = r.get("name");
@@ -167,6 +169,47 @@ pub(super) fn add(
             "publication" => put(s, OpaqueKind::Publication, quote_ident(name), &def, Vec::new()),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Every privilege of an object kind, in the order statements list them; holding all of them
+/// is written `ALL`.
+fn all_privileges(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "TABLE" => &["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"],
+        "SEQUENCE" => &["USAGE", "SELECT", "UPDATE"],
+        "SCHEMA" => &["USAGE", "CREATE"],
+        _ => &["EXECUTE"],
+    }
+}
+
+/// `GRANT …` / `REVOKE …` statements for privileges that differ from an object's defaults,
+/// one per object, grantee and grant option. The loader keys grants by their statement text.
+fn grants(cat: &super::Catalog, s: &mut Schema) -> Result<(), IntrospectError> {
+    for r in &cat.grants {
+        let kind: &str = r.get("kind");
+        let held: Vec<String> = r.get("privileges");
+        let all = all_privileges(kind);
+        let privileges = if all.iter().all(|p| held.iter().any(|h| h == p)) {
+            "ALL".to_string()
+        } else {
+            let mut known: Vec<&str> = all.iter().copied().filter(|p| held.iter().any(|h| h == p)).collect();
+            known.extend(held.iter().map(String::as_str).filter(|h| !all.contains(h)));
+            known.join(",")
+        };
+        let (name, grantee): (&str, &str) = (r.get("name"), r.get("grantee"));
+        let text = if r.get::<_, &str>("action") == "GRANT" {
+            let option = if r.get::<_, bool>("grantable") { " WITH GRANT OPTION" } else { "" };
+            format!("GRANT {privileges} ON {kind} {name} TO {grantee}{option}")
+        } else {
+            format!("REVOKE {privileges} ON {kind} {name} FROM {grantee}")
+        };
+        let depends_on = match (r.get::<_, Option<&str>>("schema"), r.get::<_, Option<&str>>("rel")) {
+            (Some(sc), Some(rel)) => vec![qname(sc, rel)?],
+            _ => Vec::new(),
+        };
+        put(s, OpaqueKind::Grant, crate::parse::normalize_statement(&text), &text, depends_on);
     }
     Ok(())
 }

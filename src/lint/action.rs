@@ -208,6 +208,10 @@ pub enum Action {
         domain: Name,
         not_valid: bool,
     },
+    /// `CREATE [OR REPLACE] VIEW`: only the name matters.
+    CreateView {
+        name: Name,
+    },
     VacuumFull {
         table: Option<Name>,
     },

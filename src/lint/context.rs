@@ -35,6 +35,7 @@ impl Lock {
 #[derive(Debug, Clone, Default)]
 pub struct Carry {
     not_null: BTreeSet<(Name, String)>,
+    nullable: BTreeSet<(Name, String)>,
     checks: BTreeMap<String, (Name, String)>,
     validated: BTreeSet<String>,
     foreign_keys: BTreeSet<String>,
@@ -54,6 +55,9 @@ pub struct Ctx<'a> {
     pub added_columns: BTreeSet<(Name, String)>,
     /// Columns known to be NOT NULL (declared, or set by this file).
     pub not_null: BTreeSet<(Name, String)>,
+    /// Columns known to allow NULL (added nullable, or NOT NULL dropped, by this run). Other
+    /// columns of existing tables are unknown: rules about nullability do not guess.
+    pub nullable: BTreeSet<(Name, String)>,
     /// CHECK constraints this file added, by name: table and expression.
     pub checks: BTreeMap<String, (Name, String)>,
     /// Constraints whose validation this file established (added valid, or validated).
@@ -62,6 +66,8 @@ pub struct Ctx<'a> {
     pub not_valid_in_tx: BTreeSet<String>,
     /// Foreign-key constraint names this file added.
     pub foreign_keys: BTreeSet<String>,
+    /// Views this file created (a view under a renamed table's old name keeps old readers working).
+    pub views: BTreeSet<Name>,
     /// Indexes this file created: name, table, columns.
     pub indexes: Vec<(Option<String>, Name, Vec<String>)>,
     pub lock_timeout: bool,
@@ -83,10 +89,12 @@ impl<'a> Ctx<'a> {
             created: BTreeSet::new(),
             added_columns: BTreeSet::new(),
             not_null: carry.not_null,
+            nullable: carry.nullable,
             checks: carry.checks,
             validated: carry.validated,
             not_valid_in_tx: BTreeSet::new(),
             foreign_keys: carry.foreign_keys,
+            views: BTreeSet::new(),
             indexes: carry.indexes,
             lock_timeout: false,
             statement_timeout: false,
@@ -100,6 +108,7 @@ impl<'a> Ctx<'a> {
     pub fn carry(self) -> Carry {
         Carry {
             not_null: self.not_null,
+            nullable: self.nullable,
             checks: self.checks,
             validated: self.validated,
             foreign_keys: self.foreign_keys,
@@ -115,6 +124,10 @@ impl<'a> Ctx<'a> {
 
     pub fn is_not_null(&self, t: &Name, column: &str) -> bool {
         self.not_null.contains(&(t.clone(), column.to_string()))
+    }
+
+    pub fn is_known_nullable(&self, t: &Name, column: &str) -> bool {
+        self.nullable.contains(&(t.clone(), column.to_string()))
     }
 
     /// A validated `CHECK (col IS NOT NULL)` on the table exists, so `SET NOT NULL` can skip
@@ -193,22 +206,31 @@ impl<'a> Ctx<'a> {
                     self.record_constraint(table, c);
                 }
             }
+            Action::CreateView { name } => {
+                self.views.insert(name.clone());
+            }
             Action::CreateIndex { name, table, columns, .. } => {
                 self.indexes.push((name.clone(), table.clone(), columns.clone()));
             }
             Action::AlterTable { table, op } => match op {
                 AlterOp::AddColumn(c) => {
-                    self.added_columns.insert((table.clone(), c.name.clone()));
+                    let key = (table.clone(), c.name.clone());
+                    self.added_columns.insert(key.clone());
                     if c.not_null {
-                        self.not_null.insert((table.clone(), c.name.clone()));
+                        self.not_null.insert(key);
+                    } else {
+                        self.nullable.insert(key);
                     }
                 }
                 AlterOp::SetNotNull(c) => {
+                    self.nullable.remove(&(table.clone(), c.clone()));
                     self.not_null.insert((table.clone(), c.clone()));
                 }
                 AlterOp::DropNotNull(c) => {
                     self.not_null.remove(&(table.clone(), c.clone()));
+                    self.nullable.insert((table.clone(), c.clone()));
                 }
+                AlterOp::RenameColumn { from, to } => self.rename_column(table, from, to),
                 AlterOp::AddConstraint(c) => {
                     self.record_constraint(table, c);
                     if c.not_valid {
@@ -233,6 +255,30 @@ impl<'a> Ctx<'a> {
         if self.in_tx && self.exclusive_holder.is_none() {
             if let Some((Lock::AccessExclusive, table)) = self.lock_of(a) {
                 self.exclusive_holder = Some((table, span.clone()));
+            }
+        }
+    }
+
+    /// Everything known about a column follows it to its new name (the switch phase of a
+    /// type change renames the shadow column that carries the validated NOT NULL check).
+    fn rename_column(&mut self, table: &Name, from: &str, to: &str) {
+        let key = (table.clone(), from.to_string());
+        let new_key = (table.clone(), to.to_string());
+        for set in [&mut self.not_null, &mut self.nullable, &mut self.added_columns] {
+            if set.remove(&key) {
+                set.insert(new_key.clone());
+            }
+        }
+        for (t, expr) in self.checks.values_mut() {
+            if t == table && is_not_null_check(expr, from) {
+                *expr = format!("{} is not null", crate::model::quote_ident(to));
+            }
+        }
+        for (_, t, cols) in &mut self.indexes {
+            if t == table {
+                for c in cols.iter_mut().filter(|c| c.as_str() == from) {
+                    *c = to.to_string();
+                }
             }
         }
     }

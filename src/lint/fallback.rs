@@ -226,6 +226,14 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
                 None => vec![Action::Other],
             };
         }
+        c.eat_all(&["or", "replace"]);
+        while c.eat("temporary") || c.eat("temp") || c.eat("recursive") {}
+        if c.eat("view") {
+            return c
+                .name()
+                .map(|name| vec![Action::CreateView { name }])
+                .unwrap_or_else(|| vec![Action::Other]);
+        }
         c.i = save;
         let unique = c.eat("unique");
         if !c.eat("index") {
@@ -493,6 +501,20 @@ mod tests {
             &actions("ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID")[0],
             Action::AlterDomainAddConstraint { not_valid: true, .. }
         ));
+    }
+
+    #[test]
+    fn created_names_are_read_even_when_the_body_is_not() {
+        assert_eq!(
+            actions("CREATE OR REPLACE VIEW s.v AS SELECT 1"),
+            vec![Action::CreateView { name: Name::parse("s.v") }]
+        );
+        let Action::CreateTable { table, .. } =
+            &actions("CREATE UNLOGGED TABLE IF NOT EXISTS \"T\" (x int VIRTUAL)")[0]
+        else {
+            panic!()
+        };
+        assert_eq!(table.name, "T");
     }
 
     #[test]

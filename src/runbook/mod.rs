@@ -145,8 +145,19 @@ pub fn runbook(
     let one_way: Vec<Value> =
         plan.steps.iter().filter(|s| s.one_way).map(|s| step_value(planned, s)).collect();
     let errors = plan.findings.iter().filter(|f| f.is_error()).count();
+    let findings: Vec<Value> = plan
+        .findings
+        .iter()
+        .map(|f| {
+            json!({
+                "severity": f.severity, "code": f.code, "object": f.object, "message": f.message,
+                "help_lines": f.help.lines().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     let ctx = json!({
         "plan": plan,
+        "findings": findings,
         "short_id": plan.short_id(),
         "phases": phases,
         "one_way": one_way,

@@ -118,11 +118,19 @@ impl Criteria {
                 self.min_soak = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) }
             }
             "window" => self.window = if off { None } else { Some(parse_duration(v).map_err(|e| bad(&e))?) },
+            // The planner writes the phrases `describe` shows ("0 mismatches", "all"): they
+            // mean the criterion is required.
             "backfill_verified" => {
-                self.backfill_verified = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
+                self.backfill_verified = match v.to_ascii_lowercase().as_str() {
+                    "0 mismatches" => true,
+                    _ => parse_flag(v).ok_or_else(|| bad("expected true or false"))?,
+                }
             }
             "constraints_validated" => {
-                self.constraints_validated = parse_flag(v).ok_or_else(|| bad("expected true or false"))?
+                self.constraints_validated = match v.to_ascii_lowercase().as_str() {
+                    "all" | "no not valid constraint" => true,
+                    _ => parse_flag(v).ok_or_else(|| bad("expected true or false"))?,
+                }
             }
             "no_old_clients" => {
                 if off {
@@ -137,7 +145,7 @@ impl Criteria {
             }
             "old_path_silent" => {
                 self.old_path_silent = match v.to_ascii_lowercase().as_str() {
-                    "required" | "true" | "yes" | "on" => Some(OldPathRule::Required),
+                    "required" | "true" | "yes" | "on" | "since switch" => Some(OldPathRule::Required),
                     "if_available" => Some(OldPathRule::IfAvailable),
                     _ if off => None,
                     _ => return Err(bad("expected required, if_available or off")),
@@ -210,8 +218,10 @@ impl Criteria {
                 format!("no application_name {}", pats.join(" or "))
             }),
             "old_path_silent" => self.old_path_silent.map(|r| match r {
-                OldPathRule::Required => "required".to_string(),
-                OldPathRule::IfAvailable => "if_available".to_string(),
+                OldPathRule::Required => "no calls since switch (pg_stat_statements required)".to_string(),
+                OldPathRule::IfAvailable => {
+                    "no calls since switch, where pg_stat_statements is readable".to_string()
+                }
             }),
             "observations" => self.observations.as_ref().map(|o| {
                 let mut parts = Vec::new();
@@ -412,6 +422,8 @@ enum RawValue {
     Bool(bool),
     Int(i64),
     Text(String),
+    /// `approvals = ["dba", "owner"]`.
+    List(Vec<String>),
 }
 
 impl RawValue {
@@ -420,7 +432,17 @@ impl RawValue {
             RawValue::Bool(b) => b.to_string(),
             RawValue::Int(i) => i.to_string(),
             RawValue::Text(s) => s.clone(),
+            RawValue::List(l) => l.join(", "),
         }
+    }
+}
+
+/// The planner's name for a `[gate]` key (`seqmig plan` reads the same section), as the
+/// criterion it sets.
+fn criterion_name(key: &str) -> &str {
+    match key {
+        "old_application_name" => "no_old_clients",
+        other => other,
     }
 }
 
@@ -454,6 +476,23 @@ struct RawGovernance {
     rollback: Option<Vec<String>>,
     #[serde(default)]
     contract: BTreeMap<String, Vec<String>>,
+    /// The planner's key (shown in the runbook): roles that must approve contract at any
+    /// blast radius.
+    #[serde(default)]
+    contract_approvers: Option<Vec<String>>,
+    // Read by the planner for the runbook only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    owner: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    operators: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    break_glass: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    escalation: Option<String>,
 }
 
 impl RawFile {
@@ -464,7 +503,9 @@ impl RawFile {
                 defaults = Criteria::default();
             }
             for (k, v) in &g.values {
-                defaults.set(k, &v.text()).map_err(|e| SoakError::Config(format!("[gate]: {e}")))?;
+                defaults
+                    .set(criterion_name(k), &v.text())
+                    .map_err(|e| SoakError::Config(format!("[gate]: {e}")))?;
             }
         }
         let mut tiers = Vec::new();
@@ -500,6 +541,9 @@ impl RawFile {
         let mut governance = Governance::default();
         if let Some(g) = self.governance {
             governance.rollback = g.rollback.map(|r| r.into_iter().collect());
+            if let Some(roles) = g.contract_approvers {
+                governance.contract.entry(BlastRadius::Table).or_default().extend(roles);
+            }
             for (radius, roles) in g.contract {
                 let r = match radius.as_str() {
                     "table" => BlastRadius::Table,
@@ -604,6 +648,18 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
 
+    /// Found by `seqmig rehearse` (issue 9): contract of every plan with a backfill failed with
+    /// "criterion backfill_verified = '0 mismatches': expected true or false".
+    #[test]
+    fn criteria_as_the_planner_writes_them_are_read() {
+        let mut c = Criteria::builtin();
+        c.set("backfill_verified", "0 mismatches").unwrap();
+        c.set("constraints_validated", "all").unwrap();
+        c.set("old_path_silent", "since switch").unwrap();
+        assert!(c.backfill_verified && c.constraints_validated);
+        assert_eq!(c.old_path_silent, Some(OldPathRule::Required));
+    }
+
     #[test]
     fn durations_round_trip() {
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
@@ -706,6 +762,49 @@ mod tests {
         c.set("min_soak", "off").unwrap();
         assert_eq!(c.min_soak, None);
         assert_eq!(c.describe("min_soak"), None);
+    }
+
+    #[test]
+    fn the_planners_gate_and_governance_keys_are_understood() {
+        // migrations-examples/18-several-dependent-changes/seqmig.toml, as the planner reads it.
+        let cfg = GateConfig::from_toml(
+            r##"
+            [gate]
+            min_soak = "48h"
+            observations = 3
+            approvals = ["dba"]
+            old_application_name = '^shop/1\.'
+
+            [governance]
+            owner = "identity team"
+            contract_approvers = ["DBA", "identity team lead"]
+            escalation = "#db-oncall"
+            "##,
+        )
+        .unwrap();
+        let c = &cfg.defaults;
+        assert_eq!(c.min_soak, Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(c.approval_roles, BTreeSet::from(["dba".to_string()]));
+        assert_eq!(c.no_old_clients, BTreeSet::from(["^shop/1\\.".to_string()]));
+        assert_eq!(
+            cfg.governance.required_roles(BlastRadius::Linked),
+            BTreeSet::from(["DBA".to_string(), "identity team lead".to_string()])
+        );
+        // The phrases the planner writes into a plan's gate criteria.
+        let mut p = Criteria::default();
+        for (n, v) in [
+            ("min_soak", "24h"),
+            ("backfill_verified", "0 mismatches"),
+            ("constraints_validated", "all"),
+            ("no_old_clients", "^shop/1\\."),
+            ("old_path_silent", "since switch"),
+            ("observations", "3"),
+            ("approvals", "dba, owner"),
+        ] {
+            p.set(n, v).unwrap();
+        }
+        assert!(p.backfill_verified && p.constraints_validated);
+        assert_eq!(p.old_path_silent, Some(OldPathRule::Required));
     }
 
     #[test]

@@ -6,13 +6,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::objects::{OldObject, dropped_objects, tokenize};
-use super::{GateReport, LEDGER_SQL, MARKER, SoakError};
+use super::{GateReport, MARKER, SoakError};
 use crate::plan::Plan;
-
-/// Creates or completes the gate's ledger tables (idempotent).
-pub async fn ensure_ledger(client: &Client) -> Result<(), SoakError> {
-    client.batch_execute(LEDGER_SQL).await.map_err(SoakError::db("create the gate's ledger tables"))
-}
 
 /// Records one external check (`seqmig soak record`). `plan_id` `None` = counts for every plan.
 pub async fn record_observation(
@@ -82,14 +77,18 @@ pub struct SampleSummary {
 pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
     let stats = statements_available(client).await;
     let stats_reset = if stats { stats_reset(client).await } else { None };
+    // Only statements naming the old path of an active plan are kept: a census every few
+    // minutes must not copy all of pg_stat_statements into the ledger.
+    let old = if stats { active_old_paths(client).await? } else { Vec::new() };
+    let tracked: Vec<String> = old.iter().map(ToString::to_string).collect();
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO seqmig.soak_samples (statements_available, stats_reset) \
-             VALUES ($1, to_timestamp($2)) RETURNING id, {}",
+                "INSERT INTO seqmig.soak_samples (statements_available, stats_reset, tracked) \
+                 VALUES ($1, to_timestamp($2), $3) RETURNING id, {}",
                 super::evaluate::utc("taken_at")
             ),
-            &[&stats, &stats_reset],
+            &[&stats, &stats_reset, &tracked],
         )
         .await
         .map_err(SoakError::db("record a census"))?;
@@ -114,30 +113,25 @@ pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
     let mut clients: Vec<(String, i32)> = clients.iter().map(|r| (r.get(0), r.get(1))).collect();
     clients.sort();
     let mut statements = 0;
-    if stats {
-        // Only statements naming the old path of an active plan are kept: a census every few
-        // minutes must not copy all of pg_stat_statements into the ledger.
-        let old = active_old_paths(client).await?;
-        if !old.is_empty() {
-            let rows = old_path_statements(client, &old)
-                .await
-                .map_err(SoakError::db("read pg_stat_statements for the census"))?;
-            let userids: Vec<u32> = rows.iter().map(|r| r.userid).collect();
-            let queryids: Vec<i64> = rows.iter().map(|r| r.queryid).collect();
-            let calls: Vec<i64> = rows.iter().map(|r| r.calls).collect();
-            let queries: Vec<&str> = rows.iter().map(|r| r.query.as_str()).collect();
-            statements = client
-                .execute(
-                    "INSERT INTO seqmig.statement_samples (sample_id, taken_at, userid, queryid, calls, query) \
-                     SELECT s.id, s.taken_at, u.userid, u.queryid, u.calls, u.query \
-                     FROM seqmig.soak_samples s, \
-                          unnest($2::oid[], $3::int8[], $4::int8[], $5::text[]) AS u (userid, queryid, calls, query) \
-                     WHERE s.id = $1",
-                    &[&sample_id, &userids, &queryids, &calls, &queries],
-                )
-                .await
-                .map_err(SoakError::db("record the statement census"))?;
-        }
+    if !old.is_empty() {
+        let rows = old_path_statements(client, &old)
+            .await
+            .map_err(SoakError::db("read pg_stat_statements for the census"))?;
+        let userids: Vec<u32> = rows.iter().map(|r| r.userid).collect();
+        let queryids: Vec<i64> = rows.iter().map(|r| r.queryid).collect();
+        let calls: Vec<i64> = rows.iter().map(|r| r.calls).collect();
+        let queries: Vec<&str> = rows.iter().map(|r| r.query.as_str()).collect();
+        statements = client
+            .execute(
+                "INSERT INTO seqmig.statement_samples (sample_id, taken_at, userid, queryid, calls, query) \
+                 SELECT s.id, s.taken_at, u.userid, u.queryid, u.calls, u.query \
+                 FROM seqmig.soak_samples s, \
+                      unnest($2::oid[], $3::int8[], $4::int8[], $5::text[]) AS u (userid, queryid, calls, query) \
+                 WHERE s.id = $1",
+                &[&sample_id, &userids, &queryids, &calls, &queries],
+            )
+            .await
+            .map_err(SoakError::db("record the statement census"))?;
     }
     Ok(SampleSummary { sample_id, taken_at, clients, statements_available: stats, statements })
 }

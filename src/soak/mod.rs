@@ -23,17 +23,20 @@ pub use evaluate::{
     recheck_before_drop,
 };
 pub use evidence::{
-    AuditEvent, SampleSummary, approve, audit_events, break_glass_events, ensure_ledger, record_break_glass,
+    AuditEvent, SampleSummary, approve, audit_events, break_glass_events, record_break_glass,
     record_observation, stored_plan, take_sample,
 };
 pub use objects::{OldObject, dropped_objects, plan_tables};
 
-/// Marks every statement the gate runs that names plan objects, so that `old_path_silent`
-/// never counts the gate's own queries (pg_stat_statements keeps comments in its text).
-pub(crate) const MARKER: &str = "/* seqmig:gate */";
+/// Marks every statement seqmig runs that names plan objects (the gate's queries, the
+/// backfill's verification), so that `old_path_silent` never counts seqmig's own reads as the
+/// old release still using the old shape. pg_stat_statements keeps the text of the *first*
+/// statement with a given parse tree, so a marked statement must also differ in shape from
+/// anything the application runs (see `backfill_verified`).
+pub const MARKER: &str = "/* seqmig:gate */";
 
-/// The gate's part of the ledger: idempotent DDL, safe to run on every start. The executor's
-/// versioned ledger includes it. `audit_log` is append-only: a trigger refuses UPDATE and
+/// The gate's part of the ledger: idempotent DDL. The executor's versioned ledger runs it as
+/// its version 3 (`exec::ledger::ensure`), which every command that records evidence calls. `audit_log` is append-only: a trigger refuses UPDATE and
 /// DELETE, so a break-glass stays visible forever after.
 pub const LEDGER_SQL: &str = r#"
 CREATE SCHEMA IF NOT EXISTS seqmig;
@@ -95,13 +98,16 @@ BEGIN
 END
 $$;
 
--- One row per census (`seqmig soak sample`, from cron): when, and whether statement
--- statistics could be read and since when they count.
+-- One row per census (`seqmig soak sample`, from cron): when, whether statement statistics
+-- could be read, since when they count, and which old paths they were recorded for.
 CREATE TABLE IF NOT EXISTS seqmig.soak_samples (
     id                   bigserial PRIMARY KEY,
     taken_at             timestamptz NOT NULL DEFAULT now(),
     statements_available boolean NOT NULL,
-    stats_reset          timestamptz
+    stats_reset          timestamptz,
+    -- The old paths whose statements this census recorded; a census that did not track a
+    -- plan's old path is no reading for that plan.
+    tracked              text[] NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS soak_samples_taken_at ON seqmig.soak_samples (taken_at);
 

@@ -68,6 +68,39 @@ impl TestDb {
         })
     }
 
+    /// Creates a login role that must authenticate with `password` (scram-sha-256). On the
+    /// local cluster, which trusts everyone, a `pg_hba.conf` line for this role alone is put
+    /// first and the configuration reloaded; an external server is expected to ask for
+    /// passwords already.
+    pub fn require_password(&self, role: &str, password: &str) {
+        self.execute(&format!(
+            "SET password_encryption = 'scram-sha-256'; CREATE ROLE {role} LOGIN PASSWORD '{password}'"
+        ));
+        if let Some(Server::Local(_)) = SERVER.get() {
+            block_on(async {
+                let client = connect(&self.admin_url).await;
+                let hba: String = client.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
+                let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+                let line = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
+                std::fs::write(&hba, format!("{line}{old}")).expect("write pg_hba.conf");
+                client.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+            });
+            // The reload is asynchronous: wait until a wrong password is refused.
+            let wrong = self.url.replacen("postgres@", &format!("{role}:not-{password}@"), 1);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while block_on(async { tokio_postgres::connect(&wrong, tokio_postgres::NoTls).await.is_ok() }) {
+                assert!(std::time::Instant::now() < deadline, "pg_hba.conf reload did not take effect");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Lets `role` log in: with trust on the local cluster, with the password `<role>-pw` on
+    /// an external server.
+    pub fn allow_login(&self, role: &str) {
+        self.execute(&format!("ALTER ROLE {role} LOGIN PASSWORD '{role}-pw'"));
+    }
+
     /// A connected client, for async tests.
     pub async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await

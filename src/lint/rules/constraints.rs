@@ -90,7 +90,8 @@ fn add_constraint(table: &Name, c: &ConstraintSpec, cx: &Ctx<'_>, out: &mut Out<
                     Some(index) => index_columns(index, table, cx),
                     None => columns.clone(),
                 };
-                let nullable: Vec<&String> = columns.iter().filter(|col| !cx.is_not_null(table, col)).collect();
+                let nullable: Vec<&String> =
+                    columns.iter().filter(|col| cx.is_known_nullable(table, col)).collect();
                 if !nullable.is_empty() {
                     let list = nullable.iter().map(|c| column(table, c)).collect::<Vec<_>>().join(", ");
                     out.push(
@@ -227,8 +228,13 @@ mod tests {
             vec!["add-unique-without-index"]
         );
         assert_eq!(
-            codes(&format!("{P}ALTER TABLE t ADD PRIMARY KEY (id);")),
+            codes(&format!("{P}ALTER TABLE t ADD COLUMN id bigint;\nALTER TABLE t ADD PRIMARY KEY (id);")),
             vec!["add-unique-without-index", "primary-key-nullable-column"]
+        );
+        // Nullability of a column the files never mention is not guessed.
+        assert_eq!(
+            codes(&format!("{P}ALTER TABLE t ADD PRIMARY KEY (id);")),
+            vec!["add-unique-without-index"]
         );
         assert!(codes(&format!("{P}CREATE UNIQUE INDEX CONCURRENTLY k ON t (a);\nALTER TABLE t ADD CONSTRAINT k UNIQUE USING INDEX k;")).is_empty());
         assert_eq!(
@@ -246,6 +252,14 @@ mod tests {
         assert!(codes(&recipe).is_empty());
         let pg11 = LintConfig { pg_version: 11, ..LintConfig::default() };
         assert_eq!(codes_with(&recipe, &pg11), vec!["set-not-null"]);
+    }
+
+    #[test]
+    fn a_validated_check_follows_its_column_through_a_rename() {
+        let sql = format!(
+            "{P}ALTER TABLE t ADD COLUMN a__new bigint;\nALTER TABLE t ADD CONSTRAINT nn CHECK (a__new IS NOT NULL) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT nn;\nCREATE UNIQUE INDEX CONCURRENTLY k ON t (a__new);\nALTER TABLE t RENAME COLUMN a TO a__old; -- seqmig:ignore rename-column\nALTER TABLE t RENAME COLUMN a__new TO a;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX k;"
+        );
+        assert!(codes(&sql).is_empty(), "{:?}", codes(&sql));
     }
 
     #[test]

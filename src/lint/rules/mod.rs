@@ -12,7 +12,7 @@ mod registry;
 mod rewrites;
 mod transactions;
 
-pub use registry::{RULES, RuleInfo, rule};
+pub use registry::{COMPAT, DATA as DATA_LOSS, RULES, RuleInfo, rule};
 
 use super::Stmt;
 use super::action::Name;

@@ -54,8 +54,8 @@ fn capitalise(s: &str) -> String {
     c.next().map(|h| h.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
-const DATA: &str = "data loss";
-const COMPAT: &str = "breaking the previous release";
+pub const DATA: &str = "data loss";
+pub const COMPAT: &str = "breaking the previous release";
 const LOCKS: &str = "locks and rewrites";
 const OPS: &str = "operations";
 const HYGIENE: &str = "hygiene";
@@ -121,10 +121,10 @@ pub const RULES: &[RuleInfo] = &[
         code: "rename-table",
         severity: Error,
         family: COMPAT,
-        what: "`ALTER TABLE … RENAME TO` on an existing table.",
+        what: "`ALTER TABLE … RENAME TO` on an existing table, with no view under the old name created in the same file.",
         why: "The previous release, still serving traffic during and after the deploy, queries the old name and fails until it is replaced.",
         help: "rename in two releases: create an updatable view under the old name in the same transaction as the rename, switch the application, then drop the view",
-        safe: "BEGIN;\nALTER TABLE people RENAME TO users;  -- seqmig:ignore rename-table\nCREATE VIEW people AS SELECT * FROM users;\nCOMMIT;",
+        safe: "BEGIN;\nALTER TABLE people RENAME TO users;\nCREATE VIEW people AS SELECT * FROM users;\nCOMMIT;",
     },
     RuleInfo {
         code: "rename-column",
@@ -248,7 +248,7 @@ pub const RULES: &[RuleInfo] = &[
         code: "primary-key-nullable-column",
         severity: Error,
         family: LOCKS,
-        what: "A primary key added over columns not known to be NOT NULL.",
+        what: "A primary key added over columns the migrations left nullable (added without NOT NULL, or after DROP NOT NULL). Columns of existing tables whose nullability the files do not show are not guessed at.",
         why: "Adding the primary key sets NOT NULL on its columns, which scans the whole table under the ACCESS EXCLUSIVE lock the ALTER already holds.",
         help: "make the columns NOT NULL first (CHECK (col IS NOT NULL) NOT VALID, VALIDATE, SET NOT NULL), then add the primary key USING INDEX",
         safe: "ALTER TABLE t ADD CONSTRAINT t_id_nn CHECK (id IS NOT NULL) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT t_id_nn;\nALTER TABLE t ALTER COLUMN id SET NOT NULL;\nCREATE UNIQUE INDEX CONCURRENTLY t_pkey ON t (id);\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_pkey;",

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Ctx, Steps};
 use crate::model::{ConstraintKind, Table};
 use crate::plan::draft::{Res, StepDraft};
-use crate::plan::sqltext::derived_name;
+use crate::plan::sqltext::{constraint_def, derived_name};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
@@ -40,11 +40,23 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         );
         target = parked;
     }
-    let mut releases = Vec::new();
+    // Foreign keys to other tables let go first, so tables dropped together that reference
+    // each other can go in any order.
     for c in table.constraints.values() {
         if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &c.kind {
-            releases.push(Res::Table(ref_table.clone()));
-            releases.push(Res::Key(ref_table.clone(), ref_columns.clone()));
+            if ref_table == t {
+                continue;
+            }
+            steps.push(
+                StepDraft::new(
+                    Phase::Contract,
+                    format!("drop foreign key {} so the referenced table is free to change", c.name.quoted_sql()),
+                    ctx.sql("drop_constraint", json!({ "table": qn(&target), "name": c.name.as_str() }))?,
+                )
+                .rollback(ctx.sql("add_constraint", json!({ "table": qn(&target), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": true }))?)
+                .lock(LockMode::ShareRowExclusive, &target)
+                .releases([Res::Table(ref_table.clone()), Res::Key(ref_table.clone(), ref_columns.clone())]),
+            );
         }
     }
     let mut removes = vec![Res::Table(t.clone())];
@@ -57,8 +69,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         )
         .lock(LockMode::AccessExclusive, &target)
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": target.quoted(), "present": false }))?)
-        .removes(removes)
-        .releases(releases),
+        .removes(removes),
     );
     steps.push(
         StepDraft::new(Phase::Contract, "forget the flag", ctx.flag_sql("delete", "new")?)

@@ -20,15 +20,13 @@ pub(super) fn min_soak(ctx: &Context<'_>, required: &str) -> CriterionReport {
             if age >= need.as_secs_f64() {
                 pass("min_soak", required, format!("switch succeeded at {text}, {shown} ago"))
             } else {
-                let left = Duration::from_secs_f64((need.as_secs_f64() - age).max(0.0));
+                // Whole seconds, rounded up: `59m59s to go`, never `0s` while still closed.
+                let left = Duration::from_secs((need.as_secs_f64() - age).max(1.0).ceil() as u64);
                 fail(
                     "min_soak",
                     required,
                     format!("switch succeeded at {text}, only {shown} ago; {} to go", format_duration(left)),
-                    format!(
-                        "wait {} and run 'seqmig gate' again",
-                        format_duration(left.max(Duration::from_secs(1)))
-                    ),
+                    format!("wait {} and run 'seqmig gate' again", format_duration(left)),
                 )
             }
         }

@@ -61,14 +61,17 @@ pub(super) async fn old_path_silent(
     };
     // The readings, in time order: the last census at or before switch (the baseline), every
     // census after it, and pg_stat_statements now.
+    // Only censuses that recorded this plan's old path are readings of it.
+    let tracked: Vec<String> = old.iter().map(ToString::to_string).collect();
     let sample_rows = match client
         .query(
             "SELECT id, extract(epoch FROM stats_reset)::float8 FROM seqmig.soak_samples \
-             WHERE statements_available AND (taken_at > to_timestamp($1) OR id = ( \
-                 SELECT id FROM seqmig.soak_samples WHERE statements_available AND taken_at <= to_timestamp($1) \
+             WHERE statements_available AND tracked @> $2::text[] AND (taken_at > to_timestamp($1) OR id = ( \
+                 SELECT id FROM seqmig.soak_samples \
+                 WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
                  ORDER BY taken_at DESC, id DESC LIMIT 1)) \
              ORDER BY taken_at, id",
-            &[&switch_at],
+            &[&switch_at, &tracked],
         )
         .await
     {
@@ -77,9 +80,10 @@ pub(super) async fn old_path_silent(
     };
     let baseline_row = client
         .query_opt(
-            "SELECT id FROM seqmig.soak_samples WHERE statements_available AND taken_at <= to_timestamp($1) \
+            "SELECT id FROM seqmig.soak_samples \
+             WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
              ORDER BY taken_at DESC, id DESC LIMIT 1",
-            &[&switch_at],
+            &[&switch_at, &tracked],
         )
         .await
         .map_err(SoakError::db("read the statement baseline"))?;

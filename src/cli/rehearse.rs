@@ -1,0 +1,146 @@
+//! `seqmig rehearse --from SRC --to SRC`: plan the change, then prove the plan on a scratch
+//! database (every phase applied, rolled back, compared, applied again; contract with the
+//! gate bypassed as a recorded rehearsal; locks observed against the predictions). Exit 0
+//! when proven, 1 when a rollback did not restore, the final schema differs, an observed
+//! lock exceeds its prediction or a step failed, 2 on errors.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use super::{Outcome, output};
+use crate::cluster::TempCluster;
+use crate::db::ConnectOptions;
+use crate::diff::Hints;
+use crate::model::Schema;
+use crate::parse::SourceSpec;
+use crate::rehearse::{Rehearsal, render};
+use crate::render::Renderer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table per phase.
+    Text,
+    /// The whole report, for CI.
+    Json,
+    /// A pull-request comment.
+    Markdown,
+}
+
+/// Prove a plan on a scratch database: apply, roll back and re-apply every phase, observing locks.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The current schema: a .sql file, a directory of .sql files, `-` or a postgres:// URL.
+    #[arg(long, value_name = "SRC")]
+    pub from: String,
+    /// The desired schema, in the same forms.
+    #[arg(long, value_name = "SRC")]
+    pub to: String,
+    /// Hints file; default: ./seqmig.toml when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A server to create the scratch databases on (they are dropped afterwards). Without
+    /// it, a throwaway cluster is started from the local PostgreSQL binaries.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Generated rows per table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub rows: usize,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// A schema source read once: its model and SQL that creates it.
+fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
+    let spec = SourceSpec::from_arg(arg);
+    let text = match &spec {
+        SourceSpec::File(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("failed to read '{}'", path.display()))?,
+        ),
+        SourceSpec::Dir(dir) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("failed to read directory '{}'", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+                .collect();
+            files.sort();
+            let mut all = String::new();
+            for f in files {
+                all.push_str(
+                    &std::fs::read_to_string(&f)
+                        .with_context(|| format!("failed to read '{}'", f.display()))?,
+                );
+                all.push_str("\n;\n");
+            }
+            Some(all)
+        }
+        SourceSpec::Stdin => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("failed to read stdin")?;
+            let schema = crate::parse::load_str("<stdin>", &s)?.schema;
+            return Ok((schema, s));
+        }
+        SourceSpec::Url(_) => None,
+    };
+    let schema =
+        crate::source::load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?.schema;
+    let sql = text.unwrap_or_else(|| crate::model::ddl::schema_sql(&schema));
+    Ok((schema, sql))
+}
+
+fn hints(config: Option<&Path>) -> anyhow::Result<Hints> {
+    Ok(match config {
+        Some(path) => Hints::from_file(path)?,
+        None if Path::new("seqmig.toml").is_file() => Hints::from_file(Path::new("seqmig.toml"))?,
+        None => Hints::default(),
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if args.from == "-" && args.to == "-" {
+        bail!("only one of --from and --to can be stdin");
+    }
+    let hints = hints(args.config.as_deref())?;
+    let (current, current_sql) = load(&args.from)?;
+    let (desired, desired_sql) = load(&args.to)?;
+    let planned = crate::plan::plan(&current, &desired, &hints, &Renderer::with_overrides(None)?)?;
+    let plan = planned.plan;
+    if plan.is_blocked() {
+        let codes: Vec<&str> =
+            plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.as_str()).collect();
+        output::stderr_line(&format!(
+            "plan {} is blocked by findings ({}); a blocked plan is never applied, so there is nothing to rehearse; run 'seqmig plan --from {} --to {}' to see them",
+            plan.short_id(),
+            codes.join(", "),
+            args.from,
+            args.to
+        ));
+        return Ok(Outcome::No);
+    }
+    // The cluster lives until the end of this function; dropping it (also on panic, and its
+    // supervisor on SIGKILL) stops the server and deletes its directory.
+    let (_cluster, admin) = match &args.database_url {
+        Some(url) => (None, ConnectOptions::from_url(url)?),
+        None => {
+            let cluster =
+                TempCluster::start(&[]).context("failed to start a throwaway PostgreSQL cluster")?;
+            let admin = ConnectOptions::from_url(&cluster.url("postgres"))?;
+            (Some(cluster), admin)
+        }
+    };
+    let input = Rehearsal { plan, current, current_sql, desired_sql, rows: args.rows };
+    let rt = super::apply::runtime()?;
+    let report = rt.block_on(crate::rehearse::rehearse(&admin, &input, async {
+        // Without a handler, Ctrl-C would end the process before the scratch database is dropped.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }))?;
+    match args.format {
+        Format::Text => output::stdout(&render::text(&report))?,
+        Format::Markdown => output::stdout(&render::markdown(&report))?,
+        Format::Json => output::stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+    }
+    Ok(if report.passed() { Outcome::Yes } else { Outcome::No })
+}
