@@ -85,7 +85,7 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
     let pending = pending_predicate(target, expr, pending);
     let pending = pending.as_str();
-    let verify = format!("SELECT count(*) FROM {table} WHERE ({pending})");
+    let verify = format!("SELECT {} count(*) FROM {table} WHERE ({pending})", crate::soak::MARKER);
     match walk {
         Walk::Keyset(cols) => {
             let n = cols.len();
@@ -201,7 +201,10 @@ mod tests {
     #[test]
     fn an_empty_pending_predicate_means_differs_from_the_expression() {
         let s = statements(&Walk::Tid, "s.t", "New", "old + 1", " ");
-        assert_eq!(s.verify, "SELECT count(*) FROM s.t WHERE (\"New\" IS DISTINCT FROM (old + 1))");
+        assert_eq!(
+            s.verify,
+            "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (\"New\" IS DISTINCT FROM (old + 1))"
+        );
     }
 
     #[test]
@@ -211,7 +214,7 @@ mod tests {
             s.update,
             "UPDATE s.t SET c = (1) WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND (c IS NULL)"
         );
-        assert_eq!(s.verify, "SELECT count(*) FROM s.t WHERE (c IS NULL)");
+        assert_eq!(s.verify, "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (c IS NULL)");
         assert_eq!(tid(12), "(12,0)");
         assert_eq!(tid_page("(12,0)"), Some(12));
     }
