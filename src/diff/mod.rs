@@ -85,10 +85,9 @@ pub fn classify_cast(from: &str, to: &str) -> Cast {
         ("character", "text"),
         ("character", "character varying"),
     ];
-    if fm.is_none() || matches!(fb, "character" | "numeric") {
-        if WIDENING.contains(&(fb, tb)) && tm.is_none() {
-            return Cast::Implicit;
-        }
+    if (fm.is_none() || matches!(fb, "character" | "numeric")) && WIDENING.contains(&(fb, tb)) && tm.is_none()
+    {
+        return Cast::Implicit;
     }
     // Every type has an output function, so casting to unbounded text never fails.
     if to == "text" || to == "character varying" {
@@ -507,7 +506,7 @@ impl Differ<'_> {
         // Renames: hints, and transforms whose `from` differs from the column.
         let mut renames: BTreeMap<Ident, (Ident, Option<String>, Option<String>)> = BTreeMap::new();
         for (i, r) in self.hints.column_renames.iter().enumerate() {
-            if (&r.table == dname || &r.table == &cur.name)
+            if (&r.table == dname || r.table == cur.name)
                 && cur.column(&r.from).is_some()
                 && des.column(&r.to).is_some()
                 && des.column(&r.from).is_none()
@@ -517,7 +516,7 @@ impl Differ<'_> {
             }
         }
         for (i, t) in self.hints.transforms.iter().enumerate() {
-            if (&t.table == dname || &t.table == &cur.name)
+            if (&t.table == dname || t.table == cur.name)
                 && t.from != t.column
                 && cur.column(&t.from).is_some()
                 && des.column(&t.column).is_some()
