@@ -202,3 +202,131 @@ fn the_scratch_databases_are_dropped_afterwards() {
         assert_eq!(left, 0);
     });
 }
+
+/// Plans `before` → `after` with the example's hints and rehearses it with `rows` rows.
+fn rehearse_pair(before: &str, after: &str, hints: &seqmig::diff::Hints, rows: usize) -> rehearse::Report {
+    let current = seqmig::parse::load_str("before.sql", before).unwrap().schema;
+    let desired = seqmig::parse::load_str("after.sql", after).unwrap().schema;
+    let planned =
+        seqmig::plan::plan(&current, &desired, hints, &seqmig::render::Renderer::embedded()).unwrap();
+    let db = TestDb::new();
+    let admin = ConnectOptions::from_url(&db.url).unwrap();
+    let input = Rehearsal {
+        plan: planned.plan,
+        current,
+        current_sql: before.into(),
+        desired_sql: after.into(),
+        rows,
+    };
+    block_on(rehearse::rehearse(&admin, &input, std::future::pending())).unwrap()
+}
+
+/// Examples whose rehearsal finds a real defect, with the defect. When one is fixed, its
+/// entry must go (the test fails while it is listed and passes).
+const KNOWN_FAILING: &[(&str, &str)] = &[
+    // Rolling back switch leaves the shadow column NOT NULL and re-adds the incoming foreign
+    // key NOT VALID: the database after the rollback is not the one before switch.
+    ("08-change-type", "rolling back switch did not restore"),
+];
+
+#[test]
+fn every_example_rehearses_with_locks_as_predicted() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    let mut examples: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("before.sql").is_file())
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 18);
+    // A few at a time: each rehearsal is mostly waiting on the server.
+    let results: Vec<(String, Option<rehearse::Report>)> = std::thread::scope(|scope| {
+        let chunks: Vec<Vec<std::path::PathBuf>> = examples.chunks(5).map(|c| c.to_vec()).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|d| {
+                            let name = d.file_name().unwrap().to_string_lossy().to_string();
+                            let toml = d.join("seqmig.toml");
+                            let hints = if toml.is_file() {
+                                seqmig::diff::Hints::from_file(&toml).unwrap()
+                            } else {
+                                seqmig::diff::Hints::default()
+                            };
+                            let before = std::fs::read_to_string(d.join("before.sql")).unwrap();
+                            let after = std::fs::read_to_string(d.join("after.sql")).unwrap();
+                            let blocked = {
+                                let c = seqmig::parse::load_str("before.sql", &before).unwrap().schema;
+                                let w = seqmig::parse::load_str("after.sql", &after).unwrap().schema;
+                                seqmig::plan::plan(&c, &w, &hints, &seqmig::render::Renderer::embedded())
+                                    .unwrap()
+                                    .plan
+                                    .is_blocked()
+                            };
+                            let report = (!blocked).then(|| rehearse_pair(&before, &after, &hints, 5));
+                            (name, report)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut unexpected = Vec::new();
+    for (name, report) in &results {
+        let Some(report) = report else {
+            // A blocked plan is never applied (19-ambiguous-rename shows the finding).
+            continue;
+        };
+        let text = rehearse::render::text(report);
+        match KNOWN_FAILING.iter().find(|(n, _)| n == name) {
+            Some((_, why)) => {
+                assert!(!report.passed(), "{name} now passes: remove it from KNOWN_FAILING\n{text}");
+                assert!(text.contains(why), "{name} fails differently than known:\n{text}");
+            }
+            None if !report.passed() => unexpected.push(format!("{name}:\n{text}")),
+            None => {
+                assert_eq!(report.final_schema_matches, Some(true), "{name}");
+                for phase in &report.phases {
+                    for s in &phase.steps {
+                        assert!(!s.lock_exceeds, "{name} {}", s.id);
+                    }
+                }
+            }
+        }
+    }
+    assert!(results.iter().filter(|(_, r)| r.as_ref().is_some_and(|r| r.passed())).count() >= 16);
+    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+}
+
+fn corpus_dir() -> std::path::PathBuf {
+    // Beside the repository, never copied into it; SEQMIG_CORPUS_DIR overrides (worktrees).
+    std::env::var("SEQMIG_CORPUS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"))
+    })
+}
+
+/// The real OpenStreetMap diff (needs PostGIS, installed by .ci/run). The rehearsal runs to
+/// the end and finds that step s23 — the dump's `INSERT INTO schema_migrations` of every
+/// version, kept as an opaque statement and re-run because its text changed — fails with a
+/// duplicate key: the rows of the old dump are already there.
+#[test]
+fn the_openstreetmap_diff_rehearses_and_its_data_insert_is_caught() {
+    let dir = corpus_dir();
+    let before = std::fs::read_to_string(dir.join("osm-structure-2025-07.sql")).unwrap();
+    let after = std::fs::read_to_string(dir.join("osm-structure-2026-07.sql")).unwrap();
+    let t0 = std::time::Instant::now();
+    let report = rehearse_pair(&before, &after, &seqmig::diff::Hints::default(), 3);
+    let text = rehearse::render::text(&report);
+    eprintln!("{text}\nOSM rehearsal took {:.1} s", t0.elapsed().as_secs_f64());
+    assert!(report.seed.rows.len() >= 50, "{text}");
+    let expand = &report.phases[0];
+    assert_eq!(expand.phase, Phase::Expand);
+    // Every step before the failing one ran with its lock as predicted.
+    assert!(expand.steps.iter().all(|s| !s.lock_exceeds), "{text}");
+    let failed = expand.apply_error.as_deref().unwrap_or_default();
+    assert!(failed.contains("schema_migrations_pkey") && failed.contains("23505"), "{text}");
+}

@@ -130,6 +130,9 @@ pub struct PhaseReport {
     pub phase: Phase,
     pub steps: Vec<StepReport>,
     pub rollback: RollbackResult,
+    /// Differences after the rollback that are not undone by design (see
+    /// [`tolerate_by_design`]), so not counted against it.
+    pub tolerated: Vec<String>,
     /// The apply failed: the message, and the rehearsal stopped here.
     pub apply_error: Option<String>,
 }
@@ -238,7 +241,9 @@ async fn connect(opts: &ConnectOptions) -> Result<Client, RehearseError> {
     Ok(crate::db::connect(opts, "seqmig rehearse").await?)
 }
 
-/// Runs a schema's statements one by one, so an error names its statement.
+/// Runs a schema's statements one by one, so an error names its statement. A declarative
+/// file may name a table before creating it: a statement that fails is retried after the
+/// others, as long as each round makes progress (each statement is atomic on its own).
 async fn load_sql(client: &Client, sql: &str, which: &'static str) -> Result<(), RehearseError> {
     let statements = crate::parse::split_statements(sql).map_err(|e| RehearseError::LoadSchema {
         which,
@@ -246,17 +251,31 @@ async fn load_sql(client: &Client, sql: &str, which: &'static str) -> Result<(),
         statement: String::new(),
         message: e.to_string(),
     })?;
-    for s in statements.iter().filter(|s| !s.meta) {
-        if let Err(e) = client.batch_execute(&s.text).await {
-            return Err(RehearseError::LoadSchema {
-                which,
-                line: s.line,
-                statement: s.text.chars().take(200).collect(),
-                message: crate::exec::describe_pg(&e),
-            });
+    let mut pending: Vec<_> = statements.into_iter().filter(|s| !s.meta).collect();
+    loop {
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        let before = pending.len();
+        for s in pending {
+            if let Err(e) = client.batch_execute(&s.text).await {
+                if first_error.is_none() {
+                    first_error = Some((
+                        s.line,
+                        s.text.chars().take(200).collect::<String>(),
+                        crate::exec::describe_pg(&e),
+                    ));
+                }
+                failed.push(s);
+            }
+        }
+        match first_error {
+            None => return Ok(()),
+            Some((line, statement, message)) if failed.len() == before => {
+                return Err(RehearseError::LoadSchema { which, line, statement, message });
+            }
+            Some(_) => pending = failed,
         }
     }
-    Ok(())
 }
 
 /// The data that must survive a rollback: a checksum per table of the current schema, over
@@ -370,6 +389,35 @@ fn leaf_differences(a: &serde_json::Value, b: &serde_json::Value, path: String, 
     }
 }
 
+/// What a rollback leaves behind by design (DESIGN.md §3): a constraint validated in the
+/// phase stays validated (the backfill phase has nothing to undo, and un-validating would
+/// mean dropping it), and an enum value stays (PostgreSQL cannot remove one). These are
+/// set back in `after` and named in the result, so the comparison counts only the rest.
+pub fn tolerate_by_design(after: &mut Schema, before: &Schema) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, t) in after.tables.iter_mut() {
+        let Some(b) = before.tables.get(name) else { continue };
+        for (cname, c) in t.constraints.iter_mut() {
+            if c.validated && b.constraints.get(cname).is_some_and(|bc| !bc.validated && bc.kind == c.kind) {
+                c.validated = false;
+                notes.push(format!("constraint {cname} on {name} stays validated"));
+            }
+        }
+    }
+    for (name, e) in after.enums.iter_mut() {
+        let Some(b) = before.enums.get(name) else { continue };
+        if e.values != b.values && b.values.iter().all(|v| e.values.contains(v)) {
+            let extra: Vec<&String> = e.values.iter().filter(|v| !b.values.contains(v)).collect();
+            notes.push(format!(
+                "enum {name} keeps {}",
+                extra.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ")
+            ));
+            e.values = b.values.clone();
+        }
+    }
+    notes
+}
+
 /// The schema with every table's columns in name order: expand/contract adds a replacement
 /// column at the end (PostgreSQL cannot reorder columns), so position is not compared at the end.
 fn columns_by_name(s: &Schema) -> Schema {
@@ -451,6 +499,7 @@ async fn run(
             ContractGate::evidence()
         };
         let mut apply_error = None;
+        let mut tolerated = Vec::new();
         if let Err(e) = runner.apply(&source, phase, &gate, &mut Quiet).await {
             if !e.is_refusal() && !matches!(e, ExecError::StepFailed { .. } | ExecError::Backfill { .. }) {
                 return Err(RehearseError::Exec(e));
@@ -471,7 +520,8 @@ async fn run(
             match runner.rollback(&source, phase, &mut Quiet).await {
                 Err(e) => RollbackResult::Failed(e.to_string()),
                 Ok(_) => {
-                    let schema_after = crate::introspect::introspect(&client).await?;
+                    let mut schema_after = crate::introspect::introspect(&client).await?;
+                    tolerated = tolerate_by_design(&mut schema_after, &schema_before);
                     let data_after = checksums(&client, &input.current).await?;
                     let mut diffs = schema_differences(&schema_after, &schema_before);
                     diffs.extend(data_differences(&data_before, &data_after));
@@ -546,7 +596,13 @@ async fn run(
         if let Some(message) = &apply_error {
             problems.push(Problem::ApplyFailed { phase, message: message.clone() });
         }
-        phases.push(PhaseReport { phase, steps: step_reports, rollback, apply_error: apply_error.clone() });
+        phases.push(PhaseReport {
+            phase,
+            steps: step_reports,
+            rollback,
+            tolerated,
+            apply_error: apply_error.clone(),
+        });
         if apply_error.is_some() {
             stopped = true;
             break;

@@ -52,7 +52,7 @@ mod tests {
                 after: None,
             },
         );
-        assert_eq!(steps[0].sql, "ALTER TYPE public.mood ADD VALUE 'it''s ok' BEFORE 'happy';");
+        assert_eq!(steps[0].sql, "ALTER TYPE public.mood ADD VALUE IF NOT EXISTS 'it''s ok' BEFORE 'happy';");
         assert!(!steps[0].transactional);
     }
 }

@@ -49,6 +49,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
         let pending = format!("{} IS NULL", c.quoted_sql());
         if let Some(spec) = &mut b.backfill {
             spec.pending_predicate = pending.clone();
+            // A value already there is kept, so it is what verification must expect too
+            // (found by `seqmig rehearse`: seeded rows with an email failed verification).
+            spec.expr = format!("coalesce({}, {})", c.quoted_sql(), spec.expr);
         }
         b.sql = ctx.sql(
             "backfill",
@@ -136,7 +139,7 @@ mod tests {
         );
         let spec = steps[2].backfill.as_ref().unwrap();
         assert_eq!(spec.pending_predicate, "email IS NULL");
-        assert_eq!(spec.expr, "lower(name) || '@example.invalid'");
+        assert_eq!(spec.expr, "coalesce(email, lower(name) || '@example.invalid')");
         assert!(steps[3].sql.ends_with("CHECK (email IS NOT NULL) NOT VALID;"));
         assert!(steps[5].sql.ends_with("SET NOT NULL;"));
     }

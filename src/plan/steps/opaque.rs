@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{Ctx, Steps};
 use crate::model::{OpaqueKind, OpaqueObject};
-use crate::plan::Phase;
 use crate::plan::draft::{Res, StepDraft};
+use crate::plan::{LockMode, Phase};
 
 fn statement(o: &OpaqueObject) -> String {
     let t = o.text.trim();
@@ -70,9 +70,18 @@ fn needs(o: &OpaqueObject) -> Vec<Res> {
     o.depends_on.iter().cloned().map(Res::Table).collect()
 }
 
+/// Creating a SQL-language function (or a trigger, rule, policy) parses what it names and
+/// takes ACCESS SHARE on those tables (measured by `seqmig rehearse`); which tables is in
+/// the opaque text, so the target stays empty.
+fn reads_lock(mut s: StepDraft) -> StepDraft {
+    s.lock = LockMode::AccessShare;
+    s
+}
+
 pub fn create(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
-    let mut s =
-        StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o));
+    let mut s = reads_lock(
+        StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o)),
+    );
     if let Some(d) = drop_sql(ctx, o) {
         s = s.rollback(d);
     }
@@ -93,7 +102,9 @@ pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
             None => (statement(to), None),
         },
     };
-    let mut s = StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to));
+    let mut s = reads_lock(
+        StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)),
+    );
     s.rollback_sql = back;
     Ok(vec![s])
 }

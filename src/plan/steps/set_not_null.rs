@@ -28,6 +28,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
         let pending = format!("{} IS NULL", c.quoted_sql());
         if let Some(spec) = &mut b.backfill {
             spec.pending_predicate = pending.clone();
+            // A value already there is kept, so it is what verification must expect too
+            // (found by `seqmig rehearse`: seeded rows with an email failed verification).
+            spec.expr = format!("coalesce({}, {})", c.quoted_sql(), spec.expr);
         }
         b.sql = ctx.sql("backfill", serde_json::json!({ "table": crate::render::qn(table), "column": c.as_str(), "expr": expr, "pending": pending }))?;
         b.purpose = format!("replace NULLs in {} with the fill value, in batches", c.quoted_sql());

@@ -87,7 +87,9 @@ fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::Rend
         create_sql(ctx, v)?,
     )
     .rollback(drop_sql(ctx, v, true)?)
-    .lock(LockMode::AccessShare, &v.name)
+    // CREATE [OR REPLACE] VIEW takes ACCESS EXCLUSIVE on the view (measured by `seqmig
+    // rehearse`): queries on a view being replaced wait for it.
+    .lock(LockMode::AccessExclusive, &v.name)
     .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": true }))?)
     .floating()
     .needs(reads(v))
