@@ -12,7 +12,8 @@ use seqmig::parse::{self, SourceSpec, load_str, split_statements};
 /// git worktree); `SEQMIG_CORPUS` overrides it. A missing corpus fails the test rather than
 /// skipping it.
 fn corpus_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SEQMIG_CORPUS") {
+    // SEQMIG_CORPUS as in the benchmarks; SEQMIG_CORPUS_DIR as plan_tests reads it.
+    if let Some(dir) = std::env::var_os("SEQMIG_CORPUS").or_else(|| std::env::var_os("SEQMIG_CORPUS_DIR")) {
         return PathBuf::from(dir);
     }
     let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));

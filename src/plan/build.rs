@@ -451,17 +451,4 @@ mod tests {
         let f = p.plan.findings.iter().find(|f| f.code == "dependency-cycle").expect("cycle found");
         assert!(f.object.contains("public.v1") && f.object.contains("public.v2"));
     }
-
-    #[test]
-    #[ignore = "prints a plan for eyeballing"]
-    fn print_scenario() {
-        let (cur, des, hints) = scenario();
-        let r = Renderer::embedded();
-        let p = crate::plan::plan(&cur, &des, &hints, &r).unwrap();
-        println!("{}", crate::cli::plan::summary(&p, false));
-        for (_, sql, back) in crate::runbook::phase_files(&p, &r).unwrap() {
-            println!("{sql}\n{back}");
-        }
-        println!("{}", crate::runbook::runbook(&p, &hints.governance, &r).unwrap());
-    }
 }

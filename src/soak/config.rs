@@ -807,6 +807,22 @@ mod tests {
         assert_eq!(p.old_path_silent, Some(OldPathRule::Required));
     }
 
+    /// The example of the book's gate page: one file, read by both the gate and the planner.
+    #[test]
+    fn the_book_example_serves_gate_and_planner() {
+        let md = include_str!("../../book/src/gate.md");
+        let start = md.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &md[start..start + md[start..].find("```").unwrap()];
+        let cfg = GateConfig::from_toml(text).unwrap();
+        assert_eq!(cfg.tiers.len(), 1);
+        assert_eq!(cfg.defaults.no_old_clients, BTreeSet::from(["^shop-api/1\\.".to_string()]));
+        assert_eq!(
+            cfg.governance.required_roles(BlastRadius::Everything),
+            BTreeSet::from(["owner".to_string(), "dba".to_string(), "release-manager".to_string()])
+        );
+        crate::diff::Hints::from_toml(text, "seqmig.toml").unwrap();
+    }
+
     #[test]
     fn bad_config_names_the_place() {
         let e = GateConfig::from_toml("[gate]\nmin_soak = \"soon\"").unwrap_err().to_string();

@@ -36,7 +36,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint) -> Steps {
     Ok(vec![
         StepDraft::new(Phase::Contract, format!("drop constraint {}", c.name.quoted_sql()), ctx.sql("drop_constraint", json!({ "table": qn(table), "name": c.name.as_str() }))?)
             .rollback(ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": not_valid }))?)
-            .lock(if matches!(c.kind, ConstraintKind::ForeignKey { .. }) { LockMode::ShareRowExclusive } else { LockMode::AccessExclusive }, table)
+            // Dropping a foreign key takes ACCESS EXCLUSIVE on both tables (it removes the RI
+            // triggers on the referenced one too), measured by `seqmig rehearse`.
+            .lock(LockMode::AccessExclusive, table)
             .releases(releases)
             .removes(removes),
     ])

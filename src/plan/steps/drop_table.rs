@@ -54,7 +54,8 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
                     ctx.sql("drop_constraint", json!({ "table": qn(&target), "name": c.name.as_str() }))?,
                 )
                 .rollback(ctx.sql("add_constraint", json!({ "table": qn(&target), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": true }))?)
-                .lock(LockMode::ShareRowExclusive, &target)
+                // ACCESS EXCLUSIVE, on the referenced table too (measured by `seqmig rehearse`).
+                .lock(LockMode::AccessExclusive, &target)
                 .releases([Res::Table(ref_table.clone()), Res::Key(ref_table.clone(), ref_columns.clone())]),
             );
         }
