@@ -159,14 +159,8 @@ fn main() {
             ))
             .await
             .unwrap();
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS seqmig.flags (name text PRIMARY KEY, authority text NOT NULL);
-                 CREATE OR REPLACE FUNCTION seqmig.flag(flag_name text) RETURNS text LANGUAGE sql STABLE
-                     AS $$ SELECT authority FROM seqmig.flags WHERE name = flag_name $$;",
-            )
-            .await
-            .unwrap();
+        // The executor's ledger (seqmig.flags and seqmig.flag(), which the trigger reads).
+        seqmig::exec::ledger::ensure(&client).await.expect("install the executor's ledger");
         for sql in &plan_sql {
             client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }

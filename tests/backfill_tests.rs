@@ -566,7 +566,7 @@ fn a_failing_expression_names_the_range_and_marks_the_ledger() {
         let text = err.to_string();
         assert!(matches!(err, BackfillError::BatchFailed { .. }), "{text}");
         assert!(text.contains("division by zero") && text.contains("22012"), "{text}");
-        assert!(text.contains("batch ([\""), "names the range: {text}");
+        assert!(text.contains("keys after [\""), "names the range: {text}");
         let row = client
             .query_one("SELECT state, last_error, rows_done FROM seqmig.backfills WHERE step_id = 's10'", &[])
             .await

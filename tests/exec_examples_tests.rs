@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use seqmig::diff::Hints;
 use seqmig::exec::{ContractGate, ExecError, PlanSource, Quiet, RetryPolicy, Runner, RunnerOptions};
@@ -205,9 +208,20 @@ async fn tables(c: &Client) -> Vec<(u32, String)> {
     ordered
 }
 
-/// Fills every user table with `n` rows of plausible values (defaults, identities and
-/// generated columns are left to the server; foreign keys pick existing parent rows).
+/// Fills every user table with `n` rows.
 async fn seed(c: &Client, n: i64) {
+    for (table, sql) in insert_statements(c, &[]).await {
+        if let Err(e) = c.execute(&sql, &[&1i64, &n]).await {
+            panic!("seeding {table} failed: {e:?}\n{sql}");
+        }
+    }
+}
+
+/// Per user table (parents first), an INSERT of rows `g` in `$1..=$2` with plausible values
+/// (defaults, identities and generated columns are left to the server; foreign keys pick
+/// existing parent rows). Built once on the old shape, it is how the old release writes.
+async fn insert_statements(c: &Client, fk_columns: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for (oid, table) in tables(c).await {
         let cols = c
             .query(
@@ -237,6 +251,10 @@ async fn seed(c: &Client, n: i64) {
                 String,
                 Option<String>,
             ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7));
+            // Numbers that a foreign key of the new shape will check stay within the seeded
+            // parent ids; all others keep counting (they may become unique).
+            let referencing = fk_columns.iter().any(|(t, col)| *t == table && *col == name);
+            let num = if referencing { format!("((g - 1) % {SEED_ROWS} + 1)") } else { "g".to_string() };
             if !generated.is_empty() || !identity.is_empty() || has_def {
                 continue;
             }
@@ -249,7 +267,7 @@ async fn seed(c: &Client, n: i64) {
                 let base = ty.split('(').next().unwrap_or(&ty).trim().to_string();
                 match base.as_str() {
                     "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" => {
-                        format!("g::{ty}")
+                        format!("({num})::{ty}")
                     }
                     "text" | "character varying" | "character" | "citext" => format!("('v' || g)::{ty}"),
                     "boolean" => "(g % 2 = 0)".into(),
@@ -271,18 +289,65 @@ async fn seed(c: &Client, n: i64) {
             values.push(v);
         }
         let sql = if names.is_empty() {
-            format!("INSERT INTO {table} SELECT FROM generate_series(1, {n}) g")
+            format!("INSERT INTO {table} SELECT FROM generate_series($1::bigint, $2::bigint) g")
         } else {
             format!(
-                "INSERT INTO {table} ({}) SELECT {} FROM generate_series(1, {n}) g",
+                "INSERT INTO {table} ({}) SELECT {} FROM generate_series($1::bigint, $2::bigint) g",
                 names.join(", "),
                 values.join(", ")
             )
         };
-        if let Err(e) = c.batch_execute(&sql).await {
-            panic!("seeding {table} failed: {e:?}\n{sql}");
+        out.push((table, sql));
+    }
+    out
+}
+
+/// `(table, column)` of every single-column foreign key in `schema`, as quoted SQL names.
+fn fk_columns(schema: &Schema) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, t) in &schema.tables {
+        for c in t.constraints.values() {
+            if let seqmig::model::ConstraintKind::ForeignKey { columns, .. } = &c.kind {
+                if let [col] = columns.as_slice() {
+                    out.push((name.quoted(), col.quoted_sql()));
+                }
+            }
         }
     }
+    out
+}
+
+/// The old release at work: inserts a few rows into every table of the old shape until
+/// stopped; returns how many rows it wrote per table.
+fn start_writer(
+    db: &TestDb,
+    statements: Vec<(String, String)>,
+    first: i64,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<BTreeMap<String, i64>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let url = db.url.clone();
+    let handle = tokio::spawn(async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let mut written: BTreeMap<String, i64> = BTreeMap::new();
+        let mut g = first;
+        let mut rounds = 0;
+        while !flag.load(Ordering::SeqCst) || rounds < 3 {
+            for (table, sql) in &statements {
+                let n = c
+                    .execute(sql, &[&g, &(g + 4)])
+                    .await
+                    .unwrap_or_else(|e| panic!("the old release cannot write {table}: {e:?}"));
+                *written.entry(table.clone()).or_default() += n as i64;
+            }
+            g += 5;
+            rounds += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        written
+    });
+    (stop, handle)
 }
 
 /// Rows of every user table as sorted text, for comparing data across a round trip.
@@ -346,9 +411,20 @@ fn run_example(name: &str) {
     block_on(async {
         let c = connect(&db).await;
         seed(&c, SEED_ROWS).await;
-        let before_counts = counts(&c).await;
-        for phase in Phase::ALL {
-            apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("{name}: apply {phase}: {e}"));
+        let mut expected = counts(&c).await;
+        let old_release = insert_statements(&c, &fk_columns(&load("after.sql", &after_sql))).await;
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            // N-1 keeps writing the old shape through every phase but contract.
+            let writer = (phase < Phase::Contract)
+                .then(|| start_writer(&db, old_release.clone(), 1_000_000 * (i as i64 + 1)));
+            let result = apply(&db, &plan, phase).await;
+            if let Some((stop, handle)) = writer {
+                stop.store(true, Ordering::SeqCst);
+                for (table, n) in handle.await.unwrap() {
+                    *expected.entry(table).or_default() += n;
+                }
+            }
+            result.unwrap_or_else(|e| panic!("{name}: apply {phase}: {e}"));
         }
         assert_same(
             &introspect(&c).await,
@@ -356,7 +432,7 @@ fn run_example(name: &str) {
             &format!("{name}: the end state is the desired schema"),
         );
         let after_counts = counts(&c).await;
-        for (table, n) in &before_counts {
+        for (table, n) in &expected {
             if let Some(m) = after_counts.get(table) {
                 assert_eq!(m, n, "{name}: rows of {table}");
             }

@@ -415,13 +415,11 @@ fn corpus_case(file: &str, style: Style) -> (usize, Vec<String>) {
     // 8. In hand-written files the `public.` qualifier is optional: PostgreSQL resolves a
     //    bare name through the default search_path to the same object.
     let diffs = differences_with(&f, &d, style == Style::HandWritten);
-    let report =
-        format!("{file}: {} objects compared, {} differences left\n", objects_compared(&f), diffs.len());
-    let _ = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(std::env::temp_dir().join("seqmig-introspect-corpus-report.txt"))
-        .and_then(|mut o| std::io::Write::write_all(&mut o, report.as_bytes()));
+    // The per-file figures for the closing report: `cargo test … corpus -- --nocapture`.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{file}: {} objects compared, {} differences left", objects_compared(&f), diffs.len());
+    }
     (objects_compared(&f), diffs)
 }
 

@@ -62,13 +62,13 @@ SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
 /// The statements of one backfill, built once and prepared once per connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statements {
-    /// Keyset: the key `$2` rows past the cursor (`$1..` key values); absent in TID mode.
-    /// `bound_first` has no lower bound.
-    pub bound: String,
-    pub bound_first: String,
+    /// Keyset: one statement per batch that finds the key `$n` rows past the cursor and
+    /// updates up to it, returning `(upper key as text[], rows updated)`; the upper key is
+    /// NULL (and nothing is updated) when fewer rows are left. `step_first` has no lower bound.
+    pub step: String,
+    pub step_first: String,
     /// Keyset: `(lower, upper]`; TID: `[lower, upper)`.
     pub update: String,
-    pub update_first: String,
     /// Keyset: everything past the cursor (the last batch).
     pub update_last: String,
     /// Keyset: the whole table (it has fewer rows than one batch).
@@ -85,16 +85,15 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
     let pending = pending_predicate(target, expr, pending);
     let pending = pending.as_str();
-    let verify = format!("SELECT count(*) FROM {table} WHERE ({pending})");
+    let verify = format!("SELECT {} count(*) FROM {table} WHERE ({pending})", crate::soak::MARKER);
     match walk {
         Walk::Keyset(cols) => {
             let n = cols.len();
             let names = cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>();
             let row = format!("({})", names.join(", "));
-            // The bound query qualifies every column with the alias `b`: a bare `ORDER BY id`
-            // would sort by the output column `id::text` (also named `id`), in text order.
+            // The bound query qualifies every column with the alias `b`, so `ORDER BY` can
+            // never mean an output column of the same name (`id::text` is also named `id`).
             let qualified = names.iter().map(|c| format!("b.{c}")).collect::<Vec<_>>();
-            let text_cols = qualified.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", ");
             let brow = format!("({})", qualified.join(", "));
             let params = |from: usize| {
                 let p = cols
@@ -107,28 +106,41 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             let order = qualified.join(", ");
             let lower = params(1);
             let upper_after_lower = params(n + 1);
+            // The upper bound reaches the UPDATE as a row of scalar sub-selects (init plans),
+            // which the planner turns into index conditions; a row sub-select
+            // `(a, b) <= (SELECT a, b …)` would only filter, and scan to the end of the table.
+            let upper_of_bound = format!(
+                "({})",
+                names.iter().map(|c| format!("(SELECT bound.{c} FROM bound)")).collect::<Vec<_>>().join(", ")
+            );
+            let bound_text = format!(
+                "(SELECT ARRAY[{}] FROM bound)",
+                names.iter().map(|c| format!("bound.{c}::text")).collect::<Vec<_>>().join(", ")
+            );
+            let step = |bound_where: &str, lower_cond: &str, offset: usize| {
+                format!(
+                    "WITH bound AS MATERIALIZED (SELECT {select} FROM {table} AS b{bound_where} \
+                     ORDER BY {order} OFFSET ${offset} LIMIT 1), \
+                     upd AS ({set} WHERE {lower_cond}{row} <= {upper_of_bound} AND ({pending}) RETURNING 1) \
+                     SELECT {bound_text}, (SELECT count(*) FROM upd)",
+                    select = qualified.join(", "),
+                )
+            };
             Statements {
-                bound: format!(
-                    "SELECT {text_cols} FROM {table} AS b WHERE {brow} > {lower} ORDER BY {order} OFFSET ${} LIMIT 1",
-                    n + 1
-                ),
-                bound_first: format!(
-                    "SELECT {text_cols} FROM {table} AS b ORDER BY {order} OFFSET $1 LIMIT 1"
-                ),
+                step: step(&format!(" WHERE {brow} > {lower}"), &format!("{row} > {lower} AND "), n + 1),
+                step_first: step("", "", 1),
                 update: format!(
                     "{set} WHERE {row} > {lower} AND {row} <= {upper_after_lower} AND ({pending})"
                 ),
-                update_first: format!("{set} WHERE {row} <= {} AND ({pending})", params(1)),
                 update_last: format!("{set} WHERE {row} > {lower} AND ({pending})"),
                 update_all: format!("{set} WHERE ({pending})"),
                 verify,
             }
         }
         Walk::Tid => Statements {
-            bound: String::new(),
-            bound_first: String::new(),
+            step: String::new(),
+            step_first: String::new(),
             update: format!("{set} WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND ({pending})"),
-            update_first: String::new(),
             update_last: String::new(),
             update_all: String::new(),
             verify,
@@ -181,18 +193,29 @@ mod tests {
              CAST($2::text AS bigint)) AND (tenant, \"Id\") <= (CAST($3::text AS integer), \
              CAST($4::text AS bigint)) AND (new IS DISTINCT FROM (old * 2))"
         );
+    }
+
+    #[test]
+    fn one_statement_finds_the_bound_and_updates_up_to_it() {
+        let walk = Walk::Keyset(vec![col("a", "integer"), col("b", "text")]);
+        let s = statements(&walk, "t", "c", "x", "c IS NULL");
         assert_eq!(
-            s.bound,
-            "SELECT b.tenant::text, b.\"Id\"::text FROM public.t AS b WHERE (b.tenant, b.\"Id\") > \
-             (CAST($1::text AS integer), CAST($2::text AS bigint)) ORDER BY b.tenant, b.\"Id\" OFFSET $3 LIMIT 1"
+            s.step,
+            "WITH bound AS MATERIALIZED (SELECT b.a, b.b FROM t AS b WHERE (b.a, b.b) > \
+             (CAST($1::text AS integer), CAST($2::text AS text)) ORDER BY b.a, b.b OFFSET $3 LIMIT 1), \
+             upd AS (UPDATE t SET c = (x) WHERE (a, b) > (CAST($1::text AS integer), CAST($2::text AS text)) \
+             AND (a, b) <= ((SELECT bound.a FROM bound), (SELECT bound.b FROM bound)) AND (c IS NULL) RETURNING 1) \
+             SELECT (SELECT ARRAY[bound.a::text, bound.b::text] FROM bound), (SELECT count(*) FROM upd)"
         );
+        assert!(s.step_first.contains("FROM t AS b ORDER BY b.a, b.b OFFSET $1 LIMIT 1"), "{}", s.step_first);
+        assert!(s.step_first.contains("WHERE (a, b) <= ((SELECT"), "{}", s.step_first);
     }
 
     #[test]
     fn only_the_target_column_is_written() {
         let walk = Walk::Keyset(vec![col("id", "bigint")]);
         let s = statements(&walk, "public.t", "we\"ird Name", "x", "true");
-        for sql in [&s.update, &s.update_first, &s.update_last] {
+        for sql in [&s.update, &s.update_last, &s.update_all] {
             assert!(sql.starts_with("UPDATE public.t SET \"we\"\"ird Name\" = (x) WHERE"), "{sql}");
             assert!(!sql.contains("id ="), "{sql}");
         }
@@ -201,7 +224,10 @@ mod tests {
     #[test]
     fn an_empty_pending_predicate_means_differs_from_the_expression() {
         let s = statements(&Walk::Tid, "s.t", "New", "old + 1", " ");
-        assert_eq!(s.verify, "SELECT count(*) FROM s.t WHERE (\"New\" IS DISTINCT FROM (old + 1))");
+        assert_eq!(
+            s.verify,
+            "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (\"New\" IS DISTINCT FROM (old + 1))"
+        );
     }
 
     #[test]
@@ -211,7 +237,7 @@ mod tests {
             s.update,
             "UPDATE s.t SET c = (1) WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND (c IS NULL)"
         );
-        assert_eq!(s.verify, "SELECT count(*) FROM s.t WHERE (c IS NULL)");
+        assert_eq!(s.verify, "SELECT /* seqmig:gate */ count(*) FROM s.t WHERE (c IS NULL)");
         assert_eq!(tid(12), "(12,0)");
         assert_eq!(tid_page("(12,0)"), Some(12));
     }

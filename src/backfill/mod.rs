@@ -300,10 +300,9 @@ enum Cursor {
 }
 
 struct Prepared {
-    bound: Option<tokio_postgres::Statement>,
-    bound_first: Option<tokio_postgres::Statement>,
+    step: Option<tokio_postgres::Statement>,
+    step_first: Option<tokio_postgres::Statement>,
     update: tokio_postgres::Statement,
-    update_first: Option<tokio_postgres::Statement>,
     update_last: Option<tokio_postgres::Statement>,
     update_all: Option<tokio_postgres::Statement>,
     record: tokio_postgres::Statement,
@@ -339,6 +338,16 @@ struct Engine<'c, 'r> {
     pending_throttle: Duration,
     shown_throttle: Option<String>,
     verify_mismatches: Option<i64>,
+}
+
+/// The data change of one batch, not yet committed.
+struct Work {
+    from: Option<String>,
+    to: Option<String>,
+    upper: Option<Vec<String>>,
+    scanned: u64,
+    updated: u64,
+    state: &'static str,
 }
 
 /// One committed batch.
@@ -654,7 +663,11 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
     }
 
-    /// Runs one batch of about `n` rows in its own transaction, with its ledger row.
+    /// Runs one batch of about `n` rows in its own transaction, with its ledger row, in two
+    /// round trips: BEGIN goes out together with the batch's statement, and the ledger row
+    /// together with COMMIT. (BEGIN cannot fail while the connection lives, so the data
+    /// change never runs outside the transaction; a failed ledger write turns the COMMIT
+    /// into a rollback of both.)
     async fn batch(&mut self, n: u32, attempt: u32) -> Result<Done, Failure> {
         let began = Instant::now();
         let begin = format!(
@@ -663,82 +676,112 @@ impl<'c, 'r> Engine<'c, 'r> {
             self.opts.lock_timeout.as_millis(),
             self.opts.statement_timeout().as_millis()
         );
-        let range_hint = self.range_hint(n);
-        let fail = |error| Failure { range: range_hint.clone(), error };
-        let wal_start = match self.client.simple_query(&begin).await {
-            Ok(msgs) => msgs
-                .iter()
-                .find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "0/0".into()),
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK").await;
-                return Err(fail(e));
+        let (begun, work) = tokio::join!(biased; self.client.simple_query(&begin), self.work(n));
+        let outcome = match (begun, work) {
+            (Ok(msgs), Ok(work)) => {
+                let wal_start = msgs
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "0/0".into());
+                Ok((wal_start, work))
             }
+            (Err(error), _) => Err(Failure { range: self.range_hint(n), error }),
+            (_, Err(f)) => Err(f),
         };
-        let result = self.batch_in_transaction(n, attempt, began, &wal_start).await;
-        match result {
-            Ok(done) => match self.client.batch_execute("COMMIT").await {
-                Ok(()) => Ok(done),
-                Err(e) => Err(fail(e)),
-            },
+        let (wal_start, work) = match outcome {
+            Ok(x) => x,
             Err(f) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
-                Err(f)
+                return Err(f);
             }
+        };
+        let elapsed = began.elapsed();
+        let mut next = self.sizer.clone();
+        next.observe(work.scanned, elapsed);
+        let reason = (!self.pending_reasons.is_empty())
+            .then(|| self.pending_reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","));
+        let range = range_text_json(work.from.as_deref(), work.to.as_deref());
+        let params: [&(dyn ToSql + Sync); 14] = [
+            &self.req.plan_id,
+            &self.req.step_id,
+            &work.from,
+            &work.to,
+            &(work.scanned as i64),
+            &(work.updated as i64),
+            &(n as i32),
+            &(elapsed.as_secs_f64() * 1000.0),
+            &wal_start,
+            &reason,
+            &(self.pending_throttle.as_secs_f64() * 1000.0),
+            &(attempt as i32),
+            &(next.current() as i32),
+            &work.state,
+        ];
+        let (recorded, committed) = tokio::join!(
+            biased;
+            self.client.query_one(&self.prepared.record, &params),
+            self.client.batch_execute("COMMIT")
+        );
+        let row = match (recorded, committed) {
+            (Ok(row), Ok(())) => row,
+            // On an aborted transaction COMMIT answers ROLLBACK: nothing of the batch stays.
+            (Err(error), _) | (_, Err(error)) => return Err(Failure { range, error }),
+        };
+        // Committed: the engine's copies follow the ledger.
+        self.sizer = next;
+        self.rows_done = row.get(0);
+        self.rows_scanned = row.get(1);
+        self.batches = i64::from(row.get::<_, i32>(2));
+        self.pending_reasons.clear();
+        self.pending_throttle = Duration::ZERO;
+        self.shown_throttle = reason;
+        if let Cursor::Page { next, .. } = &mut self.cursor
+            && let Some(u) = &work.upper
+            && let Some(page) = u.first().and_then(|t| key::tid_page(t))
+        {
+            *next = page;
         }
+        Ok(Done { upper: work.upper, scanned: work.scanned, updated: work.updated })
     }
 
-    async fn batch_in_transaction(
-        &mut self,
-        n: u32,
-        attempt: u32,
-        began: Instant,
-        wal_start: &str,
-    ) -> Result<Done, Failure> {
+    /// The data change of one batch (inside the transaction `batch` opened).
+    async fn work(&self, n: u32) -> Result<Work, Failure> {
         let p = &self.prepared;
-        let (from, to, upper, scanned, updated, state) = match &self.cursor {
+        match &self.cursor {
             Cursor::Key(lower) => {
                 let offset = i64::from(n.max(1) - 1);
-                let bound = match lower {
-                    None => self.client.query_opt(opt(&p.bound_first), &[&offset]).await,
-                    Some(l) => {
-                        let mut params: Vec<&(dyn ToSql + Sync)> = l.iter().map(|v| v as _).collect();
-                        params.push(&offset);
-                        self.client.query_opt(opt(&p.bound), &params).await
-                    }
-                };
-                let bound = bound.map_err(|error| Failure { range: self.range_hint(n), error })?;
-                let upper: Option<Vec<String>> =
-                    bound.map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect());
-                let range = range_text(lower.as_ref(), upper.as_ref());
                 let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
                 if let Some(l) = lower {
                     params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
                 }
-                if let Some(u) = &upper {
-                    params.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
+                let stmt = if lower.is_some() { opt(&p.step) } else { opt(&p.step_first) };
+                let mut with_offset = params.clone();
+                with_offset.push(&offset);
+                let row = self
+                    .client
+                    .query_one(stmt, &with_offset)
+                    .await
+                    .map_err(|error| Failure { range: self.range_hint(n), error })?;
+                let upper: Option<Vec<String>> = row.get(0);
+                let mut updated = row.get::<_, i64>(1).max(0) as u64;
+                let range = range_text(lower.as_ref(), upper.as_ref());
+                if upper.is_none() {
+                    // Fewer than `n` rows are left: the last batch runs to the end.
+                    let last = if lower.is_some() { opt(&p.update_last) } else { opt(&p.update_all) };
+                    updated +=
+                        self.client.execute(last, &params).await.map_err(|error| Failure { range, error })?;
                 }
-                let stmt = match (lower.is_some(), upper.is_some()) {
-                    (true, true) => &p.update,
-                    (false, true) => opt(&p.update_first),
-                    (true, false) => opt(&p.update_last),
-                    (false, false) => opt(&p.update_all),
-                };
-                let updated =
-                    self.client.execute(stmt, &params).await.map_err(|error| Failure { range, error })?;
-                let scanned = if upper.is_some() { u64::from(n) } else { updated };
-                let state = if upper.is_some() { "running" } else { "verifying" };
-                (
-                    lower.as_ref().map(|l| json(l)),
-                    upper.as_ref().map(|u| json(u)),
+                Ok(Work {
+                    from: lower.as_ref().map(|l| json(l)),
+                    to: upper.as_ref().map(|u| json(u)),
+                    scanned: if upper.is_some() { u64::from(n) } else { updated },
+                    state: if upper.is_some() { "running" } else { "verifying" },
                     upper,
-                    scanned,
                     updated,
-                    state,
-                )
+                })
             }
             Cursor::Page { next, end, .. } => {
                 let pages = ((f64::from(n) / self.rows_per_page).ceil() as i64).max(1);
@@ -749,61 +792,16 @@ impl<'c, 'r> Engine<'c, 'r> {
                     .execute(&p.update, &[&lo, &hi])
                     .await
                     .map_err(|error| Failure { range: format!("ctid [{lo}, {hi})"), error })?;
-                let scanned = ((to_page - *next) as f64 * self.rows_per_page).round() as u64;
-                (
-                    Some(json(&[lo])),
-                    Some(json(std::slice::from_ref(&hi))),
-                    Some(vec![hi]),
-                    scanned,
+                Ok(Work {
+                    from: Some(json(&[lo])),
+                    to: Some(json(std::slice::from_ref(&hi))),
+                    upper: Some(vec![hi]),
+                    scanned: ((to_page - *next) as f64 * self.rows_per_page).round() as u64,
                     updated,
-                    "running",
-                )
+                    state: "running",
+                })
             }
-        };
-        let elapsed = began.elapsed();
-        let mut next = self.sizer.clone();
-        next.observe(scanned, elapsed);
-        let reason = (!self.pending_reasons.is_empty())
-            .then(|| self.pending_reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","));
-        let range = range_text_json(from.as_deref(), to.as_deref());
-        let row = self
-            .client
-            .query_one(
-                &p.record,
-                &[
-                    &self.req.plan_id,
-                    &self.req.step_id,
-                    &from,
-                    &to,
-                    &(scanned as i64),
-                    &(updated as i64),
-                    &(n as i32),
-                    &(elapsed.as_secs_f64() * 1000.0),
-                    &wal_start,
-                    &reason,
-                    &(self.pending_throttle.as_secs_f64() * 1000.0),
-                    &(attempt as i32),
-                    &(next.current() as i32),
-                    &state,
-                ],
-            )
-            .await
-            .map_err(|error| Failure { range, error })?;
-        // Committed below; the engine's copies follow the ledger only once it is.
-        self.sizer = next;
-        self.rows_done = row.get(0);
-        self.rows_scanned = row.get(1);
-        self.batches = i64::from(row.get::<_, i32>(2));
-        self.pending_reasons.clear();
-        self.pending_throttle = Duration::ZERO;
-        self.shown_throttle = reason;
-        if let Cursor::Page { next, .. } = &mut self.cursor
-            && let Some(u) = &upper
-            && let Some(page) = u.first().and_then(|t| key::tid_page(t))
-        {
-            *next = page;
         }
-        Ok(Done { upper, scanned, updated })
     }
 
     fn range_hint(&self, n: u32) -> String {
@@ -952,10 +950,9 @@ async fn prepare(
     let update =
         client.prepare(&s.update).await.map_err(|e| db(req, &format!("prepare '{}'", s.update), e))?;
     Ok(Prepared {
-        bound: if keyset { p(s.bound.clone()).await? } else { None },
-        bound_first: if keyset { p(s.bound_first.clone()).await? } else { None },
+        step: if keyset { p(s.step.clone()).await? } else { None },
+        step_first: if keyset { p(s.step_first.clone()).await? } else { None },
         update,
-        update_first: p(s.update_first.clone()).await?,
         update_last: p(s.update_last.clone()).await?,
         update_all: p(s.update_all.clone()).await?,
         record: client

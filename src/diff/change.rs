@@ -453,5 +453,5 @@ fn opaque_word(o: &OpaqueObject) -> String {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
         .replace('_', " ");
-    format!("{kind} {}", o.id.identity)
+    format!("{kind} {}", super::short_text(&o.id.identity))
 }

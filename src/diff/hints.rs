@@ -27,6 +27,20 @@ pub struct Config {
     pub gate: GateSection,
     #[serde(default)]
     pub governance: GovernanceSection,
+    /// `[[tier]]`: the soak gate's tiers (`crate::soak::GateConfig` reads them); let through.
+    #[serde(default, skip_serializing)]
+    pub tier: Vec<PassThrough>,
+}
+
+/// A part of `seqmig.toml` another module reads; the planner accepts it without looking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassThrough;
+
+impl<'de> Deserialize<'de> for PassThrough {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(PassThrough)
+    }
 }
 
 /// `[[rename]]`: a column rename (`table`, `from`, `to` are column names) or, without
@@ -75,8 +89,9 @@ pub struct PlanSection {
     pub brownout: bool,
 }
 
+// No deny_unknown_fields: the soak gate reads more keys of this section (`window`,
+// `old_path_silent`, … see crate::soak::GateConfig, which rejects unknown ones).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct GateSection {
     #[serde(default = "default_min_soak")]
     pub min_soak: String,
@@ -107,8 +122,9 @@ impl Default for GateSection {
 }
 
 /// Who may decide what, written into the runbook.
+// No deny_unknown_fields: the soak gate reads `rollback` and `[governance.contract]` here
+// (crate::soak::GateConfig, which rejects unknown keys).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct GovernanceSection {
     #[serde(default = "default_owner")]
     pub owner: String,

@@ -1009,7 +1009,21 @@ impl Differ<'_> {
     }
 
     fn opaque(&mut self) {
+        // Data statements in a dump (Rails' `INSERT INTO schema_migrations …`) are not schema.
+        let is_data = |o: &crate::model::OpaqueObject| {
+            matches!(o.id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) && {
+                let t = o.text.trim_start().to_ascii_lowercase();
+                ["insert ", "copy ", "update ", "delete ", "select "].iter().any(|k| t.starts_with(k))
+            }
+        };
+        let mut ignored = 0;
         for (id, o) in &self.desired.opaque {
+            if is_data(o) {
+                if self.current.opaque.get(id).is_none_or(|c| c.text != o.text) {
+                    ignored += 1;
+                }
+                continue;
+            }
             match self.current.opaque.get(id) {
                 None => self.changes.push(Change::CreateObject { object: o.clone() }),
                 Some(old) if old.text != o.text => {
@@ -1018,9 +1032,22 @@ impl Differ<'_> {
                 Some(_) => {}
             }
         }
+        if ignored > 0 {
+            self.findings.push(
+                Finding::warning("data-statement-ignored", "desired schema", format!(
+                    "{ignored} data statement(s) in the desired schema (INSERT, COPY, …) differ from the current one and are not planned"))
+                .with_help("seqmig plans schema changes; move data changes (such as a migrations table's rows) to the application's own migration step"),
+            );
+        }
         for (id, o) in &self.current.opaque {
-            if self.desired.opaque.contains_key(id) {
+            if self.desired.opaque.contains_key(id) || is_data(o) {
                 continue;
+            }
+            if matches!(id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
+                self.findings.push(
+                    Finding::warning("manual-step", short_text(&id.identity), "seqmig cannot derive how to remove this statement's effect; the plan has a placeholder step")
+                        .with_help("write the inverse statement by hand and run it in contract"),
+                );
             }
             let attached_to_dropped =
                 matches!(id.kind, OpaqueKind::Trigger | OpaqueKind::Policy | OpaqueKind::Rule)
@@ -1142,6 +1169,15 @@ pub fn mentions(expr: &str, name: &str) -> bool {
         start = i + name.len().max(1);
     }
     false
+}
+
+/// At most 80 characters of an object's text, for messages.
+pub fn short_text(s: &str) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
 }
 
 /// Whether a view definition uses `*` (and so binds every column of a table when created).

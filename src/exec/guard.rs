@@ -597,51 +597,37 @@ impl Runner {
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, Action::Apply, result.is_ok()).await;
         }
-        // Done means no row still matches the step's pending predicate. (The engine's own
-        // verification compares the target with the expression on every row, which for a
-        // fill value — `expr` is a constant, only NULLs are pending — counts every row that
-        // already had a value; it is recorded, not used to decide.)
+        // Done means the engine's verification found no row still matching the step's pending
+        // predicate (`target IS DISTINCT FROM (expr)` for a transform, `target IS NULL` for a fill).
         let failure = match result {
-            Ok(o) => {
-                let pending_sql = format!(
-                    "SELECT count(*) FROM {} WHERE ({})",
+            Ok(o) if o.verify_mismatches == 0 => {
+                let msg = format!(
+                    "{} rows written in {} batches ({} in total, {} walk), verified: none pending",
+                    o.rows_updated, o.batches_run, o.rows_done, o.key_kind
+                );
+                self.client
+                    .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
+                    .await
+                    .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
+                reporter.report(&Event::StepDone {
+                    step,
+                    action: Action::Apply,
+                    elapsed: t0.elapsed(),
+                    attempts: 1,
+                });
+                return Ok(());
+            }
+            // Triggers keep new writes consistent, so rows still pending after the copy mean the
+            // expression or the triggers are wrong: switching now would lose data.
+            Ok(o) => (
+                None,
+                format!(
+                    "{} rows of {} still match the pending predicate ({}) after the copy",
+                    o.verify_mismatches,
                     spec.table.quoted(),
                     spec.pending_predicate
-                );
-                let pending: i64 = self
-                    .client
-                    .query_one(&pending_sql, &[])
-                    .await
-                    .map_err(|source| ExecError::Db { context: "count rows still pending".into(), source })?
-                    .get(0);
-                if pending == 0 {
-                    let msg = format!(
-                        "{} rows written in {} batches ({} in total, {} walk), none pending; engine verification: {} mismatches",
-                        o.rows_updated, o.batches_run, o.rows_done, o.key_kind, o.verify_mismatches
-                    );
-                    self.client
-                        .execute(ledger::STEP_OK_SQL, &[&id, &1i32, &ms, &Some(msg.as_str())])
-                        .await
-                        .map_err(|source| ExecError::Db { context: "record the backfill".into(), source })?;
-                    reporter.report(&Event::StepDone {
-                        step,
-                        action: Action::Apply,
-                        elapsed: t0.elapsed(),
-                        attempts: 1,
-                    });
-                    return Ok(());
-                }
-                // Triggers keep new writes consistent, so rows still pending after the copy
-                // mean the expression or the triggers are wrong: switching now would lose data.
-                (
-                    None,
-                    format!(
-                        "{pending} rows of {} still match the pending predicate ({}) after the copy",
-                        spec.table.quoted(),
-                        spec.pending_predicate
-                    ),
-                )
-            }
+                ),
+            ),
             Err(e) => {
                 let code = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())

@@ -504,6 +504,20 @@ mod tests {
     }
 
     #[test]
+    fn created_names_are_read_even_when_the_body_is_not() {
+        assert_eq!(
+            actions("CREATE OR REPLACE VIEW s.v AS SELECT 1"),
+            vec![Action::CreateView { name: Name::parse("s.v") }]
+        );
+        let Action::CreateTable { table, .. } =
+            &actions("CREATE UNLOGGED TABLE IF NOT EXISTS \"T\" (x int VIRTUAL)")[0]
+        else {
+            panic!()
+        };
+        assert_eq!(table.name, "T");
+    }
+
+    #[test]
     fn alter_table_ops_split_on_top_level_commas() {
         let a = actions(
             "ALTER TABLE ONLY \"T\" ADD COLUMN a numeric(10, 2) DEFAULT random() NOT NULL, \

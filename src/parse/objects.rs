@@ -862,6 +862,11 @@ fn view_reads(s: &Schema, c: &Cursor, from: usize, to: usize) -> BTreeSet<Column
         }
         n += 1;
     }
+    // As in pg_depend: a relation is listed as a whole (`column: None`) only when none of
+    // its columns is named.
+    let with_columns: BTreeSet<QualifiedName> =
+        reads.iter().filter(|r| r.column.is_some()).map(|r| r.table.clone()).collect();
+    reads.retain(|r| r.column.is_some() || !with_columns.contains(&r.table));
     reads
 }
 
@@ -1169,4 +1174,102 @@ pub fn drop(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     }
     let _ = c.eat_kw("cascade") || c.eat_kw("restrict");
     c.expect_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Ident, IndexExpr, ObjectRef, OpaqueKind, QualifiedName, Schema};
+    use crate::parse::load_str;
+
+    fn load(sql: &str) -> Schema {
+        load_str("t.sql", sql).unwrap_or_else(|e| panic!("{e}")).schema
+    }
+
+    #[test]
+    fn indexes_keep_method_keys_opclass_order_include_and_predicate() {
+        let s = load(
+            "CREATE TABLE t (a text, b int, c int);
+             CREATE UNIQUE INDEX t_x ON ONLY public.t USING btree (lower(a) DESC NULLS LAST, b NULLS FIRST, (c + 1))
+                 INCLUDE (c) WITH (fillfactor='80') WHERE (b > 0);
+             CREATE INDEX t_trgm ON public.t USING gin (a public.gin_trgm_ops);
+             CREATE INDEX ON t (b);
+             ALTER INDEX public.t_trgm ALTER COLUMN 1 SET STATISTICS 3000;",
+        );
+        let x = &s.indexes[&QualifiedName::of("public", "t_x")];
+        assert!(x.unique && x.only);
+        assert_eq!(x.keys[0].expr, IndexExpr::Expression("lower(a)".into()));
+        assert!(x.keys[0].descending);
+        assert_eq!(x.keys[0].nulls_first, Some(false));
+        assert_eq!(x.keys[1].nulls_first, Some(true));
+        assert_eq!(x.keys[2].expr, IndexExpr::Expression("c + 1".into()));
+        assert_eq!(x.include, [Ident::exact("c").unwrap()]);
+        assert_eq!(x.options, ["fillfactor=80"]);
+        assert_eq!(x.predicate.as_deref(), Some("b > 0"));
+        let g = &s.indexes[&QualifiedName::of("public", "t_trgm")];
+        assert_eq!((g.method.as_str(), g.keys[0].opclass.as_deref()), ("gin", Some("public.gin_trgm_ops")));
+        assert_eq!(g.statistics.get(&1), Some(&3000));
+        assert!(s.indexes.contains_key(&QualifiedName::of("public", "t_b_idx")), "default index name");
+    }
+
+    #[test]
+    fn types_domains_views_comments_and_opaque_objects() {
+        let s = load(
+            "CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+             ALTER TYPE public.mood ADD VALUE 'meh' BEFORE 'ok';
+             CREATE TYPE public.pair AS (a integer, b text);
+             CREATE DOMAIN public.pos AS integer NOT NULL DEFAULT 1 CHECK (VALUE > 0);
+             CREATE TABLE public.t (id int, m public.mood);
+             CREATE VIEW public.v WITH (security_barrier = true) AS SELECT t.id, x.m FROM public.t JOIN public.t x ON x.id = t.id;
+             CREATE MATERIALIZED VIEW public.mv AS SELECT id FROM public.t WITH NO DATA;
+             CREATE FUNCTION public.f(a integer, OUT b text, c text DEFAULT 'x') RETURNS text LANGUAGE sql AS $$ SELECT c $$;
+             COMMENT ON FUNCTION public.f(a integer, c text) IS 'f';
+             COMMENT ON COLUMN public.t.id IS 'the id';
+             CREATE TRIGGER trg BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.tf();
+             GRANT SELECT ON public.t TO reader;
+             CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;",
+        );
+        assert_eq!(s.enums[&QualifiedName::of("public", "mood")].values, ["sad", "meh", "ok"]);
+        assert_eq!(s.composites[&QualifiedName::of("public", "pair")].attributes.len(), 2);
+        let d = &s.domains[&QualifiedName::of("public", "pos")];
+        assert!(d.not_null);
+        assert_eq!(d.checks[&Ident::exact("pos_check").unwrap()], "value > 0");
+        let v = &s.views[&QualifiedName::of("public", "v")];
+        let t = QualifiedName::of("public", "t");
+        assert!(v.reads.iter().any(|r| r.table == t && r.column.as_ref().map(Ident::as_str) == Some("m")));
+        assert!(v.reads.iter().any(|r| r.table == t && r.column.as_ref().map(Ident::as_str) == Some("id")));
+        assert_eq!(v.options, ["security_barrier=true"]);
+        assert!(s.views[&QualifiedName::of("public", "mv")].materialized);
+        assert!(s.comments.contains_key(&ObjectRef::new("function", "public.f(integer, text)")));
+        assert!(s.comments.contains_key(&ObjectRef::new("column", "public.t.id")));
+        let kinds: Vec<OpaqueKind> = s.opaque.keys().map(|k| k.kind).collect();
+        assert_eq!(kinds, [OpaqueKind::Function, OpaqueKind::Trigger, OpaqueKind::Grant]);
+        assert!(s.opaque.keys().any(|k| k.identity == "public.f(integer, text)"));
+        assert!(s.opaque.keys().any(|k| k.identity == "trg on public.t"));
+    }
+
+    #[test]
+    fn sequences_normalise_defaults_away() {
+        let s = load(
+            "CREATE SEQUENCE a START WITH 1 INCREMENT BY 1 NO MINVALUE NO MAXVALUE CACHE 1;
+             CREATE SEQUENCE b AS integer START 10 INCREMENT 5 MAXVALUE 2147483647 CYCLE;
+             CREATE UNLOGGED SEQUENCE c;",
+        );
+        let a = &s.sequences[&QualifiedName::of("public", "a")];
+        assert_eq!((a.start, a.increment, a.min_value, a.max_value, a.cache), (None, None, None, None, None));
+        let b = &s.sequences[&QualifiedName::of("public", "b")];
+        assert_eq!((b.start, b.increment, b.max_value, b.cycle), (Some(10), Some(5), None, true));
+        assert_eq!(
+            s.sequences[&QualifiedName::of("public", "c")].persistence,
+            crate::model::Persistence::Unlogged
+        );
+    }
+
+    #[test]
+    fn drops_remove_from_the_model() {
+        let s = load(
+            "CREATE TABLE t (id serial); CREATE INDEX t_i ON t (id); DROP TABLE IF EXISTS t, nope CASCADE;
+             DROP DOMAIN IF EXISTS d; CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'; DROP FUNCTION f();",
+        );
+        assert!(s.tables.is_empty() && s.indexes.is_empty() && s.sequences.is_empty() && s.opaque.is_empty());
+    }
 }

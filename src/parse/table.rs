@@ -18,8 +18,6 @@ pub struct Pending {
     pub deferrable: bool,
     pub initially_deferred: bool,
     pub validated: bool,
-    /// The column a column-level constraint was written on (names `t_col_check`).
-    pub column: Option<Ident>,
     /// Exclusion-constraint element columns, for the default name.
     pub name_columns: Vec<Ident>,
     /// `ADD CONSTRAINT … USING INDEX idx`.
@@ -128,7 +126,10 @@ pub fn create_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     for seq in sequences {
         s.sequences.insert(seq.name.clone(), seq);
     }
-    for p in pending {
+    // Keys before foreign keys, so that a self-reference without columns finds the primary key.
+    let (fks, keys): (Vec<Pending>, Vec<Pending>) =
+        pending.into_iter().partition(|p| matches!(p.kind, ConstraintKind::ForeignKey { .. }));
+    for p in keys.into_iter().chain(fks) {
         add_constraint(s, &name, p).map_err(|m| Fail { at: 0, message: m })?;
     }
     Ok(())
@@ -350,7 +351,6 @@ fn column_constraint(c: &mut Cursor, col: &Ident) -> PResult<Pending> {
         deferrable: false,
         initially_deferred: false,
         validated: true,
-        column: Some(col.clone()),
         name_columns: vec![],
         using_index: None,
     })
@@ -438,7 +438,6 @@ pub fn table_constraint(c: &mut Cursor) -> PResult<Pending> {
         deferrable: false,
         initially_deferred: false,
         validated: true,
-        column: None,
         name_columns: vec![],
         using_index: None,
     };
@@ -608,6 +607,20 @@ pub fn add_constraint(s: &mut Schema, table: &QualifiedName, mut p: Pending) -> 
             p.name = Some(idx_name);
         }
     }
+    // `REFERENCES t` without columns means t's primary key, resolved now as PostgreSQL does.
+    if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &mut p.kind {
+        if ref_columns.is_empty() {
+            let pk = s.tables.get(ref_table).and_then(|rt| rt.primary_key()).map(|(_, cols)| cols.to_vec());
+            match pk {
+                Some(cols) => *ref_columns = cols,
+                None => {
+                    return Err(format!(
+                        "table {ref_table} has no primary key for REFERENCES without columns"
+                    ));
+                }
+            }
+        }
+    }
     let t = s.tables.get(table).ok_or_else(|| format!("table {table} does not exist"))?;
     for col in p.kind.columns() {
         if t.column(col).is_none() && t.partition_of.is_none() && t.inherits.is_empty() {
@@ -663,24 +676,34 @@ fn default_constraint_name(s: &Schema, t: &Table, p: &Pending) -> Ident {
             choose_name(table, Some(&join_columns(columns)), "fkey", constraint_taken)
         }
         ConstraintKind::Check { expr, .. } => {
-            let col = p.column.clone().or_else(|| first_column_in(expr, t));
+            // PostgreSQL looks at the expression, not at where the CHECK was written: one
+            // column referenced gives `t_col_check`, none or several give `t_check`.
+            let col = only_column_in(expr, t);
             choose_name(table, col.as_ref().map(Ident::as_str), "check", constraint_taken)
         }
     }
 }
 
-/// The first column of `t` named in `expr` (PostgreSQL names a table CHECK after it).
-fn first_column_in(expr: &str, t: &Table) -> Option<Ident> {
+/// The column of `t` named in `expr` when it names exactly one (duplicates ignored).
+fn only_column_in(expr: &str, t: &Table) -> Option<Ident> {
     let toks = super::lex::tokenize(expr).ok()?;
-    toks.iter().find_map(|tok| {
+    let mut found: Vec<Ident> = Vec::new();
+    for (n, tok) in toks.iter().enumerate() {
         let text = &expr[tok.start..tok.end];
         let id = match tok.kind {
-            Kind::Word => Ident::unquoted(text).ok()?,
-            Kind::QuotedIdent => Ident::from_sql(text).ok()?,
-            _ => return None,
+            Kind::Word => Ident::unquoted(text).ok(),
+            Kind::QuotedIdent => Ident::from_sql(text).ok(),
+            _ => None,
         };
-        t.column(&id).map(|c| c.name.clone())
-    })
+        // A function name is not a column reference.
+        let is_call = toks.get(n + 1).is_some_and(|t| &expr[t.start..t.end] == "(");
+        if let Some(col) = id.filter(|_| !is_call).and_then(|id| t.column(&id).map(|c| c.name.clone())) {
+            if !found.contains(&col) {
+                found.push(col);
+            }
+        }
+    }
+    if found.len() == 1 { found.pop() } else { None }
 }
 
 /// `ALTER TABLE [IF EXISTS] [ONLY] name action, …`; the cursor is after `ALTER TABLE`.
@@ -1020,4 +1043,162 @@ fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name:
         return c.expected("an ALTER COLUMN action seqmig understands");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{ConstraintKind, FkAction, GeneratedKind, Ident, Identity, QualifiedName, Schema};
+    use crate::parse::load_str;
+
+    fn load(sql: &str) -> Schema {
+        load_str("t.sql", sql).unwrap_or_else(|e| panic!("{e}")).schema
+    }
+
+    fn id(s: &str) -> Ident {
+        Ident::exact(s).unwrap()
+    }
+
+    #[test]
+    fn unnamed_constraints_get_postgres_default_names() {
+        let s = load(
+            "CREATE TABLE users (id int PRIMARY KEY, email text UNIQUE, age int CHECK (age > 0));
+             CREATE TABLE orders (id int, user_id int REFERENCES users, a int, b int,
+                 UNIQUE (a, b), CHECK (b > a), FOREIGN KEY (a) REFERENCES users (id) ON DELETE CASCADE,
+                 EXCLUDE USING gist (a WITH =));",
+        );
+        let users = &s.tables[&QualifiedName::of("public", "users")];
+        let names: Vec<&str> = users.constraints.keys().map(Ident::as_str).collect();
+        assert_eq!(names, ["users_age_check", "users_email_key", "users_pkey"]);
+        let orders = &s.tables[&QualifiedName::of("public", "orders")];
+        let names: Vec<&str> = orders.constraints.keys().map(Ident::as_str).collect();
+        assert_eq!(
+            names,
+            ["orders_a_b_key", "orders_a_excl", "orders_a_fkey", "orders_check", "orders_user_id_fkey"]
+        );
+        // REFERENCES users without columns points at its primary key.
+        let ConstraintKind::ForeignKey { ref_columns, on_delete, .. } =
+            &orders.constraints[&id("orders_user_id_fkey")].kind
+        else {
+            panic!("not a foreign key")
+        };
+        assert_eq!(ref_columns, &[id("id")]);
+        assert_eq!(*on_delete, FkAction::NoAction);
+        let ConstraintKind::ForeignKey { on_delete, .. } = &orders.constraints[&id("orders_a_fkey")].kind
+        else {
+            panic!("not a foreign key")
+        };
+        assert_eq!(*on_delete, FkAction::Cascade);
+    }
+
+    #[test]
+    fn clashing_default_names_get_a_number() {
+        let s = load("CREATE TABLE t (a int CHECK (a > 0), CHECK (a < 10));");
+        let names: Vec<&str> =
+            s.tables[&QualifiedName::of("public", "t")].constraints.keys().map(Ident::as_str).collect();
+        assert_eq!(names, ["t_a_check", "t_a_check1"]);
+    }
+
+    #[test]
+    fn serial_expands_like_postgres() {
+        let s = load("CREATE TABLE app_users (id bigserial PRIMARY KEY, n smallserial);");
+        let t = &s.tables[&QualifiedName::of("public", "app_users")];
+        let c = &t.columns[0];
+        assert_eq!(c.data_type, "bigint");
+        assert!(c.not_null);
+        assert_eq!(c.default.as_deref(), Some("nextval('public.app_users_id_seq'::regclass)"));
+        let seq = &s.sequences[&QualifiedName::of("public", "app_users_id_seq")];
+        assert_eq!(seq.data_type, "bigint");
+        assert_eq!(seq.owned_by, Some((t.name.clone(), id("id"))));
+        assert_eq!(s.sequences[&QualifiedName::of("public", "app_users_n_seq")].data_type, "smallint");
+    }
+
+    #[test]
+    fn pg_dump_alter_forms_apply() {
+        let s = load(
+            "CREATE TABLE public.t (id integer NOT NULL, v text, c integer);
+             CREATE SEQUENCE public.t_id_seq AS integer START WITH 1 INCREMENT BY 1 NO MINVALUE NO MAXVALUE CACHE 1;
+             ALTER SEQUENCE public.t_id_seq OWNED BY public.t.id;
+             ALTER TABLE ONLY public.t ALTER COLUMN id SET DEFAULT nextval('public.t_id_seq'::regclass);
+             ALTER TABLE public.t ALTER COLUMN c ADD GENERATED ALWAYS AS IDENTITY (
+                 SEQUENCE NAME public.t_c_seq START WITH 1 INCREMENT BY 1 NO MINVALUE NO MAXVALUE CACHE 1);
+             ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);
+             ALTER TABLE ONLY public.t ADD CONSTRAINT t_v_check CHECK ((v <> ''::text)) NOT VALID;
+             ALTER TABLE ONLY public.t ALTER COLUMN v SET STATISTICS 1000;
+             ALTER TABLE ONLY public.t REPLICA IDENTITY FULL;
+             ALTER TABLE public.t CLUSTER ON t_pkey;
+             ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.t OWNER TO app;",
+        );
+        let t = &s.tables[&QualifiedName::of("public", "t")];
+        assert_eq!(t.columns[0].default.as_deref(), Some("nextval('public.t_id_seq'::regclass)"));
+        assert_eq!(t.columns[2].identity, Some(Identity::Always));
+        assert_eq!(t.columns[1].statistics, Some(1000));
+        assert!(!t.constraints[&id("t_v_check")].validated);
+        assert_eq!(t.replica_identity.as_deref(), Some("full"));
+        assert_eq!(t.cluster_on, Some(id("t_pkey")));
+        assert!(t.row_security);
+        let seq = &s.sequences[&QualifiedName::of("public", "t_id_seq")];
+        assert_eq!(
+            (seq.data_type.as_str(), seq.start, seq.increment, seq.cache),
+            ("integer", None, None, None)
+        );
+        assert_eq!(s.owners.len(), 1);
+    }
+
+    #[test]
+    fn partitions_generated_columns_and_options() {
+        let s = load(
+            "CREATE UNLOGGED TABLE m (at date NOT NULL, x int, y int GENERATED ALWAYS AS (x * 2) STORED)
+                 PARTITION BY RANGE (at) WITH (fillfactor = '70');
+             CREATE TABLE m_2024 PARTITION OF m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+             CREATE TABLE m_old (at date NOT NULL, x int, y int);
+             ALTER TABLE ONLY m ATTACH PARTITION m_old DEFAULT;
+             CREATE TABLE child (z int) INHERITS (m_old);",
+        );
+        let m = &s.tables[&QualifiedName::of("public", "m")];
+        assert_eq!(m.partition_key.as_deref(), Some("range (at)"));
+        assert_eq!(m.options, ["fillfactor=70"]);
+        assert_eq!(m.persistence, crate::model::Persistence::Unlogged);
+        assert_eq!(
+            m.columns[2].generated.as_ref().map(|g| (g.expr.as_str(), g.kind)),
+            Some(("x * 2", GeneratedKind::Stored))
+        );
+        let p = &s.tables[&QualifiedName::of("public", "m_2024")];
+        assert_eq!(p.columns.len(), 3, "a partition has its parent's columns");
+        assert_eq!(
+            p.partition_of.as_ref().unwrap().bound,
+            "for values from ('2024-01-01') to ('2025-01-01')"
+        );
+        assert_eq!(
+            s.tables[&QualifiedName::of("public", "m_old")].partition_of.as_ref().unwrap().bound,
+            "default"
+        );
+        assert_eq!(
+            s.tables[&QualifiedName::of("public", "child")].inherits,
+            [QualifiedName::of("public", "m_old")]
+        );
+    }
+
+    #[test]
+    fn an_alter_on_a_known_table_that_cannot_be_read_is_an_error() {
+        let err =
+            load_str("t.sql", "CREATE TABLE t (a int);\nALTER TABLE t ALTER COLUMN a SET STORAGE PLAIN;")
+                .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("t.sql:2:"), "{msg}");
+        assert!(msg.contains("ALTER TABLE t ALTER COLUMN a SET STORAGE PLAIN"), "{msg}");
+    }
+
+    #[test]
+    fn search_path_decides_where_unqualified_names_go() {
+        let s = load(
+            "CREATE SCHEMA app; SET search_path = app, pg_catalog;
+             CREATE TYPE mood AS ENUM ('a');
+             CREATE TABLE t (m mood, id serial);
+             SELECT pg_catalog.set_config('search_path', '', false);",
+        );
+        let t = &s.tables[&QualifiedName::of("app", "t")];
+        assert_eq!(t.columns[0].data_type, "app.mood");
+        assert_eq!(t.columns[1].default.as_deref(), Some("nextval('app.t_id_seq'::regclass)"));
+    }
 }

@@ -223,15 +223,20 @@ pub fn build(
             steps: steps_out.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
         })
         .collect();
+    let one_way_changes: BTreeSet<&str> =
+        steps_out.iter().filter(|s| s.one_way).map(|s| s.change.as_str()).collect();
     let planned_changes = changes
         .iter()
         .enumerate()
-        .map(|(i, c)| PlannedChange {
-            id: format!("c{}", i + 1),
-            kind: c.kind().into(),
-            object: c.object(),
-            one_way: steps_out.iter().any(|s| s.change == format!("c{}", i + 1) && s.one_way),
-            summary: c.summary(),
+        .map(|(i, c)| {
+            let id = format!("c{}", i + 1);
+            PlannedChange {
+                one_way: one_way_changes.contains(id.as_str()),
+                id,
+                kind: c.kind().into(),
+                object: c.object(),
+                summary: c.summary(),
+            }
         })
         .collect();
     let gate = gate(hints, &steps_out);
@@ -250,8 +255,9 @@ pub fn build(
 
 /// Floating steps (views) take the latest phase among the steps that make what they read
 /// (and, for `SELECT *` views, remove columns they would otherwise bind again); all
-/// floating steps of a change share it. Their drop must still precede the removal of what
-/// the old definition read: an edge, reported as a phase conflict if it cannot hold.
+/// floating steps of a change share it. A view whose old definition reads something that
+/// goes away is replaced no earlier than switch (it is what the old release reads), and its
+/// drop still precedes the removal: an edge, reported as a phase conflict if it cannot hold.
 fn place_floating(nodes: &mut [Node]) {
     for _ in 0..8 {
         let mut makers: BTreeMap<Res, Phase> = BTreeMap::new();
@@ -277,6 +283,13 @@ fn place_floating(nodes: &mut [Node]) {
             for r in &n.draft.after_removal {
                 if let Some(m) = removers.get(r) {
                     p = p.max(*m);
+                }
+            }
+            // A view over something that goes away is what the old release reads: it changes
+            // with the release point, not before (and before the removal, by an edge).
+            for r in &n.draft.releases {
+                if let Some(m) = removers.get(r) {
+                    p = p.max((*m).min(Phase::Switch));
                 }
             }
             let e = wanted.entry(n.change).or_insert(p);

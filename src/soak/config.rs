@@ -422,6 +422,8 @@ enum RawValue {
     Bool(bool),
     Int(i64),
     Text(String),
+    /// `approvals = ["dba", "owner"]`.
+    List(Vec<String>),
 }
 
 impl RawValue {
@@ -430,7 +432,17 @@ impl RawValue {
             RawValue::Bool(b) => b.to_string(),
             RawValue::Int(i) => i.to_string(),
             RawValue::Text(s) => s.clone(),
+            RawValue::List(l) => l.join(", "),
         }
+    }
+}
+
+/// The planner's name for a `[gate]` key (`seqmig plan` reads the same section), as the
+/// criterion it sets.
+fn criterion_name(key: &str) -> &str {
+    match key {
+        "old_application_name" => "no_old_clients",
+        other => other,
     }
 }
 
@@ -464,6 +476,23 @@ struct RawGovernance {
     rollback: Option<Vec<String>>,
     #[serde(default)]
     contract: BTreeMap<String, Vec<String>>,
+    /// The planner's key (shown in the runbook): roles that must approve contract at any
+    /// blast radius.
+    #[serde(default)]
+    contract_approvers: Option<Vec<String>>,
+    // Read by the planner for the runbook only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    owner: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    operators: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    break_glass: Option<Vec<String>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    escalation: Option<String>,
 }
 
 impl RawFile {
@@ -474,7 +503,9 @@ impl RawFile {
                 defaults = Criteria::default();
             }
             for (k, v) in &g.values {
-                defaults.set(k, &v.text()).map_err(|e| SoakError::Config(format!("[gate]: {e}")))?;
+                defaults
+                    .set(criterion_name(k), &v.text())
+                    .map_err(|e| SoakError::Config(format!("[gate]: {e}")))?;
             }
         }
         let mut tiers = Vec::new();
@@ -510,6 +541,9 @@ impl RawFile {
         let mut governance = Governance::default();
         if let Some(g) = self.governance {
             governance.rollback = g.rollback.map(|r| r.into_iter().collect());
+            if let Some(roles) = g.contract_approvers {
+                governance.contract.entry(BlastRadius::Table).or_default().extend(roles);
+            }
             for (radius, roles) in g.contract {
                 let r = match radius.as_str() {
                     "table" => BlastRadius::Table,
@@ -728,6 +762,65 @@ mod tests {
         c.set("min_soak", "off").unwrap();
         assert_eq!(c.min_soak, None);
         assert_eq!(c.describe("min_soak"), None);
+    }
+
+    #[test]
+    fn the_planners_gate_and_governance_keys_are_understood() {
+        // migrations-examples/18-several-dependent-changes/seqmig.toml, as the planner reads it.
+        let cfg = GateConfig::from_toml(
+            r##"
+            [gate]
+            min_soak = "48h"
+            observations = 3
+            approvals = ["dba"]
+            old_application_name = '^shop/1\.'
+
+            [governance]
+            owner = "identity team"
+            contract_approvers = ["DBA", "identity team lead"]
+            escalation = "#db-oncall"
+            "##,
+        )
+        .unwrap();
+        let c = &cfg.defaults;
+        assert_eq!(c.min_soak, Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(c.approval_roles, BTreeSet::from(["dba".to_string()]));
+        assert_eq!(c.no_old_clients, BTreeSet::from(["^shop/1\\.".to_string()]));
+        assert_eq!(
+            cfg.governance.required_roles(BlastRadius::Linked),
+            BTreeSet::from(["DBA".to_string(), "identity team lead".to_string()])
+        );
+        // The phrases the planner writes into a plan's gate criteria.
+        let mut p = Criteria::default();
+        for (n, v) in [
+            ("min_soak", "24h"),
+            ("backfill_verified", "0 mismatches"),
+            ("constraints_validated", "all"),
+            ("no_old_clients", "^shop/1\\."),
+            ("old_path_silent", "since switch"),
+            ("observations", "3"),
+            ("approvals", "dba, owner"),
+        ] {
+            p.set(n, v).unwrap();
+        }
+        assert!(p.backfill_verified && p.constraints_validated);
+        assert_eq!(p.old_path_silent, Some(OldPathRule::Required));
+    }
+
+    /// The example of the book's gate page: one file, read by both the gate and the planner.
+    #[test]
+    fn the_book_example_serves_gate_and_planner() {
+        let md = include_str!("../../book/src/gate.md");
+        let start = md.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &md[start..start + md[start..].find("```").unwrap()];
+        let cfg = GateConfig::from_toml(text).unwrap();
+        assert_eq!(cfg.tiers.len(), 1);
+        assert_eq!(cfg.defaults.no_old_clients, BTreeSet::from(["^shop-api/1\\.".to_string()]));
+        assert_eq!(
+            cfg.governance.required_roles(BlastRadius::Everything),
+            BTreeSet::from(["owner".to_string(), "dba".to_string(), "release-manager".to_string()])
+        );
+        crate::diff::Hints::from_toml(text, "seqmig.toml").unwrap();
     }
 
     #[test]

@@ -28,9 +28,12 @@ pub use evidence::{
 };
 pub use objects::{OldObject, dropped_objects, plan_tables};
 
-/// Marks every statement the gate runs that names plan objects, so that `old_path_silent`
-/// never counts the gate's own queries (pg_stat_statements keeps comments in its text).
-pub(crate) const MARKER: &str = "/* seqmig:gate */";
+/// Marks every statement seqmig runs that names plan objects (the gate's queries, the
+/// backfill's verification), so that `old_path_silent` never counts seqmig's own reads as the
+/// old release still using the old shape. pg_stat_statements keeps the text of the *first*
+/// statement with a given parse tree, so a marked statement must also differ in shape from
+/// anything the application runs (see `backfill_verified`).
+pub const MARKER: &str = "/* seqmig:gate */";
 
 /// The gate's part of the ledger: idempotent DDL. The executor's versioned ledger runs it as
 /// its version 3 (`exec::ledger::ensure`), which every command that records evidence calls. `audit_log` is append-only: a trigger refuses UPDATE and

@@ -62,7 +62,9 @@ pub fn plan_tables(plan: &Plan) -> Vec<QualifiedName> {
             out.insert(q);
         }
     }
-    out.into_iter().collect()
+    // The ledger's own tables (the authority flags) are locked by plan steps but are not
+    // application tables: they must not widen the blast radius.
+    out.into_iter().filter(|q| q.schema.as_str() != "seqmig").collect()
 }
 
 /// The relation a change's object names: `a.b` or the first two parts of `a.b.c`.
@@ -368,6 +370,15 @@ mod tests {
             gate: GateSpec::default(),
         }
         .seal()
+    }
+
+    #[test]
+    fn ledger_flags_do_not_widen_the_blast_radius() {
+        let p = plan(vec![
+            step("s1", Phase::Switch, "UPDATE seqmig.flags SET authority = 'new'", "seqmig.flags"),
+            step("s2", Phase::Contract, "ALTER TABLE public.users DROP COLUMN name", "public.users"),
+        ]);
+        assert_eq!(plan_tables(&p), vec![QualifiedName::of("public", "users")]);
     }
 
     #[test]

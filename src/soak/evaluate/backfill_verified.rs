@@ -40,7 +40,12 @@ pub(super) async fn backfill_verified(
         } else {
             spec.pending_predicate.clone()
         };
-        let sql = format!("SELECT {MARKER} count(*) FROM {} WHERE {predicate}", spec.table.quoted());
+        // pg_stat_statements merges statements by parse tree, not text: the backfill engine's
+        // own `SELECT count(*) … WHERE <predicate>` has the same tree, and our calls would be
+        // counted under its unmarked text as the old path. The extra constant column gives
+        // this statement a tree of its own, whose text carries the marker.
+        let sql =
+            format!("SELECT {MARKER} count(*), 'seqmig:gate' FROM {} WHERE {predicate}", spec.table.quoted());
         match client.query_one(&sql, &[]).await {
             Ok(row) => {
                 let n: i64 = row.get(0);
