@@ -28,7 +28,7 @@ fn read(name: &str, file: &str) -> String {
     std::fs::read_to_string(dir(name).join(file)).unwrap()
 }
 
-fn load(file: &str, sql: &str) -> Schema {
+pub(crate) fn load(file: &str, sql: &str) -> Schema {
     seqmig::parse::load_str(file, sql).unwrap_or_else(|e| panic!("{file}: {e}")).schema
 }
 
@@ -56,7 +56,7 @@ fn opts(db: &TestDb) -> RunnerOptions {
     }
 }
 
-async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
+pub(crate) async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
     let mut r = Runner::acquire(opts(db), "apply").await?;
     let source = PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() };
     let out = r
@@ -66,7 +66,7 @@ async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<(), ExecError> 
     out.map(|_| ())
 }
 
-async fn rollback(db: &TestDb, phase: Phase) -> Result<(), ExecError> {
+pub(crate) async fn rollback(db: &TestDb, phase: Phase) -> Result<(), ExecError> {
     let mut r = Runner::acquire(opts(db), "rollback").await?;
     let out = r.rollback(&PlanSource::Active, phase, &mut Quiet).await;
     r.release().await;
@@ -80,13 +80,13 @@ async fn connect(db: &TestDb) -> Client {
 /// The introspected schema, with columns in name order: `ADD COLUMN` appends, so a column the
 /// desired DDL lists in the middle ends up last, which is the same table for every query
 /// that names its columns.
-async fn introspect(c: &Client) -> Schema {
+pub(crate) async fn introspect(c: &Client) -> Schema {
     normalize(seqmig::introspect::introspect(c).await.unwrap())
 }
 
 /// Runs declarative DDL whose statements may reference objects created later in the file:
 /// statements that fail are retried after the others until a pass makes no progress.
-async fn run_in_any_order(c: &Client, sql: &str) -> bool {
+pub(crate) async fn run_in_any_order(c: &Client, sql: &str) -> bool {
     let mut left: Vec<String> = seqmig::parse::split_statements(sql)
         .unwrap()
         .into_iter()
@@ -110,7 +110,7 @@ async fn run_in_any_order(c: &Client, sql: &str) -> bool {
 }
 
 /// Asserts equality, naming the JSON paths that differ (a whole-schema Debug is unreadable).
-fn assert_same(got: &Schema, want: &Schema, what: &str) {
+pub(crate) fn assert_same(got: &Schema, want: &Schema, what: &str) {
     fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
         match (a, b) {
             (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
@@ -134,7 +134,7 @@ fn assert_same(got: &Schema, want: &Schema, what: &str) {
 }
 
 /// Columns in name order; no owners (the DDL files have none).
-fn normalize(mut s: Schema) -> Schema {
+pub(crate) fn normalize(mut s: Schema) -> Schema {
     for t in s.tables.values_mut() {
         t.columns.sort_by(|a, b| a.name.cmp(&b.name));
     }
@@ -209,7 +209,7 @@ async fn tables(c: &Client) -> Vec<(u32, String)> {
 }
 
 /// Fills every user table with `n` rows.
-async fn seed(c: &Client, n: i64) {
+pub(crate) async fn seed(c: &Client, n: i64) {
     for (table, sql) in insert_statements(c, &[]).await {
         if let Err(e) = c.execute(&sql, &[&1i64, &n]).await {
             panic!("seeding {table} failed: {e:?}\n{sql}");
@@ -351,7 +351,7 @@ fn start_writer(
 }
 
 /// Rows of every user table as sorted text, for comparing data across a round trip.
-async fn data(c: &Client) -> BTreeMap<String, (i64, String)> {
+pub(crate) async fn data(c: &Client) -> BTreeMap<String, (i64, String)> {
     let mut out = BTreeMap::new();
     for (_, table) in tables(c).await {
         let row = c
@@ -368,11 +368,11 @@ async fn data(c: &Client) -> BTreeMap<String, (i64, String)> {
     out
 }
 
-async fn counts(c: &Client) -> BTreeMap<String, i64> {
+pub(crate) async fn counts(c: &Client) -> BTreeMap<String, i64> {
     data(c).await.into_iter().map(|(t, (n, _))| (t, n)).collect()
 }
 
-fn phases_with_steps(plan: &Plan) -> Vec<Phase> {
+pub(crate) fn phases_with_steps(plan: &Plan) -> Vec<Phase> {
     Phase::ALL.into_iter().filter(|p| !plan.steps_of(*p).is_empty()).collect()
 }
 

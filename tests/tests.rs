@@ -12,3 +12,4 @@ mod lint_tests;
 mod parse_tests;
 mod plan_tests;
 mod rehearse_tests;
+mod reliability_tests;

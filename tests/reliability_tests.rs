@@ -1,0 +1,927 @@
+//! Reliability (issue 10): generated schema pairs planned and run through the real executor on
+//! PostgreSQL with data, and hostile bytes fed to every input parser.
+//!
+//! The generated cases are deterministic (a fixed ChaCha seed) and few in the normal suite;
+//! the long run is `SEQMIG_PROPTEST_CASES=500 cargo test --test tests reliability -- --nocapture`
+//! (`SEQMIG_PROPTEST_SEED=N` picks another sequence, `SEQMIG_FUZZ_EXECUTIONS=N` sizes the fuzz
+//! loop). Each test prints one summary line; see `book/src/reliability.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
+use seqmig::diff::Hints;
+use seqmig::plan::{Phase, Plan};
+use seqmig::render::Renderer;
+use tokio_postgres::Client;
+
+use crate::exec_examples_tests::{
+    apply, assert_same, data, introspect, load, phases_with_steps, rollback, run_in_any_order, seed,
+};
+use crate::harness::{TestDb, block_on};
+
+/// Rows seeded into every generated table: enough for batches, small enough for many cases.
+const ROWS: i64 = 300;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// A runner with a fixed seed (or `SEQMIG_PROPTEST_SEED`), no failure files, few shrinks:
+/// every shrink step of the lifecycle test costs three databases.
+fn runner(default_cases: u64) -> TestRunner {
+    let config = ProptestConfig {
+        cases: env_number("SEQMIG_PROPTEST_CASES", default_cases) as u32,
+        failure_persistence: None,
+        max_shrink_iters: 24,
+        ..ProptestConfig::default()
+    };
+    let rng = match std::env::var("SEQMIG_PROPTEST_SEED").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(seed) => {
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&seed.to_le_bytes());
+            TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+        }
+        None => TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    };
+    TestRunner::new_with_rng(config, rng)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated schema pairs
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Integer,
+    Bigint,
+    Text,
+    Boolean,
+    Timestamptz,
+    Numeric,
+}
+
+impl Ty {
+    fn sql(self) -> &'static str {
+        match self {
+            Ty::Integer => "integer",
+            Ty::Bigint => "bigint",
+            Ty::Text => "text",
+            Ty::Boolean => "boolean",
+            Ty::Timestamptz => "timestamp with time zone",
+            Ty::Numeric => "numeric",
+        }
+    }
+
+    /// The `[[fill]]` value of a new NOT NULL column of this type.
+    fn fill(self) -> &'static str {
+        match self {
+            Ty::Integer | Ty::Bigint => "7",
+            Ty::Text => "'filled'",
+            Ty::Boolean => "true",
+            Ty::Timestamptz => "'2021-02-03 04:05:06+00'::timestamp with time zone",
+            Ty::Numeric => "7.5",
+        }
+    }
+
+    /// A CHECK every seeded value of this type satisfies, if the type has an obvious one.
+    fn check(self, column: &str) -> Option<String> {
+        match self {
+            Ty::Integer | Ty::Bigint | Ty::Numeric => Some(format!("{column} >= 0")),
+            Ty::Text => Some(format!("length({column}) < 1000")),
+            Ty::Boolean | Ty::Timestamptz => None,
+        }
+    }
+}
+
+/// What the change does to one existing column. Each column gets at most one change, so
+/// changes never conflict with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Rename,
+    Drop,
+    /// integer → bigint (other types keep theirs).
+    Widen,
+    AddIndex,
+    AddCheck,
+}
+
+#[derive(Debug, Clone)]
+struct Col {
+    ty: Ty,
+    not_null: bool,
+    fate: Fate,
+}
+
+#[derive(Debug, Clone)]
+struct TableSpec {
+    cols: Vec<Col>,
+    /// An index on this column exists before; the column keeps its fate `Keep`.
+    indexed: Option<usize>,
+    /// A nullable `parent_id` referencing the first table (not on the first table).
+    fk: bool,
+    /// New columns: (type, NOT NULL with a fill hint).
+    added: Vec<(Ty, bool)>,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    tables: Vec<TableSpec>,
+    /// Picks the phase a rollback starts from, among those before contract with steps.
+    rollback_pick: usize,
+    /// Column names with quotes, spaces, `;`, `$$` and non-ASCII letters.
+    hostile: bool,
+}
+
+fn ty() -> impl Strategy<Value = Ty> {
+    prop_oneof![
+        Just(Ty::Integer),
+        Just(Ty::Bigint),
+        Just(Ty::Text),
+        Just(Ty::Boolean),
+        Just(Ty::Timestamptz),
+        Just(Ty::Numeric),
+    ]
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        3 => Just(Fate::Keep),
+        1 => Just(Fate::Rename),
+        1 => Just(Fate::Drop),
+        1 => Just(Fate::Widen),
+        1 => Just(Fate::AddIndex),
+        1 => Just(Fate::AddCheck),
+    ]
+}
+
+fn table_spec() -> impl Strategy<Value = TableSpec> {
+    (
+        prop::collection::vec((ty(), any::<bool>(), fate()), 1..=4),
+        prop::option::weighted(0.3, 0..4usize),
+        any::<bool>(),
+        prop::collection::vec((ty(), any::<bool>()), 0..=2),
+    )
+        .prop_map(|(cols, indexed, fk, added)| {
+            let indexed = indexed.filter(|i| *i < cols.len());
+            let cols = cols
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ty, not_null, fate))| {
+                    let fate = match fate {
+                        _ if indexed == Some(i) => Fate::Keep,
+                        Fate::Widen if ty != Ty::Integer => Fate::Keep,
+                        Fate::AddCheck if ty.check("c").is_none() => Fate::AddIndex,
+                        f => f,
+                    };
+                    Col { ty, not_null, fate }
+                })
+                .collect();
+            TableSpec { cols, indexed, fk, added }
+        })
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (prop::collection::vec(table_spec(), 1..=3), 0..8usize, prop::bool::weighted(0.4)).prop_map(
+        |(mut tables, rollback_pick, hostile)| {
+            tables[0].fk = false;
+            let changes = tables
+                .iter()
+                .map(|t| t.added.len() + t.cols.iter().filter(|c| c.fate != Fate::Keep).count())
+                .sum::<usize>();
+            if changes == 0 {
+                tables[0].added.push((Ty::Text, false));
+            }
+            Case { tables, rollback_pick, hostile }
+        },
+    )
+}
+
+/// A TOML basic string holding `s`.
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Case {
+    /// Column names as SQL. Hostile cases use quoted names with a doubled quote, a space, a
+    /// semicolon, a dollar quote and non-ASCII letters: names must never escape their quoting.
+    fn col_name(&self, i: usize) -> String {
+        if self.hostile { format!("\"c{i} \"\" ;$$ É\"") } else { format!("c{i}") }
+    }
+
+    fn renamed(&self, i: usize) -> String {
+        if self.hostile { format!("\"c{i} renamed; -- ü\"") } else { format!("c{i}_renamed") }
+    }
+
+    fn added_name(&self, k: usize, not_null: bool) -> String {
+        let base = if not_null { format!("f{k}") } else { format!("a{k}") };
+        if self.hostile { format!("\"{base} $x$ ') ñ\"") } else { base }
+    }
+
+    fn before_sql(&self) -> String {
+        let mut out = String::new();
+        for (n, t) in self.tables.iter().enumerate() {
+            let mut lines = vec!["    id bigint NOT NULL".to_string()];
+            if t.fk {
+                lines.push("    parent_id bigint".into());
+            }
+            for (i, c) in t.cols.iter().enumerate() {
+                lines.push(format!(
+                    "    {} {}{}",
+                    self.col_name(i),
+                    c.ty.sql(),
+                    if c.not_null { " NOT NULL" } else { "" }
+                ));
+            }
+            lines.push(format!("    CONSTRAINT t{n}_pkey PRIMARY KEY (id)"));
+            if t.fk {
+                lines.push(format!(
+                    "    CONSTRAINT t{n}_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.t0 (id)"
+                ));
+            }
+            let _ = writeln!(out, "CREATE TABLE public.t{n} (\n{}\n);", lines.join(",\n"));
+            if let Some(i) = t.indexed {
+                let _ = writeln!(
+                    out,
+                    "CREATE INDEX t{n}_c{i}_old_idx ON public.t{n} USING btree ({});",
+                    self.col_name(i)
+                );
+            }
+        }
+        out
+    }
+
+    fn after_sql(&self) -> String {
+        let mut out = String::new();
+        for (n, t) in self.tables.iter().enumerate() {
+            let mut lines = vec!["    id bigint NOT NULL".to_string()];
+            let mut indexes = Vec::new();
+            if t.fk {
+                lines.push("    parent_id bigint".into());
+            }
+            let mut checks = Vec::new();
+            for (i, c) in t.cols.iter().enumerate() {
+                let null = if c.not_null { " NOT NULL" } else { "" };
+                match c.fate {
+                    Fate::Drop => continue,
+                    Fate::Rename => lines.push(format!("    {} {}{null}", self.renamed(i), c.ty.sql())),
+                    Fate::Widen => lines.push(format!("    {} bigint{null}", self.col_name(i))),
+                    Fate::Keep | Fate::AddIndex | Fate::AddCheck => {
+                        lines.push(format!("    {} {}{null}", self.col_name(i), c.ty.sql()))
+                    }
+                }
+                if c.fate == Fate::AddIndex {
+                    indexes.push(format!(
+                        "CREATE INDEX t{n}_c{i}_idx ON public.t{n} USING btree ({});",
+                        self.col_name(i)
+                    ));
+                }
+                if c.fate == Fate::AddCheck {
+                    let expr = c.ty.check(&self.col_name(i)).unwrap();
+                    checks.push(format!("    CONSTRAINT t{n}_c{i}_check CHECK ({expr})"));
+                }
+            }
+            for (k, (ty, not_null)) in t.added.iter().enumerate() {
+                let null = if *not_null { " NOT NULL" } else { "" };
+                lines.push(format!("    {} {}{null}", self.added_name(k, *not_null), ty.sql()));
+            }
+            lines.push(format!("    CONSTRAINT t{n}_pkey PRIMARY KEY (id)"));
+            if t.fk {
+                lines.push(format!(
+                    "    CONSTRAINT t{n}_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.t0 (id)"
+                ));
+            }
+            lines.extend(checks);
+            let _ = writeln!(out, "CREATE TABLE public.t{n} (\n{}\n);", lines.join(",\n"));
+            if let Some(i) = t.indexed {
+                let _ = writeln!(
+                    out,
+                    "CREATE INDEX t{n}_c{i}_old_idx ON public.t{n} USING btree ({});",
+                    self.col_name(i)
+                );
+            }
+            for i in indexes {
+                let _ = writeln!(out, "{i}");
+            }
+        }
+        out
+    }
+
+    /// The `seqmig.toml` the change needs: renames, fills, acknowledged drops.
+    fn hints_toml(&self) -> String {
+        let mut out = String::new();
+        let mut one_way = Vec::new();
+        for (n, t) in self.tables.iter().enumerate() {
+            for (i, c) in t.cols.iter().enumerate() {
+                match c.fate {
+                    Fate::Rename => {
+                        let _ = writeln!(
+                            out,
+                            "[[rename]]\ntable = \"public.t{n}\"\nfrom = {}\nto = {}\n",
+                            toml_str(&self.col_name(i)),
+                            toml_str(&self.renamed(i))
+                        );
+                    }
+                    Fate::Drop => one_way.push(toml_str(&format!("public.t{n}.{}", self.col_name(i)))),
+                    _ => {}
+                }
+            }
+            for (k, (ty, not_null)) in t.added.iter().enumerate() {
+                if *not_null {
+                    let _ = writeln!(
+                        out,
+                        "[[fill]]\ntable = \"public.t{n}\"\ncolumn = {}\nvalue = {}\n",
+                        toml_str(&self.added_name(k, true)),
+                        toml_str(ty.fill())
+                    );
+                }
+            }
+        }
+        if !one_way.is_empty() {
+            let _ = writeln!(out, "[plan]\nallow_one_way = [{}]", one_way.join(", "));
+        }
+        out
+    }
+
+    /// Per table, the surviving columns as (name before, name after), id first.
+    fn surviving(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.tables
+            .iter()
+            .enumerate()
+            .map(|(n, t)| {
+                let mut cols = vec![("id".to_string(), "id".to_string())];
+                if t.fk {
+                    cols.push(("parent_id".into(), "parent_id".into()));
+                }
+                for (i, c) in t.cols.iter().enumerate() {
+                    match c.fate {
+                        Fate::Drop => {}
+                        Fate::Rename => cols.push((self.col_name(i), self.renamed(i))),
+                        _ => cols.push((self.col_name(i), self.col_name(i))),
+                    }
+                }
+                (format!("public.t{n}"), cols)
+            })
+            .collect()
+    }
+
+    fn plan(&self) -> Plan {
+        let hints = Hints::from_toml(&self.hints_toml(), "generated seqmig.toml")
+            .unwrap_or_else(|e| panic!("generated hints: {e}\n{}", self.hints_toml()));
+        let before = load("before.sql", &self.before_sql());
+        let after = load("after.sql", &self.after_sql());
+        let mut plan = seqmig::plan::plan(&before, &after, &hints, &Renderer::embedded())
+            .unwrap_or_else(|e| panic!("planning failed: {e}\n{}", self.describe()))
+            .plan;
+        assert!(
+            !plan.is_blocked(),
+            "a generated change within the supported kinds is blocked:\n{}",
+            self.describe()
+        );
+        // The gate is not under test (as in exec_examples_tests).
+        plan.gate.criteria.clear();
+        plan.seal()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "-- before.sql\n{}\n-- after.sql\n{}\n-- seqmig.toml\n{}",
+            self.before_sql(),
+            self.after_sql(),
+            self.hints_toml()
+        )
+    }
+}
+
+/// Count and md5 of the named columns of every row, in id order.
+async fn checksum(c: &Client, table: &str, columns: &[String]) -> (i64, String) {
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT count(*), md5(coalesce(string_agg(row({cols})::text, E'\\n' ORDER BY id), '')) FROM {table}",
+                cols = columns.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("checksum of {table}: {e:?}"));
+    (row.get(0), row.get(1))
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    cases: AtomicUsize,
+    hostile_cases: AtomicUsize,
+    applied_phases: AtomicUsize,
+    rollbacks: AtomicUsize,
+    rolled_back_phases: AtomicUsize,
+    rows_checked: AtomicUsize,
+    rows_lost: AtomicUsize,
+}
+
+static LIFECYCLE: Tally = Tally {
+    cases: AtomicUsize::new(0),
+    hostile_cases: AtomicUsize::new(0),
+    applied_phases: AtomicUsize::new(0),
+    rollbacks: AtomicUsize::new(0),
+    rolled_back_phases: AtomicUsize::new(0),
+    rows_checked: AtomicUsize::new(0),
+    rows_lost: AtomicUsize::new(0),
+};
+
+fn run_case(case: &Case) {
+    let plan = case.plan();
+    let what = case.describe();
+
+    // The desired schema: after.sql run on a real server, introspected.
+    let reference = TestDb::new();
+    let desired = block_on(async {
+        let c = reference.client().await;
+        assert!(run_in_any_order(&c, &case.after_sql()).await, "after.sql does not run:\n{what}");
+        introspect(&c).await
+    });
+
+    // Forward: every phase in order ends in the desired schema with every row and value.
+    let db = TestDb::new();
+    db.execute(&case.before_sql());
+    block_on(async {
+        let c = db.client().await;
+        seed(&c, ROWS).await;
+        let survivors = case.surviving();
+        let mut before = BTreeMap::new();
+        for (table, cols) in &survivors {
+            let old: Vec<String> = cols.iter().map(|(o, _)| o.clone()).collect();
+            before.insert(table.clone(), checksum(&c, table, &old).await);
+        }
+        for phase in Phase::ALL {
+            apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}\n{what}"));
+            LIFECYCLE.applied_phases.fetch_add(1, Ordering::Relaxed);
+        }
+        assert_same(&introspect(&c).await, &desired, &format!("the end state is the desired schema\n{what}"));
+        for (table, cols) in &survivors {
+            let new: Vec<String> = cols.iter().map(|(_, n)| n.clone()).collect();
+            let after = checksum(&c, table, &new).await;
+            let (n_before, _) = before[table];
+            LIFECYCLE.rows_checked.fetch_add(n_before as usize, Ordering::Relaxed);
+            LIFECYCLE.rows_lost.fetch_add((n_before - after.0).max(0) as usize, Ordering::Relaxed);
+            assert_eq!(after, before[table], "rows or values of {table} changed\n{what}");
+        }
+        for (n, t) in case.tables.iter().enumerate() {
+            for (k, (ty, not_null)) in t.added.iter().enumerate() {
+                let name = case.added_name(k, *not_null);
+                let wrong = if *not_null {
+                    format!("{name} IS DISTINCT FROM ({})", ty.fill())
+                } else {
+                    format!("{name} IS NOT NULL")
+                };
+                let bad: i64 = c
+                    .query_one(&format!("SELECT count(*) FROM public.t{n} WHERE {wrong}"), &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(bad, 0, "public.t{n}.{name}: {bad} rows with the wrong value\n{what}");
+            }
+        }
+    });
+
+    // Back: from one phase before contract (picked by the case), the original schema and
+    // every row come back exactly.
+    let candidates: Vec<Phase> =
+        phases_with_steps(&plan).into_iter().filter(|p| *p < Phase::Contract).collect();
+    if let Some(&last) = candidates.get(case.rollback_pick % candidates.len().max(1)) {
+        let db = TestDb::new();
+        db.execute(&case.before_sql());
+        block_on(async {
+            let c = db.client().await;
+            seed(&c, ROWS).await;
+            let schema = introspect(&c).await;
+            let rows = data(&c).await;
+            for phase in Phase::ALL.into_iter().filter(|p| *p <= last) {
+                apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}\n{what}"));
+            }
+            for phase in phases_with_steps(&plan).into_iter().filter(|p| *p <= last).rev() {
+                rollback(&db, phase)
+                    .await
+                    .unwrap_or_else(|e| panic!("rollback {phase} (from {last}): {e}\n{what}"));
+                LIFECYCLE.rolled_back_phases.fetch_add(1, Ordering::Relaxed);
+            }
+            assert_same(
+                &introspect(&c).await,
+                &schema,
+                &format!("schema after rolling back from {last}\n{what}"),
+            );
+            let back = data(&c).await;
+            for (table, (n, _)) in &rows {
+                let m = back.get(table).map(|(m, _)| *m).unwrap_or(0);
+                LIFECYCLE.rows_lost.fetch_add((n - m).max(0) as usize, Ordering::Relaxed);
+            }
+            assert_eq!(back, rows, "data after rolling back from {last}\n{what}");
+        });
+        LIFECYCLE.rollbacks.fetch_add(1, Ordering::Relaxed);
+    }
+    LIFECYCLE.cases.fetch_add(1, Ordering::Relaxed);
+    if case.hostile {
+        LIFECYCLE.hostile_cases.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn reliability_generated_schema_pairs_apply_and_roll_back_losing_nothing() {
+    let mut runner = runner(8);
+    let result = runner.run(&case(), |case| {
+        run_case(&case);
+        Ok(())
+    });
+    let t = &LIFECYCLE;
+    eprintln!(
+        "reliability summary: generated cases tried {} ({} with hostile column names), phases applied {}, rollbacks exercised {} ({} phases rolled back), rows checked {}, rows lost {}",
+        t.cases.load(Ordering::Relaxed),
+        t.hostile_cases.load(Ordering::Relaxed),
+        t.applied_phases.load(Ordering::Relaxed),
+        t.rollbacks.load(Ordering::Relaxed),
+        t.rolled_back_phases.load(Ordering::Relaxed),
+        t.rows_checked.load(Ordering::Relaxed),
+        t.rows_lost.load(Ordering::Relaxed),
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert_eq!(t.rows_lost.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn reliability_generator_covers_every_change_kind() {
+    // The normal suite runs few cases: make sure the generator can reach each kind at all.
+    let mut runner = runner(200);
+    let mut seen = std::collections::BTreeSet::new();
+    let strategy = case();
+    for _ in 0..200 {
+        let case = strategy.new_tree(&mut runner).unwrap().current();
+        if case.hostile {
+            seen.insert("Hostile".to_string());
+        }
+        for t in &case.tables {
+            for c in &t.cols {
+                seen.insert(format!("{:?}", c.fate));
+            }
+            for (_, not_null) in &t.added {
+                seen.insert(if *not_null { "AddNotNull" } else { "AddNullable" }.to_string());
+            }
+            if t.fk {
+                seen.insert("Fk".into());
+            }
+            if t.indexed.is_some() {
+                seen.insert("ExistingIndex".into());
+            }
+        }
+    }
+    let want = [
+        "AddCheck",
+        "AddIndex",
+        "AddNotNull",
+        "AddNullable",
+        "Drop",
+        "ExistingIndex",
+        "Fk",
+        "Hostile",
+        "Keep",
+        "Rename",
+        "Widen",
+    ];
+    for w in want {
+        assert!(seen.contains(w), "the generator never produces {w}: {seen:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: every parser of user input, on random bytes and mutated real inputs
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64*: a tiny deterministic generator, so a failing execution number reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Pieces that change how SQL, TOML or JSON is tokenized.
+const TOKENS: &[&str] = &[
+    "'",
+    "\"",
+    "$$",
+    "$a$",
+    "$a",
+    "E'\\",
+    "\\",
+    "/*",
+    "*/",
+    "--",
+    ";",
+    "\n",
+    "(",
+    ")",
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    "=",
+    "::",
+    "\u{0}",
+    "é",
+    "Ä",
+    "日本",
+    "\u{feff}",
+    "\u{202e}",
+    " ",
+    "BEGIN ATOMIC",
+    "END",
+    "\\restrict x\n",
+    "CREATE TABLE x (",
+    "ALTER TABLE ONLY x ADD CONSTRAINT",
+    "PRIMARY KEY",
+    "REFERENCES",
+    "CHECK (",
+    "DEFAULT",
+    "GENERATED ALWAYS AS (",
+    "PARTITION BY",
+    "COMMENT ON",
+    "CREATE INDEX",
+    "ON",
+    "USING",
+    "NOT NULL",
+    "\"a\"\"b\"",
+    "\"; DROP TABLE t; --\"",
+    "null",
+    "true",
+    "1e999",
+    "-1",
+    "18446744073709551616",
+    "[[rename]]",
+    "[plan]",
+];
+
+/// One random edit of `s`, on char boundaries.
+fn mutate(rng: &mut Rng, s: &mut String) {
+    let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+    let at = |rng: &mut Rng| bounds[rng.below(bounds.len())];
+    match rng.below(6) {
+        0 => {
+            let (a, b) = (at(rng), at(rng));
+            s.replace_range(a.min(b)..a.max(b), "");
+        }
+        1 => {
+            let (a, b) = (at(rng), at(rng));
+            let piece = s[a.min(b)..a.max(b)].to_string();
+            s.insert_str(at(rng), &piece);
+        }
+        2 | 3 => {
+            let token = TOKENS[rng.below(TOKENS.len())];
+            s.insert_str(at(rng), token);
+        }
+        4 => {
+            let a = at(rng);
+            s.truncate(a);
+        }
+        _ => {
+            let a = at(rng);
+            let b = bounds.iter().copied().find(|b| *b > a).unwrap_or(a);
+            let token = TOKENS[rng.below(TOKENS.len())];
+            s.replace_range(a..b, token);
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng) -> String {
+    let n = rng.below(200);
+    let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Real statements to mutate: the shared corpus (read in place, never copied), the
+/// examples and the test fixtures.
+fn sql_seeds() -> (Vec<String>, usize) {
+    let mut files = Vec::new();
+    // `shared/` sits beside the checkout (CI) or beside the worktrees folder (development).
+    let corpus = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"),
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_dir());
+    let mut corpus_files = 0;
+    if let Some(Ok(entries)) = corpus.map(std::fs::read_dir) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "sql") {
+                files.push(std::fs::read_to_string(e.path()).unwrap());
+                corpus_files += 1;
+            }
+        }
+    }
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    for e in std::fs::read_dir(examples).unwrap().flatten() {
+        for f in ["before.sql", "after.sql"] {
+            if let Ok(text) = std::fs::read_to_string(e.path().join(f)) {
+                files.push(text);
+            }
+        }
+    }
+    let mut statements: Vec<String> = files
+        .iter()
+        .flat_map(|f| seqmig::parse::split_statements(f).unwrap())
+        .filter(|s| !s.meta)
+        .map(|s| s.text)
+        .collect();
+    statements.sort();
+    statements.dedup();
+    (statements, corpus_files)
+}
+
+fn toml_seeds() -> Vec<String> {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
+    let mut out: Vec<String> = std::fs::read_dir(examples)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("seqmig.toml")).ok())
+        .collect();
+    out.push("[lint]\npg_version = 12\nallow = [\"SM001\"]\nassume_in_transaction = true\n".into());
+    out.sort();
+    out
+}
+
+/// Where an error says it is: `file:line:column` with line and column ≥ 1.
+fn has_position(message: &str) -> bool {
+    message.split(':').collect::<Vec<_>>().windows(2).any(|w| {
+        let line = w[0].trim().parse::<usize>().unwrap_or(0);
+        let col: String = w[1].chars().take_while(|c| c.is_ascii_digit()).collect();
+        line >= 1 && col.parse::<usize>().unwrap_or(0) >= 1
+    })
+}
+
+#[derive(Debug, Default)]
+struct FuzzTally {
+    executions: usize,
+    parser_errors: usize,
+    errors_without_position: Vec<String>,
+    panics: Vec<String>,
+    slowest: std::time::Duration,
+}
+
+impl FuzzTally {
+    /// Runs one parser on one input. `positioned`: its errors must name a line and column
+    /// (SQL); TOML and JSON errors are the toml/serde messages, which say where in their own
+    /// words, and are only required not to panic.
+    fn run(&mut self, what: &str, positioned: bool, input: &str, f: impl FnOnce() -> Option<String>) {
+        self.executions += 1;
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            Ok(None) => {}
+            Ok(Some(error)) => {
+                self.parser_errors += 1;
+                if positioned && !has_position(&error) && self.errors_without_position.len() < 5 {
+                    self.errors_without_position.push(format!("{what}: {error}\ninput: {input:?}"));
+                }
+            }
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                self.panics.push(format!("{what} panicked: {msg}\ninput: {input:?}"));
+            }
+        }
+        self.slowest = self.slowest.max(started.elapsed());
+    }
+}
+
+fn fuzz_sql(t: &mut FuzzTally, input: &str) {
+    t.run("split_statements", true, input, || {
+        seqmig::parse::split_statements(input).err().map(|e| format!("fuzz.sql:{}", split_position(&e)))
+    });
+    t.run("load_str", true, input, || {
+        seqmig::parse::load_str("fuzz.sql", input).err().map(|e| e.to_string())
+    });
+    t.run("lint_source", true, input, || {
+        seqmig::lint::lint_source("fuzz.sql", input, &seqmig::lint::LintConfig::default())
+            .err()
+            .map(|e| e.to_string())
+    });
+}
+
+fn split_position(e: &seqmig::parse::SplitError) -> String {
+    match e {
+        seqmig::parse::SplitError::Unterminated { line, column, what } => format!("{line}:{column}: {what}"),
+        other => format!("{other}"),
+    }
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn reliability_hostile_input_never_panics_and_errors_carry_positions() {
+    let total = env_number("SEQMIG_FUZZ_EXECUTIONS", 5000) as usize;
+    let mut rng = Rng(env_number("SEQMIG_FUZZ_SEED", 0x0005_eed0_f5e9_u64).max(1));
+    let (statements, corpus_files) = sql_seeds();
+    let tomls = toml_seeds();
+    let plan_json = {
+        let before = load("before.sql", "CREATE TABLE public.t (id bigint PRIMARY KEY, a integer);");
+        let after = load("after.sql", "CREATE TABLE public.t (id bigint PRIMARY KEY, a bigint, b text);");
+        seqmig::plan::plan(&before, &after, &Hints::default(), &Renderer::embedded())
+            .unwrap()
+            .plan
+            .to_json_pretty()
+    };
+    // A panic is caught and reported below with its input; keep the log readable.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut t = FuzzTally::default();
+    let mut plans_accepted_after_edit = 0;
+    let mut round = 0;
+    while t.executions < total {
+        round += 1;
+        // SQL: random bytes, or 1–4 real statements with 1–4 edits.
+        let sql = if round % 5 == 0 {
+            random_bytes(&mut rng)
+        } else {
+            let mut s = String::new();
+            for _ in 0..=rng.below(4) {
+                s.push_str(&statements[rng.below(statements.len())]);
+                s.push_str(";\n");
+            }
+            for _ in 0..=rng.below(4) {
+                mutate(&mut rng, &mut s);
+            }
+            s
+        };
+        fuzz_sql(&mut t, &sql);
+
+        // seqmig.toml: hints and the [lint] table.
+        let mut toml =
+            if round % 7 == 0 { random_bytes(&mut rng) } else { tomls[rng.below(tomls.len())].clone() };
+        for _ in 0..=rng.below(3) {
+            mutate(&mut rng, &mut toml);
+        }
+        t.run("Hints::from_toml", false, &toml, || {
+            Hints::from_toml(&toml, "fuzz.toml").err().map(|e| e.to_string())
+        });
+        t.run("LintConfig::from_toml", false, &toml, || {
+            seqmig::lint::LintConfig::from_toml(&toml).err().map(|e| e.to_string())
+        });
+
+        // Plan JSON: any edit must be refused (or be a no-op on the content).
+        let mut json = plan_json.clone();
+        for _ in 0..=rng.below(3) {
+            mutate(&mut rng, &mut json);
+        }
+        let original_id = Plan::from_json(&plan_json).map(|p| p.id).ok();
+        t.run("Plan::from_json", false, &json, || match Plan::from_json(&json) {
+            Ok(p) => {
+                assert_eq!(p.id, p.compute_id(), "an accepted plan's id matches its content");
+                if Some(&p.id) != original_id.as_ref() {
+                    plans_accepted_after_edit += 1;
+                }
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        });
+    }
+    std::panic::set_hook(hook);
+    eprintln!(
+        "reliability fuzz summary: fuzz executions {}, parser errors {}, panics {}, SQL errors without a position {}, \
+         edited plans accepted {plans_accepted_after_edit}, slowest input {:?}, seed statements {} ({} corpus files)",
+        t.executions,
+        t.parser_errors,
+        t.panics.len(),
+        t.errors_without_position.len(),
+        t.slowest,
+        statements.len(),
+        corpus_files,
+    );
+    assert!(
+        t.panics.is_empty(),
+        "{} panics; the first ones:\n{}",
+        t.panics.len(),
+        t.panics[..t.panics.len().min(3)].join("\n\n")
+    );
+    assert!(
+        t.errors_without_position.is_empty(),
+        "errors without a position:\n{}",
+        t.errors_without_position.join("\n\n")
+    );
+    assert_eq!(plans_accepted_after_edit, 0, "an edited plan was accepted under a new id");
+    assert!(t.slowest < std::time::Duration::from_secs(10), "an input took {:?}", t.slowest);
+}
