@@ -302,19 +302,12 @@ fn every_example_rehearses_with_locks_as_predicted() {
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }
 
-fn corpus_dir() -> std::path::PathBuf {
-    // Beside the repository, never copied into it; SEQMIG_CORPUS_DIR overrides (worktrees).
-    std::env::var("SEQMIG_CORPUS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"))
-    })
-}
-
 /// The real OpenStreetMap diff (needs PostGIS, installed by .ci/run): every table seeded,
 /// expand applied, rolled back to the same schema and data, applied again, contract, and
 /// the final schema equal to the 2026 dump, with every lock as predicted.
 #[test]
 fn the_openstreetmap_diff_rehearses_to_the_desired_schema() {
-    let dir = corpus_dir();
+    let dir = crate::harness::corpus_dir();
     let before = std::fs::read_to_string(dir.join("osm-structure-2025-07.sql")).unwrap();
     let after = std::fs::read_to_string(dir.join("osm-structure-2026-07.sql")).unwrap();
     let t0 = std::time::Instant::now();
