@@ -4,22 +4,12 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its report
 
-use std::path::PathBuf;
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
+
 use std::time::Instant;
 
 use seqmig::lint::{LintConfig, lint_paths};
-
-fn corpus() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SEQMIG_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    if beside.is_dir() {
-        return beside;
-    }
-    // A git worktree under /work/wt/<name> sits one level deeper than the main checkout.
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
-}
 
 /// CPU time (user + system) this process has used, from Linux's `/proc/self/stat`, in
 /// clock ticks of 10 ms (`CLK_TCK` is 100 on Linux).
@@ -33,7 +23,7 @@ fn cpu_ms() -> Option<f64> {
 }
 
 fn main() {
-    let dir = corpus();
+    let dir = corpus::corpus_dir();
     let config = LintConfig::default();
     let paths = vec![dir.clone()];
     // One warm-up run, then the best of five: the figure is the linter, not the page cache.

@@ -4,27 +4,17 @@
 
 #![allow(clippy::print_stdout)] // a benchmark's output is its report
 
-use std::path::PathBuf;
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
+
 use std::time::Instant;
 
 use seqmig::parse::load_str;
 
 const LARGEST: &str = "sourcegraph-frontend-2026-04.sql";
 
-fn corpus() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SEQMIG_CORPUS") {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    if beside.is_dir() {
-        return beside;
-    }
-    // A git worktree under /work/wt/<name> sits one level deeper than the main checkout.
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"))
-}
-
 fn main() {
-    let path = corpus().join(LARGEST);
+    let path = corpus::corpus_dir().join(LARGEST);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let name = path.display().to_string();
     // One warm-up run, then the best and the median of ten.

@@ -6,16 +6,16 @@
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
-use std::path::PathBuf;
+#[path = "../tests/common/corpus.rs"]
+mod corpus;
+
 use std::time::Instant;
 
 use seqmig::diff::Hints;
 use seqmig::render::Renderer;
 
 fn main() {
-    let dir = std::env::var("SEQMIG_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")));
+    let dir = corpus::corpus_dir();
     let renderer = Renderer::embedded();
     let hints = Hints::default();
     for (from, to) in [

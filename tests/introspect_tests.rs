@@ -187,21 +187,8 @@ fn grants_equal_the_statements_that_made_them() {
 // ---------------------------------------------------------------------------------------
 // The corpus.
 
-/// `../shared/corpus` beside the checkout (CI, the main clone), or one level further up (a
-/// worktree under `wt/`), or `SEQMIG_CORPUS_DIR`. A missing corpus fails the test: it is
-/// never skipped silently.
 fn corpus(file: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var("SEQMIG_CORPUS_DIR") {
-        return PathBuf::from(dir).join(file);
-    }
-    let root = env!("CARGO_MANIFEST_DIR");
-    [format!("{root}/../shared/corpus/{file}"), format!("{root}/../../shared/corpus/{file}")]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("corpus file {file} not found in ../shared/corpus (or ../../shared/corpus)")
-        })
+    crate::harness::corpus_dir().join(file)
 }
 
 /// Loads a file with psql (it handles everything pg_dump writes). Errors are allowed only

@@ -8,24 +8,7 @@ use seqmig::model::ddl::schema_sql;
 use seqmig::model::{Ident, OpaqueKind, QualifiedName};
 use seqmig::parse::{self, SourceSpec, load_str, split_statements};
 
-/// The corpus lives beside the repository (`../shared/corpus`; one level further up from a
-/// git worktree); `SEQMIG_CORPUS` overrides it. A missing corpus fails the test rather than
-/// skipping it.
-fn corpus_dir() -> PathBuf {
-    // SEQMIG_CORPUS as in the benchmarks; SEQMIG_CORPUS_DIR as plan_tests reads it.
-    if let Some(dir) = std::env::var_os("SEQMIG_CORPUS").or_else(|| std::env::var_os("SEQMIG_CORPUS_DIR")) {
-        return PathBuf::from(dir);
-    }
-    let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    let worktree = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"));
-    let dir = if beside.is_dir() { beside } else { worktree };
-    assert!(
-        dir.is_dir(),
-        "corpus not found at {}; clone the shared/ directory beside the repository or set SEQMIG_CORPUS",
-        dir.display()
-    );
-    dir
-}
+use crate::harness::corpus_dir;
 
 fn corpus_file(name: &str) -> (String, String) {
     let path = corpus_dir().join(name);

@@ -277,11 +277,7 @@ fn sql_format_writes_one_file_per_phase_and_rollbacks() {
 }
 
 fn corpus(name: &str) -> Schema {
-    // Beside the repository; SEQMIG_CORPUS_DIR overrides it (as in parse_tests).
-    let dir = std::env::var("SEQMIG_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")));
-    let path = dir.join(name);
+    let path = crate::harness::corpus_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     load(name, &text)
 }

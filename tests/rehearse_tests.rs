@@ -302,31 +302,22 @@ fn every_example_rehearses_with_locks_as_predicted() {
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }
 
-fn corpus_dir() -> std::path::PathBuf {
-    // Beside the repository, never copied into it; SEQMIG_CORPUS_DIR overrides (worktrees).
-    std::env::var("SEQMIG_CORPUS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"))
-    })
-}
-
-/// The real OpenStreetMap diff (needs PostGIS, installed by .ci/run). The rehearsal runs to
-/// the end and finds that step s23 — the dump's `INSERT INTO schema_migrations` of every
-/// version, kept as an opaque statement and re-run because its text changed — fails with a
-/// duplicate key: the rows of the old dump are already there.
+/// The real OpenStreetMap diff (needs PostGIS, installed by .ci/run): every table seeded,
+/// expand applied, rolled back to the same schema and data, applied again, contract, and
+/// the final schema equal to the 2026 dump, with every lock as predicted.
 #[test]
-fn the_openstreetmap_diff_rehearses_and_its_data_insert_is_caught() {
-    let dir = corpus_dir();
+fn the_openstreetmap_diff_rehearses_to_the_desired_schema() {
+    let dir = crate::harness::corpus_dir();
     let before = std::fs::read_to_string(dir.join("osm-structure-2025-07.sql")).unwrap();
     let after = std::fs::read_to_string(dir.join("osm-structure-2026-07.sql")).unwrap();
     let t0 = std::time::Instant::now();
     let report = rehearse_pair(&before, &after, &seqmig::diff::Hints::default(), 3);
     let text = rehearse::render::text(&report);
     eprintln!("{text}\nOSM rehearsal took {:.1} s", t0.elapsed().as_secs_f64());
-    assert!(report.seed.rows.len() >= 50, "{text}");
-    let expand = &report.phases[0];
-    assert_eq!(expand.phase, Phase::Expand);
-    // Every step before the failing one ran with its lock as predicted.
-    assert!(expand.steps.iter().all(|s| !s.lock_exceeds), "{text}");
-    let failed = expand.apply_error.as_deref().unwrap_or_default();
-    assert!(failed.contains("schema_migrations_pkey") && failed.contains("23505"), "{text}");
+    assert_eq!(report.seed.rows.len(), 53, "{text}");
+    assert!(report.seed.rows.values().all(|n| *n == 3), "{text}");
+    assert!(report.passed(), "{text}");
+    assert_eq!(report.final_schema_matches, Some(true));
+    assert_eq!(report.phases[0].phase, Phase::Expand);
+    assert_eq!(report.phases[0].rollback, RollbackResult::Restored, "{text}");
 }

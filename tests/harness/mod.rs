@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use seqmig::cluster::TempCluster;
 
+#[path = "../common/corpus.rs"]
+mod corpus;
+pub use corpus::corpus_dir;
+
 enum Server {
     External(String),
     Local(TempCluster),
