@@ -716,15 +716,8 @@ fn random_bytes(rng: &mut Rng) -> String {
 /// examples and the test fixtures.
 fn sql_seeds() -> (Vec<String>, usize) {
     let mut files = Vec::new();
-    // `shared/` sits beside the checkout (CI) or beside the worktrees folder (development).
-    let corpus = [
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus"),
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).is_dir());
     let mut corpus_files = 0;
-    if let Some(Ok(entries)) = corpus.map(std::fs::read_dir) {
+    if let Ok(entries) = std::fs::read_dir(crate::harness::corpus_dir()) {
         for e in entries.flatten() {
             if e.path().extension().is_some_and(|x| x == "sql") {
                 files.push(std::fs::read_to_string(e.path()).unwrap());
