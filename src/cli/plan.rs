@@ -25,9 +25,10 @@ pub enum Format {
     Markdown,
 }
 
-/// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
+/// The two schemas of a change and the hints that say how to get from one to the other;
+/// shared by `plan` and `rehearse`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub struct SchemaPair {
     /// The current schema: a .sql file, a directory of .sql files, `-` or a postgres:// URL.
     #[arg(long, value_name = "SRC")]
     pub from: String,
@@ -44,6 +45,31 @@ pub struct Args {
     /// Transform hint: SCHEMA.TABLE.COLUMN:up=EXPR, :down=EXPR or :from=OLD_COLUMN. Repeatable.
     #[arg(long = "transform", value_name = "COLUMN:KEY=EXPR")]
     pub transforms: Vec<String>,
+}
+
+impl SchemaPair {
+    /// The hints file (or ./seqmig.toml) with the flag hints added on top.
+    pub fn hints(&self) -> anyhow::Result<Hints> {
+        let mut hints = match &self.config {
+            Some(path) => Hints::from_file(path)?,
+            None if Path::new("seqmig.toml").is_file() => Hints::from_file(Path::new("seqmig.toml"))?,
+            None => Hints::default(),
+        };
+        for r in &self.renames {
+            hints.add_rename_flag(r)?;
+        }
+        for t in &self.transforms {
+            hints.add_transform_flag(t)?;
+        }
+        Ok(hints)
+    }
+}
+
+/// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub pair: SchemaPair,
     /// Output format; text by default.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
@@ -73,26 +99,11 @@ fn load_source(spec: &crate::parse::SourceSpec) -> anyhow::Result<crate::parse::
     Ok(crate::source::load_source(spec)?)
 }
 
-fn hints(args: &Args) -> anyhow::Result<Hints> {
-    let mut hints = match &args.config {
-        Some(path) => Hints::from_file(path)?,
-        None if Path::new("seqmig.toml").is_file() => Hints::from_file(Path::new("seqmig.toml"))?,
-        None => Hints::default(),
-    };
-    for r in &args.renames {
-        hints.add_rename_flag(r)?;
-    }
-    for t in &args.transforms {
-        hints.add_transform_flag(t)?;
-    }
-    Ok(hints)
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let hints = hints(&args)?;
+    let hints = args.pair.hints()?;
     let renderer = Renderer::with_overrides(args.templates.as_deref())?;
-    let current = load_schema(&args.from)?;
-    let desired = load_schema(&args.to)?;
+    let current = load_schema(&args.pair.from)?;
+    let desired = load_schema(&args.pair.to)?;
     let planned = crate::plan::plan(&current, &desired, &hints, &renderer)?;
     match args.format {
         Format::Json => emit(&args.out, "plan.json", &planned.plan.to_json_pretty())?,

@@ -5,14 +5,13 @@
 //! lock exceeds its prediction or a step failed, 2 on errors.
 
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
 use super::{Outcome, output};
 use crate::cluster::TempCluster;
 use crate::db::ConnectOptions;
-use crate::diff::Hints;
 use crate::model::Schema;
 use crate::parse::SourceSpec;
 use crate::rehearse::{Rehearsal, render};
@@ -31,15 +30,8 @@ pub enum Format {
 /// Prove a plan on a scratch database: apply, roll back and re-apply every phase, observing locks.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The current schema: a .sql file, a directory of .sql files, `-` or a postgres:// URL.
-    #[arg(long, value_name = "SRC")]
-    pub from: String,
-    /// The desired schema, in the same forms.
-    #[arg(long, value_name = "SRC")]
-    pub to: String,
-    /// Hints file; default: ./seqmig.toml when it exists.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub pair: super::plan::SchemaPair,
     /// A server to create the scratch databases on (they are dropped afterwards). Without
     /// it, a throwaway cluster is started from the local PostgreSQL binaries.
     #[arg(long, value_name = "URL")]
@@ -89,21 +81,13 @@ fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
     Ok((schema, sql))
 }
 
-fn hints(config: Option<&Path>) -> anyhow::Result<Hints> {
-    Ok(match config {
-        Some(path) => Hints::from_file(path)?,
-        None if Path::new("seqmig.toml").is_file() => Hints::from_file(Path::new("seqmig.toml"))?,
-        None => Hints::default(),
-    })
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    if args.from == "-" && args.to == "-" {
+    if args.pair.from == "-" && args.pair.to == "-" {
         bail!("only one of --from and --to can be stdin");
     }
-    let hints = hints(args.config.as_deref())?;
-    let (current, current_sql) = load(&args.from)?;
-    let (desired, desired_sql) = load(&args.to)?;
+    let hints = args.pair.hints()?;
+    let (current, current_sql) = load(&args.pair.from)?;
+    let (desired, desired_sql) = load(&args.pair.to)?;
     let planned = crate::plan::plan(&current, &desired, &hints, &Renderer::with_overrides(None)?)?;
     let plan = planned.plan;
     if plan.is_blocked() {
@@ -113,8 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "plan {} is blocked by findings ({}); a blocked plan is never applied, so there is nothing to rehearse; run 'seqmig plan --from {} --to {}' to see them",
             plan.short_id(),
             codes.join(", "),
-            args.from,
-            args.to
+            args.pair.from,
+            args.pair.to
         ));
         return Ok(Outcome::No);
     }
