@@ -131,8 +131,9 @@ pub struct GovernanceSection {
     /// Who may run expand … switch.
     #[serde(default = "default_operators")]
     pub operators: Vec<String>,
-    /// Who must approve contract (the one-way door).
-    #[serde(default = "default_approvers")]
+    /// Who must approve contract (the one-way door). Empty by default, as in the soak gate,
+    /// which enforces this list: the runbook must not promise approvals the gate does not ask.
+    #[serde(default)]
     pub contract_approvers: Vec<String>,
     /// Who may use `--break-glass`.
     #[serde(default = "default_break_glass")]
@@ -147,9 +148,6 @@ fn default_owner() -> String {
 fn default_operators() -> Vec<String> {
     vec!["on-call DBA".into(), "release manager".into()]
 }
-fn default_approvers() -> Vec<String> {
-    vec!["DBA".into(), "owning team lead".into()]
-}
 fn default_break_glass() -> Vec<String> {
     vec!["DBA on call".into()]
 }
@@ -159,7 +157,7 @@ impl Default for GovernanceSection {
         GovernanceSection {
             owner: default_owner(),
             operators: default_operators(),
-            contract_approvers: default_approvers(),
+            contract_approvers: Vec::new(),
             break_glass: default_break_glass(),
             escalation: None,
         }
