@@ -81,14 +81,7 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
         (None, None) => PlanSource::Active,
     };
     let connection = ConnectOptions::resolve(target.database_url.as_deref().filter(|u| !u.is_empty()))?;
-    let actor = target
-        .actor
-        .clone()
-        .or_else(|| std::env::var("SEQMIG_ACTOR").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "unknown".to_string());
+    let actor = super::actor(target.actor.clone());
     if target.lock_timeout == 0 {
         bail!("--lock-timeout must be at least 1 ms: an unbounded wait would block every reader behind it");
     }

@@ -3,7 +3,8 @@
 //! still a fact worth keeping) and the command says it does not count.
 
 use super::Outcome;
-use super::gate::{ConfigArgs, DbArgs, PlanArgs, actor, block_on, connect, load_config, load_plan};
+use super::actor;
+use super::gate::{ConfigArgs, DbArgs, PlanArgs, block_on, connect, load_config, load_plan};
 use super::output;
 use crate::soak;
 

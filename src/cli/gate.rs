@@ -130,14 +130,6 @@ pub(crate) async fn load_plan(client: &Client, args: &PlanArgs) -> anyhow::Resul
     Ok(soak::stored_plan(client, args.plan_id.as_deref()).await?)
 }
 
-/// The actor recorded with evidence: `--actor`, else `$SEQMIG_ACTOR`, else `$USER`.
-pub(crate) fn actor(given: Option<String>) -> String {
-    given
-        .filter(|a| !a.trim().is_empty())
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
 pub(crate) async fn connect(args: &DbArgs) -> anyhow::Result<Client> {
     let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref())?;
     Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)

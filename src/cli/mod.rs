@@ -90,6 +90,16 @@ pub fn run() -> anyhow::Result<Outcome> {
     }
 }
 
+/// Who is acting, for the ledger and the audit log: `--actor`, else `$SEQMIG_ACTOR`, else the
+/// login name (`$USER`, `$LOGNAME`), else `unknown`.
+pub(crate) fn actor(given: Option<String>) -> String {
+    given
+        .into_iter()
+        .chain(["SEQMIG_ACTOR", "USER", "LOGNAME"].into_iter().filter_map(|v| std::env::var(v).ok()))
+        .find(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// True when the error is a closed stdout (`seqmig … | head`), which is not a failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {

@@ -4,7 +4,8 @@
 //! meant to run from cron every few minutes during the soak.
 
 use super::Outcome;
-use super::gate::{DbArgs, Format, actor, block_on, connect};
+use super::actor;
+use super::gate::{DbArgs, Format, block_on, connect};
 use super::output;
 use crate::soak;
 
