@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, backfill_step, bare_column, fill_steps, not_null_steps};
+use super::{Ctx, Steps, bare_column, fill_null_steps, not_null_steps};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::column_value;
@@ -34,29 +34,10 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
     let mut steps = vec![add];
     let mut contract = Vec::new();
     if let Some(fill) = fill {
-        let (install, removal) = fill_steps(ctx, table, c, fill)?;
+        let (install, mut b, removal) = fill_null_steps(ctx, table, c, fill)?;
         steps.push(install);
         contract.push(removal);
-        let cols: Vec<_> = ctx
-            .desired
-            .tables
-            .get(table)
-            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default();
-        let expr = super::Binding { pairs: vec![] }.apply(fill, "", &cols);
-        let mut b = backfill_step(ctx, table, c, &expr)?;
-        // Only NULLs need the fill; values written meanwhile are kept.
-        let pending = format!("{} IS NULL", c.quoted_sql());
-        if let Some(spec) = &mut b.backfill {
-            spec.pending_predicate = pending.clone();
-            // A value already there is kept, so it is what verification must expect too
-            // (found by `seqmig rehearse`: seeded rows with an email failed verification).
-            spec.expr = format!("coalesce({}, {})", c.quoted_sql(), spec.expr);
-        }
-        b.sql = ctx.sql(
-            "backfill",
-            json!({ "table": qn(table), "column": c.as_str(), "expr": expr, "pending": pending }),
-        )?;
+        let pending = b.backfill.as_ref().map(|spec| spec.pending_predicate.clone()).unwrap_or_default();
         b.verify = Some(ctx.verify(json!({ "kind": "pending", "table": qn(table), "pending": pending }))?);
         steps.push(b);
     } else {

@@ -393,13 +393,7 @@ pub fn fill_steps(
     fill_expr: &str,
 ) -> Result<(StepDraft, StepDraft), RenderError> {
     let (trigger, function) = trigger_names("fill", table, column);
-    let cols: Vec<Ident> = ctx
-        .desired
-        .tables
-        .get(table)
-        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
-    let fill_new = Binding { pairs: vec![] }.apply(fill_expr, "NEW", &cols);
+    let fill_new = Binding { pairs: vec![] }.apply(fill_expr, "NEW", &desired_columns(ctx, table));
     let install_sql = ctx.sql(
         "fill_trigger",
         json!({ "function": qn(&function), "trigger": trigger.as_str(), "table": qn(table), "column": column.as_str(), "fill": fill_new }),
@@ -425,6 +419,41 @@ pub fn fill_steps(
             .lock(LockMode::AccessExclusive, table)
             .releases([Res::Column(table.clone(), column.clone())]);
     Ok((install, removal))
+}
+
+/// The column names of `table` in the desired schema (what a fill expression may name).
+fn desired_columns(ctx: &Ctx<'_>, table: &QualifiedName) -> Vec<Ident> {
+    ctx.desired
+        .tables
+        .get(table)
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Everything a `[[fill]]` hint adds for a column becoming NOT NULL: the fill trigger
+/// (dual_write), the batched replacement of existing NULLs (backfill) and the trigger's
+/// removal (contract). Only NULLs are pending, and a value already there is kept, so it is
+/// also what verification expects (found by `seqmig rehearse`: seeded rows with an email
+/// failed verification).
+pub fn fill_null_steps(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    column: &Ident,
+    fill_expr: &str,
+) -> Result<(StepDraft, StepDraft, StepDraft), RenderError> {
+    let (install, removal) = fill_steps(ctx, table, column, fill_expr)?;
+    let expr = Binding { pairs: vec![] }.apply(fill_expr, "", &desired_columns(ctx, table));
+    let mut fill = backfill_step(ctx, table, column, &expr)?;
+    let pending = format!("{} IS NULL", column.quoted_sql());
+    if let Some(spec) = &mut fill.backfill {
+        spec.pending_predicate = pending.clone();
+        spec.expr = format!("coalesce({}, {})", column.quoted_sql(), spec.expr);
+    }
+    fill.sql = ctx.sql(
+        "backfill",
+        json!({ "table": qn(table), "column": column.as_str(), "expr": expr, "pending": pending }),
+    )?;
+    Ok((install, fill, removal))
 }
 
 /// The three flag steps of a change with a switch: insert 'old' (expand), set 'new'

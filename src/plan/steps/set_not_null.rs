@@ -4,7 +4,7 @@
 //! With a `[[fill]]` hint, NULLs are first replaced in batches and a fill trigger covers
 //! the old release's writes; the check then waits for the fill.
 
-use super::{Ctx, Steps, backfill_step, fill_steps, not_null_steps};
+use super::{Ctx, Steps, fill_null_steps, not_null_steps};
 use crate::model::{Column, QualifiedName};
 use crate::plan::Phase;
 use crate::plan::draft::Res;
@@ -14,25 +14,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
     let mut steps = Vec::new();
     let mut contract = Vec::new();
     let check_phase = if let Some(fill) = fill {
-        let (install, removal) = fill_steps(ctx, table, c, fill)?;
+        let (install, mut b, removal) = fill_null_steps(ctx, table, c, fill)?;
         steps.push(install);
         contract.push(removal);
-        let cols: Vec<_> = ctx
-            .desired
-            .tables
-            .get(table)
-            .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
-            .unwrap_or_default();
-        let expr = super::Binding { pairs: vec![] }.apply(fill, "", &cols);
-        let mut b = backfill_step(ctx, table, c, &expr)?;
-        let pending = format!("{} IS NULL", c.quoted_sql());
-        if let Some(spec) = &mut b.backfill {
-            spec.pending_predicate = pending.clone();
-            // A value already there is kept, so it is what verification must expect too
-            // (found by `seqmig rehearse`: seeded rows with an email failed verification).
-            spec.expr = format!("coalesce({}, {})", c.quoted_sql(), spec.expr);
-        }
-        b.sql = ctx.sql("backfill", serde_json::json!({ "table": crate::render::qn(table), "column": c.as_str(), "expr": expr, "pending": pending }))?;
         b.purpose = format!("replace NULLs in {} with the fill value, in batches", c.quoted_sql());
         steps.push(b);
         Phase::Backfill
