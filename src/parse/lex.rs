@@ -58,25 +58,8 @@ pub fn tokenize(src: &str) -> Result<Vec<Tok>, LexError> {
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            let open = i;
-            let mut depth = 0usize;
-            loop {
-                if i + 1 >= b.len() {
-                    return Err(LexError { at: open, what: "unterminated block comment".into() });
-                }
-                if b[i] == b'/' && b[i + 1] == b'*' {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == b'*' && b[i + 1] == b'/' {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
+            i = skip_block_comment(b, i)
+                .ok_or_else(|| LexError { at: i, what: "unterminated block comment".into() })?;
             space = true;
             continue;
         }
@@ -201,8 +184,30 @@ fn number_end(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Returns the index just past the closing quote.
-fn skip_quoted(b: &[u8], open: usize, quote: u8, backslash: bool) -> Option<usize> {
+/// Returns the index just past a (nested) `/* … */` comment opening at `open`; `None` when
+/// it is not closed. Shared with the statement splitter.
+pub(super) fn skip_block_comment(b: &[u8], open: usize) -> Option<usize> {
+    let mut i = open;
+    let mut depth = 0usize;
+    while i + 1 < b.len() {
+        if b[i] == b'/' && b[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return Some(i);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Returns the index just past the closing quote. Shared with the statement splitter.
+pub(super) fn skip_quoted(b: &[u8], open: usize, quote: u8, backslash: bool) -> Option<usize> {
     let mut j = open + 1;
     while j < b.len() {
         if backslash && b[j] == b'\\' {

@@ -4,6 +4,7 @@
 //! (`BEGIN ATOMIC … END`) do not end a statement. psql meta-lines (`\restrict …`) are
 //! returned separately so the loader can count them as skipped.
 
+use super::lex::{skip_block_comment, skip_quoted};
 use crate::finding::Span;
 
 /// One top-level piece of the input.
@@ -72,26 +73,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<RawStatement>, SplitError> {
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let open = i;
-                let mut depth = 0usize;
-                loop {
-                    if i + 1 >= bytes.len() {
-                        let (line, column) = lines.position(open);
-                        return Err(SplitError::Unterminated { what: "block comment", line, column });
-                    }
-                    if bytes[i] == b'/' && bytes[i + 1] == b'*' {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes[i + 1] == b'/' {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = skip_block_comment(bytes, i).ok_or_else(|| unterminated("block comment", &lines, i))?;
                 continue;
             }
             _ => {}
@@ -175,27 +157,6 @@ fn prev_byte(bytes: &[u8], i: usize) -> Option<u8> {
 
 fn is_ident_byte(b: Option<u8>) -> bool {
     b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
-}
-
-/// Returns the index just past the closing quote.
-fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash_escapes: bool) -> Option<usize> {
-    let mut j = open + 1;
-    while j < bytes.len() {
-        let b = bytes[j];
-        if backslash_escapes && b == b'\\' {
-            j += 2;
-            continue;
-        }
-        if b == quote {
-            if bytes.get(j + 1) == Some(&quote) {
-                j += 2;
-                continue;
-            }
-            return Some(j + 1);
-        }
-        j += 1;
-    }
-    None
 }
 
 /// Maps byte offsets to 1-based line and column (columns count characters).
