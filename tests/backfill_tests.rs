@@ -37,6 +37,25 @@ fn small_batches() -> BackfillOptions {
     o
 }
 
+/// Waits (at most 60 s) until the ledger shows at least `rows` done for backfill step `step`.
+async fn wait_for_rows_done(url: &str, step: &str, rows: i64) {
+    let client = connect(url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = client
+            .query_opt("SELECT rows_done FROM seqmig.backfills WHERE step_id = $1", &[&step])
+            .await
+            .unwrap()
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        if done >= rows {
+            return;
+        }
+        assert!(Instant::now() < deadline, "backfill step {step} made no progress ({done} of {rows} rows)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(conn);
@@ -204,23 +223,7 @@ fn backfill_resumes_exactly_after_sigkill() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start seqmig backfill run");
-    block_on(async {
-        let client = connect(&db.url).await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let done = client
-                .query_opt("SELECT rows_done FROM seqmig.backfills WHERE step_id = 's2'", &[])
-                .await
-                .unwrap()
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(0);
-            if done >= 3_000 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the child made no progress");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    block_on(wait_for_rows_done(&db.url, "s2", 3_000));
     child.kill().expect("SIGKILL the backfill"); // std's kill is SIGKILL on Unix
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed, not finished");
@@ -278,23 +281,7 @@ fn backfill_resumes_exactly_after_a_server_crash() {
             backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await
         })
     });
-    block_on(async {
-        let client = connect(&url).await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let done = client
-                .query_opt("SELECT rows_done FROM seqmig.backfills WHERE step_id = 's3'", &[])
-                .await
-                .unwrap()
-                .map(|r| r.get::<_, i64>(0))
-                .unwrap_or(0);
-            if done >= 3_000 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the engine made no progress");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    block_on(wait_for_rows_done(&url, "s3", 3_000));
     cluster.restart().expect("crash and restart the server");
     let first = engine.join().unwrap();
     assert!(

@@ -90,7 +90,8 @@ pub fn load_schema(arg: &str) -> anyhow::Result<Schema> {
             .with_context(|| format!("'{arg}' is not a seqmig schema in JSON"));
     }
     let spec = crate::parse::SourceSpec::from_arg(arg);
-    let loaded = crate::source::load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?;
+    let loaded =
+        crate::source::load_source(&spec).with_context(|| format!("failed to load schema '{arg}'"))?;
     Ok(loaded.schema)
 }
 
