@@ -20,11 +20,11 @@ use crate::harness::{TestDb, block_on};
 
 const SEED_ROWS: i64 = 2000;
 
-fn dir(name: &str) -> PathBuf {
+pub(crate) fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples").join(name)
 }
 
-fn read(name: &str, file: &str) -> String {
+pub(crate) fn read(name: &str, file: &str) -> String {
     std::fs::read_to_string(dir(name).join(file)).unwrap()
 }
 
@@ -32,11 +32,18 @@ pub(crate) fn load(file: &str, sql: &str) -> Schema {
     seqmig::parse::load_str(file, sql).unwrap_or_else(|e| panic!("{file}: {e}")).schema
 }
 
-fn plan_of(name: &str) -> Plan {
-    let toml = dir(name).join("seqmig.toml");
+pub(crate) fn plan_of(name: &str) -> Plan {
+    plan_at(&dir(name))
+}
+
+/// The plan of an example-style folder (`before.sql`, `after.sql`, optional `seqmig.toml`),
+/// with the gate's criteria dropped.
+pub(crate) fn plan_at(folder: &Path) -> Plan {
+    let read = |f: &str| std::fs::read_to_string(folder.join(f)).unwrap();
+    let toml = folder.join("seqmig.toml");
     let hints = if toml.is_file() { Hints::from_file(&toml).unwrap() } else { Hints::default() };
-    let before = load("before.sql", &read(name, "before.sql"));
-    let after = load("after.sql", &read(name, "after.sql"));
+    let before = load("before.sql", &read("before.sql"));
+    let after = load("after.sql", &read("after.sql"));
     let mut plan = seqmig::plan::plan(&before, &after, &hints, &Renderer::embedded()).unwrap().plan;
     // The gate is not under test here (contract breaks the glass); its criteria are dropped
     // because some values the planner writes ('since switch', '0 mismatches') are not in the
@@ -45,9 +52,9 @@ fn plan_of(name: &str) -> Plan {
     plan.seal()
 }
 
-fn opts(db: &TestDb) -> RunnerOptions {
+pub(crate) fn opts(url: &str) -> RunnerOptions {
     RunnerOptions {
-        connection: seqmig::db::ConnectOptions::from_url(&db.url).unwrap(),
+        connection: seqmig::db::ConnectOptions::from_url(url).unwrap(),
         actor: "examples".into(),
         retry: RetryPolicy {
             lock_timeout: std::time::Duration::from_millis(500),
@@ -57,7 +64,11 @@ fn opts(db: &TestDb) -> RunnerOptions {
 }
 
 pub(crate) async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
-    let mut r = Runner::acquire(opts(db), "apply").await?;
+    apply_url(&db.url, plan, phase).await
+}
+
+pub(crate) async fn apply_url(url: &str, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
+    let mut r = Runner::acquire(opts(url), "apply").await?;
     let source = PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() };
     let out = r
         .apply(&source, phase, &ContractGate::break_glass("examples: gate not under test"), &mut Quiet)
@@ -67,7 +78,7 @@ pub(crate) async fn apply(db: &TestDb, plan: &Plan, phase: Phase) -> Result<(), 
 }
 
 pub(crate) async fn rollback(db: &TestDb, phase: Phase) -> Result<(), ExecError> {
-    let mut r = Runner::acquire(opts(db), "rollback").await?;
+    let mut r = Runner::acquire(opts(&db.url), "rollback").await?;
     let out = r.rollback(&PlanSource::Active, phase, &mut Quiet).await;
     r.release().await;
     out.map(|_| ())
@@ -166,7 +177,7 @@ fn forgive_on_rollback(name: &str, before: &Schema, after: &mut Schema) {
 }
 
 /// User tables in FK order (referenced first), as quoted names with their oid.
-async fn tables(c: &Client) -> Vec<(u32, String)> {
+pub(crate) async fn tables(c: &Client) -> Vec<(u32, String)> {
     let rows = c
         .query(
             "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)

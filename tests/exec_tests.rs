@@ -2,7 +2,7 @@
 //! phase, crash and resume, two runners, lock contention, refusals (issue 6).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use seqmig::plan::{
     BackfillSpec, GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step,
 };
 
+use crate::harness::cli::{seqmig, text, wait_for_running_step, write_plan};
 use crate::harness::{TestDb, block_on};
 
 // ---------------------------------------------------------------------------------------
@@ -213,47 +214,6 @@ async fn fingerprint(c: &tokio_postgres::Client) -> Vec<String> {
         .await
         .unwrap();
     rows.iter().map(|r| r.get(0)).collect()
-}
-
-fn seqmig(args: &[&str], db: &TestDb) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqmig"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .expect("run seqmig")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn write_plan(plan: &Plan) -> (tempdir::Dir, String) {
-    let dir = tempdir::Dir::new();
-    let path = dir.path.join("plan.json");
-    std::fs::write(&path, plan.to_json_pretty()).unwrap();
-    let p = path.to_string_lossy().into_owned();
-    (dir, p)
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Dir {
-            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let path = std::env::temp_dir().join(format!("seqmig-exec-test-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }
 
 /// Writes through the old shape (`name`) or the new one (`full_name`) until stopped, and
@@ -549,35 +509,6 @@ fn slow_plan(seconds: u32) -> Plan {
             Some("ALTER TABLE public.users DROP COLUMN c"),
         ),
     ])
-}
-
-async fn wait_for_running_step(c: &tokio_postgres::Client, step: &str) {
-    let t0 = Instant::now();
-    loop {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_class WHERE relname = 'step_runs' AND relnamespace = to_regnamespace('seqmig')",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            let running: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM seqmig.step_runs WHERE step_id = $1 AND outcome = 'running'",
-                    &[&step],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if running > 0 {
-                return;
-            }
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "step {step} never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ use crate::harness::{TestDb, block_on};
 /// Rows seeded into every generated table: enough for batches, small enough for many cases.
 const ROWS: i64 = 300;
 
-fn env_number(name: &str, default: u64) -> u64 {
+pub(crate) fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
@@ -412,23 +412,38 @@ async fn checksum(c: &Client, table: &str, columns: &[String]) -> (i64, String) 
     (row.get(0), row.get(1))
 }
 
-#[derive(Debug, Default)]
-struct Tally {
-    cases: AtomicUsize,
-    hostile_cases: AtomicUsize,
-    applied_phases: AtomicUsize,
-    rollbacks: AtomicUsize,
-    rolled_back_phases: AtomicUsize,
-    rows_checked: AtomicUsize,
-    rows_lost: AtomicUsize,
+/// What the reliability run did, summed over all its parts (see `reliability_report_nothing_lost`).
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub generated_cases: AtomicUsize,
+    pub hostile_cases: AtomicUsize,
+    pub applied_phases: AtomicUsize,
+    /// Kills + server restarts + connection cuts.
+    pub faults_injected: AtomicUsize,
+    pub kills: AtomicUsize,
+    pub restarts: AtomicUsize,
+    pub connection_cuts: AtomicUsize,
+    /// Rollbacks from a phase back to the start, each checked against the original.
+    pub rollbacks: AtomicUsize,
+    pub rolled_back_phases: AtomicUsize,
+    pub fuzz_executions: AtomicUsize,
+    /// Rows whose presence (and content, by checksum) was compared with what was expected.
+    pub rows_checked: AtomicUsize,
+    /// Expected rows missing after a run: computed from row counts, asserted 0.
+    pub rows_lost: AtomicUsize,
 }
 
-static LIFECYCLE: Tally = Tally {
-    cases: AtomicUsize::new(0),
+pub(crate) static REPORT: Report = Report {
+    generated_cases: AtomicUsize::new(0),
     hostile_cases: AtomicUsize::new(0),
     applied_phases: AtomicUsize::new(0),
+    faults_injected: AtomicUsize::new(0),
+    kills: AtomicUsize::new(0),
+    restarts: AtomicUsize::new(0),
+    connection_cuts: AtomicUsize::new(0),
     rollbacks: AtomicUsize::new(0),
     rolled_back_phases: AtomicUsize::new(0),
+    fuzz_executions: AtomicUsize::new(0),
     rows_checked: AtomicUsize::new(0),
     rows_lost: AtomicUsize::new(0),
 };
@@ -459,15 +474,15 @@ fn run_case(case: &Case) {
         }
         for phase in Phase::ALL {
             apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}\n{what}"));
-            LIFECYCLE.applied_phases.fetch_add(1, Ordering::Relaxed);
+            REPORT.applied_phases.fetch_add(1, Ordering::Relaxed);
         }
         assert_same(&introspect(&c).await, &desired, &format!("the end state is the desired schema\n{what}"));
         for (table, cols) in &survivors {
             let new: Vec<String> = cols.iter().map(|(_, n)| n.clone()).collect();
             let after = checksum(&c, table, &new).await;
             let (n_before, _) = before[table];
-            LIFECYCLE.rows_checked.fetch_add(n_before as usize, Ordering::Relaxed);
-            LIFECYCLE.rows_lost.fetch_add((n_before - after.0).max(0) as usize, Ordering::Relaxed);
+            REPORT.rows_checked.fetch_add(n_before as usize, Ordering::Relaxed);
+            REPORT.rows_lost.fetch_add((n_before - after.0).max(0) as usize, Ordering::Relaxed);
             assert_eq!(after, before[table], "rows or values of {table} changed\n{what}");
         }
         for (n, t) in case.tables.iter().enumerate() {
@@ -507,7 +522,7 @@ fn run_case(case: &Case) {
                 rollback(&db, phase)
                     .await
                     .unwrap_or_else(|e| panic!("rollback {phase} (from {last}): {e}\n{what}"));
-                LIFECYCLE.rolled_back_phases.fetch_add(1, Ordering::Relaxed);
+                REPORT.rolled_back_phases.fetch_add(1, Ordering::Relaxed);
             }
             assert_same(
                 &introspect(&c).await,
@@ -517,41 +532,108 @@ fn run_case(case: &Case) {
             let back = data(&c).await;
             for (table, (n, _)) in &rows {
                 let m = back.get(table).map(|(m, _)| *m).unwrap_or(0);
-                LIFECYCLE.rows_lost.fetch_add((n - m).max(0) as usize, Ordering::Relaxed);
+                REPORT.rows_lost.fetch_add((n - m).max(0) as usize, Ordering::Relaxed);
             }
             assert_eq!(back, rows, "data after rolling back from {last}\n{what}");
         });
-        LIFECYCLE.rollbacks.fetch_add(1, Ordering::Relaxed);
+        REPORT.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
-    LIFECYCLE.cases.fetch_add(1, Ordering::Relaxed);
+    REPORT.generated_cases.fetch_add(1, Ordering::Relaxed);
     if case.hostile {
-        LIFECYCLE.hostile_cases.fetch_add(1, Ordering::Relaxed);
+        REPORT.hostile_cases.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-#[test]
-#[allow(clippy::print_stderr)]
-fn reliability_generated_schema_pairs_apply_and_roll_back_losing_nothing() {
+/// Generated schema pairs, forward and back (`SEQMIG_PROPTEST_CASES`, default 8).
+fn generated_schema_pairs() {
     let mut runner = runner(8);
-    let result = runner.run(&case(), |case| {
+    if let Err(e) = runner.run(&case(), |case| {
         run_case(&case);
         Ok(())
-    });
-    let t = &LIFECYCLE;
-    eprintln!(
-        "reliability summary: generated cases tried {} ({} with hostile column names), phases applied {}, rollbacks exercised {} ({} phases rolled back), rows checked {}, rows lost {}",
-        t.cases.load(Ordering::Relaxed),
-        t.hostile_cases.load(Ordering::Relaxed),
-        t.applied_phases.load(Ordering::Relaxed),
-        t.rollbacks.load(Ordering::Relaxed),
-        t.rolled_back_phases.load(Ordering::Relaxed),
-        t.rows_checked.load(Ordering::Relaxed),
-        t.rows_lost.load(Ordering::Relaxed),
-    );
-    if let Err(e) = result {
+    }) {
         panic!("{e}");
     }
-    assert_eq!(t.rows_lost.load(Ordering::Relaxed), 0);
+}
+
+type Part = (&'static str, fn());
+
+/// Every part of the reliability run, each on its own thread (most of their time is spent
+/// waiting for PostgreSQL and child processes), then one report. `SEQMIG_RELIABILITY_ONLY=a,b`
+/// runs only the parts whose names contain one of the words.
+#[test]
+#[allow(clippy::print_stderr)]
+fn reliability_report_nothing_lost() {
+    use crate::reliability_faults_tests as faults;
+    let parts: &[Part] = &[
+        ("generated schema pairs", generated_schema_pairs),
+        ("fuzzed parsers", fuzz_parsers),
+        ("kill after every step", faults::kill_after_every_step),
+        ("kill during rollback", faults::kill_during_rollback),
+        ("postgres restarts", faults::postgres_restarts_between_and_during_steps),
+        ("connection cut during backfill", faults::connection_cut_during_backfill),
+    ];
+    let only: Vec<String> = std::env::var("SEQMIG_RELIABILITY_ONLY")
+        .map(|v| v.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect())
+        .unwrap_or_default();
+    let chosen: Vec<&Part> = parts
+        .iter()
+        .filter(|(name, _)| only.is_empty() || only.iter().any(|w| name.contains(w.as_str())))
+        .collect();
+    let started = std::time::Instant::now();
+    let failed: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = chosen
+            .iter()
+            .map(|(name, f)| {
+                (
+                    name,
+                    s.spawn(move || {
+                        let t0 = std::time::Instant::now();
+                        f();
+                        eprintln!("reliability part '{name}' passed in {:.1} s", t0.elapsed().as_secs_f64());
+                    }),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| {
+                h.join().err().map(|p| {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    format!("part '{name}' failed: {msg}")
+                })
+            })
+            .collect()
+    });
+    let r = &REPORT;
+    let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+    eprintln!(
+        "reliability report ({} parts in {:.1} s):\n  generated cases tried   {} ({} with hostile names, {} phases applied)\n  \
+         faults injected         {} ({} kills of seqmig, {} PostgreSQL restarts, {} connection cuts)\n  \
+         rollbacks exercised     {} ({} phases rolled back)\n  \
+         fuzz executions         {}\n  \
+         rows checked            {}\n  \
+         rows lost               {}",
+        chosen.len(),
+        started.elapsed().as_secs_f64(),
+        n(&r.generated_cases),
+        n(&r.hostile_cases),
+        n(&r.applied_phases),
+        n(&r.faults_injected),
+        n(&r.kills),
+        n(&r.restarts),
+        n(&r.connection_cuts),
+        n(&r.rollbacks),
+        n(&r.rolled_back_phases),
+        n(&r.fuzz_executions),
+        n(&r.rows_checked),
+        n(&r.rows_lost),
+    );
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+    assert_eq!(n(&r.rows_lost), 0, "rows lost");
 }
 
 #[test]
@@ -823,9 +905,10 @@ fn split_position(e: &seqmig::parse::SplitError) -> String {
     }
 }
 
-#[test]
+/// Every parser of user input on random bytes and mutated real inputs
+/// (`SEQMIG_FUZZ_EXECUTIONS`, default 5000): no panic, no hang, SQL errors carry a position.
 #[allow(clippy::print_stderr)]
-fn reliability_hostile_input_never_panics_and_errors_carry_positions() {
+fn fuzz_parsers() {
     let total = env_number("SEQMIG_FUZZ_EXECUTIONS", 5000) as usize;
     let mut rng = Rng(env_number("SEQMIG_FUZZ_SEED", 0x0005_eed0_f5e9_u64).max(1));
     let (statements, corpus_files) = sql_seeds();
@@ -893,6 +976,7 @@ fn reliability_hostile_input_never_panics_and_errors_carry_positions() {
         });
     }
     std::panic::set_hook(hook);
+    REPORT.fuzz_executions.fetch_add(t.executions, Ordering::Relaxed);
     eprintln!(
         "reliability fuzz summary: fuzz executions {}, parser errors {}, panics {}, SQL errors without a position {}, \
          edited plans accepted {plans_accepted_after_edit}, slowest input {:?}, seed statements {} ({} corpus files)",

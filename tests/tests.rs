@@ -13,4 +13,5 @@ mod lint_tests;
 mod parse_tests;
 mod plan_tests;
 mod rehearse_tests;
+mod reliability_faults_tests;
 mod reliability_tests;

@@ -91,6 +91,15 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
     Ok(Ok(Resolved { source, runner: RunnerOptions { connection, actor, retry } }))
 }
 
+/// `SEQMIG_FAULT_AFTER_STEPS=k`: abort the process right after the k-th step completes, like
+/// `kill -9` at the worst moment. Only the reliability tests set it (book: reliability.md);
+/// it is deliberately not a flag.
+pub(crate) fn inject_faults(runner: &mut exec::Runner) {
+    if let Some(k) = std::env::var("SEQMIG_FAULT_AFTER_STEPS").ok().and_then(|v| v.trim().parse().ok()) {
+        runner.dangerous_abort_after_steps(k);
+    }
+}
+
 pub(crate) fn parse_phase(name: &str) -> anyhow::Result<Phase> {
     Phase::parse(name).with_context(|| {
         format!("unknown phase '{name}'; phases are expand, dual_write, backfill, switch, contract")
@@ -225,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("apply --phase {phase}");
     finish(rt.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
+        inject_faults(&mut runner);
         let report = runner.apply(&resolved.source, phase, &gate, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;

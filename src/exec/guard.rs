@@ -236,6 +236,11 @@ pub struct Runner {
     backfill: crate::backfill::BackfillOptions,
     /// Watches every step (`seqmig rehearse`); none in production runs.
     step_observer: ObserverSlot,
+    /// Fault injection: abort the process after this many completed steps (see
+    /// [`Runner::dangerous_abort_after_steps`]); `None` in every real run.
+    abort_after_steps: Option<usize>,
+    /// Steps this runner has completed (applied or undone), for `abort_after_steps`.
+    steps_completed: usize,
 }
 
 /// Holds the optional [`StepObserver`]; a trait object has no `Debug` of its own.
@@ -283,7 +288,44 @@ impl Runner {
         // Backfill batches wait for locks no longer than DDL does.
         let mut backfill = crate::backfill::BackfillOptions::default();
         backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
-        Ok(Runner { client, observer: None, pid, opts, backfill, step_observer: ObserverSlot::default() })
+        Ok(Runner {
+            client,
+            observer: None,
+            pid,
+            opts,
+            backfill,
+            step_observer: ObserverSlot::default(),
+            abort_after_steps: None,
+            steps_completed: 0,
+        })
+    }
+
+    /// Fault injection for the reliability tests (issue 10): the process aborts — no
+    /// unwinding, no ledger update, no unlock, exactly like `kill -9` — right after the `n`-th
+    /// step this runner completes has committed its ledger row. Resuming from there must end
+    /// in the same state as an uninterrupted run. `seqmig apply` and `rollback` set it from
+    /// `SEQMIG_FAULT_AFTER_STEPS`; nothing else should.
+    pub fn dangerous_abort_after_steps(&mut self, n: usize) {
+        self.abort_after_steps = Some(n);
+    }
+
+    /// The result of recording a failure in the ledger. When the session itself is gone
+    /// (server restart, terminated backend) the write cannot succeed, and the failure already
+    /// in hand says more than "connection closed" would: it is kept, and the step's row stays
+    /// 'running', which `status` reports as interrupted once the backend is gone.
+    fn after_failure(&self, recorded: Result<(), ExecError>) -> Result<(), ExecError> {
+        match recorded {
+            Err(_) if self.client.is_closed() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Counts a completed step and aborts the process when the fault budget says so.
+    fn step_completed(&mut self) {
+        self.steps_completed += 1;
+        if self.abort_after_steps == Some(self.steps_completed) {
+            std::process::abort();
+        }
     }
 
     /// Installs (or with `None` removes) an observer called around every step this runner
@@ -367,10 +409,13 @@ impl Runner {
                 }
             };
             if let Err(e) = outcome {
-                ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
+                let recorded =
+                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                self.after_failure(recorded)?;
                 return Err(e);
             }
             ran.push(step.id.clone());
+            self.step_completed();
         }
         ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
@@ -480,7 +525,9 @@ impl Runner {
                 continue;
             };
             if let Err(e) = outcome {
-                ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await?;
+                let recorded =
+                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                self.after_failure(recorded)?;
                 return Err(match e {
                     ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => {
                         ExecError::StepFailed {
@@ -496,6 +543,7 @@ impl Runner {
                 });
             }
             ran.push(step.id.clone());
+            self.step_completed();
         }
         ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
@@ -637,7 +685,7 @@ impl Runner {
             }
         };
         let (code, message) = failure;
-        ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await?;
+        self.after_failure(ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await)?;
         let _ = done;
         Err(ExecError::Backfill {
             step: step.id.clone(),
@@ -826,7 +874,7 @@ impl Runner {
                     "gave up after {attempts} attempts: {message}; blockers: {}",
                     blockers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("; ")
                 );
-                ledger::step_failed(
+                let recorded = ledger::step_failed(
                     &self.client,
                     row_id,
                     attempts as i32,
@@ -834,7 +882,8 @@ impl Runner {
                     sqlstate.as_deref(),
                     &text,
                 )
-                .await?;
+                .await;
+                self.after_failure(recorded)?;
                 return Err(ExecError::LockBudgetExhausted {
                     step: step.id.clone(),
                     phase: step.phase,
@@ -846,7 +895,7 @@ impl Runner {
                     next: command_for(action, step.phase, None),
                 });
             }
-            ledger::step_failed(
+            let recorded = ledger::step_failed(
                 &self.client,
                 row_id,
                 attempts as i32,
@@ -854,7 +903,8 @@ impl Runner {
                 sqlstate.as_deref(),
                 &message,
             )
-            .await?;
+            .await;
+            self.after_failure(recorded)?;
             return Err(ExecError::StepFailed {
                 step: step.id.clone(),
                 phase: step.phase,

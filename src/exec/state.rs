@@ -246,6 +246,21 @@ impl PlanState {
                         let pid = self.rows.get(&step).map(|r| r.backend_pid).unwrap_or_default();
                         return (None, format!("phase {phase} is running step {step} (backend pid {pid})"));
                     }
+                    // A rollback stopped half way (killed, connection lost): the operator's
+                    // last intent was to undo, so finishing the undo comes first.
+                    PhaseState::Partial if self.partly_rolled_back(plan, phase) => {
+                        let steps = plan.steps_of(phase);
+                        let undone = steps.iter().filter(|s| self.step(s) == StepState::RolledBack).count();
+                        return (
+                            Some(command_for(Action::Rollback, phase, id)),
+                            format!(
+                                "phase {phase} is partly rolled back ({undone} of {} steps undone; the rollback \
+                                 stopped before finishing); rolling it back again finishes the undo, applying it \
+                                 again redoes it",
+                                steps.len()
+                            ),
+                        );
+                    }
                     PhaseState::Partial => {
                         format!("phase {phase} is partially applied; applying it again finishes it")
                     }
@@ -258,6 +273,13 @@ impl PlanState {
                 (Some(cmd), why)
             }
         }
+    }
+
+    /// Some steps of `phase` undone by a rollback while others are still applied.
+    fn partly_rolled_back(&self, plan: &Plan, phase: Phase) -> bool {
+        let steps = plan.steps_of(phase);
+        steps.iter().any(|s| self.step(s) == StepState::RolledBack)
+            && steps.iter().any(|s| self.step(s).is_applied())
     }
 
     fn blamed_step(&self, plan: &Plan, phase: Phase, state: StepState) -> String {

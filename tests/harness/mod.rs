@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use seqmig::cluster::TempCluster;
 
+pub mod cli;
+
 #[path = "../common/corpus.rs"]
 mod corpus;
 pub use corpus::corpus_dir;
@@ -49,6 +51,16 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> TestDb {
+        TestDb::create("")
+    }
+
+    /// A new database copied from this one (`CREATE DATABASE … TEMPLATE`): the same schema
+    /// and rows without loading and seeding again. Nobody may be connected to this one.
+    pub fn copy(&self) -> TestDb {
+        TestDb::create(&format!(" TEMPLATE {}", self.name))
+    }
+
+    fn create(options: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("seqmig_test_{}_{n}", std::process::id());
         let (admin_url, url) = match server() {
@@ -57,7 +69,10 @@ impl TestDb {
         };
         block_on(async {
             let client = connect(&admin_url).await;
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}{options}"))
+                .await
+                .unwrap_or_else(|e| panic!("create test database: {}", describe(&e)));
         });
         TestDb { url, name, admin_url }
     }
@@ -103,6 +118,13 @@ impl TestDb {
     /// an external server.
     pub fn allow_login(&self, role: &str) {
         self.execute(&format!("ALTER ROLE {role} LOGIN PASSWORD '{role}-pw'"));
+    }
+
+    /// This database's URL as `role` (with the password [`TestDb::allow_login`] gives it).
+    pub fn url_as(&self, role: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").unwrap();
+        let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+        format!("{scheme}://{role}:{role}-pw@{host}")
     }
 
     /// A connected client, for async tests.
