@@ -619,3 +619,191 @@ pub(crate) fn connection_cut_during_backfill() {
         assert_eq!(ty, "bigint");
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Privileges and ledger integrity
+// ---------------------------------------------------------------------------------------------
+
+/// The plan of a schema pair given as text, gate criteria dropped (not under test here).
+fn plan_from(before: &str, after: &str, toml: &str) -> Plan {
+    let hints = Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let mut plan = seqmig::plan::plan(
+        &load("before.sql", before),
+        &load("after.sql", after),
+        &hints,
+        &Renderer::embedded(),
+    )
+    .unwrap()
+    .plan;
+    plan.gate.criteria.clear();
+    let plan = plan.seal();
+    assert!(!plan.is_blocked(), "{:?}", plan.findings);
+    plan
+}
+
+/// `seqmig apply` as `role` on `db`.
+fn apply_as(db: &TestDb, role: &str, plan_path: Option<&str>, phase: Phase) -> std::process::Output {
+    let mut c = command(&db.url_as(role));
+    c.args(["apply", "--phase", &phase.to_string(), "--actor", role]);
+    if let Some(p) = plan_path {
+        c.args(["--plan", p]);
+    }
+    c.output().unwrap()
+}
+
+/// Applying as a role that lacks a privilege a step needs: a clear error naming the object
+/// and the step, nothing of the failed transactional step left behind (its first statement
+/// succeeded, its second was refused), and the ledger and `status` say what failed. Once the
+/// privilege is granted, applying again finishes.
+pub(crate) fn privileges_refused_cleanly() {
+    // Not the owner of the table: the first statement is refused.
+    let db = TestDb::new();
+    let role = format!("deployer_{}", db.name);
+    db.execute(&format!(
+        "CREATE ROLE {role};
+         GRANT CREATE ON DATABASE {name} TO {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         CREATE TABLE public.accounts (id bigint PRIMARY KEY, balance integer NOT NULL);
+         INSERT INTO public.accounts SELECT g, g FROM generate_series(1, 100) g;",
+        name = db.name
+    ));
+    db.allow_login(&role);
+    let plan = plan_from(
+        "CREATE TABLE public.accounts (id bigint PRIMARY KEY, balance integer NOT NULL);",
+        "CREATE TABLE public.accounts (id bigint PRIMARY KEY, balance integer NOT NULL, note text);",
+        "",
+    );
+    let (_dir, path) = write_plan(&plan);
+    let out = apply_as(&db, &role, Some(&path), Phase::Expand);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("step s1 (expand) failed with SQLSTATE 42501: must be owner of table accounts")
+            && msg.contains("run 'seqmig apply --phase expand' to retry"),
+        "{msg}"
+    );
+    let status = text(&seqmig(&["status"], &db));
+    assert!(status.contains("phase expand failed at step s1: must be owner of table accounts"), "{status}");
+    block_on(async {
+        let c = db.client().await;
+        let row = c
+            .query_one("SELECT outcome, sqlstate, actor FROM seqmig.step_runs WHERE step_id = 's1'", &[])
+            .await
+            .unwrap();
+        let got: (String, Option<String>, String) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got, ("failed".into(), Some("42501".into()), role.clone()));
+        let phase: String = c
+            .query_one("SELECT outcome FROM seqmig.phase_runs ORDER BY id DESC LIMIT 1", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(phase, "failed");
+    });
+    db.execute(&format!("ALTER TABLE public.accounts OWNER TO {role}"));
+    let out = apply_as(&db, &role, None, Phase::Expand);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // Owner of the table but no CREATE on the schema: a table rename's step renames the table
+    // and then creates the compatibility view, which is refused — the rename must not stay.
+    let db = TestDb::new();
+    let role = format!("deployer_{}", db.name);
+    let before = "CREATE TABLE public.people (id bigint PRIMARY KEY, name text);";
+    db.execute(&format!(
+        "CREATE ROLE {role};
+         GRANT CREATE ON DATABASE {name} TO {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         {before}
+         ALTER TABLE public.people OWNER TO {role};
+         INSERT INTO public.people SELECT g, 'p' || g FROM generate_series(1, 100) g;",
+        name = db.name
+    ));
+    db.allow_login(&role);
+    let plan = plan_from(
+        before,
+        "CREATE TABLE public.persons (id bigint PRIMARY KEY, name text);",
+        "[[rename]]\nfrom = \"public.people\"\nto = \"persons\"\n",
+    );
+    let step = plan.steps_of(Phase::Expand)[0];
+    assert!(step.sql.contains("RENAME TO persons") && step.sql.contains("CREATE VIEW"), "{}", step.sql);
+    let (_dir, path) = write_plan(&plan);
+    let before_state = block_on(async { end_state(&db.client().await).await });
+    let out = apply_as(&db, &role, Some(&path), Phase::Expand);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "step {} (expand) failed with SQLSTATE 42501: permission denied for schema public",
+            step.id
+        )),
+        "{msg}"
+    );
+    block_on(async {
+        let c = db.client().await;
+        // The ledger is seqmig's own schema, not part of the user schema compared here.
+        compare(&end_state(&c).await, &before_state, "a refused step left something behind");
+        let n: i64 = c.query_one("SELECT count(*) FROM public.people", &[]).await.unwrap().get(0);
+        assert_eq!(n, 100);
+    });
+    let status = text(&seqmig(&["status"], &db));
+    assert!(
+        status.contains(&format!(
+            "phase expand failed at step {}: permission denied for schema public",
+            step.id
+        )),
+        "{status}"
+    );
+    db.execute(&format!("GRANT CREATE ON SCHEMA public TO {role}"));
+    let out = apply_as(&db, &role, None, Phase::Expand);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A stored plan edited by hand in the ledger no longer matches its id: every command that
+/// would run it refuses, and nothing of the edit runs (here: a `DROP TABLE canary` slipped
+/// into a step). Two runners never interleave: see exec_tests'
+/// `two_concurrent_applies_one_proceeds_the_other_names_the_holder`.
+pub(crate) fn edited_ledger_plan_is_refused() {
+    let name = "07-rename-column";
+    let plan = plan_of(name);
+    let (_dir, path) = write_plan(&plan);
+    let db = TestDb::new();
+    db.execute(&read(name, "before.sql"));
+    db.execute("CREATE TABLE public.canary (id int); INSERT INTO public.canary VALUES (1);");
+    block_on(async { apply(&db, &plan, Phase::Expand).await.unwrap() });
+    let edited = db.copy();
+    let before = block_on(async {
+        let c = edited.client().await;
+        let n = c
+            .execute(
+                "UPDATE seqmig.plans SET plan_json =
+                   replace(plan_json::text, 'CREATE OR REPLACE FUNCTION', 'DROP TABLE public.canary; CREATE OR REPLACE FUNCTION')::json",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        end_state(&c).await
+    });
+    for args in [
+        vec!["apply", "--phase", "dual_write"],
+        vec!["apply", "--phase", "dual_write", "--plan", &path],
+        vec!["rollback", "--phase", "expand"],
+    ] {
+        let out = seqmig(&args, &edited);
+        let msg = text(&out);
+        assert_ne!(out.status.code(), Some(0), "{args:?} ran an edited plan:\n{msg}");
+        assert!(
+            msg.contains(&format!("stored plan {} does not match its id", plan.id)) && msg.contains("edited"),
+            "{args:?}:\n{msg}"
+        );
+    }
+    block_on(async {
+        let c = edited.client().await;
+        compare(&end_state(&c).await, &before, "an edited plan changed something");
+        let steps: i64 = c
+            .query_one("SELECT count(*) FROM seqmig.step_runs WHERE phase <> 'expand'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(steps, 0, "no step of the edited plan ran");
+    });
+}

@@ -571,6 +571,8 @@ fn reliability_report_nothing_lost() {
         ("kill during rollback", faults::kill_during_rollback),
         ("postgres restarts", faults::postgres_restarts_between_and_during_steps),
         ("connection cut during backfill", faults::connection_cut_during_backfill),
+        ("privileges", faults::privileges_refused_cleanly),
+        ("ledger integrity", faults::edited_ledger_plan_is_refused),
     ];
     let only: Vec<String> = std::env::var("SEQMIG_RELIABILITY_ONLY")
         .map(|v| v.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect())
