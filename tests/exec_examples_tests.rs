@@ -388,11 +388,31 @@ pub(crate) fn phases_with_steps(plan: &Plan) -> Vec<Phase> {
 }
 
 fn run_example(name: &str) {
-    let plan = plan_of(name);
-    let before_sql = read(name, "before.sql");
+    run_example_at(&dir(name), name);
+}
+
+/// What one example's lifecycle exercised, for the reliability report.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Lifecycle {
+    pub phases_applied: usize,
+    pub rollbacks: usize,
+    pub rolled_back_phases: usize,
+    pub rows_checked: usize,
+    /// Rows expected after the forward run or a rollback and missing; asserted 0.
+    pub rows_lost: usize,
+}
+
+/// The lifecycle of an example-style folder (`before.sql`, `after.sql`, `seqmig.toml`):
+/// forward through every phase with the old release writing, then back from every phase
+/// before contract.
+pub(crate) fn run_example_at(folder: &Path, name: &str) -> Lifecycle {
+    let mut stats = Lifecycle::default();
+    let plan = plan_at(folder);
+    let read = |f: &str| std::fs::read_to_string(folder.join(f)).unwrap();
+    let before_sql = read("before.sql");
     // The desired state: a database built from after.sql directly, or — when the file is
     // declarative rather than runnable in order — the loader's model of it.
-    let after_sql = read(name, "after.sql");
+    let after_sql = read("after.sql");
     let reference = TestDb::new();
     let after_model = block_on(async {
         let c = connect(&reference).await;
@@ -413,7 +433,7 @@ fn run_example(name: &str) {
             assert!(matches!(err, ExecError::PlanBlocked { .. }), "{name}: {err}");
             assert_eq!(introspect(&c).await, before);
         });
-        return;
+        return stats;
     }
 
     // Forward: every phase, in order.
@@ -436,6 +456,7 @@ fn run_example(name: &str) {
                 }
             }
             result.unwrap_or_else(|e| panic!("{name}: apply {phase}: {e}"));
+            stats.phases_applied += 1;
         }
         assert_same(
             &introspect(&c).await,
@@ -444,7 +465,11 @@ fn run_example(name: &str) {
         );
         let after_counts = counts(&c).await;
         for (table, n) in &expected {
+            // A table absent afterwards was dropped or renamed by the plan; the schema
+            // comparison above says whether that was wanted.
             if let Some(m) = after_counts.get(table) {
+                stats.rows_checked += *n as usize;
+                stats.rows_lost += (n - m).max(0) as usize;
                 assert_eq!(m, n, "{name}: rows of {table}");
             }
         }
@@ -468,13 +493,22 @@ fn run_example(name: &str) {
                 rollback(&db, phase)
                     .await
                     .unwrap_or_else(|e| panic!("{name}: rollback {phase} (from {last}): {e}"));
+                stats.rolled_back_phases += 1;
             }
             let mut back = introspect(&c).await;
             forgive_on_rollback(name, &schema, &mut back);
             assert_same(&back, &schema, &format!("{name}: schema after rolling back from {last}"));
-            assert_eq!(data(&c).await, rows, "{name}: data after rolling back from {last}");
+            let back_rows = data(&c).await;
+            for (table, (n, _)) in &rows {
+                let m = back_rows.get(table).map(|(m, _)| *m).unwrap_or(0);
+                stats.rows_checked += *n as usize;
+                stats.rows_lost += (n - m).max(0) as usize;
+            }
+            assert_eq!(back_rows, rows, "{name}: data after rolling back from {last}");
         });
+        stats.rollbacks += 1;
     }
+    stats
 }
 
 macro_rules! examples {

@@ -807,3 +807,46 @@ pub(crate) fn edited_ledger_plan_is_refused() {
         assert_eq!(steps, 0, "no step of the edited plan ran");
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile identifiers end to end
+// ---------------------------------------------------------------------------------------------
+
+/// `tests/fixtures/hostile-identifiers`: every change kind the planner supports, on names
+/// with doubled quotes, spaces, semicolons, `$$`, `--` and non-ASCII letters (one of them
+/// `x"; DROP TABLE canary; --`), planned, applied phase by phase with the old release
+/// writing, and rolled back from every phase before contract; the end state is the desired
+/// schema with every row, each rollback gives back the original, and table canary survives.
+pub(crate) fn hostile_identifiers_end_to_end() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile-identifiers");
+    let plan = crate::exec_examples_tests::plan_at(&folder);
+    let kinds: std::collections::BTreeSet<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();
+    for kind in [
+        "add_column",
+        "add_constraint",
+        "add_enum_value",
+        "add_not_null_column",
+        "add_unique",
+        "change_default",
+        "change_index",
+        "change_type",
+        "create_table",
+        "drop_column",
+        "drop_constraint",
+        "drop_not_null",
+        "drop_table",
+        "rename_column",
+        "rename_table",
+        "replace_view",
+        "set_not_null",
+    ] {
+        assert!(kinds.contains(kind), "the hostile fixture no longer plans a {kind} change: {kinds:?}");
+    }
+    let stats = crate::exec_examples_tests::run_example_at(&folder, "hostile-identifiers");
+    REPORT.applied_phases.fetch_add(stats.phases_applied, Ordering::Relaxed);
+    REPORT.rollbacks.fetch_add(stats.rollbacks, Ordering::Relaxed);
+    REPORT.rolled_back_phases.fetch_add(stats.rolled_back_phases, Ordering::Relaxed);
+    REPORT.rows_checked.fetch_add(stats.rows_checked, Ordering::Relaxed);
+    REPORT.rows_lost.fetch_add(stats.rows_lost, Ordering::Relaxed);
+    assert!(stats.rollbacks >= 3, "{stats:?}");
+}

@@ -571,6 +571,7 @@ fn reliability_report_nothing_lost() {
         ("kill during rollback", faults::kill_during_rollback),
         ("postgres restarts", faults::postgres_restarts_between_and_during_steps),
         ("connection cut during backfill", faults::connection_cut_during_backfill),
+        ("hostile identifiers end to end", faults::hostile_identifiers_end_to_end),
         ("privileges", faults::privileges_refused_cleanly),
         ("ledger integrity", faults::edited_ledger_plan_is_refused),
     ];
