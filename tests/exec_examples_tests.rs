@@ -155,7 +155,7 @@ pub(crate) fn normalize(mut s: Schema) -> Schema {
 
 /// What a rollback cannot give back, by design or by a known planner issue, made equal on
 /// both sides so that everything else is still compared.
-fn forgive_on_rollback(name: &str, before: &Schema, after: &mut Schema) {
+pub(crate) fn forgive_on_rollback(name: &str, before: &Schema, after: &mut Schema) {
     // PostgreSQL cannot drop an enum value; the plan says so and leaves it (unused).
     for (id, e) in after.enums.iter_mut() {
         if let Some(b) = before.enums.get(id) {
