@@ -240,6 +240,14 @@ impl Ty {
     }
 }
 
+/// A table that survives the change: its names before and after, and its surviving columns
+/// as (expression over the old row, name after).
+struct Survivor {
+    before: String,
+    after: String,
+    cols: Vec<(String, String)>,
+}
+
 /// A TOML basic string holding `s`.
 fn toml_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -462,7 +470,7 @@ impl Case {
     /// Per table: its name before, its name after, and the surviving columns as (expression
     /// over the old row, name after), id first. A transformed column's expression is its
     /// `up`, so old and new rows checksum the same.
-    fn surviving(&self) -> Vec<(String, String, Vec<(String, String)>)> {
+    fn surviving(&self) -> Vec<Survivor> {
         self.tables
             .iter()
             .enumerate()
@@ -485,7 +493,7 @@ impl Case {
                         _ => cols.push((self.col_name(i), self.col_name(i))),
                     }
                 }
-                (format!("public.{}", self.table(n)), self.table_after(n), cols)
+                Survivor { before: format!("public.{}", self.table(n)), after: self.table_after(n), cols }
             })
             .collect()
     }
@@ -590,16 +598,16 @@ fn run_case(case: &Case) {
         seed(&c, ROWS).await;
         let survivors = case.surviving();
         let mut before = BTreeMap::new();
-        for (table, _, cols) in &survivors {
-            let old: Vec<String> = cols.iter().map(|(o, _)| o.clone()).collect();
-            before.insert(table.clone(), checksum(&c, table, &old).await);
+        for s in &survivors {
+            let old: Vec<String> = s.cols.iter().map(|(o, _)| o.clone()).collect();
+            before.insert(s.before.clone(), checksum(&c, &s.before, &old).await);
         }
         for phase in Phase::ALL {
             apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}\n{what}"));
             REPORT.applied_phases.fetch_add(1, Ordering::Relaxed);
         }
         assert_same(&introspect(&c).await, &desired, &format!("the end state is the desired schema\n{what}"));
-        for (table, table_after, cols) in &survivors {
+        for Survivor { before: table, after: table_after, cols } in &survivors {
             let new: Vec<String> = cols.iter().map(|(_, n)| n.clone()).collect();
             let after = checksum(&c, table_after, &new).await;
             let (n_before, _) = before[table];
