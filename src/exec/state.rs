@@ -481,6 +481,9 @@ mod tests {
         assert_eq!(s.step(&p.steps[0]), StepState::RolledBack);
         assert!(s.step(&p.steps[1]).is_applied(), "a failed rollback leaves the step applied");
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Partial);
+        let (next, why) = s.next(&p, "active");
+        assert_eq!(next.as_deref(), Some("seqmig rollback --phase expand"), "finish the undo first");
+        assert!(why.contains("partly rolled back (1 of 2 steps undone"), "{why}");
         let s = state(&[("s1", row("rollback", "ok", false)), ("s2", row("rollback", "ok", false))]);
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::RolledBack);
         assert_eq!(

@@ -12,10 +12,10 @@ use super::TestDb;
 /// The binary with `DATABASE_URL` pointing at `db`, run in an empty directory so that no
 /// stray `seqmig.toml` is picked up.
 pub fn command(db_url: &str) -> Command {
-    static EMPTY: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    let dir = EMPTY.get_or_init(TempDir::new);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-working-directory");
+    std::fs::create_dir_all(&dir).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_seqmig"));
-    c.env("DATABASE_URL", db_url).current_dir(&dir.path);
+    c.env("DATABASE_URL", db_url).current_dir(dir);
     c
 }
 
