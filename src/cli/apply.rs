@@ -15,6 +15,17 @@ use crate::exec::{
 };
 use crate::plan::{Phase, Plan};
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  # The first apply stores the plan in the database; later commands find it there
+  seqmig apply --plan plan.json --phase expand
+  seqmig apply --phase dual_write
+  seqmig apply --phase backfill --dry-run
+  seqmig apply --phase switch --lock-timeout 500 --retry-budget 30m
+  # contract runs only while `seqmig gate` is open, unless the glass is broken (recorded)
+  seqmig apply --phase contract
+  seqmig apply --phase contract --break-glass --reason "INC-4711: disk almost full""#;
+
 /// Which plan, where, as whom.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Target {

@@ -6,6 +6,11 @@ use super::gate::{DbArgs, Format, block_on, connect};
 use super::output;
 use crate::soak;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig audit
+  seqmig audit --plan-id 3f2a --format json"#;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this plan's events (full id or a prefix of its hex).

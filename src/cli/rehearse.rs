@@ -17,6 +17,11 @@ use crate::parse::SourceSpec;
 use crate::rehearse::{Rehearsal, render};
 use crate::render::Renderer;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --database-url postgres://ci@localhost/postgres --format markdown > rehearsal.md"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// A table per phase.

@@ -7,6 +7,11 @@ use super::apply::{Printer, Target, finish, parse_phase, resolve, runtime};
 use super::output;
 use crate::exec;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig rollback --phase switch
+  seqmig rollback --plan-id 3f2a --phase backfill --role dba"#;
+
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
