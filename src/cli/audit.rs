@@ -16,6 +16,7 @@ pub struct Args {
     /// Only this plan's events (full id or a prefix of its hex).
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
+    /// How to print the events.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     #[command(flatten)]

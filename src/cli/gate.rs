@@ -63,6 +63,7 @@ pub struct Args {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// How to print the criteria and the verdict.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

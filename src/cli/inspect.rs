@@ -30,6 +30,7 @@ pub struct Args {
     /// A .sql file, a directory of .sql files (name order), '-' for stdin, or a
     /// postgres:// URL (the live database is introspected; see 'Live databases' in the book).
     pub src: String,
+    /// What to show.
     #[arg(long, value_enum, default_value = "summary")]
     pub format: Format,
 }

@@ -20,6 +20,7 @@ pub(crate) const EXAMPLES: &str = r#"Examples:
 pub enum Format {
     /// `file:line:col: severity[code]: message` with the source line and the help.
     Text,
+    /// One document: files, findings with their spans, error and warning counts.
     Json,
     /// GitHub Actions workflow commands (`::error file=…::…`).
     Github,
@@ -33,6 +34,7 @@ pub struct Args {
     /// Migration files or directories (their .sql files, in name order).
     #[arg(required_unless_present = "list")]
     pub files: Vec<PathBuf>,
+    /// How to print the findings.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Codes not to report (repeatable or comma-separated).

@@ -82,7 +82,7 @@ impl SchemaPair {
 pub struct Args {
     #[command(flatten)]
     pub pair: SchemaPair,
-    /// Output format; text by default.
+    /// What to write.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Directory to write into instead of stdout (`--format sql`: one file per phase).

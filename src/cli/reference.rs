@@ -196,35 +196,31 @@ fn argument(page: &mut String, a: &Arg) {
     if let Some(env) = a.get_env() {
         notes.push(format!("environment `{}`", env.to_string_lossy()));
     }
-    let possible: Vec<String> = a
-        .get_possible_values()
-        .iter()
-        .filter(|p| !p.is_hide_set())
-        .map(|p| match p.get_help() {
-            Some(h) => format!("`{}` ({})", p.get_name(), lower_first(&h.to_string()).trim_end_matches('.')),
-            None => format!("`{}`", p.get_name()),
-        })
-        .collect();
-    if !possible.is_empty() && takes_value {
-        notes.push(format!("one of {}", possible.join(", ")));
+    let possible: Vec<_> = a.get_possible_values().into_iter().filter(|p| !p.is_hide_set()).collect();
+    let described = possible.iter().any(|p| p.get_help().is_some());
+    if !possible.is_empty() && takes_value && !described {
+        let names: Vec<String> = possible.iter().map(|p| format!("`{}`", p.get_name())).collect();
+        notes.push(format!("one of {}", names.join(", ")));
     }
     if !notes.is_empty() {
         let _ = write!(line, " ({})", notes.join("; "));
+    }
+    if takes_value && described {
+        for p in &possible {
+            let help = p.get_help().map(|h| h.to_string().trim().trim_end_matches('.').to_string());
+            let _ = write!(
+                line,
+                "\n  - `{}`{}",
+                p.get_name(),
+                help.map(|h| format!(": {h}")).unwrap_or_default()
+            );
+        }
     }
     let _ = writeln!(page, "{line}");
 }
 
 fn text(s: Option<&clap::builder::StyledStr>) -> String {
     s.map(|s| s.to_string().trim().to_string()).unwrap_or_default()
-}
-
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) if c.clone().next().is_some_and(|n| n.is_lowercase()) => f.to_lowercase().chain(c).collect(),
-        Some(f) => std::iter::once(f).chain(c).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

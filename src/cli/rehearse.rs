@@ -44,6 +44,7 @@ pub struct Args {
     /// Generated rows per table.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub rows: usize,
+    /// How to print the report.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }

@@ -67,6 +67,7 @@ pub struct RecordArgs {
 pub struct SampleArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// How to print the census.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -22,6 +22,7 @@ pub struct Args {
     /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// How to print the state of each plan.
     #[arg(long, value_enum, default_value_t)]
     pub format: super::gate::Format,
 }
