@@ -477,3 +477,91 @@ fn every_cli_example_in_the_book_parses_and_the_offline_ones_run() {
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     assert!(ran >= 10, "only {ran} book commands were run");
 }
+
+/// The tutorial, run as a new user would run it: every ```sh block of `tutorial.md` in order,
+/// in one bash session from the repository root, with `set -e` (a line marked `# exits N`
+/// must exit N). Only three things differ from the page: the freshly built binary stands in
+/// for `cargo build --release`, and the port and the directory are free ones instead of
+/// 54329 and /tmp/tut. As root, `initdb` and `pg_ctl` run as `postgres`, as the page says.
+#[test]
+fn the_tutorial_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(book_src().join("tutorial.md")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let dir = std::env::temp_dir().join(format!("seqmig-tut-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.to_string_lossy().into_owned();
+    let bin = Path::new(env!("CARGO_BIN_EXE_seqmig")).parent().unwrap().to_string_lossy().into_owned();
+    let as_root =
+        std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+
+    let mut script = String::from("set -e\ntrap 'echo \"tutorial failed at: $BASH_COMMAND\" >&2' ERR\n");
+    if as_root {
+        std::process::Command::new("chown").args(["postgres:", &dir_s]).status().unwrap();
+        script.push_str(
+            "initdb() { runuser -u postgres -- \"$(command -v initdb)\" \"$@\"; }\n\
+             pg_ctl() { runuser -u postgres -- \"$(command -v pg_ctl)\" \"$@\"; }\n",
+        );
+    }
+    let mut in_sh = false;
+    for line in text.lines() {
+        if let Some(lang) = line.trim_start().strip_prefix("```") {
+            in_sh = !in_sh && lang.trim() == "sh";
+            continue;
+        }
+        if !in_sh || line.starts_with("cargo build") {
+            continue;
+        }
+        let line =
+            line.replace("$PWD/target/release", &bin).replace("/tmp/tut", &dir_s).replace("54329", &port);
+        match line.rsplit_once("# exits ") {
+            Some((cmd, code)) => {
+                let code: i32 = code.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+                script.push_str(&format!(
+                    "set +e; {cmd}\nrc=$?; set -e\n[ $rc -eq {code} ] || {{ echo '`{}` exited '$rc', the page says {code}' >&2; exit 97; }}\n",
+                    cmd.trim().replace('\'', "")
+                ));
+            }
+            None => {
+                script.push_str(&line);
+                script.push('\n');
+            }
+        }
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c").arg(&script).current_dir(root);
+    for var in ["DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "SEQMIG_ACTOR"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap();
+    // Whatever happened, leave no server behind.
+    let data = dir.join("data");
+    if data.join("postmaster.pid").exists() {
+        let mut stop = std::process::Command::new(if as_root { "runuser" } else { "pg_ctl" });
+        if as_root {
+            stop.args(["-u", "postgres", "--", "pg_ctl"]);
+        }
+        let _ = stop.args(["-D", &data.to_string_lossy(), "stop", "-m", "immediate"]).output();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "the tutorial failed (exit {:?}):\n--- stderr\n{}\n--- stdout (end)\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in ["full_name  | text", "break_glass  plan", " 10000\n", "id     | bigint"] {
+        assert!(stdout.contains(expected), "the tutorial's output lacks '{expected}':\n{stdout}");
+    }
+}
