@@ -248,7 +248,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         if report.plan_complete {
             text.push_str("every phase is applied; the plan is complete\n");
         } else if let Some(next) = &report.next {
-            text.push_str(&format!("next: {next}\n"));
+            // Right after switch, contract is next but not yet allowed: say what it waits for.
+            let gated = next.ends_with("--phase contract");
+            let note = if gated { " (once the soak gate is open: see 'seqmig gate')" } else { "" };
+            text.push_str(&format!("next: {next}{note}\n"));
         }
         Ok(text)
     }))
