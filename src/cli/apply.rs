@@ -153,7 +153,12 @@ impl Reporter for Printer {
         }
         let line = match event {
             Event::PhaseStarted { plan, phase, action, steps } => {
-                format!("{} phase {phase} of plan {} ({steps} steps)", action.as_str(), exec::short_id(plan))
+                format!(
+                    "{} phase {phase} of plan {} ({})",
+                    action.as_str(),
+                    exec::short_id(plan),
+                    output::count(*steps, "step")
+                )
             }
             Event::StepSkipped { step, reason } => format!("  {} skipped: {reason}", step.id),
             Event::StepStarted { step, action } => {
@@ -240,9 +245,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         runner.release().await;
         let report = report?;
         let mut text = format!(
-            "phase {phase} of plan {} applied: {} steps ran, {} already done\n",
+            "phase {phase} of plan {} applied: {} ran, {} already done\n",
             exec::short_id(&report.plan_id),
-            report.ran.len(),
+            output::count(report.ran.len(), "step"),
             report.skipped.len()
         );
         if report.plan_complete {

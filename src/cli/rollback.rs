@@ -59,9 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         runner.release().await;
         let report = report?;
         let mut text = format!(
-            "phase {phase} of plan {} rolled back: {} steps undone, {} not applied\n",
+            "phase {phase} of plan {} rolled back: {} undone, {} not applied\n",
             exec::short_id(&report.plan_id),
-            report.ran.len(),
+            output::count(report.ran.len(), "step"),
             report.skipped.len()
         );
         if let Some(next) = &report.next {
