@@ -68,7 +68,8 @@ pub struct Target {
     /// Only this plan's backfills (default: every backfill not yet done).
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
-    /// Only this step (needs --plan-id).
+    /// Only this step (needs --plan-id); with both, a backfill that has not started yet is set
+    /// in advance and honoured from its first batch.
     #[arg(long, value_name = "STEP", requires = "plan_id")]
     pub step_id: Option<String>,
 }
@@ -233,12 +234,49 @@ async fn control(t: &Target, setting: Setting) -> anyhow::Result<Outcome> {
         Setting::Rate(r) => client.execute(&sql, &[&t.plan_id, &t.step_id, &r]).await,
     }
     .context("failed to update seqmig.backfill_control")?;
+    let n = if n == 0 { preset(&client, t, setting, column).await? } else { n };
     if n == 0 {
-        output::stdout("no backfill matched; 'seqmig backfill status' lists them\n")?;
+        output::stdout(
+            "no backfill matched; 'seqmig backfill status' lists them (to set one before it starts, \
+             give the full --plan-id and the --step-id of its backfill step)\n",
+        )?;
         return Ok(Outcome::No);
     }
     output::stdout(&format!("updated {n} backfill(s); running ones pick it up within a second\n"))?;
     Ok(Outcome::Yes)
+}
+
+/// A setting for a backfill that has not started yet: allowed when `--plan-id` and
+/// `--step-id` name a backfill step of a plan stored in the ledger, so that an operator can
+/// start a backfill slow or paused. The engine reads the control row from its first batch.
+async fn preset(
+    client: &tokio_postgres::Client,
+    t: &Target,
+    setting: Setting,
+    column: &str,
+) -> anyhow::Result<u64> {
+    let (Some(plan_id), Some(step_id)) = (&t.plan_id, &t.step_id) else { return Ok(0) };
+    let stored = client
+        .query_one("SELECT to_regclass('seqmig.plans') IS NOT NULL", &[])
+        .await
+        .context("failed to look for seqmig.plans")?
+        .get::<_, bool>(0);
+    if !stored {
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO seqmig.backfill_control (plan_id, step_id, {column}) \
+         SELECT p.id, s->>'id', $3 FROM seqmig.plans p, json_array_elements(p.plan_json->'steps') s \
+          WHERE p.id = $1 AND s->>'id' = $2 AND s->>'phase' = 'backfill' \
+         ON CONFLICT (plan_id, step_id) DO UPDATE \
+            SET {column} = EXCLUDED.{column}, updated_at = now(), updated_by = current_user"
+    );
+    let n = match setting {
+        Setting::Paused(p) => client.execute(&sql, &[plan_id, step_id, &p]).await,
+        Setting::Rate(r) => client.execute(&sql, &[plan_id, step_id, &r]).await,
+    }
+    .context("failed to update seqmig.backfill_control")?;
+    Ok(n)
 }
 
 async fn show_status(c: &Conn) -> anyhow::Result<Outcome> {
