@@ -122,13 +122,26 @@ pub fn run() -> anyhow::Result<Outcome> {
 }
 
 /// Who is acting, for the ledger and the audit log: `--actor`, else `$SEQMIG_ACTOR`, else the
-/// login name (`$USER`, `$LOGNAME`), else `unknown`.
+/// login name (`$USER`, `$LOGNAME`, else the name of this process's user id, as containers
+/// and cron jobs often set neither), else `unknown`.
 pub(crate) fn actor(given: Option<String>) -> String {
     given
         .into_iter()
         .chain(["SEQMIG_ACTOR", "USER", "LOGNAME"].into_iter().filter_map(|v| std::env::var(v).ok()))
+        .chain(std::iter::once_with(user_of_this_process).flatten())
         .find(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The user name of the real user id, from `/proc/self/status` and `/etc/passwd` (Linux).
+fn user_of_this_process() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(':').collect();
+        (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+    })
 }
 
 /// True when the error is a closed stdout (`seqmig … | head`), which is not a failure.
@@ -136,4 +149,14 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_user_is_found_without_environment_variables() {
+        let id = std::process::Command::new("id").arg("-un").output().unwrap();
+        let expected = String::from_utf8(id.stdout).unwrap().trim().to_string();
+        assert_eq!(super::user_of_this_process().as_deref(), Some(expected.as_str()));
+    }
 }
