@@ -229,6 +229,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     swap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?);
     unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);
     let mut validate = Vec::new();
+    let mut unswap_nullability = Vec::new();
     for k in tc.constraints {
         match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
             Some((con, tmp, _)) => {
@@ -237,6 +238,12 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
                     swap.push(ctx.sql(
                         "alter_column",
                         json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+                    )?);
+                    // Undo: the shadow was nullable before switch (dropping the key leaves
+                    // NOT NULL behind), guarded by the helper check alone.
+                    unswap_nullability.push(ctx.sql(
+                        "alter_column",
+                        json!({ "table": qn(table), "column": shadow.as_str(), "action": "drop_not_null" }),
                     )?);
                 }
                 swap.push(ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))?);
@@ -250,9 +257,14 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
                 )?);
             }
             None => {
-                swap.push(add_con(table, k, true)?);
-                unswap.push(add_con(table, k, !matches!(k.kind, ConstraintKind::Exclusion { .. }))?);
-                if !matches!(k.kind, ConstraintKind::Exclusion { .. }) {
+                // Re-added NOT VALID (no scan under the lock) and validated in its own step;
+                // exclusion constraints cannot be NOT VALID, and one that never was valid
+                // stays as it was.
+                let later = k.validated && !matches!(k.kind, ConstraintKind::Exclusion { .. });
+                let not_valid = later || !k.validated;
+                swap.push(add_con(table, k, not_valid)?);
+                unswap.push(add_con(table, k, not_valid)?);
+                if later {
                     validate.push((table.clone(), k.clone()));
                 }
             }
@@ -261,7 +273,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     for (t, k) in tc.incoming {
         swap.push(add_con(t, k, true)?);
         unswap.push(add_con(t, k, true)?);
-        validate.push((t.clone(), k.clone()));
+        if k.validated {
+            validate.push((t.clone(), k.clone()));
+        }
     }
     swap.push(dual_write_sql(ctx, &dw_after, false)?);
     unswap.push(dual_write_sql(ctx, &dw_before, false)?);
@@ -302,10 +316,40 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             "alter_column",
             json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_not_null" }),
         )?);
+        // Without `down`, rows written by N after switch have no old value: undoing the
+        // switch then fails here, loudly, instead of handing N-1 rows it cannot read.
+        unswap_nullability.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+        )?);
     }
+    unswap.extend(unswap_nullability);
     swap.push(ctx.flag_sql("set", "new")?);
     unswap.push(ctx.flag_sql("set", "old")?);
     let unswap_sql = unswap.join("\n");
+    // Undoing the swap re-adds these constraints NOT VALID; the rollback of switch runs its
+    // steps last first, so a step placed before the swap is the one whose undo can validate
+    // them again once the swap back has committed. Applied, it finds them valid: no scan.
+    for (t, k) in &validate {
+        let sql = ctx.sql("validate_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))?;
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                format!(
+                    "check {} is validated before the swap (no scan); undoing switch validates it again without blocking writes",
+                    k.name.quoted_sql()
+                ),
+                sql.clone(),
+            )
+            .rollback(sql)
+            .lock(LockMode::ShareUpdateExclusive, t)
+            .verify(
+                ctx.verify(
+                    json!({ "kind": "constraint", "table_text": t.quoted(), "name": k.name.as_str() }),
+                )?,
+            ),
+        );
+    }
     steps.push(
         StepDraft::new(
             Phase::Switch,
@@ -399,6 +443,62 @@ mod tests {
         assert!(install.sql.contains("NEW.id := NEW.id__seqmig_new::bigint;"));
         let drop = steps.iter().find(|s| s.sql.contains("DROP COLUMN id__seqmig_old")).unwrap();
         assert!(drop.rollback_sql.is_none());
+    }
+
+    /// Issue 6/9: undoing the switch of a key's type change must give back the schema before
+    /// it: the shadow nullable again and the incoming foreign key validated, the latter by a
+    /// step of its own after the swap back (never a scan under the swap's lock).
+    #[test]
+    fn undoing_the_switch_restores_nullability_and_validates_incoming_keys() {
+        let mut sessions = crate::model::Table::new(QualifiedName::of("public", "sessions"));
+        sessions.columns.push(Column::new(Ident::exact("user_id").unwrap(), "bigint"));
+        let fk = Constraint {
+            name: Ident::exact("sessions_user_id_fkey").unwrap(),
+            kind: ConstraintKind::ForeignKey {
+                columns: vec![Ident::exact("user_id").unwrap()],
+                ref_table: QualifiedName::of("public", "users"),
+                ref_columns: vec![Ident::exact("id").unwrap()],
+                on_delete: Default::default(),
+                on_update: Default::default(),
+                match_full: false,
+            },
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        };
+        sessions.constraints.insert(fk.name.clone(), fk.clone());
+        let cur = schema_with(vec![users(), sessions.clone()]);
+        let mut t = users();
+        t.columns[0].data_type = "numeric".into();
+        let des = schema_with(vec![t.clone(), sessions]);
+        let steps = run(
+            &cur,
+            &des,
+            &Change::ChangeType {
+                table: QualifiedName::of("public", "users"),
+                from: users().columns[0].clone(),
+                to: t.columns[0].clone(),
+                up: "id::numeric".into(),
+                down: Some("id::bigint".into()),
+                in_place: false,
+                indexes: vec![],
+                owned_sequences: vec![],
+                constraints: users().constraints.values().cloned().collect(),
+                incoming: vec![(QualifiedName::of("public", "sessions"), fk)],
+            },
+        );
+        let switch: Vec<&StepDraft> = steps.iter().filter(|s| s.phase == Phase::Switch).collect();
+        let validate = "ALTER TABLE public.sessions VALIDATE CONSTRAINT sessions_user_id_fkey;";
+        // Rolled back last first: the pre-swap step's undo runs after the swap back.
+        assert_eq!(switch[0].rollback_sql.as_deref(), Some(validate));
+        let unswap = switch[1].rollback_sql.as_deref().unwrap();
+        assert!(unswap.contains("REFERENCES public.users (id) NOT VALID;"), "{unswap}");
+        assert!(!unswap.contains("VALIDATE"), "no scan under the swap's lock: {unswap}");
+        assert!(
+            unswap.contains("ALTER TABLE public.users ALTER COLUMN id__seqmig_new DROP NOT NULL;"),
+            "{unswap}"
+        );
+        assert_eq!(switch[2].sql, validate);
     }
 
     #[test]
