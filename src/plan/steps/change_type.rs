@@ -385,6 +385,28 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             ),
         );
     }
+    if tc.from.not_null && tc.down.is_some() {
+        // Once the trigger is gone nothing fills the parked column, and N does not write it:
+        // between the trigger's removal and the column's drop its NOT NULL would reject N's rows.
+        steps.push(
+            StepDraft::new(
+                Phase::Contract,
+                format!(
+                    "drop NOT NULL on the parked column {}: after the trigger's removal nothing fills it",
+                    parked.quoted_sql()
+                ),
+                ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_not_null" }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": parked.as_str(), "action": "set_not_null" }),
+            )?)
+            .lock(LockMode::AccessExclusive, table),
+        );
+    }
     steps.push(removal);
     steps.push(
         StepDraft::new(

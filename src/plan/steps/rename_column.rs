@@ -61,7 +61,30 @@ pub fn steps(
     let (install, removal) = dual_write_steps(ctx, &dw, (old, new))?;
     let copy = backfill_step(ctx, table, new, &bind.apply(&up_expr, "", &all_cols))?;
     let mut steps = vec![add, flag_insert, install, copy];
-    let mut contract = vec![removal];
+    let mut contract = Vec::new();
+    if from.not_null && from.default.is_none() && down_expr.is_some() {
+        // Once the trigger is gone nothing fills the old column, and N does not write it:
+        // between the trigger's removal and the column's drop its NOT NULL would reject N's rows.
+        contract.push(
+            StepDraft::new(
+                Phase::Contract,
+                format!(
+                    "drop NOT NULL on the old column {}: after the trigger's removal nothing fills it",
+                    old.quoted_sql()
+                ),
+                ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": old.as_str(), "action": "drop_not_null" }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": old.as_str(), "action": "set_not_null" }),
+            )?)
+            .lock(LockMode::AccessExclusive, table),
+        );
+    }
+    contract.push(removal);
     let finish_nn = if to.not_null {
         let (check, finish) = not_null_steps(ctx, table, new, new, Phase::Backfill)?;
         steps.extend(check);
