@@ -469,21 +469,22 @@ fn start_writer(
     (stop, handle)
 }
 
-/// Applies `phase` while a writer writes `st`; returns what it wrote.
-async fn apply_while_writing(
+/// Applies (or rolls back) `phase` while a writer writes `st`; returns what it wrote.
+async fn while_writing(
     db: &TestDb,
     plan: &Plan,
-    phase: Phase,
+    (phase, back): (Phase, bool),
     st: &Statements,
     first: i64,
     who: &'static str,
     name: &str,
 ) -> Log {
     let (stop, handle) = start_writer(db, st.clone(), first, who);
-    let result = apply(db, plan, phase).await;
+    let result = if back { rollback(db, phase).await } else { apply(db, plan, phase).await };
     stop.store(true, Ordering::SeqCst);
     let log = handle.await.unwrap_or_else(|e| panic!("{name}: the writer during {phase} failed: {e}"));
-    result.unwrap_or_else(|e| panic!("{name}: apply {phase}: {e}"));
+    let what = if back { "rollback" } else { "apply" };
+    result.unwrap_or_else(|e| panic!("{name}: {what} {phase}: {e}"));
     log
 }
 
@@ -532,21 +533,28 @@ pub(crate) fn phases_with_steps(plan: &Plan) -> Vec<Phase> {
 struct Semantics {
     before_contract: &'static [&'static str],
     at_end: &'static [&'static str],
+    /// After rolling back, the old shape holds what either release wrote (through `down`).
+    after_rollback: &'static [&'static str],
 }
 
 fn semantics(name: &str) -> Semantics {
     // Writers number their rows from 1_000_000 up; seeded rows are below 2_001.
     const TENANT: &str = "SELECT count(*) FROM public.users WHERE tenant_id IS NULL OR (tenant_id <> 1 AND tenant_id < 1000000)";
     const TENANT_FILLED: &str = "SELECT CASE WHEN count(*) FILTER (WHERE tenant_id = 1) = 0 THEN 1 ELSE 0 END::int8 FROM public.users";
+    // Every name is one a writer wrote, under whichever name it wrote it.
+    const NAME: &str = "SELECT count(*) FROM public.users WHERE name IS NULL OR name !~ '^[uv][0-9]+$'";
     match name {
         // Rows N-1 wrote (seeded, or during the transition) get the fill value; only N writes others.
-        "05-add-not-null-column" => {
-            Semantics { before_contract: &[TENANT, TENANT_FILLED], at_end: &[TENANT, TENANT_FILLED] }
-        }
+        "05-add-not-null-column" => Semantics {
+            before_contract: &[TENANT, TENANT_FILLED],
+            at_end: &[TENANT, TENANT_FILLED],
+            after_rollback: &[],
+        },
         // The renamed column holds what was written under either name.
         "07-rename-column" => Semantics {
             before_contract: &["SELECT count(*) FROM public.users WHERE full_name IS DISTINCT FROM name"],
             at_end: &["SELECT count(*) FROM public.users WHERE full_name !~ '^[uv][0-9]+$'"],
+            after_rollback: &[NAME],
         },
         "08-change-type" => Semantics {
             before_contract: &[
@@ -556,12 +564,25 @@ fn semantics(name: &str) -> Semantics {
                 "SELECT count(*) FROM public.sessions s WHERE NOT EXISTS (SELECT 1 FROM public.accounts a WHERE a.id = s.account_id)",
                 "SELECT count(*) FROM public.accounts WHERE name !~ '^[uv][0-9]+$'",
             ],
+            after_rollback: &[
+                "SELECT count(*) FROM public.sessions s WHERE NOT EXISTS (SELECT 1 FROM public.accounts a WHERE a.id = s.account_id)",
+                "SELECT count(*) FROM public.accounts WHERE name !~ '^[uv][0-9]+$'",
+            ],
         },
         "09-transform-column" => Semantics {
             before_contract: &[
                 "SELECT count(*) FROM public.orders WHERE price_cents IS DISTINCT FROM (price * 100)::bigint",
             ],
-            at_end: &["SELECT count(*) FROM public.orders WHERE price_cents IS NULL OR price_cents <= 0"],
+            // orders.id is the generator number. A row holds what its insert wrote (N-1:
+            // price = id, so price_cents = id * 100; N from 5_000_000: price_cents = id) unless an
+            // update gave it a later number: N-1's are ≥ 1_000_000 * 100, N's ≥ 5_000_000.
+            at_end: &[
+                "SELECT count(*) FROM public.orders WHERE price_cents <> id * 100 AND price_cents <> id AND price_cents < 5000000",
+            ],
+            // After rolling back switch, N's inserts (id ≥ 9_000_000) went through `down`.
+            after_rollback: &[
+                "SELECT count(*) FROM public.orders WHERE price <> id AND price * 100 <> id AND price * 100 < 9000000",
+            ],
         },
         // NULLs written by N-1 (every fourth row) are filled; every other value is a writer's.
         "10-set-not-null" => Semantics {
@@ -572,10 +593,12 @@ fn semantics(name: &str) -> Semantics {
             at_end: &[
                 "SELECT count(*) FROM public.users WHERE email IS NULL OR email !~ '^([uv][0-9]+|unknown@example\\.invalid)$'",
             ],
+            after_rollback: &[],
         },
         "17-view-and-function" => Semantics {
             before_contract: &["SELECT count(*) FROM public.users WHERE display_name IS DISTINCT FROM name"],
             at_end: &["SELECT count(*) FROM public.users WHERE display_name !~ '^[uv][0-9]+$'"],
+            after_rollback: &[NAME],
         },
         "18-several-dependent-changes" => Semantics {
             before_contract: &[
@@ -588,8 +611,9 @@ fn semantics(name: &str) -> Semantics {
                 TENANT_FILLED,
                 "SELECT count(*) FROM public.users WHERE name !~ '^[uv][0-9]+$'",
             ],
+            after_rollback: &[NAME],
         },
-        _ => Semantics { before_contract: &[], at_end: &[] },
+        _ => Semantics { before_contract: &[], at_end: &[], after_rollback: &[] },
     }
 }
 
@@ -665,34 +689,73 @@ fn lifecycle(
         };
         let old = statements(&c, &old_how).await;
         let mut new = None;
+        let mut before_switch = None;
         for (i, phase) in Phase::ALL.into_iter().enumerate() {
             let first = 1_000_000 * (i as i64 + 1);
             let (st, who) = match &new {
                 None => (&old, "the old release"),
                 Some(new) => (new, "the new release"),
             };
-            let log = apply_while_writing(&db, plan, phase, st, first, who, name).await;
+            let log = while_writing(&db, plan, (phase, false), st, first, who, name).await;
             apply(&twin, plan, phase).await.unwrap_or_else(|e| panic!("{name}: twin: apply {phase}: {e}"));
             replay(&t, st, &log, who).await;
             tally(&log);
-            if phase == Phase::Switch {
-                // N is deployed: it writes the new shape (the old columns are still there,
-                // kept current by the triggers, but N does not know them).
-                let st = statements(&c, &new_how).await;
-                let mut log = Log::default();
-                for g in (0..3).map(|k| 9_000_000 + 5 * k) {
-                    log.add(g, write_round(&c, &st, g, "the new release").await);
-                    write_round(&t, &st, g, "the new release").await;
-                }
-                tally(&log);
-                assert_semantics(&c, name, sem.before_contract, "after switch").await;
-                assert_eq!(
-                    data(&c).await,
-                    data(&t).await,
-                    "{name}: after switch, concurrent writes = the same writes alone"
-                );
-                new = Some(st);
+            if phase == Phase::Backfill {
+                before_switch = Some(introspect(&c).await);
             }
+            if phase != Phase::Switch {
+                continue;
+            }
+            // N is deployed: it writes the new shape (the old columns are still there, kept
+            // current by the triggers, but N does not know them).
+            let st = statements(&c, &new_how).await;
+            let n_writes = |from: i64| (0..3).map(move |k| from + 5 * k);
+            for g in n_writes(9_000_000) {
+                tally(&Log { rounds: vec![g], inserted: write_round(&c, &st, g, "the new release").await });
+                write_round(&t, &st, g, "the new release").await;
+            }
+            assert_semantics(&c, name, sem.before_contract, "after switch").await;
+            assert_eq!(
+                data(&c).await,
+                data(&t).await,
+                "{name}: after switch, concurrent writes = the same writes alone"
+            );
+            if plan.steps_of(Phase::Switch).is_empty() {
+                new = Some(st);
+                continue;
+            }
+            // Back to N-1 after N wrote (while N-1 writes again), and forward again: N's rows
+            // must reach the old shape through `down`, and survive the second switch.
+            let log = while_writing(&db, plan, (phase, true), &old, 6_500_000, "the old release", name).await;
+            rollback(&twin, phase).await.unwrap_or_else(|e| panic!("{name}: twin: rollback {phase}: {e}"));
+            replay(&t, &old, &log, "the old release").await;
+            tally(&log);
+            let mut back = introspect(&c).await;
+            forgive_on_rollback(name, before_switch.as_ref().unwrap(), &mut back);
+            assert_same(
+                &back,
+                before_switch.as_ref().unwrap(),
+                &format!("{name}: schema after rolling back switch"),
+            );
+            assert_semantics(&c, name, sem.after_rollback, "after rolling back switch").await;
+            assert_eq!(
+                data(&c).await,
+                data(&t).await,
+                "{name}: after rolling back switch, concurrent = alone"
+            );
+            let log =
+                while_writing(&db, plan, (phase, false), &old, 7_000_000, "the old release", name).await;
+            apply(&twin, plan, phase)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: twin: apply {phase} again: {e}"));
+            replay(&t, &old, &log, "the old release").await;
+            tally(&log);
+            for g in n_writes(9_100_000) {
+                tally(&Log { rounds: vec![g], inserted: write_round(&c, &st, g, "the new release").await });
+                write_round(&t, &st, g, "the new release").await;
+            }
+            assert_semantics(&c, name, sem.before_contract, "after switch again").await;
+            new = Some(st);
         }
         assert_same(
             &introspect(&c).await,
@@ -718,34 +781,34 @@ fn lifecycle(
 /// Back: from every phase before contract to the start, while N-1 writes during every phase
 /// applied. The rolled-back database must equal one where the migration never ran and N-1
 /// made the same writes: before.sql's schema, and every row, with the values N-1 wrote. (No
-/// NULLs here: a fill is a data change a rollback does not undo, by design.)
+/// NULLs here: a fill is a data change a rollback does not undo, by design.) Rolling back
+/// switch after N wrote the new shape is part of [`lifecycle`].
 fn rollbacks(name: &str, plan: &Plan, before_sql: &str, fks: &[(String, String)]) {
-    let last_phases: Vec<Phase> =
-        phases_with_steps(plan).into_iter().filter(|p| *p < Phase::Contract).collect();
     let how = Writes { fk_columns: fks, only: None, nulls: false, explicit_defaults: true };
-    for last in last_phases {
+    // One database without the migration for every case: each case's writes are replayed in
+    // a transaction that is rolled back, and the sequences are put back (they are not
+    // transactional). Creating a database costs more than the rest of a case.
+    let plain = TestDb::new();
+    plain.execute(before_sql);
+    block_on(async { seed_with(&connect(&plain).await, SEED_ROWS, &how).await });
+    for last in phases_with_steps(plan).into_iter().filter(|p| *p < Phase::Contract) {
         let db = TestDb::new();
-        let plain = TestDb::new();
         db.execute(before_sql);
-        plain.execute(before_sql);
         block_on(async {
-            let (c, p) = (connect(&db).await, connect(&plain).await);
+            let c = connect(&db).await;
             seed_with(&c, SEED_ROWS, &how).await;
-            seed_with(&p, SEED_ROWS, &how).await;
             let schema = introspect(&c).await;
+            let mut expected = counts_by_oid(&c).await;
             let old = statements(&c, &how).await;
+            let mut logs = Vec::new();
             for (i, phase) in Phase::ALL.into_iter().filter(|p| *p <= last).enumerate() {
-                let log = apply_while_writing(
-                    &db,
-                    plan,
-                    phase,
-                    &old,
-                    1_000_000 * (i as i64 + 1),
-                    "the old release",
-                    name,
-                )
-                .await;
-                replay(&p, &old, &log, "the old release").await;
+                let first = 1_000_000 * (i as i64 + 1);
+                let log =
+                    while_writing(&db, plan, (phase, false), &old, first, "the old release", name).await;
+                for (table, n) in &log.inserted {
+                    *expected.entry(*table).or_default() += n;
+                }
+                logs.push(log);
             }
             for phase in phases_with_steps(plan).into_iter().filter(|p| *p <= last).rev() {
                 rollback(&db, phase)
@@ -755,13 +818,49 @@ fn rollbacks(name: &str, plan: &Plan, before_sql: &str, fks: &[(String, String)]
             let mut back = introspect(&c).await;
             forgive_on_rollback(name, &schema, &mut back);
             assert_same(&back, &schema, &format!("{name}: schema after rolling back from {last}"));
+            let got = counts_by_oid(&c).await;
+            for (table, n) in &expected {
+                assert_eq!(
+                    got.get(table),
+                    Some(n),
+                    "{name}: rows of the table with oid {table} after rolling back from {last}"
+                );
+            }
             assert_eq!(
                 data(&c).await,
-                data(&p).await,
+                without_migration(&connect(&plain).await, &old, &logs).await,
                 "{name}: data after rolling back from {last} = the same writes without the migration"
             );
+            assert_semantics(&c, name, semantics(name).after_rollback, &format!("rolled back from {last}"))
+                .await;
         });
     }
+}
+
+/// The data of the database without the migration after `logs`' writes, which are undone
+/// again afterwards (the rows by a rolled-back transaction, the sequences by hand).
+async fn without_migration(p: &Client, st: &Statements, logs: &[Log]) -> BTreeMap<String, (i64, String)> {
+    let seqs = p
+        .query("SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences", &[])
+        .await
+        .unwrap();
+    p.batch_execute("BEGIN").await.unwrap();
+    for log in logs {
+        replay(p, st, log, "the old release").await;
+    }
+    let out = data(p).await;
+    p.batch_execute("ROLLBACK").await.unwrap();
+    for r in &seqs {
+        let (seq, last): (String, Option<i64>) = (r.get(0), r.get(1));
+        match last {
+            Some(v) => {
+                p.execute("SELECT setval($1::text::regclass, $2, true)", &[&seq, &v]).await.map(|_| ())
+            }
+            None => p.batch_execute(&format!("ALTER SEQUENCE {seq} RESTART")).await,
+        }
+        .unwrap();
+    }
+    out
 }
 
 macro_rules! examples {
