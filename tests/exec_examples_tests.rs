@@ -1,7 +1,18 @@
 //! Every example in `migrations-examples/`, planned by the planner and run by the executor on
-//! real PostgreSQL with seeded rows: all phases in order must end in exactly the desired
-//! schema (introspected = the loader's model of `after.sql`) with no row lost, and rolling back
-//! from every phase before contract must give back the `before.sql` schema and every row.
+//! real PostgreSQL with seeded rows (issue 6, "lifecycle per example").
+//!
+//! Forward: while each phase is applied a writer keeps inserting and updating rows, through
+//! the old shape before switch and the new shape after it; switch is also rolled back once
+//! after the new release wrote, and applied again. Every value a writer writes is a function
+//! of a generator number and of the rows already there, so a twin database given the same
+//! writes in the same order, each phase applied with nothing running, must end with exactly
+//! the same rows; the end state must be the desired schema (introspected = `after.sql`), and
+//! per-example queries check what the mapping means (renamed column = written value, cast,
+//! transform, fill).
+//!
+//! Back: from every phase before contract to the start, with the old release writing during
+//! the phases applied, the database must equal one where the migration never ran and the
+//! same writes were made: `before.sql`'s schema and every row with the value written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -469,22 +480,31 @@ fn start_writer(
     (stop, handle)
 }
 
-/// Applies (or rolls back) `phase` while a writer writes `st`; returns what it wrote.
+/// What the executor is asked to do while a writer writes.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Apply(Phase),
+    Rollback(Phase),
+}
+
+/// Runs `run` while a writer writes `st`; returns what it wrote.
 async fn while_writing(
     db: &TestDb,
     plan: &Plan,
-    (phase, back): (Phase, bool),
+    run: Run,
     st: &Statements,
     first: i64,
     who: &'static str,
     name: &str,
 ) -> Log {
     let (stop, handle) = start_writer(db, st.clone(), first, who);
-    let result = if back { rollback(db, phase).await } else { apply(db, plan, phase).await };
+    let result = match run {
+        Run::Apply(phase) => apply(db, plan, phase).await,
+        Run::Rollback(phase) => rollback(db, phase).await,
+    };
     stop.store(true, Ordering::SeqCst);
-    let log = handle.await.unwrap_or_else(|e| panic!("{name}: the writer during {phase} failed: {e}"));
-    let what = if back { "rollback" } else { "apply" };
-    result.unwrap_or_else(|e| panic!("{name}: {what} {phase}: {e}"));
+    let log = handle.await.unwrap_or_else(|e| panic!("{name}: the writer during {run:?} failed: {e}"));
+    result.unwrap_or_else(|e| panic!("{name}: {run:?}: {e}"));
     log
 }
 
@@ -696,7 +716,7 @@ fn lifecycle(
                 None => (&old, "the old release"),
                 Some(new) => (new, "the new release"),
             };
-            let log = while_writing(&db, plan, (phase, false), st, first, who, name).await;
+            let log = while_writing(&db, plan, Run::Apply(phase), st, first, who, name).await;
             apply(&twin, plan, phase).await.unwrap_or_else(|e| panic!("{name}: twin: apply {phase}: {e}"));
             replay(&t, st, &log, who).await;
             tally(&log);
@@ -726,7 +746,9 @@ fn lifecycle(
             }
             // Back to N-1 after N wrote (while N-1 writes again), and forward again: N's rows
             // must reach the old shape through `down`, and survive the second switch.
-            let log = while_writing(&db, plan, (phase, true), &old, 6_500_000, "the old release", name).await;
+            let log =
+                while_writing(&db, plan, Run::Rollback(phase), &old, 6_500_000, "the old release", name)
+                    .await;
             rollback(&twin, phase).await.unwrap_or_else(|e| panic!("{name}: twin: rollback {phase}: {e}"));
             replay(&t, &old, &log, "the old release").await;
             tally(&log);
@@ -744,7 +766,7 @@ fn lifecycle(
                 "{name}: after rolling back switch, concurrent = alone"
             );
             let log =
-                while_writing(&db, plan, (phase, false), &old, 7_000_000, "the old release", name).await;
+                while_writing(&db, plan, Run::Apply(phase), &old, 7_000_000, "the old release", name).await;
             apply(&twin, plan, phase)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: twin: apply {phase} again: {e}"));
@@ -804,7 +826,7 @@ fn rollbacks(name: &str, plan: &Plan, before_sql: &str, fks: &[(String, String)]
             for (i, phase) in Phase::ALL.into_iter().filter(|p| *p <= last).enumerate() {
                 let first = 1_000_000 * (i as i64 + 1);
                 let log =
-                    while_writing(&db, plan, (phase, false), &old, first, "the old release", name).await;
+                    while_writing(&db, plan, Run::Apply(phase), &old, first, "the old release", name).await;
                 for (table, n) in &log.inserted {
                     *expected.entry(*table).or_default() += n;
                 }
