@@ -239,6 +239,13 @@ fn fill_defaults(config: &mut tokio_postgres::Config, env: &dyn Fn(&str) -> Opti
     }
 }
 
+/// Marks every statement seqmig runs that names plan objects (the gate's queries, the
+/// backfill's verification), so that the gate's `old_path_silent` never counts seqmig's own
+/// reads as the old release still using the old shape. pg_stat_statements keeps the text of
+/// the *first* statement with a given parse tree, so a marked statement must also differ in
+/// shape from anything the application runs (see `soak::evaluate::backfill_verified`).
+pub const OWN_STATEMENT_MARKER: &str = "/* seqmig:gate */";
+
 /// `seqmig/<version>`: what `pg_stat_activity.application_name` shows by default.
 pub fn default_application_name() -> String {
     format!("seqmig/{}", env!("CARGO_PKG_VERSION"))

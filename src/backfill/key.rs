@@ -85,7 +85,8 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
     let pending = pending_predicate(target, expr, pending);
     let pending = pending.as_str();
-    let verify = format!("SELECT {} count(*) FROM {table} WHERE ({pending})", crate::soak::MARKER);
+    let verify =
+        format!("SELECT {} count(*) FROM {table} WHERE ({pending})", crate::db::OWN_STATEMENT_MARKER);
     match walk {
         Walk::Keyset(cols) => {
             let n = cols.len();

@@ -116,13 +116,18 @@ impl ProgressSink for Bar {
     }
 }
 
-/// `12,345 rows/s, ETA 1m 3s, batch 5000` plus the throttle state.
+/// `12,345 rows/s, ETA 1m 3s, batch 5000` plus the throttle state. A backfill that is not
+/// moving (done, paused, failed) shows no rate: a rate of 0 would read as a stall.
 pub fn describe(p: &Progress) -> String {
-    let mut s = format!("{:.0} rows/s", p.rows_per_sec);
-    if let Some(eta) = p.eta_secs {
-        s.push_str(&format!(", ETA {}", human(eta)));
+    let mut parts = Vec::new();
+    if matches!(p.state.as_str(), "running" | "throttled") {
+        parts.push(format!("{:.0} rows/s", p.rows_per_sec));
     }
-    s.push_str(&format!(", batch {}", p.batch_size));
+    if let Some(eta) = p.eta_secs {
+        parts.push(format!("ETA {}", human(eta)));
+    }
+    parts.push(format!("batch {}", p.batch_size));
+    let mut s = parts.join(", ");
     if let Some(t) = &p.throttle {
         s.push_str(&format!(", throttled: {t}"));
     }
@@ -185,5 +190,18 @@ mod tests {
     #[test]
     fn description_shows_rate_eta_and_throttle() {
         assert_eq!(describe(&sample()), "1234 rows/s, ETA 1m 5s, batch 1200, throttled: replica_lag");
+    }
+
+    #[test]
+    fn a_finished_backfill_shows_no_rate() {
+        let done = Progress {
+            state: "done".into(),
+            rows_per_sec: 0.0,
+            eta_secs: None,
+            throttle: None,
+            verify_mismatches: Some(0),
+            ..sample()
+        };
+        assert_eq!(describe(&done), "batch 1200, 0 mismatches [done]");
     }
 }

@@ -28,12 +28,9 @@ pub use evidence::{
 };
 pub use objects::{OldObject, dropped_objects, plan_tables};
 
-/// Marks every statement seqmig runs that names plan objects (the gate's queries, the
-/// backfill's verification), so that `old_path_silent` never counts seqmig's own reads as the
-/// old release still using the old shape. pg_stat_statements keeps the text of the *first*
-/// statement with a given parse tree, so a marked statement must also differ in shape from
-/// anything the application runs (see `backfill_verified`).
-pub const MARKER: &str = "/* seqmig:gate */";
+/// The marker on seqmig's own statements (defined in [`crate::db`], where every connection
+/// is opened): `old_path_silent` leaves marked statements out.
+pub use crate::db::OWN_STATEMENT_MARKER as MARKER;
 
 /// The gate's part of the ledger: idempotent DDL. The executor's versioned ledger runs it as
 /// its version 3 (`exec::ledger::ensure`), which every command that records evidence calls. `audit_log` is append-only: a trigger refuses UPDATE and
