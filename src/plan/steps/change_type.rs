@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, dual_write_sql, dual_write_steps, flag_steps,
-    not_null_steps,
+    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_sql,
+    dual_write_steps, flag_steps, not_null_steps,
 };
 use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
@@ -385,30 +385,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             ),
         );
     }
-    if tc.from.not_null && tc.down.is_some() {
-        // Once the trigger is gone nothing fills the parked column, and N does not write it:
-        // between the trigger's removal and the column's drop its NOT NULL would reject N's rows.
-        steps.push(
-            StepDraft::new(
-                Phase::Contract,
-                format!(
-                    "drop NOT NULL on the parked column {}: after the trigger's removal nothing fills it",
-                    parked.quoted_sql()
-                ),
-                ctx.sql(
-                    "alter_column",
-                    json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_not_null" }),
-                )?,
-            )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": parked.as_str(), "action": "set_not_null" }),
-            )?)
-            .lock(LockMode::AccessExclusive, table),
-        );
-    }
-    steps.push(removal);
-    steps.push(
+    steps.push(drop_with_trigger(
+        removal,
         StepDraft::new(
             Phase::Contract,
             format!("drop the parked old column {} and its data", parked.quoted_sql()),
@@ -417,7 +395,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         .lock(LockMode::AccessExclusive, table)
         .verify(ctx.verify_column(table, &parked, false)?)
         .removes([Res::Column(table.clone(), parked.clone())]),
-    );
+    ));
     steps.extend(renames);
     steps.extend(finish_nn);
     steps.push(flag_delete);

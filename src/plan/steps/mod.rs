@@ -274,6 +274,16 @@ pub fn dual_write_steps(
     Ok((install, removal))
 }
 
+/// The dual-write trigger's removal and the old column's drop as one contract step. Apart,
+/// there is a moment when nothing fills the old column any more while it still exists, and
+/// N, which does not write it, fails on its NOT NULL.
+pub fn drop_with_trigger(removal: StepDraft, mut drop: StepDraft) -> StepDraft {
+    drop.sql = format!("{}\n{}", removal.sql, drop.sql);
+    drop.purpose = format!("remove the dual-write trigger and {}", drop.purpose);
+    drop.releases.extend(removal.releases);
+    drop
+}
+
 /// The batched copy into `target` (backfill phase).
 pub fn backfill_step(
     ctx: &Ctx<'_>,
