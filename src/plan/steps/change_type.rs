@@ -230,6 +230,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);
     let mut validate = Vec::new();
     let mut unswap_nullability = Vec::new();
+    let mut pre_swap = Vec::new();
     for k in tc.constraints {
         match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
             Some((con, tmp, _)) => {
@@ -246,15 +247,58 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
                         json!({ "table": qn(table), "column": shadow.as_str(), "action": "drop_not_null" }),
                     )?);
                 }
-                swap.push(ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))?);
-                // Undo: the old column gets its constraint back (its index is rebuilt under the
-                // lock), and the shadow its unique index so switch can be applied again.
-                let idx = super::add_unique::backing_index(table, con, tmp);
-                unswap.push(add_con(table, k, false)?);
-                unswap.push(ctx.sql(
-                    "create_index",
-                    json!({ "index": index_value(&idx, tmp, false, Some((c, &shadow))) }),
-                )?);
+                let attach = |index: &Ident| {
+                    ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": index.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))
+                };
+                swap.push(attach(tmp)?);
+                // Undo: the old column gets its constraint back on a standby index built
+                // beforehand, never under the swap's lock; the shadow's index, consumed by the
+                // swap, is rebuilt concurrently after the swap back (see the steps below).
+                let standby = derived_name(con.name.as_str(), "_seqmig_old");
+                unswap.push(attach(&standby)?);
+                let on_old = super::add_unique::backing_index(table, con, &standby);
+                let on_shadow = super::add_unique::backing_index(table, con, tmp);
+                let build = |idx: &Index, name: &Ident, rename| {
+                    ctx.sql(
+                        "create_index",
+                        json!({ "index": index_value(idx, name, true, rename), "if_not_exists": true }),
+                    )
+                };
+                let standby_q = QualifiedName::new(table.schema.clone(), standby.clone());
+                pre_swap.push(
+                    StepDraft::new(
+                        Phase::Switch,
+                        format!(
+                            "build a standby unique index {} on the old column without blocking writes: undoing switch gives {} back to it",
+                            standby.quoted_sql(),
+                            con.name.quoted_sql()
+                        ),
+                        build(&on_old, &standby, None)?,
+                    )
+                    .rollback(ctx.sql(
+                        "drop_index",
+                        json!({ "index": qn(&standby_q), "concurrently": true, "if_exists": true }),
+                    )?)
+                    .outside_transaction()
+                    .lock(LockMode::ShareUpdateExclusive, table)
+                    .scans()
+                    .verify(ctx.verify(json!({ "kind": "index", "index_text": standby_q.quoted() }))?),
+                );
+                let rebuild = build(&on_shadow, tmp, Some((c, &shadow)))?;
+                pre_swap.push(
+                    StepDraft::new(
+                        Phase::Switch,
+                        format!(
+                            "check the shadow's unique index {} is there (no-op); undoing switch rebuilds it without blocking writes",
+                            tmp.quoted_sql()
+                        ),
+                        rebuild.clone(),
+                    )
+                    .rollback(rebuild)
+                    .outside_transaction()
+                    .lock(LockMode::ShareUpdateExclusive, table)
+                    .verify(ctx.verify(json!({ "kind": "index", "index_text": on_shadow.name.quoted() }))?),
+                );
             }
             None => {
                 // Re-added NOT VALID (no scan under the lock) and validated in its own step;
@@ -327,6 +371,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     swap.push(ctx.flag_sql("set", "new")?);
     unswap.push(ctx.flag_sql("set", "old")?);
     let unswap_sql = unswap.join("\n");
+    steps.extend(pre_swap);
     // Undoing the swap re-adds these constraints NOT VALID; the rollback of switch runs its
     // steps last first, so a step placed before the swap is the one whose undo can validate
     // them again once the swap back has committed. Applied, it finds them valid: no scan.
@@ -489,16 +534,31 @@ mod tests {
         );
         let switch: Vec<&StepDraft> = steps.iter().filter(|s| s.phase == Phase::Switch).collect();
         let validate = "ALTER TABLE public.sessions VALIDATE CONSTRAINT sessions_user_id_fkey;";
-        // Rolled back last first: the pre-swap step's undo runs after the swap back.
-        assert_eq!(switch[0].rollback_sql.as_deref(), Some(validate));
-        let unswap = switch[1].rollback_sql.as_deref().unwrap();
+        // Rolled back last first: the pre-swap steps' undo runs after the swap back. The key
+        // goes back to a standby index built concurrently before the swap, and the shadow's
+        // index (consumed by the swap) is rebuilt concurrently.
+        let rollbacks: Vec<&str> = switch.iter().map(|s| s.rollback_sql.as_deref().unwrap()).collect();
+        assert_eq!(
+            switch[0].sql,
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_pkey_seqmig_old ON public.users (id);"
+        );
+        assert!(!switch[0].transactional);
+        assert_eq!(
+            rollbacks[1],
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_pkey_seqmig_new ON public.users (id__seqmig_new);"
+        );
+        assert_eq!(rollbacks[2], validate);
+        let unswap = rollbacks[3];
+        assert!(unswap.contains("PRIMARY KEY USING INDEX users_pkey_seqmig_old;"), "{unswap}");
         assert!(unswap.contains("REFERENCES public.users (id) NOT VALID;"), "{unswap}");
-        assert!(!unswap.contains("VALIDATE"), "no scan under the swap's lock: {unswap}");
+        for slow in ["VALIDATE", "CREATE UNIQUE INDEX", "PRIMARY KEY (id)"] {
+            assert!(!unswap.contains(slow), "no scan or build under the swap's lock: {unswap}");
+        }
         assert!(
             unswap.contains("ALTER TABLE public.users ALTER COLUMN id__seqmig_new DROP NOT NULL;"),
             "{unswap}"
         );
-        assert_eq!(switch[2].sql, validate);
+        assert_eq!(switch[4].sql, validate);
     }
 
     #[test]
