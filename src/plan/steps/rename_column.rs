@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_steps,
-    flag_steps, not_null_steps,
+    flag_steps, not_null_steps, online_not_null_undo,
 };
 use crate::model::{Column, Ident, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
@@ -79,6 +79,8 @@ pub fn steps(
         );
     }
     if from.not_null && from.default.is_none() && down_expr.is_none() {
+        let (prepare, undo) = online_not_null_undo(ctx, table, old, Phase::Switch)?;
+        steps.extend(prepare);
         steps.push(
             StepDraft::new(
                 Phase::Switch,
@@ -88,10 +90,7 @@ pub fn steps(
                     json!({ "table": qn(table), "column": old.as_str(), "action": "drop_not_null" }),
                 )?,
             )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": old.as_str(), "action": "set_not_null" }),
-            )?)
+            .rollback(undo)
             .lock(LockMode::AccessExclusive, table),
         );
     }
