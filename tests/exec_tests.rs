@@ -960,7 +960,7 @@ fn a_failed_step_blocks_the_next_phase_and_its_phase_can_be_rolled_back() {
     let prefix = &plan.short_id()[..8];
     let out = seqmig(&["rollback", "--phase", "expand", "--plan-id", prefix], &db);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("1 steps undone"), "{}", text(&out));
+    assert!(text(&out).contains("1 step undone"), "{}", text(&out));
     block_on(async { assert_eq!(fingerprint(&db.client().await).await, before) });
 }
 

@@ -361,8 +361,11 @@ fn later_files_inherit_validated_constraints_but_not_new_tables() {
 /// Every example in `migrations-examples/`, in name order.
 fn example_dirs() -> Vec<PathBuf> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("before.sql").is_file())
+        .collect();
     dirs.sort();
     assert!(!dirs.is_empty(), "no examples in {}", examples.display());
     dirs

@@ -6,11 +6,14 @@ pub mod apply;
 pub mod approve;
 pub mod audit;
 pub mod backfill;
+pub mod completions;
 pub mod gate;
 pub mod inspect;
 pub mod lint;
+pub mod man;
 pub mod output;
 pub mod plan;
+pub mod reference;
 pub mod rehearse;
 pub mod rollback;
 pub mod soak;
@@ -36,9 +39,17 @@ impl Outcome {
     }
 }
 
+/// The `Examples:` section of `seqmig --help`: the first hour, in order.
+const EXAMPLES: &str = "Examples:
+  seqmig plan --from db/schema.sql --to db/schema.next.sql --format json > plan.json
+  seqmig lint migrations/
+  seqmig apply --plan plan.json --phase expand
+  seqmig status
+  seqmig gate";
+
 /// Plans PostgreSQL schema changes as reversible expand/contract releases and runs them.
 #[derive(Debug, Parser)]
-#[command(name = "seqmig", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "seqmig", version, about, long_about = None, max_term_width = 100, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -46,29 +57,47 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the schema model read from a .sql file, a directory or stdin.
-    Inspect(inspect::Args),
+    /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
+    #[command(after_help = plan::EXAMPLES)]
+    Plan(plan::Args),
+    #[command(after_help = lint::EXAMPLES)]
     Lint(lint::Args),
+    /// Show the schema model read from a .sql file, a directory, stdin or a live database.
+    #[command(after_help = inspect::EXAMPLES)]
+    Inspect(inspect::Args),
+    /// Prove a plan on a scratch database: every phase applied, rolled back and re-applied, locks observed.
+    #[command(after_help = rehearse::EXAMPLES)]
+    Rehearse(rehearse::Args),
+    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
+    #[command(after_help = apply::EXAMPLES)]
+    Apply(apply::Args),
+    /// Show where each plan stands in the database and the next command.
+    #[command(after_help = status::EXAMPLES)]
+    Status(status::Args),
+    /// Undo the last applied phase of a plan (never contract).
+    #[command(after_help = rollback::EXAMPLES)]
+    Rollback(rollback::Args),
     /// Run, pause, resume, rate-limit and inspect backfills.
+    #[command(after_help = backfill::EXAMPLES)]
     Backfill(backfill::Args),
     /// Evaluate the soak gate in front of contract: each criterion, its evidence, its verdict.
+    #[command(after_help = gate::EXAMPLES)]
     Gate(gate::Args),
     /// Record soak evidence: external checks (`record`) and censuses (`sample`, from cron).
+    #[command(after_help = soak::EXAMPLES)]
     Soak(soak::Args),
     /// Approve contract of a plan in a governance role.
+    #[command(after_help = approve::EXAMPLES)]
     Approve(approve::Args),
     /// Show the audit log: break-glass bypasses and approvals.
+    #[command(after_help = audit::EXAMPLES)]
     Audit(audit::Args),
-    /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
-    Apply(apply::Args),
-    /// Undo the last applied phase of a plan (never contract).
-    Rollback(rollback::Args),
-    /// Show where each plan stands in the database and the next command.
-    Status(status::Args),
-    /// Plan a schema change as expand → dual_write → backfill → switch → contract releases.
-    Plan(plan::Args),
-    /// Prove a plan on a scratch database: every phase applied, rolled back and re-applied, locks observed.
-    Rehearse(rehearse::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = completions::EXAMPLES)]
+    Completions(completions::Args),
+    /// Print the man page, or write one per command with --out-dir.
+    #[command(after_help = man::EXAMPLES)]
+    Man(man::Args),
 }
 
 /// Parses the process arguments and runs the command.
@@ -87,6 +116,8 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 
