@@ -891,7 +891,7 @@ fn a_failed_step_blocks_the_next_phase_and_its_phase_can_be_rolled_back() {
     let prefix = &plan.short_id()[..8];
     let out = seqmig(&["rollback", "--phase", "expand", "--plan-id", prefix], &db);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("1 steps undone"), "{}", text(&out));
+    assert!(text(&out).contains("1 step undone"), "{}", text(&out));
     block_on(async { assert_eq!(fingerprint(&db.client().await).await, before) });
 }
 
@@ -1167,5 +1167,64 @@ fn lifecycle_same_name_type_change_swaps_at_switch_and_rolls_back_from_each_phas
         }
         assert_eq!(seqmig::introspect::introspect(&c).await.unwrap(), before);
         check_amounts(&amounts(&c).await, &written);
+    });
+}
+
+/// An operator can start a backfill slow or paused: `pause` / `set-rate` with the plan and
+/// its backfill step are accepted before the backfill ever ran, and the engine honours them
+/// from its first batch; a step that is not a backfill is refused.
+#[test]
+fn a_backfill_can_be_paused_and_capped_before_it_starts() {
+    let db = TestDb::new();
+    db.execute(BEFORE);
+    let plan = rename_plan();
+    block_on(async {
+        apply(&db, &plan, Phase::Expand).await.unwrap();
+        apply(&db, &plan, Phase::DualWrite).await.unwrap();
+    });
+    let target = ["--plan-id", plan.id.as_str(), "--step-id", "s3"];
+    let out = seqmig(&[&["backfill", "set-rate"][..], &target, &["5000"]].concat(), &db);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = seqmig(&[&["backfill", "pause"][..], &target].concat(), &db);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = seqmig(&["backfill", "pause", "--plan-id", plan.id.as_str(), "--step-id", "s2"], &db);
+    assert_eq!(out.status.code(), Some(1), "s2 is not a backfill step: {}", text(&out));
+    assert!(text(&out).contains("no backfill matched"), "{}", text(&out));
+
+    let (_dir, file) = write_plan(&plan);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .args(["apply", "--plan", &file, "--phase", "backfill"])
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2_000));
+    block_on(async {
+        let c = db.client().await;
+        let batches: i64 = c
+            .query_one("SELECT count(*) FROM seqmig.backfill_batches WHERE step_id = 's3'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(batches, 0, "a backfill paused before it started writes nothing");
+    });
+    let out = seqmig(&[&["backfill", "resume"][..], &target].concat(), &db);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "apply --phase backfill after resume");
+    let out = seqmig(&["backfill", "status"], &db);
+    assert!(text(&out).contains("limited to 5000 rows/s"), "{}", text(&out));
+    block_on(async {
+        let c = db.client().await;
+        let paused: String = c
+            .query_one(
+                "SELECT throttle_reason FROM seqmig.backfill_batches WHERE step_id = 's3' ORDER BY batch_no LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(paused, "paused", "the first batch waited for the operator");
     });
 }

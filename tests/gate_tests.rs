@@ -923,3 +923,77 @@ fn rollback_is_limited_to_the_roles_governance_names() {
     let (code, out) = cli.run(&["rollback", "--phase", "expand", "--role", "on-call"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Found walking the tutorial (issue 11): after the `switch` of a same-name type change the
+/// shadow column the backfill wrote carries the real name, and `backfill_verified` reported
+/// "id__seqmig_new does not exist" — a closed gate that no amount of soaking would open. It now
+/// re-counts on the swapped columns, and still sees a row that differs.
+#[test]
+fn issue_11_backfill_verified_counts_the_swapped_columns_after_a_type_change_switch() {
+    let db = TestDb::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("migrations-examples/08-change-type");
+    db.execute(&std::fs::read_to_string(example.join("before.sql")).unwrap());
+    db.execute(
+        "INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 50) g;
+         INSERT INTO sessions (id, account_id) SELECT g, 1 + g % 50 FROM generate_series(1, 100) g;",
+    );
+    let dir = std::env::temp_dir().join(format!("seqmig-issue11-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
+            .args(args)
+            .current_dir(&dir)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap(), text)
+    };
+    let before = example.join("before.sql");
+    let after = example.join("after.sql");
+    let (code, json) = run(&[
+        "plan",
+        "--from",
+        before.to_str().unwrap(),
+        "--to",
+        after.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    std::fs::write(dir.join("plan.json"), json).unwrap();
+    for phase in ["expand", "dual_write", "backfill", "switch"] {
+        let mut args = vec!["apply", "--phase", phase];
+        if phase == "expand" {
+            args.extend(["--plan", "plan.json"]);
+        }
+        let (code, text) = run(&args);
+        assert_eq!(code, 0, "{phase}: {text}");
+    }
+    let verified = |text: &str| -> serde_json::Value {
+        let report: serde_json::Value = serde_json::from_str(text).unwrap();
+        report["criteria"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "backfill_verified")
+            .unwrap()
+            .clone()
+    };
+    let (_, text) = run(&["gate", "--format", "json"]);
+    let c = verified(&text);
+    assert_eq!(c["blocks"], false, "{c}");
+    assert!(c["evidence"].as_str().unwrap().contains("0 mismatches"), "{c}");
+
+    // A parked old value that no longer matches the new one is still a mismatch.
+    db.execute(
+        "SET seqmig.backfill = 'on'; UPDATE accounts SET id__seqmig_old = -id__seqmig_old WHERE id = 7;",
+    );
+    let (_, text) = run(&["gate", "--format", "json"]);
+    let c = verified(&text);
+    assert_eq!(c["blocks"], true, "{c}");
+    assert!(c["evidence"].as_str().unwrap().contains("1 mismatches"), "{c}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -358,46 +358,62 @@ fn later_files_inherit_validated_constraints_but_not_new_tables() {
     assert_eq!(codes, vec!["create-index-non-concurrently"]);
 }
 
-/// Dogfood: the SQL `seqmig plan` writes for every example in `migrations-examples/` lints
-/// with zero error findings, its phase files linted in order as one run (as `seqmig lint
-/// DIR` does). Rollback files are not part of this promise: undoing `expand` drops what it
-/// added, which is exactly what the data-loss rules are for.
-#[test]
-fn plan_output_for_every_example_lints_without_errors() {
+/// Every example in `migrations-examples/`, in name order.
+fn example_dirs() -> Vec<PathBuf> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(&examples).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("before.sql").is_file())
+        .collect();
     dirs.sort();
     assert!(!dirs.is_empty(), "no examples in {}", examples.display());
+    dirs
+}
+
+/// `seqmig plan --format sql --out DIR` for one example: the exit code and the phase files
+/// (`rollback` = the `.rollback.sql` files, else the forward ones), in phase order.
+fn planned_sql(ex: &Path, rollback: bool) -> (i32, Vec<PathBuf>) {
+    let name = ex.file_name().unwrap().to_string_lossy().to_string();
+    let out = tempdir(&format!("dogfood-{name}-{rollback}"));
+    let mut args = vec![
+        "plan".to_string(),
+        "--from".into(),
+        ex.join("before.sql").display().to_string(),
+        "--to".into(),
+        ex.join("after.sql").display().to_string(),
+        "--format".into(),
+        "sql".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    if ex.join("seqmig.toml").is_file() {
+        args.extend(["--config".into(), ex.join("seqmig.toml").display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = seqmig(&args);
+    assert!(code == 0 || code == 1, "{name}: seqmig plan failed ({code}): {stdout}{stderr}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "sql")
+                && p.to_string_lossy().ends_with(".rollback.sql") == rollback
+        })
+        .collect();
+    files.sort();
+    (code, files)
+}
+
+/// Dogfood: the SQL `seqmig plan` writes for every example in `migrations-examples/` lints
+/// with zero error findings, its phase files linted in order as one run (as `seqmig lint
+/// DIR` does). The rollback files have their own test below.
+#[test]
+fn plan_output_for_every_example_lints_without_errors() {
     let mut failures = Vec::new();
-    for ex in &dirs {
+    for ex in &example_dirs() {
         let name = ex.file_name().unwrap().to_string_lossy().to_string();
-        let out = tempdir(&format!("dogfood-{name}"));
-        let mut args = vec![
-            "plan".to_string(),
-            "--from".into(),
-            ex.join("before.sql").display().to_string(),
-            "--to".into(),
-            ex.join("after.sql").display().to_string(),
-            "--format".into(),
-            "sql".into(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
-        if ex.join("seqmig.toml").is_file() {
-            args.extend(["--config".into(), ex.join("seqmig.toml").display().to_string()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (code, stdout, stderr) = seqmig(&args);
-        assert!(code == 0 || code == 1, "{name}: seqmig plan failed ({code}): {stdout}{stderr}");
-        let mut phases: Vec<PathBuf> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "sql") && !p.to_string_lossy().ends_with(".rollback.sql")
-            })
-            .collect();
-        phases.sort();
+        let (code, phases) = planned_sql(ex, false);
         if code == 0 {
             assert!(!phases.is_empty(), "{name}: seqmig plan wrote no phase files");
         }
@@ -413,4 +429,39 @@ fn plan_output_for_every_example_lints_without_errors() {
         }
     }
     assert!(failures.is_empty(), "seqmig lint rejects SQL that seqmig plan wrote:\n{}", failures.join("\n"));
+}
+
+/// Rules that guard the previous release's data and names, which an undo never touches: it
+/// drops only what its phase added (a column, table or index the previous release never
+/// used) and renames only back (a swap undone in the same transaction, a table rename with
+/// its view, a brownout). Every other error rule applies to rollback SQL as to any other.
+const UNDO_EXCEPTIONS: &[&str] = &["drop-column", "drop-table", "rename-column", "rename-table"];
+
+/// Dogfood for undo: every example's rollback files (each linted alone: each runs on its own
+/// when an operator rolls a phase back) have no error findings beyond [`UNDO_EXCEPTIONS`] —
+/// no index built or dropped without CONCURRENTLY, no key built under a lock, no NOT NULL set
+/// by a scan under ACCESS EXCLUSIVE, no validation in the transaction that added the
+/// constraint.
+#[test]
+fn plan_rollback_sql_for_every_example_lints_without_errors() {
+    let mut failures = Vec::new();
+    let mut linted = 0;
+    for ex in &example_dirs() {
+        let name = ex.file_name().unwrap().to_string_lossy().to_string();
+        for file in planned_sql(ex, true).1 {
+            linted += 1;
+            let sql = std::fs::read_to_string(&file).unwrap();
+            let findings = lint_source(&file.display().to_string(), &sql, &LintConfig::default()).unwrap();
+            for f in findings.iter().filter(|f| f.is_error() && !UNDO_EXCEPTIONS.contains(&f.code.as_str())) {
+                let span = f.span.as_ref().unwrap();
+                failures.push(format!("{name}: {}:{}: {}: {}", span.file, span.line, f.code, f.message));
+            }
+        }
+    }
+    assert!(linted >= 30, "only {linted} rollback files");
+    assert!(
+        failures.is_empty(),
+        "seqmig lint rejects rollback SQL that seqmig plan wrote:\n{}",
+        failures.join("\n")
+    );
 }

@@ -223,11 +223,7 @@ fn rehearse_pair(before: &str, after: &str, hints: &seqmig::diff::Hints, rows: u
 
 /// Examples whose rehearsal finds a real defect, with the defect. When one is fixed, its
 /// entry must go (the test fails while it is listed and passes).
-const KNOWN_FAILING: &[(&str, &str)] = &[
-    // Rolling back switch leaves the shadow column NOT NULL and re-adds the incoming foreign
-    // key NOT VALID: the database after the rollback is not the one before switch.
-    ("08-change-type", "rolling back switch did not restore"),
-];
+const KNOWN_FAILING: &[(&str, &str)] = &[];
 
 #[test]
 fn every_example_rehearses_with_locks_as_predicted() {

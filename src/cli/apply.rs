@@ -15,6 +15,17 @@ use crate::exec::{
 };
 use crate::plan::{Phase, Plan};
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  # The first apply stores the plan in the database; later commands find it there
+  seqmig apply --plan plan.json --phase expand
+  seqmig apply --phase dual_write
+  seqmig apply --phase backfill --dry-run
+  seqmig apply --phase switch --lock-timeout 500 --retry-budget 30m
+  # contract runs only while `seqmig gate` is open, unless the glass is broken (recorded)
+  seqmig apply --phase contract
+  seqmig apply --phase contract --break-glass --reason "INC-4711: disk almost full""#;
+
 /// Which plan, where, as whom.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Target {
@@ -151,7 +162,12 @@ impl Reporter for Printer {
         }
         let line = match event {
             Event::PhaseStarted { plan, phase, action, steps } => {
-                format!("{} phase {phase} of plan {} ({steps} steps)", action.as_str(), exec::short_id(plan))
+                format!(
+                    "{} phase {phase} of plan {} ({})",
+                    action.as_str(),
+                    exec::short_id(plan),
+                    output::count(*steps, "step")
+                )
             }
             Event::StepSkipped { step, reason } => format!("  {} skipped: {reason}", step.id),
             Event::StepStarted { step, action } => {
@@ -239,15 +255,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         runner.release().await;
         let report = report?;
         let mut text = format!(
-            "phase {phase} of plan {} applied: {} steps ran, {} already done\n",
+            "phase {phase} of plan {} applied: {} ran, {} already done\n",
             exec::short_id(&report.plan_id),
-            report.ran.len(),
+            output::count(report.ran.len(), "step"),
             report.skipped.len()
         );
         if report.plan_complete {
             text.push_str("every phase is applied; the plan is complete\n");
         } else if let Some(next) = &report.next {
-            text.push_str(&format!("next: {next}\n"));
+            // Right after switch, contract is next but not yet allowed: say what it waits for.
+            let gated = next.ends_with("--phase contract");
+            let note = if gated { " (once the soak gate is open: see 'seqmig gate')" } else { "" };
+            text.push_str(&format!("next: {next}{note}\n"));
         }
         Ok(text)
     }))

@@ -8,6 +8,11 @@ use super::gate::{ConfigArgs, DbArgs, PlanArgs, block_on, connect, load_config, 
 use super::output;
 use crate::soak;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig approve --role dba --actor alice
+  seqmig approve --plan-id 3f2a --role release-manager"#;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The role approving (`owner`, `dba`, `release-manager`), as named in [governance.contract].

@@ -6,11 +6,17 @@ use super::gate::{DbArgs, Format, block_on, connect};
 use super::output;
 use crate::soak;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig audit
+  seqmig audit --plan-id 3f2a --format json"#;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this plan's events (full id or a prefix of its hex).
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
+    /// How to print the events.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     #[command(flatten)]

@@ -12,6 +12,13 @@ use crate::cli::{Outcome, output};
 use crate::model::{Ident, QualifiedName};
 use crate::plan::BackfillSpec;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig backfill status
+  seqmig backfill pause
+  seqmig backfill set-rate 500
+  seqmig backfill resume"#;
+
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     #[command(subcommand)]
@@ -21,22 +28,37 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum BackfillCommand {
     /// Run (or resume) a backfill to the end and verify it; exit 1 when rows still differ.
+    #[command(after_help = r#"Examples:
+  # `seqmig apply --phase backfill` runs the plan's backfills; this runs one by hand
+  seqmig backfill run --plan-id 3f2a --step-id s5 --table public.users --column full_name --expr name
+  seqmig backfill run --plan-id 3f2a --step-id s5 --table public.users --column full_name --expr name --target-ms 100 --max-wal-bytes-per-sec 20000000"#)]
     Run(Box<RunArgs>),
     /// Hold running backfills before their next batch.
+    #[command(after_help = "Examples:
+  seqmig backfill pause
+  seqmig backfill pause --plan-id 3f2a --step-id s5")]
     Pause(Target),
     /// Let paused backfills continue.
+    #[command(after_help = "Examples:
+  seqmig backfill resume
+  seqmig backfill resume --plan-id 3f2a")]
     Resume(Target),
     /// Limit backfills to a number of rows per second (or lift the limit).
+    #[command(after_help = "Examples:
+  seqmig backfill set-rate 500
+  seqmig backfill set-rate unlimited")]
     SetRate(RateArgs),
     /// Show every backfill in the ledger.
+    #[command(after_help = "Examples:
+  seqmig backfill status")]
     Status(Conn),
 }
 
 #[derive(Debug, ClapArgs)]
 pub struct Conn {
-    /// The database, as a postgres:// URL.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
+    /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -44,10 +66,11 @@ pub struct Target {
     #[command(flatten)]
     pub conn: Conn,
     /// Only this plan's backfills (default: every backfill not yet done).
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
-    /// Only this step (needs --plan-id).
-    #[arg(long, requires = "plan_id")]
+    /// Only this step (needs --plan-id); with both, a backfill that has not started yet is set
+    /// in advance and honoured from its first batch.
+    #[arg(long, value_name = "STEP", requires = "plan_id")]
     pub step_id: Option<String>,
 }
 
@@ -56,6 +79,7 @@ pub struct RateArgs {
     #[command(flatten)]
     pub target: Target,
     /// Rows per second; `0` or `unlimited` lifts the limit.
+    #[arg(value_name = "ROWS_PER_SEC")]
     pub rows_per_sec: String,
 }
 
@@ -63,42 +87,47 @@ pub struct RateArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub conn: Conn,
-    #[arg(long)]
+    /// The plan the backfill belongs to (its id or the prefix shown by `seqmig status`).
+    #[arg(long, value_name = "ID")]
     pub plan_id: String,
-    #[arg(long)]
+    /// The plan's backfill step (`s5`), the key of its cursor in the ledger.
+    #[arg(long, value_name = "STEP")]
     pub step_id: String,
     /// The table, as written in SQL (`public.orders`, `"Odd"."Name"`).
-    #[arg(long)]
+    #[arg(long, value_name = "TABLE")]
     pub table: String,
     /// The column written, as written in SQL.
-    #[arg(long)]
+    #[arg(long, value_name = "COLUMN")]
     pub column: String,
     /// The SQL expression giving the new value.
-    #[arg(long)]
+    #[arg(long, value_name = "SQL")]
     pub expr: String,
     /// Rows still needing work (default: `column IS DISTINCT FROM (expr)`).
-    #[arg(long)]
+    #[arg(long, value_name = "SQL")]
     pub pending: Option<String>,
     /// Walk this unique NOT NULL key (comma-separated columns) instead of the catalog's choice.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
     pub key: Option<Vec<String>>,
     /// Target duration of one batch, in milliseconds.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, value_name = "MS", default_value_t = 250)]
     pub target_ms: u64,
-    #[arg(long, default_value_t = 100)]
+    /// The fewest rows a batch shrinks to when batches run long.
+    #[arg(long, value_name = "ROWS", default_value_t = 100)]
     pub min_batch: u32,
-    #[arg(long, default_value_t = 50_000)]
+    /// The most rows a batch grows to when batches run short.
+    #[arg(long, value_name = "ROWS", default_value_t = 50_000)]
     pub max_batch: u32,
-    #[arg(long, default_value_t = 1_000)]
+    /// Rows in the first batch, before the size adapts to --target-ms.
+    #[arg(long, value_name = "ROWS", default_value_t = 1_000)]
     pub initial_batch: u32,
     /// Ignore replica lag, long transactions and lock waiters (the operator's pause still applies).
     #[arg(long)]
     pub unthrottled: bool,
     /// Hold back while the oldest transaction in the database is older than this many seconds.
-    #[arg(long)]
+    #[arg(long, value_name = "SECS")]
     pub max_transaction_age_secs: Option<u64>,
     /// Hold back while WAL is written faster than this many bytes per second.
-    #[arg(long)]
+    #[arg(long, value_name = "BYTES")]
     pub max_wal_bytes_per_sec: Option<u64>,
     /// Progress as JSON lines even on a terminal.
     #[arg(long)]
@@ -132,12 +161,10 @@ fn parse_rate(text: &str) -> anyhow::Result<Option<f64>> {
     Ok((rate > 0.0).then_some(rate))
 }
 
+/// The same connection rules as every other command (URL or libpq variables, TLS modes).
 async fn connect(conn: &Conn) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(&conn.database_url, tokio_postgres::NoTls)
-        .await
-        .context("failed to connect to the database")?;
-    tokio::spawn(connection);
-    Ok(client)
+    let opts = crate::db::ConnectOptions::resolve(conn.database_url.as_deref().filter(|u| !u.is_empty()))?;
+    Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)
 }
 
 async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
@@ -207,12 +234,49 @@ async fn control(t: &Target, setting: Setting) -> anyhow::Result<Outcome> {
         Setting::Rate(r) => client.execute(&sql, &[&t.plan_id, &t.step_id, &r]).await,
     }
     .context("failed to update seqmig.backfill_control")?;
+    let n = if n == 0 { preset(&client, t, setting, column).await? } else { n };
     if n == 0 {
-        output::stdout("no backfill matched; 'seqmig backfill status' lists them\n")?;
+        output::stdout(
+            "no backfill matched; 'seqmig backfill status' lists them (to set one before it starts, \
+             give the full --plan-id and the --step-id of its backfill step)\n",
+        )?;
         return Ok(Outcome::No);
     }
     output::stdout(&format!("updated {n} backfill(s); running ones pick it up within a second\n"))?;
     Ok(Outcome::Yes)
+}
+
+/// A setting for a backfill that has not started yet: allowed when `--plan-id` and
+/// `--step-id` name a backfill step of a plan stored in the ledger, so that an operator can
+/// start a backfill slow or paused. The engine reads the control row from its first batch.
+async fn preset(
+    client: &tokio_postgres::Client,
+    t: &Target,
+    setting: Setting,
+    column: &str,
+) -> anyhow::Result<u64> {
+    let (Some(plan_id), Some(step_id)) = (&t.plan_id, &t.step_id) else { return Ok(0) };
+    let stored = client
+        .query_one("SELECT to_regclass('seqmig.plans') IS NOT NULL", &[])
+        .await
+        .context("failed to look for seqmig.plans")?
+        .get::<_, bool>(0);
+    if !stored {
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO seqmig.backfill_control (plan_id, step_id, {column}) \
+         SELECT p.id, s->>'id', $3 FROM seqmig.plans p, json_array_elements(p.plan_json->'steps') s \
+          WHERE p.id = $1 AND s->>'id' = $2 AND s->>'phase' = 'backfill' \
+         ON CONFLICT (plan_id, step_id) DO UPDATE \
+            SET {column} = EXCLUDED.{column}, updated_at = now(), updated_by = current_user"
+    );
+    let n = match setting {
+        Setting::Paused(p) => client.execute(&sql, &[plan_id, step_id, &p]).await,
+        Setting::Rate(r) => client.execute(&sql, &[plan_id, step_id, &r]).await,
+    }
+    .context("failed to update seqmig.backfill_control")?;
+    Ok(n)
 }
 
 async fn show_status(c: &Conn) -> anyhow::Result<Outcome> {

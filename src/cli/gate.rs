@@ -12,10 +12,17 @@ use super::output;
 use crate::plan::Plan;
 use crate::soak::{self, GateConfig, GateReport};
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig gate
+  seqmig gate --plan plan.json --config seqmig.toml --format json"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
+    /// For people.
     #[default]
     Text,
+    /// For scripts: the same facts, pretty-printed JSON.
     Json,
 }
 
@@ -24,7 +31,7 @@ pub enum Format {
 pub struct DbArgs {
     /// PostgreSQL URL of the database being migrated; default DATABASE_URL, else the libpq
     /// variables (PGHOST, PGDATABASE, …).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
@@ -56,6 +63,7 @@ pub struct Args {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// How to print the criteria and the verdict.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -131,7 +139,7 @@ pub(crate) async fn load_plan(client: &Client, args: &PlanArgs) -> anyhow::Resul
 }
 
 pub(crate) async fn connect(args: &DbArgs) -> anyhow::Result<Client> {
-    let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref())?;
+    let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref().filter(|u| !u.is_empty()))?;
     Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)
 }
 

@@ -7,6 +7,13 @@ use super::{Outcome, output};
 use crate::model::ddl;
 use crate::parse::{self, SourceSpec};
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig inspect examples/shop.sql
+  seqmig inspect db/schema/ --format json > schema.json
+  pg_dump --schema-only shop | seqmig inspect - --format sql
+  seqmig inspect postgres://app@db.internal/shop"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// The normalised model as sorted JSON.
@@ -23,6 +30,7 @@ pub struct Args {
     /// A .sql file, a directory of .sql files (name order), '-' for stdin, or a
     /// postgres:// URL (the live database is introspected; see 'Live databases' in the book).
     pub src: String,
+    /// What to show.
     #[arg(long, value_enum, default_value = "summary")]
     pub format: Format,
 }

@@ -9,10 +9,18 @@ use clap::ValueEnum;
 use super::{Outcome, output};
 use crate::lint::{self, LintConfig, format};
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig lint migrations/*.sql
+  seqmig lint migrations/ --format sarif > seqmig.sarif
+  seqmig lint migrations/ --exclude prefer-text,prefer-bigint --pg-version 15
+  seqmig lint --list"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// `file:line:col: severity[code]: message` with the source line and the help.
     Text,
+    /// One document: files, findings with their spans, error and warning counts.
     Json,
     /// GitHub Actions workflow commands (`::error file=…::…`).
     Github,
@@ -26,19 +34,20 @@ pub struct Args {
     /// Migration files or directories (their .sql files, in name order).
     #[arg(required_unless_present = "list")]
     pub files: Vec<PathBuf>,
+    /// How to print the findings.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Codes not to report (repeatable or comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_name = "CODES", value_delimiter = ',')]
     pub exclude: Vec<String>,
     /// The PostgreSQL major version the migrations run on.
-    #[arg(long)]
+    #[arg(long, value_name = "MAJOR")]
     pub pg_version: Option<u32>,
     /// The migration runner wraps each file in a transaction.
     #[arg(long)]
     pub assume_in_transaction: bool,
     /// The config file with a [lint] table (default: ./seqmig.toml when it exists).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print every code with its severity and exit.
     #[arg(long)]

@@ -26,3 +26,8 @@ pub fn progress_sink(json: bool) -> Box<dyn ProgressSink> {
         Box::new(JsonLines::new(io::stderr()))
     }
 }
+
+/// `1 step`, `2 steps`: a count with its noun, for the summary lines of the commands.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}

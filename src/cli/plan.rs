@@ -13,6 +13,18 @@ use crate::model::Schema;
 use crate::plan::{Phase, Planned};
 use crate::render::Renderer;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  # Exit 1 when the change is unsafe as written (ambiguous, unsupported, an unacknowledged drop)
+  seqmig plan --from db/schema.sql --to db/schema.next.sql --config seqmig.toml
+  # The artifact `seqmig apply` runs, and the runbook for humans
+  seqmig plan --from db/schema.sql --to db/schema.next.sql --format json > plan.json
+  seqmig plan --from db/schema.sql --to db/schema.next.sql --format markdown > runbook.md
+  # From the live database to the desired schema, one SQL file per phase
+  seqmig plan --from "$DATABASE_URL" --to db/schema.next.sql --format sql --out migrations/
+  # A rename given as a flag instead of in seqmig.toml
+  seqmig plan --from db/schema.sql --to db/schema.next.sql --rename public.users.name=full_name"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// A readable summary.
@@ -70,7 +82,7 @@ impl SchemaPair {
 pub struct Args {
     #[command(flatten)]
     pub pair: SchemaPair,
-    /// Output format; text by default.
+    /// What to write.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Directory to write into instead of stdout (`--format sql`: one file per phase).

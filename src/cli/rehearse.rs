@@ -17,6 +17,11 @@ use crate::parse::SourceSpec;
 use crate::rehearse::{Rehearsal, render};
 use crate::render::Renderer;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --database-url postgres://ci@localhost/postgres --format markdown > rehearsal.md"#;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// A table per phase.
@@ -39,6 +44,7 @@ pub struct Args {
     /// Generated rows per table.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub rows: usize,
+    /// How to print the report.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 }

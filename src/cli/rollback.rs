@@ -7,6 +7,11 @@ use super::apply::{Printer, Target, finish, inject_faults, parse_phase, resolve,
 use super::output;
 use crate::exec;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig rollback --phase switch
+  seqmig rollback --plan-id 3f2a --phase backfill --role dba"#;
+
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
@@ -55,9 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         runner.release().await;
         let report = report?;
         let mut text = format!(
-            "phase {phase} of plan {} rolled back: {} steps undone, {} not applied\n",
+            "phase {phase} of plan {} rolled back: {} undone, {} not applied\n",
             exec::short_id(&report.plan_id),
-            report.ran.len(),
+            output::count(report.ran.len(), "step"),
             report.skipped.len()
         );
         if let Some(next) = &report.next {

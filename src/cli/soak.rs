@@ -9,6 +9,11 @@ use super::gate::{DbArgs, Format, block_on, connect};
 use super::output;
 use crate::soak;
 
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig soak record --criterion error_rate --pass --value 0.02% --source prometheus
+  seqmig soak sample"#;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -18,8 +23,15 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum SoakCommand {
     /// Record the result of an external check.
+    #[command(after_help = r#"Examples:
+  seqmig soak record --criterion error_rate --pass --value 0.02% --source prometheus
+  seqmig soak record --criterion slo_probe --fail --value "p99 900ms" --plan-id 3f2a"#)]
     Record(RecordArgs),
     /// Take a census of clients and statement statistics now and record it (cron-friendly).
+    #[command(after_help = "Examples:
+  # crontab: every minute while a plan soaks
+  seqmig soak sample
+  seqmig soak sample --format json")]
     Sample(SampleArgs),
 }
 
@@ -44,7 +56,8 @@ pub struct RecordArgs {
     /// Tie the observation to one plan; by default it counts for every plan.
     #[arg(long, value_name = "ID")]
     pub plan_id: Option<String>,
-    #[arg(long, env = "SEQMIG_ACTOR")]
+    /// Who records it; default $SEQMIG_ACTOR, else $USER.
+    #[arg(long, value_name = "NAME", env = "SEQMIG_ACTOR")]
     pub actor: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
@@ -54,6 +67,7 @@ pub struct RecordArgs {
 pub struct SampleArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// How to print the census.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

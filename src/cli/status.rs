@@ -1,7 +1,6 @@
 //! `seqmig status`: each plan's phases and steps as the ledger records them, what is running,
 //! failed or interrupted, the flags, any break-glass, and the exact next command.
 
-use anyhow::bail;
 use clap::Args as ClapArgs;
 
 use super::Outcome;
@@ -9,6 +8,11 @@ use super::apply::runtime;
 use super::output;
 use crate::db::ConnectOptions;
 use crate::exec::{self, PhaseState, StatusReport, StepState};
+
+/// The `Examples:` section of `--help` (and of the book's CLI reference).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  seqmig status
+  seqmig status --plan-id 3f2a --format json"#;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -18,21 +22,18 @@ pub struct Args {
     /// The database (default: $DATABASE_URL, then the libpq variables PGHOST, PGPORT, …).
     #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// text or json.
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub format: String,
+    /// How to print the state of each plan.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: super::gate::Format,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let connection = ConnectOptions::resolve(args.database_url.as_deref().filter(|u| !u.is_empty()))?;
-    if args.format != "text" && args.format != "json" {
-        bail!("unknown --format '{}'; use text or json", args.format);
-    }
     let report = runtime()?.block_on(async {
         let client = exec::connect_observer(&connection).await?;
         exec::status(&client, args.plan_id.as_deref()).await
     })?;
-    let text = if args.format == "json" {
+    let text = if args.format == super::gate::Format::Json {
         let mut s = serde_json::to_string_pretty(&report)?;
         s.push('\n');
         s

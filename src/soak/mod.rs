@@ -149,7 +149,9 @@ pub enum SoakError {
     UnknownPlan(String),
     #[error("{0} plans are active in seqmig.plans; name one with --plan-id")]
     AmbiguousPlan(usize),
-    #[error("no plan is recorded in this database; give --plan FILE or --plan-id ID")]
+    #[error(
+        "no active plan in this database (a completed or rolled-back plan is only found by name); give --plan FILE or --plan-id ID ('seqmig status' lists them)"
+    )]
     NoPlan,
     #[error("stored plan {id} cannot be read: {source}")]
     StoredPlan {

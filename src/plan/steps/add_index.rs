@@ -54,10 +54,15 @@ pub fn steps(ctx: &Ctx<'_>, index: &Index, new_table: bool) -> Steps {
             json!({ "index": index_value(index, &index.name.name, concurrently, None) }),
         )?,
     )
-    .rollback(ctx.sql(
-        "drop_index",
-        json!({ "index": qn(&index.name), "concurrently": concurrently, "if_exists": true }),
-    )?)
+    .rollback(if new_table {
+        // A plain DROP INDEX would lock the table; undoing its creation drops it, index and all.
+        "-- nothing to undo on its own: undoing the table's creation drops this index with it".to_string()
+    } else {
+        ctx.sql(
+            "drop_index",
+            json!({ "index": qn(&index.name), "concurrently": concurrently, "if_exists": true }),
+        )?
+    })
     .lock(if concurrently { LockMode::ShareUpdateExclusive } else { LockMode::Share }, &index.table)
     .verify(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?)
     .needs(needs(index))

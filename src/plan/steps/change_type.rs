@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, dual_write_sql, dual_write_steps, flag_steps,
-    not_null_steps,
+    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_sql,
+    dual_write_steps, flag_steps, not_null_steps,
 };
 use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
@@ -229,6 +229,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     swap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": shadow.as_str(), "parked": parked.as_str() }))?);
     unswap.push(ctx.sql("swap_columns", json!({ "table": qn(table), "column": c.as_str(), "shadow": parked.as_str(), "parked": shadow.as_str() }))?);
     let mut validate = Vec::new();
+    let mut unswap_nullability = Vec::new();
+    let mut pre_swap = Vec::new();
     for k in tc.constraints {
         match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
             Some((con, tmp, _)) => {
@@ -238,21 +240,75 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
                         "alter_column",
                         json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
                     )?);
+                    // Undo: the shadow was nullable before switch (dropping the key leaves
+                    // NOT NULL behind), guarded by the helper check alone.
+                    unswap_nullability.push(ctx.sql(
+                        "alter_column",
+                        json!({ "table": qn(table), "column": shadow.as_str(), "action": "drop_not_null" }),
+                    )?);
                 }
-                swap.push(ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": tmp.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))?);
-                // Undo: the old column gets its constraint back (its index is rebuilt under the
-                // lock), and the shadow its unique index so switch can be applied again.
-                let idx = super::add_unique::backing_index(table, con, tmp);
-                unswap.push(add_con(table, k, false)?);
-                unswap.push(ctx.sql(
-                    "create_index",
-                    json!({ "index": index_value(&idx, tmp, false, Some((c, &shadow))) }),
-                )?);
+                let attach = |index: &Ident| {
+                    ctx.sql("add_constraint_using_index", json!({ "table": qn(table), "name": con.name.as_str(), "primary": matches!(con.kind, ConstraintKind::PrimaryKey { .. }), "index": index.as_str(), "deferrable": con.deferrable, "initially_deferred": con.initially_deferred }))
+                };
+                swap.push(attach(tmp)?);
+                // Undo: the old column gets its constraint back on a standby index built
+                // beforehand, never under the swap's lock; the shadow's index, consumed by the
+                // swap, is rebuilt concurrently after the swap back (see the steps below).
+                let standby = derived_name(con.name.as_str(), "_seqmig_old");
+                unswap.push(attach(&standby)?);
+                let on_old = super::add_unique::backing_index(table, con, &standby);
+                let on_shadow = super::add_unique::backing_index(table, con, tmp);
+                let build = |idx: &Index, name: &Ident, rename| {
+                    ctx.sql(
+                        "create_index",
+                        json!({ "index": index_value(idx, name, true, rename), "if_not_exists": true }),
+                    )
+                };
+                let standby_q = QualifiedName::new(table.schema.clone(), standby.clone());
+                pre_swap.push(
+                    StepDraft::new(
+                        Phase::Switch,
+                        format!(
+                            "build a standby unique index {} on the old column without blocking writes: undoing switch gives {} back to it",
+                            standby.quoted_sql(),
+                            con.name.quoted_sql()
+                        ),
+                        build(&on_old, &standby, None)?,
+                    )
+                    .rollback(ctx.sql(
+                        "drop_index",
+                        json!({ "index": qn(&standby_q), "concurrently": true, "if_exists": true }),
+                    )?)
+                    .outside_transaction()
+                    .lock(LockMode::ShareUpdateExclusive, table)
+                    .scans()
+                    .verify(ctx.verify(json!({ "kind": "index", "index_text": standby_q.quoted() }))?),
+                );
+                let rebuild = build(&on_shadow, tmp, Some((c, &shadow)))?;
+                pre_swap.push(
+                    StepDraft::new(
+                        Phase::Switch,
+                        format!(
+                            "check the shadow's unique index {} is there (no-op); undoing switch rebuilds it without blocking writes",
+                            tmp.quoted_sql()
+                        ),
+                        rebuild.clone(),
+                    )
+                    .rollback(rebuild)
+                    .outside_transaction()
+                    .lock(LockMode::ShareUpdateExclusive, table)
+                    .verify(ctx.verify(json!({ "kind": "index", "index_text": on_shadow.name.quoted() }))?),
+                );
             }
             None => {
-                swap.push(add_con(table, k, true)?);
-                unswap.push(add_con(table, k, !matches!(k.kind, ConstraintKind::Exclusion { .. }))?);
-                if !matches!(k.kind, ConstraintKind::Exclusion { .. }) {
+                // Re-added NOT VALID (no scan under the lock) and validated in its own step;
+                // exclusion constraints cannot be NOT VALID, and one that never was valid
+                // stays as it was.
+                let later = k.validated && !matches!(k.kind, ConstraintKind::Exclusion { .. });
+                let not_valid = later || !k.validated;
+                swap.push(add_con(table, k, not_valid)?);
+                unswap.push(add_con(table, k, not_valid)?);
+                if later {
                     validate.push((table.clone(), k.clone()));
                 }
             }
@@ -261,7 +317,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     for (t, k) in tc.incoming {
         swap.push(add_con(t, k, true)?);
         unswap.push(add_con(t, k, true)?);
-        validate.push((t.clone(), k.clone()));
+        if k.validated {
+            validate.push((t.clone(), k.clone()));
+        }
     }
     swap.push(dual_write_sql(ctx, &dw_after, false)?);
     unswap.push(dual_write_sql(ctx, &dw_before, false)?);
@@ -302,10 +360,41 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             "alter_column",
             json!({ "table": qn(table), "column": parked.as_str(), "action": "drop_not_null" }),
         )?);
+        // Without `down`, rows written by N after switch have no old value: undoing the
+        // switch then fails here, loudly, instead of handing N-1 rows it cannot read.
+        unswap_nullability.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
+        )?);
     }
+    unswap.extend(unswap_nullability);
     swap.push(ctx.flag_sql("set", "new")?);
     unswap.push(ctx.flag_sql("set", "old")?);
     let unswap_sql = unswap.join("\n");
+    steps.extend(pre_swap);
+    // Undoing the swap re-adds these constraints NOT VALID; the rollback of switch runs its
+    // steps last first, so a step placed before the swap is the one whose undo can validate
+    // them again once the swap back has committed. Applied, it finds them valid: no scan.
+    for (t, k) in &validate {
+        let sql = ctx.sql("validate_constraint", json!({ "table": qn(t), "name": k.name.as_str() }))?;
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                format!(
+                    "check {} is validated before the swap (no scan); undoing switch validates it again without blocking writes",
+                    k.name.quoted_sql()
+                ),
+                sql.clone(),
+            )
+            .rollback(sql)
+            .lock(LockMode::ShareUpdateExclusive, t)
+            .verify(
+                ctx.verify(
+                    json!({ "kind": "constraint", "table_text": t.quoted(), "name": k.name.as_str() }),
+                )?,
+            ),
+        );
+    }
     steps.push(
         StepDraft::new(
             Phase::Switch,
@@ -341,8 +430,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             ),
         );
     }
-    steps.push(removal);
-    steps.push(
+    steps.push(drop_with_trigger(
+        removal,
         StepDraft::new(
             Phase::Contract,
             format!("drop the parked old column {} and its data", parked.quoted_sql()),
@@ -351,7 +440,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         .lock(LockMode::AccessExclusive, table)
         .verify(ctx.verify_column(table, &parked, false)?)
         .removes([Res::Column(table.clone(), parked.clone())]),
-    );
+    ));
     steps.extend(renames);
     steps.extend(finish_nn);
     steps.push(flag_delete);
@@ -399,6 +488,77 @@ mod tests {
         assert!(install.sql.contains("NEW.id := NEW.id__seqmig_new::bigint;"));
         let drop = steps.iter().find(|s| s.sql.contains("DROP COLUMN id__seqmig_old")).unwrap();
         assert!(drop.rollback_sql.is_none());
+    }
+
+    /// Issue 6/9: undoing the switch of a key's type change must give back the schema before
+    /// it: the shadow nullable again and the incoming foreign key validated, the latter by a
+    /// step of its own after the swap back (never a scan under the swap's lock).
+    #[test]
+    fn undoing_the_switch_restores_nullability_and_validates_incoming_keys() {
+        let mut sessions = crate::model::Table::new(QualifiedName::of("public", "sessions"));
+        sessions.columns.push(Column::new(Ident::exact("user_id").unwrap(), "bigint"));
+        let fk = Constraint {
+            name: Ident::exact("sessions_user_id_fkey").unwrap(),
+            kind: ConstraintKind::ForeignKey {
+                columns: vec![Ident::exact("user_id").unwrap()],
+                ref_table: QualifiedName::of("public", "users"),
+                ref_columns: vec![Ident::exact("id").unwrap()],
+                on_delete: Default::default(),
+                on_update: Default::default(),
+                match_full: false,
+            },
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        };
+        sessions.constraints.insert(fk.name.clone(), fk.clone());
+        let cur = schema_with(vec![users(), sessions.clone()]);
+        let mut t = users();
+        t.columns[0].data_type = "numeric".into();
+        let des = schema_with(vec![t.clone(), sessions]);
+        let steps = run(
+            &cur,
+            &des,
+            &Change::ChangeType {
+                table: QualifiedName::of("public", "users"),
+                from: users().columns[0].clone(),
+                to: t.columns[0].clone(),
+                up: "id::numeric".into(),
+                down: Some("id::bigint".into()),
+                in_place: false,
+                indexes: vec![],
+                owned_sequences: vec![],
+                constraints: users().constraints.values().cloned().collect(),
+                incoming: vec![(QualifiedName::of("public", "sessions"), fk)],
+            },
+        );
+        let switch: Vec<&StepDraft> = steps.iter().filter(|s| s.phase == Phase::Switch).collect();
+        let validate = "ALTER TABLE public.sessions VALIDATE CONSTRAINT sessions_user_id_fkey;";
+        // Rolled back last first: the pre-swap steps' undo runs after the swap back. The key
+        // goes back to a standby index built concurrently before the swap, and the shadow's
+        // index (consumed by the swap) is rebuilt concurrently.
+        let rollbacks: Vec<&str> = switch.iter().map(|s| s.rollback_sql.as_deref().unwrap()).collect();
+        assert_eq!(
+            switch[0].sql,
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_pkey_seqmig_old ON public.users (id);"
+        );
+        assert!(!switch[0].transactional);
+        assert_eq!(
+            rollbacks[1],
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_pkey_seqmig_new ON public.users (id__seqmig_new);"
+        );
+        assert_eq!(rollbacks[2], validate);
+        let unswap = rollbacks[3];
+        assert!(unswap.contains("PRIMARY KEY USING INDEX users_pkey_seqmig_old;"), "{unswap}");
+        assert!(unswap.contains("REFERENCES public.users (id) NOT VALID;"), "{unswap}");
+        for slow in ["VALIDATE", "CREATE UNIQUE INDEX", "PRIMARY KEY (id)"] {
+            assert!(!unswap.contains(slow), "no scan or build under the swap's lock: {unswap}");
+        }
+        assert!(
+            unswap.contains("ALTER TABLE public.users ALTER COLUMN id__seqmig_new DROP NOT NULL;"),
+            "{unswap}"
+        );
+        assert_eq!(switch[4].sql, validate);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, online_not_null_undo};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::derived_name;
@@ -26,6 +26,8 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
         .verify(ctx.verify_flag("new")?),
     ];
     if column.not_null && column.default.is_none() && column.identity.is_none() {
+        let (prepare, undo) = online_not_null_undo(ctx, table, c, Phase::Switch)?;
+        steps.extend(prepare);
         steps.push(
             StepDraft::new(
                 Phase::Switch,
@@ -35,10 +37,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
                     json!({ "table": qn(table), "column": c.as_str(), "action": "drop_not_null" }),
                 )?,
             )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
-            )?)
+            .rollback(undo)
             .lock(LockMode::AccessExclusive, table),
         );
     }

@@ -1,9 +1,10 @@
 //! drop NOT NULL: one catalog-only `ALTER … DROP NOT NULL` in expand (brief lock). Undoing it
-//! needs a scan, so the rollback is the plain `SET NOT NULL` and the runbook says so.
+//! needs a scan, so the undo goes through a helper check validated in its own transaction
+//! (`online_not_null_undo`): two steps before the drop exist only for their undo.
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, online_not_null_undo};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::StepDraft;
 use crate::plan::{LockMode, Phase};
@@ -11,7 +12,8 @@ use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
     let c = &column.name;
-    Ok(vec![
+    let (mut steps, undo) = online_not_null_undo(ctx, table, c, Phase::Expand)?;
+    steps.push(
         StepDraft::new(
             Phase::Expand,
             format!("allow NULL in {} (catalog only)", c.quoted_sql()),
@@ -20,16 +22,14 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
                 json!({ "table": qn(table), "column": c.as_str(), "action": "drop_not_null" }),
             )?,
         )
-        .rollback(ctx.sql(
-            "alter_column",
-            json!({ "table": qn(table), "column": c.as_str(), "action": "set_not_null" }),
-        )?)
+        .rollback(undo)
         .lock(LockMode::AccessExclusive, table)
         .verify(
             ctx.verify(json!({ "kind": "not_null", "table_text": table.quoted(), "column": c.as_str() }))?
                 .replace("SELECT attnotnull AS ok", "SELECT NOT attnotnull AS ok"),
         ),
-    ])
+    );
+    Ok(steps)
 }
 
 #[cfg(test)]
@@ -49,6 +49,16 @@ mod tests {
                 column: users().columns[0].clone(),
             },
         );
-        assert_eq!(steps[0].sql, "ALTER TABLE public.users ALTER COLUMN id DROP NOT NULL;");
+        assert_eq!(steps[2].sql, "ALTER TABLE public.users ALTER COLUMN id DROP NOT NULL;");
+        // Undone last first, in three transactions: no scan under the ACCESS EXCLUSIVE lock.
+        let undo: Vec<&str> = steps.iter().rev().map(|s| s.rollback_sql.as_deref().unwrap()).collect();
+        assert_eq!(
+            undo,
+            [
+                "ALTER TABLE public.users ADD CONSTRAINT users_id_seqmig_nn CHECK (id IS NOT NULL) NOT VALID;",
+                "ALTER TABLE public.users VALIDATE CONSTRAINT users_id_seqmig_nn;",
+                "ALTER TABLE public.users ALTER COLUMN id SET NOT NULL;\nALTER TABLE public.users DROP CONSTRAINT IF EXISTS users_id_seqmig_nn;",
+            ]
+        );
     }
 }

@@ -274,6 +274,16 @@ pub fn dual_write_steps(
     Ok((install, removal))
 }
 
+/// The dual-write trigger's removal and the old column's drop as one contract step. Apart,
+/// there is a moment when nothing fills the old column any more while it still exists, and
+/// N, which does not write it, fails on its NOT NULL.
+pub fn drop_with_trigger(removal: StepDraft, mut drop: StepDraft) -> StepDraft {
+    drop.sql = format!("{}\n{}", removal.sql, drop.sql);
+    drop.purpose = format!("remove the dual-write trigger and {}", drop.purpose);
+    drop.releases.extend(removal.releases);
+    drop
+}
+
 /// The batched copy into `target` (backfill phase).
 pub fn backfill_step(
     ctx: &Ctx<'_>,
@@ -383,6 +393,59 @@ pub fn not_null_steps(
         )?)
         .lock(LockMode::AccessExclusive, table);
     Ok((vec![add_step, validate], vec![set, drop]))
+}
+
+/// Dropping NOT NULL is catalog-only, but putting it back scans the table under an ACCESS
+/// EXCLUSIVE lock; so the undo is spread over three transactions, the way [`not_null_steps`]
+/// does it forward. A rollback runs a phase's steps last first: the returned rollback SQL
+/// (for the step that drops NOT NULL) adds the helper check NOT VALID, the undo of the second
+/// returned step validates it without blocking writes, and the undo of the first sets NOT
+/// NULL through it (no scan) and drops it. The two steps go right before the step that drops
+/// NOT NULL, in the same phase, and do nothing when applied.
+pub fn online_not_null_undo(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    column: &Ident,
+    phase: Phase,
+) -> Result<(Vec<StepDraft>, String), RenderError> {
+    let check = not_null_check_name(table, column);
+    let add = ctx.sql(
+        "add_check",
+        json!({ "table": qn(table), "name": check.as_str(), "expr": format!("{} IS NOT NULL", column.quoted_sql()), "not_valid": true }),
+    )?;
+    let set = format!(
+        "{}\n{}",
+        ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": column.as_str(), "action": "set_not_null" })
+        )?,
+        ctx.sql("drop_constraint", json!({ "table": qn(table), "name": check.as_str(), "if_exists": true }))?
+    );
+    let validate = ctx.sql("validate_constraint", json!({ "table": qn(table), "name": check.as_str() }))?;
+    let prepare = |purpose: String, undo: String| {
+        StepDraft::new(phase, purpose, "-- nothing to do when applying: this step exists for its undo".into())
+            .rollback(undo)
+            .lock(LockMode::None, table)
+    };
+    Ok((
+        vec![
+            prepare(
+                format!(
+                    "undo only: SET NOT NULL on {} through the validated helper check (no scan), then drop the check",
+                    column.quoted_sql()
+                ),
+                set,
+            ),
+            prepare(
+                format!(
+                    "undo only: validate the NOT NULL check on {} without blocking writes",
+                    column.quoted_sql()
+                ),
+                validate,
+            ),
+        ],
+        add,
+    ))
 }
 
 /// Fill trigger (dual_write) + its removal (contract) for a column that becomes NOT NULL.

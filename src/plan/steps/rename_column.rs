@@ -6,7 +6,8 @@
 use serde_json::json;
 
 use super::{
-    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, dual_write_steps, flag_steps, not_null_steps,
+    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_steps,
+    flag_steps, not_null_steps, online_not_null_undo,
 };
 use crate::model::{Column, Ident, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
@@ -61,7 +62,7 @@ pub fn steps(
     let (install, removal) = dual_write_steps(ctx, &dw, (old, new))?;
     let copy = backfill_step(ctx, table, new, &bind.apply(&up_expr, "", &all_cols))?;
     let mut steps = vec![add, flag_insert, install, copy];
-    let mut contract = vec![removal];
+    let mut contract = Vec::new();
     let finish_nn = if to.not_null {
         let (check, finish) = not_null_steps(ctx, table, new, new, Phase::Backfill)?;
         steps.extend(check);
@@ -78,6 +79,8 @@ pub fn steps(
         );
     }
     if from.not_null && from.default.is_none() && down_expr.is_none() {
+        let (prepare, undo) = online_not_null_undo(ctx, table, old, Phase::Switch)?;
+        steps.extend(prepare);
         steps.push(
             StepDraft::new(
                 Phase::Switch,
@@ -87,14 +90,12 @@ pub fn steps(
                     json!({ "table": qn(table), "column": old.as_str(), "action": "drop_not_null" }),
                 )?,
             )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": old.as_str(), "action": "set_not_null" }),
-            )?)
+            .rollback(undo)
             .lock(LockMode::AccessExclusive, table),
         );
     }
-    contract.push(
+    contract.push(drop_with_trigger(
+        removal,
         StepDraft::new(
             Phase::Contract,
             format!("drop the old column {} and its data", old.quoted_sql()),
@@ -103,7 +104,7 @@ pub fn steps(
         .lock(LockMode::AccessExclusive, table)
         .verify(ctx.verify_column(table, old, false)?)
         .removes([Res::Column(table.clone(), old.clone())]),
-    );
+    ));
     contract.extend(finish_nn);
     contract.push(flag_delete);
     steps.extend(contract);
@@ -144,7 +145,6 @@ mod tests {
                 Phase::Backfill,
                 Phase::Switch,
                 Phase::Contract,
-                Phase::Contract,
                 Phase::Contract
             ]
         );
@@ -155,6 +155,11 @@ mod tests {
             steps[3].backfill.as_ref().unwrap().pending_predicate,
             "full_name IS DISTINCT FROM (name)"
         );
-        assert!(steps[6].rollback_sql.is_none(), "dropping the old column is the one-way door");
+        assert!(steps[5].rollback_sql.is_none(), "dropping the old column is the one-way door");
+        // Issue 6: no moment between the trigger's removal and the drop where N's inserts
+        // would meet the old column's NOT NULL with nothing filling it.
+        let drop = &steps[5].sql;
+        let (trigger, column) = (drop.find("DROP TRIGGER").unwrap(), drop.find("DROP COLUMN name").unwrap());
+        assert!(trigger < column, "{drop}");
     }
 }
