@@ -395,7 +395,11 @@ pub(crate) fn postgres_restarts_between_and_during_steps() {
                 })));
                 let source = PlanSource::File { plan: Box::new(plan.clone()), path: "plan.json".into() };
                 let gate = ContractGate::break_glass("reliability: gate not under test");
-                match runner.apply(&source, phase, &gate, &mut Quiet).await {
+                let result = runner.apply(&source, phase, &gate, &mut Quiet).await;
+                // Released before the next acquire: a dropped client closes its session
+                // asynchronously, and the next runner would find the lock still held.
+                runner.release().await;
+                match result {
                     Ok(_) => break,
                     Err(e) => {
                         // The crash cut the runner's connection: an error, not a panic or a hang.
