@@ -488,22 +488,11 @@ pub(crate) fn connection_cut_during_backfill() {
     let after = format!(
         "{CUT_FUNCTION}CREATE TABLE public.entries (id bigint PRIMARY KEY, amount bigint NOT NULL, note text);"
     );
-    let hints = Hints::from_toml(
+    let plan = plan_from(
+        &before,
+        &after,
         "[[transform]]\ntable = \"public.entries\"\ncolumn = \"amount\"\nup = \"public.slow_widen(amount)\"\ndown = \"amount::integer\"\n",
-        "seqmig.toml",
-    )
-    .unwrap();
-    let mut plan = seqmig::plan::plan(
-        &load("before.sql", &before),
-        &load("after.sql", &after),
-        &hints,
-        &Renderer::embedded(),
-    )
-    .unwrap()
-    .plan;
-    plan.gate.criteria.clear();
-    let plan = plan.seal();
-    assert!(!plan.is_blocked(), "{:?}", plan.findings);
+    );
     let backfill = plan.steps_of(Phase::Backfill).iter().find(|s| s.backfill.is_some()).unwrap().id.clone();
     let (_dir, path) = write_plan(&plan);
     let db = TestDb::new();

@@ -454,28 +454,34 @@ mod tests {
     use crate::diff::Change;
     use crate::plan::Phase;
 
+    /// `users.id` from bigint to `to`'s numeric by a shadow column, with the key constraints
+    /// and incoming foreign keys given.
+    fn id_to_numeric(
+        to: &crate::model::Table,
+        constraints: Vec<Constraint>,
+        incoming: Vec<(QualifiedName, Constraint)>,
+    ) -> Change {
+        Change::ChangeType {
+            table: QualifiedName::of("public", "users"),
+            from: users().columns[0].clone(),
+            to: to.columns[0].clone(),
+            up: "id::numeric".into(),
+            down: Some("id::bigint".into()),
+            in_place: false,
+            indexes: vec![],
+            owned_sequences: vec![],
+            constraints,
+            incoming,
+        }
+    }
+
     #[test]
     fn shadow_swap_and_parked_drop() {
         let cur = schema_with(vec![users()]);
         let mut t = users();
         t.columns[0].data_type = "numeric".into();
         let des = schema_with(vec![t.clone()]);
-        let steps = run(
-            &cur,
-            &des,
-            &Change::ChangeType {
-                table: QualifiedName::of("public", "users"),
-                from: users().columns[0].clone(),
-                to: t.columns[0].clone(),
-                up: "id::numeric".into(),
-                down: Some("id::bigint".into()),
-                in_place: false,
-                indexes: vec![],
-                owned_sequences: vec![],
-                constraints: vec![],
-                incoming: vec![],
-            },
-        );
+        let steps = run(&cur, &des, &id_to_numeric(&t, vec![], vec![]));
         let ph = phases(&steps);
         assert_eq!(ph.first(), Some(&Phase::Expand));
         assert!(ph.windows(2).all(|w| w[0] <= w[1]));
@@ -519,18 +525,11 @@ mod tests {
         let steps = run(
             &cur,
             &des,
-            &Change::ChangeType {
-                table: QualifiedName::of("public", "users"),
-                from: users().columns[0].clone(),
-                to: t.columns[0].clone(),
-                up: "id::numeric".into(),
-                down: Some("id::bigint".into()),
-                in_place: false,
-                indexes: vec![],
-                owned_sequences: vec![],
-                constraints: users().constraints.values().cloned().collect(),
-                incoming: vec![(QualifiedName::of("public", "sessions"), fk)],
-            },
+            &id_to_numeric(
+                &t,
+                users().constraints.values().cloned().collect(),
+                vec![(QualifiedName::of("public", "sessions"), fk)],
+            ),
         );
         let switch: Vec<&StepDraft> = steps.iter().filter(|s| s.phase == Phase::Switch).collect();
         let validate = "ALTER TABLE public.sessions VALIDATE CONSTRAINT sessions_user_id_fkey;";
