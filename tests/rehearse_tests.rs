@@ -294,7 +294,8 @@ fn every_example_rehearses_with_locks_as_predicted() {
             }
         }
     }
-    assert!(results.iter().filter(|(_, r)| r.as_ref().is_some_and(|r| r.passed())).count() >= 16);
+    let blocked: Vec<&str> = results.iter().filter(|(_, r)| r.is_none()).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(blocked, ["19-ambiguous-rename"], "only the ambiguous rename is blocked");
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }
 
