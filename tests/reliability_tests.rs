@@ -744,7 +744,7 @@ fn reliability_report_nothing_lost() {
     let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     eprintln!(
         "reliability report ({} parts in {:.1} s):\n  generated cases tried   {} ({} with hostile names, {} phases applied)\n  \
-         faults injected         {} ({} kills of seqmig, {} PostgreSQL restarts, {} connection cuts)\n  \
+         faults injected         {} (seqmig killed {}×, PostgreSQL restarted {}×, connection cut {}×)\n  \
          rollbacks exercised     {} ({} phases rolled back)\n  \
          fuzz executions         {}\n  \
          rows checked            {}\n  \
