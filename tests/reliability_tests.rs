@@ -111,6 +111,17 @@ enum Fate {
     Transform,
     AddIndex,
     AddCheck,
+    /// A nullable column becomes NOT NULL; every fourth row holds NULL, replaced by a `[[fill]]`.
+    SetNotNull,
+    /// A NOT NULL column becomes nullable.
+    DropNotNull,
+    /// A column without a default gets one (its type's fill value).
+    SetDefault,
+    /// A column whose seeded values are unique gets a UNIQUE constraint.
+    AddUnique,
+    /// A number column of a table other than the first gets a foreign key to the first
+    /// table's id (the seeded values 1..=300 are all there).
+    AddFk,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +143,12 @@ struct TableSpec {
     /// The table is renamed (`[[rename]]` without `table`); its columns stay as they are.
     /// Never the first table, which the others reference.
     renamed: bool,
+    /// The existing index (if any) is dropped.
+    drop_index: bool,
+    /// The existing `parent_id` foreign key (if any) is dropped; the column stays.
+    drop_fk: bool,
+    /// The whole table is dropped (`allow_one_way`). Never the first table.
+    dropped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +161,8 @@ struct Case {
     hostile: bool,
     /// The first table has a column of an enum type that gains a value.
     enum_change: bool,
+    /// A new table is created.
+    created: bool,
 }
 
 fn ty() -> impl Strategy<Value = Ty> {
@@ -166,6 +185,11 @@ fn fate() -> impl Strategy<Value = Fate> {
         1 => Just(Fate::Transform),
         1 => Just(Fate::AddIndex),
         1 => Just(Fate::AddCheck),
+        1 => Just(Fate::SetNotNull),
+        1 => Just(Fate::DropNotNull),
+        1 => Just(Fate::SetDefault),
+        1 => Just(Fate::AddUnique),
+        1 => Just(Fate::AddFk),
     ]
 }
 
@@ -176,8 +200,9 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
         any::<bool>(),
         prop::collection::vec((ty(), any::<bool>()), 0..=2),
         prop::bool::weighted(0.2),
+        (any::<bool>(), prop::bool::weighted(0.3), prop::bool::weighted(0.15)),
     )
-        .prop_map(|(cols, indexed, fk, added, renamed)| {
+        .prop_map(|(cols, indexed, fk, added, renamed, (drop_index, drop_fk, dropped))| {
             let indexed = indexed.filter(|i| *i < cols.len());
             let cols = cols
                 .into_iter()
@@ -188,13 +213,19 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                         Fate::Widen if ty != Ty::Integer => Fate::Keep,
                         Fate::Transform if !ty.is_number() => Fate::Rename,
                         Fate::AddCheck if ty.check("c").is_none() => Fate::AddIndex,
+                        Fate::SetNotNull if not_null => Fate::DropNotNull,
+                        Fate::DropNotNull if !not_null => Fate::SetNotNull,
+                        Fate::AddUnique if ty == Ty::Boolean => Fate::SetDefault,
+                        Fate::AddFk if !matches!(ty, Ty::Integer | Ty::Bigint) => Fate::AddUnique,
                         f => f,
                     };
                     Col { ty, not_null, fate }
                 })
                 .collect();
             let added = if renamed { Vec::new() } else { added };
-            TableSpec { cols, indexed, fk, added, renamed }
+            let drop_index = drop_index && indexed.is_some();
+            let drop_fk = drop_fk && fk;
+            TableSpec { cols, indexed, fk, added, renamed, drop_index, drop_fk, dropped }
         })
 }
 
@@ -204,24 +235,41 @@ fn case() -> impl Strategy<Value = Case> {
         0..8usize,
         prop::bool::weighted(0.4),
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(mut tables, rollback_pick, hostile, enum_change)| {
+        .prop_map(|(mut tables, rollback_pick, hostile, enum_change, created)| {
             tables[0].fk = false;
-            if tables[0].renamed {
-                tables[0].renamed = false;
+            tables[0].drop_fk = false;
+            tables[0].renamed = false;
+            tables[0].dropped = false;
+            for c in &mut tables[0].cols {
+                if c.fate == Fate::AddFk {
+                    c.fate = Fate::AddUnique;
+                }
+            }
+            for t in tables.iter_mut().filter(|t| t.dropped) {
+                // A dropped table changes nothing else.
+                t.renamed = false;
+                t.drop_index = false;
+                t.drop_fk = false;
+                t.added.clear();
+                t.cols.iter_mut().for_each(|c| c.fate = Fate::Keep);
             }
             let changes = tables
                 .iter()
                 .map(|t| {
                     t.added.len()
                         + usize::from(t.renamed)
+                        + usize::from(t.drop_index)
+                        + usize::from(t.drop_fk)
+                        + usize::from(t.dropped)
                         + t.cols.iter().filter(|c| c.fate != Fate::Keep).count()
                 })
                 .sum::<usize>();
-            if changes == 0 && !enum_change {
+            if changes == 0 && !enum_change && !created {
                 tables[0].added.push((Ty::Text, false));
             }
-            Case { tables, rollback_pick, hostile, enum_change }
+            Case { tables, rollback_pick, hostile, enum_change, created }
         })
 }
 
@@ -295,6 +343,19 @@ impl Case {
         self.name(format!("t{n}_c{i}_check"), |p| format!("{p}; -- \"c\""))
     }
 
+    fn unique(&self, n: usize, i: usize) -> String {
+        self.name(format!("t{n}_c{i}_key"), |p| format!("{p} \"u\"; $$ ç"))
+    }
+
+    fn added_fkey(&self, n: usize, i: usize) -> String {
+        self.name(format!("t{n}_c{i}_fkey"), |p| format!("{p}; -- $x$ \"r\""))
+    }
+
+    /// The table created by the change, qualified.
+    fn created_table(&self) -> String {
+        format!("public.{}", self.name("t_new".into(), |p| format!("{p} \"N\"; $$ å")))
+    }
+
     fn col_name(&self, i: usize) -> String {
         self.name(format!("c{i}"), |p| format!("{p} \" ;$$ É"))
     }
@@ -344,6 +405,9 @@ impl Case {
             let _ = writeln!(out, "CREATE TYPE {} AS ENUM ({});", self.enum_type(), self.enum_values(after));
         }
         for (n, t) in self.tables.iter().enumerate() {
+            if after && t.dropped {
+                continue;
+            }
             let table = if after { self.table_after(n) } else { format!("public.{}", self.table(n)) };
             let mut lines = vec!["    id bigint NOT NULL".to_string()];
             let mut indexes = Vec::new();
@@ -355,7 +419,12 @@ impl Case {
                 lines.push(format!("    {} {}", self.enum_column(), self.enum_type()));
             }
             for (i, c) in t.cols.iter().enumerate() {
-                let null = if c.not_null { " NOT NULL" } else { "" };
+                let null = match (after, c.fate) {
+                    (true, Fate::SetNotNull) => " NOT NULL",
+                    (true, Fate::DropNotNull) => "",
+                    _ if c.not_null => " NOT NULL",
+                    _ => "",
+                };
                 let col = self.col_name(i);
                 if !after {
                     lines.push(format!("    {col} {}{null}", c.ty.sql()));
@@ -369,9 +438,26 @@ impl Case {
                         let (ty, _, _) = c.ty.transform(&col, &self.transformed(i));
                         lines.push(format!("    {} {ty}{null}", self.transformed(i)));
                     }
-                    Fate::Keep | Fate::AddIndex | Fate::AddCheck => {
-                        lines.push(format!("    {col} {}{null}", c.ty.sql()))
+                    Fate::SetDefault => {
+                        lines.push(format!("    {col} {} DEFAULT {}{null}", c.ty.sql(), c.ty.fill()))
                     }
+                    Fate::Keep
+                    | Fate::AddIndex
+                    | Fate::AddCheck
+                    | Fate::SetNotNull
+                    | Fate::DropNotNull
+                    | Fate::AddUnique
+                    | Fate::AddFk => lines.push(format!("    {col} {}{null}", c.ty.sql())),
+                }
+                if c.fate == Fate::AddUnique {
+                    checks.push(format!("    CONSTRAINT {} UNIQUE ({col})", self.unique(n, i)));
+                }
+                if c.fate == Fate::AddFk {
+                    checks.push(format!(
+                        "    CONSTRAINT {} FOREIGN KEY ({col}) REFERENCES public.{} (id)",
+                        self.added_fkey(n, i),
+                        self.table(0)
+                    ));
                 }
                 if c.fate == Fate::AddIndex {
                     indexes
@@ -389,7 +475,7 @@ impl Case {
                 }
             }
             lines.push(format!("    CONSTRAINT {} PRIMARY KEY (id)", self.pkey(n)));
-            if t.fk {
+            if t.fk && !(after && t.drop_fk) {
                 lines.push(format!(
                     "    CONSTRAINT {} FOREIGN KEY (parent_id) REFERENCES public.{} (id)",
                     self.fkey(n),
@@ -398,7 +484,7 @@ impl Case {
             }
             lines.extend(checks);
             let _ = writeln!(out, "CREATE TABLE {table} (\n{}\n);", lines.join(",\n"));
-            if let Some(i) = t.indexed {
+            if let Some(i) = t.indexed.filter(|_| !(after && t.drop_index)) {
                 let _ = writeln!(
                     out,
                     "CREATE INDEX {} ON {table} USING btree ({});",
@@ -410,6 +496,15 @@ impl Case {
                 let _ = writeln!(out, "{i}");
             }
         }
+        if after && self.created {
+            let _ = writeln!(
+                out,
+                "CREATE TABLE {} (\n    id bigint NOT NULL,\n    {} text,\n    CONSTRAINT {} PRIMARY KEY (id)\n);",
+                self.created_table(),
+                self.col_name(0),
+                self.name("t_new_pkey".into(), |p| format!("{p} \"k\"; ø"))
+            );
+        }
         out
     }
 
@@ -419,6 +514,9 @@ impl Case {
         let mut one_way = Vec::new();
         for (n, t) in self.tables.iter().enumerate() {
             let table = toml_str(&format!("public.{}", self.table(n)));
+            if t.dropped {
+                one_way.push(toml_str(&format!("public.{}", self.table(n))));
+            }
             if t.renamed {
                 let _ =
                     writeln!(out, "[[rename]]\nfrom = {table}\nto = {}\n", toml_str(&self.table_after(n)));
@@ -447,6 +545,14 @@ impl Case {
                     Fate::Drop => {
                         one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))))
                     }
+                    Fate::SetNotNull => {
+                        let _ = writeln!(
+                            out,
+                            "[[fill]]\ntable = {table}\ncolumn = {}\nvalue = {}\n",
+                            toml_str(&self.col_name(i)),
+                            toml_str(c.ty.fill())
+                        );
+                    }
                     _ => {}
                 }
             }
@@ -474,6 +580,7 @@ impl Case {
         self.tables
             .iter()
             .enumerate()
+            .filter(|(_, t)| !t.dropped)
             .map(|(n, t)| {
                 let mut cols = vec![("id".to_string(), "id".to_string())];
                 if t.fk {
@@ -490,12 +597,41 @@ impl Case {
                             let (_, up, _) = c.ty.transform(&self.col_name(i), &self.transformed(i));
                             cols.push((up, self.transformed(i)));
                         }
+                        // The seeded NULLs hold the fill value afterwards.
+                        Fate::SetNotNull => {
+                            let col = self.col_name(i);
+                            cols.push((format!("coalesce({col}, {})", c.ty.fill()), col))
+                        }
                         _ => cols.push((self.col_name(i), self.col_name(i))),
                     }
                 }
                 Survivor { before: format!("public.{}", self.table(n)), after: self.table_after(n), cols }
             })
             .collect()
+    }
+
+    /// The columns made NOT NULL with a fill, as (table before, column, fill value): every
+    /// fourth row holds NULL there before the change.
+    fn nulled(&self) -> Vec<(String, String, &'static str)> {
+        let mut out = Vec::new();
+        for (n, t) in self.tables.iter().enumerate() {
+            for (i, c) in t.cols.iter().enumerate() {
+                if c.fate == Fate::SetNotNull {
+                    out.push((format!("public.{}", self.table(n)), self.col_name(i), c.ty.fill()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Seeds the current schema: `ROWS` rows per table, NULLs where a fill will replace them.
+    async fn seed(&self, c: &Client) {
+        seed(c, ROWS).await;
+        for (table, col, _) in self.nulled() {
+            c.batch_execute(&format!("UPDATE {table} SET {col} = NULL WHERE id % 4 = 0"))
+                .await
+                .unwrap_or_else(|e| panic!("nulling {table}.{col}: {e:?}"));
+        }
     }
 
     fn plan(&self) -> Plan {
@@ -595,7 +731,7 @@ fn run_case(case: &Case) {
     db.execute(&case.before_sql());
     block_on(async {
         let c = db.client().await;
-        seed(&c, ROWS).await;
+        case.seed(&c).await;
         let survivors = case.surviving();
         let mut before = BTreeMap::new();
         for s in &survivors {
@@ -642,7 +778,7 @@ fn run_case(case: &Case) {
         db.execute(&case.before_sql());
         block_on(async {
             let c = db.client().await;
-            seed(&c, ROWS).await;
+            case.seed(&c).await;
             let schema = introspect(&c).await;
             let rows = data(&c).await;
             for phase in Phase::ALL.into_iter().filter(|p| *p <= last) {
@@ -658,6 +794,28 @@ fn run_case(case: &Case) {
             let mut back = introspect(&c).await;
             forgive_on_rollback("generated", &schema, &mut back);
             assert_same(&back, &schema, &format!("schema after rolling back from {last}\n{what}"));
+            // A fill is a data change a rollback does not undo, by design: once backfill ran,
+            // the NULLs hold the fill value (and nothing else changed); put them back to compare.
+            for (table, col, fill) in case.nulled() {
+                let want = if last >= Phase::Backfill {
+                    format!("IS DISTINCT FROM ({fill})")
+                } else {
+                    "IS NOT NULL".into()
+                };
+                let bad: i64 = c
+                    .query_one(
+                        &format!("SELECT count(*) FROM {table} WHERE id % 4 = 0 AND {col} {want}"),
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(
+                    bad, 0,
+                    "{table}.{col}: {bad} seeded NULLs not as expected after rolling back from {last}\n{what}"
+                );
+                c.batch_execute(&format!("UPDATE {table} SET {col} = NULL WHERE id % 4 = 0")).await.unwrap();
+            }
             let back = data(&c).await;
             for (table, (n, _)) in &rows {
                 let m = back.get(table).map(|(m, _)| *m).unwrap_or(0);
@@ -782,6 +940,9 @@ fn reliability_generator_covers_every_change_kind() {
         if case.enum_change {
             seen.insert("AddEnumValue".to_string());
         }
+        if case.created {
+            seen.insert("CreateTable".to_string());
+        }
         for t in &case.tables {
             for c in &t.cols {
                 seen.insert(format!("{:?}", c.fate));
@@ -798,21 +959,39 @@ fn reliability_generator_covers_every_change_kind() {
             if t.renamed {
                 seen.insert("RenameTable".into());
             }
+            if t.drop_index {
+                seen.insert("DropIndex".into());
+            }
+            if t.drop_fk {
+                seen.insert("DropConstraint".into());
+            }
+            if t.dropped {
+                seen.insert("DropTable".into());
+            }
         }
     }
     let want = [
         "AddCheck",
         "AddEnumValue",
+        "AddFk",
         "AddIndex",
         "AddNotNull",
         "AddNullable",
+        "AddUnique",
+        "CreateTable",
         "Drop",
+        "DropConstraint",
+        "DropIndex",
+        "DropNotNull",
+        "DropTable",
         "ExistingIndex",
         "Fk",
         "Hostile",
         "Keep",
         "Rename",
         "RenameTable",
+        "SetDefault",
+        "SetNotNull",
         "Transform",
         "Widen",
     ];
