@@ -215,7 +215,8 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                         Fate::AddCheck if ty.check("c").is_none() => Fate::AddIndex,
                         Fate::SetNotNull if not_null => Fate::DropNotNull,
                         Fate::DropNotNull if !not_null => Fate::SetNotNull,
-                        Fate::AddUnique if ty == Ty::Boolean => Fate::SetDefault,
+                        // Booleans repeat: no UNIQUE on them.
+                        Fate::AddUnique | Fate::AddFk if ty == Ty::Boolean => Fate::SetDefault,
                         Fate::AddFk if !matches!(ty, Ty::Integer | Ty::Bigint) => Fate::AddUnique,
                         f => f,
                     };
