@@ -77,6 +77,17 @@ impl Ty {
         }
     }
 
+    /// Another value of this type, different from [`Ty::fill`].
+    fn other(self) -> &'static str {
+        match self {
+            Ty::Integer | Ty::Bigint => "8",
+            Ty::Text => "'other'",
+            Ty::Boolean => "false",
+            Ty::Timestamptz => "'2022-03-04 05:06:07+00'::timestamp with time zone",
+            Ty::Numeric => "8.5",
+        }
+    }
+
     /// The `[[fill]]` value of a new NOT NULL column of this type.
     fn fill(self) -> &'static str {
         match self {
@@ -115,8 +126,11 @@ enum Fate {
     SetNotNull,
     /// A NOT NULL column becomes nullable.
     DropNotNull,
-    /// A column without a default gets one (its type's fill value).
-    SetDefault,
+    /// The column's default changes: by its position, none → one, one → another, one → none
+    /// (see [`Case::defaults`]).
+    Default,
+    /// An existing CHECK is dropped.
+    DropCheck,
     /// A column whose seeded values are unique gets a UNIQUE constraint.
     AddUnique,
     /// A number column of a table other than the first gets a foreign key to the first
@@ -187,7 +201,8 @@ fn fate() -> impl Strategy<Value = Fate> {
         1 => Just(Fate::AddCheck),
         1 => Just(Fate::SetNotNull),
         1 => Just(Fate::DropNotNull),
-        1 => Just(Fate::SetDefault),
+        1 => Just(Fate::Default),
+        1 => Just(Fate::DropCheck),
         1 => Just(Fate::AddUnique),
         1 => Just(Fate::AddFk),
     ]
@@ -213,10 +228,11 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                         Fate::Widen if ty != Ty::Integer => Fate::Keep,
                         Fate::Transform if !ty.is_number() => Fate::Rename,
                         Fate::AddCheck if ty.check("c").is_none() => Fate::AddIndex,
+                        Fate::DropCheck if ty.check("c").is_none() => Fate::Default,
                         Fate::SetNotNull if not_null => Fate::DropNotNull,
                         Fate::DropNotNull if !not_null => Fate::SetNotNull,
                         // Booleans repeat: no UNIQUE on them.
-                        Fate::AddUnique | Fate::AddFk if ty == Ty::Boolean => Fate::SetDefault,
+                        Fate::AddUnique | Fate::AddFk if ty == Ty::Boolean => Fate::Default,
                         Fate::AddFk if !matches!(ty, Ty::Integer | Ty::Bigint) => Fate::AddUnique,
                         f => f,
                     };
@@ -400,6 +416,16 @@ impl Case {
         self.sql(true)
     }
 
+    /// Column `i`'s default before and after, when its fate is [`Fate::Default`]: set, changed
+    /// or dropped, by position. (Seeding leaves a column with a default to it.)
+    fn defaults(i: usize, ty: Ty) -> (Option<&'static str>, Option<&'static str>) {
+        match i % 3 {
+            0 => (None, Some(ty.fill())),
+            1 => (Some(ty.fill()), Some(ty.other())),
+            _ => (Some(ty.fill()), None),
+        }
+    }
+
     fn sql(&self, after: bool) -> String {
         let mut out = String::new();
         if self.enum_change {
@@ -428,7 +454,15 @@ impl Case {
                 };
                 let col = self.col_name(i);
                 if !after {
-                    lines.push(format!("    {col} {}{null}", c.ty.sql()));
+                    let default = match c.fate {
+                        Fate::Default => Self::defaults(i, c.ty).0.map(|d| format!(" DEFAULT {d}")),
+                        _ => None,
+                    };
+                    lines.push(format!("    {col} {}{}{null}", c.ty.sql(), default.unwrap_or_default()));
+                    if c.fate == Fate::DropCheck {
+                        let expr = c.ty.check(&col).unwrap();
+                        checks.push(format!("    CONSTRAINT {} CHECK ({expr})", self.check(n, i)));
+                    }
                     continue;
                 }
                 match c.fate {
@@ -439,8 +473,9 @@ impl Case {
                         let (ty, _, _) = c.ty.transform(&col, &self.transformed(i));
                         lines.push(format!("    {} {ty}{null}", self.transformed(i)));
                     }
-                    Fate::SetDefault => {
-                        lines.push(format!("    {col} {} DEFAULT {}{null}", c.ty.sql(), c.ty.fill()))
+                    Fate::Default => {
+                        let default = Self::defaults(i, c.ty).1.map(|d| format!(" DEFAULT {d}"));
+                        lines.push(format!("    {col} {}{}{null}", c.ty.sql(), default.unwrap_or_default()))
                     }
                     Fate::Keep
                     | Fate::AddIndex
@@ -448,6 +483,7 @@ impl Case {
                     | Fate::SetNotNull
                     | Fate::DropNotNull
                     | Fate::AddUnique
+                    | Fate::DropCheck
                     | Fate::AddFk => lines.push(format!("    {col} {}{null}", c.ty.sql())),
                 }
                 if c.fate == Fate::AddUnique {
@@ -500,10 +536,15 @@ impl Case {
         if after && self.created {
             let _ = writeln!(
                 out,
-                "CREATE TABLE {} (\n    id bigint NOT NULL,\n    {} text,\n    CONSTRAINT {} PRIMARY KEY (id)\n);",
-                self.created_table(),
+                "CREATE TABLE {new} (\n    id bigint NOT NULL,\n    parent_id bigint,\n    {} text,\n    \
+                 CONSTRAINT {} PRIMARY KEY (id),\n    CONSTRAINT {} FOREIGN KEY (parent_id) REFERENCES {} (id)\n);\n\
+                 CREATE INDEX {} ON {new} USING btree (parent_id);",
                 self.col_name(0),
-                self.name("t_new_pkey".into(), |p| format!("{p} \"k\"; ø"))
+                self.name("t_new_pkey".into(), |p| format!("{p} \"k\"; ø")),
+                self.name("t_new_parent_id_fkey".into(), |p| format!("{p} $$; \"f\"")),
+                self.table_after(0),
+                self.name("t_new_parent_id_idx".into(), |p| format!("{p} -- \"i\" ø")),
+                new = self.created_table(),
             );
         }
         out
@@ -945,8 +986,13 @@ fn reliability_generator_covers_every_change_kind() {
             seen.insert("CreateTable".to_string());
         }
         for t in &case.tables {
-            for c in &t.cols {
-                seen.insert(format!("{:?}", c.fate));
+            for (i, c) in t.cols.iter().enumerate() {
+                seen.insert(match (c.fate, Case::defaults(i, c.ty)) {
+                    (Fate::Default, (None, _)) => "SetDefault".into(),
+                    (Fate::Default, (_, None)) => "DropDefault".into(),
+                    (Fate::Default, _) => "ChangeDefault".into(),
+                    (fate, _) => format!("{fate:?}"),
+                });
             }
             for (_, not_null) in &t.added {
                 seen.insert(if *not_null { "AddNotNull" } else { "AddNullable" }.to_string());
@@ -992,6 +1038,9 @@ fn reliability_generator_covers_every_change_kind() {
         "Rename",
         "RenameTable",
         "SetDefault",
+        "ChangeDefault",
+        "DropDefault",
+        "DropCheck",
         "SetNotNull",
         "Transform",
         "Widen",
