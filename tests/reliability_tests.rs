@@ -154,8 +154,9 @@ struct TableSpec {
     fk: bool,
     /// New columns: (type, NOT NULL with a fill hint).
     added: Vec<(Ty, bool)>,
-    /// The table is renamed (`[[rename]]` without `table`); its columns stay as they are.
-    /// Never the first table, which the others reference.
+    /// The table is renamed (`[[rename]]` without `table`); its columns keep their names and
+    /// types (other changes to them, and new columns, name the table as the desired schema
+    /// does). Never the first table, which the others reference.
     renamed: bool,
     /// The existing index (if any) is dropped.
     drop_index: bool,
@@ -224,7 +225,9 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                 .enumerate()
                 .map(|(i, (ty, not_null, fate))| {
                     let fate = match fate {
-                        _ if indexed == Some(i) || renamed => Fate::Keep,
+                        _ if indexed == Some(i) => Fate::Keep,
+                        // A renamed table's columns keep their names and types.
+                        Fate::Rename | Fate::Drop | Fate::Widen | Fate::Transform if renamed => Fate::Keep,
                         Fate::Widen if ty != Ty::Integer => Fate::Keep,
                         Fate::Transform if !ty.is_number() => Fate::Rename,
                         Fate::AddCheck if ty.check("c").is_none() => Fate::AddIndex,
@@ -239,7 +242,6 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                     Col { ty, not_null, fate }
                 })
                 .collect();
-            let added = if renamed { Vec::new() } else { added };
             let drop_index = drop_index && indexed.is_some();
             let drop_fk = drop_fk && fk;
             TableSpec { cols, indexed, fk, added, renamed, drop_index, drop_fk, dropped }
@@ -588,9 +590,11 @@ impl Case {
                         one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))))
                     }
                     Fate::SetNotNull => {
+                        // The fill names the table as the desired schema does.
                         let _ = writeln!(
                             out,
-                            "[[fill]]\ntable = {table}\ncolumn = {}\nvalue = {}\n",
+                            "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
+                            toml_str(&self.table_after(n)),
                             toml_str(&self.col_name(i)),
                             toml_str(c.ty.fill())
                         );
@@ -602,7 +606,8 @@ impl Case {
                 if *not_null {
                     let _ = writeln!(
                         out,
-                        "[[fill]]\ntable = {table}\ncolumn = {}\nvalue = {}\n",
+                        "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
+                        toml_str(&self.table_after(n)),
                         toml_str(&self.added_name(k, true)),
                         toml_str(ty.fill())
                     );
@@ -1005,6 +1010,9 @@ fn reliability_generator_covers_every_change_kind() {
             }
             if t.renamed {
                 seen.insert("RenameTable".into());
+                if !t.added.is_empty() || t.cols.iter().any(|c| c.fate != Fate::Keep) {
+                    seen.insert("RenameTableAndChangeColumns".into());
+                }
             }
             if t.drop_index {
                 seen.insert("DropIndex".into());
@@ -1037,6 +1045,7 @@ fn reliability_generator_covers_every_change_kind() {
         "Keep",
         "Rename",
         "RenameTable",
+        "RenameTableAndChangeColumns",
         "SetDefault",
         "ChangeDefault",
         "DropDefault",
