@@ -318,3 +318,47 @@ fn the_openstreetmap_diff_rehearses_to_the_desired_schema() {
     assert_eq!(report.phases[0].phase, Phase::Expand);
     assert_eq!(report.phases[0].rollback, RollbackResult::Restored, "{text}");
 }
+
+/// From the command line, the two ways a plan can differ from what the planner would write:
+/// SQL templates edited by the team (`--templates`) and a plan artifact (`--plan`). An index
+/// template without CONCURRENTLY makes rehearse exit 1 naming the step and the lock; the
+/// planner's own artifact passes; an artifact edited by hand is refused before anything runs.
+#[test]
+fn rehearse_cli_catches_an_edited_template_and_checks_a_plan_artifact() {
+    use crate::harness::cli::{TempDir, command, text};
+    let db = TestDb::new();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/14-add-and-change-index");
+    let from = example.join("before.sql").display().to_string();
+    let to = example.join("after.sql").display().to_string();
+    let pair = ["rehearse", "--from", from.as_str(), "--to", to.as_str(), "--database-url", db.url.as_str()];
+
+    let templates = TempDir::new();
+    std::fs::create_dir_all(templates.path.join("sql")).unwrap();
+    let original = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/sql/create_index.sql"),
+    )
+    .unwrap();
+    let edited = original.replace("{% if index.concurrently %}CONCURRENTLY {% endif %}", "");
+    assert_ne!(edited, original, "the template still has its CONCURRENTLY switch");
+    std::fs::write(templates.path.join("sql/create_index.sql"), edited).unwrap();
+    let dir = templates.path.display().to_string();
+    let out = command(&db.url).args(pair).args(["--templates", dir.as_str()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("step s1 (expand) took SHARE on public.users"), "{}", text(&out));
+
+    let plan =
+        command(&db.url).args(["plan", "--from", &from, "--to", &to, "--format", "json"]).output().unwrap();
+    assert!(plan.status.success(), "{}", text(&plan));
+    let file = templates.path.join("plan.json");
+    std::fs::write(&file, &plan.stdout).unwrap();
+    let file_arg = file.display().to_string();
+    let out = command(&db.url).args(pair).args(["--plan", file_arg.as_str()]).output().unwrap();
+    assert!(out.status.success(), "the planner's own artifact rehearses clean:\n{}", text(&out));
+
+    let tampered = String::from_utf8(plan.stdout).unwrap().replacen("CONCURRENTLY ", "", 1);
+    std::fs::write(&file, tampered).unwrap();
+    let out = command(&db.url).args(pair).args(["--plan", file_arg.as_str()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("refused"), "{}", text(&out));
+}

@@ -20,7 +20,10 @@ use crate::render::Renderer;
 /// The `Examples:` section of `--help` (and of the book's CLI reference).
 pub(crate) const EXAMPLES: &str = r#"Examples:
   seqmig rehearse --from db/schema.sql --to db/schema.next.sql
-  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --database-url postgres://ci@localhost/postgres --format markdown > rehearsal.md"#;
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --database-url postgres://ci@localhost/postgres --format markdown > rehearsal.md
+  # The exact artifact that will be applied, or the SQL your own templates write
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --plan plan.json
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --templates db/seqmig-templates"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -47,6 +50,16 @@ pub struct Args {
     /// How to print the report.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Directory whose files override the embedded templates, as for `seqmig plan`: the
+    /// rehearsal proves the SQL your templates write.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Rehearse this plan artifact (`seqmig plan --format json`) instead of planning again:
+    /// the exact file `seqmig apply` will run. Its id is checked; --from must be the schema it
+    /// starts from and --to the one it ends in. Hints and templates were applied when it was
+    /// planned, so they cannot be given with it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["templates", "config", "renames", "transforms"])]
+    pub plan: Option<PathBuf>,
 }
 
 /// A schema source read once: its model and SQL that creates it.
@@ -91,11 +104,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.pair.from == "-" && args.pair.to == "-" {
         bail!("only one of --from and --to can be stdin");
     }
-    let hints = args.pair.hints()?;
     let (current, current_sql) = load(&args.pair.from)?;
     let (desired, desired_sql) = load(&args.pair.to)?;
-    let planned = crate::plan::plan(&current, &desired, &hints, &Renderer::with_overrides(None)?)?;
-    let plan = planned.plan;
+    let plan = match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read plan '{}'", path.display()))?;
+            crate::plan::Plan::from_json(&text)
+                .with_context(|| format!("plan '{}' refused", path.display()))?
+        }
+        None => {
+            let renderer = Renderer::with_overrides(args.templates.as_deref())?;
+            crate::plan::plan(&current, &desired, &args.pair.hints()?, &renderer)?.plan
+        }
+    };
     if plan.is_blocked() {
         let codes: Vec<&str> =
             plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.as_str()).collect();

@@ -544,7 +544,7 @@ async fn run(
             let key = (step.id.clone(), Action::Apply.as_str());
             let obs = first.get(&key).cloned().unwrap_or_default();
             let back = after_rollback.get(&(step.id.clone(), Action::Rollback.as_str()));
-            let strongest = obs.strongest(&tables);
+            let strongest = obs.strongest(&tables, &step.lock_target);
             let lock_exceeds = strongest.is_some_and(|(m, _)| m > step.lock);
             if let Some((observed, rel)) = strongest
                 && lock_exceeds
@@ -580,7 +580,7 @@ async fn run(
                 rewrote,
                 ms: obs.ms,
                 rollback_ms: back.map(|b| b.ms),
-                rollback_lock: back.and_then(|b| b.strongest(&tables)).map(|(m, _)| m),
+                rollback_lock: back.and_then(|b| b.strongest(&tables, &step.lock_target)).map(|(m, _)| m),
                 lock_exceeds,
             });
         }

@@ -63,13 +63,18 @@ pub struct StepObservation {
 
 impl StepObservation {
     /// The strongest lock on a relation that existed before the phase and is a table, view
-    /// or materialized view (an index's lock comes with one on its table), with that relation.
-    pub fn strongest(&self, tables: &BTreeSet<String>) -> Option<(LockMode, &str)> {
+    /// or materialized view (an index's lock comes with one on its table), with that relation;
+    /// among equally strong ones, the relation the plan predicted the lock on.
+    pub fn strongest(&self, tables: &BTreeSet<String>, predicted_on: &str) -> Option<(LockMode, &str)> {
         self.locks
             .iter()
             .filter(|(rel, _)| self.preexisting.contains(*rel) && tables.contains(*rel))
             .map(|(rel, mode)| (*mode, rel.as_str()))
-            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+            .max_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| (a.1 == predicted_on).cmp(&(b.1 == predicted_on)))
+                    .then_with(|| b.1.cmp(a.1))
+            })
     }
 
     fn merge_lock(&mut self, rel: String, mode: LockMode) {
@@ -339,6 +344,21 @@ mod tests {
         o.merge_lock("public.new".into(), LockMode::AccessExclusive);
         o.preexisting = ["public.t", "public.t_a_idx"].into_iter().map(String::from).collect();
         let tables = ["public.t", "public.new"].into_iter().map(String::from).collect();
-        assert_eq!(o.strongest(&tables), Some((LockMode::ShareUpdateExclusive, "public.t")));
+        assert_eq!(o.strongest(&tables, "public.t"), Some((LockMode::ShareUpdateExclusive, "public.t")));
+    }
+
+    /// A foreign key locks both tables alike: the report names the table the plan predicted.
+    #[test]
+    fn among_equal_locks_the_predicted_table_is_named() {
+        let mut o = StepObservation::default();
+        o.merge_lock("public.a_referenced".into(), LockMode::ShareRowExclusive);
+        o.merge_lock("public.b_referencing".into(), LockMode::ShareRowExclusive);
+        o.preexisting =
+            ["public.a_referenced", "public.b_referencing"].into_iter().map(String::from).collect();
+        let tables = o.preexisting.clone();
+        assert_eq!(
+            o.strongest(&tables, "public.b_referencing"),
+            Some((LockMode::ShareRowExclusive, "public.b_referencing"))
+        );
     }
 }

@@ -31,20 +31,29 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     let data: Vec<Res> = c.kind.columns().iter().map(|col| Res::Data(table.clone(), col.clone())).collect();
     if new_table || exclusion {
         let sql = ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": false }))?;
-        let mut step = StepDraft::new(
-            Phase::Expand,
-            if new_table {
-                format!("add {} to the new (empty) table", c.name.quoted_sql())
-            } else {
-                format!("add exclusion constraint {} (checks every row under the lock)", c.name.quoted_sql())
-            },
-            sql,
-        )
-        .rollback(drop)
-        .lock(lock, table)
-        .needs(needs(table, c))
-        .needs(data)
-        .makes([Res::Constraint(table.clone(), c.name.clone())]);
+        // A foreign key from a new table locks the table it references, which is the one the
+        // running release writes to: that is the lock to predict.
+        let (lock_on, what) = match &c.kind {
+            ConstraintKind::ForeignKey { ref_table, .. } if new_table => (
+                ref_table,
+                format!(
+                    "add {} to the new (empty) table; briefly locks {} against writes",
+                    c.name.quoted_sql(),
+                    ref_table.quoted()
+                ),
+            ),
+            _ if new_table => (table, format!("add {} to the new (empty) table", c.name.quoted_sql())),
+            _ => (
+                table,
+                format!("add exclusion constraint {} (checks every row under the lock)", c.name.quoted_sql()),
+            ),
+        };
+        let mut step = StepDraft::new(Phase::Expand, what, sql)
+            .rollback(drop)
+            .lock(lock, lock_on)
+            .needs(needs(table, c))
+            .needs(data)
+            .makes([Res::Constraint(table.clone(), c.name.clone())]);
         if exclusion && !new_table {
             step = step.scans();
         }
