@@ -140,6 +140,8 @@ struct Differ<'a> {
     shadowed: BTreeSet<(QualifiedName, Ident)>,
     used_transforms: BTreeSet<usize>,
     used_renames: BTreeSet<usize>,
+    /// (table, column) of the `[[fill]]` hints a change took.
+    used_fills: BTreeSet<(QualifiedName, Ident)>,
     /// (desired table, constraint) recreated by a type change, not diffed again.
     moved_constraints: BTreeSet<(QualifiedName, Ident)>,
 }
@@ -160,6 +162,7 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
         shadowed: BTreeSet::new(),
         used_transforms: BTreeSet::new(),
         used_renames: BTreeSet::new(),
+        used_fills: BTreeSet::new(),
         moved_constraints: BTreeSet::new(),
     };
     d.run();
@@ -628,7 +631,7 @@ impl Differ<'_> {
     }
 
     fn add_column(&mut self, table: &QualifiedName, a: &Column) {
-        let fill = self.hints.fill(table, &a.name).map(str::to_string);
+        let fill = self.fill(table, &a.name);
         let needs_fill = a.not_null && a.default.is_none() && a.identity.is_none() && a.generated.is_none();
         if needs_fill {
             if fill.is_none() && !self.created_tables.contains(table) {
@@ -794,7 +797,7 @@ impl Differ<'_> {
             });
         }
         if !old.not_null && new.not_null {
-            let fill = self.hints.fill(table, &new.name).map(str::to_string);
+            let fill = self.fill(table, &new.name);
             self.changes.push(Change::SetNotNull { table: table.clone(), column: new.clone(), fill });
         } else if old.not_null && !new.not_null {
             self.changes.push(Change::DropNotNull { table: table.clone(), column: new.clone() });
@@ -1097,7 +1100,35 @@ impl Differ<'_> {
         }
     }
 
+    /// The `[[fill]]` of a column of the desired schema, remembered as used.
+    fn fill(&mut self, table: &QualifiedName, column: &Ident) -> Option<String> {
+        let fill = self.hints.fill(table, column).map(str::to_string);
+        if fill.is_some() {
+            self.used_fills.insert((table.clone(), column.clone()));
+        }
+        fill
+    }
+
     fn unused_hints(&mut self) {
+        for (table, column) in self.hints.fills.keys() {
+            if self.used_fills.contains(&(table.clone(), column.clone())) {
+                continue;
+            }
+            let obj = column_object(table, column);
+            let help = match self.hints.table_renames.get(table) {
+                Some(to) => format!(
+                    "{} is renamed to {}: a [[fill]] names the table as the desired schema does (table = \"{}\")",
+                    table.quoted(),
+                    to.quoted(),
+                    to.quoted()
+                ),
+                None => "a [[fill]] applies to a column of the desired schema that is added NOT NULL or made NOT NULL; check table and column against the two schemas, or remove the hint".to_string(),
+            };
+            self.findings.push(
+                Finding::warning("unused-hint", obj.clone(), format!("[[fill]] for {obj} matches no column added or made NOT NULL"))
+                    .with_help(help),
+            );
+        }
         for (i, r) in self.hints.column_renames.iter().enumerate() {
             if !self.used_renames.contains(&i) {
                 let obj = column_object(&r.table, &r.from);

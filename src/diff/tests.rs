@@ -222,3 +222,30 @@ fn casts() {
         Some(QualifiedName::of("public", "users_id_seq"))
     );
 }
+
+#[test]
+fn a_fill_that_matches_no_column_is_an_unused_hint() {
+    // Found by the reliability generator: a [[fill]] naming a renamed table by its old name
+    // was silently ignored, the plan called safe, and the NOT NULL check failed on the NULLs
+    // at backfill.
+    let cur = schema(vec![users()]);
+    let mut t = users();
+    t.name = QualifiedName::of("public", "people");
+    t.columns[1].not_null = true;
+    let des = schema(vec![t]);
+    let fill = |table: &str| {
+        let toml = format!(
+            "[[rename]]\nfrom = \"public.users\"\nto = \"public.people\"\n\n[[fill]]\ntable = \"{table}\"\ncolumn = \"name\"\nvalue = \"''\"\n"
+        );
+        Hints::from_toml(&toml, "t").unwrap()
+    };
+    let (changes, findings) = diff(&cur, &des, &fill("public.users"));
+    assert_eq!(kinds(&changes), ["rename_table", "set_not_null"]);
+    assert_eq!(codes(&findings), ["unused-hint"]);
+    assert!(findings[0].message.contains("public.users"), "{findings:?}");
+    assert!(findings[0].help.contains("public.people"), "{findings:?}");
+
+    let (changes, findings) = diff(&cur, &des, &fill("public.people"));
+    assert!(matches!(&changes[1], Change::SetNotNull { fill: Some(_), .. }), "{changes:?}");
+    assert!(findings.is_empty(), "{findings:?}");
+}
