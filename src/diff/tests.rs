@@ -226,8 +226,8 @@ fn casts() {
 #[test]
 fn a_fill_that_matches_no_column_is_an_unused_hint() {
     // Found by the reliability generator: a [[fill]] naming a renamed table by its old name
-    // was silently ignored, the plan called safe, and the NOT NULL check failed on the NULLs
-    // at backfill.
+    // was silently ignored, the plan called safe, and apply failed in backfill on the NULLs
+    // (23514 from the `…_seqmig_nn` helper check).
     let cur = schema(vec![users()]);
     let mut t = users();
     t.name = QualifiedName::of("public", "people");
