@@ -1125,8 +1125,12 @@ impl Differ<'_> {
                 None => "a [[fill]] applies to a column of the desired schema that is added NOT NULL or made NOT NULL; check table and column against the two schemas, or remove the hint".to_string(),
             };
             self.findings.push(
-                Finding::warning("unused-hint", obj.clone(), format!("[[fill]] for {obj} matches no column added or made NOT NULL"))
-                    .with_help(help),
+                Finding::warning(
+                    "unused-hint",
+                    obj.clone(),
+                    format!("[[fill]] for {obj} matches no column added or made NOT NULL"),
+                )
+                .with_help(help),
             );
         }
         for (i, r) in self.hints.column_renames.iter().enumerate() {
