@@ -87,26 +87,13 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
 mod tests {
     use super::super::testkit::*;
     use crate::diff::Change;
-    use crate::model::{Constraint, ConstraintKind, FkAction, Ident, QualifiedName};
+    use crate::model::{FkAction, QualifiedName};
     use crate::plan::{LockMode, Phase};
 
     #[test]
     fn fk_not_valid_then_validate() {
         let s = schema_with(vec![users()]);
-        let fk = Constraint {
-            name: Ident::exact("orders_user_id_fkey").unwrap(),
-            kind: ConstraintKind::ForeignKey {
-                columns: vec![Ident::exact("user_id").unwrap()],
-                ref_table: QualifiedName::of("public", "users"),
-                ref_columns: vec![Ident::exact("id").unwrap()],
-                on_delete: FkAction::Cascade,
-                on_update: FkAction::NoAction,
-                match_full: false,
-            },
-            deferrable: false,
-            initially_deferred: false,
-            validated: true,
-        };
+        let fk = fk_to_users("orders_user_id_fkey", "user_id", FkAction::Cascade);
         let steps = run(
             &s,
             &s,

@@ -102,23 +102,20 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
 mod tests {
     use super::super::testkit::*;
     use crate::diff::Change;
-    use crate::model::{Constraint, ConstraintKind, Ident, QualifiedName};
+    use crate::model::{ConstraintKind, Ident, QualifiedName};
     use crate::plan::Phase;
 
     #[test]
     fn concurrent_index_then_using_index() {
         let s = schema_with(vec![users()]);
-        let c = Constraint {
-            name: Ident::exact("users_name_key").unwrap(),
-            kind: ConstraintKind::Unique {
+        let c = constraint(
+            "users_name_key",
+            ConstraintKind::Unique {
                 columns: vec![Ident::exact("name").unwrap()],
                 include: vec![],
                 nulls_not_distinct: false,
             },
-            deferrable: false,
-            initially_deferred: false,
-            validated: true,
-        };
+        );
         let steps = run(
             &s,
             &s,

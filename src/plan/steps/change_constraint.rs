@@ -111,19 +111,14 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
 mod tests {
     use super::super::testkit::*;
     use crate::diff::Change;
-    use crate::model::{Constraint, ConstraintKind, Ident, QualifiedName};
+    use crate::model::{ConstraintKind, QualifiedName};
     use crate::plan::Phase;
 
     #[test]
     fn check_is_swapped_by_name() {
         let s = schema_with(vec![users()]);
-        let mk = |e: &str| Constraint {
-            name: Ident::exact("name_len").unwrap(),
-            kind: ConstraintKind::Check { expr: e.into(), no_inherit: false },
-            deferrable: false,
-            initially_deferred: false,
-            validated: true,
-        };
+        let mk =
+            |e: &str| constraint("name_len", ConstraintKind::Check { expr: e.into(), no_inherit: false });
         let steps = run(
             &s,
             &s,

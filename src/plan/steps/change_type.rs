@@ -503,20 +503,7 @@ mod tests {
     fn undoing_the_switch_restores_nullability_and_validates_incoming_keys() {
         let mut sessions = crate::model::Table::new(QualifiedName::of("public", "sessions"));
         sessions.columns.push(Column::new(Ident::exact("user_id").unwrap(), "bigint"));
-        let fk = Constraint {
-            name: Ident::exact("sessions_user_id_fkey").unwrap(),
-            kind: ConstraintKind::ForeignKey {
-                columns: vec![Ident::exact("user_id").unwrap()],
-                ref_table: QualifiedName::of("public", "users"),
-                ref_columns: vec![Ident::exact("id").unwrap()],
-                on_delete: Default::default(),
-                on_update: Default::default(),
-                match_full: false,
-            },
-            deferrable: false,
-            initially_deferred: false,
-            validated: true,
-        };
+        let fk = fk_to_users("sessions_user_id_fkey", "user_id", Default::default());
         sessions.constraints.insert(fk.name.clone(), fk.clone());
         let cur = schema_with(vec![users(), sessions.clone()]);
         let mut t = users();

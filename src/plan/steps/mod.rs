@@ -563,7 +563,7 @@ pub(crate) mod testkit {
     //! Builders for planner unit tests: schemas made in code, rendered with the embedded
     //! templates, every statement re-parsed.
     use super::*;
-    use crate::model::{Schema, Table};
+    use crate::model::{Constraint, ConstraintKind, Schema, Table};
 
     pub fn users() -> Table {
         let mut t = Table::new(QualifiedName::of("public", "users"));
@@ -571,20 +571,38 @@ pub(crate) mod testkit {
         id.not_null = true;
         t.columns.push(id);
         t.columns.push(Column::new(Ident::exact("name").unwrap(), "text"));
-        t.constraints.insert(
-            Ident::exact("users_pkey").unwrap(),
-            crate::model::Constraint {
-                name: Ident::exact("users_pkey").unwrap(),
-                kind: crate::model::ConstraintKind::PrimaryKey {
-                    columns: vec![Ident::exact("id").unwrap()],
-                    include: vec![],
-                },
-                deferrable: false,
-                initially_deferred: false,
-                validated: true,
-            },
+        let pkey = constraint(
+            "users_pkey",
+            ConstraintKind::PrimaryKey { columns: vec![Ident::exact("id").unwrap()], include: vec![] },
         );
+        t.constraints.insert(pkey.name.clone(), pkey);
         t
+    }
+
+    /// A validated, not deferrable constraint.
+    pub fn constraint(name: &str, kind: ConstraintKind) -> Constraint {
+        Constraint {
+            name: Ident::exact(name).unwrap(),
+            kind,
+            deferrable: false,
+            initially_deferred: false,
+            validated: true,
+        }
+    }
+
+    /// `FOREIGN KEY (column) REFERENCES public.users (id) ON DELETE on_delete`.
+    pub fn fk_to_users(name: &str, column: &str, on_delete: crate::model::FkAction) -> Constraint {
+        constraint(
+            name,
+            ConstraintKind::ForeignKey {
+                columns: vec![Ident::exact(column).unwrap()],
+                ref_table: QualifiedName::of("public", "users"),
+                ref_columns: vec![Ident::exact("id").unwrap()],
+                on_delete,
+                on_update: Default::default(),
+                match_full: false,
+            },
+        )
     }
 
     pub fn schema_with(tables: Vec<Table>) -> Schema {
