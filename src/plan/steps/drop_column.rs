@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, online_not_null_undo};
+use super::{Ctx, Steps, online_not_null_undo, retire_flag_steps};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::derived_name;
@@ -14,17 +14,8 @@ use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
     let c = &column.name;
-    let flags = QualifiedName::of("seqmig", "flags");
-    let mut steps = vec![
-        StepDraft::new(
-            Phase::Switch,
-            format!("flag {} as retired: the new release no longer uses it", c.quoted_sql()),
-            ctx.flag_sql("upsert", "new")?,
-        )
-        .rollback(ctx.flag_sql("set", "old")?)
-        .lock(LockMode::RowExclusive, &flags)
-        .verify(ctx.verify_flag("new")?),
-    ];
+    let (retire, forget) = retire_flag_steps(ctx, &c.quoted_sql())?;
+    let mut steps = vec![retire];
     if column.not_null && column.default.is_none() && column.identity.is_none() {
         let (prepare, undo) = online_not_null_undo(ctx, table, c, Phase::Switch)?;
         steps.extend(prepare);
@@ -65,11 +56,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
         .verify(ctx.verify_column(table, &target, false)?)
         .removes([Res::Column(table.clone(), c.clone())]),
     );
-    steps.push(
-        StepDraft::new(Phase::Contract, "forget the flag", ctx.flag_sql("delete", "new")?)
-            .rollback(ctx.flag_sql("upsert", "new")?)
-            .lock(LockMode::RowExclusive, &flags),
-    );
+    steps.push(forget);
     Ok(steps)
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, retire_flag_steps};
 use crate::model::{ConstraintKind, Table};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{constraint_def, derived_name};
@@ -12,17 +12,8 @@ use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     let t = &table.name;
-    let flags = crate::model::QualifiedName::of("seqmig", "flags");
-    let mut steps = vec![
-        StepDraft::new(
-            Phase::Switch,
-            format!("flag {t} as retired: the new release no longer uses it"),
-            ctx.flag_sql("upsert", "new")?,
-        )
-        .rollback(ctx.flag_sql("set", "old")?)
-        .lock(LockMode::RowExclusive, &flags)
-        .verify(ctx.verify_flag("new")?),
-    ];
+    let (retire, forget) = retire_flag_steps(ctx, &t.to_string())?;
+    let mut steps = vec![retire];
     let mut target = t.clone();
     if ctx.hints.brownout {
         let parked = crate::model::QualifiedName::new(
@@ -72,11 +63,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": target.quoted(), "present": false }))?)
         .removes(removes),
     );
-    steps.push(
-        StepDraft::new(Phase::Contract, "forget the flag", ctx.flag_sql("delete", "new")?)
-            .rollback(ctx.flag_sql("upsert", "new")?)
-            .lock(LockMode::RowExclusive, &flags),
-    );
+    steps.push(forget);
     Ok(steps)
 }
 

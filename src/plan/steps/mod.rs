@@ -522,7 +522,7 @@ pub fn fill_null_steps(
 /// The three flag steps of a change with a switch: insert 'old' (expand), set 'new'
 /// (switch), delete (contract).
 pub fn flag_steps(ctx: &Ctx<'_>) -> Result<(StepDraft, StepDraft, StepDraft), RenderError> {
-    let flags = QualifiedName::of("seqmig", "flags");
+    let flags = flags_table();
     let insert = StepDraft::new(
         Phase::Expand,
         "register the authority flag (old shape authoritative)",
@@ -539,10 +539,32 @@ pub fn flag_steps(ctx: &Ctx<'_>) -> Result<(StepDraft, StepDraft, StepDraft), Re
     .rollback(ctx.flag_sql("set", "old")?)
     .lock(LockMode::RowExclusive, &flags)
     .verify(ctx.verify_flag("new")?);
-    let delete = StepDraft::new(Phase::Contract, "forget the authority flag", ctx.flag_sql("delete", "new")?)
+    Ok((insert, switch, forget_flag(ctx)?))
+}
+
+/// The flag steps of a drop: switch marks the object retired (the new release no longer
+/// uses `what`), contract forgets the flag. There is no expand step: the old shape needs no
+/// flag to stay authoritative.
+pub fn retire_flag_steps(ctx: &Ctx<'_>, what: &str) -> Result<(StepDraft, StepDraft), RenderError> {
+    let retire = StepDraft::new(
+        Phase::Switch,
+        format!("flag {what} as retired: the new release no longer uses it"),
+        ctx.flag_sql("upsert", "new")?,
+    )
+    .rollback(ctx.flag_sql("set", "old")?)
+    .lock(LockMode::RowExclusive, &flags_table())
+    .verify(ctx.verify_flag("new")?);
+    Ok((retire, forget_flag(ctx)?))
+}
+
+fn forget_flag(ctx: &Ctx<'_>) -> Result<StepDraft, RenderError> {
+    Ok(StepDraft::new(Phase::Contract, "forget the authority flag", ctx.flag_sql("delete", "new")?)
         .rollback(ctx.flag_sql("upsert", "new")?)
-        .lock(LockMode::RowExclusive, &flags);
-    Ok((insert, switch, delete))
+        .lock(LockMode::RowExclusive, &flags_table()))
+}
+
+fn flags_table() -> QualifiedName {
+    QualifiedName::of("seqmig", "flags")
 }
 
 /// A column without NOT NULL and default: how a shadow or renamed column is first added.
