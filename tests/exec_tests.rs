@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use seqmig::exec::{self, ContractGate, ExecError, PlanSource, Quiet, RetryPolicy, Runner, RunnerOptions};
 use seqmig::model::{Ident, QualifiedName};
-use seqmig::plan::{
-    BackfillSpec, GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step,
-};
+use seqmig::plan::{BackfillSpec, GateSpec, LockMode, Phase, Plan, PlannedChange, Step};
 
 use crate::harness::cli::{seqmig, text, wait_for_running_step, write_plan};
 use crate::harness::{TestDb, block_on};
@@ -42,46 +40,32 @@ fn s(id: &'static str, phase: Phase, sql: &str, rollback: Option<&str>) -> S {
 }
 
 fn build(steps: Vec<S>) -> Plan {
-    let mut phases: Vec<PhaseSteps> = Vec::new();
-    for p in Phase::ALL {
-        let ids: Vec<String> = steps.iter().filter(|s| s.phase == p).map(|s| s.id.to_string()).collect();
-        if !ids.is_empty() {
-            phases.push(PhaseSteps { name: p, steps: ids });
-        }
-    }
-    Plan {
-        format: PLAN_FORMAT.into(),
-        id: String::new(),
-        changes: vec![PlannedChange {
-            id: "c1".into(),
-            kind: "rename_column".into(),
-            object: "public.users.name".into(),
-            one_way: true,
-            summary: "test change".into(),
-        }],
-        phases,
-        steps: steps
-            .into_iter()
-            .map(|s| Step {
-                id: s.id.into(),
-                change: "c1".into(),
-                phase: s.phase,
-                sql: s.sql,
-                one_way: s.rollback.is_none() && s.phase == Phase::Contract,
-                rollback_sql: s.rollback,
-                transactional: s.transactional,
-                lock: s.lock,
-                lock_target: "public.users".into(),
-                rewrites_table: false,
-                scans_table: false,
-                depends_on: vec![],
-                backfill: s.backfill,
-            })
-            .collect(),
-        findings: vec![],
-        gate: GateSpec::default(),
-    }
-    .seal()
+    let change = PlannedChange {
+        id: "c1".into(),
+        kind: "rename_column".into(),
+        object: "public.users.name".into(),
+        one_way: true,
+        summary: "test change".into(),
+    };
+    let steps = steps
+        .into_iter()
+        .map(|s| Step {
+            id: s.id.into(),
+            change: "c1".into(),
+            phase: s.phase,
+            sql: s.sql,
+            one_way: s.rollback.is_none() && s.phase == Phase::Contract,
+            rollback_sql: s.rollback,
+            transactional: s.transactional,
+            lock: s.lock,
+            lock_target: "public.users".into(),
+            rewrites_table: false,
+            scans_table: false,
+            depends_on: vec![],
+            backfill: s.backfill,
+        })
+        .collect();
+    Plan::assemble(vec![change], steps, vec![], GateSpec::default())
 }
 
 const BEFORE: &str = "CREATE TABLE public.users (

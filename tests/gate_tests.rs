@@ -9,9 +9,7 @@
 use std::time::Duration;
 
 use seqmig::model::{Ident, QualifiedName};
-use seqmig::plan::{
-    BackfillSpec, GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step,
-};
+use seqmig::plan::{BackfillSpec, GateSpec, LockMode, Phase, Plan, PlannedChange, Step};
 use seqmig::soak::{self, BlastRadius, GateConfig, GateDecision, GateReport, Passage, SoakError, Verdict};
 
 use crate::harness::{TestDb, block_on};
@@ -77,28 +75,14 @@ fn rename_plan() -> Plan {
         step("s4", Phase::Switch, "UPDATE seqmig.flags SET authority = 'new' WHERE name = 'c1'"),
         step("s5", Phase::Contract, "ALTER TABLE public.users DROP COLUMN name"),
     ];
-    Plan {
-        format: PLAN_FORMAT.into(),
-        id: String::new(),
-        changes: vec![PlannedChange {
-            id: "c1".into(),
-            kind: "rename_column".into(),
-            object: "public.users.name".into(),
-            one_way: true,
-            summary: "rename users.name to full_name".into(),
-        }],
-        phases: Phase::ALL
-            .iter()
-            .map(|p| PhaseSteps {
-                name: *p,
-                steps: steps.iter().filter(|s| s.phase == *p).map(|s| s.id.clone()).collect(),
-            })
-            .collect(),
-        steps,
-        findings: vec![],
-        gate: GateSpec::default(),
-    }
-    .seal()
+    let change = PlannedChange {
+        id: "c1".into(),
+        kind: "rename_column".into(),
+        object: "public.users.name".into(),
+        one_way: true,
+        summary: "rename users.name to full_name".into(),
+    };
+    Plan::assemble(vec![change], steps, vec![], GateSpec::default())
 }
 
 async fn connect_as(url: &str, application_name: &str) -> tokio_postgres::Client {
@@ -754,17 +738,8 @@ fn e2e_plan() -> Plan {
         Phase::Contract,
         "ALTER TABLE public.users DROP COLUMN name; DELETE FROM seqmig.flags WHERE name = 'c1'",
     );
-    let steps = vec![s1, s3, s4, s5];
-    let mut plan = rename_plan();
-    plan.phases = [Phase::Expand, Phase::Backfill, Phase::Switch, Phase::Contract]
-        .iter()
-        .map(|p| PhaseSteps {
-            name: *p,
-            steps: steps.iter().filter(|s| s.phase == *p).map(|s| s.id.clone()).collect(),
-        })
-        .collect();
-    plan.steps = steps;
-    plan.seal()
+    let plan = rename_plan();
+    Plan::assemble(plan.changes, vec![s1, s3, s4, s5], plan.findings, plan.gate)
 }
 
 struct Cli {

@@ -2,7 +2,7 @@
 //! the locks each step really takes compared against the plan's predictions.
 
 use seqmig::db::ConnectOptions;
-use seqmig::plan::{GateSpec, LockMode, PLAN_FORMAT, Phase, PhaseSteps, Plan, Step};
+use seqmig::plan::{GateSpec, LockMode, Phase, Plan, Step};
 use seqmig::rehearse::{self, LockSource, Problem, Rehearsal, RollbackResult};
 
 use crate::harness::{TestDb, block_on};
@@ -40,23 +40,7 @@ fn step(
 }
 
 fn plan(steps: Vec<Step>) -> Plan {
-    let mut phases: Vec<PhaseSteps> = Vec::new();
-    for s in &steps {
-        match phases.iter_mut().find(|p| p.name == s.phase) {
-            Some(p) => p.steps.push(s.id.clone()),
-            None => phases.push(PhaseSteps { name: s.phase, steps: vec![s.id.clone()] }),
-        }
-    }
-    Plan {
-        format: PLAN_FORMAT.into(),
-        id: String::new(),
-        changes: vec![],
-        phases,
-        steps,
-        findings: vec![],
-        gate: GateSpec::default(),
-    }
-    .seal()
+    Plan::assemble(vec![], steps, vec![], GateSpec::default())
 }
 
 /// A correct plan for BEFORE → AFTER: add c, build the index concurrently, drop b at contract.

@@ -208,6 +208,24 @@ pub enum PlanFileError {
 }
 
 impl Plan {
+    /// A sealed plan of `steps`, in their order; every phase is listed, with the ids of its
+    /// steps. How the planner assembles its output, and how a plan is built by hand.
+    pub fn assemble(
+        changes: Vec<PlannedChange>,
+        steps: Vec<Step>,
+        findings: Vec<Finding>,
+        gate: GateSpec,
+    ) -> Plan {
+        let phases = Phase::ALL
+            .iter()
+            .map(|&p| PhaseSteps {
+                name: p,
+                steps: steps.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
+            })
+            .collect();
+        Plan { format: PLAN_FORMAT.into(), id: String::new(), changes, phases, steps, findings, gate }.seal()
+    }
+
     /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
     pub fn compute_id(&self) -> String {
         let body = Plan { id: String::new(), ..self.clone() };

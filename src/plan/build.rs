@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::draft::{Res, StepDraft};
 use super::steps::{self, Ctx};
-use super::{GateCriterion, GateSpec, PLAN_FORMAT, Phase, PhaseSteps, Plan, PlannedChange, Step};
+use super::{GateCriterion, GateSpec, Phase, Plan, PlannedChange, Step};
 use crate::diff::{Change, Hints};
 use crate::finding::Finding;
 use crate::model::Schema;
@@ -216,13 +216,6 @@ pub fn build(
             backfill: d.backfill.clone(),
         });
     }
-    let phases = Phase::ALL
-        .iter()
-        .map(|&p| PhaseSteps {
-            name: p,
-            steps: steps_out.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
-        })
-        .collect();
     let one_way_changes: BTreeSet<&str> =
         steps_out.iter().filter(|s| s.one_way).map(|s| s.change.as_str()).collect();
     let planned_changes = changes
@@ -240,16 +233,7 @@ pub fn build(
         })
         .collect();
     let gate = gate(hints, &steps_out);
-    let plan = Plan {
-        format: PLAN_FORMAT.into(),
-        id: String::new(),
-        changes: planned_changes,
-        phases,
-        steps: steps_out,
-        findings,
-        gate,
-    }
-    .seal();
+    let plan = Plan::assemble(planned_changes, steps_out, findings, gate);
     Ok(Planned { plan, notes })
 }
 

@@ -330,7 +330,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{GateSpec, LockMode, PLAN_FORMAT, PhaseSteps, PlannedChange, Step};
+    use crate::plan::{GateSpec, LockMode, PlannedChange, Step};
 
     pub(crate) fn step(id: &str, phase: Phase, sql: &str, target: &str) -> Step {
         Step {
@@ -351,25 +351,14 @@ mod tests {
     }
 
     fn plan(steps: Vec<Step>) -> Plan {
-        Plan {
-            format: PLAN_FORMAT.into(),
-            id: String::new(),
-            changes: vec![PlannedChange {
-                id: "c1".into(),
-                kind: "rename_column".into(),
-                object: "public.users.name".into(),
-                one_way: true,
-                summary: String::new(),
-            }],
-            phases: vec![PhaseSteps {
-                name: Phase::Contract,
-                steps: steps.iter().map(|s| s.id.clone()).collect(),
-            }],
-            steps,
-            findings: vec![],
-            gate: GateSpec::default(),
-        }
-        .seal()
+        let change = PlannedChange {
+            id: "c1".into(),
+            kind: "rename_column".into(),
+            object: "public.users.name".into(),
+            one_way: true,
+            summary: String::new(),
+        };
+        Plan::assemble(vec![change], steps, vec![], GateSpec::default())
     }
 
     #[test]
