@@ -546,37 +546,17 @@ fn base_type(ty: &str) -> String {
     }
 }
 
-/// Tables ordered so that every `INHERITS` parent comes before its children.
+/// Tables ordered so that every `INHERITS` parent, and every table whose row type a column
+/// uses, comes before the table.
 fn tables_in_order(s: &Schema) -> Vec<&Table> {
-    let mut done = BTreeSet::new();
-    let mut out = Vec::new();
-    fn visit<'a>(
-        s: &'a Schema,
-        t: &'a Table,
-        done: &mut BTreeSet<&'a QualifiedName>,
-        out: &mut Vec<&'a Table>,
-    ) {
-        if !done.insert(&t.name) {
-            return;
-        }
-        for p in &t.inherits {
-            if let Some(pt) = s.tables.get(p) {
-                visit(s, pt, done, out);
-            }
-        }
-        // A column typed by another table's row type needs that table first.
+    s.tables_in_dependency_order(|t| {
+        let mut deps = t.inherits.clone();
         for c in &t.columns {
             let base = base_type(&c.data_type);
-            if let Some(dep) = s.tables.values().find(|o| o.name.quoted() == base) {
-                visit(s, dep, done, out);
-            }
+            deps.extend(s.tables.values().filter(|o| o.name.quoted() == base).map(|o| o.name.clone()));
         }
-        out.push(t);
-    }
-    for t in s.tables.values() {
-        visit(s, t, &mut done, &mut out);
-    }
-    out
+        deps
+    })
 }
 
 /// Views ordered so that a view comes after the views it reads.

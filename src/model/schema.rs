@@ -62,6 +62,37 @@ mod entries {
 }
 
 impl Schema {
+    /// Every table, each after the tables `deps` names for it: depth first, in name order; a
+    /// cycle is broken where it closes, and names that are not tables here are ignored.
+    pub fn tables_in_dependency_order<'a>(
+        &'a self,
+        deps: impl Fn(&'a Table) -> Vec<QualifiedName>,
+    ) -> Vec<&'a Table> {
+        fn visit<'a>(
+            s: &'a Schema,
+            t: &'a Table,
+            deps: &dyn Fn(&'a Table) -> Vec<QualifiedName>,
+            seen: &mut BTreeSet<&'a QualifiedName>,
+            out: &mut Vec<&'a Table>,
+        ) {
+            if !seen.insert(&t.name) {
+                return;
+            }
+            for d in deps(t) {
+                if let Some(dt) = s.tables.get(&d) {
+                    visit(s, dt, deps, seen, out);
+                }
+            }
+            out.push(t);
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for t in self.tables.values() {
+            visit(self, t, &deps, &mut seen, &mut out);
+        }
+        out
+    }
+
     /// The same schema with ownership removed, for comparisons where one side has none.
     pub fn without_owners(&self) -> Schema {
         Schema { owners: BTreeMap::new(), ..self.clone() }

@@ -4,7 +4,7 @@
 //! seqmig cannot guess may still refuse a row: each row gets a few value variants, and a
 //! row every variant fails is skipped and counted, never fatal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -23,34 +23,17 @@ pub struct SeedReport {
 
 /// Tables in an order where referenced tables come first (cycles are broken by name order).
 fn fk_order(schema: &Schema) -> Vec<&Table> {
-    let mut done: BTreeSet<&QualifiedName> = BTreeSet::new();
-    let mut out = Vec::new();
-    let mut visiting = BTreeSet::new();
-    fn visit<'a>(
-        s: &'a Schema,
-        t: &'a Table,
-        done: &mut BTreeSet<&'a QualifiedName>,
-        visiting: &mut BTreeSet<&'a QualifiedName>,
-        out: &mut Vec<&'a Table>,
-    ) {
-        if done.contains(&t.name) || !visiting.insert(&t.name) {
-            return;
-        }
-        for c in t.constraints.values() {
-            if let ConstraintKind::ForeignKey { ref_table, .. } = &c.kind
-                && let Some(r) = s.tables.get(ref_table)
-                && r.name != t.name
-            {
-                visit(s, r, done, visiting, out);
-            }
-        }
-        done.insert(&t.name);
-        out.push(t);
-    }
-    for t in schema.tables.values() {
-        visit(schema, t, &mut done, &mut visiting, &mut out);
-    }
-    out
+    schema.tables_in_dependency_order(|t| {
+        t.constraints
+            .values()
+            .filter_map(|c| match &c.kind {
+                ConstraintKind::ForeignKey { ref_table, .. } if *ref_table != t.name => {
+                    Some(ref_table.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 /// A value of `ty` for row `i` (1-based); `variant` picks an alternative when a CHECK refused
