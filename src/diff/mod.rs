@@ -18,7 +18,7 @@ pub use hints::{
 use crate::finding::Finding;
 use crate::model::{
     Column, ColumnRef, ConstraintKind, Ident, Index, IndexExpr, ObjectRef, OpaqueKind, QualifiedName, Schema,
-    Table, View, split_qualified,
+    Table, View,
 };
 
 /// How PostgreSQL can turn one column type into another.
@@ -1063,11 +1063,7 @@ impl Differ<'_> {
     }
 
     fn comment_target_exists(&self, target: &ObjectRef) -> bool {
-        let parts: Vec<Ident> = split_qualified(&target.identity)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| Ident::from_sql(p).ok())
-            .collect();
+        let parts = target.name_parts();
         match (target.kind.as_str(), parts.as_slice()) {
             ("table", [s, t]) => self.desired.tables.contains_key(&QualifiedName::new(s.clone(), t.clone())),
             ("column", [s, t, c]) => self

@@ -119,6 +119,16 @@ impl ObjectRef {
     pub fn new(kind: &str, identity: impl Into<String>) -> Self {
         ObjectRef { kind: kind.to_string(), identity: identity.into() }
     }
+
+    /// The dotted parts of the identity that read as identifiers: `public.users.email` gives
+    /// three; an identity with unbalanced quotes gives none.
+    pub fn name_parts(&self) -> Vec<Ident> {
+        super::ident::split_qualified(&self.identity)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| Ident::from_sql(p).ok())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

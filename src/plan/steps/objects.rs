@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, Steps, type_needs};
 use crate::diff::{Change, TypeDef};
-use crate::model::{Ident, ObjectRef, QualifiedName, Sequence, split_qualified};
+use crate::model::{Ident, ObjectRef, QualifiedName, Sequence};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
@@ -40,11 +40,7 @@ fn seq_value(s: &Sequence, action: &str) -> Value {
 }
 
 fn comment_needs(target: &ObjectRef) -> Vec<Res> {
-    let parts: Vec<Ident> = split_qualified(&target.identity)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| Ident::from_sql(p).ok())
-        .collect();
+    let parts = target.name_parts();
     match (target.kind.as_str(), parts.as_slice()) {
         ("table", [s, t]) => vec![Res::Table(QualifiedName::new(s.clone(), t.clone()))],
         ("view" | "materialized view", [s, t]) => vec![Res::View(QualifiedName::new(s.clone(), t.clone()))],
