@@ -151,6 +151,29 @@ fn rename_plan() -> Plan {
 // ---------------------------------------------------------------------------------------
 // helpers
 
+/// One step: `CREATE INDEX CONCURRENTLY users_name_idx` in expand.
+fn concurrent_index_plan() -> Plan {
+    build(vec![S {
+        transactional: false,
+        lock: LockMode::ShareUpdateExclusive,
+        ..s(
+            "s1",
+            Phase::Expand,
+            "CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)",
+            Some("DROP INDEX CONCURRENTLY IF EXISTS public.users_name_idx"),
+        )
+    }])
+}
+
+/// A session holding an open write transaction on `public.users`: a concurrent index build
+/// creates its catalog entry, then waits for it. `COMMIT` on the client ends it.
+async fn open_write_transaction(db: &TestDb) -> tokio_postgres::Client {
+    let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    holder.batch_execute("BEGIN; UPDATE public.users SET name = name WHERE id = 1").await.unwrap();
+    holder
+}
+
 fn opts(db: &TestDb, actor: &str) -> RunnerOptions {
     RunnerOptions {
         connection: seqmig::db::ConnectOptions::from_url(&db.url).unwrap(),
@@ -722,22 +745,11 @@ fn lock_contention_retries_reports_the_blocker_and_readers_wait_at_most_lock_tim
 fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
     let db = TestDb::new();
     db.execute(BEFORE);
-    let plan = build(vec![S {
-        transactional: false,
-        lock: LockMode::ShareUpdateExclusive,
-        ..s(
-            "s1",
-            Phase::Expand,
-            "CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)",
-            Some("DROP INDEX CONCURRENTLY IF EXISTS public.users_name_idx"),
-        )
-    }]);
+    let plan = concurrent_index_plan();
     block_on(async {
         // A writer's open transaction makes the build wait after its catalog entry exists,
         // so the first attempts time out and leave an INVALID index behind.
-        let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        holder.batch_execute("BEGIN; UPDATE public.users SET name = name WHERE id = 1").await.unwrap();
+        let holder = open_write_transaction(&db).await;
         let release = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             holder.batch_execute("COMMIT").await.unwrap();
@@ -883,23 +895,12 @@ fn a_failed_step_blocks_the_next_phase_and_its_phase_can_be_rolled_back() {
 fn killed_during_a_concurrent_index_build_resumes_by_dropping_the_invalid_index() {
     let db = TestDb::new();
     db.execute(BEFORE);
-    let plan = build(vec![S {
-        transactional: false,
-        lock: LockMode::ShareUpdateExclusive,
-        ..s(
-            "s1",
-            Phase::Expand,
-            "CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)",
-            Some("DROP INDEX CONCURRENTLY IF EXISTS public.users_name_idx"),
-        )
-    }]);
+    let plan = concurrent_index_plan();
     let (_dir, path) = write_plan(&plan);
     block_on(async {
         let c = db.client().await;
         // An open write transaction: the build creates its catalog entry, then waits for it.
-        let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        holder.batch_execute("BEGIN; UPDATE public.users SET name = name WHERE id = 1").await.unwrap();
+        let holder = open_write_transaction(&db).await;
         let mut child = Command::new(env!("CARGO_BIN_EXE_seqmig"))
             .args(["apply", "--plan", &path, "--phase", "expand", "--lock-timeout", "30000"])
             .env("DATABASE_URL", &db.url)
