@@ -13,7 +13,7 @@ use seqmig::cluster::TempCluster;
 use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::BackfillSpec;
 
-use crate::harness::{TestDb, block_on};
+use crate::harness::{TestDb, block_on, commit_after};
 
 fn spec(table: &str, column: &str, expr: &str) -> BackfillSpec {
     BackfillSpec {
@@ -67,6 +67,16 @@ async fn scalar_i64(client: &tokio_postgres::Client, sql: &str) -> i64 {
 }
 
 /// The batches of one backfill, in order: (from_key, to_key, rows).
+/// A column of the first batch the ledger recorded for `step`.
+async fn first_batch<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    client: &tokio_postgres::Client,
+    step: &str,
+    column: &str,
+) -> T {
+    let sql = format!("SELECT {column} FROM seqmig.backfill_batches WHERE step_id = $1 AND batch_no = 1");
+    client.query_one(&sql, &[&step]).await.unwrap().get(0)
+}
+
 async fn batches(client: &tokio_postgres::Client, step: &str) -> Vec<(Option<String>, Option<String>, i64)> {
     client
         .query(
@@ -455,15 +465,10 @@ fn operator_pause_holds_the_backfill_and_is_recorded() {
     assert_eq!(outcome.verify_mismatches, 0);
     block_on(async {
         let client = db.client().await;
-        let row = client
-            .query_one(
-                "SELECT throttle_reason, throttle_ms FROM seqmig.backfill_batches WHERE step_id = 's7' AND batch_no = 1",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("paused"));
-        assert!(row.get::<_, f64>(1) >= 2_000.0, "the first batch waited out the pause");
+        let reason: Option<String> = first_batch(&client, "s7", "throttle_reason").await;
+        assert_eq!(reason.as_deref(), Some("paused"));
+        let waited: f64 = first_batch(&client, "s7", "throttle_ms").await;
+        assert!(waited >= 2_000.0, "the first batch waited out the pause");
     });
 }
 
@@ -482,23 +487,13 @@ fn long_transactions_throttle_and_are_recorded() {
         let mut client = db.client().await;
         let mut opts = small_batches();
         opts.throttle.max_transaction_age = Some(Duration::from_secs(1));
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1_500)).await;
-            holder.batch_execute("COMMIT").await.unwrap();
-        });
+        let release = commit_after(holder, 1_500);
         let spec = spec("rows_t", "w", "v * 2");
         let req = BackfillRequest { plan_id: "p1", step_id: "s8", spec: &spec };
         let outcome = backfill::run(&mut client, &req, &opts, &mut NoProgress).await.unwrap();
         release.await.unwrap();
         assert_eq!(outcome.verify_mismatches, 0);
-        let reason: Option<String> = client
-            .query_one(
-                "SELECT throttle_reason FROM seqmig.backfill_batches WHERE step_id = 's8' AND batch_no = 1",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let reason: Option<String> = first_batch(&client, "s8", "throttle_reason").await;
         assert_eq!(reason.as_deref(), Some("long_transaction"));
     });
 }
@@ -514,24 +509,14 @@ fn locked_rows_are_retried_after_the_lock_timeout() {
     block_on(async {
         let holder = db.client().await;
         holder.batch_execute("BEGIN; SELECT * FROM locked WHERE id = 50 FOR UPDATE;").await.unwrap();
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            holder.batch_execute("COMMIT").await.unwrap();
-        });
+        let release = commit_after(holder, 700);
         let mut client = db.client().await;
         let spec = spec("locked", "w", "v - 1");
         let req = BackfillRequest { plan_id: "p1", step_id: "s9", spec: &spec };
         let outcome = backfill::run(&mut client, &req, &small_batches(), &mut NoProgress).await.unwrap();
         release.await.unwrap();
         assert_eq!(outcome.verify_mismatches, 0);
-        let attempt: i32 = client
-            .query_one(
-                "SELECT attempt FROM seqmig.backfill_batches WHERE step_id = 's9' AND batch_no = 1",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let attempt: i32 = first_batch(&client, "s9", "attempt").await;
         assert!(attempt > 1, "the first batch waited out the row lock by retrying (attempt {attempt})");
         assert_ranges_once(&batches(&client, "s9").await, true);
     });
@@ -582,10 +567,7 @@ fn sessions_queued_for_a_table_lock_go_first() {
             ddl.query_one("SELECT clock_timestamp()::text", &[]).await.unwrap().get::<_, String>(0)
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1_500)).await;
-            reader.batch_execute("COMMIT").await.unwrap();
-        });
+        let release = commit_after(reader, 1_500);
         let mut client = db.client().await;
         let spec = spec("queued", "w", "v * 3");
         let req = BackfillRequest { plan_id: "p1", step_id: "s13", spec: &spec };

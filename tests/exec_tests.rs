@@ -12,7 +12,7 @@ use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::{BackfillSpec, GateSpec, LockMode, Phase, Plan, PlannedChange, Step};
 
 use crate::harness::cli::{seqmig, text, wait_for_running_step, write_plan};
-use crate::harness::{TestDb, block_on};
+use crate::harness::{TestDb, block_on, commit_after};
 
 // ---------------------------------------------------------------------------------------
 // plans built by hand (the planner's examples replace these once they land)
@@ -721,10 +721,7 @@ fn lock_contention_retries_reports_the_blocker_and_readers_wait_at_most_lock_tim
         );
 
         // Once the blocker commits, the retry goes through.
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            holder.batch_execute("COMMIT").await.unwrap();
-        });
+        let release = commit_after(holder, 700);
         let url = db.url.clone();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(env!("CARGO_BIN_EXE_seqmig"))
@@ -750,10 +747,7 @@ fn concurrent_index_build_cleans_up_an_invalid_index_before_retrying() {
         // A writer's open transaction makes the build wait after its catalog entry exists,
         // so the first attempts time out and leave an INVALID index behind.
         let holder = open_write_transaction(&db).await;
-        let release = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            holder.batch_execute("COMMIT").await.unwrap();
-        });
+        let release = commit_after(holder, 1500);
         let mut events = Collect::default();
         let mut r = Runner::acquire(
             RunnerOptions {

@@ -177,3 +177,12 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
+
+/// Commits the open transaction of `holder` after `ms` milliseconds, in the background: how a
+/// test releases a lock it holds while the code under test waits for it.
+pub fn commit_after(holder: tokio_postgres::Client, ms: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        holder.batch_execute("COMMIT").await.unwrap();
+    })
+}
