@@ -102,24 +102,7 @@ pub enum Change {
         up: Option<String>,
         down: Option<String>,
     },
-    ChangeType {
-        table: QualifiedName,
-        from: Column,
-        to: Column,
-        up: String,
-        down: Option<String>,
-        /// Binary-coercible (`varchar(20)` → `varchar(50)`, `varchar` → `text`): a catalog
-        /// change with no rewrite, done in place.
-        in_place: bool,
-        /// Desired indexes over the column, rebuilt on the shadow column.
-        indexes: Vec<Index>,
-        /// Sequences owned by the column (serial), moved to the new column at switch.
-        owned_sequences: Vec<QualifiedName>,
-        /// Desired constraints of the table over the column, moved to the new column at switch.
-        constraints: Vec<Constraint>,
-        /// Foreign keys of other tables referencing the column, re-pointed at switch.
-        incoming: Vec<(QualifiedName, Constraint)>,
-    },
+    ChangeType(TypeChange),
     SetNotNull {
         table: QualifiedName,
         column: Column,
@@ -243,7 +226,7 @@ impl Change {
             Change::AddNotNullColumn { .. } => "add_not_null_column",
             Change::DropColumn { .. } => "drop_column",
             Change::RenameColumn { .. } => "rename_column",
-            Change::ChangeType { .. } => "change_type",
+            Change::ChangeType(_) => "change_type",
             Change::SetNotNull { .. } => "set_not_null",
             Change::DropNotNull { .. } => "drop_not_null",
             Change::ChangeDefault { .. } => "change_default",
@@ -284,7 +267,7 @@ impl Change {
             | Change::SetNotNull { table, column, .. }
             | Change::DropNotNull { table, column } => column_object(table, &column.name),
             Change::RenameColumn { table, from, .. } => column_object(table, &from.name),
-            Change::ChangeType { table, to, .. } => column_object(table, &to.name),
+            Change::ChangeType(TypeChange { table, to, .. }) => column_object(table, &to.name),
             Change::ChangeDefault { table, column, .. } | Change::SetStatistics { table, column, .. } => {
                 column_object(table, column)
             }
@@ -311,7 +294,7 @@ impl Change {
             Change::DropTable { .. }
                 | Change::DropColumn { .. }
                 | Change::RenameColumn { .. }
-                | Change::ChangeType { in_place: false, .. }
+                | Change::ChangeType(TypeChange { in_place: false, .. })
         )
     }
 
@@ -353,7 +336,7 @@ impl Change {
                 to.name.quoted_sql(),
                 if up.is_some() { " (with transform)" } else { "" }
             ),
-            Change::ChangeType { table, from, to, .. } => format!(
+            Change::ChangeType(TypeChange { table, from, to, .. }) => format!(
                 "change type of {}.{} from {} to {}",
                 short(table),
                 to.name.quoted_sql(),
@@ -454,4 +437,25 @@ fn opaque_word(o: &OpaqueObject) -> String {
         .unwrap_or_default()
         .replace('_', " ");
     format!("{kind} {}", super::short_text(&o.id.identity))
+}
+
+/// A column's type changed: the fields of [`Change::ChangeType`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeChange {
+    pub table: QualifiedName,
+    pub from: Column,
+    pub to: Column,
+    pub up: String,
+    pub down: Option<String>,
+    /// Binary-coercible (`varchar(20)` → `varchar(50)`, `varchar` → `text`): a catalog
+    /// change with no rewrite, done in place.
+    pub in_place: bool,
+    /// Desired indexes over the column, rebuilt on the shadow column.
+    pub indexes: Vec<Index>,
+    /// Sequences owned by the column (serial), moved to the new column at switch.
+    pub owned_sequences: Vec<QualifiedName>,
+    /// Desired constraints of the table over the column, moved to the new column at switch.
+    pub constraints: Vec<Constraint>,
+    /// Foreign keys of other tables referencing the column, re-pointed at switch.
+    pub incoming: Vec<(QualifiedName, Constraint)>,
 }

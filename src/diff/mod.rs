@@ -9,7 +9,7 @@ mod hints;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use change::{Change, TypeDef, ViewReason, column_object};
+pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
     ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, PlanSection,
     RenameEntry, Transform, TransformEntry, names_match,
@@ -753,7 +753,7 @@ impl Differ<'_> {
                 .map(|s| s.name.clone())
                 .collect();
             self.affected_columns.insert((cur.name.clone(), old.name.clone()));
-            self.changes.push(Change::ChangeType {
+            self.changes.push(Change::ChangeType(TypeChange {
                 table: table.clone(),
                 from: old.clone(),
                 to: new.clone(),
@@ -764,7 +764,7 @@ impl Differ<'_> {
                 owned_sequences,
                 constraints,
                 incoming,
-            });
+            }));
             if !in_place {
                 return;
             }

@@ -110,7 +110,7 @@ fn type_change_needs_a_transform_unless_widening() {
     t2.columns[1].data_type = "character varying(20)".into();
     let (changes, findings) = diff(&cur2, &schema(vec![t2]), &Hints::default());
     assert!(findings.is_empty());
-    assert!(matches!(changes[0], Change::ChangeType { in_place: true, .. }));
+    assert!(matches!(changes[0], Change::ChangeType(crate::diff::TypeChange { in_place: true, .. })));
 }
 
 #[test]

@@ -12,25 +12,12 @@ use super::{
     Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_sql,
     dual_write_steps, flag_steps, not_null_steps,
 };
+use crate::diff::TypeChange;
 use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
-
-#[derive(Debug)]
-pub struct TypeChange<'a> {
-    pub table: &'a QualifiedName,
-    pub from: &'a Column,
-    pub to: &'a Column,
-    pub up: &'a str,
-    pub down: Option<&'a str>,
-    pub in_place: bool,
-    pub indexes: &'a [Index],
-    pub owned_sequences: &'a [QualifiedName],
-    pub constraints: &'a [Constraint],
-    pub incoming: &'a [(QualifiedName, Constraint)],
-}
 
 pub fn shadow_name(column: &Ident) -> Ident {
     derived_name(column.as_str(), "__seqmig_new")
@@ -40,8 +27,8 @@ pub fn parked_name(column: &Ident) -> Ident {
     derived_name(column.as_str(), "__seqmig_old")
 }
 
-pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
-    let (table, c) = (tc.table, &tc.to.name);
+pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
+    let (table, c) = (&tc.table, &tc.to.name);
     if tc.in_place {
         let ty = |t: &Column| {
             ctx.sql(
@@ -57,9 +44,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
                     c.quoted_sql(),
                     tc.to.data_type
                 ),
-                ty(tc.to)?,
+                ty(&tc.to)?,
             )
-            .rollback(ty(tc.from)?)
+            .rollback(ty(&tc.from)?)
             .lock(LockMode::AccessExclusive, table)
             .removes([Res::Column(table.clone(), c.clone())])
             .makes([Res::Column(table.clone(), c.clone())]),
@@ -85,8 +72,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         named_after: c,
         old: c,
         new: &shadow,
-        up: before_up.apply(tc.up, "NEW", &cols),
-        down: tc.down.map(|d| before_down.apply(d, "NEW", &cols)),
+        up: before_up.apply(&tc.up, "NEW", &cols),
+        down: tc.down.as_deref().map(|d| before_down.apply(d, "NEW", &cols)),
     };
     let mut cols_after = cols.clone();
     cols_after.push(parked.clone());
@@ -95,8 +82,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         named_after: c,
         old: &parked,
         new: c,
-        up: after_up.apply(tc.up, "NEW", &cols_after),
-        down: tc.down.map(|d| after_down.apply(d, "NEW", &cols_after)),
+        up: after_up.apply(&tc.up, "NEW", &cols_after),
+        down: tc.down.as_deref().map(|d| after_down.apply(d, "NEW", &cols_after)),
     };
 
     let (flag_insert, _flag_switch, flag_delete) = flag_steps(ctx)?;
@@ -105,7 +92,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         format!("add the shadow column {} {} (nullable, no default)", shadow.quoted_sql(), tc.to.data_type),
         ctx.sql(
             "add_column",
-            json!({ "table": qn(table), "column": column_value(&bare_column(tc.to, &shadow)) }),
+            json!({ "table": qn(table), "column": column_value(&bare_column(&tc.to, &shadow)) }),
         )?,
     )
     .rollback(
@@ -113,16 +100,16 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     )
     .lock(LockMode::AccessExclusive, table)
     .verify(ctx.verify_column(table, &shadow, true)?)
-    .needs(ctx.column_needs(table, tc.to))
+    .needs(ctx.column_needs(table, &tc.to))
     .makes([Res::Column(table.clone(), shadow.clone())]);
     let (install, _) = dual_write_steps(ctx, &dw_before, (c, &shadow))?;
     let (_, removal) = dual_write_steps(ctx, &dw_after, (&parked, c))?;
-    let copy = backfill_step(ctx, table, &shadow, &before_up.apply(tc.up, "", &cols))?;
+    let copy = backfill_step(ctx, table, &shadow, &before_up.apply(&tc.up, "", &cols))?;
     let mut steps = vec![add, flag_insert, install, copy];
 
     // Indexes over the column, rebuilt on the shadow under a temporary name.
     let mut renames = Vec::new();
-    for idx in tc.indexes {
+    for idx in &tc.indexes {
         let tmp = derived_name(idx.name.name.as_str(), "_seqmig_new");
         let tmp_q = QualifiedName::new(idx.name.schema.clone(), tmp.clone());
         steps.push(
@@ -216,13 +203,13 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
         ctx.sql("add_constraint", json!({ "table": qn(t), "name": k.name.as_str(), "definition": constraint_def(k), "not_valid": not_valid }))
     };
     // Constraints over the old column let go of it (foreign keys pointing at it first).
-    for (t, k) in tc.incoming {
+    for (t, k) in &tc.incoming {
         swap.push(drop_con(t, k)?);
     }
-    for (t, k) in tc.incoming {
+    for (t, k) in &tc.incoming {
         unswap.push(drop_con(t, k)?);
     }
-    for k in tc.constraints {
+    for k in &tc.constraints {
         swap.push(drop_con(table, k)?);
         unswap.push(drop_con(table, k)?);
     }
@@ -231,7 +218,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
     let mut validate = Vec::new();
     let mut unswap_nullability = Vec::new();
     let mut pre_swap = Vec::new();
-    for k in tc.constraints {
+    for k in &tc.constraints {
         match unique_tmp.iter().find(|(con, _, _)| con.name == k.name) {
             Some((con, tmp, _)) => {
                 if matches!(con.kind, ConstraintKind::PrimaryKey { .. }) {
@@ -314,7 +301,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             }
         }
     }
-    for (t, k) in tc.incoming {
+    for (t, k) in &tc.incoming {
         swap.push(add_con(t, k, true)?);
         unswap.push(add_con(t, k, true)?);
         if k.validated {
@@ -345,7 +332,7 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange<'_>) -> Steps {
             json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": d }),
         )?);
     }
-    for s in tc.owned_sequences {
+    for s in &tc.owned_sequences {
         swap.push(ctx.sql(
             "sequence",
             json!({ "action": "owned_by", "name": qn(s), "table": qn(table), "column": c.as_str() }),
@@ -461,7 +448,7 @@ mod tests {
         constraints: Vec<Constraint>,
         incoming: Vec<(QualifiedName, Constraint)>,
     ) -> Change {
-        Change::ChangeType {
+        Change::ChangeType(TypeChange {
             table: QualifiedName::of("public", "users"),
             from: users().columns[0].clone(),
             to: to.columns[0].clone(),
@@ -472,7 +459,7 @@ mod tests {
             owned_sequences: vec![],
             constraints,
             incoming,
-        }
+        })
     }
 
     #[test]
@@ -558,7 +545,7 @@ mod tests {
         let steps = run(
             &cur,
             &des,
-            &Change::ChangeType {
+            &Change::ChangeType(TypeChange {
                 table: QualifiedName::of("public", "users"),
                 from: t.columns[1].clone(),
                 to: t2.columns[1].clone(),
@@ -569,7 +556,7 @@ mod tests {
                 owned_sequences: vec![],
                 constraints: vec![],
                 incoming: vec![],
-            },
+            }),
         );
         assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].sql, "ALTER TABLE public.users ALTER COLUMN name TYPE text;");

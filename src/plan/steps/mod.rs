@@ -128,32 +128,7 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
         Change::RenameColumn { table, from, to, up, down } => {
             rename_column::steps(ctx, table, from, to, up.as_deref(), down.as_deref())
         }
-        Change::ChangeType {
-            table,
-            from,
-            to,
-            up,
-            down,
-            in_place,
-            indexes,
-            owned_sequences,
-            constraints,
-            incoming,
-        } => change_type::steps(
-            ctx,
-            &change_type::TypeChange {
-                table,
-                from,
-                to,
-                up,
-                down: down.as_deref(),
-                in_place: *in_place,
-                indexes,
-                owned_sequences,
-                constraints,
-                incoming,
-            },
-        ),
+        Change::ChangeType(tc) => change_type::steps(ctx, tc),
         Change::SetNotNull { table, column, fill } => {
             set_not_null::steps(ctx, table, column, fill.as_deref())
         }
