@@ -50,19 +50,11 @@ fn build(steps: Vec<S>) -> Plan {
     let steps = steps
         .into_iter()
         .map(|s| Step {
-            id: s.id.into(),
-            change: "c1".into(),
-            phase: s.phase,
-            sql: s.sql,
             one_way: s.rollback.is_none() && s.phase == Phase::Contract,
             rollback_sql: s.rollback,
             transactional: s.transactional,
-            lock: s.lock,
-            lock_target: "public.users".into(),
-            rewrites_table: false,
-            scans_table: false,
-            depends_on: vec![],
             backfill: s.backfill,
+            ..Step::new(s.id, "c1", s.phase, &s.sql, s.lock, "public.users")
         })
         .collect();
     Plan::assemble(vec![change], steps, vec![], GateSpec::default())

@@ -43,19 +43,8 @@ fn config(min_soak: &str, window: &str) -> GateConfig {
 
 fn step(id: &str, phase: Phase, sql: &str) -> Step {
     Step {
-        id: id.into(),
-        change: "c1".into(),
-        phase,
-        sql: sql.into(),
-        rollback_sql: None,
         one_way: phase == Phase::Contract,
-        transactional: true,
-        lock: LockMode::AccessExclusive,
-        lock_target: "public.users".into(),
-        rewrites_table: false,
-        scans_table: false,
-        depends_on: vec![],
-        backfill: None,
+        ..Step::new(id, "c1", phase, sql, LockMode::AccessExclusive, "public.users")
     }
 }
 

@@ -23,19 +23,10 @@ fn step(
     lock: LockMode,
 ) -> Step {
     Step {
-        id: id.into(),
-        change: "c1".into(),
-        phase,
-        sql: sql.into(),
         rollback_sql: rollback.map(String::from),
         one_way: rollback.is_none(),
         transactional,
-        lock,
-        lock_target: "public.t".into(),
-        rewrites_table: false,
-        scans_table: false,
-        depends_on: vec![],
-        backfill: None,
+        ..Step::new(id, "c1", phase, sql, lock, "public.t")
     }
 }
 

@@ -396,37 +396,16 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{GateSpec, LockMode, PLAN_FORMAT, PhaseSteps};
+    use crate::plan::{GateSpec, LockMode};
 
     fn plan() -> Plan {
         let step = |id: &str, phase: Phase| Step {
-            id: id.into(),
-            change: "c1".into(),
-            phase,
-            sql: "SELECT 1".into(),
             rollback_sql: Some("SELECT 1".into()),
             one_way: false,
-            transactional: true,
-            lock: LockMode::None,
-            lock_target: String::new(),
-            rewrites_table: false,
-            scans_table: false,
-            depends_on: vec![],
-            backfill: None,
+            ..Step::new(id, "c1", phase, "SELECT 1", LockMode::None, "")
         };
-        Plan {
-            format: PLAN_FORMAT.into(),
-            id: String::new(),
-            changes: vec![],
-            phases: vec![
-                PhaseSteps { name: Phase::Expand, steps: vec!["s1".into(), "s2".into()] },
-                PhaseSteps { name: Phase::Switch, steps: vec!["s3".into()] },
-            ],
-            steps: vec![step("s1", Phase::Expand), step("s2", Phase::Expand), step("s3", Phase::Switch)],
-            findings: vec![],
-            gate: GateSpec::default(),
-        }
-        .seal()
+        let steps = vec![step("s1", Phase::Expand), step("s2", Phase::Expand), step("s3", Phase::Switch)];
+        Plan::assemble(vec![], steps, vec![], GateSpec::default())
     }
 
     fn row(action: &str, outcome: &str, interrupted: bool) -> StepRow {

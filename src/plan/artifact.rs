@@ -207,6 +207,28 @@ pub enum PlanFileError {
     Tampered { stated: String, actual: String },
 }
 
+impl Step {
+    /// A transactional step with no rollback (so one-way), no dependency and no backfill,
+    /// rewriting and scanning nothing: how a step is built by hand; set what differs after.
+    pub fn new(id: &str, change: &str, phase: Phase, sql: &str, lock: LockMode, lock_target: &str) -> Step {
+        Step {
+            id: id.into(),
+            change: change.into(),
+            phase,
+            sql: sql.into(),
+            rollback_sql: None,
+            one_way: true,
+            transactional: true,
+            lock,
+            lock_target: lock_target.into(),
+            rewrites_table: false,
+            scans_table: false,
+            depends_on: vec![],
+            backfill: None,
+        }
+    }
+}
+
 impl Plan {
     /// A sealed plan of `steps`, in their order; every phase is listed, with the ids of its
     /// steps. How the planner assembles its output, and how a plan is built by hand.
