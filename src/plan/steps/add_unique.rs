@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, concurrent_index_step};
 use crate::model::{Constraint, ConstraintKind, Index, IndexExpr, IndexKey, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{constraint_def, index_value};
@@ -61,17 +61,14 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
         ]);
     }
     let index = backing_index(table, c, &c.name);
-    let build = StepDraft::new(
+    let build = concurrent_index_step(
+        ctx,
         Phase::Expand,
         format!("build the unique index {} without blocking writes", c.name.quoted_sql()),
         ctx.sql("create_index", json!({ "index": index_value(&index, &c.name, true, None) }))?,
-    )
-    .rollback(
-        ctx.sql("drop_index", json!({ "index": qn(&index.name), "concurrently": true, "if_exists": true }))?,
-    )
-    .outside_transaction()
-    .lock(LockMode::ShareUpdateExclusive, table)
-    .scans()
+        &index.name,
+        table,
+    )?
     .verify(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?)
     .needs(col_needs)
     .makes([Res::Key(table.clone(), cols.clone()), Res::Index(index.name.clone())]);

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, concurrent_index_step};
 use crate::model::{Constraint, ConstraintKind, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{constraint_def, derived_name, index_value};
@@ -19,18 +19,14 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
     if unique {
         let idx = super::add_unique::backing_index(table, to, &tmp);
         steps.push(
-            StepDraft::new(
+            concurrent_index_step(
+                ctx,
                 Phase::Expand,
                 format!("build the new unique index for {} under a temporary name", to.name.quoted_sql()),
                 ctx.sql("create_index", json!({ "index": index_value(&idx, &tmp, true, None) }))?,
-            )
-            .rollback(ctx.sql(
-                "drop_index",
-                json!({ "index": qn(&idx.name), "concurrently": true, "if_exists": true }),
-            )?)
-            .outside_transaction()
-            .lock(LockMode::ShareUpdateExclusive, table)
-            .scans()
+                &idx.name,
+                table,
+            )?
             .needs(super::add_constraint::needs(table, to))
             .needs(data)
             .makes([Res::Key(table.clone(), to.kind.columns().to_vec())]),

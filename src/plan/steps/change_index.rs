@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps};
+use super::{Ctx, Steps, concurrent_index_step};
 use crate::model::{Index, IndexExpr, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{derived_name, index_value};
@@ -13,18 +13,17 @@ use crate::render::qn;
 pub fn steps(ctx: &Ctx<'_>, from: &Index, to: &Index) -> Steps {
     let tmp = derived_name(to.name.name.as_str(), "_seqmig_new");
     let tmp_q = QualifiedName::new(to.name.schema.clone(), tmp.clone());
-    let build = StepDraft::new(
+    let build = concurrent_index_step(
+        ctx,
         Phase::Expand,
         format!(
             "build the new definition of {} under a temporary name, without blocking writes",
             to.name.name.quoted_sql()
         ),
         ctx.sql("create_index", json!({ "index": index_value(to, &tmp, true, None) }))?,
-    )
-    .rollback(ctx.sql("drop_index", json!({ "index": qn(&tmp_q), "concurrently": true, "if_exists": true }))?)
-    .outside_transaction()
-    .lock(LockMode::ShareUpdateExclusive, &to.table)
-    .scans()
+        &tmp_q,
+        &to.table,
+    )?
     .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
     .needs(super::add_index::needs(to))
     .makes(super::add_index::makes(to));

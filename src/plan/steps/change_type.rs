@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_sql,
-    dual_write_steps, flag_steps, not_null_steps,
+    Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, concurrent_index_step, drop_with_trigger,
+    dual_write_sql, dual_write_steps, flag_steps, not_null_steps,
 };
 use crate::diff::TypeChange;
 use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
@@ -113,7 +113,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
         let tmp = derived_name(idx.name.name.as_str(), "_seqmig_new");
         let tmp_q = QualifiedName::new(idx.name.schema.clone(), tmp.clone());
         steps.push(
-            StepDraft::new(
+            concurrent_index_step(
+                ctx,
                 Phase::Backfill,
                 format!(
                     "build index {} on the shadow column without blocking writes",
@@ -123,16 +124,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
                     "create_index",
                     json!({ "index": index_value(idx, &tmp, true, Some((c, &shadow))) }),
                 )?,
-            )
-            .rollback(
-                ctx.sql(
-                    "drop_index",
-                    json!({ "index": qn(&tmp_q), "concurrently": true, "if_exists": true }),
-                )?,
-            )
-            .outside_transaction()
-            .lock(LockMode::ShareUpdateExclusive, table)
-            .scans()
+                &tmp_q,
+                table,
+            )?
             .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
             .needs([Res::Data(table.clone(), shadow.clone())]),
         );
@@ -162,7 +156,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
         let tmp = derived_name(con.name.as_str(), "_seqmig_new");
         let idx = super::add_unique::backing_index(table, con, &tmp);
         steps.push(
-            StepDraft::new(
+            concurrent_index_step(
+                ctx,
                 Phase::Backfill,
                 format!(
                     "build the unique index for {} on the shadow column without blocking writes",
@@ -172,14 +167,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
                     "create_index",
                     json!({ "index": index_value(&idx, &tmp, true, Some((c, &shadow))) }),
                 )?,
-            )
-            .rollback(ctx.sql(
-                "drop_index",
-                json!({ "index": qn(&idx.name), "concurrently": true, "if_exists": true }),
-            )?)
-            .outside_transaction()
-            .lock(LockMode::ShareUpdateExclusive, table)
-            .scans()
+                &idx.name,
+                table,
+            )?
             .verify(ctx.verify(json!({ "kind": "index", "index_text": idx.name.quoted() }))?)
             .needs([Res::Data(table.clone(), shadow.clone())]),
         );
@@ -253,7 +243,8 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
                 };
                 let standby_q = QualifiedName::new(table.schema.clone(), standby.clone());
                 pre_swap.push(
-                    StepDraft::new(
+                    concurrent_index_step(
+                        ctx,
                         Phase::Switch,
                         format!(
                             "build a standby unique index {} on the old column without blocking writes: undoing switch gives {} back to it",
@@ -261,14 +252,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
                             con.name.quoted_sql()
                         ),
                         build(&on_old, &standby, None)?,
-                    )
-                    .rollback(ctx.sql(
-                        "drop_index",
-                        json!({ "index": qn(&standby_q), "concurrently": true, "if_exists": true }),
-                    )?)
-                    .outside_transaction()
-                    .lock(LockMode::ShareUpdateExclusive, table)
-                    .scans()
+                        &standby_q,
+                        table,
+                    )?
                     .verify(ctx.verify(json!({ "kind": "index", "index_text": standby_q.quoted() }))?),
                 );
                 let rebuild = build(&on_shadow, tmp, Some((c, &shadow)))?;

@@ -542,6 +542,25 @@ fn flags_table() -> QualifiedName {
     QualifiedName::of("seqmig", "flags")
 }
 
+/// A `CREATE INDEX CONCURRENTLY` step: outside a transaction, SHARE UPDATE EXCLUSIVE on the
+/// table while it scans it, undone by dropping `index` concurrently (if it got that far).
+pub fn concurrent_index_step(
+    ctx: &Ctx<'_>,
+    phase: Phase,
+    description: String,
+    create_sql: String,
+    index: &QualifiedName,
+    table: &QualifiedName,
+) -> Result<StepDraft, RenderError> {
+    Ok(StepDraft::new(phase, description, create_sql)
+        .rollback(
+            ctx.sql("drop_index", json!({ "index": qn(index), "concurrently": true, "if_exists": true }))?,
+        )
+        .outside_transaction()
+        .lock(LockMode::ShareUpdateExclusive, table)
+        .scans())
+}
+
 /// A column without NOT NULL and default: how a shadow or renamed column is first added.
 pub fn bare_column(c: &Column, name: &Ident) -> Column {
     Column {
