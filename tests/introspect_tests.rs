@@ -194,7 +194,7 @@ fn corpus(file: &str) -> PathBuf {
 /// Loads a file with psql (it handles everything pg_dump writes). Errors are allowed only
 /// in data statements (`INSERT`, which some files carry for their migration tables and which
 /// may trip the schema's own triggers) and for `CREATE SCHEMA public` (which exists).
-fn load_with_psql(db: &TestDb, path: &PathBuf) {
+pub(crate) fn load_with_psql(db: &TestDb, path: &PathBuf) {
     let psql = seqmig::cluster::find_bindir()
         .map(|d| d.join("psql"))
         .filter(|p| p.exists())

@@ -70,6 +70,7 @@ fn summary(loaded: &parse::Loaded, loaded_from: &SourceSpec) -> String {
     out.push_str(&format!("{:<22} {}\n", "modelled statements", r.modelled));
     out.push_str(&format!("{:<22} {}\n", "opaque statements", r.opaque));
     out.push_str(&format!("{:<22} {}\n", "unparsed statements", r.unparsed));
+    out.push_str(&format!("{:<22} {}\n", "if-exists skips", r.if_exists_skips));
     out.push_str(&format!("{:<22} {}\n", "skipped lines", r.skipped));
     out
 }

@@ -1,6 +1,7 @@
 //! A cursor over one statement's tokens with the small vocabulary the DDL readers share:
 //! keywords, identifiers, qualified names, parenthesised groups and expression text.
 
+use super::drop::Notice;
 use super::lex::{Kind, Tok, normalized_text, string_value};
 use crate::model::{Ident, QualifiedName, normalize_expr, normalize_type};
 
@@ -19,11 +20,13 @@ pub struct Cursor<'a> {
     pub pos: usize,
     /// The schema unqualified names resolve to (first entry of `search_path`).
     pub default_schema: &'a str,
+    /// What removals and `IF EXISTS` guards found missing (see [`super::drop`]).
+    pub notices: Vec<Notice>,
 }
 
 impl<'a> Cursor<'a> {
     pub fn new(src: &'a str, toks: Vec<Tok>, default_schema: &'a str) -> Self {
-        Cursor { src, toks, pos: 0, default_schema }
+        Cursor { src, toks, pos: 0, default_schema, notices: Vec::new() }
     }
 
     pub fn at_end(&self) -> bool {

@@ -6,6 +6,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use super::cursor::{Cursor, Fail, PResult};
+use super::drop::{self, Notice};
 use super::lex::{Kind, normalized_text, tokenize};
 use super::split::RawStatement;
 use super::{LoadReport, ParseError, objects, table};
@@ -74,12 +75,17 @@ impl Loader {
         if let Some(effect) = self.session(&mut c, &h) {
             return Ok(effect);
         }
-        let result = self.modelled(&mut c, &h);
+        let result = if drop::skip_guarded_alter(&self.schema, &mut c, &h) {
+            Ok(Some(()))
+        } else {
+            self.modelled(&mut c, &h)
+        };
         match result {
             Ok(Some(())) => {
                 if !c.at_end() {
                     return Err(error(c.offset(), "unexpected text after the statement".into()));
                 }
+                self.account(&c, file, st);
                 Ok(Effect::Modelled)
             }
             Ok(None) => {
@@ -94,6 +100,29 @@ impl Loader {
                 self.unparsed(&c, file, st, &fail);
                 Ok(Effect::Opaque)
             }
+        }
+    }
+
+    /// What the statement's removals and `IF EXISTS` guards found missing: a skip is
+    /// counted, a missing object without `IF EXISTS` is a `drop-of-missing-object` warning.
+    fn account(&mut self, c: &Cursor, file: &str, st: &RawStatement) {
+        if c.notices.iter().any(|n| matches!(n, Notice::Skipped(_))) {
+            self.report.if_exists_skips += 1;
+        }
+        for n in &c.notices {
+            let Notice::Missing(what) = n else { continue };
+            let (line, column) = position_in(st, 0);
+            let finding = Finding::warning(
+                "drop-of-missing-object",
+                what.clone(),
+                format!(
+                    "this statement removes {what}, which does not exist at this point of the file; \
+                     PostgreSQL would reject it, seqmig leaves the model as it is"
+                ),
+            )
+            .with_help("add IF EXISTS if the object may be absent, or remove the statement")
+            .with_span(Span { file: file.to_string(), line, column });
+            self.report.findings.push(finding);
         }
     }
 
@@ -258,8 +287,8 @@ impl Loader {
             ["comment", "on", ..] => {
                 objects::comment_on(s, c)?;
             }
-            ["drop", kind, ..] if DROPPABLE.contains(kind) => {
-                objects::drop(s, c)?;
+            ["drop", kind, next, ..] if !NOT_DROPS.contains(kind) || *next == "mapping" => {
+                drop::drop(s, c)?;
             }
             _ => return Ok(None),
         }
@@ -364,25 +393,8 @@ const OWNABLE: &[&str] = &[
     "tablespace",
 ];
 
-const DROPPABLE: &[&str] = &[
-    "table",
-    "view",
-    "materialized",
-    "index",
-    "sequence",
-    "type",
-    "domain",
-    "schema",
-    "extension",
-    "function",
-    "procedure",
-    "aggregate",
-    "routine",
-    "trigger",
-    "policy",
-    "rule",
-    "cast",
-];
+/// `DROP …` statements that remove no object of the schema: they stay opaque statements.
+const NOT_DROPS: &[&str] = &["owned", "role", "user", "group", "database", "tablespace"];
 
 fn is_owner_change(c: &Cursor) -> bool {
     let n = c.toks.len();

@@ -13,6 +13,7 @@
 //! kind seqmig does not recognise is SQL at all.
 
 mod cursor;
+mod drop;
 mod lex;
 mod load;
 mod names;
@@ -68,6 +69,9 @@ pub struct LoadReport {
     pub skipped: usize,
     /// Statements sqlparser rejected, kept as opaque objects with a warning (a subset of `opaque`).
     pub unparsed: usize,
+    /// Statements guarded by `IF EXISTS` that found an object missing and skipped it, as
+    /// PostgreSQL does (a subset of `modelled`): the opening of a `pg_dump --clean --if-exists` dump.
+    pub if_exists_skips: usize,
     pub findings: Vec<Finding>,
 }
 

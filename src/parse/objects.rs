@@ -1,5 +1,5 @@
-//! Indexes, sequences, types, domains, views, extensions, schemas, comments, ownership and
-//! drops: every modelled object other than tables.
+//! Indexes, sequences, types, domains, views, extensions, schemas, comments and ownership:
+//! every modelled object other than tables (removals are in [`super::drop`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -550,10 +550,12 @@ pub fn alter_domain(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
         d.checks.insert(cn, c.expr_text(a, b));
         c.eat_kws(&["not", "valid"]);
     } else if c.eat_kws(&["drop", "constraint"]) {
-        c.eat_kws(&["if", "exists"]);
+        let if_exists = c.eat_kws(&["if", "exists"]);
         let cn = c.ident()?;
-        d.checks.remove(&cn);
         let _ = c.eat_kw("cascade") || c.eat_kw("restrict");
+        if d.checks.remove(&cn).is_none() {
+            super::drop::not_found(c, if_exists, format!("constraint {cn} of domain {name}"));
+        }
     } else if c.eat_kws(&["set", "default"]) {
         let (f, t) = c.rest();
         d.default = Some(c.expr_text(f, t));
@@ -1075,104 +1077,6 @@ pub fn comment_on(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
         let text = c.string()?;
         s.comments.insert(obj, text);
     }
-    c.expect_end()
-}
-
-/// `DROP kind [IF EXISTS] name, … [CASCADE|RESTRICT]`, applied to the model.
-pub fn drop(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
-    c.expect_kw("drop")?;
-    let mut kind = c.word()?;
-    if kind == "materialized" {
-        c.expect_kw("view")?;
-        kind = "materialized view".into();
-    }
-    if kind == "index" {
-        c.eat_kw("concurrently");
-    }
-    let if_exists = c.eat_kws(&["if", "exists"]);
-    loop {
-        let at = c.offset();
-        let found = match kind.as_str() {
-            "table" => {
-                let q = c.qname()?;
-                let found = s.tables.remove(&q).is_some();
-                s.indexes.retain(|_, i| i.table != q);
-                s.sequences.retain(|_, sq| sq.owned_by.as_ref().is_none_or(|(t, _)| *t != q));
-                found
-            }
-            "view" | "materialized view" => {
-                let q = c.qname()?;
-                s.views.remove(&q).is_some()
-            }
-            "index" => {
-                let q = c.qname()?;
-                s.indexes.remove(&q).is_some()
-            }
-            "sequence" => {
-                let q = c.qname()?;
-                s.sequences.remove(&q).is_some()
-            }
-            "type" | "domain" => {
-                let q = c.qname()?;
-                let a = s.enums.remove(&q).is_some();
-                let b = s.composites.remove(&q).is_some();
-                let d = s.domains.remove(&q).is_some();
-                let o = s
-                    .opaque
-                    .remove(&crate::model::OpaqueId {
-                        kind: OpaqueKind::Other,
-                        identity: format!("type {}", q.quoted()),
-                    })
-                    .is_some();
-                a || b || d || o
-            }
-            "schema" => {
-                let n = c.ident()?;
-                s.namespaces.remove(&n)
-            }
-            "extension" => {
-                let n = c.ident()?;
-                s.extensions.remove(&n).is_some()
-            }
-            "function" | "procedure" | "aggregate" | "routine" => {
-                let id = routine_identity(c)?;
-                let kinds = [OpaqueKind::Function, OpaqueKind::Procedure, OpaqueKind::Aggregate];
-                let mut found = false;
-                for k in kinds {
-                    found |=
-                        s.opaque.remove(&crate::model::OpaqueId { kind: k, identity: id.clone() }).is_some();
-                }
-                found
-            }
-            "trigger" | "policy" | "rule" => {
-                let n = c.ident()?;
-                c.expect_kw("on")?;
-                let t = c.qname()?;
-                let id = format!("{} on {}", n.quoted_sql(), t.quoted());
-                let k = match kind.as_str() {
-                    "trigger" => OpaqueKind::Trigger,
-                    "policy" => OpaqueKind::Policy,
-                    _ => OpaqueKind::Rule,
-                };
-                s.opaque.remove(&crate::model::OpaqueId { kind: k, identity: id }).is_some()
-            }
-            "cast" => {
-                let (a, b) = c.paren_group()?;
-                let id = cast_identity(c, a, b);
-                s.opaque.remove(&crate::model::OpaqueId { kind: OpaqueKind::Cast, identity: id }).is_some()
-            }
-            other => {
-                return Err(Fail { at, message: format!("DROP {} is not supported", other.to_uppercase()) });
-            }
-        };
-        if !found && !if_exists {
-            return Err(Fail { at, message: format!("{kind} does not exist") });
-        }
-        if !c.eat_punct(",") {
-            break;
-        }
-    }
-    let _ = c.eat_kw("cascade") || c.eat_kw("restrict");
     c.expect_end()
 }
 

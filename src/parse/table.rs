@@ -726,6 +726,21 @@ pub fn alter_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
             s.owners.insert(ObjectRef::new(kind, name.quoted()), role);
             return c.expect_end();
         }
+        // pg_dump writes a view's column defaults as `ALTER TABLE ONLY v ALTER COLUMN …`.
+        if let Some(v) = s.views.get_mut(&name) {
+            if c.eat_kw("alter") {
+                c.eat_kw("column");
+                let col = c.ident()?;
+                if c.eat_kws(&["set", "default"]) {
+                    let (from, to) = c.rest();
+                    v.column_defaults.insert(col, c.expr_text(from, to));
+                } else {
+                    c.expect_kws(&["drop", "default"])?;
+                    v.column_defaults.remove(&col);
+                }
+                return c.expect_end();
+            }
+        }
         if let Some(seq) = s.sequences.get_mut(&name) {
             if c.peek_kws(&["alter", "column"]) {
                 return c.fail("sequences have no columns");
@@ -788,8 +803,8 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName, only: bool
             let cname = c.ident()?;
             let _ = c.eat_kw("cascade") || c.eat_kw("restrict");
             let t = s.tables.get_mut(name).expect("checked by caller");
-            if t.constraints.remove(&cname).is_none() && !if_exists {
-                return Err(err(format!("constraint {cname} of table {name} does not exist")));
+            if t.constraints.remove(&cname).is_none() {
+                super::drop::not_found(c, if_exists, format!("constraint {cname} of table {name}"));
             }
             return Ok(());
         }
@@ -807,8 +822,9 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName, only: bool
         let t = s.tables.get_mut(name).expect("checked by caller");
         let before = t.columns.len();
         t.columns.retain(|x| x.name != col);
-        if t.columns.len() == before && !if_exists {
-            return Err(err(format!("column {col} of table {name} does not exist")));
+        if t.columns.len() == before {
+            super::drop::not_found(c, if_exists, format!("column {col} of table {name}"));
+            return Ok(());
         }
         t.constraints.retain(|_, k| !k.kind.columns().contains(&col));
         s.indexes.retain(|_, i| {
