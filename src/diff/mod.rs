@@ -147,6 +147,9 @@ struct Differ<'a> {
 }
 
 /// `(current, desired, hints) → (changes, findings)`.
+/// Extensions seqmig itself needs on the database it plans for: never planned away.
+pub const SEQMIG_PREREQUISITES: &[&str] = &["pg_stat_statements"];
+
 pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, Vec<Finding>) {
     let mut d = Differ {
         current,
@@ -257,9 +260,36 @@ impl Differ<'_> {
             }
         }
         for (name, ext) in &self.current.extensions {
-            if !self.desired.extensions.contains_key(name) {
-                self.changes.push(Change::DropExtension { ext: ext.clone() });
+            if self.desired.extensions.contains_key(name) {
+                continue;
             }
+            // seqmig's own prerequisites stay, whatever the desired schema says: the gate's
+            // old_path_silent criterion reads pg_stat_statements whenever a plan has a one-way
+            // step in contract, and the schema `seqmig` holds the ledger (never introspected).
+            if SEQMIG_PREREQUISITES.contains(&name.as_str()) {
+                self.findings.push(
+                    Finding::warning("seqmig-prerequisite", format!("extension {}", name.quoted_sql()), format!(
+                        "the desired schema does not have extension {}, which seqmig's gate needs (old_path_silent reads it); seqmig does not plan to drop it",
+                        name.quoted_sql()))
+                    .with_help(format!(
+                        "add CREATE EXTENSION IF NOT EXISTS {} to the desired schema to silence this, or drop it by hand once no plan needs the gate",
+                        name.quoted_sql())),
+                );
+                continue;
+            }
+            // An extension takes its functions, types, operators and every object built on
+            // them (columns, indexes) with it, and CREATE EXTENSION does not bring them back.
+            if !self.hints.one_way_allowed(&[name]) {
+                self.findings.push(
+                    Finding::error("extension-drop", format!("extension {}", name.quoted_sql()), format!(
+                        "dropping extension {} removes every function, type and operator it installed, and with them whatever uses them; contract cannot be undone",
+                        name.quoted_sql()))
+                    .with_help(format!(
+                        "if the extension should stay, add CREATE EXTENSION {} to the desired schema; if the drop is intended, add \"{}\" to [plan] allow_one_way in seqmig.toml",
+                        name.quoted_sql(), name.as_str())),
+                );
+            }
+            self.changes.push(Change::DropExtension { ext: ext.clone() });
         }
     }
 
@@ -1027,6 +1057,9 @@ impl Differ<'_> {
                 }
                 continue;
             }
+            if self.current.opaque.get(id).is_none_or(|c| c.text != o.text) {
+                self.opaque_changes_modelled(o);
+            }
             match self.current.opaque.get(id) {
                 None => self.changes.push(Change::CreateObject { object: o.clone() }),
                 Some(old) if old.text != o.text => {
@@ -1059,6 +1092,44 @@ impl Differ<'_> {
             if !attached_to_dropped {
                 self.changes.push(Change::DropObject { object: o.clone() });
             }
+        }
+    }
+
+    /// A statement kept as text that drops or alters an object seqmig models (`ALTER TABLE`
+    /// in a form the loader cannot read, `DROP … ` inside a `DO` block, `TRUNCATE`): the plan
+    /// cannot know what it does to that object, so it blocks until acknowledged.
+    fn opaque_changes_modelled(&mut self, o: &crate::model::OpaqueObject) {
+        if !matches!(o.id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
+            return;
+        }
+        let lower = o.text.trim_start().to_ascii_lowercase();
+        let head = lower.split_whitespace().next().unwrap_or("");
+        if !["alter", "drop", "truncate", "do", "cluster", "reindex", "lock"].contains(&head) {
+            return;
+        }
+        let default = o.search_path.as_ref().map_or("public", |s| s.as_str());
+        // A DO block's body is a string: its names are read from the text inside the quotes.
+        let text = o.text.replace("$$", " ");
+        for q in crate::parse::named_objects(&text, default) {
+            let modelled = [self.current, self.desired].iter().any(|s| {
+                s.tables.contains_key(&q)
+                    || s.views.contains_key(&q)
+                    || s.sequences.contains_key(&q)
+                    || s.indexes.contains_key(&q)
+                    || s.enums.contains_key(&q)
+                    || s.domains.contains_key(&q)
+            });
+            if !modelled || self.hints.one_way_allowed(&[&q.schema, &q.name]) {
+                continue;
+            }
+            self.findings.push(
+                Finding::error("opaque-changes-modelled", q.quoted(), format!(
+                    "a statement seqmig keeps as text ({}) changes {}, which seqmig models; the plan cannot say what it does to it, what it locks or how to undo it",
+                    short_text(&o.text), q.quoted()))
+                .with_help(format!(
+                    "write the change declaratively in the desired schema so seqmig can plan it; if the statement is intended as written, add \"{}\" to [plan] allow_one_way in seqmig.toml",
+                    q.quoted())),
+            );
         }
     }
 

@@ -258,3 +258,31 @@ pub fn parses(sql: &str) -> Result<(), String> {
         .join("\n");
     Parser::parse_sql(&PostgreSqlDialect {}, &patched).map(|_| ()).map_err(|e| e.to_string())
 }
+
+/// Every name a statement spells that could be a relation or type (`a`, `s.a`, `"S"."A"`),
+/// read with seqmig's lexer; unqualified names resolve to `default_schema`. Callers keep
+/// the ones their schema holds: this is how opaque statements are tied to modelled objects.
+pub fn named_objects(sql: &str, default_schema: &str) -> Vec<crate::model::QualifiedName> {
+    use crate::model::QualifiedName;
+    let Ok(toks) = lex::tokenize(sql) else { return Vec::new() };
+    let mut out: Vec<QualifiedName> = Vec::new();
+    let is_name = |t: &lex::Tok| matches!(t.kind, lex::Kind::Word | lex::Kind::QuotedIdent);
+    let mut i = 0;
+    while i < toks.len() {
+        if !is_name(&toks[i]) {
+            i += 1;
+            continue;
+        }
+        let dotted = toks.get(i + 1).is_some_and(|t| &sql[t.start..t.end] == ".")
+            && toks.get(i + 2).is_some_and(is_name);
+        let end = if dotted { i + 3 } else { i + 1 };
+        let text = lex::normalized_text(sql, &toks[i..end]).replace(" . ", ".");
+        if let Ok(q) = QualifiedName::parse_sql(&text, default_schema) {
+            if !out.contains(&q) {
+                out.push(q);
+            }
+        }
+        i = end;
+    }
+    out
+}

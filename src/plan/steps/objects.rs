@@ -62,8 +62,8 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
             .rollback(ctx.sql("schema_object", json!({ "kind": "drop_extension", "name": ext.name.as_str() }))?)
             .needs(ext.schema.iter().filter(|s| s.as_str() != "public").cloned().map(Res::Schema))
             .makes([Res::Extension(ext.name.clone())]),
+        // One-way: CREATE EXTENSION does not bring back what the drop took with it.
         Change::DropExtension { ext } => StepDraft::new(Phase::Contract, format!("drop extension {}", ext.name.quoted_sql()), ctx.sql("schema_object", json!({ "kind": "drop_extension", "name": ext.name.as_str() }))?)
-            .rollback(ctx.sql("schema_object", json!({ "kind": "create_extension", "name": ext.name.as_str(), "schema": ext.schema.as_ref().map(Ident::as_str) }))?)
             .removes([Res::Extension(ext.name.clone())]),
         Change::CreateType { def } => {
             let mut needs = Vec::new();

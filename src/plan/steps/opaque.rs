@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{Ctx, Steps};
-use crate::model::{OpaqueKind, OpaqueObject};
+use crate::model::{OpaqueKind, OpaqueObject, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::{LockMode, Phase};
 
@@ -78,9 +78,43 @@ fn reads_lock(mut s: StepDraft) -> StepDraft {
     s
 }
 
+/// The relations of either schema that a statement names.
+pub fn named_relations(ctx: &Ctx<'_>, o: &OpaqueObject) -> Vec<QualifiedName> {
+    let default = o.search_path.as_ref().map_or("public", |s| s.as_str());
+    crate::parse::named_objects(&o.text, default)
+        .into_iter()
+        .filter(|q| {
+            [ctx.current, ctx.desired].iter().any(|s| {
+                s.tables.contains_key(q)
+                    || s.views.contains_key(q)
+                    || s.sequences.contains_key(q)
+                    || s.indexes.contains_key(q)
+            })
+        })
+        .collect()
+}
+
+/// A statement seqmig cannot model may do anything to what it names: the prediction is the
+/// strongest lock, ACCESS EXCLUSIVE, on every relation it names (never a guess in the
+/// user's favour; `seqmig rehearse` measures the truth). Known forms (functions,
+/// triggers, …) keep their measured lock.
+fn opaque_lock(ctx: &Ctx<'_>, o: &OpaqueObject, mut s: StepDraft) -> StepDraft {
+    if matches!(o.id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
+        let names = named_relations(ctx, o);
+        s.lock = LockMode::AccessExclusive;
+        s.lock_target = names.iter().map(QualifiedName::quoted).collect::<Vec<_>>().join(", ");
+        s.needs.extend(names.into_iter().filter(|q| ctx.desired.tables.contains_key(q)).map(Res::Table));
+    }
+    s
+}
+
 pub fn create(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
-    let mut s = reads_lock(
-        StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o)),
+    let mut s = opaque_lock(
+        ctx,
+        o,
+        reads_lock(
+            StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o)),
+        ),
     );
     if let Some(d) = drop_sql(ctx, o) {
         s = s.rollback(d);
@@ -102,8 +136,12 @@ pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
             None => (statement(to), None),
         },
     };
-    let mut s = reads_lock(
-        StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)),
+    let mut s = opaque_lock(
+        ctx,
+        to,
+        reads_lock(
+            StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)),
+        ),
     );
     s.rollback_sql = back;
     Ok(vec![s])
