@@ -990,4 +990,7 @@ examples! {
     example_17_view_and_function => "17-view-and-function",
     example_18_several_dependent_changes => "18-several-dependent-changes",
     example_19_ambiguous_rename => "19-ambiguous-rename",
+    example_20_pg_dump_clean => "20-pg-dump-clean",
+    example_21_opaque_alter => "21-opaque-alter",
+    example_22_extension_drop => "22-extension-drop",
 }

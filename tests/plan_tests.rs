@@ -98,6 +98,10 @@ fn same_input_gives_the_same_plan_byte_for_byte() {
 
 fn assert_all_statements_parse(planned: &Planned, what: &str) {
     for s in &planned.plan.steps {
+        // A DO block is PL/pgSQL, which sqlparser does not read; it is the user's own text.
+        if s.sql.trim_start().to_ascii_lowercase().starts_with("do ") {
+            continue;
+        }
         seqmig::parse::parses(&s.sql).unwrap_or_else(|e| panic!("{what} {}: {e}\n{}", s.id, s.sql));
         if let Some(rb) = &s.rollback_sql {
             seqmig::parse::parses(rb).unwrap_or_else(|e| panic!("{what} {} rollback: {e}\n{rb}", s.id));
@@ -213,7 +217,8 @@ fn exit_codes_safe_blocked_error() {
             args.extend(["--config", toml.to_str().unwrap()]);
         }
         let out = seqmig(&args);
-        let expected = if name.contains("ambiguous") { 1 } else { 0 };
+        let blocked = ["19-ambiguous-rename", "21-opaque-alter", "22-extension-drop"];
+        let expected = if blocked.contains(&name.as_str()) { 1 } else { 0 };
         assert_eq!(out.status.code(), Some(expected), "{name}: {}", String::from_utf8_lossy(&out.stdout));
     }
     // The ambiguous rename is resolved by a --rename flag.

@@ -1108,9 +1108,7 @@ impl Differ<'_> {
             return;
         }
         let default = o.search_path.as_ref().map_or("public", |s| s.as_str());
-        // A DO block's body is a string: its names are read from the text inside the quotes.
-        let text = o.text.replace("$$", " ");
-        for q in crate::parse::named_objects(&text, default) {
+        for q in crate::parse::named_objects(&o.text, default) {
             let modelled = [self.current, self.desired].iter().any(|s| {
                 s.tables.contains_key(&q)
                     || s.views.contains_key(&q)

@@ -269,6 +269,21 @@ pub fn named_objects(sql: &str, default_schema: &str) -> Vec<crate::model::Quali
     let is_name = |t: &lex::Tok| matches!(t.kind, lex::Kind::Word | lex::Kind::QuotedIdent);
     let mut i = 0;
     while i < toks.len() {
+        if toks[i].kind == lex::Kind::Dollar {
+            // A dollar-quoted body (`DO $$ … $$`, a function) is SQL too: read inside it.
+            let quoted = &sql[toks[i].start..toks[i].end];
+            let tag =
+                quoted.find('$').and_then(|a| quoted[a + 1..].find('$').map(|b| a + b + 2)).unwrap_or(0);
+            if tag > 0 && quoted.len() >= 2 * tag {
+                for q in named_objects(&quoted[tag..quoted.len() - tag], default_schema) {
+                    if !out.contains(&q) {
+                        out.push(q);
+                    }
+                }
+            }
+            i += 1;
+            continue;
+        }
         if !is_name(&toks[i]) {
             i += 1;
             continue;

@@ -1,0 +1,4 @@
+CREATE TABLE public.users (
+    id bigint PRIMARY KEY,
+    email text NOT NULL
+);
