@@ -16,3 +16,4 @@ mod plan_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
+mod unmodelled_changes_tests;
