@@ -647,25 +647,11 @@ impl Differ<'_> {
             self.changes.push(Change::AddNotNullColumn { table: table.clone(), column: a.clone(), fill });
             return;
         }
-        let rewrites = a.default.as_deref().is_some_and(is_volatile)
-            || a.identity.is_some()
+        // A volatile default is planned online (added bare, default set, existing rows filled
+        // in batches: plan/steps/add_column.rs). Identity and stored generated columns have no
+        // online form: the planner's step rewrites the table, which plan/build.rs blocks.
+        let rewrites = a.identity.is_some()
             || a.generated.as_ref().is_some_and(|g| g.kind == crate::model::GeneratedKind::Stored);
-        if rewrites {
-            self.findings.push(
-                Finding::warning("table-rewrite", column_object(table, &a.name), format!(
-                    "adding {} rewrites {} under an ACCESS EXCLUSIVE lock (volatile default, identity or stored generated column)",
-                    column_object(table, &a.name), table.quoted()))
-                .with_help("add the column nullable without the default, set the default afterwards (new rows only) and fill existing rows with a [[fill]] hint so the backfill runs in batches"),
-            );
-            if a.default.as_deref().is_some_and(is_volatile) {
-                self.findings.push(
-                    Finding::warning("volatile-default", column_object(table, &a.name), format!(
-                        "the default of {} is volatile, so every existing row gets its own value in one long statement",
-                        column_object(table, &a.name)))
-                    .with_help("add the column without a default, then SET DEFAULT (affects new rows only) and backfill existing rows in batches"),
-                );
-            }
-        }
         self.changes.push(Change::AddColumn { table: table.clone(), column: a.clone(), rewrites });
     }
 
