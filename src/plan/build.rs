@@ -322,7 +322,7 @@ fn blocking_findings(
         }
         let what = if s.rewrites_table { "rewrites" } else { "scans" };
         let message = format!(
-            "step {} ({}) {what} {} under a {} lock: reads{} wait until it ends; there is no online form",
+            "step {} ({}) {what} {} holding {}: reads{} wait until it ends; there is no online form",
             s.id,
             change.summary(),
             s.lock_target,

@@ -24,10 +24,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, rewrites: bo
     }
     let sql = ctx.sql("add_column", json!({ "table": qn(table), "column": column_value(column) }))?;
     let purpose = if rewrites {
-        format!(
-            "add column {} (rewrites the table: volatile default, identity or stored generated)",
-            column.name.quoted_sql()
-        )
+        format!("add column {} (rewrites the table: identity or stored generated)", column.name.quoted_sql())
     } else {
         format!("add column {} (catalog only, no rewrite)", column.name.quoted_sql())
     };
