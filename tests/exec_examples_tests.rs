@@ -990,4 +990,7 @@ examples! {
     example_17_view_and_function => "17-view-and-function",
     example_18_several_dependent_changes => "18-several-dependent-changes",
     example_19_ambiguous_rename => "19-ambiguous-rename",
+    example_23_volatile_default => "23-volatile-default",
+    example_24_widen_serial_key => "24-widen-serial-key",
+    example_25_identity_or_generated => "25-identity-or-generated",
 }
