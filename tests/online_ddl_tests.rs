@@ -33,6 +33,13 @@ fn rehearse(example: &str, plan: Plan, rows: usize) -> rehearse::Report {
         .unwrap()
 }
 
+async fn relfilenode(c: &tokio_postgres::Client) -> u32 {
+    c.query_one("SELECT relfilenode FROM pg_class WHERE oid = 'public.users'::regclass", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[test]
 fn issue_17_4_volatile_default_is_filled_in_batches_without_a_rewrite() {
     let plan = plan_of("23-volatile-default");
@@ -56,13 +63,6 @@ fn issue_17_4_volatile_default_is_filled_in_batches_without_a_rewrite() {
     db.execute("INSERT INTO public.users (name) SELECT 'u' || g FROM generate_series(1, 3000) g");
     block_on(async {
         let c = db.client().await;
-        let relfilenode = |c: &tokio_postgres::Client| {
-            let c = c;
-            async move {
-                let r = c.query_one("SELECT relfilenode FROM pg_class WHERE oid = 'public.users'::regclass", &[]).await.unwrap();
-                r.get::<_, u32>(0)
-            }
-        };
         let before = relfilenode(&c).await;
         for phase in PHASES {
             apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("{phase:?}: {e}"));
@@ -72,10 +72,7 @@ fn issue_17_4_volatile_default_is_filled_in_batches_without_a_rewrite() {
         }
         assert_eq!(relfilenode(&c).await, before, "the table was never rewritten");
         let row = c
-            .query_one(
-                "SELECT count(*), count(DISTINCT public_id), count(touched_at) FROM public.users",
-                &[],
-            )
+            .query_one("SELECT count(*), count(DISTINCT public_id), count(touched_at) FROM public.users", &[])
             .await
             .unwrap();
         let (n, distinct, touched): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
@@ -128,9 +125,14 @@ fn issue_17_4_no_online_form_blocks_unless_acknowledged() {
 fn issue_17_5_widened_key_gets_a_wider_sequence_and_the_old_type_limit_holds_until_contract() {
     let plan = plan_of("24-widen-serial-key");
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
-    let codes: Vec<(&str, &str)> = plan.findings.iter().map(|f| (f.code.as_str(), f.object.as_str())).collect();
+    let codes: Vec<(&str, &str)> =
+        plan.findings.iter().map(|f| (f.code.as_str(), f.object.as_str())).collect();
     assert!(codes.contains(&("old-type-limit", "public.orders.id")), "{codes:?}");
-    let widen = plan.steps.iter().find(|s| s.sql.starts_with("ALTER SEQUENCE public.orders_id_seq AS bigint")).unwrap();
+    let widen = plan
+        .steps
+        .iter()
+        .find(|s| s.sql.starts_with("ALTER SEQUENCE public.orders_id_seq AS bigint"))
+        .unwrap();
     assert_eq!(widen.phase, Phase::Contract);
     let drop = plan.steps.iter().position(|s| s.sql.contains("DROP COLUMN id__seqmig_old")).unwrap();
     assert!(plan.steps.iter().position(|s| s.id == widen.id).unwrap() > drop);
@@ -175,7 +177,9 @@ fn issue_17_5_widened_key_gets_a_wider_sequence_and_the_old_type_limit_holds_unt
             .unwrap()
             .get(0);
         assert_eq!(id, 3_000_000_001);
-        c.execute("INSERT INTO public.order_lines (id, order_id) VALUES (501, 3000000001)", &[]).await.unwrap();
+        c.execute("INSERT INTO public.order_lines (id, order_id) VALUES (501, 3000000001)", &[])
+            .await
+            .unwrap();
     });
     let report = rehearse("24-widen-serial-key", plan, 50);
     assert!(report.passed(), "{}", rehearse::render::text(&report));
@@ -184,7 +188,8 @@ fn issue_17_5_widened_key_gets_a_wider_sequence_and_the_old_type_limit_holds_unt
 #[test]
 fn issue_17_5_narrow_foreign_key_and_narrow_sequence_are_named() {
     let plan = plan_of("08-change-type");
-    let codes: Vec<(&str, &str)> = plan.findings.iter().map(|f| (f.code.as_str(), f.object.as_str())).collect();
+    let codes: Vec<(&str, &str)> =
+        plan.findings.iter().map(|f| (f.code.as_str(), f.object.as_str())).collect();
     assert!(codes.contains(&("narrow-foreign-key", "public.sessions.account_id")), "{codes:?}");
     assert!(codes.contains(&("narrow-sequence", "public.accounts_id_seq")), "{codes:?}");
     let fk = plan.findings.iter().find(|f| f.code == "narrow-foreign-key").unwrap();

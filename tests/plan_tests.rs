@@ -213,7 +213,8 @@ fn exit_codes_safe_blocked_error() {
             args.extend(["--config", toml.to_str().unwrap()]);
         }
         let out = seqmig(&args);
-        let expected = if name.contains("ambiguous") || name.contains("identity-or-generated") { 1 } else { 0 };
+        let expected =
+            if name.contains("ambiguous") || name.contains("identity-or-generated") { 1 } else { 0 };
         assert_eq!(out.status.code(), Some(expected), "{name}: {}", String::from_utf8_lossy(&out.stdout));
     }
     // The ambiguous rename is resolved by a --rename flag.
