@@ -11,6 +11,7 @@ mod gate_tests;
 mod harness_tests;
 mod introspect_tests;
 mod lint_tests;
+mod online_ddl_tests;
 mod parse_tests;
 mod plan_tests;
 mod rehearse_tests;

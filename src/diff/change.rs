@@ -458,4 +458,8 @@ pub struct TypeChange {
     pub constraints: Vec<Constraint>,
     /// Foreign keys of other tables referencing the column, re-pointed at switch.
     pub incoming: Vec<(QualifiedName, Constraint)>,
+    /// Sequences feeding the column (serial, `nextval` default) that the desired schema
+    /// widens with it, as (current, desired): altered in contract, once the old column that
+    /// could not hold the wider values is gone (issue 17.5).
+    pub widen_sequences: Vec<(Sequence, Sequence)>,
 }

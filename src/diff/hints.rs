@@ -83,6 +83,11 @@ pub struct PlanSection {
     /// expression: writes made by the new release are lost on a rollback after switch.
     #[serde(default)]
     pub allow_missing_down: Vec<String>,
+    /// Acknowledged blocking steps: objects (`public.t.c`, `public.t.constraint`, the
+    /// change's object) whose step rewrites or scans an existing table under a lock that
+    /// blocks writes, with no online form.
+    #[serde(default)]
+    pub allow_blocking: Vec<String>,
     /// Rename a table or column out of the way before dropping it in contract, so a
     /// forgotten reader fails loudly while the data is still there.
     #[serde(default)]
@@ -207,6 +212,7 @@ pub struct Hints {
     pub fills: BTreeMap<(QualifiedName, Ident), String>,
     pub allow_one_way: Vec<Vec<Ident>>,
     pub allow_missing_down: Vec<Vec<Ident>>,
+    pub allow_blocking: Vec<Vec<Ident>>,
     pub brownout: bool,
     pub gate: GateSection,
     pub governance: GovernanceSection,
@@ -313,6 +319,9 @@ impl Hints {
         for a in &config.plan.allow_missing_down {
             hints.allow_missing_down.push(name_parts(a, "allow_missing_down")?);
         }
+        for a in &config.plan.allow_blocking {
+            hints.allow_blocking.push(name_parts(a, "allow_blocking")?);
+        }
         Ok(hints)
     }
 
@@ -385,6 +394,14 @@ impl Hints {
 
     pub fn missing_down_allowed(&self, object: &[&Ident]) -> bool {
         self.allow_missing_down.iter().any(|p| names_match(p, object))
+    }
+
+    /// True when `object` (a change's object in SQL spelling, `public.t.c`) is listed in
+    /// `[plan] allow_blocking`.
+    pub fn blocking_allowed(&self, object: &str) -> bool {
+        let Ok(parts) = name_parts(object, "object") else { return false };
+        let parts: Vec<&Ident> = parts.iter().collect();
+        self.allow_blocking.iter().any(|p| names_match(p, &parts))
     }
 
     /// The transform for a desired column, if any.

@@ -113,6 +113,16 @@ pub fn is_volatile(expr: &str) -> bool {
     VOLATILE.iter().any(|v| e.contains(v))
 }
 
+/// Bytes of an integer type (`smallint`, `integer`, `bigint`), `None` for any other.
+fn int_width(data_type: &str) -> Option<u8> {
+    match data_type {
+        "smallint" => Some(2),
+        "integer" => Some(4),
+        "bigint" => Some(8),
+        _ => None,
+    }
+}
+
 /// The sequence named by a `nextval('…'::regclass)` default.
 pub fn nextval_sequence(expr: &str) -> Option<QualifiedName> {
     let e = expr.to_ascii_lowercase();
@@ -184,6 +194,90 @@ impl Differ<'_> {
         self.comments();
         self.unused_hints();
         self.constraint_warnings();
+        self.widened_sequences();
+    }
+
+    /// A sequence widened together with the column it feeds is altered by that column's
+    /// type change, in contract; its own `AlterSequence` (expand) goes.
+    fn widened_sequences(&mut self) {
+        let widened: BTreeSet<QualifiedName> = self
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::ChangeType(tc) => Some(tc.widen_sequences.iter().map(|(_, to)| to.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        self.changes.retain(|c| !matches!(c, Change::AlterSequence { to, .. } if widened.contains(&to.name)));
+    }
+
+    /// Issue 17.5: sequences feeding a column whose integer type widens, and the findings
+    /// about what stays narrow (the sequence itself, foreign keys referencing the column) and
+    /// about the old type's limit between switch and contract.
+    fn widening(
+        &mut self,
+        table: &QualifiedName,
+        cur: &Table,
+        old: &Column,
+        new: &Column,
+        incoming: &[(QualifiedName, crate::model::Constraint)],
+    ) -> Vec<(crate::model::Sequence, crate::model::Sequence)> {
+        let (Some(from_w), Some(to_w)) = (int_width(&old.data_type), int_width(&new.data_type)) else {
+            return Vec::new();
+        };
+        if to_w <= from_w {
+            return Vec::new();
+        }
+        let object = column_object(table, &new.name);
+        let mut feeding: BTreeSet<QualifiedName> = self
+            .current
+            .sequences
+            .values()
+            .filter(|s| s.owned_by.as_ref() == Some(&(cur.name.clone(), old.name.clone())))
+            .map(|s| s.name.clone())
+            .collect();
+        feeding.extend(old.default.as_deref().and_then(nextval_sequence));
+        let mut widen = Vec::new();
+        for name in feeding {
+            let (Some(c), Some(d)) = (self.current.sequences.get(&name), self.desired.sequences.get(&name))
+            else {
+                continue;
+            };
+            match int_width(&d.data_type) {
+                Some(w) if w >= to_w && int_width(&c.data_type).is_some_and(|cw| cw < w) => {
+                    widen.push((c.clone(), d.clone()));
+                }
+                Some(w) if w < to_w => self.findings.push(
+                    Finding::warning("narrow-sequence", name.quoted(), format!(
+                        "{} feeds {object}, which becomes {}, but stays {} in the desired schema: the column still stops at the sequence's maximum",
+                        name.quoted(), new.data_type, d.data_type))
+                    .with_help(format!("write `CREATE SEQUENCE {} AS {}` in the desired schema; seqmig widens it in contract, after the old column is dropped", name.quoted(), new.data_type)),
+                ),
+                _ => {}
+            }
+        }
+        for (t, k) in incoming {
+            let ConstraintKind::ForeignKey { columns, .. } = &k.kind else { continue };
+            for col in columns {
+                let Some(fc) = self.desired.tables.get(t).and_then(|t| t.column(col)) else { continue };
+                if int_width(&fc.data_type).is_some_and(|w| w < to_w) {
+                    self.findings.push(
+                        Finding::warning("narrow-foreign-key", column_object(t, col), format!(
+                            "{} references {object}, which becomes {}, but stays {}: rows referencing a key above the narrower type's maximum cannot be written",
+                            column_object(t, col), new.data_type, fc.data_type))
+                        .with_help(format!("change {} to {} in the desired schema too (same plan, or the next one)", column_object(t, col), new.data_type)),
+                    );
+                }
+            }
+        }
+        self.findings.push(
+            Finding::warning("old-type-limit", object.clone(), format!(
+                "between switch and contract the dual-write trigger copies every write of {object} back into the old {} column: a value above its maximum makes the application's insert or update fail with 'integer out of range' until contract",
+                old.data_type))
+            .with_help("the new release may write only values the old type can hold until contract has run (a rollback past switch can restore only those); after contract, any value of the new type"),
+        );
+        widen
     }
 
     /// Warnings about added constraints: foreign keys without an index on the referencing
@@ -677,25 +771,11 @@ impl Differ<'_> {
             self.changes.push(Change::AddNotNullColumn { table: table.clone(), column: a.clone(), fill });
             return;
         }
-        let rewrites = a.default.as_deref().is_some_and(is_volatile)
-            || a.identity.is_some()
+        // A volatile default is planned online (added bare, default set, existing rows filled
+        // in batches: plan/steps/add_column.rs). Identity and stored generated columns have no
+        // online form: the planner's step rewrites the table, which plan/build.rs blocks.
+        let rewrites = a.identity.is_some()
             || a.generated.as_ref().is_some_and(|g| g.kind == crate::model::GeneratedKind::Stored);
-        if rewrites {
-            self.findings.push(
-                Finding::warning("table-rewrite", column_object(table, &a.name), format!(
-                    "adding {} rewrites {} under an ACCESS EXCLUSIVE lock (volatile default, identity or stored generated column)",
-                    column_object(table, &a.name), table.quoted()))
-                .with_help("add the column nullable without the default, set the default afterwards (new rows only) and fill existing rows with a [[fill]] hint so the backfill runs in batches"),
-            );
-            if a.default.as_deref().is_some_and(is_volatile) {
-                self.findings.push(
-                    Finding::warning("volatile-default", column_object(table, &a.name), format!(
-                        "the default of {} is volatile, so every existing row gets its own value in one long statement",
-                        column_object(table, &a.name)))
-                    .with_help("add the column without a default, then SET DEFAULT (affects new rows only) and backfill existing rows in batches"),
-                );
-            }
-        }
         self.changes.push(Change::AddColumn { table: table.clone(), column: a.clone(), rewrites });
     }
 
@@ -783,6 +863,8 @@ impl Differ<'_> {
                 .map(|s| s.name.clone())
                 .collect();
             self.affected_columns.insert((cur.name.clone(), old.name.clone()));
+            let widen_sequences =
+                if in_place { Vec::new() } else { self.widening(table, cur, old, new, &incoming) };
             self.changes.push(Change::ChangeType(TypeChange {
                 table: table.clone(),
                 from: old.clone(),
@@ -794,6 +876,7 @@ impl Differ<'_> {
                 owned_sequences,
                 constraints,
                 incoming,
+                widen_sequences,
             }));
             if !in_place {
                 return;

@@ -216,6 +216,7 @@ pub fn build(
             backfill: d.backfill.clone(),
         });
     }
+    blocking_findings(current, changes, &steps_out, hints, &mut findings);
     let one_way_changes: BTreeSet<&str> =
         steps_out.iter().filter(|s| s.one_way).map(|s| s.change.as_str()).collect();
     let planned_changes = changes
@@ -289,6 +290,54 @@ fn place_floating(nodes: &mut [Node]) {
         }
         if !changed {
             break;
+        }
+    }
+}
+
+/// Issue 17.4: "safe" means no step holds a lock that blocks writes (SHARE or stronger)
+/// while it rewrites or scans a table that already has rows; catalog-only changes under a
+/// brief ACCESS EXCLUSIVE lock are fine. Every planner file plans the online form where one
+/// exists, so a step caught here has none (identity or stored generated column added to an
+/// existing table, exclusion constraint): a blocking `table-rewrite` finding naming the
+/// change's object, unless `[plan] allow_blocking` lists it.
+fn blocking_findings(
+    current: &Schema,
+    changes: &[Change],
+    steps: &[Step],
+    hints: &Hints,
+    findings: &mut Vec<Finding>,
+) {
+    let existing: BTreeSet<String> = current.tables.keys().map(|t| t.quoted()).collect();
+    let mut seen = BTreeSet::new();
+    for s in steps {
+        let heavy = s.rewrites_table || s.scans_table;
+        if !heavy || s.lock < super::LockMode::Share || !existing.contains(&s.lock_target) {
+            continue;
+        }
+        let Some(ci) = s.change.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) else { continue };
+        let change = &changes[ci - 1];
+        let object = change.object();
+        if !seen.insert(object.clone()) {
+            continue;
+        }
+        let what = if s.rewrites_table { "rewrites" } else { "scans" };
+        let message = format!(
+            "step {} ({}) {what} {} holding {}: reads{} wait until it ends; there is no online form",
+            s.id,
+            change.summary(),
+            s.lock_target,
+            s.lock.as_str(),
+            if s.lock == super::LockMode::AccessExclusive { " and writes" } else { " continue but writes" },
+        );
+        if hints.blocking_allowed(&object) {
+            findings.push(
+                Finding::warning("table-rewrite", object.clone(), format!("{message} (acknowledged)"))
+                    .with_help("acknowledged in [plan] allow_blocking: run it in a maintenance window"),
+            );
+        } else {
+            findings.push(Finding::error("table-rewrite", object.clone(), message).with_help(format!(
+                "change the desired schema to a form seqmig can plan online, or run it in a maintenance window: add \"{object}\" to [plan] allow_blocking in seqmig.toml"
+            )));
         }
     }
 }

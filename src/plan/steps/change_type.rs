@@ -414,6 +414,34 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
         .verify(ctx.verify_column(table, &parked, false)?)
         .removes([Res::Column(table.clone(), parked.clone())]),
     ));
+    // The sequence feeding the column is widened last (issue 17.5): before this, the parked
+    // old column still gets every value through the dual-write trigger and could not hold
+    // one above its type's maximum.
+    for (from, to) in &tc.widen_sequences {
+        let alter = |s: &crate::model::Sequence| {
+            ctx.sql(
+                "sequence",
+                json!({
+                    "action": "alter", "name": qn(&s.name), "data_type": s.data_type, "increment": s.increment,
+                    "min_value": s.min_value, "max_value": s.max_value, "cache": s.cache, "cycle": s.cycle,
+                }),
+            )
+        };
+        steps.push(
+            StepDraft::new(
+                Phase::Contract,
+                format!(
+                    "widen sequence {} to {}: the column can hold its values now the old column is gone",
+                    to.name, to.data_type
+                ),
+                alter(to)?,
+            )
+            .rollback(alter(from)?)
+            .lock(LockMode::RowExclusive, &to.name)
+            .needs([Res::Sequence(to.name.clone())])
+            .after_removal([Res::Column(table.clone(), parked.clone())]),
+        );
+    }
     steps.extend(renames);
     steps.extend(finish_nn);
     steps.push(flag_delete);
@@ -445,6 +473,7 @@ mod tests {
             owned_sequences: vec![],
             constraints,
             incoming,
+            widen_sequences: vec![],
         })
     }
 
@@ -542,6 +571,7 @@ mod tests {
                 owned_sequences: vec![],
                 constraints: vec![],
                 incoming: vec![],
+                widen_sequences: vec![],
             }),
         );
         assert_eq!(steps.len(), 1);
