@@ -10,6 +10,7 @@
 
 pub mod observe;
 pub mod render;
+pub mod replay;
 pub mod seed;
 pub mod standin;
 
