@@ -912,7 +912,9 @@ impl Differ<'_> {
                     }
                 }
                 Some(old) => {
-                    if !self.same_constraint(old, c) {
+                    // A constraint the desired schema has validated that is NOT VALID now
+                    // needs its VALIDATE (a change of the same definition; planned as one).
+                    if !self.same_constraint(old, c) || (!old.validated && c.validated) {
                         self.changes.push(Change::ChangeConstraint {
                             table: dname.clone(),
                             from: old.clone(),
