@@ -17,4 +17,5 @@ mod plan_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
+mod replay_tests;
 mod unmodelled_changes_tests;

@@ -15,6 +15,7 @@ pub mod output;
 pub mod plan;
 pub mod reference;
 pub mod rehearse;
+pub mod replay;
 pub mod rollback;
 pub mod soak;
 pub mod status;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Prove a plan on a scratch database: every phase applied, rolled back and re-applied, locks observed.
     #[command(after_help = rehearse::EXAMPLES)]
     Rehearse(rehearse::Args),
+    /// Replay a schema history: plan every consecutive pair of .sql files, rehearse each unblocked plan.
+    #[command(after_help = replay::EXAMPLES)]
+    Replay(replay::Args),
     /// Apply one phase of a plan to a database (expand, dual_write, backfill, switch, contract).
     #[command(after_help = apply::EXAMPLES)]
     Apply(apply::Args),
@@ -116,6 +120,7 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Status(args) => status::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

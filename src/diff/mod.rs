@@ -185,6 +185,7 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
 impl Differ<'_> {
     fn run(&mut self) {
         self.namespaces_and_extensions();
+        self.extensions_over_hand_made_objects();
         self.types();
         self.sequences();
         self.tables();
@@ -384,6 +385,45 @@ impl Differ<'_> {
                 );
             }
             self.changes.push(Change::DropExtension { ext: ext.clone() });
+        }
+    }
+
+    /// Before extensions (PostgreSQL 9.1), contrib modules were installed by running their
+    /// script, which created the module's functions, types and operator classes one by one
+    /// from `$libdir/NAME`. A desired schema that says `CREATE EXTENSION NAME` instead no
+    /// longer lists them (a dump omits extension members), so the diff sees them dropped and
+    /// the extension created: but `CREATE EXTENSION` fails on the objects of the same names
+    /// (42723), and dropping them first cascades to every index using their operator classes.
+    /// `CREATE EXTENSION … FROM unpackaged` is gone since PostgreSQL 13; there is no step to
+    /// plan, so this blocks, naming the extension.
+    fn extensions_over_hand_made_objects(&mut self) {
+        for name in self.desired.extensions.keys() {
+            if self.current.extensions.contains_key(name) {
+                continue;
+            }
+            let library = format!("'$libdir/{}'", name.as_str().to_ascii_lowercase());
+            let hand_made: Vec<&str> = self
+                .current
+                .opaque
+                .iter()
+                .filter(|(id, o)| {
+                    !self.desired.opaque.contains_key(*id) && o.text.to_ascii_lowercase().contains(&library)
+                })
+                .map(|(id, _)| id.identity.as_str())
+                .collect();
+            let Some(first) = hand_made.first() else { continue };
+            self.findings.push(
+                Finding::error(
+                    "unsupported-change",
+                    name.as_str(),
+                    format!(
+                        "extension {} would replace {} object(s) its contrib script created by hand (such as {first}); CREATE EXTENSION fails on objects of the same names, and seqmig cannot plan the swap",
+                        name.as_str(),
+                        hand_made.len()
+                    ),
+                )
+                .with_help("on PostgreSQL 12 or older run CREATE EXTENSION … FROM unpackaged by hand; otherwise drop the hand-made objects and the indexes using them, CREATE EXTENSION, and rebuild the indexes in a maintenance window; then plan from the live database"),
+            );
         }
     }
 
@@ -985,7 +1025,9 @@ impl Differ<'_> {
                     }
                 }
                 Some(old) => {
-                    if !self.same_constraint(old, c) {
+                    // A constraint the desired schema has validated that is NOT VALID now
+                    // needs its VALIDATE (a change of the same definition; planned as one).
+                    if !self.same_constraint(old, c) || (!old.validated && c.validated) {
                         self.changes.push(Change::ChangeConstraint {
                             table: dname.clone(),
                             from: old.clone(),

@@ -10,7 +10,9 @@
 
 pub mod observe;
 pub mod render;
+pub mod replay;
 pub mod seed;
+pub mod standin;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -27,6 +29,7 @@ use crate::plan::{LockMode, Phase, Plan};
 
 pub use observe::{LockSource, StepObservation};
 pub use seed::SeedReport;
+pub use standin::{StandIns, StoodIn};
 
 /// The reason recorded in `seqmig.audit_log` when contract bypasses the gate.
 pub const BREAK_GLASS_REASON: &str = "rehearsal";
@@ -184,6 +187,8 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     pub final_schema_matches: Option<bool>,
     pub problems: Vec<Problem>,
+    /// What the server lacked and was stood in or left out ([`standin`]): not proven.
+    pub stood_in: Vec<StoodIn>,
     pub elapsed_ms: u64,
 }
 
@@ -244,14 +249,26 @@ async fn connect(opts: &ConnectOptions) -> Result<Client, RehearseError> {
 /// Runs a schema's statements one by one, so an error names its statement. A declarative
 /// file may name a table before creating it: a statement that fails is retried after the
 /// others, as long as each round makes progress (each statement is atomic on its own).
-async fn load_sql(client: &Client, sql: &str, which: &'static str) -> Result<(), RehearseError> {
+async fn load_sql(
+    client: &Client,
+    sql: &str,
+    which: &'static str,
+    stand_ins: &mut StandIns,
+) -> Result<(), RehearseError> {
     let statements = crate::parse::split_statements(sql).map_err(|e| RehearseError::LoadSchema {
         which,
         line: 0,
         statement: String::new(),
         message: e.to_string(),
     })?;
-    let mut pending: Vec<_> = statements.into_iter().filter(|s| !s.meta).collect();
+    let mut pending: Vec<_> = statements
+        .into_iter()
+        .filter(|s| !s.meta)
+        .filter_map(|mut s| {
+            s.text = stand_ins.rewrite_statement(&s.text)?;
+            Some(s)
+        })
+        .collect();
     loop {
         let mut failed = Vec::new();
         let mut first_error = None;
@@ -451,14 +468,24 @@ async fn run(
     input: &Rehearsal,
 ) -> Result<Report, RehearseError> {
     let t0 = Instant::now();
+    let mut stand_ins = {
+        let c = connect(want).await?;
+        let mut texts = vec![input.current_sql.as_str(), input.desired_sql.as_str()];
+        for s in &input.plan.steps {
+            texts.push(&s.sql);
+            texts.extend(s.rollback_sql.as_deref());
+        }
+        StandIns::probe(&c, &texts).await.map_err(db_err("probe the server for libraries and extensions"))?
+    };
+    let plan = stand_ins.rewrite_plan(&input.plan);
     let desired = {
         let c = connect(want).await?;
-        load_sql(&c, &input.desired_sql, "desired").await?;
+        load_sql(&c, &input.desired_sql, "desired", &mut stand_ins).await?;
         drop(c);
         crate::introspect::introspect(&connect(want).await?).await?
     };
     let client = connect(scratch).await?;
-    load_sql(&client, &input.current_sql, "current").await?;
+    load_sql(&client, &input.current_sql, "current", &mut stand_ins).await?;
     // The dump may have emptied search_path for its session; later sessions are fresh.
     drop(client);
     let client = connect(scratch).await?;
@@ -475,13 +502,13 @@ async fn run(
     let observer_client = connect(scratch).await?;
     runner.set_step_observer(Some(Box::new(observe::LockObserver::new(observer_client, shared.clone()))));
 
-    let source = PlanSource::File { plan: Box::new(input.plan.clone()), path: "<rehearsal>".into() };
+    let source = PlanSource::File { plan: Box::new(plan.clone()), path: "<rehearsal>".into() };
     let mut phases = Vec::new();
     let mut problems = Vec::new();
     let mut final_schema_matches = None;
     let mut stopped = false;
     for phase in Phase::ALL {
-        let steps = input.plan.steps_of(phase);
+        let steps = plan.steps_of(phase);
         if steps.is_empty() {
             continue;
         }
@@ -625,6 +652,7 @@ async fn run(
         phases,
         final_schema_matches,
         problems,
+        stood_in: stand_ins.used.into_iter().collect(),
         elapsed_ms: t0.elapsed().as_millis() as u64,
     })
 }

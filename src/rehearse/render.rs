@@ -117,6 +117,9 @@ pub fn text(report: &Report) -> String {
     for p in &report.problems {
         writeln!(out, "error: {p}").ok();
     }
+    for s in &report.stood_in {
+        writeln!(out, "not proven: {s}").ok();
+    }
     writeln!(out, "{}", verdict(report)).ok();
     out
 }
@@ -170,6 +173,12 @@ pub fn markdown(report: &Report) -> String {
         writeln!(out, "\n**Problems**\n").ok();
         for p in &report.problems {
             writeln!(out, "- {}", md_cell(&p.to_string())).ok();
+        }
+    }
+    if !report.stood_in.is_empty() {
+        writeln!(out, "\n**Not proven** (the server lacks it)\n").ok();
+        for s in &report.stood_in {
+            writeln!(out, "- {}", md_cell(&s.to_string())).ok();
         }
     }
     out

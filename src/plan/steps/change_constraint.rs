@@ -12,6 +12,9 @@ use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Constraint) -> Steps {
+    if !from.validated && to.validated && (Constraint { validated: true, ..from.clone() }) == *to {
+        return validate_only(ctx, table, to);
+    }
     let tmp = derived_name(to.name.as_str(), "_seqmig_new");
     let unique = matches!(to.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
     let mut steps = Vec::new();
@@ -101,6 +104,24 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
         .makes([Res::Constraint(table.clone(), to.name.clone())]),
     );
     Ok(steps)
+}
+
+/// The same definition, NOT VALID now and validated in the desired schema: one VALIDATE,
+/// which scans under SHARE UPDATE EXCLUSIVE (reads and writes go on). A rollback leaves it
+/// validated: validation changes no data, and un-validating would mean dropping it.
+fn validate_only(ctx: &Ctx<'_>, table: &QualifiedName, to: &Constraint) -> Steps {
+    let data: Vec<Res> = to.kind.columns().iter().map(|c| Res::Data(table.clone(), c.clone())).collect();
+    Ok(vec![
+        StepDraft::new(
+            Phase::Backfill,
+            format!("validate {} without blocking writes", to.name.quoted_sql()),
+            ctx.sql("validate_constraint", json!({ "table": qn(table), "name": to.name.as_str() }))?,
+        )
+        .rollback("-- nothing to undo: validation changes no data".into())
+        .lock(LockMode::ShareUpdateExclusive, table)
+        .scans()
+        .needs(data),
+    ])
 }
 
 #[cfg(test)]

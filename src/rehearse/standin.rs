@@ -1,0 +1,388 @@
+//! Stand-ins for what the rehearsal server lacks (DESIGN.md §rehearse). A real schema often
+//! needs a shared library or an extension that a CI server does not have: a `LANGUAGE c`
+//! function from `libpgosm.so`, `CREATE EXTENSION postgis`. Without help the rehearsal would
+//! stop before its first phase and prove nothing. Instead, every statement the rehearsal runs
+//! (both schema files and every step of the plan) is passed through [`StandIns::rewrite`]:
+//!
+//! - a `LANGUAGE c` function whose library the server cannot load becomes a PL/pgSQL stub with
+//!   the same name, arguments, return type and attributes, whose body raises: everything that
+//!   depends on the function's signature (defaults, indexes, views, triggers) is still proven,
+//!   and calling it during the rehearsal fails loudly instead of returning made-up values;
+//! - an extension the server does not offer is left out (its `CREATE`, `ALTER`, `COMMENT ON`
+//!   and `DROP`): what depends on it would fail and be reported as such.
+//!
+//! The report lists every object stood in or left out: those are the parts not proven.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+/// One object the rehearsal could not run as written.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoodIn {
+    /// A C function replaced by a stub with the same signature.
+    Function { signature: String, library: String },
+    /// An extension the server does not offer, left out.
+    Extension { name: String },
+}
+
+impl std::fmt::Display for StoodIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoodIn::Function { signature, library } => write!(
+                f,
+                "function {signature}: its library {library} is missing on the server; a stub with the same signature stood in (its body is not proven)"
+            ),
+            StoodIn::Extension { name } => {
+                write!(f, "extension {name}: not available on the server; left out (unproven)")
+            }
+        }
+    }
+}
+
+/// What the server lacks, found once per rehearsal.
+#[derive(Debug, Clone, Default)]
+pub struct StandIns {
+    /// Library path → loadable.
+    libraries: BTreeMap<String, bool>,
+    /// Extensions the server offers (`pg_available_extensions`).
+    available: BTreeSet<String>,
+    /// What was stood in, filled as statements are rewritten.
+    pub used: BTreeSet<StoodIn>,
+}
+
+impl StandIns {
+    /// Probes the server behind `client` for every library and extension `texts` name.
+    pub async fn probe(client: &Client, texts: &[&str]) -> Result<StandIns, tokio_postgres::Error> {
+        let available: BTreeSet<String> = client
+            .query("SELECT name::text FROM pg_available_extensions", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut libraries = BTreeMap::new();
+        for text in texts {
+            for s in crate::parse::split_statements(text).unwrap_or_default() {
+                let Some(f) = CFunction::parse(&s.text) else { continue };
+                if libraries.contains_key(&f.library) {
+                    continue;
+                }
+                // LOAD needs no function and changes nothing but this session; only a missing
+                // file counts as missing (a server that refuses LOAD to this role is trusted).
+                let ok = match client.batch_execute(&format!("LOAD {}", literal(&f.library))).await {
+                    Ok(()) => true,
+                    Err(e) => e.code() != Some(&tokio_postgres::error::SqlState::UNDEFINED_FILE),
+                };
+                libraries.insert(f.library, ok);
+            }
+        }
+        Ok(StandIns { libraries, available, used: BTreeSet::new() })
+    }
+
+    /// The statement as the rehearsal runs it: unchanged, a stub, or `None` when left out.
+    pub fn rewrite_statement(&mut self, statement: &str) -> Option<String> {
+        if let Some(f) = CFunction::parse(statement)
+            && self.libraries.get(&f.library) == Some(&false)
+        {
+            self.used
+                .insert(StoodIn::Function { signature: f.signature.clone(), library: f.library.clone() });
+            return Some(f.stub(statement));
+        }
+        if let Some(name) = extension_named(statement)
+            && !self.available.is_empty()
+            && !self.available.contains(&name)
+        {
+            self.used.insert(StoodIn::Extension { name });
+            return None;
+        }
+        Some(statement.to_string())
+    }
+
+    /// A script (a step's SQL) as the rehearsal runs it; `None` when nothing was changed.
+    pub fn rewrite(&mut self, sql: &str) -> Option<String> {
+        let statements = crate::parse::split_statements(sql).ok()?;
+        let mut changed = false;
+        let mut out = Vec::new();
+        for s in &statements {
+            match self.rewrite_statement(&s.text) {
+                Some(t) if t == s.text => out.push(t),
+                Some(t) => {
+                    changed = true;
+                    out.push(t);
+                }
+                None => {
+                    changed = true;
+                    out.push(format!("SELECT NULL -- left out by the rehearsal: {}\n", first_line(&s.text)));
+                }
+            }
+        }
+        changed.then(|| out.iter().map(|s| format!("{s};\n")).collect())
+    }
+
+    /// The plan with every step's SQL rewritten (and sealed again, as its content changed).
+    pub fn rewrite_plan(&mut self, plan: &crate::plan::Plan) -> crate::plan::Plan {
+        let mut plan = plan.clone();
+        let mut changed = false;
+        for step in &mut plan.steps {
+            if let Some(sql) = self.rewrite(&step.sql) {
+                step.sql = sql;
+                changed = true;
+            }
+            if let Some(sql) = step.rollback_sql.as_deref().and_then(|s| self.rewrite(s)) {
+                step.rollback_sql = Some(sql);
+                changed = true;
+            }
+        }
+        if changed { plan.seal() } else { plan }
+    }
+}
+
+/// A string literal: `'it''s'`.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(120).collect()
+}
+
+/// A token of a statement with its byte span.
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    start: usize,
+    end: usize,
+    literal: bool,
+}
+
+/// Words, quoted identifiers, string literals and single punctuation characters. Enough for
+/// the heads of CREATE FUNCTION and extension statements; dollar-quoted bodies end the scan.
+fn tokens(s: &str) -> Vec<Token> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'$' {
+            break;
+        } else if c == b'\'' || c == b'"' {
+            let start = i;
+            let mut text = String::new();
+            i += 1;
+            while i < b.len() {
+                if b[i] == c {
+                    if b.get(i + 1) == Some(&c) {
+                        text.push(c as char);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                let ch = s[i..].chars().next().unwrap_or(' ');
+                text.push(ch);
+                i += ch.len_utf8();
+            }
+            i += 1;
+            out.push(Token { text, start, end: i.min(b.len()), literal: c == b'\'' });
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            let start = i;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.' || b[i] >= 0x80)
+            {
+                i += 1;
+            }
+            out.push(Token { text: s[start..i].to_string(), start, end: i, literal: false });
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(Token { text: ch.to_string(), start: i, end: i + ch.len_utf8(), literal: false });
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+fn is_word(t: &Token, w: &str) -> bool {
+    !t.literal && t.text.eq_ignore_ascii_case(w)
+}
+
+/// `CREATE [OR REPLACE] FUNCTION … LANGUAGE c … AS 'library', 'symbol'`.
+#[derive(Debug, Clone)]
+struct CFunction {
+    /// `name(argument types)` as written.
+    signature: String,
+    library: String,
+    /// Byte span of the `c` after LANGUAGE.
+    language: (usize, usize),
+    /// Byte span of `'library', 'symbol'`.
+    definition: (usize, usize),
+}
+
+impl CFunction {
+    fn parse(statement: &str) -> Option<CFunction> {
+        let t = tokens(statement);
+        let mut i = 0;
+        if !is_word(t.first()?, "create") {
+            return None;
+        }
+        i += 1;
+        if is_word(t.get(i)?, "or") && is_word(t.get(i + 1)?, "replace") {
+            i += 2;
+        }
+        if !is_word(t.get(i)?, "function") {
+            return None;
+        }
+        let name_at = i + 1;
+        // The signature ends at the parenthesis closing the argument list.
+        let open = (name_at..t.len()).find(|&k| t[k].text == "(" && !t[k].literal)?;
+        let mut depth = 0;
+        let mut close = None;
+        for (k, tok) in t.iter().enumerate().skip(open) {
+            if tok.literal {
+                continue;
+            }
+            match tok.text.as_str() {
+                "(" => depth += 1,
+                ")" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(k);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let close = close?;
+        let signature = statement[t[name_at].start..t[close].end].to_string();
+        let mut language = None;
+        let mut definition = None;
+        let mut library = None;
+        let mut k = close + 1;
+        while k < t.len() {
+            if is_word(&t[k], "language")
+                && let Some(l) = t.get(k + 1)
+            {
+                if !l.text.eq_ignore_ascii_case("c") {
+                    return None;
+                }
+                language = Some((l.start, l.end));
+                k += 2;
+                continue;
+            }
+            if is_word(&t[k], "as")
+                && let Some(lib) = t.get(k + 1)
+                && lib.literal
+            {
+                let mut end = lib.end;
+                if t.get(k + 2).is_some_and(|c| c.text == ",")
+                    && let Some(sym) = t.get(k + 3)
+                    && sym.literal
+                {
+                    end = sym.end;
+                }
+                library = Some(lib.text.clone());
+                definition = Some((lib.start, end));
+                k += 2;
+                continue;
+            }
+            k += 1;
+        }
+        Some(CFunction { signature, library: library?, language: language?, definition: definition? })
+    }
+
+    /// The statement with a PL/pgSQL body that raises instead of the C symbol.
+    fn stub(&self, statement: &str) -> String {
+        let body = format!(
+            "$seqmig_stand_in$BEGIN RAISE EXCEPTION 'seqmig rehearse: % is a stand-in (library % is missing on this server)', {}, {}; END$seqmig_stand_in$",
+            literal(&self.signature),
+            literal(&self.library)
+        );
+        let mut spans = [(self.language, "plpgsql".to_string()), (self.definition, body)];
+        spans.sort_by_key(|((start, _), _)| std::cmp::Reverse(*start));
+        let mut out = statement.to_string();
+        for ((start, end), with) in spans {
+            out.replace_range(start..end, &with);
+        }
+        out
+    }
+}
+
+/// The extension a `CREATE`/`ALTER`/`DROP EXTENSION` or `COMMENT ON EXTENSION` statement names.
+fn extension_named(statement: &str) -> Option<String> {
+    let t = tokens(statement);
+    let words: Vec<&Token> = t.iter().take(8).collect();
+    let after = match words.first().map(|w| w.text.to_ascii_lowercase()).as_deref() {
+        Some("create" | "alter" | "drop") if words.get(1).is_some_and(|w| is_word(w, "extension")) => 2,
+        Some("comment")
+            if words.get(1).is_some_and(|w| is_word(w, "on"))
+                && words.get(2).is_some_and(|w| is_word(w, "extension")) =>
+        {
+            3
+        }
+        _ => return None,
+    };
+    let mut i = after;
+    while words.get(i).is_some_and(|w| is_word(w, "if") || is_word(w, "not") || is_word(w, "exists")) {
+        i += 1;
+    }
+    let name = words.get(i)?;
+    // A quoted identifier keeps its case; a bare one folds to lower case.
+    if statement[name.start..].starts_with('"') {
+        Some(name.text.clone())
+    } else {
+        Some(name.text.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OSM: &str = "CREATE FUNCTION maptile_for_point(bigint, bigint, integer) RETURNS integer\n    LANGUAGE c STRICT\n    AS '/srv/www/db/functions/libpgosm.so', 'maptile_for_point'";
+
+    #[test]
+    fn a_c_function_is_read_and_stubbed_with_its_signature() {
+        let f = CFunction::parse(OSM).unwrap();
+        assert_eq!(f.signature, "maptile_for_point(bigint, bigint, integer)");
+        assert_eq!(f.library, "/srv/www/db/functions/libpgosm.so");
+        let stub = f.stub(OSM);
+        assert!(stub.starts_with("CREATE FUNCTION maptile_for_point(bigint, bigint, integer) RETURNS integer\n    LANGUAGE plpgsql STRICT\n    AS $seqmig_stand_in$BEGIN RAISE EXCEPTION"), "{stub}");
+        assert!(!stub.contains("'maptile_for_point'"), "{stub}");
+    }
+
+    #[test]
+    fn other_functions_and_statements_are_not_c_functions() {
+        assert!(CFunction::parse("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'").is_none());
+        assert!(CFunction::parse("CREATE TABLE c (a int)").is_none());
+        assert_eq!(
+            extension_named("CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public").as_deref(),
+            Some("postgis")
+        );
+        assert_eq!(extension_named("COMMENT ON EXTENSION postgis IS 'x'").as_deref(), Some("postgis"));
+        assert_eq!(extension_named("DROP EXTENSION IF EXISTS \"PostGIS\"").as_deref(), Some("PostGIS"));
+        assert_eq!(extension_named("CREATE TABLE extension (a int)"), None);
+    }
+
+    #[test]
+    fn unavailable_extensions_are_left_out_and_listed() {
+        let mut s =
+            StandIns { available: ["plpgsql".to_string()].into_iter().collect(), ..StandIns::default() };
+        assert_eq!(s.rewrite_statement("CREATE EXTENSION postgis"), None);
+        assert_eq!(
+            s.rewrite_statement("CREATE EXTENSION plpgsql").as_deref(),
+            Some("CREATE EXTENSION plpgsql")
+        );
+        assert_eq!(
+            s.used.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            vec!["extension postgis: not available on the server; left out (unproven)".to_string()]
+        );
+    }
+}
