@@ -207,6 +207,26 @@ pub async fn run(
     result
 }
 
+/// Forgets the ledger records (and their batches) of `step_ids` of `plan_id`: a rollback
+/// calls it for the backfills it invalidates, so that a re-apply walks and verifies again
+/// instead of trusting a `done` written before the rollback. Operator settings
+/// (`backfill_control`) are kept. Returns how many records were removed.
+pub async fn reset(
+    client: &Client,
+    plan_id: &str,
+    step_ids: &[String],
+) -> Result<u64, tokio_postgres::Error> {
+    if step_ids.is_empty() {
+        return Ok(0);
+    }
+    client
+        .execute(
+            "DELETE FROM seqmig.backfills WHERE plan_id = $1 AND step_id = ANY($2)",
+            &[&plan_id, &step_ids],
+        )
+        .await
+}
+
 /// True for a lock timeout, which the run waits out (a lock queue on the table goes first).
 fn lock_timed_out(e: &BackfillError) -> bool {
     matches!(e, BackfillError::Database { source, .. } if source.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
@@ -486,6 +506,17 @@ impl<'c, 'r> Engine<'c, 'r> {
     }
 
     async fn run(&mut self, progress: &mut dyn ProgressSink) -> Result<BackfillOutcome, BackfillError> {
+        if self.state == "done" {
+            // A stored `done` is never trusted blindly (issue 18.1): it may have been written
+            // with another expression, or rows may have changed while no trigger kept them
+            // current. Count again with this request's expression; walk again when rows differ.
+            progress.update(&self.progress(None));
+            let mismatches = self.verify().await?;
+            self.verify_mismatches = Some(mismatches);
+            if mismatches > 0 {
+                self.restart().await?;
+            }
+        }
         if self.state == "running" {
             self.walk_table(progress).await?;
         }
@@ -509,6 +540,24 @@ impl<'c, 'r> Engine<'c, 'r> {
             key_columns: self.walk.column_names(),
             elapsed: self.started.elapsed(),
         })
+    }
+
+    /// Starts the walk again from the first key (or page), keeping the totals.
+    async fn restart(&mut self) -> Result<(), BackfillError> {
+        self.client
+            .execute(
+                "UPDATE seqmig.backfills SET state = 'running', cursor_key = NULL, finished_at = NULL, \
+                 updated_at = now() WHERE plan_id = $1 AND step_id = $2",
+                &[&self.req.plan_id, &self.req.step_id],
+            )
+            .await
+            .map_err(|e| db(self.req, "restart the walk", e))?;
+        self.cursor = match self.cursor {
+            Cursor::Key(_) => Cursor::Key(None),
+            Cursor::Page { .. } => Cursor::Page { next: 0, end: self.pages().await?, tail_checked: false },
+        };
+        self.state = "running".into();
+        Ok(())
     }
 
     async fn walk_table(&mut self, progress: &mut dyn ProgressSink) -> Result<(), BackfillError> {

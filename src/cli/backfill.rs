@@ -190,8 +190,9 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
 
     let mut client = connect(&a.conn).await?;
+    let plan_id = check_against_stored_plan(&client, &a, &spec).await?;
     client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
-    let req = BackfillRequest { plan_id: &a.plan_id, step_id: &a.step_id, spec: &spec };
+    let req = BackfillRequest { plan_id: &plan_id, step_id: &a.step_id, spec: &spec };
     let mut sink = output::progress_sink(a.json);
     let outcome = backfill::run(&mut client, &req, &opts, sink.as_mut()).await?;
     output::stdout(&format!(
@@ -204,6 +205,55 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
         outcome.verify_mismatches
     ))?;
     Ok(if outcome.verify_mismatches == 0 { Outcome::Yes } else { Outcome::No })
+}
+
+/// When the plan is stored in the database, the step must be one of its backfills and write
+/// what it writes: a backfill run under a plan's step with another table, column or
+/// expression would record that step done for work the plan never asked for (issue 18.1).
+/// Returns the plan's full id (the ledger's key), or the id as given for a plan that is not
+/// stored (an ad-hoc backfill).
+async fn check_against_stored_plan(
+    client: &tokio_postgres::Client,
+    a: &RunArgs,
+    spec: &BackfillSpec,
+) -> anyhow::Result<String> {
+    let plan = match crate::soak::stored_plan(client, Some(&a.plan_id)).await {
+        Ok(plan) => plan,
+        Err(crate::soak::SoakError::UnknownPlan(_)) => return Ok(a.plan_id.clone()),
+        Err(e) => return Err(e).context("failed to read the stored plan"),
+    };
+    let Some(planned) = plan.steps.iter().find(|s| s.id == a.step_id).and_then(|s| s.backfill.as_ref())
+    else {
+        anyhow::bail!(
+            "step {} of plan {} is not a backfill; 'seqmig apply --phase backfill' runs the plan's backfills",
+            a.step_id,
+            plan.short_id()
+        );
+    };
+    let same = |x: &str, y: &str| x.split_whitespace().eq(y.split_whitespace());
+    let pending_differs = a.pending.as_deref().is_some_and(|p| !same(p, &planned.pending_predicate));
+    if planned.table.quoted() != spec.table.quoted()
+        || planned.target_column != spec.target_column
+        || !same(&planned.expr, &spec.expr)
+        || pending_differs
+    {
+        anyhow::bail!(
+            "refusing backfill {} of plan {}: it writes {}.{} = {}{}, but the plan's step writes {}.{} = {} \
+             (pending: {}); run it with the plan's table, column and expression, or let \
+             'seqmig apply --phase backfill' run it",
+            a.step_id,
+            plan.short_id(),
+            spec.table.quoted(),
+            spec.target_column.quoted_sql(),
+            spec.expr,
+            a.pending.as_deref().map(|p| format!(" (pending: {p})")).unwrap_or_default(),
+            planned.table.quoted(),
+            planned.target_column.quoted_sql(),
+            planned.expr,
+            planned.pending_predicate
+        );
+    }
+    Ok(plan.id.clone())
 }
 
 /// What an operator changes on a running backfill.

@@ -361,7 +361,29 @@ impl Runner {
         };
         check_order(&r, &state, phase)?;
         if phase == Phase::Contract && !state.phase(&r.plan, phase).is_complete() {
-            self.check_gate(&r, gate).await?;
+            // Contract cannot be rolled back, so once one of its steps ran, the drops may have
+            // removed what the gate reads (`backfill_verified` on a dropped column): the run
+            // resumes on the decision recorded when contract started (issue 18.2), and says so.
+            let started = r.plan.steps_of(phase).iter().any(|s| {
+                let st = state.step(s);
+                st.is_applied() || st.is_attempted()
+            });
+            let decision = if started {
+                soak::contract_decision(&self.client, &r.plan.id).await.map_err(ExecError::Gate)?
+            } else {
+                None
+            };
+            match decision {
+                Some((id, event)) => {
+                    soak::recheck_before_drop(&self.client, &r.plan, &gate.config)
+                        .await
+                        .map_err(ExecError::Gate)?;
+                    soak::record_contract_resumed(&self.client, &r.plan, &self.opts.actor, id, &event)
+                        .await
+                        .map_err(ExecError::Gate)?;
+                }
+                None => self.check_gate(&r, gate).await?,
+            }
         }
         match r.stored_state.as_deref() {
             None => ledger::insert_plan(&self.client, &r.plan, &self.opts.actor).await?,
@@ -485,6 +507,19 @@ impl Runner {
                 )));
             }
         }
+        // A rollback resets what it invalidates (issue 18.1): the backfills of this phase and
+        // of every later one are forgotten before anything is undone, so that a re-apply walks
+        // and verifies again rather than trusting a `done` from before the rollback (rows
+        // written while the triggers are gone are stale in the new shape).
+        let invalidated: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| s.phase >= phase && s.backfill.is_some())
+            .map(|s| s.id.clone())
+            .collect();
+        crate::backfill::reset(&self.client, &plan.id, &invalidated).await.map_err(|source| {
+            ExecError::Db { context: "reset the backfills the rollback invalidates".into(), source }
+        })?;
         let run_id =
             ledger::start_phase_run(&self.client, &plan.id, phase, "rollback", &self.opts.actor).await?;
         reporter.report(&Event::PhaseStarted {
@@ -583,8 +618,15 @@ impl Runner {
         let decision =
             soak::decide(&self.client, &r.plan, &gate.config, passage).await.map_err(ExecError::Gate)?;
         match decision {
-            soak::GateDecision::Open(_) => {
-                soak::recheck_before_drop(&self.client, &r.plan, &gate.config).await.map_err(ExecError::Gate)
+            soak::GateDecision::Open(report) => {
+                soak::recheck_before_drop(&self.client, &r.plan, &gate.config)
+                    .await
+                    .map_err(ExecError::Gate)?;
+                // The decision a resumed contract goes on (issue 18.2); not a bypass.
+                soak::record_gate_open(&self.client, &r.plan, &self.opts.actor, &report)
+                    .await
+                    .map(|_| ())
+                    .map_err(ExecError::Gate)
             }
             soak::GateDecision::Closed(report) => Err(ExecError::GateClosed {
                 plan: r.plan.short_id().to_string(),

@@ -253,6 +253,70 @@ pub async fn record_break_glass(
     Ok(row.get(0))
 }
 
+/// Records that the gate was open when `contract` started: one `audit_log` row `gate_open`
+/// with the evaluation. A contract interrupted part-way resumes on this decision (its drops
+/// have removed what a fresh evaluation would read). Returns the row id.
+pub async fn record_gate_open(
+    client: &Client,
+    plan: &Plan,
+    actor: &str,
+    report: &GateReport,
+) -> Result<i64, SoakError> {
+    let criteria: Vec<serde_json::Value> = report
+        .criteria
+        .iter()
+        .map(|c| serde_json::json!({ "criterion": c.name, "evidence": c.evidence, "verdict": c.verdict }))
+        .collect();
+    let detail =
+        serde_json::json!({ "phase": "contract", "evaluated_at": report.evaluated_at, "criteria": criteria })
+            .to_string();
+    let row = client
+        .query_one(
+            "INSERT INTO seqmig.audit_log (event, plan_id, actor, detail) \
+             VALUES ('gate_open', $1, $2, $3::text::jsonb) RETURNING id",
+            &[&plan.id, &actor, &detail],
+        )
+        .await
+        .map_err(SoakError::db("record the gate decision in seqmig.audit_log"))?;
+    Ok(row.get(0))
+}
+
+/// The decision `contract` of `plan_id` last started on: the id and event (`gate_open` or
+/// `break_glass`) of its `audit_log` row, if any.
+pub async fn contract_decision(client: &Client, plan_id: &str) -> Result<Option<(i64, String)>, SoakError> {
+    let row = client
+        .query_opt(
+            "SELECT id, event FROM seqmig.audit_log \
+             WHERE plan_id = $1 AND event IN ('gate_open', 'break_glass') ORDER BY id DESC LIMIT 1",
+            &[&plan_id],
+        )
+        .await
+        .map_err(SoakError::db("read the gate decision from seqmig.audit_log"))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Records that an interrupted `contract` resumed on the decision in `audit_log` row
+/// `decision` instead of a new evaluation. Returns the row id.
+pub async fn record_contract_resumed(
+    client: &Client,
+    plan: &Plan,
+    actor: &str,
+    decision: i64,
+    event: &str,
+) -> Result<i64, SoakError> {
+    let detail =
+        serde_json::json!({ "phase": "contract", "decision": decision, "decision_event": event }).to_string();
+    let row = client
+        .query_one(
+            "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
+             VALUES ('contract_resumed', $1, $2, $3, $4::text::jsonb) RETURNING id",
+            &[&plan.id, &actor, &format!("resumed on the {event} decision of audit row {decision}"), &detail],
+        )
+        .await
+        .map_err(SoakError::db("record the resumed contract in seqmig.audit_log"))?;
+    Ok(row.get(0))
+}
+
 /// One row of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {

@@ -23,8 +23,9 @@ pub use evaluate::{
     recheck_before_drop,
 };
 pub use evidence::{
-    AuditEvent, SampleSummary, approve, audit_events, break_glass_events, record_break_glass,
-    record_observation, stored_plan, take_sample,
+    AuditEvent, SampleSummary, approve, audit_events, break_glass_events, contract_decision,
+    record_break_glass, record_contract_resumed, record_gate_open, record_observation, stored_plan,
+    take_sample,
 };
 pub use objects::{OldObject, dropped_objects, plan_tables};
 
