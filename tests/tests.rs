@@ -12,6 +12,7 @@ mod introspect_tests;
 mod lint_tests;
 mod parse_tests;
 mod plan_tests;
+mod privileges_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
