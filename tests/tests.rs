@@ -4,6 +4,7 @@ mod harness;
 
 mod backfill_tests;
 mod book_tests;
+mod drift_tests;
 mod exec_examples_tests;
 mod exec_tests;
 mod gate_tests;
