@@ -4,6 +4,7 @@ mod harness;
 
 mod backfill_tests;
 mod book_tests;
+mod drift_tests;
 mod dump_clean_tests;
 mod exec_examples_tests;
 mod exec_tests;
@@ -15,6 +16,7 @@ mod lint_tests;
 mod online_ddl_tests;
 mod parse_tests;
 mod plan_tests;
+mod privileges_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;

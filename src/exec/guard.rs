@@ -14,7 +14,7 @@ use crate::db::ConnectOptions;
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
-    Action, ContractGate, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
+    Action, ContractGate, Drift, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
     RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
 use crate::model::Ident;
@@ -360,6 +360,7 @@ impl Runner {
             PlanState::empty()
         };
         check_order(&r, &state, phase)?;
+        self.check_drift(&r.plan, &state, phase).await?;
         if phase == Phase::Contract && !state.phase(&r.plan, phase).is_complete() {
             // Contract cannot be rolled back, so once one of its steps ran, the drops may have
             // removed what the gate reads (`backfill_verified` on a dropped column): the run
@@ -634,6 +635,39 @@ impl Runner {
             }),
             // Bypassed and recorded in audit_log by `decide`.
             _ => Ok(()),
+        }
+    }
+
+    /// Before anything of `phase` runs: every step still to apply finds the objects it
+    /// touches as the plan's current schema has them (`Step::expects`), or the phase is
+    /// refused, naming each drifted object. Steps already applied are not checked: their
+    /// phase has changed those objects on purpose.
+    async fn check_drift(&self, plan: &Plan, state: &PlanState, phase: Phase) -> Result<(), ExecError> {
+        let pending: Vec<&Step> = plan
+            .steps_of(phase)
+            .into_iter()
+            .filter(|s| !s.expects.is_empty() && !state.step(s).is_applied())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let live = crate::introspect::introspect(&self.client).await.map_err(|e| ExecError::Introspect {
+            context: format!("read the catalog to check phase {phase} against the plan"),
+            source: e,
+        })?;
+        let drifts: Vec<Drift> = pending
+            .iter()
+            .flat_map(|s| {
+                s.expects
+                    .iter()
+                    .filter_map(|e| crate::plan::expect::check(e, &live))
+                    .map(|(object, problem)| Drift { step: s.id.clone(), object, problem })
+            })
+            .collect();
+        if drifts.is_empty() {
+            Ok(())
+        } else {
+            Err(ExecError::Drift { plan: plan.id.clone(), phase, drifts })
         }
     }
 

@@ -40,6 +40,13 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
         description: "backfills: progress, batches, control",
         sql: crate::backfill::LEDGER_SQL,
     },
+    // The dual-write triggers run as the application's role: seqmig.flag works for any
+    // role that may write the table, and nothing else in the ledger is open to it.
+    LedgerMigration {
+        version: 4,
+        description: "least privilege: seqmig.flag security definer, ledger closed to PUBLIC",
+        sql: include_str!("sql/ledger_privileges.sql"),
+    },
 ];
 
 /// Transaction-level advisory lock key serialising ledger upgrades ("seqm", "ledg").

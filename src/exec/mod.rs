@@ -290,6 +290,31 @@ pub enum ExecError {
     },
     #[error("backfill of step {step} failed: {message}; run '{next}' to resume")]
     Backfill { step: String, message: String, next: String },
+    #[error(
+        "refusing to apply phase {phase} of plan {}: the database is not the schema the plan was made from: {}; nothing was changed; plan again from this database ('seqmig plan --from postgres://… --to …')",
+        short_id(plan),
+        drifts.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    Drift { plan: String, phase: Phase, drifts: Vec<Drift> },
+    #[error("failed to {context}: {source}")]
+    Introspect { context: String, source: crate::introspect::IntrospectError },
+}
+
+/// One object that is not as a step of the plan expects it before its phase (issue 18.3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Drift {
+    /// The step whose expectation failed.
+    pub step: String,
+    /// `index public.orders_note_idx`, `column public.orders.price`.
+    pub object: String,
+    /// What differs: `does not exist`, `is '…', the plan expects '…'`.
+    pub problem: String,
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} (step {})", self.object, self.problem, self.step)
+    }
 }
 
 impl ExecError {
@@ -305,6 +330,7 @@ impl ExecError {
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }
+                | ExecError::Drift { .. }
                 | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
         )
     }

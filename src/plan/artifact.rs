@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::expect::Expect;
 use crate::finding::Finding;
 use crate::model::{Ident, QualifiedName};
 
@@ -156,6 +157,11 @@ pub struct Step {
     /// Present on batched row copies; the executor's backfill engine runs these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<BackfillSpec>,
+    /// What the objects this step touches must look like before its phase; `apply` checks
+    /// them against the catalog before changing anything and refuses on drift. Absent in
+    /// plans made before the check existed (they load, and are not checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expects: Vec<Expect>,
 }
 
 /// What the backfill engine needs to copy existing rows into the new shape.
@@ -225,6 +231,7 @@ impl Step {
             scans_table: false,
             depends_on: vec![],
             backfill: None,
+            expects: vec![],
         }
     }
 }
@@ -332,6 +339,7 @@ mod tests {
                 scans_table: false,
                 depends_on: vec![],
                 backfill: None,
+                expects: vec![],
             }],
             findings: vec![],
             gate: GateSpec::default(),

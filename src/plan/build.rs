@@ -189,6 +189,12 @@ pub fn build(
         step_id.insert(i, format!("s{}", k + 1));
     }
     let position: BTreeMap<usize, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // Each change's expectations (its "before", see `expect`) go on its first step in plan
+    // order: the first of its first phase, checked before that phase changes anything.
+    let mut first_of_change: BTreeMap<usize, usize> = BTreeMap::new();
+    for &i in &order {
+        first_of_change.entry(nodes[i].change).or_insert(i);
+    }
     let mut steps_out = Vec::with_capacity(order.len());
     let mut notes = BTreeMap::new();
     for &i in &order {
@@ -214,6 +220,11 @@ pub fn build(
             scans_table: d.scans_table,
             depends_on: preds.iter().map(|p| step_id[p].clone()).collect(),
             backfill: d.backfill.clone(),
+            expects: if first_of_change.get(&n.change) == Some(&i) {
+                super::expect::expectations(&changes[n.change], current)
+            } else {
+                Vec::new()
+            },
         });
     }
     blocking_findings(current, changes, &steps_out, hints, &mut findings);

@@ -7,6 +7,7 @@
 mod artifact;
 mod build;
 pub mod draft;
+pub mod expect;
 pub mod sqltext;
 mod steps;
 
