@@ -63,7 +63,8 @@ SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statements {
     /// Keyset: one statement per batch that finds the key `$n` rows past the cursor and
-    /// updates up to it, returning `(upper key as text[], rows updated)`; the upper key is
+    /// updates up to it, returning `(upper key as text[], rows updated, rows still pending
+    /// after the update)`; the upper key is
     /// NULL (and nothing is updated) when fewer rows are left. `step_first` has no lower bound.
     pub step: String,
     pub step_first: String,
@@ -74,6 +75,19 @@ pub struct Statements {
     /// Keyset: the whole table (it has fewer rows than one batch).
     pub update_all: String,
     pub verify: String,
+    /// The pending predicate the statements filter on (and the batches re-check).
+    pub pending: String,
+}
+
+/// Wraps one of the `update*` statements so that it also verifies its own rows: it returns
+/// `(rows updated, rows still pending after the update)`, the second evaluated by RETURNING on
+/// the new row versions in the batch's own transaction. This is the walk's verification; no
+/// second full scan is needed for a keyset walk.
+pub fn counted(update: &str, pending: &str) -> String {
+    format!(
+        "WITH upd AS ({update} RETURNING ({pending}) AS still) \
+         SELECT count(*), count(*) FILTER (WHERE still) FROM upd"
+    )
 }
 
 /// Builds every statement for writing `target = (expr)` into `table` where `pending` holds.
@@ -122,8 +136,9 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
                 format!(
                     "WITH bound AS MATERIALIZED (SELECT {select} FROM {table} AS b{bound_where} \
                      ORDER BY {order} OFFSET ${offset} LIMIT 1), \
-                     upd AS ({set} WHERE {lower_cond}{row} <= {upper_of_bound} AND ({pending}) RETURNING 1) \
-                     SELECT {bound_text}, (SELECT count(*) FROM upd)",
+                     upd AS ({set} WHERE {lower_cond}{row} <= {upper_of_bound} AND ({pending}) RETURNING ({pending}) AS still) \
+                     SELECT {bound_text}, (SELECT count(*) FROM upd), \
+                     (SELECT count(*) FROM upd WHERE still)",
                     select = qualified.join(", "),
                 )
             };
@@ -136,6 +151,7 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
                 update_last: format!("{set} WHERE {row} > {lower} AND ({pending})"),
                 update_all: format!("{set} WHERE ({pending})"),
                 verify,
+                pending: pending.to_string(),
             }
         }
         Walk::Tid => Statements {
@@ -145,6 +161,7 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             update_last: String::new(),
             update_all: String::new(),
             verify,
+            pending: pending.to_string(),
         },
     }
 }
@@ -205,8 +222,9 @@ mod tests {
             "WITH bound AS MATERIALIZED (SELECT b.a, b.b FROM t AS b WHERE (b.a, b.b) > \
              (CAST($1::text AS integer), CAST($2::text AS text)) ORDER BY b.a, b.b OFFSET $3 LIMIT 1), \
              upd AS (UPDATE t SET c = (x) WHERE (a, b) > (CAST($1::text AS integer), CAST($2::text AS text)) \
-             AND (a, b) <= ((SELECT bound.a FROM bound), (SELECT bound.b FROM bound)) AND (c IS NULL) RETURNING 1) \
-             SELECT (SELECT ARRAY[bound.a::text, bound.b::text] FROM bound), (SELECT count(*) FROM upd)"
+             AND (a, b) <= ((SELECT bound.a FROM bound), (SELECT bound.b FROM bound)) AND (c IS NULL) RETURNING (c IS NULL) AS still) \
+             SELECT (SELECT ARRAY[bound.a::text, bound.b::text] FROM bound), (SELECT count(*) FROM upd), \
+             (SELECT count(*) FROM upd WHERE still)"
         );
         assert!(s.step_first.contains("FROM t AS b ORDER BY b.a, b.b OFFSET $1 LIMIT 1"), "{}", s.step_first);
         assert!(s.step_first.contains("WHERE (a, b) <= ((SELECT"), "{}", s.step_first);

@@ -85,9 +85,12 @@ WITH batch AS (
 UPDATE seqmig.backfills
    SET cursor_key = coalesce($4::text::jsonb, cursor_key), state = $14, batch_size = $13, rows_done = rows_done + $6,
        rows_scanned = rows_scanned + $5, batches = batches + 1, throttle = $10,
-       updated_at = clock_timestamp(), last_error = NULL
+       updated_at = clock_timestamp(), last_error = NULL,
+       -- the walk's own verification: rows still pending after their batch (NULL while none)
+       verify_mismatches = CASE WHEN $15::bigint > 0 OR verify_mismatches IS NOT NULL
+                                THEN coalesce(verify_mismatches, 0) + $15::bigint END
  WHERE plan_id = $1 AND step_id = $2
-RETURNING rows_done, rows_scanned, batches";
+RETURNING rows_done, rows_scanned, batches, verify_mismatches";
 
 /// The ledger's view of every backfill, for `seqmig backfill status` and `seqmig status`.
 pub(crate) const STATUS_SQL: &str = "\

@@ -90,7 +90,11 @@ pub struct BackfillOutcome {
     /// Totals from the ledger, over every run of this backfill.
     pub rows_done: i64,
     pub batches: i64,
-    /// Rows where the target still differs from the expression, counted after the last batch.
+    /// Rows still pending (the target differs from the expression, or a fill left NULL).
+    /// A keyset walk counts them inside the walk: every batch's UPDATE returns how many of
+    /// its rows are still pending, in the batch's own transaction (the dual-write trigger
+    /// keeps later writes consistent, and the gate re-counts over the whole table). A TID
+    /// walk adds one full count after the last batch, because rows can move between pages.
     pub verify_mismatches: i64,
     /// True when the ledger already had this backfill (a resumed or repeated run).
     pub resumed: bool,
@@ -98,6 +102,9 @@ pub struct BackfillOutcome {
     pub key_kind: String,
     pub key_columns: Vec<String>,
     pub elapsed: Duration,
+    /// Of `elapsed`: the final verification pass (zero for a keyset walk, which verifies
+    /// inside its batches).
+    pub verify_elapsed: Duration,
 }
 
 /// Why a backfill stopped. Everything committed before the failure stays committed; running
@@ -367,6 +374,8 @@ struct Work {
     upper: Option<Vec<String>>,
     scanned: u64,
     updated: u64,
+    /// Rows of this batch still pending after its UPDATE (the walk's verification).
+    mismatched: u64,
     state: &'static str,
 }
 
@@ -520,10 +529,12 @@ impl<'c, 'r> Engine<'c, 'r> {
         if self.state == "running" {
             self.walk_table(progress).await?;
         }
+        let mut verify_elapsed = Duration::ZERO;
         if self.state == "verifying" {
-            self.state = "verifying".into();
             progress.update(&self.progress(None));
+            let began = Instant::now();
             let mismatches = self.verify().await?;
+            verify_elapsed = began.elapsed();
             self.verify_mismatches = Some(mismatches);
             self.state = "done".into();
         }
@@ -539,6 +550,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             key_kind: self.walk.kind().into(),
             key_columns: self.walk.column_names(),
             elapsed: self.started.elapsed(),
+            verify_elapsed,
         })
     }
 
@@ -753,7 +765,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         let reason = (!self.pending_reasons.is_empty())
             .then(|| self.pending_reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","));
         let range = range_text_json(work.from.as_deref(), work.to.as_deref());
-        let params: [&(dyn ToSql + Sync); 14] = [
+        let params: [&(dyn ToSql + Sync); 15] = [
             &self.req.plan_id,
             &self.req.step_id,
             &work.from,
@@ -768,6 +780,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             &(attempt as i32),
             &(next.current() as i32),
             &work.state,
+            &(work.mismatched as i64),
         ];
         let (recorded, committed) = tokio::join!(
             biased;
@@ -784,6 +797,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         self.rows_done = row.get(0);
         self.rows_scanned = row.get(1);
         self.batches = i64::from(row.get::<_, i32>(2));
+        self.verify_mismatches = row.get(3);
         self.pending_reasons.clear();
         self.pending_throttle = Duration::ZERO;
         self.shown_throttle = reason;
@@ -816,12 +830,18 @@ impl<'c, 'r> Engine<'c, 'r> {
                     .map_err(|error| Failure { range: self.range_hint(n), error })?;
                 let upper: Option<Vec<String>> = row.get(0);
                 let mut updated = row.get::<_, i64>(1).max(0) as u64;
+                let mut mismatched = row.get::<_, i64>(2).max(0) as u64;
                 let range = range_text(lower.as_ref(), upper.as_ref());
                 if upper.is_none() {
                     // Fewer than `n` rows are left: the last batch runs to the end.
                     let last = if lower.is_some() { opt(&p.update_last) } else { opt(&p.update_all) };
-                    updated +=
-                        self.client.execute(last, &params).await.map_err(|error| Failure { range, error })?;
+                    let row = self
+                        .client
+                        .query_one(last, &params)
+                        .await
+                        .map_err(|error| Failure { range, error })?;
+                    updated += row.get::<_, i64>(0).max(0) as u64;
+                    mismatched += row.get::<_, i64>(1).max(0) as u64;
                 }
                 Ok(Work {
                     from: lower.as_ref().map(|l| json(l)),
@@ -830,23 +850,26 @@ impl<'c, 'r> Engine<'c, 'r> {
                     state: if upper.is_some() { "running" } else { "verifying" },
                     upper,
                     updated,
+                    mismatched,
                 })
             }
             Cursor::Page { next, end, .. } => {
                 let pages = ((f64::from(n) / self.rows_per_page).ceil() as i64).max(1);
                 let to_page = (*next + pages).min(*end).max(*next + 1);
                 let (lo, hi) = (key::tid(*next), key::tid(to_page));
-                let updated = self
+                let row = self
                     .client
-                    .execute(&p.update, &[&lo, &hi])
+                    .query_one(&p.update, &[&lo, &hi])
                     .await
                     .map_err(|error| Failure { range: format!("ctid [{lo}, {hi})"), error })?;
+                let updated = row.get::<_, i64>(0).max(0) as u64;
                 Ok(Work {
                     from: Some(json(&[lo])),
                     to: Some(json(std::slice::from_ref(&hi))),
                     upper: Some(vec![hi]),
                     scanned: ((to_page - *next) as f64 * self.rows_per_page).round() as u64,
                     updated,
+                    mismatched: row.get::<_, i64>(1).max(0) as u64,
                     state: "running",
                 })
             }
@@ -896,12 +919,16 @@ impl<'c, 'r> Engine<'c, 'r> {
     async fn verify_once(&mut self) -> Result<i64, BackfillError> {
         let sql = "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL seqmig.backfill = 'on'";
         self.client.batch_execute(sql).await.map_err(|e| db(self.req, "start the verification", e))?;
-        let counted = self.client.query_one(&self.verify_sql, &[]).await;
-        let mismatches: i64 = match counted {
-            Ok(r) => r.get(0),
-            Err(e) => {
-                let _ = self.client.batch_execute("ROLLBACK").await;
-                return Err(db(self.req, "count mismatching rows", e));
+        let mismatches: i64 = if let Walk::Keyset(_) = self.walk {
+            // Verified inside the walk: the sum of the batches' own counts.
+            self.verify_mismatches.unwrap_or(0)
+        } else {
+            match self.client.query_one(&self.verify_sql, &[]).await {
+                Ok(r) => r.get(0),
+                Err(e) => {
+                    let _ = self.client.batch_execute("ROLLBACK").await;
+                    return Err(db(self.req, "count mismatching rows", e));
+                }
             }
         };
         let record = "UPDATE seqmig.backfills SET state = 'done', verify_mismatches = $3, \
@@ -996,14 +1023,15 @@ async fn prepare(
         }
     };
     let keyset = matches!(walk, Walk::Keyset(_));
-    let update =
-        client.prepare(&s.update).await.map_err(|e| db(req, &format!("prepare '{}'", s.update), e))?;
+    let update = key::counted(&s.update, &s.pending);
+    let update = client.prepare(&update).await.map_err(|e| db(req, &format!("prepare '{update}'"), e))?;
+    let counted = |sql: &String| if sql.is_empty() { String::new() } else { key::counted(sql, &s.pending) };
     Ok(Prepared {
         step: if keyset { p(s.step.clone()).await? } else { None },
         step_first: if keyset { p(s.step_first.clone()).await? } else { None },
         update,
-        update_last: p(s.update_last.clone()).await?,
-        update_all: p(s.update_all.clone()).await?,
+        update_last: p(counted(&s.update_last)).await?,
+        update_all: p(counted(&s.update_all)).await?,
         record: client
             .prepare(ledger::RECORD_BATCH_SQL)
             .await

@@ -2,6 +2,8 @@
   Keeps {{ old }} (old shape) and {{ new }} (new shape) of one row in step while both
   releases run. up = new from old, down = old from new, both over NEW.
   The flag is read only when a statement wrote both sides and they disagree.
+  The WHEN condition keeps seqmig's own backfill batches (SET LOCAL seqmig.backfill = 'on')
+  out of PL/pgSQL altogether: PostgreSQL evaluates it without calling the function.
 -#}
 CREATE OR REPLACE FUNCTION {{ function | ident }}() RETURNS trigger
 LANGUAGE plpgsql AS $seqmig$
@@ -40,5 +42,6 @@ END
 $seqmig$;
 {%- if with_trigger %}
 CREATE TRIGGER {{ trigger | ident }} BEFORE INSERT OR UPDATE OF {{ old | ident }}, {{ new | ident }} ON {{ table | ident }}
-    FOR EACH ROW EXECUTE FUNCTION {{ function | ident }}();
+    FOR EACH ROW WHEN (current_setting('seqmig.backfill', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION {{ function | ident }}();
 {%- endif %}
