@@ -651,11 +651,11 @@ fn listing(ops: &[Op]) -> String {
 /// backfill with another expression, kill -9 in the middle of apply and rollback, and writers
 /// of both releases; after every operation the data equals the twin's, `status` agrees with
 /// the database, and at the end the plan is driven to completion. `SEQMIG_MODEL_CASES`
-/// (default 10), `SEQMIG_MODEL_OPS` (operations per sequence, default 16) and
+/// (default 6), `SEQMIG_MODEL_OPS` (operations per sequence, default 16) and
 /// `SEQMIG_MODEL_SEED` choose the run; a failure is shrunk and printed.
 #[test]
 fn lifecycle_model_random_sequences_keep_data_status_and_resume() {
-    let cases = env_number("SEQMIG_MODEL_CASES", 10);
+    let cases = env_number("SEQMIG_MODEL_CASES", 6);
     let len = env_number("SEQMIG_MODEL_OPS", 16) as usize;
     let seed0 = env_number("SEQMIG_MODEL_SEED", 18);
     let plan = orders_plan();

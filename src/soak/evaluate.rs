@@ -165,7 +165,10 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
         .await
         .map_err(SoakError::db("read the database clock"))?;
     let (now, evaluated_at): (f64, String) = (row.get(0), row.get(1));
-    let switch_at = switch_succeeded_at(client, &plan.id).await?;
+    let switch_at = match switch_succeeded_at(client, &plan.id).await? {
+        Some(at) => Some(at),
+        None => switch_steps_done_at(client, plan).await?,
+    };
     let mut window_start = switch_at.as_ref().map(|s| s.0).unwrap_or(0.0);
     if let Some(w) = criteria.effective_window() {
         window_start = window_start.max(now - w.as_secs_f64());
@@ -289,6 +292,35 @@ async fn switch_succeeded_at(client: &Client, plan_id: &str) -> Result<Option<(f
         Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
         Err(e) => Err(SoakError::db("read when switch succeeded from seqmig.phase_runs")(e)),
+    }
+}
+
+/// When the last step of `switch` succeeded, from `seqmig.step_runs`, when every switch step
+/// of the plan is applied and none rolled back since. A runner killed right after the last
+/// step committed leaves its phase run unfinished although the switch is complete (found by
+/// the lifecycle model, issue 18): the steps are the truth the executor goes by.
+async fn switch_steps_done_at(client: &Client, plan: &Plan) -> Result<Option<(f64, String)>, SoakError> {
+    let steps: Vec<String> = plan.steps_of(crate::plan::Phase::Switch).iter().map(|s| s.id.clone()).collect();
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH latest AS (SELECT DISTINCT ON (step_id) step_id, action, outcome, finished_at \
+                                   FROM seqmig.step_runs WHERE plan_id = $1 AND step_id = ANY($2) \
+                                  ORDER BY step_id, id DESC) \
+                 SELECT extract(epoch FROM max(finished_at))::float8, {} FROM latest \
+                 HAVING count(*) FILTER (WHERE action = 'apply' AND outcome = 'ok') = cardinality($2::text[])",
+                utc("max(finished_at)")
+            ),
+            &[&plan.id, &steps],
+        )
+        .await;
+    match row {
+        Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(SoakError::db("read when the switch steps succeeded from seqmig.step_runs")(e)),
     }
 }
 
