@@ -107,10 +107,8 @@ pub fn expectations(change: &Change, current: &Schema) -> Vec<Expect> {
         }
     };
     match change {
-        Change::CreateTable { table: t } => {
-            if !current.tables.contains_key(&t.name) {
-                out.push(Expect::Table { table: t.name.clone(), exists: false });
-            }
+        Change::CreateTable { table: t } if !current.tables.contains_key(&t.name) => {
+            out.push(Expect::Table { table: t.name.clone(), exists: false });
         }
         Change::DropTable { table: t } => table(&mut out, &t.name),
         Change::RenameTable { from, table: t } => {
