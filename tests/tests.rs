@@ -21,4 +21,5 @@ mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
 mod replay_tests;
+mod scale_tests;
 mod unmodelled_changes_tests;

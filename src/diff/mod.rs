@@ -154,6 +154,9 @@ struct Differ<'a> {
     used_fills: BTreeSet<(QualifiedName, Ident)>,
     /// (desired table, constraint) recreated by a type change, not diffed again.
     moved_constraints: BTreeSet<(QualifiedName, Ident)>,
+    /// The desired schema's indexes per table, in name order: built once, because scanning
+    /// every index for each table made a diff quadratic in the size of the schema.
+    desired_indexes: BTreeMap<&'a QualifiedName, Vec<&'a Index>>,
 }
 
 /// `(current, desired, hints) → (changes, findings)`.
@@ -177,7 +180,11 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
         used_renames: BTreeSet::new(),
         used_fills: BTreeSet::new(),
         moved_constraints: BTreeSet::new(),
+        desired_indexes: BTreeMap::new(),
     };
+    for i in desired.indexes.values() {
+        d.desired_indexes.entry(&i.table).or_default().push(i);
+    }
     d.run();
     (d.changes, d.findings)
 }
@@ -319,12 +326,17 @@ impl Differ<'_> {
         self.findings.extend(found);
     }
 
+    /// [`Schema::indexes_of`] on the desired schema, without the scan of every index.
+    fn desired_indexes_of(&self, table: &QualifiedName) -> impl Iterator<Item = &Index> + '_ {
+        self.desired_indexes.get(table).into_iter().flatten().copied()
+    }
+
     fn has_leading_index(&self, table: &QualifiedName, columns: &[Ident]) -> bool {
         let want: BTreeSet<&Ident> = columns.iter().collect();
         let leads = |keys: Vec<&Ident>| {
             keys.len() >= want.len() && keys[..want.len()].iter().copied().collect::<BTreeSet<_>>() == want
         };
-        let by_index = self.desired.indexes_of(table).any(|i| {
+        let by_index = self.desired_indexes_of(table).any(|i| {
             i.predicate.is_none()
                 && leads(
                     i.keys
@@ -860,7 +872,7 @@ impl Differ<'_> {
             let indexes: Vec<Index> = if in_place {
                 Vec::new()
             } else {
-                self.desired.indexes_of(table).filter(|i| index_uses_column(i, &new.name)).cloned().collect()
+                self.desired_indexes_of(table).filter(|i| index_uses_column(i, &new.name)).cloned().collect()
             };
             if !in_place {
                 self.shadowed.insert((table.clone(), new.name.clone()));
@@ -1046,15 +1058,18 @@ impl Differ<'_> {
         let constraint_named = |schema: &Schema, idx: &Index| {
             schema.tables.get(&idx.table).is_some_and(|t| t.constraints.contains_key(&idx.name.name))
         };
-        let map_table = |pairs: &BTreeMap<QualifiedName, QualifiedName>, old: &Index| Index {
-            table: pairs
-                .iter()
-                .find(|(_, c)| **c == old.table)
-                .map(|(d, _)| d.clone())
-                .unwrap_or(old.table.clone()),
+        // Current table → desired table, built once: finding the pair by value for every
+        // index made the diff quadratic. The first pair in desired-name order wins, as the
+        // scan it replaces did.
+        let mut desired_of: BTreeMap<&QualifiedName, &QualifiedName> = BTreeMap::new();
+        for (d, c) in &self.table_pairs {
+            desired_of.entry(c).or_insert(d);
+        }
+        let map_table = |old: &Index| Index {
+            table: desired_of.get(&old.table).map(|d| (*d).clone()).unwrap_or(old.table.clone()),
             ..old.clone()
         };
-        let mut dropped: Vec<&Index> = self
+        let dropped: Vec<&Index> = self
             .current
             .indexes
             .iter()
@@ -1065,17 +1080,24 @@ impl Differ<'_> {
             })
             .map(|(_, i)| i)
             .collect();
+        // A renamed index stays on its (mapped) table: the candidates for each new index are
+        // the dropped ones of its table, in the order of `dropped`.
+        let mut dropped_by_table: BTreeMap<QualifiedName, Vec<usize>> = BTreeMap::new();
+        for (pos, old) in dropped.iter().enumerate() {
+            let table = desired_of.get(&old.table).map(|d| (*d).clone()).unwrap_or(old.table.clone());
+            dropped_by_table.entry(table).or_default().push(pos);
+        }
+        let mut renamed = vec![false; dropped.len()];
         for (name, idx) in &self.desired.indexes {
             if constraint_named(self.desired, idx) {
                 continue;
             }
             if !self.current.indexes.contains_key(name) {
-                let same = |old: &&Index| {
-                    Index { name: idx.name.clone(), ..map_table(&self.table_pairs, old) } == *idx
-                };
-                if let Some(pos) = dropped.iter().position(same) {
-                    let old = dropped.remove(pos);
-                    self.changes.push(Change::RenameIndex { from: old.clone(), to: idx.clone() });
+                let same = |old: &Index| Index { name: idx.name.clone(), ..map_table(old) } == *idx;
+                let candidates = dropped_by_table.get(&idx.table).map(Vec::as_slice).unwrap_or_default();
+                if let Some(&pos) = candidates.iter().find(|&&pos| !renamed[pos] && same(dropped[pos])) {
+                    renamed[pos] = true;
+                    self.changes.push(Change::RenameIndex { from: dropped[pos].clone(), to: idx.clone() });
                     continue;
                 }
             }
@@ -1087,23 +1109,16 @@ impl Differ<'_> {
             match self.current.indexes.get(name) {
                 None => self.changes.push(Change::AddIndex { index: idx.clone(), new_table }),
                 Some(old) => {
-                    let mapped = Index {
-                        table: self
-                            .table_pairs
-                            .iter()
-                            .find(|(_, c)| **c == old.table)
-                            .map(|(d, _)| d.clone())
-                            .unwrap_or(old.table.clone()),
-                        ..old.clone()
-                    };
-                    if mapped != *idx {
+                    if map_table(old) != *idx {
                         self.changes.push(Change::ChangeIndex { from: old.clone(), to: idx.clone() });
                     }
                 }
             }
         }
-        for idx in dropped {
-            self.changes.push(Change::DropIndex { index: idx.clone() });
+        for (pos, idx) in dropped.into_iter().enumerate() {
+            if !renamed[pos] {
+                self.changes.push(Change::DropIndex { index: idx.clone() });
+            }
         }
     }
 

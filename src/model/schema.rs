@@ -35,7 +35,37 @@ pub struct Schema {
     /// belongs to. Either side may be a plain index or a constraint's index (`…_pkey`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub index_attachments: BTreeMap<QualifiedName, QualifiedName>,
+    /// Every constraint name the loader gave, in any schema: a superset of the names in use,
+    /// so that choosing a default constraint name scans the tables only for a candidate that
+    /// was given before (scanning for each one made loading quadratic). Not part of the
+    /// schema's value: never serialised, and equal for any two schemas.
+    #[serde(skip)]
+    pub constraint_names_given: NameLog,
 }
+
+/// A set of names that takes no part in equality (see [`Schema::constraint_names_given`]).
+#[derive(Debug, Clone, Default)]
+pub struct NameLog(std::collections::HashSet<String>);
+
+impl NameLog {
+    pub fn insert(&mut self, name: &str) {
+        if !self.0.contains(name) {
+            self.0.insert(name.to_string());
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+}
+
+impl PartialEq for NameLog {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameLog {}
 
 /// Maps whose keys are structs serialise as a sorted list of `[key, value]` pairs (JSON
 /// object keys must be strings).

@@ -642,6 +642,8 @@ pub fn add_constraint(s: &mut Schema, table: &QualifiedName, mut p: Pending) -> 
             }
         }
     }
+    s.constraint_names_given.insert(name.as_str());
+    let t = s.tables.get_mut(table).expect("checked above");
     t.constraints.insert(
         name.clone(),
         Constraint {
@@ -658,10 +660,11 @@ pub fn add_constraint(s: &mut Schema, table: &QualifiedName, mut p: Pending) -> 
 fn default_constraint_name(s: &Schema, t: &Table, p: &Pending) -> Ident {
     let table = t.name.name.as_str();
     let constraint_taken = |n: &str| {
-        s.tables
-            .values()
-            .filter(|o| o.name.schema == t.name.schema)
-            .any(|o| o.constraints.keys().any(|k| k.as_str() == n))
+        s.constraint_names_given.contains(n)
+            && s.tables
+                .values()
+                .filter(|o| o.name.schema == t.name.schema)
+                .any(|o| o.constraints.keys().any(|k| k.as_str() == n))
     };
     let relation = |n: &str| relation_taken(s, &t.name.schema, n) || constraint_taken(n);
     match &p.kind {
@@ -984,7 +987,8 @@ fn rename(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
             .remove(&old)
             .ok_or_else(|| Fail { at: 0, message: format!("constraint {old} does not exist") })?;
         k.name = new.clone();
-        t.constraints.insert(new, k);
+        t.constraints.insert(new.clone(), k);
+        s.constraint_names_given.insert(new.as_str());
         return Ok(());
     }
     c.eat_kw("column");

@@ -3,7 +3,7 @@
 //!
 //! [`before_sql`] writes exactly `n` statements in the shape pg_dump gives a large schema:
 //! tables with typed columns, defaults, a named primary key, a foreign key to the table
-//! before, a check constraint, and a secondary index per table, the constraints added by
+//! before, a named and an unnamed check constraint, and a secondary index per table, the constraints added by
 //! `ALTER TABLE ONLY … ADD CONSTRAINT` as pg_dump writes them. [`after_sql`] is the same
 //! schema with changes spread evenly over all of it: added nullable columns, added and dropped
 //! indexes, an added foreign key and new tables, so that a plan has work everywhere.
@@ -35,14 +35,15 @@ fn schema_sql(n: usize, changed: bool) -> String {
         let _ = write!(
             out,
             "CREATE TABLE public.{t} (\n    id bigint NOT NULL,\n    parent_id bigint,\n    \
-             name text NOT NULL,\n    amount numeric(12,2) DEFAULT 0 NOT NULL,\n    \
+             name text NOT NULL,\n    amount numeric(12,2) DEFAULT 0 NOT NULL CHECK ((amount >= (0)::numeric)),\n    \
              created_at timestamp with time zone DEFAULT now() NOT NULL"
         );
         if changed && i % 10 == 3 {
             out.push_str(",\n    note text");
         }
+        // The check is unnamed: PostgreSQL's default name must be chosen against all names.
         out.push_str(",\n    CONSTRAINT ");
-        let _ = writeln!(out, "{t}_amount_check CHECK ((amount >= (0)::numeric))\n);\n");
+        let _ = writeln!(out, "{t}_name_check CHECK ((length(name) > 0))\n);\n");
         let _ = writeln!(out, "ALTER TABLE ONLY public.{t}\n    ADD CONSTRAINT {t}_pkey PRIMARY KEY (id);\n");
         if i > 0 {
             let p = table(i - 1);
