@@ -90,3 +90,15 @@ fn issue_17_6_create_extension_over_hand_made_contrib_objects_blocks() {
     assert_eq!(p.outcome, Outcome::Blocked, "{}", p.line());
     assert!(p.blocking.contains(&"unsupported-change btree_gist".to_string()), "{:#?}", p.blocking);
 }
+
+/// plpgsql is in every database: a file that creates it (and comments on it) and one that
+/// does not load the same model, as introspection leaves it out (OSM 083→084 had planned a
+/// DROP EXTENSION plpgsql that failed with 2BP01).
+#[test]
+fn issue_17_6_plpgsql_is_implied_by_the_loader() {
+    let with = "CREATE EXTENSION IF NOT EXISTS plpgsql WITH SCHEMA pg_catalog;\nCOMMENT ON EXTENSION plpgsql IS 'PL/pgSQL procedural language';\nCREATE TABLE public.t (a integer);";
+    let without = "CREATE TABLE public.t (a integer);";
+    let a = seqmig::parse::load_str("with.sql", with).unwrap().schema;
+    let b = seqmig::parse::load_str("without.sql", without).unwrap().schema;
+    assert_eq!(a, b);
+}
