@@ -890,7 +890,11 @@ pub fn create_extension(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
         }
     }
     c.expect_end()?;
-    s.extensions.insert(name, ext);
+    // plpgsql is in every database (since PostgreSQL 9.0) whether a file says so or not, and
+    // introspection leaves it out: a file that stops creating it drops nothing.
+    if name.as_str() != "plpgsql" {
+        s.extensions.insert(name, ext);
+    }
     Ok(())
 }
 
@@ -1071,6 +1075,13 @@ pub fn comment_on(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
     c.expect_kws(&["comment", "on"])?;
     let obj = object_ref(c)?;
     c.expect_kw("is")?;
+    if obj.kind == "extension" && obj.identity == "plpgsql" {
+        // Implied like the extension itself (see create_extension).
+        if !c.eat_kw("null") {
+            c.string()?;
+        }
+        return c.expect_end();
+    }
     if c.eat_kw("null") {
         s.comments.remove(&obj);
     } else {

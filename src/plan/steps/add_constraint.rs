@@ -30,7 +30,8 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
         .sql("drop_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "if_exists": true }))?;
     let data: Vec<Res> = c.kind.columns().iter().map(|col| Res::Data(table.clone(), col.clone())).collect();
     if new_table || exclusion {
-        let sql = ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": false }))?;
+        // NOT VALID when the desired schema keeps it so (only checks and foreign keys can be).
+        let sql = ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": !c.validated && !exclusion }))?;
         // A foreign key from a new table locks the table it references, which is the one the
         // running release writes to: that is the lock to predict.
         let (lock_on, what) = match &c.kind {
@@ -68,6 +69,10 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     .lock(lock, table)
     .needs(needs(table, c))
     .makes([Res::Constraint(table.clone(), c.name.clone())]);
+    if !c.validated {
+        // The desired schema keeps it NOT VALID: existing rows are not checked.
+        return Ok(vec![add]);
+    }
     let validate = StepDraft::new(
         Phase::Backfill,
         format!("validate {}: scans existing rows without blocking writes", c.name.quoted_sql()),

@@ -125,9 +125,65 @@ pub fn create(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
     Ok(vec![s])
 }
 
+/// A routine's argument list and result as written (`(a integer, b text)`, `integer`),
+/// lower-cased: what `CREATE OR REPLACE` cannot change (PostgreSQL refuses a new parameter
+/// name, 42P13, or a new return type, 42P13). `None` for other statements.
+fn routine_head(o: &OpaqueObject) -> Option<(String, String)> {
+    if !matches!(o.id.kind, OpaqueKind::Function | OpaqueKind::Procedure | OpaqueKind::Aggregate) {
+        return None;
+    }
+    let t = o.text.to_ascii_lowercase();
+    let open = t.find('(')?;
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, ch) in t[open..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let args = t[open..=close].split_whitespace().collect::<Vec<_>>().join(" ");
+    let rest = t[close + 1..].trim_start();
+    let result = match rest.strip_prefix("returns ") {
+        Some(r) => {
+            const NEXT: [&str; 16] = [
+                " language ",
+                " as ",
+                " immutable",
+                " stable",
+                " volatile",
+                " strict",
+                " security ",
+                " parallel ",
+                " cost ",
+                " rows ",
+                " set ",
+                " window",
+                " leakproof",
+                " called ",
+                " not ",
+                " support ",
+            ];
+            let end = NEXT.iter().filter_map(|k| r.find(k)).min().unwrap_or(r.len());
+            r[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+        None => String::new(),
+    };
+    Some((args, result))
+}
+
 pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
+    let in_place = routine_head(from) == routine_head(to);
     let (sql, back) = match (or_replace(to), or_replace(from)) {
-        (Some(a), Some(b)) => (a, Some(b)),
+        (Some(a), Some(b)) if in_place => (a, Some(b)),
         _ => match drop_sql(ctx, from) {
             Some(d) => (
                 format!("{d}\n{}", statement(to)),
@@ -177,5 +233,43 @@ mod tests {
         assert!(steps[0].sql.starts_with("CREATE OR REPLACE FUNCTION public.f()"));
         let steps = run(&s, &s, &Change::DropObject { object: mk("1") });
         assert_eq!(steps[0].sql, "DROP FUNCTION IF EXISTS public.f();");
+    }
+
+    #[test]
+    fn a_renamed_parameter_or_new_result_type_drops_and_creates() {
+        let mk = |head: &str| OpaqueObject {
+            id: OpaqueId { kind: OpaqueKind::Function, identity: "public.f(integer)".into() },
+            text: format!("CREATE FUNCTION public.f({head} LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$"),
+            depends_on: vec![],
+            search_path: None,
+        };
+        let s = schema_with(vec![]);
+        for (a, b) in [
+            ("x integer) RETURNS integer", "y integer) RETURNS integer"),
+            ("x integer) RETURNS integer", "x integer) RETURNS bigint"),
+        ] {
+            let steps = run(&s, &s, &Change::ReplaceObject { from: mk(a), to: mk(b) });
+            assert!(
+                steps[0].sql.starts_with("DROP FUNCTION IF EXISTS public.f(integer);\nCREATE FUNCTION"),
+                "{}",
+                steps[0].sql
+            );
+            assert!(
+                steps[0]
+                    .rollback_sql
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("DROP FUNCTION IF EXISTS public.f(integer);\nCREATE FUNCTION")
+            );
+        }
+        let steps = run(
+            &s,
+            &s,
+            &Change::ReplaceObject {
+                from: mk("x integer) RETURNS integer"),
+                to: mk("x integer) RETURNS integer STRICT"),
+            },
+        );
+        assert!(steps[0].sql.starts_with("CREATE OR REPLACE FUNCTION"), "{}", steps[0].sql);
     }
 }
