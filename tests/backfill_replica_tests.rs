@@ -316,3 +316,65 @@ fn issue22_3_a_replica_that_disappears_mid_backfill_is_reported_and_the_run_goes
     drop(standby);
     primary.stop();
 }
+
+#[test]
+fn issue22_4_a_logical_slot_retaining_wal_and_the_wal_rate_limit_hold_the_backfill() {
+    let primary =
+        TempCluster::start(&["wal_level = logical", "max_replication_slots = 4"]).expect("start a primary");
+    block_on(async {
+        let url = primary.url("postgres");
+        let c = connect(&url).await;
+        make_table(&c, "t", 20_000).await;
+        // A logical slot nobody consumes: everything the backfill writes stays on disk for it.
+        c.batch_execute("SELECT pg_create_logical_replication_slot('issue22_slot', 'test_decoding')")
+            .await
+            .unwrap();
+        let retained = "SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots \
+                        WHERE slot_name = 'issue22_slot'";
+        let retained_before: i64 = c.query_one(retained, &[]).await.unwrap().get(0);
+        let mut opts = options(Duration::from_secs(10));
+        opts.throttle.max_replica_lag = None;
+        // 200 kB/s of WAL: well under what unpaced batches write.
+        opts.throttle.max_wal_bytes_per_sec = Some(200_000);
+        let runner_url = url.clone();
+        let run = tokio::spawn(async move {
+            let mut client = connect(&runner_url).await;
+            let spec = spec("t");
+            let req = BackfillRequest { plan_id: "p", step_id: "slot", spec: &spec };
+            backfill::run(&mut client, &req, &opts, &mut NoProgress).await
+        });
+        // `seqmig backfill status` reads the same ledger column: it says why the backfill waits.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t =
+                ledger_text(&c, "SELECT max(throttle) FROM seqmig.backfills WHERE step_id = 'slot'").await;
+            if t.as_deref() == Some("wal_rate") {
+                break;
+            }
+            assert!(!run.is_finished(), "the backfill ended without being held by the WAL rate");
+            assert!(Instant::now() < deadline, "the backfill was not held back by the WAL rate ({t:?})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(180), run).await.expect("backfill ends").unwrap();
+        let outcome = outcome.expect("backfill");
+        assert_eq!(outcome.rows_done, 20_000);
+        let held: i64 = c
+            .query_one(
+                "SELECT count(*) FROM seqmig.backfill_batches WHERE step_id = 'slot'
+                    AND throttle_reason LIKE '%wal_rate%' AND throttle_ms > 0",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(held > 0, "batch rows record the WAL-rate waits");
+        let retained_after: i64 = c.query_one(retained, &[]).await.unwrap().get(0);
+        assert!(
+            retained_after > retained_before + 1_000_000,
+            "the slot retains the backfill's WAL ({retained_before} -> {retained_after} bytes)"
+        );
+        c.batch_execute("SELECT pg_drop_replication_slot('issue22_slot')").await.unwrap();
+    });
+    primary.stop();
+}
