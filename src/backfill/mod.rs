@@ -691,6 +691,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     wal_lsn: r.get(3),
                     paused: r.get(4),
                     max_rows_per_sec: r.get(5),
+                    replicas: r.get(6),
                 };
                 self.throttle.observe(sample, now)
             } else {
@@ -698,6 +699,11 @@ impl<'c, 'r> Engine<'c, 'r> {
             };
             if verdict.newly_throttled {
                 self.sizer.halve();
+            }
+            if verdict.replicas_lost > 0 {
+                // The replica-lost policy (DESIGN.md §5): go on, and record it on the next
+                // batch row and in the ledger's throttle column for `seqmig backfill status`.
+                self.pending_reasons.insert(Reason::ReplicaLost);
             }
             self.max_rows_per_sec = verdict.max_rows_per_sec;
             if verdict.hold.is_empty() {

@@ -66,6 +66,9 @@ pub enum Reason {
     LockWaiters,
     WalRate,
     RateLimit,
+    /// A streaming replica disconnected since the last sample. Policy: the backfill goes on
+    /// (a replica that is gone has no lag to protect), and the next batch row records it.
+    ReplicaLost,
 }
 
 impl Reason {
@@ -77,6 +80,7 @@ impl Reason {
             Reason::LockWaiters => "lock_waiters",
             Reason::WalRate => "wal_rate",
             Reason::RateLimit => "rate_limit",
+            Reason::ReplicaLost => "replica_lost",
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Sample {
     pub wal_lsn: f64,
     pub paused: bool,
     pub max_rows_per_sec: Option<f64>,
+    /// Streaming replicas connected (rows of `pg_stat_replication`).
+    pub replicas: i64,
 }
 
 /// The signals' state between samples.
@@ -108,6 +114,7 @@ pub struct Throttle {
     last_wal: Option<(f64, Instant)>,
     paused: bool,
     max_rows_per_sec: Option<f64>,
+    last_replicas: Option<i64>,
 }
 
 /// What the latest sample says.
@@ -118,6 +125,8 @@ pub struct Verdict {
     pub max_rows_per_sec: Option<f64>,
     /// True when a new reason appeared with this sample (the batch size halves once per episode).
     pub newly_throttled: bool,
+    /// Replicas that disconnected since the previous sample (reported, not waited for).
+    pub replicas_lost: i64,
 }
 
 impl Throttle {
@@ -129,6 +138,7 @@ impl Throttle {
             last_wal: None,
             paused: false,
             max_rows_per_sec: None,
+            last_replicas: None,
         }
     }
 
@@ -143,7 +153,12 @@ impl Throttle {
 
     /// The verdict of the last sample, without sampling again.
     pub fn current(&self) -> Verdict {
-        Verdict { hold: self.holds(), max_rows_per_sec: self.max_rows_per_sec, newly_throttled: false }
+        Verdict {
+            hold: self.holds(),
+            max_rows_per_sec: self.max_rows_per_sec,
+            newly_throttled: false,
+            replicas_lost: 0,
+        }
     }
 
     fn holds(&self) -> Vec<Reason> {
@@ -185,7 +200,9 @@ impl Throttle {
         self.max_rows_per_sec = s.max_rows_per_sec.filter(|r| *r > 0.0);
         let hold = self.holds();
         let newly_throttled = hold.iter().any(|r| !before.contains(r));
-        Verdict { hold, max_rows_per_sec: self.max_rows_per_sec, newly_throttled }
+        let replicas_lost = self.last_replicas.map_or(0, |n| (n - s.replicas).max(0));
+        self.last_replicas = Some(s.replicas);
+        Verdict { hold, max_rows_per_sec: self.max_rows_per_sec, newly_throttled, replicas_lost }
     }
 
     fn level(&mut self, reason: Reason, reading: Option<(f64, f64)>) {
@@ -216,7 +233,8 @@ SELECT
     WHERE relation = $1::text::regclass AND NOT granted AND pid <> pg_backend_pid()),
   (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
   coalesce((SELECT paused FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3), false),
-  (SELECT max_rows_per_sec FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3)";
+  (SELECT max_rows_per_sec FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3),
+  (SELECT count(*) FROM pg_stat_replication)";
 
 #[cfg(test)]
 mod tests {
@@ -286,6 +304,17 @@ mod tests {
             ..Sample::default()
         };
         assert!(t.observe(s, t0()).hold.is_empty());
+    }
+
+    #[test]
+    fn a_replica_that_disconnects_is_reported_once_and_not_waited_for() {
+        let mut t = Throttle::new(ThrottleOptions::default());
+        let r = |n| Sample { replicas: n, ..Sample::default() };
+        assert_eq!(t.observe(r(2), t0()).replicas_lost, 0);
+        let v = t.observe(r(1), t0());
+        assert_eq!(v.replicas_lost, 1);
+        assert!(v.hold.is_empty());
+        assert_eq!(t.observe(r(1), t0()).replicas_lost, 0);
     }
 
     #[test]
