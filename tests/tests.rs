@@ -15,3 +15,4 @@ mod plan_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
+mod trust_tests;

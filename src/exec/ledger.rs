@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
         description: "backfills: progress, batches, control",
         sql: crate::backfill::LEDGER_SQL,
     },
+    LedgerMigration {
+        version: 4,
+        description: "evidence is append-only (no UPDATE, DELETE or TRUNCATE) and timed by the server clock",
+        sql: crate::soak::EVIDENCE_GUARD_SQL,
+    },
 ];
 
 /// Transaction-level advisory lock key serialising ledger upgrades ("seqm", "ledg").
