@@ -278,3 +278,43 @@ fn issue18_5_stats_reset_after_switch_fails_closed() {
     });
     cluster.stop();
 }
+
+/// `[[fill]] value = '1 -- default tenant'` used to be planned as safe and fail halfway
+/// through apply, the comment swallowing the SQL after it. Now `plan` refuses it (exit 2),
+/// naming the file, the key and the problem; every example's hints still pass.
+#[test]
+fn issue18_8_comment_in_fill_value_is_refused_at_plan() {
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/05-add-not-null-column");
+    let dir = crate::harness::cli::TempDir::new();
+    let toml = dir.path.join("seqmig.toml");
+    let plan = |config: &str| {
+        std::fs::write(&toml, config).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
+            .args(["plan", "--from"])
+            .arg(examples.join("before.sql"))
+            .arg("--to")
+            .arg(examples.join("after.sql"))
+            .arg("--config")
+            .arg(&toml)
+            .output()
+            .unwrap()
+    };
+    for (value, problem) in [
+        ("1 -- default tenant", "contains a comment"),
+        ("1 /* tenant */", "contains a comment"),
+        ("1; DROP TABLE public.users", "contains ';'"),
+        ("1 2", "has text after the expression"),
+        ("", "the expression is empty"),
+    ] {
+        let out =
+            plan(&format!("[[fill]]\ntable = \"public.users\"\ncolumn = \"tenant_id\"\nvalue = '{value}'\n"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains("seqmig.toml"), "{err}");
+        assert!(err.contains("[[fill]] public.users.tenant_id value"), "{err}");
+        assert!(err.contains(problem), "{value}: {err}");
+    }
+    let out = plan("[[fill]]\ntable = \"public.users\"\ncolumn = \"tenant_id\"\nvalue = '1'\n");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

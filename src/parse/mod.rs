@@ -13,6 +13,7 @@
 //! kind seqmig does not recognise is SQL at all.
 
 mod cursor;
+mod expr;
 mod lex;
 mod load;
 mod names;
@@ -22,6 +23,7 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
+pub use expr::hint_expression;
 pub use split::{LineIndex, RawStatement, SplitError, split_statements};
 
 use crate::finding::{Finding, Span};
