@@ -23,4 +23,5 @@ mod reliability_faults_tests;
 mod reliability_tests;
 mod replay_tests;
 mod scale_tests;
+mod trust_tests;
 mod unmodelled_changes_tests;

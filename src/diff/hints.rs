@@ -179,6 +179,8 @@ pub enum HintError {
     Toml { path: String, detail: String },
     #[error("bad name '{text}' in {what}: {source}")]
     Name { text: String, what: String, source: IdentError },
+    #[error("{path}: {key} = '{text}' {problem}")]
+    Expression { path: String, key: String, text: String, problem: String },
     #[error("bad {flag} value '{text}': {expected}")]
     Flag { flag: &'static str, text: String, expected: &'static str },
 }
@@ -216,6 +218,31 @@ pub struct Hints {
     pub brownout: bool,
     pub gate: GateSection,
     pub governance: GovernanceSection,
+}
+
+/// Every hint expression of the file is exactly one SQL expression (issue 18.8): the planner
+/// splices them into statements, where a comment or a second statement would change the SQL.
+fn check_expressions(config: &Config, origin: &str) -> Result<(), HintError> {
+    let mut exprs: Vec<(String, &str)> = Vec::new();
+    for f in &config.fill {
+        exprs.push((format!("[[fill]] {}.{} value", f.table, f.column), &f.value));
+    }
+    for t in &config.transform {
+        for (k, v) in [("up", &t.up), ("down", &t.down)] {
+            if let Some(v) = v {
+                exprs.push((format!("[[transform]] {}.{} {k}", t.table, t.column), v));
+            }
+        }
+    }
+    for (key, text) in exprs {
+        crate::parse::hint_expression(text).map_err(|problem| HintError::Expression {
+            path: origin.into(),
+            key,
+            text: text.into(),
+            problem,
+        })?;
+    }
+    Ok(())
 }
 
 fn qname(text: &str, what: &str) -> Result<QualifiedName, HintError> {
@@ -265,6 +292,7 @@ impl Hints {
     pub fn from_toml(text: &str, origin: &str) -> Result<Hints, HintError> {
         let config: Config = toml::from_str(text)
             .map_err(|e| HintError::Toml { path: origin.into(), detail: e.to_string().trim().to_string() })?;
+        check_expressions(&config, origin)?;
         Self::from_config(config)
     }
 
@@ -380,8 +408,19 @@ impl Hints {
         };
         let t = &mut self.transforms[idx];
         match key.trim() {
-            "up" => t.up = Some(value.to_string()),
-            "down" => t.down = Some(value.to_string()),
+            "up" | "down" => {
+                crate::parse::hint_expression(value).map_err(|problem| HintError::Expression {
+                    path: "--transform".into(),
+                    key: format!("{target}:{}", key.trim()),
+                    text: value.into(),
+                    problem,
+                })?;
+                if key.trim() == "up" {
+                    t.up = Some(value.to_string())
+                } else {
+                    t.down = Some(value.to_string())
+                }
+            }
             "from" => t.from = ident(value, "--transform from")?,
             _ => return Err(bad()),
         }

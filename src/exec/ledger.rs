@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
         description: "least privilege: seqmig.flag security definer, ledger closed to PUBLIC",
         sql: include_str!("sql/ledger_privileges.sql"),
     },
+    LedgerMigration {
+        version: 5,
+        description: "evidence is append-only (no UPDATE, DELETE or TRUNCATE) and timed by the server clock",
+        sql: crate::soak::EVIDENCE_GUARD_SQL,
+    },
 ];
 
 /// Transaction-level advisory lock key serialising ledger upgrades ("seqm", "ledg").

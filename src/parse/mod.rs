@@ -14,6 +14,7 @@
 
 mod cursor;
 mod drop;
+mod expr;
 mod lex;
 mod load;
 mod names;
@@ -23,6 +24,7 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
+pub use expr::hint_expression;
 pub use split::{LineIndex, RawStatement, SplitError, split_statements};
 
 use crate::finding::{Finding, Span};

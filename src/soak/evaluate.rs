@@ -18,6 +18,7 @@ mod approvals;
 mod backfill_verified;
 mod blast_radius;
 mod constraints_validated;
+mod evidence_intact;
 mod min_soak;
 mod no_old_clients;
 mod observations;
@@ -199,6 +200,8 @@ pub async fn evaluate(client: &Client, plan: &Plan, cfg: &GateConfig) -> Result<
         };
         reports.push(r);
     }
+    // Always in force and reported last: every verdict above rests on it.
+    reports.push(evidence_intact::evidence_intact(client).await?);
     let tiers = cfg.tiers_of(&tables).iter().map(|t| t.name.clone()).collect();
     Ok(GateReport {
         plan_id: plan.id.clone(),

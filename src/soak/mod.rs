@@ -34,8 +34,8 @@ pub use objects::{OldObject, dropped_objects, plan_tables};
 pub use crate::db::OWN_STATEMENT_MARKER as MARKER;
 
 /// The gate's part of the ledger: idempotent DDL. The executor's versioned ledger runs it as
-/// its version 3 (`exec::ledger::ensure`), which every command that records evidence calls. `audit_log` is append-only: a trigger refuses UPDATE and
-/// DELETE, so a break-glass stays visible forever after.
+/// its version 2 (`exec::ledger::ensure`), which every command that records evidence calls. Version 4 ([`EVIDENCE_GUARD_SQL`]) makes every evidence table append-only, TRUNCATE
+/// included, so a break-glass stays visible forever after.
 pub const LEDGER_SQL: &str = r#"
 CREATE SCHEMA IF NOT EXISTS seqmig;
 
@@ -132,6 +132,23 @@ CREATE TABLE IF NOT EXISTS seqmig.statement_samples (
 );
 CREATE INDEX IF NOT EXISTS statement_samples_sample_id ON seqmig.statement_samples (sample_id);
 "#;
+
+/// The ledger's evidence guard (issue 18.5), run as a later ledger version: every evidence
+/// table refuses UPDATE (but for seqmig's own finishing of a phase run and refreshing of an
+/// approval), DELETE and TRUNCATE, and takes its times from the server clock at insert.
+/// Idempotent. What it promises against which role: book/src/trust-model.md.
+pub const EVIDENCE_GUARD_SQL: &str = include_str!("evidence_guard.sql");
+
+/// The evidence tables [`EVIDENCE_GUARD_SQL`] guards; `evidence_intact` checks their triggers.
+pub const EVIDENCE_TABLES: [&str; 7] = [
+    "phase_runs",
+    "soak_observations",
+    "approvals",
+    "audit_log",
+    "soak_samples",
+    "client_samples",
+    "statement_samples",
+];
 
 /// Why the gate could not be evaluated or evidence not recorded. A closed gate is not an
 /// error: it is a [`GateReport`] that is not open.

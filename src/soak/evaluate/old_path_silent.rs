@@ -110,11 +110,50 @@ pub(super) async fn old_path_silent(
     // Sum the growth between consecutive readings; across a reset, everything counted since
     // the reset is new. Without a baseline every call since the last reset counts: that may
     // include calls from before switch, which errs on the side of keeping the door shut.
-    let mut prev: Option<&StatementPoint> = None;
-    let mut first_reset_after_switch = false;
+    //
+    // Missing evidence is never a pass (issue 18.5): a reset of the statistics after switch
+    // (`pg_stat_statements_reset()`, a restart that lost them) or a counter that went down
+    // (entries evicted, or tampering) means calls since switch may be uncounted: fail closed.
+    let mut lost: Vec<String> = Vec::new();
+    let mut resets: Vec<Option<f64>> = Vec::new();
     if baseline_id.is_none() {
-        first_reset_after_switch = points.first().and_then(|p| p.reset).is_some_and(|r| r >= switch_at);
+        if let Some(r) = points.first().and_then(|p| p.reset).filter(|r| *r > switch_at) {
+            resets.push(Some(r));
+        }
     }
+    for pair in points.windows(2) {
+        let (p, q) = (&pair[0], &pair[1]);
+        if p.reset != q.reset {
+            resets.push(q.reset);
+            continue;
+        }
+        for (key, (calls, text)) in &p.calls {
+            let now = q.calls.get(key).map(|c| c.0).unwrap_or(0);
+            if now < *calls {
+                lost.push(format!(
+                    "the calls of `{}` went down from {calls} to {now} with no reset (entries evicted or removed)",
+                    one_line(text)
+                ));
+            }
+        }
+    }
+    resets.dedup();
+    for r in resets.into_iter().rev() {
+        let at = match r {
+            Some(r) => client
+                .query_one(&format!("SELECT {}", super::utc("to_timestamp($1)")), &[&r])
+                .await
+                .map_err(SoakError::db("format the statistics reset time"))?
+                .get::<_, String>(0),
+            None => "an unknown time".to_string(),
+        };
+        lost.insert(
+            0,
+            format!("pg_stat_statements was reset at {at} (stats_reset), after switch at {switch_text}"),
+        );
+    }
+    lost.dedup();
+    let mut prev: Option<&StatementPoint> = None;
     let mut calls_since: BTreeMap<(u32, i64), (i64, String)> = BTreeMap::new();
     for (i, p) in points.iter().enumerate() {
         if i == 0 && baseline_id.is_some() {
@@ -134,13 +173,31 @@ pub(super) async fn old_path_silent(
         }
         prev = Some(p);
     }
-    let baseline_note = match (baseline_id, first_reset_after_switch) {
-        (Some(_), _) | (None, true) => String::new(),
-        (None, false) => {
-            " (no census at or before switch: counting every call since statistics were reset)".into()
-        }
+    let baseline_note = match baseline_id {
+        Some(_) => String::new(),
+        None => " (no census at or before switch: counting every call since statistics were reset)".into(),
     };
     let total: i64 = calls_since.values().map(|c| c.0).sum();
+    if !lost.is_empty() {
+        let counted = if total == 0 {
+            String::new()
+        } else {
+            let mut top: Vec<&(i64, String)> = calls_since.values().collect();
+            top.sort_by_key(|c| std::cmp::Reverse(c.0));
+            let shown: Vec<String> =
+                top.iter().take(3).map(|(n, q)| format!("{n}× `{}`", one_line(q))).collect();
+            format!("; {total} calls naming {old_list} counted nonetheless: {}", shown.join("; "))
+        };
+        return Ok(fail(
+            name,
+            required,
+            format!(
+                "the statement statistics since switch are incomplete, so silence on {old_list} cannot be shown: {}{counted}",
+                lost.join("; ")
+            ),
+            "roll back switch and apply it again, so that the soak starts after the reset; do not reset              pg_stat_statements during a soak",
+        ));
+    }
     if total == 0 {
         return Ok(pass(
             name,
