@@ -380,6 +380,15 @@ struct Work {
 }
 
 /// One committed batch.
+/// Where a verification takes its mismatch count from.
+#[derive(Clone, Copy)]
+enum Count {
+    /// The sum of the batches' own counts when the walk allows it (keyset), else the table.
+    Walk,
+    /// The table itself: a stored `done` is checked against the rows as they are now.
+    Table,
+}
+
 struct Done {
     upper: Option<Vec<String>>,
     scanned: u64,
@@ -520,7 +529,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             // with another expression, or rows may have changed while no trigger kept them
             // current. Count again with this request's expression; walk again when rows differ.
             progress.update(&self.progress(None));
-            let mismatches = self.verify().await?;
+            let mismatches = self.verify(Count::Table).await?;
             self.verify_mismatches = Some(mismatches);
             if mismatches > 0 {
                 self.restart().await?;
@@ -533,7 +542,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         if self.state == "verifying" {
             progress.update(&self.progress(None));
             let began = Instant::now();
-            let mismatches = self.verify().await?;
+            let mismatches = self.verify(Count::Walk).await?;
             verify_elapsed = began.elapsed();
             self.verify_mismatches = Some(mismatches);
             self.state = "done".into();
@@ -909,10 +918,10 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
     }
 
-    async fn verify(&mut self) -> Result<i64, BackfillError> {
+    async fn verify(&mut self, count: Count) -> Result<i64, BackfillError> {
         let mut failures = 0;
         loop {
-            match self.verify_once().await {
+            match self.verify_once(count).await {
                 Err(e) if lock_timed_out(&e) && failures < self.opts.failure_budget => {
                     failures += 1;
                     tokio::time::sleep(backoff(failures)).await;
@@ -922,10 +931,10 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
     }
 
-    async fn verify_once(&mut self) -> Result<i64, BackfillError> {
+    async fn verify_once(&mut self, count: Count) -> Result<i64, BackfillError> {
         let sql = "BEGIN; SET LOCAL statement_timeout = 0; SET LOCAL seqmig.backfill = 'on'";
         self.client.batch_execute(sql).await.map_err(|e| db(self.req, "start the verification", e))?;
-        let mismatches: i64 = if let Walk::Keyset(_) = self.walk {
+        let mismatches: i64 = if let (Walk::Keyset(_), Count::Walk) = (&self.walk, count) {
             // Verified inside the walk: the sum of the batches' own counts.
             self.verify_mismatches.unwrap_or(0)
         } else {
