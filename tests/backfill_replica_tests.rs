@@ -336,6 +336,9 @@ fn issue22_4_a_logical_slot_retaining_wal_and_the_wal_rate_limit_hold_the_backfi
         opts.throttle.max_replica_lag = None;
         // 200 kB/s of WAL: well under what unpaced batches write.
         opts.throttle.max_wal_bytes_per_sec = Some(200_000);
+        // Unpaced, 20,000 rows take well under the default 1 s sampling interval on a quiet
+        // machine: sample often enough that the rate is measured within the run.
+        opts.throttle.sample_every = Duration::from_millis(50);
         let runner_url = url.clone();
         let run = tokio::spawn(async move {
             let mut client = connect(&runner_url).await;
@@ -351,7 +354,10 @@ fn issue22_4_a_logical_slot_retaining_wal_and_the_wal_rate_limit_hold_the_backfi
             if t.as_deref() == Some("wal_rate") {
                 break;
             }
-            assert!(!run.is_finished(), "the backfill ended without being held by the WAL rate");
+            if run.is_finished() {
+                let outcome = run.await.unwrap();
+                panic!("the backfill ended without being held by the WAL rate: {outcome:?}");
+            }
             assert!(Instant::now() < deadline, "the backfill was not held back by the WAL rate ({t:?})");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

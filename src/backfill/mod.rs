@@ -568,7 +568,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         self.client
             .execute(
                 "UPDATE seqmig.backfills SET state = 'running', cursor_key = NULL, finished_at = NULL, \
-                 updated_at = now() WHERE plan_id = $1 AND step_id = $2",
+                 verify_mismatches = NULL, updated_at = now() WHERE plan_id = $1 AND step_id = $2",
                 &[&self.req.plan_id, &self.req.step_id],
             )
             .await
@@ -578,6 +578,8 @@ impl<'c, 'r> Engine<'c, 'r> {
             Cursor::Page { .. } => Cursor::Page { next: 0, end: self.pages().await?, tail_checked: false },
         };
         self.state = "running".into();
+        // The walk verifies its batches again from zero.
+        self.verify_mismatches = None;
         Ok(())
     }
 
