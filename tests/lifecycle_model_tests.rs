@@ -14,12 +14,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use seqmig::diff::Hints;
 use seqmig::plan::{Phase, Plan};
-use seqmig::render::Renderer;
 use tokio_postgres::Client;
 
-use crate::exec_examples_tests::load;
 use crate::harness::{TestDb, block_on};
 use crate::reliability_tests::env_number;
 
@@ -59,19 +56,7 @@ const SIGABRT: i32 = 6;
 
 /// The plan, with the planner's default gate criteria dropped: the gate comes from [`GATE`].
 fn orders_plan() -> Plan {
-    let hints = Hints::from_toml(HINTS, "seqmig.toml").unwrap();
-    let mut plan = seqmig::plan::plan(
-        &load("before.sql", BEFORE),
-        &load("after.sql", AFTER),
-        &hints,
-        &Renderer::embedded(),
-    )
-    .unwrap()
-    .plan;
-    plan.gate.criteria.clear();
-    let plan = plan.seal();
-    assert!(!plan.is_blocked(), "{:?}", plan.findings);
-    plan
+    crate::reliability_faults_tests::plan_from(BEFORE, AFTER, HINTS)
 }
 
 /// A working directory holding `plan.json` and a `seqmig.toml` with the gate, and the

@@ -619,7 +619,7 @@ pub(crate) fn connection_cut_during_backfill() {
 // ---------------------------------------------------------------------------------------------
 
 /// The plan of a schema pair given as text, gate criteria dropped (not under test here).
-fn plan_from(before: &str, after: &str, toml: &str) -> Plan {
+pub(crate) fn plan_from(before: &str, after: &str, toml: &str) -> Plan {
     let hints = Hints::from_toml(toml, "seqmig.toml").unwrap();
     let mut plan = seqmig::plan::plan(
         &load("before.sql", before),

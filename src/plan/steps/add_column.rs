@@ -11,7 +11,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, backfill_step, bare_column, not_null_steps};
+use super::{Ctx, Steps, add_bare_column_step, backfill_step, not_null_steps};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::column_value;
@@ -46,19 +46,12 @@ fn volatile_default(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, defau
     let c = &column.name;
     let drop_default = ctx
         .sql("alter_column", json!({ "table": qn(table), "column": c.as_str(), "action": "drop_default" }))?;
-    let add = StepDraft::new(
-        Phase::Expand,
+    let add = add_bare_column_step(
+        ctx,
+        table,
+        column,
         format!("add column {} without its volatile default (catalog only, no rewrite)", c.quoted_sql()),
-        ctx.sql(
-            "add_column",
-            json!({ "table": qn(table), "column": column_value(&bare_column(column, c)) }),
-        )?,
-    )
-    .rollback(ctx.sql("drop_column", json!({ "table": qn(table), "column": c.as_str(), "if_exists": true }))?)
-    .lock(LockMode::AccessExclusive, table)
-    .verify(ctx.verify_column(table, c, true)?)
-    .needs(ctx.column_needs(table, column))
-    .makes([Res::Column(table.clone(), c.clone())]);
+    )?;
     let set = StepDraft::new(
         Phase::Expand,
         format!(

@@ -9,28 +9,20 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, bare_column, fill_null_steps, not_null_steps};
+use super::{Ctx, Steps, add_bare_column_step, fill_null_steps, not_null_steps};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
-use crate::plan::sqltext::column_value;
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option<&str>) -> Steps {
     let c = &column.name;
-    let add = StepDraft::new(
-        Phase::Expand,
+    let add = add_bare_column_step(
+        ctx,
+        table,
+        column,
         format!("add column {} nullable; NOT NULL comes after the fill", c.quoted_sql()),
-        ctx.sql(
-            "add_column",
-            json!({ "table": qn(table), "column": column_value(&bare_column(column, c)) }),
-        )?,
-    )
-    .rollback(ctx.sql("drop_column", json!({ "table": qn(table), "column": c.as_str(), "if_exists": true }))?)
-    .lock(LockMode::AccessExclusive, table)
-    .verify(ctx.verify_column(table, c, true)?)
-    .needs(ctx.column_needs(table, column))
-    .makes([Res::Column(table.clone(), c.clone())]);
+    )?;
     let mut steps = vec![add];
     let mut contract = Vec::new();
     if let Some(fill) = fill {

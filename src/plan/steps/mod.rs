@@ -30,7 +30,7 @@ mod views;
 use serde_json::{Value, json};
 
 use super::draft::{Res, StepDraft};
-use super::sqltext::{derived_name, repoint, row_ref};
+use super::sqltext::{column_value, derived_name, repoint, row_ref};
 use crate::diff::{Change, Hints};
 use crate::model::{Column, Ident, QualifiedName, Schema};
 use crate::plan::{BackfillSpec, LockMode, Phase};
@@ -559,6 +559,30 @@ pub fn concurrent_index_step(
         .outside_transaction()
         .lock(LockMode::ShareUpdateExclusive, table)
         .scans())
+}
+
+/// Expand step adding `column` bare (nullable, no default: catalog only, no rewrite), undone by
+/// dropping it; what makes it whole (fill, default, NOT NULL) comes in later steps.
+pub fn add_bare_column_step(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    column: &Column,
+    description: String,
+) -> Result<StepDraft, RenderError> {
+    let c = &column.name;
+    Ok(StepDraft::new(
+        Phase::Expand,
+        description,
+        ctx.sql(
+            "add_column",
+            json!({ "table": qn(table), "column": column_value(&bare_column(column, c)) }),
+        )?,
+    )
+    .rollback(ctx.sql("drop_column", json!({ "table": qn(table), "column": c.as_str(), "if_exists": true }))?)
+    .lock(LockMode::AccessExclusive, table)
+    .verify(ctx.verify_column(table, c, true)?)
+    .needs(ctx.column_needs(table, column))
+    .makes([Res::Column(table.clone(), c.clone())]))
 }
 
 /// A column without NOT NULL and default: how a shadow or renamed column is first added.
