@@ -409,6 +409,9 @@ impl Change {
             Change::DropObject { object } => format!("drop {}", opaque_word(object)),
             Change::SetComment { target, to, .. } => match to {
                 Some(_) => format!("comment on {} {}", target.kind, target.identity),
+                None if target.kind == "extension" => {
+                    format!("restore the control file's comment on extension {}", target.identity)
+                }
                 None => format!("remove comment on {} {}", target.kind, target.identity),
             },
         }

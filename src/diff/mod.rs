@@ -1280,6 +1280,9 @@ impl Differ<'_> {
                 .tables
                 .get(&QualifiedName::new(s.clone(), t.clone()))
                 .is_some_and(|t| t.column(c).is_some()),
+            // An extension the schema does not comment on has its control file's comment (the
+            // step restores that one); a comment the current schema states is replaced by it.
+            ("extension", [e]) => self.desired.extensions.contains_key(e) && self.current.extensions.contains_key(e),
             _ => false,
         }
     }

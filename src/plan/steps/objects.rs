@@ -49,8 +49,17 @@ fn comment_needs(target: &ObjectRef) -> Vec<Res> {
         ("type", [s, t]) => vec![Res::Type(QualifiedName::new(s.clone(), t.clone()))],
         ("sequence", [s, t]) => vec![Res::Sequence(QualifiedName::new(s.clone(), t.clone()))],
         ("schema", [s]) => vec![Res::Schema(s.clone())],
+        ("extension", [e]) => vec![Res::Extension(e.clone())],
         _ => vec![],
     }
+}
+
+/// The comment an object has when its schema states none, where PostgreSQL gives it one that
+/// the server alone knows otherwise: the public schema's. (An extension's comes from its control
+/// file; the comment template reads it from the server.) Removing a comment restores this one.
+fn default_comment(target: &ObjectRef) -> Option<&'static str> {
+    (target.kind == "schema" && target.name_parts().first().is_some_and(|n| n.as_str() == "public"))
+        .then_some("standard public schema")
 }
 
 pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
@@ -112,7 +121,10 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
                 .needs([Res::Column(table.clone(), column.clone())])
         }
         Change::SetComment { target, from, to } => {
-            let sql = |text: &Option<String>| ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "text": text }));
+            let name = target.name_parts().first().map(|n| n.as_str().to_string());
+            let sql = |text: &Option<String>| {
+                ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "name": name, "text": text.as_deref().or(default_comment(target)) }))
+            };
             StepDraft::new(Phase::Expand, format!("comment on {} {}", target.kind, target.identity), sql(to)?)
                 .rollback(sql(from)?)
                 .needs(comment_needs(target))
