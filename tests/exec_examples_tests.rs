@@ -1025,4 +1025,5 @@ examples! {
     example_23_volatile_default => "23-volatile-default",
     example_24_widen_serial_key => "24-widen-serial-key",
     example_25_identity_or_generated => "25-identity-or-generated",
+    example_26_widen_identity_key => "26-widen-identity-key",
 }

@@ -217,8 +217,13 @@ fn exit_codes_safe_blocked_error() {
             args.extend(["--config", toml.to_str().unwrap()]);
         }
         let out = seqmig(&args);
-        let blocked =
-            ["19-ambiguous-rename", "21-opaque-alter", "22-extension-drop", "25-identity-or-generated"];
+        let blocked = [
+            "19-ambiguous-rename",
+            "21-opaque-alter",
+            "22-extension-drop",
+            "25-identity-or-generated",
+            "26-widen-identity-key",
+        ];
         let expected = if blocked.contains(&name.as_str()) { 1 } else { 0 };
         assert_eq!(out.status.code(), Some(expected), "{name}: {}", String::from_utf8_lossy(&out.stdout));
     }
