@@ -21,6 +21,7 @@ mod privileges_tests;
 mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
+mod replay_classes_tests;
 mod replay_tests;
 mod scale_tests;
 mod trust_tests;
