@@ -48,6 +48,11 @@ fn issue_17_6_every_osm_pair_plans_without_error() {
         "{}",
         r.summary_line()
     );
+    let line = r.summary_line();
+    let counts = line.split(" in ").next().unwrap();
+    let book =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/replay.md")).unwrap();
+    assert!(book.contains(&format!("\n{counts} in ")), "book/src/replay.md must quote {line:?}");
 }
 
 /// One pair of the history planned and rehearsed on a scratch database: clean. A pair per
