@@ -15,7 +15,7 @@
 mod cursor;
 mod drop;
 mod expr;
-mod lex;
+pub(crate) mod lex;
 mod load;
 mod names;
 mod objects;

@@ -148,7 +148,8 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").chars().take(120).collect()
 }
 
-/// A token of a statement with its byte span.
+/// A token of a statement with its byte span: its text unquoted (a string literal's value, a
+/// quoted identifier's name), read by the parser's lexer ([`crate::parse::lex`]).
 #[derive(Debug, Clone)]
 struct Token {
     text: String,
@@ -157,56 +158,21 @@ struct Token {
     literal: bool,
 }
 
-/// Words, quoted identifiers, string literals and single punctuation characters. Enough for
-/// the heads of CREATE FUNCTION and extension statements; dollar-quoted bodies end the scan.
+/// The statement's tokens; none when the lexer cannot read it (then it is run unchanged).
 fn tokens(s: &str) -> Vec<Token> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if c == b'$' {
-            break;
-        } else if c == b'\'' || c == b'"' {
-            let start = i;
-            let mut text = String::new();
-            i += 1;
-            while i < b.len() {
-                if b[i] == c {
-                    if b.get(i + 1) == Some(&c) {
-                        text.push(c as char);
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                let ch = s[i..].chars().next().unwrap_or(' ');
-                text.push(ch);
-                i += ch.len_utf8();
-            }
-            i += 1;
-            out.push(Token { text, start, end: i.min(b.len()), literal: c == b'\'' });
-        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
-            let start = i;
-            while i < b.len()
-                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.' || b[i] >= 0x80)
-            {
-                i += 1;
-            }
-            out.push(Token { text: s[start..i].to_string(), start, end: i, literal: false });
-        } else {
-            let ch = s[i..].chars().next().unwrap_or(' ');
-            out.push(Token { text: ch.to_string(), start: i, end: i + ch.len_utf8(), literal: false });
-            i += ch.len_utf8();
-        }
-    }
-    out
+    use crate::parse::lex::{Kind, string_value, tokenize};
+    let Ok(toks) = tokenize(s) else { return Vec::new() };
+    toks.iter()
+        .map(|t| {
+            let raw = &s[t.start..t.end];
+            let text = match t.kind {
+                Kind::Str => string_value(raw).unwrap_or_else(|| raw.to_string()),
+                Kind::QuotedIdent => raw[1..raw.len() - 1].replace("\"\"", "\""),
+                _ => raw.to_string(),
+            };
+            Token { text, start: t.start, end: t.end, literal: t.kind == Kind::Str }
+        })
+        .collect()
 }
 
 fn is_word(t: &Token, w: &str) -> bool {
@@ -369,6 +335,14 @@ mod tests {
         assert_eq!(extension_named("COMMENT ON EXTENSION postgis IS 'x'").as_deref(), Some("postgis"));
         assert_eq!(extension_named("DROP EXTENSION IF EXISTS \"PostGIS\"").as_deref(), Some("PostGIS"));
         assert_eq!(extension_named("CREATE TABLE extension (a int)"), None);
+        // Read by the parser's lexer: a dollar-quoted body is one token, so a LANGUAGE after
+        // it is still seen; a schema-qualified name keeps its qualification.
+        assert!(CFunction::parse("CREATE FUNCTION f() RETURNS int AS $$ select 1 $$ LANGUAGE sql").is_none());
+        let q = CFunction::parse(
+            "CREATE OR REPLACE FUNCTION public.\"Tile\"(a bigint) RETURNS int LANGUAGE c AS '$libdir/x', 'tile'",
+        )
+        .unwrap();
+        assert_eq!((q.signature.as_str(), q.library.as_str()), ("public.\"Tile\"(a bigint)", "$libdir/x"));
     }
 
     #[test]
