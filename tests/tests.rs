@@ -22,6 +22,7 @@ mod rehearse_tests;
 mod reliability_faults_tests;
 mod reliability_tests;
 mod replay_tests;
+mod runner_tests;
 mod scale_tests;
 mod trust_tests;
 mod unmodelled_changes_tests;

@@ -35,6 +35,8 @@ pub enum Format {
     Sql,
     /// The runbook.
     Markdown,
+    /// A sqitch project (`--out DIR`): sqitch.plan, deploy/ and revert/ per phase.
+    Sqitch,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -119,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             emit(&args.out, "runbook.md", &crate::runbook::runbook(&planned, &hints.governance, &renderer)?)?
         }
         Format::Sql => {
-            let files = crate::runbook::phase_files(&planned, &renderer)?;
+            let files = crate::runner::sql_files(&planned, &renderer)?;
             match &args.out {
                 Some(dir) => {
                     std::fs::create_dir_all(dir)
@@ -146,6 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 }
             }
         }
+        Format::Sqitch => {
+            let dir = args.out.as_deref().context("--format sqitch writes a project: give --out DIR")?;
+            write_files(dir, &crate::runner::sqitch::files(&planned, &renderer)?)?;
+        }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());
             emit(&args.out, "plan.txt", &text)?;
@@ -163,6 +169,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Ok(Outcome::Yes)
     }
+}
+
+/// Writes runner files (paths relative to `dir`).
+fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create '{}'", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("failed to write '{}'", path.display()))?;
+    }
+    output::stderr_line(&format!("wrote {} files to '{}'", files.len(), dir.display()));
+    Ok(())
 }
 
 fn emit(out: &Option<PathBuf>, name: &str, text: &str) -> anyhow::Result<()> {
