@@ -82,6 +82,7 @@ const TYPE_CHANGE: Case = Case {
 pub enum Runner {
     Psql,
     Sqitch,
+    Alembic,
 }
 
 impl Runner {
@@ -89,6 +90,7 @@ impl Runner {
         match self {
             Runner::Psql => "sql",
             Runner::Sqitch => "sqitch",
+            Runner::Alembic => "alembic",
         }
     }
 
@@ -120,6 +122,20 @@ impl Runner {
                     .args(["deploy", "--to", &target, &format!("db:{}", db.url)])
                     .output()
                     .expect("sqitch must be installed (apt-get install sqitch libdbd-pg-perl; see .ci/run)")
+            }
+            Runner::Alembic => {
+                let planned = seqmig::plan::Planned { plan: plan.clone(), notes: Default::default() };
+                let target = seqmig::runner::alembic::phase_targets(&planned)
+                    .into_iter()
+                    .find(|(p, _)| *p == phase)
+                    .map(|(_, name)| name)
+                    .unwrap();
+                Command::new("alembic")
+                    .current_dir(dir)
+                    .env("DATABASE_URL", &db.url)
+                    .args(["upgrade", &target])
+                    .output()
+                    .expect("alembic must be installed (pip install alembic psycopg2-binary; see .ci/run)")
             }
         };
         (out.status.success(), text(&out))
@@ -279,7 +295,12 @@ fn run_case(runner: Runner, case: &Case) {
         let text_status = text(&seqmig(&["status", "--plan-id", &plan.id], &db));
         assert!(text_status.contains("(complete)"), "{text_status}");
         // The database is now the desired schema (besides the runner's own registry).
-        client.batch_execute("DROP SCHEMA IF EXISTS sqitch CASCADE").await.unwrap();
+        client
+            .batch_execute(
+                "DROP SCHEMA IF EXISTS sqitch CASCADE; DROP TABLE IF EXISTS public.alembic_version",
+            )
+            .await
+            .unwrap();
         let out = seqmig(&["plan", "--from", &db.url, "--to", &p("after.sql")], &db);
         assert!(text(&out).contains("the schemas are equal"), "{}", text(&out));
     });
@@ -328,4 +349,14 @@ fn issue23_1_install_sql_is_idempotent_and_matches_the_ledger() {
         // ensure() finds nothing to do.
         assert_eq!(seqmig::exec::ledger::ensure(&client).await.unwrap(), v);
     });
+}
+
+#[test]
+fn issue23_3_alembic_runs_the_phases_rename() {
+    run_case(Runner::Alembic, &RENAME);
+}
+
+#[test]
+fn issue23_3_alembic_runs_the_phases_type_change() {
+    run_case(Runner::Alembic, &TYPE_CHANGE);
 }

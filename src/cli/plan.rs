@@ -37,6 +37,8 @@ pub enum Format {
     Markdown,
     /// A sqitch project (`--out DIR`): sqitch.plan, deploy/ and revert/ per phase.
     Sqitch,
+    /// An Alembic script directory (`--out DIR`): alembic.ini, env.py, versions/.
+    Alembic,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -151,6 +153,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Format::Sqitch => {
             let dir = args.out.as_deref().context("--format sqitch writes a project: give --out DIR")?;
             write_files(dir, &crate::runner::sqitch::files(&planned, &renderer)?)?;
+        }
+        Format::Alembic => {
+            let dir = args.out.as_deref().context("--format alembic writes a project: give --out DIR")?;
+            write_files(dir, &crate::runner::alembic::files(&planned))?;
         }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());

@@ -11,6 +11,7 @@
 //! step that cannot run in a transaction (`CONCURRENTLY`, `ADD VALUE`) alone. Each runner
 //! module turns units into its own files; `cli::plan` writes them.
 
+pub mod alembic;
 pub mod gate;
 pub mod sqitch;
 
@@ -26,9 +27,12 @@ pub const FUNCTIONS_SQL: &str = include_str!("runner_functions.sql");
 /// Everything a phase file needs before its first step, on any database: the ledger at this
 /// build's version and the runner functions, both under the ledger's upgrade lock.
 pub fn install_sql() -> String {
+    format!("{}{}", crate::exec::ledger::install_sql(), functions_install_sql())
+}
+
+fn functions_install_sql() -> String {
     format!(
-        "{}DO $seqmig_runner$\nBEGIN\n    PERFORM pg_advisory_xact_lock({});\n    EXECUTE $seqmig_functions${}$seqmig_functions$;\nEND\n$seqmig_runner$;\n",
-        crate::exec::ledger::install_sql(),
+        "DO $seqmig_runner$\nBEGIN\n    PERFORM pg_advisory_xact_lock({});\n    EXECUTE $seqmig_functions${}$seqmig_functions$;\nEND\n$seqmig_runner$;\n",
         crate::exec::ledger::UPGRADE_LOCK,
         FUNCTIONS_SQL
     )
@@ -139,6 +143,79 @@ fn record_sql(plan_id: &str, phase: Phase, step: &str, dir: Direction) -> String
     )
 }
 
+/// What runs before a unit's first step: the gate guard (contract only), the ledger and
+/// the runner functions, the plan, and the start of the phase run (first unit only).
+fn prologue_statements(planned: &Planned, phase: Phase, dir: Direction, first: bool) -> Vec<String> {
+    let plan = &planned.plan;
+    let mut out = Vec::new();
+    if phase == Phase::Contract && dir == Direction::Apply && first {
+        out.push(format!(
+            "-- The gate: refuses contract (changing nothing) until 'seqmig gate --record' found it open.\n{}",
+            gate_guard_sql(&plan.id).trim_end()
+        ));
+    }
+    out.push(format!(
+        "-- The seqmig ledger (created or upgraded here, idempotently) and this plan in it.\n{}",
+        crate::exec::ledger::install_sql().trim_end()
+    ));
+    out.push(functions_install_sql().trim_end().to_string());
+    out.push(store_plan_sql(planned).trim_end().to_string());
+    if first {
+        out.push(format!(
+            "SELECT seqmig.runner_begin({}, {}, {});",
+            quote_literal(&plan.id),
+            quote_literal(phase.as_str()),
+            quote_literal(dir.as_str())
+        ));
+    }
+    out
+}
+
+fn end_sql(plan_id: &str, phase: Phase, dir: Direction) -> String {
+    format!(
+        "SELECT seqmig.runner_end({}, {}, {});",
+        quote_literal(plan_id),
+        quote_literal(phase.as_str()),
+        quote_literal(dir.as_str())
+    )
+}
+
+/// A unit as single statements, for runners that execute one statement at a time (Alembic,
+/// Django): no transaction control; each step's SQL split into its statements, so that
+/// `CONCURRENTLY` never shares a query string with another statement.
+pub fn unit_statements(planned: &Planned, unit: &Unit<'_>, dir: Direction) -> Vec<String> {
+    let plan = &planned.plan;
+    let (first, last) = match dir {
+        Direction::Apply => (unit.first, unit.last),
+        Direction::Rollback => (unit.last, unit.first),
+    };
+    let mut out = prologue_statements(planned, unit.phase, dir, first);
+    let ordered: Vec<&Step> = match dir {
+        Direction::Apply => unit.steps.clone(),
+        Direction::Rollback => unit.steps.iter().rev().copied().collect(),
+    };
+    for s in ordered {
+        let sql = match dir {
+            Direction::Apply => s.sql.as_str(),
+            Direction::Rollback => match &s.rollback_sql {
+                Some(sql) if !s.one_way => sql.as_str(),
+                _ => continue,
+            },
+        };
+        // One statement per string: drivers that use the extended protocol (psycopg 3)
+        // take one statement per call.
+        match crate::parse::split_statements(sql) {
+            Ok(parts) => out.extend(parts.into_iter().filter(|p| !p.meta).map(|p| p.text)),
+            Err(_) => out.push(sql.to_string()),
+        }
+        out.push(record_sql(&plan.id, unit.phase, &s.id, dir));
+    }
+    if last {
+        out.push(end_sql(&plan.id, unit.phase, dir));
+    }
+    out
+}
+
 /// Renders the steps of one phase (all of them, or one unit) as a self-contained file
 /// through the `phase.sql` / `rollback.sql` templates.
 pub fn render_steps(
@@ -176,34 +253,8 @@ pub fn render_steps(
         }
         values.push(v);
     }
-    let mut prologue = String::new();
-    if phase == Phase::Contract && dir == Direction::Apply && first {
-        prologue.push_str(
-            "-- The gate: refuses contract (changing nothing) until 'seqmig gate --record' found it open.\n",
-        );
-        prologue.push_str(&gate_guard_sql(&plan.id));
-    }
-    prologue.push_str("-- The seqmig ledger (created or upgraded here, idempotently) and this plan in it.\n");
-    prologue.push_str(&install_sql());
-    prologue.push_str(&store_plan_sql(planned));
-    if first {
-        prologue.push_str(&format!(
-            "SELECT seqmig.runner_begin({}, {}, {});",
-            quote_literal(&plan.id),
-            quote_literal(phase.as_str()),
-            quote_literal(dir.as_str())
-        ));
-    }
-    let epilogue = if last {
-        format!(
-            "\nSELECT seqmig.runner_end({}, {}, {});\n",
-            quote_literal(&plan.id),
-            quote_literal(phase.as_str()),
-            quote_literal(dir.as_str())
-        )
-    } else {
-        String::new()
-    };
+    let prologue = prologue_statements(planned, phase, dir, first).join("\n");
+    let epilogue = if last { format!("\n{}\n", end_sql(&plan.id, phase, dir)) } else { String::new() };
     let ctx = json!({
         "plan_id": plan.id,
         "phase": phase.as_str(),

@@ -31,7 +31,7 @@ BEGIN
     END IF;
     UPDATE seqmig.plans SET state = 'active', updated_at = now() WHERE id = p_plan AND state <> 'active';
     INSERT INTO seqmig.phase_runs (plan_id, phase, action, actor)
-    VALUES (p_plan, p_phase, p_action, session_user || ' (runner: ' || current_setting('application_name') || ')')
+    VALUES (p_plan, p_phase, p_action, session_user || ' (' || coalesce(nullif(current_setting('application_name'), ''), 'migration runner') || ')')
     RETURNING id INTO run_id;
     RETURN run_id;
 END
@@ -52,7 +52,7 @@ BEGIN
     INSERT INTO seqmig.step_runs (phase_run_id, plan_id, step_id, phase, action, actor, outcome,
                                   finished_at, duration_ms, attempts, message)
     VALUES (run_id, p_plan, p_step, p_phase, p_action,
-            session_user || ' (runner: ' || current_setting('application_name') || ')', 'ok',
+            session_user || ' (' || coalesce(nullif(current_setting('application_name'), ''), 'migration runner') || ')', 'ok',
             clock_timestamp(), 0, 1, 'run by a migration runner from a seqmig phase file');
 END
 $fn$;
