@@ -83,6 +83,7 @@ pub enum Runner {
     Psql,
     Sqitch,
     Alembic,
+    Django,
 }
 
 impl Runner {
@@ -91,6 +92,7 @@ impl Runner {
             Runner::Psql => "sql",
             Runner::Sqitch => "sqitch",
             Runner::Alembic => "alembic",
+            Runner::Django => "django",
         }
     }
 
@@ -136,6 +138,22 @@ impl Runner {
                     .args(["upgrade", &target])
                     .output()
                     .expect("alembic must be installed (pip install alembic psycopg2-binary; see .ci/run)")
+            }
+            Runner::Django => {
+                let planned = seqmig::plan::Planned { plan: plan.clone(), notes: Default::default() };
+                let target = seqmig::runner::django::phase_targets(&planned)
+                    .into_iter()
+                    .find(|(p, _)| *p == phase)
+                    .map(|(_, name)| name)
+                    .unwrap();
+                Command::new("python3")
+                    .current_dir(dir)
+                    .env("DATABASE_URL", &db.url)
+                    .env("DJANGO_SETTINGS_MODULE", "seqmig_settings")
+                    .env("PYTHONPATH", dir)
+                    .args(["-m", "django", "migrate", &seqmig::runner::django::app_label(&planned), &target])
+                    .output()
+                    .expect("python3 must be installed with Django (pip install django psycopg2-binary; see .ci/run)")
             }
         };
         (out.status.success(), text(&out))
@@ -297,7 +315,8 @@ fn run_case(runner: Runner, case: &Case) {
         // The database is now the desired schema (besides the runner's own registry).
         client
             .batch_execute(
-                "DROP SCHEMA IF EXISTS sqitch CASCADE; DROP TABLE IF EXISTS public.alembic_version",
+                "DROP SCHEMA IF EXISTS sqitch CASCADE; \
+                 DROP TABLE IF EXISTS public.alembic_version, public.django_migrations",
             )
             .await
             .unwrap();
@@ -359,4 +378,14 @@ fn issue23_3_alembic_runs_the_phases_rename() {
 #[test]
 fn issue23_3_alembic_runs_the_phases_type_change() {
     run_case(Runner::Alembic, &TYPE_CHANGE);
+}
+
+#[test]
+fn issue23_3_django_runs_the_phases_rename() {
+    run_case(Runner::Django, &RENAME);
+}
+
+#[test]
+fn issue23_3_django_runs_the_phases_type_change() {
+    run_case(Runner::Django, &TYPE_CHANGE);
 }

@@ -39,6 +39,8 @@ pub enum Format {
     Sqitch,
     /// An Alembic script directory (`--out DIR`): alembic.ini, env.py, versions/.
     Alembic,
+    /// A Django app (`--out DIR`): seqmig_<id>/migrations/ and seqmig_settings.py.
+    Django,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -157,6 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Format::Alembic => {
             let dir = args.out.as_deref().context("--format alembic writes a project: give --out DIR")?;
             write_files(dir, &crate::runner::alembic::files(&planned))?;
+        }
+        Format::Django => {
+            let dir = args.out.as_deref().context("--format django writes an app: give --out DIR")?;
+            write_files(dir, &crate::runner::django::files(&planned))?;
         }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());

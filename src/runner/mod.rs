@@ -12,6 +12,7 @@
 //! module turns units into its own files; `cli::plan` writes them.
 
 pub mod alembic;
+pub mod django;
 pub mod gate;
 pub mod sqitch;
 
