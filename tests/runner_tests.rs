@@ -84,6 +84,7 @@ pub enum Runner {
     Sqitch,
     Alembic,
     Django,
+    NodePgMigrate,
 }
 
 impl Runner {
@@ -93,6 +94,7 @@ impl Runner {
             Runner::Sqitch => "sqitch",
             Runner::Alembic => "alembic",
             Runner::Django => "django",
+            Runner::NodePgMigrate => "node-pg-migrate",
         }
     }
 
@@ -154,6 +156,22 @@ impl Runner {
                     .args(["-m", "django", "migrate", &seqmig::runner::django::app_label(&planned), &target])
                     .output()
                     .expect("python3 must be installed with Django (pip install django psycopg2-binary; see .ci/run)")
+            }
+            Runner::NodePgMigrate => {
+                let planned = seqmig::plan::Planned { plan: plan.clone(), notes: Default::default() };
+                let target = seqmig::runner::node_pg_migrate::phase_targets(&planned)
+                    .into_iter()
+                    .find(|(p, _)| *p == phase)
+                    .map(|(_, name)| name)
+                    .unwrap();
+                Command::new("node-pg-migrate")
+                    .current_dir(dir)
+                    .env("DATABASE_URL", &db.url)
+                    .args(["up", &target])
+                    .output()
+                    .expect(
+                        "node-pg-migrate must be installed (npm install -g node-pg-migrate pg; see .ci/run)",
+                    )
             }
         };
         (out.status.success(), text(&out))
@@ -316,7 +334,7 @@ fn run_case(runner: Runner, case: &Case) {
         client
             .batch_execute(
                 "DROP SCHEMA IF EXISTS sqitch CASCADE; \
-                 DROP TABLE IF EXISTS public.alembic_version, public.django_migrations",
+                 DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations",
             )
             .await
             .unwrap();
@@ -388,4 +406,14 @@ fn issue23_3_django_runs_the_phases_rename() {
 #[test]
 fn issue23_3_django_runs_the_phases_type_change() {
     run_case(Runner::Django, &TYPE_CHANGE);
+}
+
+#[test]
+fn issue23_3_node_pg_migrate_runs_the_phases_rename() {
+    run_case(Runner::NodePgMigrate, &RENAME);
+}
+
+#[test]
+fn issue23_3_node_pg_migrate_runs_the_phases_type_change() {
+    run_case(Runner::NodePgMigrate, &TYPE_CHANGE);
 }

@@ -41,6 +41,8 @@ pub enum Format {
     Alembic,
     /// A Django app (`--out DIR`): seqmig_<id>/migrations/ and seqmig_settings.py.
     Django,
+    /// node-pg-migrate migrations (`--out DIR`): migrations/NNNN_seqmig_<id>_<unit>.js.
+    NodePgMigrate,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -163,6 +165,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Format::Django => {
             let dir = args.out.as_deref().context("--format django writes an app: give --out DIR")?;
             write_files(dir, &crate::runner::django::files(&planned))?;
+        }
+        Format::NodePgMigrate => {
+            let dir = args.out.as_deref().context("--format node-pg-migrate writes files: give --out DIR")?;
+            write_files(dir, &crate::runner::node_pg_migrate::files(&planned))?;
         }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());

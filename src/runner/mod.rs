@@ -14,6 +14,7 @@
 pub mod alembic;
 pub mod django;
 pub mod gate;
+pub mod node_pg_migrate;
 pub mod sqitch;
 
 use serde_json::{Value, json};
