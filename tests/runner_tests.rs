@@ -417,3 +417,76 @@ fn issue23_3_node_pg_migrate_runs_the_phases_rename() {
 fn issue23_3_node_pg_migrate_runs_the_phases_type_change() {
     run_case(Runner::NodePgMigrate, &TYPE_CHANGE);
 }
+
+/// The runner pages quote what `seqmig plan --format <runner>` writes for example 07
+/// (plan ids normalised to the ones the pages show, so a new plan format does not make the
+/// pages lie about anything but the id).
+#[test]
+fn issue23_4_runner_pages_quote_what_seqmig_writes() {
+    let ex = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/07-rename-column");
+    let book = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/runners");
+    let db = TestDb::new();
+    let arg = |f: &str| ex.join(f).to_string_lossy().into_owned();
+    let out = seqmig(
+        &[
+            "plan",
+            "--from",
+            &arg("before.sql"),
+            "--to",
+            &arg("after.sql"),
+            "--config",
+            &arg("seqmig.toml"),
+            "--format",
+            "json",
+        ],
+        &db,
+    );
+    let plan = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let short = plan.short_id().to_string();
+    let normalise = |s: &str| s.replace(&short, "53eb5881ba3f").replace(&short[..8], "53eb5881");
+    for (format, page) in [
+        ("sqitch", "sqitch.md"),
+        ("alembic", "alembic.md"),
+        ("django", "django.md"),
+        ("node-pg-migrate", "node-pg-migrate.md"),
+    ] {
+        let dir = TempDir::new();
+        let out = seqmig(
+            &[
+                "plan",
+                "--from",
+                &arg("before.sql"),
+                "--to",
+                &arg("after.sql"),
+                "--config",
+                &arg("seqmig.toml"),
+                "--format",
+                format,
+                "--out",
+                dir.path.to_str().unwrap(),
+            ],
+            &db,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let text_of_page = std::fs::read_to_string(book.join(page)).unwrap();
+        let quoted = if format == "sqitch" {
+            std::fs::read_to_string(dir.path.join("sqitch.plan")).unwrap()
+        } else {
+            let mut files = Vec::new();
+            let mut stack = vec![dir.path.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    if e.path().is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        files.push(e.path().strip_prefix(&dir.path).unwrap().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            files.sort();
+            files.join("\n") + "\n"
+        };
+        let quoted = normalise(&quoted);
+        assert!(text_of_page.contains(&format!("```text\n{quoted}```")), "{page} does not quote:\n{quoted}");
+    }
+}
