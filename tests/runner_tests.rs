@@ -490,3 +490,68 @@ fn issue23_4_runner_pages_quote_what_seqmig_writes() {
         assert!(text_of_page.contains(&format!("```text\n{quoted}```")), "{page} does not quote:\n{quoted}");
     }
 }
+
+/// Example 14 builds and drops indexes CONCURRENTLY, which cannot run in a transaction: in
+/// every runner those steps get a migration of their own with the runner's opt-out, next to
+/// a transactional one in contract. Contract is refused without a verdict and runs after an
+/// audited break-glass recorded from the CLI.
+#[test]
+fn issue23_3_concurrently_steps_run_outside_transactions_in_every_runner_and_break_glass_is_audited() {
+    let ex =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/14-add-and-change-index");
+    let arg = |f: &str| ex.join(f).to_string_lossy().into_owned();
+    for runner in [Runner::Psql, Runner::Sqitch, Runner::Alembic, Runner::Django, Runner::NodePgMigrate] {
+        let db = TestDb::new();
+        db.execute(&std::fs::read_to_string(ex.join("before.sql")).unwrap());
+        let dir = TempDir::new();
+        let files = dir.path.join("m");
+        let base = ["plan", "--from", &arg("before.sql"), "--to", &arg("after.sql")];
+        let out = seqmig(
+            &[&base[..], &["--format", runner.format(), "--out", files.to_str().unwrap()]].concat(),
+            &db,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let out = seqmig(&[&base[..], &["--format", "json"]].concat(), &db);
+        let plan = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+
+        let (ok, out) = runner.run_phase(&files, seqmig::plan::Phase::Expand, &db, &plan);
+        assert!(ok, "{runner:?}: expand failed:\n{out}");
+        let (ok, out) = runner.run_phase(&files, seqmig::plan::Phase::Contract, &db, &plan);
+        assert!(
+            !ok && out.contains("no gate verdict is recorded"),
+            "{runner:?}: contract not refused:\n{out}"
+        );
+
+        let out = seqmig(
+            &[
+                "gate",
+                "--plan-id",
+                &plan.id,
+                "--record",
+                "--break-glass",
+                "--reason",
+                "INC-1: test",
+                "--actor",
+                "alice",
+            ],
+            &db,
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let (ok, out) = runner.run_phase(&files, seqmig::plan::Phase::Contract, &db, &plan);
+        assert!(ok, "{runner:?}: contract failed after break-glass:\n{out}");
+
+        let status = text(&seqmig(&["status", "--plan-id", &plan.id], &db));
+        assert!(
+            status.contains("(complete)") && status.contains("BREAK-GLASS by alice"),
+            "{runner:?}: {status}"
+        );
+        let audit = text(&seqmig(&["audit"], &db));
+        assert!(audit.contains("break_glass") && audit.contains("INC-1: test"), "{audit}");
+        db.execute(
+            "DROP SCHEMA IF EXISTS sqitch CASCADE; \
+             DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations",
+        );
+        let out = seqmig(&["plan", "--from", &db.url, "--to", &arg("after.sql")], &db);
+        assert!(text(&out).contains("the schemas are equal"), "{runner:?}: {}", text(&out));
+    }
+}

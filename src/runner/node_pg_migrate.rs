@@ -3,7 +3,7 @@
 //! with one statement at a time. node-pg-migrate runs each migration in its own transaction;
 //! a unit that cannot run in one calls `pgm.noTransaction()`. A one-way unit has
 //! `exports.down = false`, which node-pg-migrate refuses to run down. Migrate phase by phase
-//! with `node-pg-migrate up <migration>` (DATABASE_URL set).
+//! with `node-pg-migrate up <number of the phase's migrations>` (DATABASE_URL set).
 
 use super::{Direction, Unit, unit_statements, units};
 use crate::plan::{Phase, Planned};
@@ -13,13 +13,16 @@ pub fn migration_name(planned: &Planned, n: usize, unit: &Unit<'_>) -> String {
     format!("{:04}_seqmig_{}_{}", n, &planned.plan.short_id()[..8], unit.name())
 }
 
-/// The last migration of each phase, in order: what `node-pg-migrate up` names.
+/// How many migrations each phase has, in order: `node-pg-migrate up <name>` runs only the
+/// named migration, so a phase is run with `node-pg-migrate up <count>`.
 pub fn phase_targets(planned: &Planned) -> Vec<(Phase, String)> {
-    units(planned)
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| u.last)
-        .map(|(i, u)| (u.phase, migration_name(planned, i + 1, u)))
+    let all = units(planned);
+    Phase::ALL
+        .into_iter()
+        .filter_map(|p| {
+            let n = all.iter().filter(|u| u.phase == p).count();
+            (n > 0).then(|| (p, n.to_string()))
+        })
         .collect()
 }
 
