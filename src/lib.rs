@@ -23,5 +23,6 @@ pub mod plan;
 pub mod rehearse;
 pub mod render;
 pub mod runbook;
+pub mod runner;
 pub mod soak;
 pub mod source;

@@ -168,7 +168,10 @@ fn explain(report: &GateReport) -> String {
 }
 
 async fn gate(w: &World, cfg: &GateConfig) -> GateReport {
-    soak::evaluate(&w.client, &w.plan, cfg).await.unwrap()
+    let report = soak::evaluate(&w.client, &w.plan, cfg).await.unwrap();
+    // Issue 23.2: the database guard of a runner's contract file agrees on every case.
+    crate::runner_tests::assert_guard_agrees(&w.client, &w.plan, &report).await;
+    report
 }
 
 /// Breaking the glass of an open gate bypasses nothing and records nothing.

@@ -66,6 +66,20 @@ pub struct Args {
     /// How to print the criteria and the verdict.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Append the verdict to seqmig.audit_log, where the guard of a runner's contract file
+    /// (`seqmig.assert_gate_open`) reads it.
+    #[arg(long)]
+    pub record: bool,
+    /// With --record: open the guard although the gate is closed; requires --reason and is
+    /// recorded in the audit log forever.
+    #[arg(long, requires = "reason", requires = "record")]
+    pub break_glass: bool,
+    /// Why the glass is broken (incident, ticket).
+    #[arg(long, value_name = "TEXT", requires = "break_glass")]
+    pub reason: Option<String>,
+    /// Who records (default: SEQMIG_ACTOR, USER, LOGNAME, the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -77,6 +91,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         match args.format {
             Format::Json => output::stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
             Format::Text => output::stdout(&render(&plan, &report))?,
+        }
+        if args.record {
+            crate::exec::ledger::ensure(&client).await?;
+            let actor = super::actor(args.actor);
+            let id = crate::runner::gate::record_verdict(&client, &plan, &actor, &report).await?;
+            output::stderr_line(&format!(
+                "recorded the gate verdict ({}) for plan {} in seqmig.audit_log row {id}",
+                if report.open { "open" } else { "closed" },
+                plan.short_id()
+            ));
+            if !report.open
+                && args.break_glass
+                && let Some(reason) = &args.reason
+            {
+                let id = soak::record_break_glass(&client, &plan, &actor, reason, &report).await?;
+                output::stderr_line(&format!(
+                    "break-glass recorded in seqmig.audit_log row {id}: the contract guard is open for plan {}",
+                    plan.short_id()
+                ));
+                return Ok(Outcome::Yes);
+            }
         }
         Ok(if report.open { Outcome::Yes } else { Outcome::No })
     })

@@ -35,6 +35,14 @@ pub enum Format {
     Sql,
     /// The runbook.
     Markdown,
+    /// A sqitch project (`--out DIR`): sqitch.plan, deploy/ and revert/ per phase.
+    Sqitch,
+    /// An Alembic script directory (`--out DIR`): alembic.ini, env.py, versions/.
+    Alembic,
+    /// A Django app (`--out DIR`): seqmig_<id>/migrations/ and seqmig_settings.py.
+    Django,
+    /// node-pg-migrate migrations (`--out DIR`): migrations/NNNN_seqmig_<id>_<unit>.js.
+    NodePgMigrate,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -119,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             emit(&args.out, "runbook.md", &crate::runbook::runbook(&planned, &hints.governance, &renderer)?)?
         }
         Format::Sql => {
-            let files = crate::runbook::phase_files(&planned, &renderer)?;
+            let files = crate::runner::sql_files(&planned, &renderer)?;
             match &args.out {
                 Some(dir) => {
                     std::fs::create_dir_all(dir)
@@ -146,6 +154,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 }
             }
         }
+        Format::Sqitch => {
+            let dir = args.out.as_deref().context("--format sqitch writes a project: give --out DIR")?;
+            write_files(dir, &crate::runner::sqitch::files(&planned, &renderer)?)?;
+        }
+        Format::Alembic => {
+            let dir = args.out.as_deref().context("--format alembic writes a project: give --out DIR")?;
+            write_files(dir, &crate::runner::alembic::files(&planned))?;
+        }
+        Format::Django => {
+            let dir = args.out.as_deref().context("--format django writes an app: give --out DIR")?;
+            write_files(dir, &crate::runner::django::files(&planned))?;
+        }
+        Format::NodePgMigrate => {
+            let dir = args.out.as_deref().context("--format node-pg-migrate writes files: give --out DIR")?;
+            write_files(dir, &crate::runner::node_pg_migrate::files(&planned))?;
+        }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());
             emit(&args.out, "plan.txt", &text)?;
@@ -163,6 +187,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Ok(Outcome::Yes)
     }
+}
+
+/// Writes runner files (paths relative to `dir`).
+fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for (name, text) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create '{}'", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("failed to write '{}'", path.display()))?;
+    }
+    output::stderr_line(&format!("wrote {} files to '{}'", files.len(), dir.display()));
+    Ok(())
 }
 
 fn emit(out: &Option<PathBuf>, name: &str, text: &str) -> anyhow::Result<()> {

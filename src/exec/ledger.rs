@@ -55,7 +55,47 @@ pub const MIGRATIONS: &[LedgerMigration] = &[
 ];
 
 /// Transaction-level advisory lock key serialising ledger upgrades ("seqm", "ledg").
-const UPGRADE_LOCK: i64 = (0x7365_716d_i64 << 32) | 0x6c65_6467;
+pub(crate) const UPGRADE_LOCK: i64 = (0x7365_716d_i64 << 32) | 0x6c65_6467;
+
+/// The schema and the table recording which [`MIGRATIONS`] ran; idempotent.
+const VERSION_TABLE_SQL: &str = "CREATE SCHEMA IF NOT EXISTS seqmig;
+CREATE TABLE IF NOT EXISTS seqmig.ledger_version (
+    version        integer PRIMARY KEY,
+    description    text NOT NULL,
+    seqmig_version text NOT NULL,
+    applied_at     timestamptz NOT NULL DEFAULT now()
+);";
+
+/// What [`ensure`] does, as SQL a migration runner can run (issue 23): creates or upgrades
+/// the ledger to [`current_version`], idempotently, under the same advisory lock. Each
+/// migration runs once inside a `DO` block (no psql needed), so the text works in a
+/// transaction or outside one. Refuses a ledger newer than this build knows.
+pub fn install_sql() -> String {
+    let mut s = format!(
+        "DO $seqmig_ledger$\nBEGIN\n    PERFORM set_config('client_min_messages', 'warning', true);\n    \
+         PERFORM pg_advisory_xact_lock({UPGRADE_LOCK});\n    EXECUTE $seqmig_v0${VERSION_TABLE_SQL}$seqmig_v0$;\n    \
+         IF (SELECT max(version) FROM seqmig.ledger_version) > {known} THEN\n        \
+         RAISE EXCEPTION 'the seqmig ledger in this database is newer than this file knows ({known}); plan again with a newer seqmig';\n    \
+         END IF;\n",
+        known = current_version()
+    );
+    for m in MIGRATIONS {
+        let tag = format!("$seqmig_v{}$", m.version);
+        assert!(!m.sql.contains(&tag), "ledger migration {} contains its quote tag", m.version);
+        s.push_str(&format!(
+            "    IF NOT EXISTS (SELECT 1 FROM seqmig.ledger_version WHERE version = {v}) THEN\n        \
+             EXECUTE {tag}{sql}{tag};\n        \
+             INSERT INTO seqmig.ledger_version (version, description, seqmig_version) VALUES ({v}, {d}, {sv});\n    \
+             END IF;\n",
+            v = m.version,
+            sql = m.sql,
+            d = crate::render::quote_literal(m.description),
+            sv = crate::render::quote_literal(env!("CARGO_PKG_VERSION")),
+        ));
+    }
+    s.push_str("END\n$seqmig_ledger$;\n");
+    s
+}
 
 /// The newest ledger version this build knows.
 pub fn current_version() -> i32 {
@@ -80,13 +120,7 @@ pub async fn ensure(client: &Client) -> Result<i32, ExecError> {
         .batch_execute(&format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({UPGRADE_LOCK});
-             CREATE SCHEMA IF NOT EXISTS seqmig;
-             CREATE TABLE IF NOT EXISTS seqmig.ledger_version (
-                 version        integer PRIMARY KEY,
-                 description    text NOT NULL,
-                 seqmig_version text NOT NULL,
-                 applied_at     timestamptz NOT NULL DEFAULT now()
-             );
+             {VERSION_TABLE_SQL}
              COMMIT;"
         ))
         .await

@@ -59,7 +59,7 @@ fn phase_purpose(p: Phase) -> &'static str {
     }
 }
 
-fn step_value(planned: &Planned, s: &Step) -> Value {
+pub(crate) fn step_value(planned: &Planned, s: &Step) -> Value {
     let plan = &planned.plan;
     let change = plan.changes.iter().find(|c| c.id == s.change);
     let note = planned.notes.get(&s.id);
