@@ -1,7 +1,8 @@
 //! The backfill engine (DESIGN.md §5): copies existing rows into the new shape of a live
 //! table in small committed batches. It owns the walk (keyset ranges on a unique NOT NULL
 //! key, TID page ranges without one), the batch size (adapted to a target duration), the
-//! throttle (replica lag, long transactions, lock waiters, WAL rate, the operator's pause
+//! throttle (replica lag, long transactions, lock waiters, WAL rate, WAL retained by
+//! replication slots, the operator's pause
 //! and rate), retries, progress and the final verification count.
 //!
 //! The executor's backfill phase calls [`run`]; everything it learns goes to the ledger
@@ -703,6 +704,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     paused: r.get(4),
                     max_rows_per_sec: r.get(5),
                     replicas: r.get(6),
+                    retained_wal_bytes: r.get(7),
                 };
                 self.throttle.observe(sample, now)
             } else {

@@ -129,6 +129,9 @@ pub struct RunArgs {
     /// Hold back while WAL is written faster than this many bytes per second.
     #[arg(long, value_name = "BYTES")]
     pub max_wal_bytes_per_sec: Option<u64>,
+    /// Hold back while replication slots retain more than this many bytes of WAL.
+    #[arg(long, value_name = "BYTES")]
+    pub max_retained_wal_bytes: Option<u64>,
     /// Progress as JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
@@ -188,6 +191,7 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
         opts.throttle.max_transaction_age = Some(Duration::from_secs(s));
     }
     opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
+    opts.throttle.max_retained_wal_bytes = a.max_retained_wal_bytes;
 
     let mut client = connect(&a.conn).await?;
     let plan_id = check_against_stored_plan(&client, &a, &spec).await?;
