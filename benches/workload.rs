@@ -180,7 +180,8 @@ fn main() {
         make_table(&client, "orders", rows, &planned).await;
 
         // 2. The workload alone.
-        client.batch_execute("VACUUM ANALYZE pgbench_accounts; CHECKPOINT").await.unwrap();
+        client.batch_execute("VACUUM ANALYZE pgbench_accounts").await.unwrap();
+        client.batch_execute("CHECKPOINT").await.unwrap();
         let base = finish_pgbench(start_pgbench(&cluster, &logs, "base", secs), &logs, "base");
         let load_base = load_average();
         let (base_tps, base_p99, base_n) = base.window(None);
