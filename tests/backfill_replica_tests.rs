@@ -384,3 +384,82 @@ fn issue22_4_a_logical_slot_retaining_wal_and_the_wal_rate_limit_hold_the_backfi
     });
     primary.stop();
 }
+
+#[test]
+fn issue22_5_wal_retained_by_a_logical_slot_holds_the_backfill_and_status_says_why() {
+    let primary =
+        TempCluster::start(&["wal_level = logical", "max_replication_slots = 4"]).expect("start a primary");
+    block_on(async {
+        let url = primary.url("postgres");
+        let c = connect(&url).await;
+        make_table(&c, "t", 20_000).await;
+        // A logical slot nobody consumes, then 4 MB of WAL after it: the slot retains all of it.
+        c.batch_execute("SELECT pg_create_logical_replication_slot('issue22_retained', 'test_decoding')")
+            .await
+            .unwrap();
+        c.batch_execute("INSERT INTO wal_filler SELECT g FROM generate_series(1, 120000) g").await.unwrap();
+        let retained = "SELECT (pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots \
+                        WHERE slot_name = 'issue22_retained'";
+        let retained_now: i64 = c.query_one(retained, &[]).await.unwrap().get(0);
+        assert!(retained_now > 2_000_000, "the slot retains the filler's WAL ({retained_now} bytes)");
+
+        let mut opts = options(Duration::from_secs(10));
+        opts.throttle.max_replica_lag = None;
+        // No WAL-rate limit: only the retained WAL can hold this run.
+        opts.throttle.max_retained_wal_bytes = Some(1_000_000);
+        let runner_url = url.clone();
+        let run = tokio::spawn(async move {
+            let mut client = connect(&runner_url).await;
+            let spec = spec("t");
+            let req = BackfillRequest { plan_id: "p", step_id: "retained", spec: &spec };
+            backfill::run(&mut client, &req, &opts, &mut NoProgress).await
+        });
+        // `seqmig status` and `seqmig backfill status` read the ledger through backfill::status
+        // and show `describe`: the operator sees why the backfill waits.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            let all = backfill::status(&c).await.unwrap();
+            if let Some(s) = all.iter().find(|s| s.progress.step_id == "retained")
+                && s.progress.throttle.as_deref() == Some("retained_wal")
+            {
+                break backfill::describe(&s.progress);
+            }
+            assert!(!run.is_finished(), "the backfill ended without being held by the retained WAL");
+            assert!(Instant::now() < deadline, "the backfill was not held back by the retained WAL");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(line.contains("throttled: retained_wal"), "{line}");
+        let held = "SELECT rows_done FROM seqmig.backfills WHERE step_id = 'retained'";
+        let before: i64 = c.query_one(held, &[]).await.unwrap().get(0);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let after: i64 = c.query_one(held, &[]).await.unwrap().get(0);
+        assert_eq!(before, after, "no batch runs while the slot retains more WAL than the limit");
+        assert!(!run.is_finished());
+
+        // The consumer goes away for good: the slot is dropped and its WAL released.
+        c.batch_execute("SELECT pg_drop_replication_slot('issue22_retained')").await.unwrap();
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(120), run).await.expect("backfill ends").unwrap();
+        let outcome = outcome.expect("backfill");
+        assert_eq!(outcome.rows_done, 20_000);
+        assert_eq!(outcome.verify_mismatches, 0);
+        // The first batch after the wait records the reason and how long it waited.
+        let row = c
+            .query_one(
+                "SELECT throttle_reason, throttle_ms FROM seqmig.backfill_batches
+                  WHERE step_id = 'retained' AND throttle_reason IS NOT NULL ORDER BY batch_no LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "retained_wal");
+        assert!(row.get::<_, f64>(1) >= 1_500.0, "waited {} ms", row.get::<_, f64>(1));
+        let state = ledger_text(
+            &c,
+            "SELECT state || coalesce(throttle, '') FROM seqmig.backfills WHERE step_id = 'retained'",
+        )
+        .await;
+        assert_eq!(state.as_deref(), Some("done"));
+    });
+    primary.stop();
+}

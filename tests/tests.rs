@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod backfill_partition_tests;
 mod backfill_replica_tests;
 mod backfill_tests;
 mod book_tests;

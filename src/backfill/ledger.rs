@@ -101,8 +101,10 @@ SELECT b.plan_id, b.step_id, b.table_name, b.target_column, b.state, b.rows_done
        (SELECT sum(r.rows_scanned)::float8 / nullif(extract(epoch FROM max(r.committed_at) - min(r.committed_at)
                   + make_interval(secs => (array_agg(r.duration_ms ORDER BY r.batch_no))[1] / 1000)), 0)::float8
           FROM (SELECT * FROM seqmig.backfill_batches x
-                 WHERE x.plan_id = b.plan_id AND x.step_id = b.step_id
-                 ORDER BY x.batch_no DESC LIMIT 20) r)
+                 WHERE x.plan_id = b.plan_id
+                   -- a partitioned run's step: its partitions' batches (`STEP@partition`)
+                   AND (x.step_id = b.step_id OR left(x.step_id, length(b.step_id) + 1) = b.step_id || '@')
+                 ORDER BY x.committed_at DESC LIMIT 20) r)
   FROM seqmig.backfills b
   LEFT JOIN seqmig.backfill_control c USING (plan_id, step_id)
  ORDER BY b.started_at, b.plan_id, b.step_id";

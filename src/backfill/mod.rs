@@ -1,7 +1,8 @@
 //! The backfill engine (DESIGN.md §5): copies existing rows into the new shape of a live
 //! table in small committed batches. It owns the walk (keyset ranges on a unique NOT NULL
 //! key, TID page ranges without one), the batch size (adapted to a target duration), the
-//! throttle (replica lag, long transactions, lock waiters, WAL rate, the operator's pause
+//! throttle (replica lag, long transactions, lock waiters, WAL rate, WAL retained by
+//! replication slots, the operator's pause
 //! and rate), retries, progress and the final verification count.
 //!
 //! The executor's backfill phase calls [`run`]; everything it learns goes to the ledger
@@ -11,6 +12,7 @@
 
 mod key;
 mod ledger;
+mod partitioned;
 mod progress;
 mod sizing;
 mod throttle;
@@ -24,6 +26,9 @@ use tokio_postgres::types::ToSql;
 
 pub use key::{KeyColumn, Walk, statements};
 pub use ledger::LEDGER_SQL;
+pub use partitioned::{
+    PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned,
+};
 pub use progress::{Bar, JsonLines, NoProgress, Progress, ProgressSink, describe};
 pub use sizing::{BatchSizer, SizerConfig};
 pub use throttle::{LockWaiters, Reason, Sample, Throttle, ThrottleOptions, Verdict};
@@ -57,6 +62,16 @@ pub struct BackfillOptions {
     /// How long to wait for another session's run of the same backfill to end (a killed
     /// runner's backend lingers until its statement ends) before refusing to start.
     pub wait_for_previous_runner: Duration,
+    /// Set for one partition's backfill inside a partitioned run: the run's step, whose
+    /// operator controls (pause, rate) apply too, and how many workers share its rate.
+    pub group: Option<RunGroup>,
+}
+
+/// The partitioned run a backfill belongs to (see [`run_partitioned`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunGroup {
+    pub step_id: String,
+    pub workers: u32,
 }
 
 impl Default for BackfillOptions {
@@ -70,6 +85,7 @@ impl Default for BackfillOptions {
             throttle: ThrottleOptions::default(),
             key: None,
             wait_for_previous_runner: Duration::from_secs(10),
+            group: None,
         }
     }
 }
@@ -687,12 +703,18 @@ impl<'c, 'r> Engine<'c, 'r> {
 
     /// Samples the throttle when due and waits while it says hold.
     async fn wait_for_throttle(&mut self, progress: &mut dyn ProgressSink) -> Result<(), BackfillError> {
+        // A partition's backfill also obeys its run's step; a rate set there is shared out.
+        let control = self.opts.group.as_ref().map_or(self.req.step_id, |g| g.step_id.as_str()).to_string();
+        let share = self.opts.group.as_ref().map_or(1.0, |g| f64::from(g.workers.max(1)));
         loop {
             let now = Instant::now();
             let verdict = if self.throttle.due(now) {
                 let r = self
                     .client
-                    .query_one(&self.prepared.sample, &[&self.table, &self.req.plan_id, &self.req.step_id])
+                    .query_one(
+                        &self.prepared.sample,
+                        &[&self.table, &self.req.plan_id, &self.req.step_id, &control],
+                    )
                     .await
                     .map_err(|e| db(self.req, "sample the throttle signals", e))?;
                 let sample = Sample {
@@ -703,6 +725,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     paused: r.get(4),
                     max_rows_per_sec: r.get(5),
                     replicas: r.get(6),
+                    retained_wal_bytes: r.get(7),
                 };
                 self.throttle.observe(sample, now)
             } else {
@@ -716,7 +739,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                 // batch row and in the ledger's throttle column for `seqmig backfill status`.
                 self.pending_reasons.insert(Reason::ReplicaLost);
             }
-            self.max_rows_per_sec = verdict.max_rows_per_sec;
+            self.max_rows_per_sec = verdict.max_rows_per_sec.map(|r| r / share);
             if verdict.hold.is_empty() {
                 return Ok(());
             }

@@ -1,6 +1,7 @@
 //! When to hold a backfill back. One query samples the signals at most once a second:
 //! replica replay lag, the oldest open transaction in this database, sessions waiting for a
-//! lock on the table, the WAL rate from LSN deltas, and the operator's row in
+//! lock on the table, the WAL rate from LSN deltas, the WAL that replication slots retain,
+//! and the operator's row in
 //! `seqmig.backfill_control`. Each limit has hysteresis: a signal starts throttling above its
 //! limit and stops only below [`RELEASE_FRACTION`] of it, so the backfill does not flap on
 //! the threshold.
@@ -20,6 +21,10 @@ pub struct ThrottleOptions {
     /// Pause while any session waits for a lock on the table (a DDL queue forming behind us).
     pub yield_to_lock_waiters: LockWaiters,
     pub max_wal_bytes_per_sec: Option<u64>,
+    /// Hold back while replication slots retain more WAL than this (bytes from the oldest
+    /// slot's `restart_lsn` to the current LSN): a slot whose consumer lags or is gone keeps
+    /// every byte the backfill writes on the primary's disk until it catches up.
+    pub max_retained_wal_bytes: Option<u64>,
     /// How often the signals are sampled at most.
     pub sample_every: Duration,
 }
@@ -38,6 +43,7 @@ impl Default for ThrottleOptions {
             max_transaction_age: Some(Duration::from_secs(600)),
             yield_to_lock_waiters: LockWaiters::Yield,
             max_wal_bytes_per_sec: None,
+            max_retained_wal_bytes: None,
             sample_every: Duration::from_secs(1),
         }
     }
@@ -52,6 +58,7 @@ impl ThrottleOptions {
             max_transaction_age: None,
             yield_to_lock_waiters: LockWaiters::Ignore,
             max_wal_bytes_per_sec: None,
+            max_retained_wal_bytes: None,
             sample_every: Duration::from_secs(1),
         }
     }
@@ -65,6 +72,8 @@ pub enum Reason {
     LongTransaction,
     LockWaiters,
     WalRate,
+    /// Replication slots retain more WAL than `max_retained_wal_bytes`.
+    RetainedWal,
     RateLimit,
     /// A streaming replica disconnected since the last sample. Policy: the backfill goes on
     /// (a replica that is gone has no lag to protect), and the next batch row records it.
@@ -79,6 +88,7 @@ impl Reason {
             Reason::LongTransaction => "long_transaction",
             Reason::LockWaiters => "lock_waiters",
             Reason::WalRate => "wal_rate",
+            Reason::RetainedWal => "retained_wal",
             Reason::RateLimit => "rate_limit",
             Reason::ReplicaLost => "replica_lost",
         }
@@ -103,6 +113,8 @@ pub struct Sample {
     pub max_rows_per_sec: Option<f64>,
     /// Streaming replicas connected (rows of `pg_stat_replication`).
     pub replicas: i64,
+    /// Bytes of WAL the replication slots retain (current LSN minus the oldest `restart_lsn`).
+    pub retained_wal_bytes: f64,
 }
 
 /// The signals' state between samples.
@@ -196,6 +208,10 @@ impl Throttle {
             Reason::WalRate,
             o.max_wal_bytes_per_sec.and_then(|limit| wal_rate.map(|r| (r, limit as f64))),
         );
+        self.level(
+            Reason::RetainedWal,
+            o.max_retained_wal_bytes.map(|limit| (s.retained_wal_bytes, limit as f64)),
+        );
         self.paused = s.paused;
         self.max_rows_per_sec = s.max_rows_per_sec.filter(|r| *r > 0.0);
         let hold = self.holds();
@@ -221,7 +237,8 @@ impl Throttle {
     }
 }
 
-/// The sampling query: `$1` the table's regclass as text, `$2`/`$3` plan and step id.
+/// The sampling query: `$1` the table's regclass as text, `$2`/`$3` plan and step id, `$4`
+/// the step whose controls apply too (a partitioned run's step; else `$3` again).
 pub const SAMPLE_SQL: &str = "\
 SELECT
   (SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication),
@@ -232,9 +249,12 @@ SELECT
   (SELECT count(*) FROM pg_locks
     WHERE relation = $1::text::regclass AND NOT granted AND pid <> pg_backend_pid()),
   (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
-  coalesce((SELECT paused FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3), false),
-  (SELECT max_rows_per_sec FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3),
-  (SELECT count(*) FROM pg_stat_replication)";
+  coalesce((SELECT bool_or(paused) FROM seqmig.backfill_control
+             WHERE plan_id = $2 AND step_id IN ($3, $4::text)), false),
+  (SELECT min(max_rows_per_sec) FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id IN ($3, $4::text)),
+  (SELECT count(*) FROM pg_stat_replication),
+  (SELECT coalesce(max(pg_current_wal_lsn() - restart_lsn), 0)::float8 FROM pg_replication_slots
+    WHERE restart_lsn IS NOT NULL)";
 
 #[cfg(test)]
 mod tests {
@@ -272,6 +292,19 @@ mod tests {
         assert_eq!(v.hold, vec![Reason::WalRate]);
         let v = t.observe(wal(3_500_000.0), start + Duration::from_secs(2));
         assert!(v.hold.is_empty());
+    }
+
+    #[test]
+    fn retained_wal_holds_until_the_slots_release_it() {
+        let mut o = ThrottleOptions::unthrottled();
+        o.max_retained_wal_bytes = Some(1_000_000);
+        let mut t = Throttle::new(o);
+        let r = |b| Sample { retained_wal_bytes: b, ..Sample::default() };
+        assert!(t.observe(r(900_000.0), t0()).hold.is_empty());
+        assert_eq!(t.observe(r(1_500_000.0), t0()).hold, vec![Reason::RetainedWal]);
+        // Hysteresis: still held above 80 % of the limit.
+        assert_eq!(t.observe(r(900_000.0), t0()).hold, vec![Reason::RetainedWal]);
+        assert!(t.observe(r(100_000.0), t0()).hold.is_empty());
     }
 
     #[test]

@@ -129,6 +129,13 @@ pub struct RunArgs {
     /// Hold back while WAL is written faster than this many bytes per second.
     #[arg(long, value_name = "BYTES")]
     pub max_wal_bytes_per_sec: Option<u64>,
+    /// Hold back while replication slots retain more than this many bytes of WAL.
+    #[arg(long, value_name = "BYTES")]
+    pub max_retained_wal_bytes: Option<u64>,
+    /// A partitioned table is backfilled partition by partition (its leaf partitions, found
+    /// now); this many workers, each on its own connection, run different partitions at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
     /// Progress as JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
@@ -188,13 +195,30 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
         opts.throttle.max_transaction_age = Some(Duration::from_secs(s));
     }
     opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
+    opts.throttle.max_retained_wal_bytes = a.max_retained_wal_bytes;
 
-    let mut client = connect(&a.conn).await?;
+    let conn = crate::db::ConnectOptions::resolve(a.conn.database_url.as_deref().filter(|u| !u.is_empty()))?;
+    let mut client = crate::db::connect(&conn, &crate::db::default_application_name()).await?;
     let plan_id = check_against_stored_plan(&client, &a, &spec).await?;
     client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
     let req = BackfillRequest { plan_id: &plan_id, step_id: &a.step_id, spec: &spec };
     let mut sink = output::progress_sink(a.json);
-    let outcome = backfill::run(&mut client, &req, &opts, sink.as_mut()).await?;
+    let partitions = backfill::leaf_partitions(&client, &spec.table.quoted())
+        .await
+        .with_context(|| format!("failed to list the partitions of {}", spec.table.quoted()))?;
+    let outcome = if partitions.is_empty() {
+        backfill::run(&mut client, &req, &opts, sink.as_mut()).await?
+    } else {
+        let jobs = a.jobs as usize;
+        let run = backfill::run_partitioned(&client, &conn, &req, &opts, jobs, sink.as_mut()).await?;
+        for (partition, o) in &run.partitions {
+            output::stdout(&format!(
+                "  partition {partition}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
+                o.rows_updated, o.batches_run, o.rows_done, o.verify_mismatches
+            ))?;
+        }
+        run.total
+    };
     output::stdout(&format!(
         "backfill {} of plan {}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
         a.step_id,
