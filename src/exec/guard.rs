@@ -130,11 +130,19 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
                 return Ok(Resolved { plan: (**plan).clone(), stored_state: None, path });
             }
             let stored = ledger::stored_plan(client, &plan.id).await?;
-            let active = ledger::active_plan_ids(client).await?;
-            if let Some(other) = active.iter().find(|id| **id != plan.id) {
+            let flights = super::inflight::in_flight(client).await?;
+            for other in flights.iter().filter(|f| f.plan.id != plan.id) {
+                if let Some(object) = crate::plan::inflight::overlap(plan, &other.plan).into_iter().next() {
+                    return Err(ExecError::OverlapsInFlight {
+                        given: super::short_id(&plan.id).to_string(),
+                        other: super::short_id(&other.plan.id).to_string(),
+                        through: other.through(),
+                        object,
+                    });
+                }
                 return Err(ExecError::OtherPlanActive {
                     given: super::short_id(&plan.id).to_string(),
-                    active: super::short_id(other).to_string(),
+                    active: super::short_id(&other.plan.id).to_string(),
                 });
             }
             Ok(match stored {
