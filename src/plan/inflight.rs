@@ -27,15 +27,19 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// The last phase whose steps are all applied, in order (`none` before expand).
+    /// The last phase with steps whose steps are all applied, every earlier one too
+    /// (`none` before the first).
     pub fn through(&self) -> String {
         let mut through = "none".to_string();
         for p in Phase::ALL {
-            if self.plan.steps_of(p).iter().all(|s| self.applied.contains(&s.id)) {
-                through = p.to_string();
-            } else {
+            let steps = self.plan.steps_of(p);
+            if steps.is_empty() {
+                continue;
+            }
+            if !steps.iter().all(|s| self.applied.contains(&s.id)) {
                 break;
             }
+            through = p.to_string();
         }
         through
     }
