@@ -283,6 +283,46 @@ fn issue20_1_plan_from_live_db_while_a_soaks_holds_none_of_a_and_runs_after_a() 
 }
 
 #[test]
+fn issue20_3_b_runs_all_five_phases_while_a_soaks_then_a_contracts() {
+    let dbs = Pair::databases();
+    block_on(async {
+        let a = plan_a();
+        let mut p = Pair::new(dbs).await;
+        let b = a_soaks_and_b_is_planned(&mut p, &a).await;
+        // B from expand to contract while A is still in flight, through switch.
+        p.apply_from(&b, Phase::Expand, MID, NEW).await;
+        let flights = seqmig::exec::inflight::in_flight(&p.c).await.unwrap();
+        let ids: Vec<(&str, String)> = flights.iter().map(|f| (f.plan.id.as_str(), f.through())).collect();
+        assert_eq!(ids, vec![(a.id.as_str(), "switch".to_string())], "only A is in flight");
+        // Then A contracts.
+        p.apply(&a, Phase::Contract, NEW).await;
+        assert!(seqmig::exec::inflight::in_flight(&p.c).await.unwrap().is_empty());
+        assert_end(&p).await;
+    });
+}
+
+/// A plan made on top of A is refused where A is not in flight: its starting schema is the
+/// one A leaves.
+#[test]
+fn issue20_3_plan_assuming_a_plan_not_in_flight_is_refused() {
+    let dbs = Pair::databases();
+    let fresh = TestDb::new();
+    fresh.execute(BEFORE);
+    block_on(async {
+        let a = plan_a();
+        let mut p = Pair::new(dbs).await;
+        let b = a_soaks_and_b_is_planned(&mut p, &a).await;
+        let err = apply_url(&fresh.url, &b, Phase::Expand).await.unwrap_err();
+        assert!(
+            matches!(&err, ExecError::AssumedPlanGone { assumed, .. } if assumed == a.short_id()),
+            "{err}"
+        );
+        assert!(err.is_refusal());
+        assert!(err.to_string().contains("not stored in this database"), "{err}");
+    });
+}
+
+#[test]
 fn issue20_2_overlapping_plan_is_flagged_at_plan_and_refused_at_apply() {
     let dbs = Pair::databases();
     block_on(async {

@@ -243,6 +243,10 @@ pub enum ExecError {
     )]
     OverlapsInFlight { given: String, other: String, through: String, object: String },
     #[error(
+        "plan {given} was made on top of plan {assumed}, which is {state}; its starting schema is the one plan {assumed} leaves, so plan again from this database ('seqmig plan --from postgres://… --to …')"
+    )]
+    AssumedPlanGone { given: String, assumed: String, state: String },
+    #[error(
         "no plan {0} is stored in this database; apply one with 'seqmig apply --plan FILE --phase expand'"
     )]
     UnknownPlan(String),
@@ -335,6 +339,7 @@ impl ExecError {
                 | ExecError::PlanBlocked { .. }
                 | ExecError::OtherPlanActive { .. }
                 | ExecError::OverlapsInFlight { .. }
+                | ExecError::AssumedPlanGone { .. }
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }
