@@ -456,3 +456,63 @@ async fn same_view(c: &Client, definition: &str, view: &str) -> bool {
     c.batch_execute("DROP VIEW seqmig_same_view").await.unwrap();
     row.get(0)
 }
+
+/// Every ```text block of book/src/several-plans.md is what seqmig prints in the page's worked
+/// example (A soaking after switch; B and C planned from the live database; C applied).
+#[test]
+fn issue20_3_book_page_quotes_what_seqmig_prints() {
+    let dbs = Pair::databases();
+    let dir = TempDir::new();
+    let write = |name: &str, text: &str| {
+        let path = dir.path.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let next = write("next.sql", NEXT);
+    let overlapping = write("overlapping.sql", NEXT_OVERLAPPING);
+    let outputs = block_on(async {
+        let a = plan_a();
+        let mut p = Pair::new(dbs).await;
+        p.apply_through(&a, Phase::Switch, OLD, MID).await;
+        let url = p.db.url.clone();
+        let b =
+            seqmig(&["plan", "--from", &url, "--to", &next, "--rename", "public.orders.note=memo"], &p.db);
+        let c = seqmig(&["plan", "--from", &url, "--to", &overlapping], &p.db);
+        let (c_plan, _, _) = plan_live(&p.db, NEXT_OVERLAPPING, &[]);
+        // The same change planned from files: no finding, refused by apply.
+        let mut from_files = c_plan.clone();
+        from_files.findings.clear();
+        from_files.assumes.clear();
+        let (_d, c_path) = write_plan(&from_files.seal());
+        let apply = seqmig(&["apply", "--plan", &c_path, "--phase", "expand"], &p.db);
+        vec![text(&b), text(&c), text(&apply).replace(&c_path, "c.json")]
+    });
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/several-plans.md"),
+    )
+    .unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in page.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```text") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(b.clone());
+                current = None;
+            }
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() >= 3, "the page quotes {} outputs", blocks.len());
+    for b in &blocks {
+        assert!(
+            outputs.iter().any(|o| o.contains(b.as_str())),
+            "the book quotes output seqmig does not print:\n{b}\n--- seqmig printed:\n{}",
+            outputs.join("\n---\n")
+        );
+    }
+}
