@@ -160,3 +160,48 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
     }
     *plan = plan.clone().seal();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{GateSpec, LockMode, PlannedChange, Step};
+
+    fn plan(object: &str, lock_target: &str) -> Plan {
+        let change = PlannedChange {
+            id: "c1".into(),
+            kind: "rename_column".into(),
+            object: object.into(),
+            one_way: true,
+            summary: String::new(),
+        };
+        let steps = vec![
+            Step::new("s1", "c1", Phase::Expand, "SELECT 1", LockMode::AccessExclusive, lock_target),
+            Step::new("s2", "c1", Phase::Expand, "SELECT 1", LockMode::RowExclusive, "seqmig.flags"),
+        ];
+        Plan::assemble(vec![change], steps, vec![], GateSpec::default())
+    }
+
+    #[test]
+    fn objects_are_names_and_their_tables_without_seqmig_own() {
+        let a = plan("public.users.name", "public.users");
+        let names: Vec<String> = plan_objects(&a).into_iter().collect();
+        assert_eq!(names, vec!["public.users".to_string(), "public.users.name".to_string()]);
+        let b = plan("public.orders.note", "public.orders");
+        assert!(overlap(&a, &b).is_empty(), "seqmig.flags is every plan's and is no overlap");
+        let c = plan("public.users.email", "public.users");
+        assert_eq!(overlap(&a, &c).into_iter().collect::<Vec<_>>(), vec!["public.users".to_string()]);
+        let quoted = plan("public.\"a.b\".c", "public.\"a.b\"");
+        assert!(plan_objects(&quoted).contains("public.\"a.b\""));
+    }
+
+    #[test]
+    fn through_is_the_last_complete_phase_with_steps() {
+        let a = plan("public.users.name", "public.users");
+        let mut f = InFlight { plan: a, applied: BTreeSet::new() };
+        assert_eq!(f.through(), "none");
+        f.applied.insert("s1".into());
+        assert_eq!(f.through(), "none");
+        f.applied.insert("s2".into());
+        assert_eq!(f.through(), "expand");
+    }
+}
