@@ -12,6 +12,7 @@ mod exec_examples_tests;
 mod exec_tests;
 mod gate_tests;
 mod harness_tests;
+mod inflight_tests;
 mod introspect_tests;
 mod lifecycle_model_tests;
 mod lint_tests;

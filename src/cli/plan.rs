@@ -120,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let renderer = Renderer::with_overrides(args.templates.as_deref())?;
     let current = load_schema(&args.pair.from)?;
     let desired = load_schema(&args.pair.to)?;
-    let planned = crate::plan::plan(&current, &desired, &hints, &renderer)?;
+    let planned = plan_over_flights(&args.pair.from, current, &desired, &hints, &renderer)?;
     match args.format {
         Format::Json => emit(&args.out, "plan.json", &planned.plan.to_json_pretty())?,
         Format::Markdown => {
@@ -203,6 +203,34 @@ fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Plans from `current` to `desired`. When `from` is a live database with plans in flight,
+/// the plan starts from the schema they leave when they complete, records them as assumed,
+/// and is blocked where it overlaps one of them (issue 20).
+pub fn plan_over_flights(
+    from: &str,
+    current: Schema,
+    desired: &Schema,
+    hints: &Hints,
+    renderer: &Renderer,
+) -> anyhow::Result<Planned> {
+    let flights = match crate::parse::SourceSpec::from_arg(from) {
+        crate::parse::SourceSpec::Url(url) => {
+            let opts = crate::db::ConnectOptions::from_url(&url)?;
+            crate::exec::inflight::in_flight_blocking(&opts)
+                .context("failed to read the plans in flight from the ledger")?
+        }
+        _ => vec![],
+    };
+    if flights.is_empty() {
+        return Ok(crate::plan::plan(&current, desired, hints, renderer)?);
+    }
+    let derived = crate::plan::inflight::completed_schema(&current, &flights);
+    let start = derived.as_ref().unwrap_or(&current);
+    let mut planned = crate::plan::plan(start, desired, hints, renderer)?;
+    crate::plan::inflight::assume(&mut planned, &flights, &derived);
+    Ok(planned)
+}
+
 fn emit(out: &Option<PathBuf>, name: &str, text: &str) -> anyhow::Result<()> {
     match out {
         Some(dir) => {
@@ -228,6 +256,13 @@ pub fn summary(planned: &Planned, color: bool) -> String {
         plan.changes.len(),
         plan.steps.len()
     ));
+    for a in &plan.assumes {
+        s.push_str(&format!(
+            "assumes plan {} (in flight, through {}) completes first\n",
+            crate::exec::short_id(&a.id),
+            a.through
+        ));
+    }
     if plan.changes.is_empty() {
         s.push_str("\nthe schemas are equal: nothing to do\n");
     } else {

@@ -127,16 +127,17 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
         PlanSource::File { plan, path } => {
             let path = Some(path.clone());
             if !has_ledger {
+                if let Some(a) = plan.assumes.first() {
+                    return Err(ExecError::AssumedPlanGone {
+                        given: super::short_id(&plan.id).to_string(),
+                        assumed: super::short_id(&a.id).to_string(),
+                        state: "not stored in this database".into(),
+                    });
+                }
                 return Ok(Resolved { plan: (**plan).clone(), stored_state: None, path });
             }
             let stored = ledger::stored_plan(client, &plan.id).await?;
-            let active = ledger::active_plan_ids(client).await?;
-            if let Some(other) = active.iter().find(|id| **id != plan.id) {
-                return Err(ExecError::OtherPlanActive {
-                    given: super::short_id(&plan.id).to_string(),
-                    active: super::short_id(other).to_string(),
-                });
-            }
+            check_in_flight(client, plan, stored.is_none()).await?;
             Ok(match stored {
                 Some(s) => Resolved { plan: s.plan, stored_state: Some(s.state), path },
                 None => Resolved { plan: (**plan).clone(), stored_state: None, path },
@@ -170,6 +171,45 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
             }
         }
     }
+}
+
+/// Where `plan` may run beside the plans in flight (issue 20): not where it names an object
+/// one of them names, nor beside one when either names no object at all (a plan built by
+/// hand: what it touches is unknown). On its first apply (`first`), the plans it was made
+/// on top of must be in flight or complete here: its starting schema is the one they leave.
+async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<(), ExecError> {
+    use crate::plan::inflight::{overlap, plan_objects};
+    let flights = super::inflight::in_flight(client).await?;
+    let given = super::short_id(&plan.id).to_string();
+    for other in flights.iter().filter(|f| f.plan.id != plan.id) {
+        if let Some(object) = overlap(plan, &other.plan).into_iter().next() {
+            return Err(ExecError::OverlapsInFlight {
+                given,
+                other: super::short_id(&other.plan.id).to_string(),
+                through: other.through(),
+                object,
+            });
+        }
+        if plan_objects(plan).is_empty() || plan_objects(&other.plan).is_empty() {
+            return Err(ExecError::OtherPlanActive {
+                given,
+                active: super::short_id(&other.plan.id).to_string(),
+            });
+        }
+    }
+    if first {
+        for a in &plan.assumes {
+            let state = ledger::stored_plan(client, &a.id).await?.map(|s| s.state);
+            if !matches!(state.as_deref(), Some("active" | "complete")) {
+                return Err(ExecError::AssumedPlanGone {
+                    given,
+                    assumed: super::short_id(&a.id).to_string(),
+                    state: state.unwrap_or_else(|| "not stored in this database".into()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a plan with blocking findings, and `phase` while an earlier phase is not complete.

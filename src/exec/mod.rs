@@ -13,6 +13,7 @@
 //! The CLI hands in validated options and a [`Reporter`]; nothing here prints.
 
 mod guard;
+pub mod inflight;
 pub mod ledger;
 mod retry;
 pub mod state;
@@ -238,6 +239,14 @@ pub enum ExecError {
     )]
     OtherPlanActive { given: String, active: String },
     #[error(
+        "plan {given} changes {object}, which plan {other} (in flight, through {through}) also changes; finish plan {other} or roll it back before applying plan {given} ('seqmig status --plan-id {other}')"
+    )]
+    OverlapsInFlight { given: String, other: String, through: String, object: String },
+    #[error(
+        "plan {given} was made on top of plan {assumed}, which is {state}; its starting schema is the one plan {assumed} leaves, so plan again from this database ('seqmig plan --from postgres://… --to …')"
+    )]
+    AssumedPlanGone { given: String, assumed: String, state: String },
+    #[error(
         "no plan {0} is stored in this database; apply one with 'seqmig apply --plan FILE --phase expand'"
     )]
     UnknownPlan(String),
@@ -298,6 +307,8 @@ pub enum ExecError {
     Drift { plan: String, phase: Phase, drifts: Vec<Drift> },
     #[error("failed to {context}: {source}")]
     Introspect { context: String, source: crate::introspect::IntrospectError },
+    #[error("failed to start the async runtime: {0}")]
+    Runtime(String),
 }
 
 /// One object that is not as a step of the plan expects it before its phase (issue 18.3).
@@ -327,6 +338,8 @@ impl ExecError {
                 | ExecError::PlanFile(_)
                 | ExecError::PlanBlocked { .. }
                 | ExecError::OtherPlanActive { .. }
+                | ExecError::OverlapsInFlight { .. }
+                | ExecError::AssumedPlanGone { .. }
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }

@@ -170,6 +170,38 @@ pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
     Ok(Loaded { schema: loader.schema, report: loader.report })
 }
 
+/// Applies `sql`, statements seqmig itself wrote (the steps of a plan), to `schema` as the
+/// loader would after the schema's own DDL: what the database will look like once they have
+/// run. Left out are what introspection never reads either: DML (seqmig's flag bookkeeping)
+/// and the functions of seqmig's own schema (dual-write helpers).
+pub fn replay_onto(schema: Schema, file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
+    let stmts: Vec<RawStatement> = split_checked(file_name, sql)?
+        .into_iter()
+        .filter(|s| !s.meta && !on_seqmig_schema_or_data(&s.text))
+        .collect();
+    let mut loader = load::Loader::default();
+    loader.schema = schema;
+    loader.apply_file(file_name, &stmts)?;
+    Ok(Loaded { schema: loader.schema, report: loader.report })
+}
+
+/// DML, and `CREATE [OR REPLACE] | DROP FUNCTION [IF EXISTS] seqmig.…`.
+fn on_seqmig_schema_or_data(text: &str) -> bool {
+    let Ok(toks) = lex::tokenize(text) else { return false };
+    let words: Vec<String> = toks
+        .iter()
+        .take(10)
+        .map(|t| text[t.start..t.end].to_ascii_lowercase())
+        .filter(|w| !matches!(w.as_str(), "or" | "replace" | "if" | "exists"))
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    matches!(
+        w.as_slice(),
+        ["insert" | "update" | "delete" | "select" | "with", ..]
+            | ["create" | "drop", "function" | "procedure", "seqmig", ".", ..]
+    )
+}
+
 fn split_checked(file: &str, sql: &str) -> Result<Vec<RawStatement>, ParseError> {
     if let Some(at) = sql.find('\0') {
         let (line, column) = LineIndex::new(sql).position(at);

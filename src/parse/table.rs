@@ -999,8 +999,52 @@ fn rename(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
     let col = t
         .column_mut(&old)
         .ok_or_else(|| Fail { at: 0, message: format!("column {old} of table {name} does not exist") })?;
-    col.name = new;
+    col.name = new.clone();
+    rename_column_references(s, name, &old, &new);
     Ok(())
+}
+
+/// What PostgreSQL renames with a column, by column number: the column lists of the table's
+/// indexes and constraints, and of the foreign keys that reference it. Expressions (CHECK,
+/// index expressions, predicates) are text here and keep the old spelling.
+fn rename_column_references(s: &mut Schema, table: &QualifiedName, old: &Ident, new: &Ident) {
+    let swap = |cols: &mut Vec<Ident>| {
+        for c in cols.iter_mut().filter(|c| *c == old) {
+            *c = new.clone();
+        }
+    };
+    for idx in s.indexes.values_mut().filter(|i| i.table == *table) {
+        for k in &mut idx.keys {
+            if let IndexExpr::Column(c) = &mut k.expr {
+                if c == old {
+                    *c = new.clone();
+                }
+            }
+        }
+        swap(&mut idx.include);
+    }
+    for (tname, t) in s.tables.iter_mut() {
+        for k in t.constraints.values_mut() {
+            match &mut k.kind {
+                ConstraintKind::PrimaryKey { columns, include }
+                | ConstraintKind::Unique { columns, include, .. }
+                    if tname == table =>
+                {
+                    swap(columns);
+                    swap(include);
+                }
+                ConstraintKind::ForeignKey { columns, ref_table, ref_columns, .. } => {
+                    if tname == table {
+                        swap(columns);
+                    }
+                    if ref_table == table {
+                        swap(ref_columns);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name: &Ident) -> PResult<()> {

@@ -199,6 +199,20 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub findings: Vec<Finding>,
     pub gate: GateSpec,
+    /// The plans in flight that this plan was made on top of (planned from a live database
+    /// while they were active): its starting schema is the one they leave when they complete.
+    /// Absent when there were none, so such plans keep their bytes and id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumes: Vec<AssumedPlan>,
+}
+
+/// A plan in flight that a plan assumes completes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssumedPlan {
+    /// The full id (`sha256:…`).
+    pub id: String,
+    /// The last phase it had completed when the new plan was made (`none` before expand).
+    pub through: String,
 }
 
 /// Why a stored or given plan cannot be used.
@@ -252,7 +266,17 @@ impl Plan {
                 steps: steps.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
             })
             .collect();
-        Plan { format: PLAN_FORMAT.into(), id: String::new(), changes, phases, steps, findings, gate }.seal()
+        Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes,
+            phases,
+            steps,
+            findings,
+            gate,
+            assumes: vec![],
+        }
+        .seal()
     }
 
     /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
@@ -343,6 +367,7 @@ mod tests {
             }],
             findings: vec![],
             gate: GateSpec::default(),
+            assumes: vec![],
         }
         .seal()
     }
