@@ -797,7 +797,9 @@ impl Runner {
         // The statements and the index build were recorded by the planner (plan format v2;
         // derived once on load for a v1 plan): nothing here reads the SQL.
         let (statements, index_build) = match action {
-            Action::Rollback => (&step.effects.rollback_statements, step.effects.rollback_builds_index.as_ref()),
+            Action::Rollback => {
+                (&step.effects.rollback_statements, step.effects.rollback_builds_index.as_ref())
+            }
             _ => (&step.effects.statements, step.effects.builds_index.as_ref()),
         };
         let statements = statements.as_slice();
@@ -805,7 +807,17 @@ impl Runner {
             o.before_step(step, action, self.pid).await;
         }
         let result = self
-            .run_step_attempts(step, action, sql, transactional, statements, index_build, row_id, done, reporter)
+            .run_step_attempts(
+                step,
+                action,
+                sql,
+                transactional,
+                statements,
+                index_build,
+                row_id,
+                done,
+                reporter,
+            )
             .await;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, action, result.is_ok()).await;

@@ -161,9 +161,10 @@ impl Object {
     pub fn relation(&self) -> Option<&QualifiedName> {
         match self {
             Object::Schema { .. } | Object::Extension { .. } | Object::Type { .. } => None,
-            Object::Sequence { name } | Object::Table { name } | Object::View { name } | Object::Index { name } => {
-                Some(name)
-            }
+            Object::Sequence { name }
+            | Object::Table { name }
+            | Object::View { name }
+            | Object::Index { name } => Some(name),
             Object::Column { table, .. } | Object::Constraint { table, .. } => Some(table),
         }
     }
@@ -370,7 +371,15 @@ impl Plan {
         findings: Vec<Finding>,
         gate: GateSpec,
     ) -> Plan {
-        let mut plan = Plan { format: PLAN_FORMAT.into(), id: String::new(), changes, phases: vec![], steps, findings, gate };
+        let mut plan = Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes,
+            phases: vec![],
+            steps,
+            findings,
+            gate,
+        };
         crate::parse::effects::derive_v1(&mut plan);
         Plan::assemble_typed(plan.changes, plan.steps, plan.findings, plan.gate)
     }

@@ -276,7 +276,11 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
     for r in &d.needs {
         // A view's reads name tables and views alike; keep the kind that exists.
         let exists = match r {
-            Res::Table(q) => is(q, current, false) || is(q, desired, false) || !(is(q, current, true) || is(q, desired, true)),
+            Res::Table(q) => {
+                is(q, current, false)
+                    || is(q, desired, false)
+                    || !(is(q, current, true) || is(q, desired, true))
+            }
             Res::View(q) => is(q, current, true) || is(q, desired, true),
             _ => true,
         };
@@ -296,7 +300,8 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
             alters.insert(o);
         }
     }
-    let alters: BTreeSet<Object> = alters.into_iter().filter(|o| !creates.contains(o) && !removes.contains(o)).collect();
+    let alters: BTreeSet<Object> =
+        alters.into_iter().filter(|o| !creates.contains(o) && !removes.contains(o)).collect();
     let reads: Vec<Object> = reads
         .into_iter()
         .filter(|o| !creates.contains(o) && !removes.contains(o) && !alters.contains(o))
