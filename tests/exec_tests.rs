@@ -41,6 +41,7 @@ fn s(id: &'static str, phase: Phase, sql: &str, rollback: Option<&str>) -> S {
 
 fn build(steps: Vec<S>) -> Plan {
     let change = PlannedChange {
+        relation: None,
         id: "c1".into(),
         kind: "rename_column".into(),
         object: "public.users.name".into(),

@@ -65,6 +65,7 @@ fn rename_plan() -> Plan {
         step("s5", Phase::Contract, "ALTER TABLE public.users DROP COLUMN name"),
     ];
     let change = PlannedChange {
+        relation: None,
         id: "c1".into(),
         kind: "rename_column".into(),
         object: "public.users.name".into(),

@@ -8,6 +8,7 @@ mod backfill_tests;
 mod book_tests;
 mod drift_tests;
 mod dump_clean_tests;
+mod effects_tests;
 mod exec_examples_tests;
 mod exec_tests;
 mod gate_tests;

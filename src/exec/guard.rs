@@ -17,8 +17,7 @@ use super::{
     Action, ContractGate, Drift, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
     RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
-use crate::model::Ident;
-use crate::plan::{Phase, Plan, Step};
+use crate::plan::{IndexBuild, Phase, Plan, Step};
 use crate::soak;
 
 /// Session advisory lock key of the runner ("seqm", "ig\0\x01").
@@ -835,30 +834,30 @@ impl Runner {
         )
         .await?;
         reporter.report(&Event::StepStarted { step, action });
-        let statements: Vec<String> = if transactional {
-            vec![sql.to_string()]
-        } else {
-            match crate::parse::split_statements(sql) {
-                Ok(s) => s.into_iter().filter(|s| !s.meta).map(|s| s.text).collect(),
-                Err(e) => {
-                    let message = format!("cannot split the step's SQL: {e}");
-                    ledger::step_failed(&self.client, row_id, 0, 0, None, &message).await?;
-                    return Err(ExecError::StepFailed {
-                        step: step.id.clone(),
-                        phase: step.phase,
-                        sqlstate: None,
-                        message,
-                        done: done.to_vec(),
-                        next: command_for(action, step.phase, None),
-                    });
-                }
+        // The statements and the index build were recorded by the planner (plan format v2;
+        // derived once on load for a v1 plan): nothing here reads the SQL.
+        let (statements, index_build) = match action {
+            Action::Rollback => {
+                (&step.effects.rollback_statements, step.effects.rollback_builds_index.as_ref())
             }
+            _ => (&step.effects.statements, step.effects.builds_index.as_ref()),
         };
+        let statements = statements.as_slice();
         if let Some(o) = self.step_observer.0.as_mut() {
             o.before_step(step, action, self.pid).await;
         }
         let result = self
-            .run_step_attempts(step, action, sql, transactional, &statements, row_id, done, reporter)
+            .run_step_attempts(
+                step,
+                action,
+                sql,
+                transactional,
+                statements,
+                index_build,
+                row_id,
+                done,
+                reporter,
+            )
             .await;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, action, result.is_ok()).await;
@@ -875,6 +874,7 @@ impl Runner {
         sql: &str,
         transactional: bool,
         statements: &[String],
+        index_build: Option<&IndexBuild>,
         row_id: i64,
         done: &[String],
         reporter: &mut dyn Reporter,
@@ -917,7 +917,8 @@ impl Runner {
                     self.client.batch_execute(&format!("SET lock_timeout = '{ms}ms'")).await?;
                     while next_stmt < statements.len() {
                         let stmt = &statements[next_stmt];
-                        match self.index_precheck(stmt).await? {
+                        let builds = index_build.filter(|b| b.statement == next_stmt);
+                        match self.index_precheck(builds).await? {
                             IndexCheck::AlreadyBuilt => {}
                             IndexCheck::Invalid(index) => {
                                 let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
@@ -982,9 +983,12 @@ impl Runner {
                     continue;
                 }
                 let mut blockers: Vec<Blocker> = seen.into_values().collect();
-                if blockers.is_empty() && !step.lock_target.is_empty() {
-                    blockers =
-                        retry::lock_holders(&self.client, &step.lock_target, step.lock, self.pid).await;
+                if blockers.is_empty() {
+                    for relation in step.lock_relations() {
+                        blockers.extend(
+                            retry::lock_holders(&self.client, &relation.quoted(), step.lock, self.pid).await,
+                        );
+                    }
                 }
                 let text = format!(
                     "gave up after {attempts} attempts: {message}; blockers: {}",
@@ -1032,10 +1036,10 @@ impl Runner {
         }
     }
 
-    /// Before a `CREATE INDEX CONCURRENTLY`: is the index there already, valid or not?
-    async fn index_precheck(&self, stmt: &str) -> Result<IndexCheck, tokio_postgres::Error> {
-        let Some((name, table)) = concurrent_index_target(stmt) else { return Ok(IndexCheck::NotAnIndex) };
-        let Ok(name) = Ident::from_sql(&name) else { return Ok(IndexCheck::NotAnIndex) };
+    /// Before a `CREATE INDEX CONCURRENTLY` (the step's recorded index build): is the index
+    /// there already, valid or not?
+    async fn index_precheck(&self, build: Option<&IndexBuild>) -> Result<IndexCheck, tokio_postgres::Error> {
+        let Some(build) = build else { return Ok(IndexCheck::NotAnIndex) };
         let row = self
             .client
             .query_opt(
@@ -1043,7 +1047,7 @@ impl Runner {
                  FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE c.relname = $1
                    AND c.relnamespace = (SELECT t.relnamespace FROM pg_class t WHERE t.oid = to_regclass($2))",
-                &[&name.as_str(), &table],
+                &[&build.index.name.as_str(), &build.table.quoted()],
             )
             .await?;
         Ok(match row {
@@ -1053,23 +1057,18 @@ impl Runner {
         })
     }
 
+    /// After a failed `CREATE INDEX CONCURRENTLY`: drops the INVALID index it left.
     async fn drop_invalid_indexes(&self, step: &Step, reporter: &mut dyn Reporter) -> Result<(), ExecError> {
-        let statements = crate::parse::split_statements(&step.sql).unwrap_or_default();
-        for s in statements {
-            let check = self
-                .index_precheck(&s.text)
+        let check = self
+            .index_precheck(step.effects.builds_index.as_ref())
+            .await
+            .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?;
+        if let IndexCheck::Invalid(index) = check {
+            self.client
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
                 .await
-                .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?;
-            if let IndexCheck::Invalid(index) = check {
-                self.client
-                    .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
-                    .await
-                    .map_err(|source| ExecError::Db {
-                        context: format!("drop invalid index {index}"),
-                        source,
-                    })?;
-                reporter.report(&Event::DroppedInvalidIndex { step, index });
-            }
+                .map_err(|source| ExecError::Db { context: format!("drop invalid index {index}"), source })?;
+            reporter.report(&Event::DroppedInvalidIndex { step, index });
         }
         Ok(())
     }
@@ -1097,85 +1096,4 @@ enum IndexCheck {
     AlreadyBuilt,
     /// Quoted, qualified name of the INVALID index.
     Invalid(String),
-}
-
-/// `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON [ONLY] table …` → (name, table)
-/// as written.
-fn concurrent_index_target(stmt: &str) -> Option<(String, String)> {
-    let words = sql_words(stmt, 12);
-    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let mut i = 0;
-    let expect = |w: &str, i: &mut usize| -> bool {
-        if upper.get(*i).map(String::as_str) == Some(w) {
-            *i += 1;
-            true
-        } else {
-            false
-        }
-    };
-    if !expect("CREATE", &mut i) {
-        return None;
-    }
-    expect("UNIQUE", &mut i);
-    if !(expect("INDEX", &mut i) && expect("CONCURRENTLY", &mut i)) {
-        return None;
-    }
-    if expect("IF", &mut i) && !(expect("NOT", &mut i) && expect("EXISTS", &mut i)) {
-        return None;
-    }
-    let name = words.get(i)?.clone();
-    i += 1;
-    if !expect("ON", &mut i) {
-        return None;
-    }
-    expect("ONLY", &mut i);
-    let table = words.get(i)?.split('(').next()?.to_string();
-    Some((name, table))
-}
-
-/// The first `limit` whitespace-separated words, keeping `"quoted names"` whole.
-fn sql_words(s: &str, limit: usize) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in s.chars() {
-        if c == '"' {
-            quoted = !quoted;
-            cur.push(c);
-        } else if c.is_whitespace() && !quoted {
-            if !cur.is_empty() {
-                words.push(std::mem::take(&mut cur));
-                if words.len() == limit {
-                    return words;
-                }
-            }
-        } else {
-            cur.push(c);
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_index_a_concurrent_build_creates() {
-        assert_eq!(
-            concurrent_index_target(
-                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Big Idx\" ON ONLY public.t (a)"
-            ),
-            Some(("\"Big Idx\"".into(), "public.t".into()))
-        );
-        assert_eq!(
-            concurrent_index_target("create index concurrently t_a on public.t(a)"),
-            Some(("t_a".into(), "public.t".into()))
-        );
-        assert_eq!(concurrent_index_target("CREATE INDEX t_a ON t (a)"), None);
-        assert_eq!(concurrent_index_target("ALTER TABLE t ADD COLUMN a int"), None);
-    }
 }

@@ -14,6 +14,7 @@
 
 mod cursor;
 mod drop;
+pub mod effects;
 mod expr;
 pub(crate) mod lex;
 mod load;

@@ -1,6 +1,13 @@
-//! The plan as an artifact: the versioned JSON contract (`seqmig.plan/v1`, DESIGN.md §4) that
+//! The plan as an artifact: the versioned JSON contract (`seqmig.plan/v2`, DESIGN.md §4) that
 //! CI tools, the executor and the runbook read. Keys may be added; the existing ones keep
 //! their meaning. The id is a SHA-256 of the canonical body, so a tampered file is detected.
+//!
+//! v2 adds each step's typed [`Effects`] (what it creates, removes, alters and reads, its
+//! lock, its statements, the index it builds) and each change's relation, so that nothing
+//! downstream reads step SQL to recover what the planner knew. A v1 plan (stored in the
+//! ledger by an older seqmig, perhaps left halfway) still loads: its id is checked over its
+//! v1 body, and its effects are derived once, here, by [`crate::parse::effects`]. A plan of a newer
+//! format is refused, naming both versions.
 
 use std::fmt;
 
@@ -11,7 +18,11 @@ use super::expect::Expect;
 use crate::finding::Finding;
 use crate::model::{Ident, QualifiedName};
 
-pub const PLAN_FORMAT: &str = "seqmig.plan/v1";
+pub const PLAN_FORMAT: &str = "seqmig.plan/v2";
+/// The previous format, still read (see the module documentation).
+pub const PLAN_FORMAT_V1: &str = "seqmig.plan/v1";
+const FORMAT_PREFIX: &str = "seqmig.plan/v";
+const FORMAT_VERSION: u32 = 2;
 
 /// The five releases, always in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -124,6 +135,105 @@ pub struct PlannedChange {
     pub object: String,
     pub one_way: bool,
     pub summary: String,
+    /// The table, view or other relation the change is about (for a column or constraint,
+    /// its table); absent when the object is not a relation or a member of one (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<QualifiedName>,
+}
+
+/// An object a step affects, by kind and qualified name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Object {
+    Schema { name: Ident },
+    Extension { name: Ident },
+    Type { name: QualifiedName },
+    Sequence { name: QualifiedName },
+    Table { name: QualifiedName },
+    View { name: QualifiedName },
+    Index { name: QualifiedName },
+    Column { table: QualifiedName, name: Ident },
+    Constraint { table: QualifiedName, name: Ident },
+}
+
+impl Object {
+    /// The relation the object is or belongs to (a column's table), if any.
+    pub fn relation(&self) -> Option<&QualifiedName> {
+        match self {
+            Object::Schema { .. } | Object::Extension { .. } | Object::Type { .. } => None,
+            Object::Sequence { name }
+            | Object::Table { name }
+            | Object::View { name }
+            | Object::Index { name } => Some(name),
+            Object::Column { table, .. } | Object::Constraint { table, .. } => Some(table),
+        }
+    }
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::Schema { name } | Object::Extension { name } => write!(f, "{}", name.quoted_sql()),
+            Object::Type { name }
+            | Object::Sequence { name }
+            | Object::Table { name }
+            | Object::View { name }
+            | Object::Index { name } => write!(f, "{name}"),
+            Object::Column { table, name } | Object::Constraint { table, name } => {
+                write!(f, "{table}.{}", name.quoted_sql())
+            }
+        }
+    }
+}
+
+/// The lock a step takes: its mode on these relations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLock {
+    pub mode: LockMode,
+    pub relations: Vec<QualifiedName>,
+}
+
+/// A `CREATE INDEX CONCURRENTLY` among a step's statements: which one, and what it builds.
+/// A failed build leaves an INVALID index, which the executor drops before trying again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexBuild {
+    /// Position in the statement list it belongs to.
+    pub statement: usize,
+    /// The index, in its table's schema.
+    pub index: QualifiedName,
+    pub table: QualifiedName,
+}
+
+/// What a step does, typed (v2): recorded by the planner, read by exec, soak and rehearse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Effects {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creates: Vec<Object>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removes: Vec<Object>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alters: Vec<Object>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<Object>,
+    /// Absent when the step takes no table lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<StepLock>,
+    /// `sql` as the statements it is made of (empty for a backfill, whose batches are in
+    /// `backfill`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_statements: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builds_index: Option<IndexBuild>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_builds_index: Option<IndexBuild>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        *self == Effects::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +272,9 @@ pub struct Step {
     /// plans made before the check existed (they load, and are not checked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expects: Vec<Expect>,
+    /// What the step does, typed (v2). Derived on load for a v1 plan.
+    #[serde(default, skip_serializing_if = "Effects::is_empty")]
+    pub effects: Effects,
 }
 
 /// What the backfill engine needs to copy existing rows into the new shape.
@@ -223,6 +336,11 @@ pub enum PlanFileError {
     Json(#[from] serde_json::Error),
     #[error("plan has format '{0}', expected '{PLAN_FORMAT}'")]
     Format(String),
+    #[error(
+        "plan has format '{0}', newer than '{PLAN_FORMAT}', the newest this seqmig {version} reads: upgrade seqmig to use it; nothing was changed",
+        version = env!("CARGO_PKG_VERSION")
+    )]
+    Newer(String),
     #[error("plan id {stated} does not match its content ({actual}): the file was edited after planning")]
     Tampered { stated: String, actual: String },
 }
@@ -246,14 +364,42 @@ impl Step {
             depends_on: vec![],
             backfill: None,
             expects: vec![],
+            effects: Effects::default(),
         }
+    }
+
+    /// The relations the step locks (typed), empty when none.
+    pub fn lock_relations(&self) -> &[QualifiedName] {
+        self.effects.lock.as_ref().map(|l| l.relations.as_slice()).unwrap_or(&[])
     }
 }
 
 impl Plan {
     /// A sealed plan of `steps`, in their order; every phase is listed, with the ids of its
-    /// steps. How the planner assembles its output, and how a plan is built by hand.
+    /// steps. How a plan is built by hand: a step given without effects gets them read from
+    /// its SQL and lock target (as a v1 plan's are), a change without a relation gets the one
+    /// its object names.
     pub fn assemble(
+        changes: Vec<PlannedChange>,
+        steps: Vec<Step>,
+        findings: Vec<Finding>,
+        gate: GateSpec,
+    ) -> Plan {
+        let mut plan = Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes,
+            phases: vec![],
+            steps,
+            findings,
+            gate,
+        };
+        crate::parse::effects::derive_v1(&mut plan);
+        Plan::assemble_typed(plan.changes, plan.steps, plan.findings, plan.gate)
+    }
+
+    /// [`Plan::assemble`] for the planner, whose steps carry their effects already.
+    pub(crate) fn assemble_typed(
         changes: Vec<PlannedChange>,
         steps: Vec<Step>,
         findings: Vec<Finding>,
@@ -280,8 +426,17 @@ impl Plan {
     }
 
     /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
+    /// A v1 plan's id covers its v1 body only: the effects derived on load are not part of it.
     pub fn compute_id(&self) -> String {
-        let body = Plan { id: String::new(), ..self.clone() };
+        let mut body = Plan { id: String::new(), ..self.clone() };
+        if body.format == PLAN_FORMAT_V1 {
+            for s in &mut body.steps {
+                s.effects = Effects::default();
+            }
+            for c in &mut body.changes {
+                c.relation = None;
+            }
+        }
         let canonical = serde_json::to_vec(&body).expect("a plan always serialises");
         let digest = Sha256::digest(&canonical);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -294,17 +449,40 @@ impl Plan {
         self
     }
 
-    /// Reads a plan file and refuses one whose content does not match its id.
+    /// Reads a plan file and refuses one whose content does not match its id. A v1 plan is
+    /// read as v1 (id over its v1 body) and gets its effects derived; a newer format is
+    /// refused before anything else is read, naming both versions.
     pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
-        let plan: Plan = serde_json::from_str(text)?;
-        if plan.format != PLAN_FORMAT {
-            return Err(PlanFileError::Format(plan.format));
+        #[derive(Deserialize)]
+        struct Head {
+            format: String,
         }
+        let head: Head = serde_json::from_str(text)?;
+        let newer = head
+            .format
+            .strip_prefix(FORMAT_PREFIX)
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|v| v > FORMAT_VERSION);
+        if newer {
+            return Err(PlanFileError::Newer(head.format));
+        }
+        if head.format != PLAN_FORMAT && head.format != PLAN_FORMAT_V1 {
+            return Err(PlanFileError::Format(head.format));
+        }
+        let mut plan: Plan = serde_json::from_str(text)?;
         let actual = plan.compute_id();
         if actual != plan.id {
             return Err(PlanFileError::Tampered { stated: plan.id, actual });
         }
+        if plan.format == PLAN_FORMAT_V1 {
+            crate::parse::effects::derive_v1(&mut plan);
+        }
         Ok(plan)
+    }
+
+    /// True for a plan read from the v1 format (its effects were derived on load).
+    pub fn is_v1(&self) -> bool {
+        self.format == PLAN_FORMAT_V1
     }
 
     pub fn to_json_pretty(&self) -> String {
@@ -364,6 +542,7 @@ mod tests {
                 depends_on: vec![],
                 backfill: None,
                 expects: vec![],
+                effects: Effects::default(),
             }],
             findings: vec![],
             gate: GateSpec::default(),

@@ -10,10 +10,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::draft::{Res, StepDraft};
 use super::steps::{self, Ctx};
-use super::{GateCriterion, GateSpec, Phase, Plan, PlannedChange, Step};
-use crate::diff::{Change, Hints};
+use super::{Effects, GateCriterion, GateSpec, LockMode, Object, Phase, Plan, PlannedChange, Step, StepLock};
+use crate::diff::{Change, Hints, TypeChange};
 use crate::finding::Finding;
-use crate::model::Schema;
+use crate::model::{QualifiedName, Schema};
 use crate::render::{RenderError, Renderer};
 
 /// What the runbook knows about a step beyond the artifact.
@@ -215,7 +215,7 @@ pub fn build(
             one_way: d.rollback_sql.is_none(),
             transactional: d.transactional,
             lock: d.lock,
-            lock_target: d.lock_target.clone(),
+            lock_target: d.lock_on.iter().map(QualifiedName::quoted).collect::<Vec<_>>().join(", "),
             rewrites_table: d.rewrites_table,
             scans_table: d.scans_table,
             depends_on: preds.iter().map(|p| step_id[p].clone()).collect(),
@@ -225,6 +225,7 @@ pub fn build(
             } else {
                 Vec::new()
             },
+            effects: effects(d, current, desired),
         });
     }
     blocking_findings(current, changes, &steps_out, hints, &mut findings);
@@ -241,12 +242,151 @@ pub fn build(
                 kind: c.kind().into(),
                 object: c.object(),
                 summary: c.summary(),
+                relation: change_relation(c),
             }
         })
         .collect();
     let gate = gate(hints, &steps_out);
-    let plan = Plan::assemble(planned_changes, steps_out, findings, gate);
+    let plan = Plan::assemble_typed(planned_changes, steps_out, findings, gate);
     Ok(Planned { plan, notes })
+}
+
+/// A step's typed effects, from what its draft makes, removes and needs, its lock and its
+/// SQL (split into statements by the parser, which also names a concurrent index build).
+fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
+    let mut creates = BTreeSet::new();
+    let mut removes = BTreeSet::new();
+    let mut alters = BTreeSet::new();
+    let mut reads = BTreeSet::new();
+    for r in &d.makes {
+        match r {
+            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(object(r)),
+            _ => creates.insert(object(r)),
+        };
+    }
+    for r in &d.removes {
+        match r {
+            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(object(r)),
+            _ => removes.insert(object(r)),
+        };
+    }
+    let is = |q: &QualifiedName, s: &Schema, view: bool| {
+        if view { s.views.contains_key(q) } else { s.tables.contains_key(q) }
+    };
+    for r in &d.needs {
+        // A view's reads name tables and views alike; keep the kind that exists.
+        let exists = match r {
+            Res::Table(q) => {
+                is(q, current, false)
+                    || is(q, desired, false)
+                    || !(is(q, current, true) || is(q, desired, true))
+            }
+            Res::View(q) => is(q, current, true) || is(q, desired, true),
+            _ => true,
+        };
+        if exists {
+            reads.insert(object(r));
+        }
+    }
+    for q in &d.lock_on {
+        let o = if is(q, current, true) || is(q, desired, true) {
+            Object::View { name: q.clone() }
+        } else if current.indexes.contains_key(q) || desired.indexes.contains_key(q) {
+            Object::Index { name: q.clone() }
+        } else {
+            Object::Table { name: q.clone() }
+        };
+        if !creates.contains(&o) && !removes.contains(&o) {
+            alters.insert(o);
+        }
+    }
+    let alters: BTreeSet<Object> =
+        alters.into_iter().filter(|o| !creates.contains(o) && !removes.contains(o)).collect();
+    let reads: Vec<Object> = reads
+        .into_iter()
+        .filter(|o| !creates.contains(o) && !removes.contains(o) && !alters.contains(o))
+        .collect();
+    let lock = (d.lock != LockMode::None && !d.lock_on.is_empty())
+        .then(|| StepLock { mode: d.lock, relations: d.lock_on.clone() });
+    let (statements, rollback_statements) = if d.backfill.is_some() {
+        (Vec::new(), Vec::new())
+    } else {
+        let split = crate::parse::effects::statements;
+        (split(&d.sql), d.rollback_sql.as_deref().map(split).unwrap_or_default())
+    };
+    let index_build = crate::parse::effects::index_build;
+    let (builds_index, rollback_builds_index) = if d.transactional {
+        (None, None)
+    } else {
+        (index_build(&statements), index_build(&rollback_statements))
+    };
+    Effects {
+        creates: creates.into_iter().collect(),
+        removes: removes.into_iter().collect(),
+        alters: alters.into_iter().collect(),
+        reads,
+        lock,
+        statements,
+        rollback_statements,
+        builds_index,
+        rollback_builds_index,
+    }
+}
+
+fn object(r: &Res) -> Object {
+    match r {
+        Res::Schema(name) => Object::Schema { name: name.clone() },
+        Res::Extension(name) => Object::Extension { name: name.clone() },
+        Res::Type(name) => Object::Type { name: name.clone() },
+        Res::Sequence(name) => Object::Sequence { name: name.clone() },
+        Res::Table(name) | Res::Key(name, _) => Object::Table { name: name.clone() },
+        Res::View(name) => Object::View { name: name.clone() },
+        Res::Index(name) => Object::Index { name: name.clone() },
+        Res::Column(table, name) | Res::Data(table, name) | Res::NotNull(table, name) => {
+            Object::Column { table: table.clone(), name: name.clone() }
+        }
+        Res::Constraint(table, name) => Object::Constraint { table: table.clone(), name: name.clone() },
+    }
+}
+
+/// The relation a change is about, as [`Change::object`] names it: the object itself when it
+/// is a relation, a column's or constraint's table; none for schemas, extensions, objects
+/// seqmig does not model and comments.
+fn change_relation(c: &Change) -> Option<QualifiedName> {
+    Some(match c {
+        Change::CreateSchema { .. }
+        | Change::CreateExtension { .. }
+        | Change::DropExtension { .. }
+        | Change::CreateObject { .. }
+        | Change::DropObject { .. }
+        | Change::ReplaceObject { .. }
+        | Change::SetComment { .. } => return None,
+        Change::CreateType { def } | Change::DropType { def } => def.name().clone(),
+        Change::AddEnumValue { name, .. } => name.clone(),
+        Change::CreateSequence { seq } | Change::DropSequence { seq } => seq.name.clone(),
+        Change::AlterSequence { to, .. } => to.name.clone(),
+        Change::CreateTable { table } | Change::DropTable { table } => table.name.clone(),
+        Change::RenameTable { from, .. } => from.clone(),
+        Change::AddColumn { table, .. }
+        | Change::AddNotNullColumn { table, .. }
+        | Change::DropColumn { table, .. }
+        | Change::SetNotNull { table, .. }
+        | Change::DropNotNull { table, .. }
+        | Change::RenameColumn { table, .. }
+        | Change::ChangeType(TypeChange { table, .. })
+        | Change::ChangeDefault { table, .. }
+        | Change::SetStatistics { table, .. }
+        | Change::AddConstraint { table, .. }
+        | Change::AddUnique { table, .. }
+        | Change::DropConstraint { table, .. }
+        | Change::ChangeConstraint { table, .. }
+        | Change::RenameConstraint { table, .. } => table.clone(),
+        Change::RenameIndex { from, .. } => from.name.clone(),
+        Change::AddIndex { index, .. } | Change::DropIndex { index } => index.name.clone(),
+        Change::ChangeIndex { to, .. } => to.name.clone(),
+        Change::CreateView { view } | Change::DropView { view } => view.name.clone(),
+        Change::ReplaceView { to, .. } => to.name.clone(),
+    })
 }
 
 /// Floating steps (views) take the latest phase among the steps that make what they read
@@ -318,11 +458,11 @@ fn blocking_findings(
     hints: &Hints,
     findings: &mut Vec<Finding>,
 ) {
-    let existing: BTreeSet<String> = current.tables.keys().map(|t| t.quoted()).collect();
     let mut seen = BTreeSet::new();
     for s in steps {
         let heavy = s.rewrites_table || s.scans_table;
-        if !heavy || s.lock < super::LockMode::Share || !existing.contains(&s.lock_target) {
+        let on_existing = matches!(s.lock_relations(), [q] if current.tables.contains_key(q));
+        if !heavy || s.lock < super::LockMode::Share || !on_existing {
             continue;
         }
         let Some(ci) = s.change.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) else { continue };

@@ -36,7 +36,8 @@ pub struct StepDraft {
     pub rollback_sql: Option<String>,
     pub transactional: bool,
     pub lock: LockMode,
-    pub lock_target: String,
+    /// The relations the lock is taken on (the artifact spells them as `lock_target` too).
+    pub lock_on: Vec<QualifiedName>,
     pub rewrites_table: bool,
     pub scans_table: bool,
     pub backfill: Option<BackfillSpec>,
@@ -62,7 +63,7 @@ impl StepDraft {
             rollback_sql: None,
             transactional: true,
             lock: LockMode::None,
-            lock_target: String::new(),
+            lock_on: Vec::new(),
             rewrites_table: false,
             scans_table: false,
             backfill: None,
@@ -83,7 +84,7 @@ impl StepDraft {
 
     pub fn lock(mut self, mode: LockMode, target: &QualifiedName) -> Self {
         self.lock = mode;
-        self.lock_target = target.quoted();
+        self.lock_on = vec![target.clone()];
         self
     }
 

@@ -189,12 +189,11 @@ impl LockObserver {
     /// Runs a non-transactional step's SQL inside a transaction that is rolled back, and
     /// returns the locks it held; `None` when PostgreSQL refuses it in a transaction (or
     /// it fails for another reason: then only sampling is left).
-    async fn probe(client: &Client, sql: &str) -> Option<Vec<(String, LockMode)>> {
-        let statements = crate::parse::split_statements(sql).ok()?;
+    async fn probe(client: &Client, statements: &[String]) -> Option<Vec<(String, LockMode)>> {
         client.batch_execute("BEGIN; SET LOCAL lock_timeout = '2s'").await.ok()?;
         let result = async {
-            for s in statements.iter().filter(|s| !s.meta) {
-                client.batch_execute(&s.text).await?;
+            for s in statements {
+                client.batch_execute(s).await?;
             }
             let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
             locks_of(client, pid).await
@@ -235,13 +234,13 @@ impl StepObserver for LockObserver {
     fn before_step<'a>(&'a mut self, step: &'a Step, action: Action, pid: i32) -> ObserverFuture<'a> {
         Box::pin(async move {
             let filenodes = filenodes(&self.client).await;
-            let sql = match action {
-                Action::Apply => Some(step.sql.as_str()),
-                Action::Rollback => step.rollback_sql.as_deref(),
+            let statements = match action {
+                Action::Apply => &step.effects.statements,
+                Action::Rollback => &step.effects.rollback_statements,
             };
             let non_transactional = !step.transactional && step.backfill.is_none();
-            let probe = match sql {
-                Some(sql) if non_transactional => LockObserver::probe(&self.client, sql).await,
+            let probe = match statements.is_empty() {
+                false if non_transactional => LockObserver::probe(&self.client, statements).await,
                 _ => None,
             };
             let stop = Arc::new(AtomicBool::new(false));

@@ -100,38 +100,42 @@ impl StandIns {
         Some(statement.to_string())
     }
 
-    /// A script (a step's SQL) as the rehearsal runs it; `None` when nothing was changed.
-    pub fn rewrite(&mut self, sql: &str) -> Option<String> {
-        let statements = crate::parse::split_statements(sql).ok()?;
+    /// A step's statements (recorded by the planner) as the rehearsal runs them; `None`
+    /// when nothing was changed.
+    pub fn rewrite(&mut self, statements: &[String]) -> Option<Vec<String>> {
         let mut changed = false;
         let mut out = Vec::new();
-        for s in &statements {
-            match self.rewrite_statement(&s.text) {
-                Some(t) if t == s.text => out.push(t),
+        for s in statements {
+            match self.rewrite_statement(s) {
+                Some(t) if t == *s => out.push(t),
                 Some(t) => {
                     changed = true;
                     out.push(t);
                 }
                 None => {
                     changed = true;
-                    out.push(format!("SELECT NULL -- left out by the rehearsal: {}\n", first_line(&s.text)));
+                    out.push(format!("SELECT NULL -- left out by the rehearsal: {}\n", first_line(s)));
                 }
             }
         }
-        changed.then(|| out.iter().map(|s| format!("{s};\n")).collect())
+        changed.then_some(out)
     }
 
-    /// The plan with every step's SQL rewritten (and sealed again, as its content changed).
+    /// The plan with every step's statements (and SQL) rewritten, sealed again as its
+    /// content changed.
     pub fn rewrite_plan(&mut self, plan: &crate::plan::Plan) -> crate::plan::Plan {
+        let script = |statements: &[String]| statements.iter().map(|s| format!("{s};\n")).collect::<String>();
         let mut plan = plan.clone();
         let mut changed = false;
         for step in &mut plan.steps {
-            if let Some(sql) = self.rewrite(&step.sql) {
-                step.sql = sql;
+            if let Some(new) = self.rewrite(&step.effects.statements) {
+                step.sql = script(&new);
+                step.effects.statements = new;
                 changed = true;
             }
-            if let Some(sql) = step.rollback_sql.as_deref().and_then(|s| self.rewrite(s)) {
-                step.rollback_sql = Some(sql);
+            if let Some(new) = self.rewrite(&step.effects.rollback_statements) {
+                step.rollback_sql = Some(script(&new));
+                step.effects.rollback_statements = new;
                 changed = true;
             }
         }

@@ -102,8 +102,8 @@ fn opaque_lock(ctx: &Ctx<'_>, o: &OpaqueObject, mut s: StepDraft) -> StepDraft {
     if matches!(o.id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
         let names = named_relations(ctx, o);
         s.lock = LockMode::AccessExclusive;
-        s.lock_target = names.iter().map(QualifiedName::quoted).collect::<Vec<_>>().join(", ");
-        s.needs.extend(names.into_iter().filter(|q| ctx.desired.tables.contains_key(q)).map(Res::Table));
+        s.needs.extend(names.iter().filter(|q| ctx.desired.tables.contains_key(q)).cloned().map(Res::Table));
+        s.lock_on = names;
     }
     s
 }

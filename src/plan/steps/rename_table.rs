@@ -43,7 +43,8 @@ pub fn steps(ctx: &Ctx<'_>, from: &QualifiedName, table: &Table) -> Steps {
         "create_view",
         json!({ "view": qn(from), "definition": format!("SELECT * FROM {}", to.quoted()) }),
     )?)
-    .lock(LockMode::AccessExclusive, from);
+    .lock(LockMode::AccessExclusive, from)
+    .removes([Res::View(from.clone())]);
     Ok(vec![rename, flag_insert, flag_switch, drop_view, flag_delete])
 }
 

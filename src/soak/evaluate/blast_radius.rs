@@ -8,7 +8,7 @@ use super::relation_names;
 use crate::plan::Plan;
 use crate::soak::SoakError;
 use crate::soak::config::{BlastRadius, GateConfig};
-use crate::soak::objects::{change_relation, plan_tables};
+use crate::soak::objects::plan_tables;
 
 /// The blast radius of `plan` against the catalog, and why: one table alone; several tables,
 /// tables linked by foreign keys or in a tier marked `shared`; or everything (objects that
@@ -22,7 +22,7 @@ pub async fn blast_radius(
     // created later and are only used when they do.
     let mut from_changes: Vec<(String, String)> = Vec::new();
     for change in &plan.changes {
-        match change_relation(&change.object) {
+        match &change.relation {
             Some(q) => from_changes.push((change.object.clone(), q.quoted())),
             None => from_changes.push((change.object.clone(), String::new())),
         }
