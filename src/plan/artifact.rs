@@ -393,6 +393,7 @@ impl Plan {
             steps,
             findings,
             gate,
+            assumes: vec![],
         };
         crate::parse::effects::derive_v1(&mut plan);
         Plan::assemble_typed(plan.changes, plan.steps, plan.findings, plan.gate)

@@ -173,6 +173,7 @@ mod tests {
             object: object.into(),
             one_way: true,
             summary: String::new(),
+            relation: None,
         };
         let steps = vec![
             Step::new("s1", "c1", Phase::Expand, "SELECT 1", LockMode::AccessExclusive, lock_target),
