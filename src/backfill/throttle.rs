@@ -221,21 +221,6 @@ impl Throttle {
     }
 }
 
-/// The sampling query: `$1` the table's regclass as text, `$2`/`$3` plan and step id.
-pub const SAMPLE_SQL: &str = "\
-SELECT
-  (SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication),
-  (SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8
-     FROM pg_stat_activity
-    WHERE pid <> pg_backend_pid() AND datname = current_database()
-      AND backend_type = 'client backend' AND xact_start IS NOT NULL),
-  (SELECT count(*) FROM pg_locks
-    WHERE relation = $1::text::regclass AND NOT granted AND pid <> pg_backend_pid()),
-  (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
-  coalesce((SELECT paused FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3), false),
-  (SELECT max_rows_per_sec FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id = $3),
-  (SELECT count(*) FROM pg_stat_replication)";
-
 #[cfg(test)]
 mod tests {
     use super::*;

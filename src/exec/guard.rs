@@ -43,21 +43,8 @@ pub async fn connect_observer(opts: &ConnectOptions) -> Result<Client, ExecError
 
 /// The session holding the runner lock in this database, if any.
 pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
-    let has_runners: bool = client
-        .query_one("SELECT to_regclass('seqmig.runners') IS NOT NULL", &[])
-        .await
-        .map_err(|source| ExecError::Db { context: "look for the runner registry".into(), source })?
-        .get(0);
-    let runner_cols = if has_runners {
-        "r.actor, r.command, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    } else {
-        "NULL::text, NULL::text, NULL::text"
-    };
-    let runner_join = if has_runners {
-        "LEFT JOIN seqmig.runners r ON r.pid = l.pid AND r.backend_start = a.backend_start"
-    } else {
-        ""
-    };
+    let (runner_cols, runner_join) =
+        ledger::runs::runner_columns(ledger::runner_registry_exists(client).await?);
     let sql = format!(
         "SELECT l.pid, coalesce(a.application_name, ''), {runner_cols}
          FROM pg_locks l
@@ -81,22 +68,9 @@ pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
     }))
 }
 
-/// Finds a stored plan by full id or unambiguous prefix (with or without `sha256:`).
+/// Finds a stored plan by full id or unambiguous prefix ([`ledger::resolve_plan_id`]).
 pub async fn resolve_id(client: &Client, prefix: &str) -> Result<String, ExecError> {
-    if ledger::version(client).await? == 0 {
-        return Err(ExecError::UnknownPlan(prefix.to_string()));
-    }
-    let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
-    let ids = ledger::plan_ids(client, None).await?;
-    let matches: Vec<String> = ids
-        .into_iter()
-        .filter(|id| id.strip_prefix("sha256:").unwrap_or(id).starts_with(hex) && !hex.is_empty())
-        .collect();
-    match matches.as_slice() {
-        [] => Err(ExecError::UnknownPlan(prefix.to_string())),
-        [one] => Ok(one.clone()),
-        _ => Err(ExecError::AmbiguousPlan { prefix: prefix.to_string(), matches }),
-    }
+    Ok(ledger::resolve_plan_id(client, prefix).await?)
 }
 
 /// How a plan was found: the plan, its ledger state (`None` when not stored yet).
@@ -313,10 +287,10 @@ impl Runner {
     /// (server restart, terminated backend) the write cannot succeed, and the failure already
     /// in hand says more than "connection closed" would: it is kept, and the step's row stays
     /// 'running', which `status` reports as interrupted once the backend is gone.
-    fn after_failure(&self, recorded: Result<(), ExecError>) -> Result<(), ExecError> {
+    fn after_failure(&self, recorded: Result<(), crate::ledger::LedgerError>) -> Result<(), ExecError> {
         match recorded {
             Err(_) if self.client.is_closed() => Ok(()),
-            other => other,
+            other => Ok(other?),
         }
     }
 

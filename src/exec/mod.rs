@@ -1,7 +1,7 @@
 //! The executor: applies one phase of a stored [`Plan`] to a database, undoes the last one,
 //! and says where things stand (DESIGN.md §5).
 //!
-//! - [`ledger`] owns schema `seqmig`: plans, phase and step runs, flags, gate evidence.
+//! - [`crate::ledger`] owns schema `seqmig`; the executor records its runs there.
 //! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: it takes
 //!   the database's session advisory lock and sets the session's timeouts before any step
 //!   can run, and a second runner is refused with the holder named.
@@ -13,7 +13,6 @@
 //! The CLI hands in validated options and a [`Reporter`]; nothing here prints.
 
 mod guard;
-pub mod ledger;
 mod retry;
 pub mod state;
 
@@ -25,6 +24,7 @@ pub use guard::{DryRun, Runner, connect_observer, dry_run};
 pub use retry::{Blocker, RetryPolicy};
 pub use state::{PhaseState, PhaseStatus, PlanStatus, StatusReport, StepState, StepStatus, status};
 
+use crate::ledger::{self, LedgerError};
 use crate::plan::{Phase, Plan, PlanFileError, Step};
 
 /// `application_name` of every seqmig session, so DBAs see who holds what.
@@ -314,6 +314,20 @@ pub struct Drift {
 impl fmt::Display for Drift {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} (step {})", self.object, self.problem, self.step)
+    }
+}
+
+impl From<LedgerError> for ExecError {
+    /// The executor's own wording for the ledger's failures (its `UnknownPlan` names the
+    /// next command).
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Db { context, source } => ExecError::Db { context, source },
+            LedgerError::TooNew { found, known } => ExecError::LedgerTooNew { found, known },
+            LedgerError::StoredPlanCorrupt { plan, source } => ExecError::StoredPlanCorrupt { plan, source },
+            LedgerError::UnknownPlan(id) => ExecError::UnknownPlan(id),
+            LedgerError::AmbiguousPlan { prefix, matches } => ExecError::AmbiguousPlan { prefix, matches },
+        }
     }
 }
 
