@@ -132,3 +132,205 @@ pub async fn record_statement_census(
         .await
         .map_err(db("record the statement census"))
 }
+
+/// Roles that approved `contract` of `plan_id`, each with its approvers (comma-separated).
+pub async fn approvals_by_role(client: &Client, plan_id: &str) -> Result<Vec<(String, String)>, LedgerError> {
+    let rows = client
+        .query(
+            "SELECT role, string_agg(DISTINCT actor, ', ' ORDER BY actor) FROM seqmig.approvals \
+             WHERE plan_id = $1 GROUP BY role ORDER BY role",
+            &[&plan_id],
+        )
+        .await
+        .map_err(db("read seqmig.approvals"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Observations of one name and outcome since a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservationCount {
+    pub name: String,
+    pub passed: bool,
+    pub count: i64,
+    /// The latest value and source, `value from source`.
+    pub last: Option<String>,
+}
+
+/// The observations counting for `plan_id` (its own and the service-wide ones) recorded
+/// since `since` (epoch seconds), by name and outcome.
+pub async fn observation_counts(
+    client: &Client,
+    plan_id: &str,
+    since: f64,
+) -> Result<Vec<ObservationCount>, LedgerError> {
+    let rows = client
+        .query(
+            "SELECT name, passed, count(*)::bigint, \
+                    (array_agg(coalesce(value, '') || CASE WHEN source IS NULL THEN '' ELSE ' from ' || source END \
+                               ORDER BY observed_at DESC))[1] \
+             FROM seqmig.soak_observations \
+             WHERE (plan_id IS NULL OR plan_id = $1) AND observed_at >= to_timestamp($2) \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            &[&plan_id, &since],
+        )
+        .await
+        .map_err(db("read seqmig.soak_observations"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ObservationCount { name: r.get(0), passed: r.get(1), count: r.get(2), last: r.get(3) })
+        .collect())
+}
+
+/// How many censuses were taken since `since` (epoch seconds), and when the last one was.
+pub async fn census_count(client: &Client, since: f64) -> Result<(i64, Option<String>), LedgerError> {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), {} FROM seqmig.soak_samples WHERE taken_at >= to_timestamp($1)",
+                utc("max(taken_at)")
+            ),
+            &[&since],
+        )
+        .await
+        .map_err(db("read the client censuses"))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Applications matching one of `patterns` (regular expressions) seen in the client censuses
+/// since `since`: (application_name, sessions summed over censuses, last seen).
+pub async fn clients_seen(
+    client: &Client,
+    since: f64,
+    patterns: &[String],
+) -> Result<Vec<(String, i64, String)>, LedgerError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT application_name, sum(sessions)::bigint, {} FROM seqmig.client_samples \
+                 WHERE taken_at >= to_timestamp($1) AND application_name ~ ANY($2::text[]) \
+                 GROUP BY 1 ORDER BY 1",
+                utc("max(taken_at)")
+            ),
+            &[&since, &patterns],
+        )
+        .await
+        .map_err(db("match the client censuses"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// The statement censuses that tracked every name of `tracked`: the last one at or before
+/// `switch_at` (epoch seconds) and every later one, in time order, as (id, stats_reset).
+pub async fn statement_censuses(
+    client: &Client,
+    switch_at: f64,
+    tracked: &[String],
+) -> Result<Vec<(i64, Option<f64>)>, LedgerError> {
+    let rows = client
+        .query(
+            "SELECT id, extract(epoch FROM stats_reset)::float8 FROM seqmig.soak_samples \
+             WHERE statements_available AND tracked @> $2::text[] AND (taken_at > to_timestamp($1) OR id = ( \
+                 SELECT id FROM seqmig.soak_samples \
+                 WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
+                 ORDER BY taken_at DESC, id DESC LIMIT 1)) \
+             ORDER BY taken_at, id",
+            &[&switch_at, &tracked],
+        )
+        .await
+        .map_err(db("read the statement censuses"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The last statement census at or before `switch_at` that tracked every name of `tracked`.
+pub async fn statement_baseline(
+    client: &Client,
+    switch_at: f64,
+    tracked: &[String],
+) -> Result<Option<i64>, LedgerError> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM seqmig.soak_samples \
+             WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
+             ORDER BY taken_at DESC, id DESC LIMIT 1",
+            &[&switch_at, &tracked],
+        )
+        .await
+        .map_err(db("read the statement baseline"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The statements census `sample_id` recorded.
+pub async fn statement_census(client: &Client, sample_id: i64) -> Result<Vec<StatementSample>, LedgerError> {
+    let rows = client
+        .query(
+            "SELECT userid, queryid, calls, query FROM seqmig.statement_samples WHERE sample_id = $1",
+            &[&sample_id],
+        )
+        .await
+        .map_err(db("read a statement census"))?;
+    Ok(rows
+        .iter()
+        .map(|r| StatementSample { userid: r.get(0), queryid: r.get(1), calls: r.get(2), query: r.get(3) })
+        .collect())
+}
+
+/// The guard's triggers every evidence table must have, enabled ([`super::EVIDENCE_GUARD_SQL`]).
+pub const GUARD_TRIGGERS: [&str; 4] =
+    ["evidence_stamp", "evidence_update", "evidence_no_delete", "evidence_no_truncate"];
+
+/// (table, time column) of the evidence tables whose times must follow their ids.
+pub const ORDERED_EVIDENCE: [(&str, &str); 5] = [
+    ("phase_runs", "started_at"),
+    ("soak_observations", "observed_at"),
+    ("audit_log", "at"),
+    ("soak_samples", "taken_at"),
+    ("approvals", "approved_at"),
+];
+
+/// Every (evidence table, guard trigger) pair with the trigger's `tgenabled` (`None` when
+/// the trigger is missing).
+pub async fn guard_triggers(client: &Client) -> Result<Vec<(String, String, Option<String>)>, LedgerError> {
+    let tables: Vec<String> = super::EVIDENCE_TABLES.iter().map(|t| t.to_string()).collect();
+    let triggers: Vec<String> = GUARD_TRIGGERS.iter().map(|t| t.to_string()).collect();
+    let rows = client
+        .query(
+            "SELECT t.name, g.name, tr.tgenabled::text \
+             FROM unnest($1::text[]) t (name) CROSS JOIN unnest($2::text[]) g (name) \
+             LEFT JOIN pg_trigger tr ON tr.tgrelid = to_regclass('seqmig.' || quote_ident(t.name)) \
+                                    AND tr.tgname = g.name \
+             ORDER BY t.name, g.name",
+            &[&tables, &triggers],
+        )
+        .await
+        .map_err(db("read the evidence guard's triggers"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// Rows of one of [`ORDERED_EVIDENCE`] dated in the future, and rows older than a row
+/// written before them by more than a second (back-dated).
+pub async fn out_of_order(client: &Client, table: &str, column: &str) -> Result<(i64, i64), LedgerError> {
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE t > clock_timestamp()), \
+                count(*) FILTER (WHERE t < before - interval '1 second') \
+         FROM (SELECT {column} AS t, \
+                      max({column}) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
+               FROM seqmig.{table}) x"
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|source| LedgerError::Db { context: format!("read seqmig.{table}"), source })?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Phase runs that finished before they started or in the future.
+pub async fn impossible_phase_runs(client: &Client) -> Result<i64, LedgerError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE finished_at < started_at OR finished_at > clock_timestamp()) \
+             FROM seqmig.phase_runs",
+            &[],
+        )
+        .await
+        .map_err(db("read seqmig.phase_runs"))?;
+    Ok(row.get(0))
+}

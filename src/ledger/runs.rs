@@ -247,3 +247,58 @@ pub async fn flags(client: &Client) -> Result<BTreeMap<String, String>, LedgerEr
         .map_err(db("read the flags"))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// When `switch` of `plan_id` last succeeded (epoch seconds, UTC text), unless a rollback of
+/// switch succeeded since. `None` without a ledger.
+pub async fn switch_succeeded_at(
+    client: &Client,
+    plan_id: &str,
+) -> Result<Option<(f64, String)>, LedgerError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT extract(epoch FROM r.finished_at)::float8, {} FROM seqmig.phase_runs r \
+                 WHERE r.plan_id = $1 AND r.phase = 'switch' AND r.action = 'apply' AND r.outcome = 'ok' \
+                   AND r.finished_at IS NOT NULL \
+                   AND NOT EXISTS (SELECT 1 FROM seqmig.phase_runs b \
+                                   WHERE b.plan_id = r.plan_id AND b.phase = 'switch' AND b.action = 'rollback' \
+                                     AND b.outcome = 'ok' AND b.id > r.id) \
+                 ORDER BY r.id DESC LIMIT 1",
+                super::utc("r.finished_at")
+            ),
+            &[&plan_id],
+        )
+        .await;
+    match row {
+        Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
+        Err(e) if super::is_missing(&e) => Ok(None),
+        Err(e) => Err(db("read when switch succeeded from seqmig.phase_runs")(e)),
+    }
+}
+
+/// When the last of `step_ids` succeeded (epoch seconds, UTC text), when the latest run of
+/// every one of them is a successful apply. `None` otherwise and without a ledger.
+pub async fn steps_done_at(
+    client: &Client,
+    plan_id: &str,
+    step_ids: &[String],
+) -> Result<Option<(f64, String)>, LedgerError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "WITH latest AS (SELECT DISTINCT ON (step_id) step_id, action, outcome, finished_at \
+                                   FROM seqmig.step_runs WHERE plan_id = $1 AND step_id = ANY($2) \
+                                  ORDER BY step_id, id DESC) \
+                 SELECT extract(epoch FROM max(finished_at))::float8, {} FROM latest \
+                 HAVING count(*) FILTER (WHERE action = 'apply' AND outcome = 'ok') = cardinality($2::text[])",
+                super::utc("max(finished_at)")
+            ),
+            &[&plan_id, &step_ids],
+        )
+        .await;
+    match row {
+        Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
+        Err(e) if super::is_missing(&e) => Ok(None),
+        Err(e) => Err(db("read when the switch steps succeeded from seqmig.step_runs")(e)),
+    }
+}
