@@ -12,6 +12,7 @@ mod exec_tests;
 mod gate_tests;
 mod harness_tests;
 mod introspect_tests;
+mod ledger_tests;
 mod lifecycle_model_tests;
 mod lint_tests;
 mod online_ddl_tests;

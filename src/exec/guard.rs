@@ -73,6 +73,23 @@ pub async fn resolve_id(client: &Client, prefix: &str) -> Result<String, ExecErr
     Ok(ledger::resolve_plan_id(client, prefix).await?)
 }
 
+/// One step's work for the retry loop ([`Runner::run_step_attempts`]): what it runs and
+/// where its attempts are recorded.
+#[derive(Clone, Copy)]
+struct StepWork<'a> {
+    step: &'a Step,
+    action: Action,
+    /// The step's SQL, run as one transaction when `transactional`.
+    sql: &'a str,
+    transactional: bool,
+    /// The statements run one by one otherwise (`CONCURRENTLY` steps).
+    statements: &'a [String],
+    /// The step's row in the ledger.
+    row_id: i64,
+    /// Steps done before this one, named in a failure.
+    done: &'a [String],
+}
+
 /// How a plan was found: the plan, its ledger state (`None` when not stored yet).
 struct Resolved {
     plan: Plan,
@@ -725,21 +742,23 @@ impl Runner {
                     spec.table.quoted(),
                     spec.pending_predicate
                 ),
+                None,
             ),
             Err(e) => {
                 let code = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
                     .and_then(|pg| pg.code())
                     .map(|c| c.code().to_string());
-                (code, e.to_string())
+                (code, e.to_string(), Some(e))
             }
         };
-        let (code, message) = failure;
+        let (code, message, cause) = failure;
         self.after_failure(ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await)?;
         let _ = done;
         Err(ExecError::Backfill {
             step: step.id.clone(),
             message,
+            cause: cause.map(Box::new),
             next: command_for(Action::Apply, step.phase, None),
         })
     }
@@ -791,9 +810,8 @@ impl Runner {
         if let Some(o) = self.step_observer.0.as_mut() {
             o.before_step(step, action, self.pid).await;
         }
-        let result = self
-            .run_step_attempts(step, action, sql, transactional, &statements, row_id, done, reporter)
-            .await;
+        let work = StepWork { step, action, sql, transactional, statements: &statements, row_id, done };
+        let result = self.run_step_attempts(work, reporter).await;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, action, result.is_ok()).await;
         }
@@ -801,18 +819,12 @@ impl Runner {
     }
 
     /// The attempts of [`Runner::run_step`], retried on lock timeouts within the budget.
-    #[allow(clippy::too_many_arguments)]
     async fn run_step_attempts(
         &mut self,
-        step: &Step,
-        action: Action,
-        sql: &str,
-        transactional: bool,
-        statements: &[String],
-        row_id: i64,
-        done: &[String],
+        work: StepWork<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<(), ExecError> {
+        let StepWork { step, action, sql, transactional, statements, row_id, done } = work;
         let policy = self.opts.retry;
         let t0 = Instant::now();
         let mut jitter = Jitter::new();

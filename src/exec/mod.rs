@@ -288,8 +288,16 @@ pub enum ExecError {
         done: Vec<String>,
         next: String,
     },
+    /// `cause` is the engine's typed error (`None` when the copy ran but rows are still
+    /// pending). It is not the error's `source`: `message` already says it, and the CLI
+    /// prints the chain.
     #[error("backfill of step {step} failed: {message}; run '{next}' to resume")]
-    Backfill { step: String, message: String, next: String },
+    Backfill {
+        step: String,
+        message: String,
+        cause: Option<Box<crate::backfill::BackfillError>>,
+        next: String,
+    },
     #[error(
         "refusing to apply phase {phase} of plan {}: the database is not the schema the plan was made from: {}; nothing was changed; plan again from this database ('seqmig plan --from postgres://… --to …')",
         short_id(plan),

@@ -94,10 +94,13 @@ pub async fn set_plan_state(client: &Client, plan_id: &str, state: &str) -> Resu
 ///   [`LedgerError::AmbiguousPlan`], which lists every candidate so the next try can be
 ///   exact.
 ///
-/// Matching is on the text, not SQL `LIKE`: `_` and `%` in a prefix are not wildcards.
+/// Matching is on the text, not SQL `LIKE`: `_` and `%` in a prefix are not wildcards. A
+/// ledger newer than this build is refused ([`LedgerError::TooNew`]).
 pub async fn resolve_plan_id(client: &Client, given: &str) -> Result<String, LedgerError> {
     let hex = given.strip_prefix("sha256:").unwrap_or(given);
-    if hex.is_empty() || super::version(client).await? == 0 {
+    // A newer ledger is refused here too: its plans may be stored in a form this build
+    // misreads.
+    if super::check_version(client).await? == 0 || hex.is_empty() {
         return Err(LedgerError::UnknownPlan(given.to_string()));
     }
     let ids = plan_ids(client, None).await?;

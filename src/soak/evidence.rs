@@ -224,6 +224,7 @@ pub async fn break_glass_events(client: &Client) -> Result<Vec<AuditEvent>, Soak
 pub async fn stored_plan(client: &Client, id: Option<&str>) -> Result<Plan, SoakError> {
     let id = match id {
         Some(given) => ledger::resolve_plan_id(client, given).await?,
+        None if ledger::check_version(client).await? == 0 => return Err(SoakError::NoPlan),
         None => match ledger::active_plan_ids(client).await {
             Ok(ids) => match ids.as_slice() {
                 [] => return Err(SoakError::NoPlan),
