@@ -3,7 +3,7 @@
 //! progress row commit in one transaction, so after a crash the cursor says exactly where
 //! to continue. The engine runs these statements itself (prepared, pipelined with its
 //! batches, inside its own transactions), so most are given as SQL; the operator's controls
-//! and the status listing are functions.
+//! are functions.
 //!
 //! Keys are stored as JSON arrays of the key columns' text forms: keyset mode records the
 //! inclusive upper bound of each batch (`["41","x"]`); TID mode records the first page not

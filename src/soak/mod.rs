@@ -1,9 +1,10 @@
 //! The soak gate in front of `contract` (DESIGN.md §6): the one irreversible step runs only
-//! when evidence recorded in the database says it is safe. This module owns the evidence
-//! tables of the ledger (their DDL and queries are [`crate::ledger`]'s), the gate configuration (`[gate]`, `[[tier]]`,
-//! `[governance]` in `seqmig.toml`), the evaluation of every criterion against the database
-//! ([`evaluate`]), the recording of evidence (observations, approvals, client and statement
-//! censuses) and of every bypass ([`record_break_glass`]).
+//! when evidence recorded in the database says it is safe. This module owns what the
+//! evidence means (the tables, their DDL and queries are [`crate::ledger`]'s), the gate
+//! configuration (`[gate]`, `[[tier]]`, `[governance]` in `seqmig.toml`), the evaluation
+//! of every criterion against the database ([`evaluate`]), the recording of evidence
+//! (observations, approvals, client and statement censuses) and of every bypass
+//! ([`record_break_glass`]).
 //!
 //! It hands the executor [`decide`] before `contract` (a [`GateDecision`] holding the
 //! [`GateReport`]: open, closed and why, or bypassed and audited), and [`recheck_before_drop`]
