@@ -17,7 +17,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress, ThrottleOptions};
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
 use seqmig::cluster::TempCluster;
 use seqmig::plan::{BackfillSpec, Phase};
 
@@ -83,14 +83,14 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut client = connect(&url).await;
-        client.batch_execute(LEDGER_SQL).await.unwrap();
+        client.batch_execute(seqmig::ledger::BACKFILLS_SQL).await.unwrap();
         println!("seqmig backfill benchmark: {rows} rows, PostgreSQL {}", server_version(&client).await);
         println!();
 
         // 1. Backfill vs plain UPDATE, alternating so that neither side gets the warm cache.
         // The backfill runs with the executor's options (the defaults), as
         // `seqmig apply --phase backfill` does; section 3 below uses the unthrottled ones.
-        seqmig::exec::ledger::ensure(&client).await.expect("install the executor's ledger");
+        seqmig::ledger::ensure(&client).await.expect("install the executor's ledger");
         let (orders_sql, orders_spec) = planned_dual_write("orders");
         let opts = BackfillOptions::default();
         let (mut plain_secs, mut seqmig_secs, mut seqmig_total_secs) = (0.0, 0.0, 0.0);
@@ -201,7 +201,7 @@ fn main() {
             .await
             .unwrap();
         // The executor's ledger (seqmig.flags and seqmig.flag(), which the trigger reads).
-        seqmig::exec::ledger::ensure(&client).await.expect("install the executor's ledger");
+        seqmig::ledger::ensure(&client).await.expect("install the executor's ledger");
         for sql in &plan_sql {
             client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }

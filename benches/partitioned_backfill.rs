@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress};
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress};
 use seqmig::cluster::TempCluster;
 use seqmig::db::ConnectOptions;
 use seqmig::plan::{BackfillSpec, Phase};
@@ -58,8 +58,7 @@ fn main() {
         let client = connect(&url).await;
         let version: String = client.query_one("SHOW server_version", &[]).await.unwrap().get(0);
         println!("seqmig partitioned backfill benchmark: 4 partitions, {rows} rows, PostgreSQL {version}");
-        seqmig::exec::ledger::ensure(&client).await.expect("install the executor's ledger");
-        client.batch_execute(LEDGER_SQL).await.unwrap();
+        seqmig::ledger::ensure(&client).await.expect("install the executor's ledger");
         let conn = ConnectOptions::from_url(&url).unwrap();
         let (planned, spec) = planned_dual_write();
 

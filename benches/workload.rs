@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress};
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress};
 use seqmig::cluster::TempCluster;
 use seqmig::plan::{BackfillSpec, Phase};
 
@@ -162,8 +162,7 @@ fn main() {
         let init = pgbench_base(&cluster).args(["-i", "-q", "-s", &scale.to_string(), "postgres"]).output();
         let init = init.expect("run pgbench -i");
         assert!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
-        seqmig::exec::ledger::ensure(&client).await.expect("install the executor's ledger");
-        client.batch_execute(LEDGER_SQL).await.unwrap();
+        seqmig::ledger::ensure(&client).await.expect("install the executor's ledger");
 
         // 1. The plain UPDATE, alone.
         make_table(&client, "plain_t", rows, &[]).await;

@@ -16,6 +16,7 @@ pub mod diff;
 pub mod exec;
 pub mod finding;
 pub mod introspect;
+pub mod ledger;
 pub mod lint;
 pub mod model;
 pub mod parse;

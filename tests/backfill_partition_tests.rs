@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress, ThrottleOptions};
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
 use seqmig::db::ConnectOptions;
 use seqmig::model::QualifiedName;
 use seqmig::plan::{BackfillSpec, Phase};
@@ -121,7 +121,7 @@ async fn assert_each_partition_walked_once(c: &tokio_postgres::Client, step: &st
 #[test]
 fn issue21_backfill_1_jobs_2_resumes_every_partition_exactly_after_sigkill() {
     let db = TestDb::new();
-    db.execute(LEDGER_SQL);
+    db.execute(seqmig::ledger::BACKFILLS_SQL);
     db.execute(&partitioned_events(20_000));
     db.execute(
         "ALTER TABLE events ADD COLUMN cents bigint;
@@ -228,12 +228,12 @@ fn issue21_backfill_1_jobs_2_resumes_every_partition_exactly_after_sigkill() {
 #[test]
 fn issue21_backfill_2_planned_trigger_on_the_parent_writers_running_and_a_pause_holding_every_worker() {
     let db = TestDb::new();
-    db.execute(LEDGER_SQL);
+    db.execute(seqmig::ledger::BACKFILLS_SQL);
     db.execute(&partitioned_events(12_000));
     let (planned, spec) = planned_dual_write();
     block_on(async {
         let c = connect(&db.url).await;
-        seqmig::exec::ledger::ensure(&c).await.expect("the executor's ledger (flags the trigger reads)");
+        seqmig::ledger::ensure(&c).await.expect("the executor's ledger (flags the trigger reads)");
         for sql in &planned {
             c.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use seqmig::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, NoProgress, ThrottleOptions};
+use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
 use seqmig::cluster::{TempCluster, find_bindir};
 use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::BackfillSpec;
@@ -153,7 +153,7 @@ async fn make_table(c: &tokio_postgres::Client, name: &str, rows: i64) {
     ))
     .await
     .unwrap();
-    c.batch_execute(LEDGER_SQL).await.unwrap();
+    c.batch_execute(seqmig::ledger::BACKFILLS_SQL).await.unwrap();
 }
 
 /// Waits until the standby streams and has replayed everything written so far.

@@ -800,8 +800,8 @@ fn ledger_is_versioned_and_upgrades_once() {
     let db = TestDb::new();
     block_on(async {
         let c = db.client().await;
-        assert_eq!(exec::ledger::ensure(&c).await.unwrap(), 0);
-        assert_eq!(exec::ledger::ensure(&c).await.unwrap(), exec::ledger::current_version());
+        assert_eq!(seqmig::ledger::ensure(&c).await.unwrap(), 0);
+        assert_eq!(seqmig::ledger::ensure(&c).await.unwrap(), seqmig::ledger::current_version());
         let versions: Vec<i32> = c
             .query("SELECT version FROM seqmig.ledger_version ORDER BY version", &[])
             .await
@@ -809,7 +809,7 @@ fn ledger_is_versioned_and_upgrades_once() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(versions, (1..=exec::ledger::current_version()).collect::<Vec<_>>());
+        assert_eq!(versions, (1..=seqmig::ledger::current_version()).collect::<Vec<_>>());
         let flag: String = c.query_one("SELECT seqmig.flag('missing')", &[]).await.unwrap().get(0);
         assert_eq!(flag, "old");
         c.batch_execute("INSERT INTO seqmig.flags (name, authority) VALUES ('c9', 'new')").await.unwrap();

@@ -2,7 +2,7 @@
 //! evidence recorded in the database, measured with the database clock; each one alone can
 //! keep the gate closed; break-glass leaves an audit row forever.
 //!
-//! The ledger is the executor's own (`exec::ledger::ensure`); the evaluation tests record the
+//! The ledger is the executor's own (`seqmig::ledger::ensure`); the evaluation tests record the
 //! switch in `seqmig.phase_runs` directly so that soak windows can start in the past, and the
 //! end-to-end tests at the bottom run `seqmig apply` through every phase.
 
@@ -106,9 +106,9 @@ async fn world(db: TestDb, switch_ago: &str, skip: &[&str]) -> World {
         )
         .await
         .unwrap();
-    seqmig::exec::ledger::ensure(&client).await.unwrap();
+    seqmig::ledger::ensure(&client).await.unwrap();
     let plan = rename_plan();
-    seqmig::exec::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
+    seqmig::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
     // A census at switch time is the baseline for old_path_silent: the old release read
     // `name` before switch, which must not count.
     soak::take_sample(&client).await.unwrap();
@@ -454,7 +454,7 @@ fn too_few_passing_observations_alone_keep_the_gate_closed() {
         let mut other = rename_plan();
         other.changes[0].summary = "another change".into();
         let other = other.seal();
-        seqmig::exec::ledger::insert_plan(&w.client, &other, "tester").await.unwrap();
+        seqmig::ledger::insert_plan(&w.client, &other, "tester").await.unwrap();
         soak::record_observation(&w.client, Some(&other.id), "error_rate", true, None, None, "ci")
             .await
             .unwrap();
@@ -602,8 +602,8 @@ fn ledger_sql_is_idempotent_and_plans_are_found_by_prefix() {
     block_on(async {
         let w = world(db, "2 minutes", &[]).await;
         // The gate's DDL runs again on top of the executor's ledger without harm.
-        w.client.batch_execute(soak::LEDGER_SQL).await.unwrap();
-        w.client.batch_execute(soak::LEDGER_SQL).await.unwrap();
+        w.client.batch_execute(seqmig::ledger::EVIDENCE_SQL).await.unwrap();
+        w.client.batch_execute(seqmig::ledger::EVIDENCE_SQL).await.unwrap();
         let by_prefix = soak::stored_plan(&w.client, Some(&w.plan.short_id()[..8])).await.unwrap();
         assert_eq!(by_prefix.id, w.plan.id);
         assert_eq!(soak::stored_plan(&w.client, None).await.unwrap().id, w.plan.id);

@@ -381,10 +381,10 @@ fn issue23_1_install_sql_is_idempotent_and_matches_the_ledger() {
         let client = db.client().await;
         client.batch_execute(&seqmig::runner::install_sql()).await.unwrap();
         client.batch_execute(&seqmig::runner::install_sql()).await.unwrap();
-        let v = seqmig::exec::ledger::version(&client).await.unwrap();
-        assert_eq!(v, seqmig::exec::ledger::current_version());
+        let v = seqmig::ledger::version(&client).await.unwrap();
+        assert_eq!(v, seqmig::ledger::current_version());
         // ensure() finds nothing to do.
-        assert_eq!(seqmig::exec::ledger::ensure(&client).await.unwrap(), v);
+        assert_eq!(seqmig::ledger::ensure(&client).await.unwrap(), v);
     });
 }
 

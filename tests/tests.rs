@@ -15,6 +15,7 @@ mod gate_tests;
 mod harness_tests;
 mod inflight_tests;
 mod introspect_tests;
+mod ledger_tests;
 mod lifecycle_model_tests;
 mod lint_tests;
 mod online_ddl_tests;

@@ -55,13 +55,12 @@ async fn owned_ledger(db: &TestDb) -> (tokio_postgres::Client, Plan) {
         ))
         .await
         .unwrap();
-    seqmig::exec::ledger::ensure(&client).await.unwrap();
+    seqmig::ledger::ensure(&client).await.unwrap();
     let plan = rename_plan();
-    seqmig::exec::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
+    seqmig::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
     for phase in [Phase::Expand, Phase::Switch] {
-        let id =
-            seqmig::exec::ledger::start_phase_run(&client, &plan.id, phase, "apply", "tester").await.unwrap();
-        seqmig::exec::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
+        let id = seqmig::ledger::start_phase_run(&client, &plan.id, phase, "apply", "tester").await.unwrap();
+        seqmig::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
     }
     (client, plan)
 }
@@ -85,7 +84,7 @@ fn issue18_5_truncate_of_audit_log_is_refused() {
 
         let e = client.batch_execute("TRUNCATE seqmig.audit_log").await.unwrap_err();
         assert!(message(&e).contains("seqmig.audit_log is append-only"), "{}", message(&e));
-        for table in soak::EVIDENCE_TABLES {
+        for table in seqmig::ledger::EVIDENCE_TABLES {
             for sql in [
                 format!("TRUNCATE seqmig.{table} CASCADE"),
                 format!("DELETE FROM seqmig.{table}"),
@@ -240,15 +239,15 @@ fn issue18_5_stats_reset_after_switch_fails_closed() {
             )
             .await
             .unwrap();
-        seqmig::exec::ledger::ensure(&client).await.unwrap();
+        seqmig::ledger::ensure(&client).await.unwrap();
         let plan = rename_plan();
-        seqmig::exec::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
+        seqmig::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
         // The baseline census, then switch.
         soak::take_sample(&client).await.unwrap();
-        let id = seqmig::exec::ledger::start_phase_run(&client, &plan.id, Phase::Switch, "apply", "tester")
+        let id = seqmig::ledger::start_phase_run(&client, &plan.id, Phase::Switch, "apply", "tester")
             .await
             .unwrap();
-        seqmig::exec::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
+        seqmig::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
         let cfg = GateConfig::from_toml("[gate]\nbuiltin_defaults = false\nold_path_silent = \"required\"\n")
             .unwrap();
 

@@ -6,12 +6,11 @@
 //! and rate), retries, progress and the final verification count.
 //!
 //! The executor's backfill phase calls [`run`]; everything it learns goes to the ledger
-//! tables in [`LEDGER_SQL`], and each batch's data change commits together with its ledger
+//! tables of [`crate::ledger::backfills`] (which owns their DDL and SQL), and each batch's data change commits together with its ledger
 //! row, so a resumed run (after SIGKILL, a server restart or a failure) continues exactly at
 //! the last committed batch. The gate reads `verify_mismatches` from `seqmig.backfills`.
 
 mod key;
-mod ledger;
 mod partitioned;
 mod progress;
 mod sizing;
@@ -24,8 +23,9 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use crate::ledger::backfills as ledger;
+
 pub use key::{KeyColumn, Walk, statements};
-pub use ledger::LEDGER_SQL;
 pub use partitioned::{
     PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned,
 };
@@ -216,13 +216,7 @@ pub async fn run(
     let _ = client.query_one(set, &[&previous_lock_timeout]).await;
     if let Err(BackfillError::BatchFailed { .. }) = &result {
         let message = result.as_ref().err().map(ToString::to_string);
-        let _ = client
-            .execute(
-                "UPDATE seqmig.backfills SET state = 'failed', last_error = $3, updated_at = now() \
-                 WHERE plan_id = $1 AND step_id = $2",
-                &[&req.plan_id, &req.step_id, &message],
-            )
-            .await;
+        let _ = client.execute(ledger::FAILED_SQL, &[&req.plan_id, &req.step_id, &message]).await;
     }
     // A dead connection has released the lock already; nothing to report then.
     let unlock = "SELECT pg_advisory_unlock(hashtext('seqmig.backfill'), hashtext($1 || '/' || $2))";
@@ -242,12 +236,7 @@ pub async fn reset(
     if step_ids.is_empty() {
         return Ok(0);
     }
-    client
-        .execute(
-            "DELETE FROM seqmig.backfills WHERE plan_id = $1 AND step_id = ANY($2)",
-            &[&plan_id, &step_ids],
-        )
-        .await
+    client.execute(ledger::FORGET_SQL, &[&plan_id, &step_ids]).await
 }
 
 /// True for a lock timeout, which the run waits out (a lock queue on the table goes first).
@@ -582,11 +571,7 @@ impl<'c, 'r> Engine<'c, 'r> {
     /// Starts the walk again from the first key (or page), keeping the totals.
     async fn restart(&mut self) -> Result<(), BackfillError> {
         self.client
-            .execute(
-                "UPDATE seqmig.backfills SET state = 'running', cursor_key = NULL, finished_at = NULL, \
-                 verify_mismatches = NULL, updated_at = now() WHERE plan_id = $1 AND step_id = $2",
-                &[&self.req.plan_id, &self.req.step_id],
-            )
+            .execute(ledger::RESTART_SQL, &[&self.req.plan_id, &self.req.step_id])
             .await
             .map_err(|e| db(self.req, "restart the walk", e))?;
         self.cursor = match self.cursor {
@@ -689,11 +674,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
         if let Cursor::Page { .. } = self.cursor {
             self.client
-                .execute(
-                    "UPDATE seqmig.backfills SET state = 'verifying', updated_at = now() \
-                     WHERE plan_id = $1 AND step_id = $2",
-                    &[&self.req.plan_id, &self.req.step_id],
-                )
+                .execute(ledger::VERIFYING_SQL, &[&self.req.plan_id, &self.req.step_id])
                 .await
                 .map_err(|e| db(self.req, "record the end of the walk", e))?;
         }
@@ -748,11 +729,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             if self.shown_throttle.as_deref() != Some(reasons.as_str()) {
                 // So that `seqmig backfill status` in another session sees why it waits.
                 self.client
-                    .execute(
-                        "UPDATE seqmig.backfills SET throttle = $3, updated_at = now() \
-                         WHERE plan_id = $1 AND step_id = $2",
-                        &[&self.req.plan_id, &self.req.step_id, &reasons],
-                    )
+                    .execute(ledger::THROTTLE_SQL, &[&self.req.plan_id, &self.req.step_id, &reasons])
                     .await
                     .map_err(|e| db(self.req, "record the throttle state", e))?;
                 self.shown_throttle = Some(reasons.clone());
@@ -971,11 +948,8 @@ impl<'c, 'r> Engine<'c, 'r> {
                 }
             }
         };
-        let record = "UPDATE seqmig.backfills SET state = 'done', verify_mismatches = $3, \
-                      verified_at = now(), finished_at = now(), updated_at = now(), throttle = NULL \
-                      WHERE plan_id = $1 AND step_id = $2";
         let recorded =
-            self.client.execute(record, &[&self.req.plan_id, &self.req.step_id, &mismatches]).await;
+            self.client.execute(ledger::DONE_SQL, &[&self.req.plan_id, &self.req.step_id, &mismatches]).await;
         if let Err(e) = recorded {
             let _ = self.client.batch_execute("ROLLBACK").await;
             return Err(db(self.req, "record the verification", e));
@@ -1077,7 +1051,7 @@ async fn prepare(
             .await
             .map_err(|e| db(req, "prepare the ledger update", e))?,
         sample: client
-            .prepare(throttle::SAMPLE_SQL)
+            .prepare(ledger::THROTTLE_SAMPLE_SQL)
             .await
             .map_err(|e| db(req, "prepare the throttle sample", e))?,
     })

@@ -19,6 +19,7 @@ use super::{
     BackfillError, BackfillOptions, BackfillOutcome, BackfillRequest, Progress, ProgressSink, RunGroup,
 };
 use crate::db::ConnectOptions;
+use crate::ledger::backfills as ledger;
 use crate::model::QualifiedName;
 
 /// The ledger's key columns for a step walked partition by partition.
@@ -33,31 +34,8 @@ SELECT n.nspname, c.relname
  WHERE t.isleaf AND t.level > 0
  ORDER BY pg_relation_size(c.oid) DESC, n.nspname, c.relname";
 
-const START_SQL: &str = "\
-INSERT INTO seqmig.backfills AS b
-       (plan_id, step_id, table_name, target_column, key_kind, key_columns, batch_size, rows_total_estimate)
-VALUES ($1, $2, $3, $4, 'key', ARRAY['(partitions)'], 0, $5)
-ON CONFLICT (plan_id, step_id) DO UPDATE
-   SET state = CASE WHEN b.state = 'failed' THEN 'running' ELSE b.state END, updated_at = now()
-RETURNING table_name, target_column, key_columns";
 
-/// The step's row: the sums of its partitions' rows.
-const TOTALS_SQL: &str = "\
-UPDATE seqmig.backfills p
-   SET rows_done = s.rows_done, rows_scanned = s.rows_scanned, batches = s.batches,
-       throttle = s.throttle, updated_at = clock_timestamp()
-  FROM (SELECT coalesce(sum(rows_done), 0)::bigint AS rows_done,
-               coalesce(sum(rows_scanned), 0)::bigint AS rows_scanned,
-               coalesce(sum(batches), 0)::int AS batches,
-               string_agg(DISTINCT throttle, ',') AS throttle
-          FROM seqmig.backfills
-         WHERE plan_id = $1 AND left(step_id, length($2) + 1) = $2 || '@') s
- WHERE p.plan_id = $1 AND p.step_id = $2";
 
-const DONE_SQL: &str = "\
-UPDATE seqmig.backfills SET state = $3, verify_mismatches = $4, verified_at = now(), finished_at = now(),
-       updated_at = now(), throttle = NULL
- WHERE plan_id = $1 AND step_id = $2";
 
 /// The ledger step id of one partition's backfill.
 pub fn partition_step_id(step_id: &str, partition: &QualifiedName) -> String {
@@ -110,7 +88,7 @@ pub async fn run_partitioned(
         .map_err(|e| super::db(req, "estimate the partitions' sizes", e))?
         .get(0);
     let row = client
-        .query_one(START_SQL, &[&req.plan_id, &req.step_id, &table, &target, &estimate])
+        .query_one(ledger::PARTITIONED_START_SQL, &[&req.plan_id, &req.step_id, &table, &target, &estimate])
         .await
         .map_err(|e| super::db(req, "start the backfill in the ledger (is the ledger installed?)", e))?;
     let (recorded_table, recorded_target, keys): (String, String, Vec<String>) =
@@ -176,7 +154,7 @@ pub async fn run_partitioned(
             progress.update(&total(req, &table, estimate, &latest, started, "running"));
         }
         if last_totals.elapsed() >= Duration::from_secs(1) {
-            let _ = client.execute(TOTALS_SQL, &[&req.plan_id, &req.step_id]).await;
+            let _ = client.execute(ledger::PARTITIONED_TOTALS_SQL, &[&req.plan_id, &req.step_id]).await;
             last_totals = Instant::now();
         }
         for slot in pending.iter_mut() {
@@ -204,14 +182,13 @@ pub async fn run_partitioned(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     client
-        .execute(TOTALS_SQL, &[&req.plan_id, &req.step_id])
+        .execute(ledger::PARTITIONED_TOTALS_SQL, &[&req.plan_id, &req.step_id])
         .await
         .map_err(|e| super::db(req, "sum the partitions", e))?;
     if let Some((partition, message)) = failure {
         let _ = client
             .execute(
-                "UPDATE seqmig.backfills SET state = 'failed', last_error = $3, updated_at = now() \
-                 WHERE plan_id = $1 AND step_id = $2",
+                ledger::FAILED_SQL,
                 &[&req.plan_id, &req.step_id, &message],
             )
             .await;
@@ -226,12 +203,12 @@ pub async fn run_partitioned(
     let sum = |f: fn(&BackfillOutcome) -> i64| outcomes.iter().map(|(_, o)| f(o)).sum::<i64>();
     let mismatches = sum(|o| o.verify_mismatches);
     client
-        .execute(DONE_SQL, &[&req.plan_id, &req.step_id, &"done", &mismatches])
+        .execute(ledger::DONE_SQL, &[&req.plan_id, &req.step_id, &mismatches])
         .await
         .map_err(|e| super::db(req, "record the verification", e))?;
     let totals = client
         .query_one(
-            "SELECT rows_done, batches FROM seqmig.backfills WHERE plan_id = $1 AND step_id = $2",
+            ledger::TOTALS_READ_SQL,
             &[&req.plan_id, &req.step_id],
         )
         .await

@@ -237,25 +237,6 @@ impl Throttle {
     }
 }
 
-/// The sampling query: `$1` the table's regclass as text, `$2`/`$3` plan and step id, `$4`
-/// the step whose controls apply too (a partitioned run's step; else `$3` again).
-pub const SAMPLE_SQL: &str = "\
-SELECT
-  (SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication),
-  (SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8
-     FROM pg_stat_activity
-    WHERE pid <> pg_backend_pid() AND datname = current_database()
-      AND backend_type = 'client backend' AND xact_start IS NOT NULL),
-  (SELECT count(*) FROM pg_locks
-    WHERE relation = $1::text::regclass AND NOT granted AND pid <> pg_backend_pid()),
-  (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8,
-  coalesce((SELECT bool_or(paused) FROM seqmig.backfill_control
-             WHERE plan_id = $2 AND step_id IN ($3, $4::text)), false),
-  (SELECT min(max_rows_per_sec) FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id IN ($3, $4::text)),
-  (SELECT count(*) FROM pg_stat_replication),
-  (SELECT coalesce(max(pg_current_wal_lsn() - restart_lsn), 0)::float8 FROM pg_replication_slots
-    WHERE restart_lsn IS NOT NULL)";
-
 #[cfg(test)]
 mod tests {
     use super::*;

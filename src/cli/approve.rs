@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let actor = actor(args.actor);
     block_on(async {
         let client = connect(&args.db).await?;
-        crate::exec::ledger::ensure(&client).await?;
+        crate::ledger::ensure(&client).await?;
         let plan = load_plan(&client, &args.plan).await?;
         soak::approve(&client, &plan, &args.role, &actor).await?;
         let (radius, _) = soak::blast_radius(&client, &plan, &cfg).await?;

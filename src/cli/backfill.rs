@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand};
 
-use crate::backfill::{self, BackfillOptions, BackfillRequest, LEDGER_SQL, ThrottleOptions};
+use crate::backfill::{self, BackfillOptions, BackfillRequest, ThrottleOptions};
 use crate::cli::{Outcome, output};
+use crate::ledger::{self, backfills::Control};
 use crate::model::{Ident, QualifiedName};
 use crate::plan::BackfillSpec;
 
@@ -149,10 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     rt.block_on(async move {
         match args.command {
             BackfillCommand::Run(a) => run_backfill(*a).await,
-            BackfillCommand::Pause(t) => control(&t, Setting::Paused(true)).await,
-            BackfillCommand::Resume(t) => control(&t, Setting::Paused(false)).await,
+            BackfillCommand::Pause(t) => control(&t, Control::Paused(true)).await,
+            BackfillCommand::Resume(t) => control(&t, Control::Paused(false)).await,
             BackfillCommand::SetRate(r) => {
-                control(&r.target, Setting::Rate(parse_rate(&r.rows_per_sec)?)).await
+                control(&r.target, Control::Rate(parse_rate(&r.rows_per_sec)?)).await
             }
             BackfillCommand::Status(c) => show_status(&c).await,
         }
@@ -200,7 +201,7 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     let conn = crate::db::ConnectOptions::resolve(a.conn.database_url.as_deref().filter(|u| !u.is_empty()))?;
     let mut client = crate::db::connect(&conn, &crate::db::default_application_name()).await?;
     let plan_id = check_against_stored_plan(&client, &a, &spec).await?;
-    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
+    ledger::ensure(&client).await.context("failed to install the seqmig ledger")?;
     let req = BackfillRequest { plan_id: &plan_id, step_id: &a.step_id, spec: &spec };
     let mut sink = output::progress_sink(a.json);
     let partitions = backfill::leaf_partitions(&client, &spec.table.quoted())
@@ -280,35 +281,15 @@ async fn check_against_stored_plan(
     Ok(plan.id.clone())
 }
 
-/// What an operator changes on a running backfill.
-#[derive(Debug, Clone, Copy)]
-enum Setting {
-    Paused(bool),
-    Rate(Option<f64>),
-}
-
 /// Upserts the control row of every targeted backfill; the engine reads it once a second.
-async fn control(t: &Target, setting: Setting) -> anyhow::Result<Outcome> {
+async fn control(t: &Target, setting: Control) -> anyhow::Result<Outcome> {
     let client = connect(&t.conn).await?;
-    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
-    let column = match setting {
-        Setting::Paused(_) => "paused",
-        Setting::Rate(_) => "max_rows_per_sec",
-    };
-    let sql = format!(
-        "INSERT INTO seqmig.backfill_control (plan_id, step_id, {column}) \
-         SELECT b.plan_id, b.step_id, $3 FROM seqmig.backfills b \
-          WHERE ($1::text IS NULL OR b.plan_id = $1) AND ($2::text IS NULL OR b.step_id = $2) \
-            AND ($1::text IS NOT NULL OR b.state <> 'done') \
-         ON CONFLICT (plan_id, step_id) DO UPDATE \
-            SET {column} = EXCLUDED.{column}, updated_at = now(), updated_by = current_user"
-    );
-    let n = match setting {
-        Setting::Paused(p) => client.execute(&sql, &[&t.plan_id, &t.step_id, &p]).await,
-        Setting::Rate(r) => client.execute(&sql, &[&t.plan_id, &t.step_id, &r]).await,
+    ledger::ensure(&client).await.context("failed to install the seqmig ledger")?;
+    let mut n =
+        ledger::backfills::set_control(&client, t.plan_id.as_deref(), t.step_id.as_deref(), setting).await?;
+    if n == 0 {
+        n = preset(&client, t, setting).await?;
     }
-    .context("failed to update seqmig.backfill_control")?;
-    let n = if n == 0 { preset(&client, t, setting, column).await? } else { n };
     if n == 0 {
         output::stdout(
             "no backfill matched; 'seqmig backfill status' lists them (to set one before it starts, \
@@ -323,39 +304,14 @@ async fn control(t: &Target, setting: Setting) -> anyhow::Result<Outcome> {
 /// A setting for a backfill that has not started yet: allowed when `--plan-id` and
 /// `--step-id` name a backfill step of a plan stored in the ledger, so that an operator can
 /// start a backfill slow or paused. The engine reads the control row from its first batch.
-async fn preset(
-    client: &tokio_postgres::Client,
-    t: &Target,
-    setting: Setting,
-    column: &str,
-) -> anyhow::Result<u64> {
+async fn preset(client: &tokio_postgres::Client, t: &Target, setting: Control) -> anyhow::Result<u64> {
     let (Some(plan_id), Some(step_id)) = (&t.plan_id, &t.step_id) else { return Ok(0) };
-    let stored = client
-        .query_one("SELECT to_regclass('seqmig.plans') IS NOT NULL", &[])
-        .await
-        .context("failed to look for seqmig.plans")?
-        .get::<_, bool>(0);
-    if !stored {
-        return Ok(0);
-    }
-    let sql = format!(
-        "INSERT INTO seqmig.backfill_control (plan_id, step_id, {column}) \
-         SELECT p.id, s->>'id', $3 FROM seqmig.plans p, json_array_elements(p.plan_json->'steps') s \
-          WHERE p.id = $1 AND s->>'id' = $2 AND s->>'phase' = 'backfill' \
-         ON CONFLICT (plan_id, step_id) DO UPDATE \
-            SET {column} = EXCLUDED.{column}, updated_at = now(), updated_by = current_user"
-    );
-    let n = match setting {
-        Setting::Paused(p) => client.execute(&sql, &[plan_id, step_id, &p]).await,
-        Setting::Rate(r) => client.execute(&sql, &[plan_id, step_id, &r]).await,
-    }
-    .context("failed to update seqmig.backfill_control")?;
-    Ok(n)
+    Ok(ledger::backfills::preset_control(client, plan_id, step_id, setting).await?)
 }
 
 async fn show_status(c: &Conn) -> anyhow::Result<Outcome> {
     let client = connect(c).await?;
-    client.batch_execute(LEDGER_SQL).await.context("failed to install the backfill ledger")?;
+    ledger::ensure(&client).await.context("failed to install the seqmig ledger")?;
     let all = backfill::status(&client).await.context("failed to read seqmig.backfills")?;
     if all.is_empty() {
         output::stdout("no backfills recorded\n")?;

@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Format::Text => output::stdout(&render(&plan, &report))?,
         }
         if args.record {
-            crate::exec::ledger::ensure(&client).await?;
+            crate::ledger::ensure(&client).await?;
             let actor = super::actor(args.actor);
             let id = crate::runner::gate::record_verdict(&client, &plan, &actor, &report).await?;
             output::stderr_line(&format!(

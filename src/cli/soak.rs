@@ -83,7 +83,7 @@ fn record(args: RecordArgs) -> anyhow::Result<Outcome> {
     let actor = actor(args.actor);
     block_on(async {
         let client = connect(&args.db).await?;
-        crate::exec::ledger::ensure(&client).await?;
+        crate::ledger::ensure(&client).await?;
         let plan_id = match &args.plan_id {
             Some(id) => Some(soak::stored_plan(&client, Some(id)).await?.id),
             None => None,
@@ -107,7 +107,7 @@ fn record(args: RecordArgs) -> anyhow::Result<Outcome> {
 fn sample(args: SampleArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let client = connect(&args.db).await?;
-        crate::exec::ledger::ensure(&client).await?;
+        crate::ledger::ensure(&client).await?;
         let s = soak::take_sample(&client).await?;
         match args.format {
             Format::Json => output::stdout(&format!("{}\n", serde_json::to_string(&s)?))?,

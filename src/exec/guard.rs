@@ -42,21 +42,8 @@ pub async fn connect_observer(opts: &ConnectOptions) -> Result<Client, ExecError
 
 /// The session holding the runner lock in this database, if any.
 pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
-    let has_runners: bool = client
-        .query_one("SELECT to_regclass('seqmig.runners') IS NOT NULL", &[])
-        .await
-        .map_err(|source| ExecError::Db { context: "look for the runner registry".into(), source })?
-        .get(0);
-    let runner_cols = if has_runners {
-        "r.actor, r.command, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-    } else {
-        "NULL::text, NULL::text, NULL::text"
-    };
-    let runner_join = if has_runners {
-        "LEFT JOIN seqmig.runners r ON r.pid = l.pid AND r.backend_start = a.backend_start"
-    } else {
-        ""
-    };
+    let (runner_cols, runner_join) =
+        ledger::runs::runner_columns(ledger::runner_registry_exists(client).await?);
     let sql = format!(
         "SELECT l.pid, coalesce(a.application_name, ''), {runner_cols}
          FROM pg_locks l
@@ -80,22 +67,28 @@ pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
     }))
 }
 
-/// Finds a stored plan by full id or unambiguous prefix (with or without `sha256:`).
+/// Finds a stored plan by full id or unambiguous prefix ([`ledger::resolve_plan_id`]).
 pub async fn resolve_id(client: &Client, prefix: &str) -> Result<String, ExecError> {
-    if ledger::version(client).await? == 0 {
-        return Err(ExecError::UnknownPlan(prefix.to_string()));
-    }
-    let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
-    let ids = ledger::plan_ids(client, None).await?;
-    let matches: Vec<String> = ids
-        .into_iter()
-        .filter(|id| id.strip_prefix("sha256:").unwrap_or(id).starts_with(hex) && !hex.is_empty())
-        .collect();
-    match matches.as_slice() {
-        [] => Err(ExecError::UnknownPlan(prefix.to_string())),
-        [one] => Ok(one.clone()),
-        _ => Err(ExecError::AmbiguousPlan { prefix: prefix.to_string(), matches }),
-    }
+    Ok(ledger::resolve_plan_id(client, prefix).await?)
+}
+
+/// One step's work for the retry loop ([`Runner::run_step_attempts`]): what it runs and
+/// where its attempts are recorded.
+#[derive(Clone, Copy)]
+struct StepWork<'a> {
+    step: &'a Step,
+    action: Action,
+    /// The step's SQL, run as one transaction when `transactional`.
+    sql: &'a str,
+    transactional: bool,
+    /// The statements run one by one otherwise (`CONCURRENTLY` steps).
+    statements: &'a [String],
+    /// The `CONCURRENTLY` index build among `statements`, if any.
+    index_build: Option<&'a IndexBuild>,
+    /// The step's row in the ledger.
+    row_id: i64,
+    /// Steps done before this one, named in a failure.
+    done: &'a [String],
 }
 
 /// How a plan was found: the plan, its ledger state (`None` when not stored yet).
@@ -352,10 +345,10 @@ impl Runner {
     /// (server restart, terminated backend) the write cannot succeed, and the failure already
     /// in hand says more than "connection closed" would: it is kept, and the step's row stays
     /// 'running', which `status` reports as interrupted once the backend is gone.
-    fn after_failure(&self, recorded: Result<(), ExecError>) -> Result<(), ExecError> {
+    fn after_failure(&self, recorded: Result<(), crate::ledger::LedgerError>) -> Result<(), ExecError> {
         match recorded {
             Err(_) if self.client.is_closed() => Ok(()),
-            other => other,
+            other => Ok(other?),
         }
     }
 
@@ -790,21 +783,23 @@ impl Runner {
                     spec.table.quoted(),
                     spec.pending_predicate
                 ),
+                None,
             ),
             Err(e) => {
                 let code = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<tokio_postgres::Error>())
                     .and_then(|pg| pg.code())
                     .map(|c| c.code().to_string());
-                (code, e.to_string())
+                (code, e.to_string(), Some(e))
             }
         };
-        let (code, message) = failure;
+        let (code, message, cause) = failure;
         self.after_failure(ledger::step_failed(&self.client, id, 1, ms, code.as_deref(), &message).await)?;
         let _ = done;
         Err(ExecError::Backfill {
             step: step.id.clone(),
             message,
+            cause: cause.map(Box::new),
             next: command_for(Action::Apply, step.phase, None),
         })
     }
@@ -846,19 +841,8 @@ impl Runner {
         if let Some(o) = self.step_observer.0.as_mut() {
             o.before_step(step, action, self.pid).await;
         }
-        let result = self
-            .run_step_attempts(
-                step,
-                action,
-                sql,
-                transactional,
-                statements,
-                index_build,
-                row_id,
-                done,
-                reporter,
-            )
-            .await;
+        let work = StepWork { step, action, sql, transactional, statements, index_build, row_id, done };
+        let result = self.run_step_attempts(work, reporter).await;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, action, result.is_ok()).await;
         }
@@ -866,19 +850,12 @@ impl Runner {
     }
 
     /// The attempts of [`Runner::run_step`], retried on lock timeouts within the budget.
-    #[allow(clippy::too_many_arguments)]
     async fn run_step_attempts(
         &mut self,
-        step: &Step,
-        action: Action,
-        sql: &str,
-        transactional: bool,
-        statements: &[String],
-        index_build: Option<&IndexBuild>,
-        row_id: i64,
-        done: &[String],
+        work: StepWork<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<(), ExecError> {
+        let StepWork { step, action, sql, transactional, statements, index_build, row_id, done } = work;
         let policy = self.opts.retry;
         let t0 = Instant::now();
         let mut jitter = Jitter::new();

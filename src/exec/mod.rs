@@ -1,7 +1,7 @@
 //! The executor: applies one phase of a stored [`Plan`] to a database, undoes the last one,
 //! and says where things stand (DESIGN.md §5).
 //!
-//! - [`ledger`] owns schema `seqmig`: plans, phase and step runs, flags, gate evidence.
+//! - [`crate::ledger`] owns schema `seqmig`; the executor records its runs there.
 //! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: it takes
 //!   the database's session advisory lock and sets the session's timeouts before any step
 //!   can run, and a second runner is refused with the holder named.
@@ -14,7 +14,6 @@
 
 mod guard;
 pub mod inflight;
-pub mod ledger;
 mod retry;
 pub mod state;
 
@@ -26,6 +25,7 @@ pub use guard::{DryRun, Runner, connect_observer, dry_run};
 pub use retry::{Blocker, RetryPolicy};
 pub use state::{PhaseState, PhaseStatus, PlanStatus, StatusReport, StepState, StepStatus, status};
 
+use crate::ledger::{self, LedgerError};
 use crate::plan::{Phase, Plan, PlanFileError, Step};
 
 /// `application_name` of every seqmig session, so DBAs see who holds what.
@@ -297,8 +297,16 @@ pub enum ExecError {
         done: Vec<String>,
         next: String,
     },
+    /// `cause` is the engine's typed error (`None` when the copy ran but rows are still
+    /// pending). It is not the error's `source`: `message` already says it, and the CLI
+    /// prints the chain.
     #[error("backfill of step {step} failed: {message}; run '{next}' to resume")]
-    Backfill { step: String, message: String, next: String },
+    Backfill {
+        step: String,
+        message: String,
+        cause: Option<Box<crate::backfill::BackfillError>>,
+        next: String,
+    },
     #[error(
         "refusing to apply phase {phase} of plan {}: the database is not the schema the plan was made from: {}; nothing was changed; plan again from this database ('seqmig plan --from postgres://… --to …')",
         short_id(plan),
@@ -325,6 +333,20 @@ pub struct Drift {
 impl fmt::Display for Drift {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} (step {})", self.object, self.problem, self.step)
+    }
+}
+
+impl From<LedgerError> for ExecError {
+    /// The executor's own wording for the ledger's failures (its `UnknownPlan` names the
+    /// next command).
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Db { context, source } => ExecError::Db { context, source },
+            LedgerError::TooNew { found, known } => ExecError::LedgerTooNew { found, known },
+            LedgerError::StoredPlanCorrupt { plan, source } => ExecError::StoredPlanCorrupt { plan, source },
+            LedgerError::UnknownPlan(id) => ExecError::UnknownPlan(id),
+            LedgerError::AmbiguousPlan { prefix, matches } => ExecError::AmbiguousPlan { prefix, matches },
+        }
     }
 }
 

@@ -329,7 +329,7 @@ impl PlanState {
 /// Reads everything `seqmig status` shows. `plan` narrows to one stored plan (id or prefix);
 /// otherwise active plans are shown, or the most recent one when none is active.
 pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport, ExecError> {
-    let version = ledger::version(client).await?;
+    let version = ledger::check_version(client).await?;
     if version == 0 {
         return Ok(StatusReport { ledger_version: 0, runner: None, flags: BTreeMap::new(), plans: vec![] });
     }

@@ -29,13 +29,13 @@ pub const FUNCTIONS_SQL: &str = include_str!("runner_functions.sql");
 /// Everything a phase file needs before its first step, on any database: the ledger at this
 /// build's version and the runner functions, both under the ledger's upgrade lock.
 pub fn install_sql() -> String {
-    format!("{}{}", crate::exec::ledger::install_sql(), functions_install_sql())
+    format!("{}{}", crate::ledger::install_sql(), functions_install_sql())
 }
 
 fn functions_install_sql() -> String {
     format!(
         "DO $seqmig_runner$\nBEGIN\n    PERFORM pg_advisory_xact_lock({});\n    EXECUTE $seqmig_functions${}$seqmig_functions$;\nEND\n$seqmig_runner$;\n",
-        crate::exec::ledger::UPGRADE_LOCK,
+        crate::ledger::UPGRADE_LOCK,
         FUNCTIONS_SQL
     )
 }
@@ -158,7 +158,7 @@ fn prologue_statements(planned: &Planned, phase: Phase, dir: Direction, first: b
     }
     out.push(format!(
         "-- The seqmig ledger (created or upgraded here, idempotently) and this plan in it.\n{}",
-        crate::exec::ledger::install_sql().trim_end()
+        crate::ledger::install_sql().trim_end()
     ));
     out.push(functions_install_sql().trim_end().to_string());
     out.push(store_plan_sql(planned).trim_end().to_string());

@@ -127,6 +127,20 @@ fn fail(name: &str, required: &str, evidence: String, next: impl Into<String>) -
 
 /// A database error inside one criterion's query becomes that criterion's failing evidence;
 /// anything else (connection lost) aborts the evaluation.
+/// [`db_failure`] for a ledger read: a database error fails the criterion, anything else
+/// is an error.
+fn ledger_failure(
+    name: &str,
+    required: &str,
+    what: &str,
+    e: crate::ledger::LedgerError,
+) -> Result<CriterionReport, SoakError> {
+    match e {
+        crate::ledger::LedgerError::Db { source, .. } => db_failure(name, required, what, source),
+        other => Err(other.into()),
+    }
+}
+
 fn db_failure(
     name: &str,
     required: &str,
@@ -276,26 +290,7 @@ pub async fn decide(
 /// switch rolled back since does not count. No ledger or no successful switch = `None`
 /// (and `min_soak` fails).
 async fn switch_succeeded_at(client: &Client, plan_id: &str) -> Result<Option<(f64, String)>, SoakError> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT extract(epoch FROM r.finished_at)::float8, {} FROM seqmig.phase_runs r \
-                 WHERE r.plan_id = $1 AND r.phase = 'switch' AND r.action = 'apply' AND r.outcome = 'ok' \
-                   AND r.finished_at IS NOT NULL \
-                   AND NOT EXISTS (SELECT 1 FROM seqmig.phase_runs b \
-                                   WHERE b.plan_id = r.plan_id AND b.phase = 'switch' AND b.action = 'rollback' \
-                                     AND b.outcome = 'ok' AND b.id > r.id) \
-                 ORDER BY r.id DESC LIMIT 1",
-                utc("r.finished_at")
-            ),
-            &[&plan_id],
-        )
-        .await;
-    match row {
-        Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(e) => Err(SoakError::db("read when switch succeeded from seqmig.phase_runs")(e)),
-    }
+    Ok(crate::ledger::runs::switch_succeeded_at(client, plan_id).await?)
 }
 
 /// When the last step of `switch` succeeded, from `seqmig.step_runs`, when every switch step
@@ -307,24 +302,7 @@ async fn switch_steps_done_at(client: &Client, plan: &Plan) -> Result<Option<(f6
     if steps.is_empty() {
         return Ok(None);
     }
-    let row = client
-        .query_opt(
-            &format!(
-                "WITH latest AS (SELECT DISTINCT ON (step_id) step_id, action, outcome, finished_at \
-                                   FROM seqmig.step_runs WHERE plan_id = $1 AND step_id = ANY($2) \
-                                  ORDER BY step_id, id DESC) \
-                 SELECT extract(epoch FROM max(finished_at))::float8, {} FROM latest \
-                 HAVING count(*) FILTER (WHERE action = 'apply' AND outcome = 'ok') = cardinality($2::text[])",
-                utc("max(finished_at)")
-            ),
-            &[&plan.id, &steps],
-        )
-        .await;
-    match row {
-        Ok(r) => Ok(r.map(|r| (r.get(0), r.get(1)))),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(e) => Err(SoakError::db("read when the switch steps succeeded from seqmig.step_runs")(e)),
-    }
+    Ok(crate::ledger::runs::steps_done_at(client, &plan.id, &steps).await?)
 }
 
 /// The plan's names resolved to relation oids, as text for `= ANY($1::oid[])`-style queries.

@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 
 use super::objects::{OldObject, dropped_objects, tokenize};
 use super::{GateReport, MARKER, SoakError};
+use crate::ledger::{self, evidence::StatementSample as StatementCount};
 use crate::plan::Plan;
+
+pub use crate::ledger::AuditEvent;
 
 /// Records one external check (`seqmig soak record`). `plan_id` `None` = counts for every plan.
 pub async fn record_observation(
@@ -22,15 +25,8 @@ pub async fn record_observation(
     if criterion.trim().is_empty() {
         return Err(SoakError::Config("an observation needs a name: --criterion NAME".into()));
     }
-    let row = client
-        .query_one(
-            "INSERT INTO seqmig.soak_observations (plan_id, name, passed, value, source, actor) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            &[&plan_id, &criterion.trim(), &passed, &value, &source, &actor],
-        )
-        .await
-        .map_err(SoakError::db(format!("record observation '{criterion}'")))?;
-    Ok(row.get(0))
+    Ok(ledger::evidence::record_observation(client, plan_id, criterion.trim(), passed, value, source, actor)
+        .await?)
 }
 
 /// Records that `actor` approves `contract` of `plan` in `role`, with an audit row. Whether
@@ -40,20 +36,7 @@ pub async fn approve(client: &Client, plan: &Plan, role: &str, actor: &str) -> R
     if role.is_empty() {
         return Err(SoakError::EmptyRole);
     }
-    let row = client
-        .query_one(
-            // Approving twice in the same role is the same fact: kept once, audited each time.
-            "WITH a AS (INSERT INTO seqmig.approvals (plan_id, role, actor) VALUES ($1, $2, $3) \
-                        ON CONFLICT (plan_id, role, actor) DO UPDATE SET approved_at = excluded.approved_at \
-                        RETURNING id) \
-             , l AS (INSERT INTO seqmig.audit_log (event, plan_id, actor, reason) \
-                     VALUES ('approval', $1, $3, 'approved contract as ' || $2)) \
-             SELECT id FROM a",
-            &[&plan.id, &role, &actor],
-        )
-        .await
-        .map_err(SoakError::db(format!("record approval by role '{role}'")))?;
-    Ok(row.get(0))
+    Ok(ledger::evidence::record_approval(client, &plan.id, role, actor).await?)
 }
 
 /// What one census saw.
@@ -81,88 +64,30 @@ pub async fn take_sample(client: &Client) -> Result<SampleSummary, SoakError> {
     // minutes must not copy all of pg_stat_statements into the ledger.
     let old = if stats { active_old_paths(client).await? } else { Vec::new() };
     let tracked: Vec<String> = old.iter().map(ToString::to_string).collect();
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO seqmig.soak_samples (statements_available, stats_reset, tracked) \
-                 VALUES ($1, to_timestamp($2), $3) RETURNING id, {}",
-                super::evaluate::utc("taken_at")
-            ),
-            &[&stats, &stats_reset, &tracked],
-        )
-        .await
-        .map_err(SoakError::db("record a census"))?;
-    let (sample_id, taken_at): (i64, String) = (row.get(0), row.get(1));
-    let clients = client
-        .query(
-            &format!(
-                "INSERT INTO seqmig.client_samples \
-                     (sample_id, taken_at, application_name, usename, client_addr, sessions) \
-                 SELECT {MARKER} $1, s.taken_at, a.application_name, a.usename::text, a.client_addr::text, \
-                        count(*)::int \
-                 FROM pg_stat_activity a, seqmig.soak_samples s \
-                 WHERE s.id = $1 AND a.datname = current_database() AND a.pid <> pg_backend_pid() \
-                   AND a.backend_type = 'client backend' \
-                 GROUP BY s.taken_at, a.application_name, a.usename, a.client_addr \
-                 RETURNING application_name, sessions"
-            ),
-            &[&sample_id],
-        )
-        .await
-        .map_err(SoakError::db("record the client census"))?;
-    let mut clients: Vec<(String, i32)> = clients.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let (sample_id, taken_at) = ledger::evidence::insert_sample(client, stats, stats_reset, &tracked).await?;
+    let mut clients = ledger::evidence::record_client_census(client, sample_id).await?;
     clients.sort();
     let mut statements = 0;
     if !old.is_empty() {
         let rows = old_path_statements(client, &old)
             .await
             .map_err(SoakError::db("read pg_stat_statements for the census"))?;
-        let userids: Vec<u32> = rows.iter().map(|r| r.userid).collect();
-        let queryids: Vec<i64> = rows.iter().map(|r| r.queryid).collect();
-        let calls: Vec<i64> = rows.iter().map(|r| r.calls).collect();
-        let queries: Vec<&str> = rows.iter().map(|r| r.query.as_str()).collect();
-        statements = client
-            .execute(
-                "INSERT INTO seqmig.statement_samples (sample_id, taken_at, userid, queryid, calls, query) \
-                 SELECT s.id, s.taken_at, u.userid, u.queryid, u.calls, u.query \
-                 FROM seqmig.soak_samples s, \
-                      unnest($2::oid[], $3::int8[], $4::int8[], $5::text[]) AS u (userid, queryid, calls, query) \
-                 WHERE s.id = $1",
-                &[&sample_id, &userids, &queryids, &calls, &queries],
-            )
-            .await
-            .map_err(SoakError::db("record the statement census"))?;
+        statements = ledger::evidence::record_statement_census(client, sample_id, &rows).await?;
     }
     Ok(SampleSummary { sample_id, taken_at, clients, statements_available: stats, statements })
 }
 
 /// The old paths of every active plan in the executor's `seqmig.plans` (none without it).
 async fn active_old_paths(client: &Client) -> Result<Vec<OldObject>, SoakError> {
-    let rows =
-        match client.query("SELECT plan_json::text FROM seqmig.plans WHERE state = 'active'", &[]).await {
-            Ok(rows) => rows,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(SoakError::db("read the active plans")(e)),
-        };
-    let mut old: Vec<OldObject> = rows
+    let mut old: Vec<OldObject> = ledger::active_plan_jsons(client)
+        .await?
         .iter()
-        .filter_map(|r| Plan::from_json(r.get::<_, &str>(0)).ok())
+        .filter_map(|text| Plan::from_json(text).ok())
         .flat_map(|p| dropped_objects(&p))
         .collect();
     old.sort();
     old.dedup();
     Ok(old)
-}
-
-/// One pg_stat_statements entry of this database.
-#[derive(Debug, Clone)]
-pub(crate) struct StatementCount {
-    pub userid: u32,
-    pub queryid: i64,
-    pub calls: i64,
-    pub query: String,
 }
 
 /// The DML statements of this database whose text names one of `old` (as identifiers, see
@@ -241,16 +166,8 @@ pub async fn record_break_glass(
         .failing()
         .map(|c| serde_json::json!({ "criterion": c.name, "evidence": c.evidence, "verdict": c.verdict }))
         .collect();
-    let detail = serde_json::json!({ "phase": "contract", "failing": failing }).to_string();
-    let row = client
-        .query_one(
-            "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
-             VALUES ('break_glass', $1, $2, $3, $4::text::jsonb) RETURNING id",
-            &[&plan.id, &actor, &reason.trim(), &detail],
-        )
-        .await
-        .map_err(SoakError::db("record the break-glass in seqmig.audit_log"))?;
-    Ok(row.get(0))
+    let detail = serde_json::json!({ "phase": "contract", "failing": failing });
+    Ok(ledger::record_break_glass(client, &plan.id, actor, reason.trim(), &detail).await?)
 }
 
 /// Records that the gate was open when `contract` started: one `audit_log` row `gate_open`
@@ -268,31 +185,14 @@ pub async fn record_gate_open(
         .map(|c| serde_json::json!({ "criterion": c.name, "evidence": c.evidence, "verdict": c.verdict }))
         .collect();
     let detail =
-        serde_json::json!({ "phase": "contract", "evaluated_at": report.evaluated_at, "criteria": criteria })
-            .to_string();
-    let row = client
-        .query_one(
-            "INSERT INTO seqmig.audit_log (event, plan_id, actor, detail) \
-             VALUES ('gate_open', $1, $2, $3::text::jsonb) RETURNING id",
-            &[&plan.id, &actor, &detail],
-        )
-        .await
-        .map_err(SoakError::db("record the gate decision in seqmig.audit_log"))?;
-    Ok(row.get(0))
+        serde_json::json!({ "phase": "contract", "evaluated_at": report.evaluated_at, "criteria": criteria });
+    Ok(ledger::record_gate_open(client, &plan.id, actor, &detail).await?)
 }
 
 /// The decision `contract` of `plan_id` last started on: the id and event (`gate_open` or
 /// `break_glass`) of its `audit_log` row, if any.
 pub async fn contract_decision(client: &Client, plan_id: &str) -> Result<Option<(i64, String)>, SoakError> {
-    let row = client
-        .query_opt(
-            "SELECT id, event FROM seqmig.audit_log \
-             WHERE plan_id = $1 AND event IN ('gate_open', 'break_glass') ORDER BY id DESC LIMIT 1",
-            &[&plan_id],
-        )
-        .await
-        .map_err(SoakError::db("read the gate decision from seqmig.audit_log"))?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(ledger::contract_decision(client, plan_id).await?)
 }
 
 /// Records that an interrupted `contract` resumed on the decision in `audit_log` row
@@ -304,111 +204,39 @@ pub async fn record_contract_resumed(
     decision: i64,
     event: &str,
 ) -> Result<i64, SoakError> {
-    let detail =
-        serde_json::json!({ "phase": "contract", "decision": decision, "decision_event": event }).to_string();
-    let row = client
-        .query_one(
-            "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
-             VALUES ('contract_resumed', $1, $2, $3, $4::text::jsonb) RETURNING id",
-            &[&plan.id, &actor, &format!("resumed on the {event} decision of audit row {decision}"), &detail],
-        )
-        .await
-        .map_err(SoakError::db("record the resumed contract in seqmig.audit_log"))?;
-    Ok(row.get(0))
-}
-
-/// One row of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEvent {
-    pub id: i64,
-    pub at: String,
-    pub event: String,
-    pub plan_id: Option<String>,
-    pub actor: String,
-    pub reason: Option<String>,
-    /// Names of the criteria that were failing (break-glass only).
-    pub failing: Vec<String>,
+    let detail = serde_json::json!({ "phase": "contract", "decision": decision, "decision_event": event });
+    let reason = format!("resumed on the {event} decision of audit row {decision}");
+    Ok(ledger::record_contract_resumed(client, &plan.id, actor, &reason, &detail).await?)
 }
 
 /// Every audit row, oldest first; `plan_id` narrows to one plan.
 pub async fn audit_events(client: &Client, plan_id: Option<&str>) -> Result<Vec<AuditEvent>, SoakError> {
-    query_audit(client, "($1::text IS NULL OR plan_id = $1)", plan_id).await
+    Ok(ledger::audit_events(client, plan_id).await?)
 }
 
 /// Every break-glass ever recorded, oldest first, for `seqmig status` (shown forever after).
 pub async fn break_glass_events(client: &Client) -> Result<Vec<AuditEvent>, SoakError> {
-    query_audit(client, "event = 'break_glass' AND ($1::text IS NULL OR plan_id = $1)", None).await
+    Ok(ledger::break_glass_events(client).await?)
 }
 
-async fn query_audit(
-    client: &Client,
-    filter: &str,
-    plan_id: Option<&str>,
-) -> Result<Vec<AuditEvent>, SoakError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT id, {}, event, plan_id, actor, \
-                        reason, \
-                        ARRAY(SELECT coalesce(e->>'criterion', e #>> '{{}}') \
-                              FROM jsonb_array_elements(CASE jsonb_typeof(detail->'failing') \
-                                                        WHEN 'array' THEN detail->'failing' ELSE '[]' END) e) \
-                 FROM seqmig.audit_log WHERE {filter} ORDER BY id",
-                super::evaluate::utc("at")
-            ),
-            &[&plan_id],
-        )
-        .await;
-    let rows = match rows {
-        Ok(rows) => rows,
-        // No ledger yet: nothing was ever bypassed or approved here.
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-            return Ok(Vec::new());
-        }
-        Err(e) => return Err(SoakError::db("read seqmig.audit_log")(e)),
-    };
-    Ok(rows
-        .iter()
-        .map(|r| AuditEvent {
-            id: r.get(0),
-            at: r.get(1),
-            event: r.get(2),
-            plan_id: r.get(3),
-            actor: r.get(4),
-            reason: r.get(5),
-            failing: r.get::<_, Vec<Option<String>>>(6).into_iter().flatten().collect(),
-        })
-        .collect())
-}
-
-/// The plan stored by the executor in `seqmig.plans`: by id (full `sha256:…` or a unique
-/// prefix of its hex), or the only active one when `id` is `None`.
+/// The plan stored by the executor in `seqmig.plans`: by id or prefix, under the one rule of
+/// [`ledger::resolve_plan_id`], or the only active one when `id` is `None`.
 pub async fn stored_plan(client: &Client, id: Option<&str>) -> Result<Plan, SoakError> {
-    let rows = match client
-        .query(
-            "SELECT id, plan_json::text FROM seqmig.plans \
-             WHERE ($1::text IS NULL AND state = 'active') OR id = $1 OR id LIKE 'sha256:' || $1 || '%' \
-             ORDER BY id",
-            &[&id],
-        )
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
-            return Err(match id {
-                Some(id) => SoakError::UnknownPlan(id.to_string()),
-                None => SoakError::NoPlan,
-            });
-        }
-        Err(e) => return Err(SoakError::db("read seqmig.plans")(e)),
+    let id = match id {
+        Some(given) => ledger::resolve_plan_id(client, given).await?,
+        None if ledger::check_version(client).await? == 0 => return Err(SoakError::NoPlan),
+        None => match ledger::active_plan_ids(client).await {
+            Ok(ids) => match ids.as_slice() {
+                [] => return Err(SoakError::NoPlan),
+                [one] => one.clone(),
+                more => return Err(SoakError::AmbiguousPlan(more.len())),
+            },
+            Err(e) if e.is_missing_table() => return Err(SoakError::NoPlan),
+            Err(e) => return Err(e.into()),
+        },
     };
-    match (rows.as_slice(), id) {
-        ([row], _) => {
-            let (pid, text): (String, String) = (row.get(0), row.get(1));
-            Plan::from_json(&text).map_err(|source| SoakError::StoredPlan { id: pid, source })
-        }
-        ([], Some(id)) => Err(SoakError::UnknownPlan(id.to_string())),
-        ([], None) => Err(SoakError::NoPlan),
-        (rows, _) => Err(SoakError::AmbiguousPlan(rows.len())),
+    match ledger::stored_plan(client, &id).await? {
+        Some(stored) => Ok(stored.plan),
+        None => Err(SoakError::UnknownPlan(id)),
     }
 }

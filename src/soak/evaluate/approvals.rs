@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Client;
 
-use super::{Context, CriterionReport, db_failure, fail, pass};
+use super::{Context, CriterionReport, fail, ledger_failure, pass};
 use crate::soak::SoakError;
 use crate::soak::config::{BlastRadius, GateConfig};
 
@@ -20,18 +20,11 @@ pub(super) async fn approvals(
     if ctx.criteria.approvals_from_matrix {
         need.extend(cfg.governance.required_roles(radius));
     }
-    let rows = match client
-        .query(
-            "SELECT role, string_agg(DISTINCT actor, ', ' ORDER BY actor) FROM seqmig.approvals \
-             WHERE plan_id = $1 GROUP BY role ORDER BY role",
-            &[&ctx.plan.id],
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return db_failure(name, required, "reading seqmig.approvals", e),
-    };
-    let given: BTreeMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let given: BTreeMap<String, String> =
+        match crate::ledger::evidence::approvals_by_role(client, &ctx.plan.id).await {
+            Ok(rows) => rows.into_iter().collect(),
+            Err(e) => return ledger_failure(name, required, "reading seqmig.approvals", e),
+        };
     let required = format!("{required} ({radius}: {})", list_or_none(&need));
     let counted: Vec<String> =
         given.iter().filter(|(r, _)| need.contains(*r)).map(|(r, a)| format!("{r} by {a}")).collect();

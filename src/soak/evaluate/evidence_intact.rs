@@ -1,7 +1,7 @@
 //! `evidence_intact`: the evidence the other criteria read was not tampered with (issue 18.5).
 //! Always in force: it cannot be configured off, because every other verdict rests on it.
 //!
-//! The ledger's guard (`soak/evidence_guard.sql`) makes evidence append-only and stamps it
+//! The ledger's guard (`ledger/sql/v5_evidence_guard.sql`) makes evidence append-only and stamps it
 //! with the server clock. What this criterion can still see is what a role with DDL rights on
 //! the ledger (its owner, a superuser) leaves behind when it goes around the guard:
 //!
@@ -16,49 +16,24 @@
 
 use tokio_postgres::Client;
 
-use super::{CriterionReport, db_failure, fail, pass};
+use super::{CriterionReport, fail, ledger_failure, pass};
+use crate::ledger::evidence::{ORDERED_EVIDENCE, guard_triggers, impossible_phase_runs, out_of_order};
 use crate::soak::{EVIDENCE_TABLES, SoakError};
 
 pub(super) const NAME: &str = "evidence_intact";
 pub(super) const REQUIRED: &str = "append-only, server-timed evidence";
 
-/// The guard's triggers every evidence table must have, enabled.
-const TRIGGERS: [&str; 4] =
-    ["evidence_stamp", "evidence_update", "evidence_no_delete", "evidence_no_truncate"];
-
-/// (table, time column) whose times must follow the ids.
-const ORDERED: [(&str, &str); 5] = [
-    ("phase_runs", "started_at"),
-    ("soak_observations", "observed_at"),
-    ("audit_log", "at"),
-    ("soak_samples", "taken_at"),
-    ("approvals", "approved_at"),
-];
-
 pub(super) async fn evidence_intact(client: &Client) -> Result<CriterionReport, SoakError> {
     let mut problems: Vec<String> = Vec::new();
 
     // 1. The guard is in place on every table.
-    let tables: Vec<String> = EVIDENCE_TABLES.iter().map(|t| t.to_string()).collect();
-    let triggers: Vec<String> = TRIGGERS.iter().map(|t| t.to_string()).collect();
-    let rows = match client
-        .query(
-            "SELECT t.name, g.name, tr.tgenabled::text \
-             FROM unnest($1::text[]) t (name) CROSS JOIN unnest($2::text[]) g (name) \
-             LEFT JOIN pg_trigger tr ON tr.tgrelid = to_regclass('seqmig.' || quote_ident(t.name)) \
-                                    AND tr.tgname = g.name \
-             ORDER BY t.name, g.name",
-            &[&tables, &triggers],
-        )
-        .await
-    {
+    let rows = match guard_triggers(client).await {
         Ok(rows) => rows,
-        Err(e) => return db_failure(NAME, REQUIRED, "reading the evidence guard's triggers", e),
+        Err(e) => return ledger_failure(NAME, REQUIRED, "reading the evidence guard's triggers", e),
     };
     let mut missing = Vec::new();
     let mut disabled = Vec::new();
-    for r in &rows {
-        let (table, trigger, enabled): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
+    for (table, trigger, enabled) in &rows {
         match enabled.as_deref() {
             None => missing.push(format!("seqmig.{table}.{trigger}")),
             Some("D") | Some("R") => disabled.push(format!("seqmig.{table}.{trigger}")),
@@ -73,19 +48,11 @@ pub(super) async fn evidence_intact(client: &Client) -> Result<CriterionReport, 
     }
 
     // 2. Times from the future, times running backwards, runs finishing before they start.
-    for (table, column) in ORDERED {
-        let sql = format!(
-            "SELECT count(*) FILTER (WHERE t > clock_timestamp()), \
-                    count(*) FILTER (WHERE t < before - interval '1 second') \
-             FROM (SELECT {column} AS t, \
-                          max({column}) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-                   FROM seqmig.{table}) x"
-        );
-        let row = match client.query_one(&sql, &[]).await {
+    for (table, column) in ORDERED_EVIDENCE {
+        let (future, backwards) = match out_of_order(client, table, column).await {
             Ok(r) => r,
-            Err(e) => return db_failure(NAME, REQUIRED, &format!("reading seqmig.{table}"), e),
+            Err(e) => return ledger_failure(NAME, REQUIRED, &format!("reading seqmig.{table}"), e),
         };
-        let (future, backwards): (i64, i64) = (row.get(0), row.get(1));
         if future > 0 {
             problems.push(format!("{future} row(s) of seqmig.{table} dated in the future"));
         }
@@ -97,18 +64,10 @@ pub(super) async fn evidence_intact(client: &Client) -> Result<CriterionReport, 
             ));
         }
     }
-    let row = match client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE finished_at < started_at OR finished_at > clock_timestamp()) \
-             FROM seqmig.phase_runs",
-            &[],
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return db_failure(NAME, REQUIRED, "reading seqmig.phase_runs", e),
+    let bad_runs = match impossible_phase_runs(client).await {
+        Ok(n) => n,
+        Err(e) => return ledger_failure(NAME, REQUIRED, "reading seqmig.phase_runs", e),
     };
-    let bad_runs: i64 = row.get(0);
     if bad_runs > 0 {
         problems.push(format!(
             "{bad_runs} phase run(s) in seqmig.phase_runs finished before they started or in the future"

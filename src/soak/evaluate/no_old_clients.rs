@@ -3,7 +3,7 @@
 
 use tokio_postgres::Client;
 
-use super::{Context, CriterionReport, db_failure, fail, pass, utc};
+use super::{Context, CriterionReport, db_failure, fail, ledger_failure, pass};
 use crate::soak::SoakError;
 
 pub(super) async fn no_old_clients(
@@ -13,47 +13,21 @@ pub(super) async fn no_old_clients(
 ) -> Result<CriterionReport, SoakError> {
     let name = "no_old_clients";
     let patterns: Vec<String> = ctx.criteria.no_old_clients.iter().cloned().collect();
-    let samples = client
-        .query_one(
-            &format!(
-                "SELECT count(*), {} FROM seqmig.soak_samples WHERE taken_at >= to_timestamp($1)",
-                utc("max(taken_at)")
-            ),
-            &[&ctx.window_start],
-        )
-        .await;
-    let samples = match samples {
+    let (n_samples, last) = match crate::ledger::evidence::census_count(client, ctx.window_start).await {
         Ok(r) => r,
-        Err(e) => return db_failure(name, required, "reading the client censuses", e),
+        Err(e) => return ledger_failure(name, required, "reading the client censuses", e),
     };
-    let (n_samples, last): (i64, Option<String>) = (samples.get(0), samples.get(1));
-    let seen = match client
-        .query(
-            &format!(
-                "SELECT application_name, sum(sessions)::bigint, {} FROM seqmig.client_samples \
-                 WHERE taken_at >= to_timestamp($1) AND application_name ~ ANY($2::text[]) \
-                 GROUP BY 1 ORDER BY 1",
-                utc("max(taken_at)")
-            ),
-            &[&ctx.window_start, &patterns],
-        )
-        .await
-    {
+    let seen = match crate::ledger::evidence::clients_seen(client, ctx.window_start, &patterns).await {
         Ok(rows) => rows,
-        Err(e) => return db_failure(name, required, "matching the client censuses", e),
+        Err(e) => return ledger_failure(name, required, "matching the client censuses", e),
     };
     let live = match live_old_clients(client, &patterns).await {
         Ok(l) => l,
         Err(e) => return db_failure(name, required, "the live check of pg_stat_activity", e),
     };
     let mut parts = Vec::new();
-    for r in &seen {
-        parts.push(format!(
-            "'{}' seen in censuses ({} sessions, last at {})",
-            r.get::<_, String>(0),
-            r.get::<_, i64>(1),
-            r.get::<_, String>(2)
-        ));
+    for (application, sessions, last) in &seen {
+        parts.push(format!("'{application}' seen in censuses ({sessions} sessions, last at {last})"));
     }
     if !live.is_empty() {
         parts.push(format!("connected now: {}", live.join(", ")));

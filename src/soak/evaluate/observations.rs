@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::{Context, CriterionReport, db_failure, fail, pass};
+use super::{Context, CriterionReport, fail, ledger_failure, pass};
 use crate::soak::SoakError;
 
 pub(super) async fn observations(
@@ -14,26 +14,15 @@ pub(super) async fn observations(
 ) -> Result<CriterionReport, SoakError> {
     let name = "observations";
     let rule = ctx.criteria.observations.clone().unwrap_or_default();
-    let rows = match client
-        .query(
-            "SELECT name, passed, count(*)::bigint, \
-                    (array_agg(coalesce(value, '') || CASE WHEN source IS NULL THEN '' ELSE ' from ' || source END \
-                               ORDER BY observed_at DESC))[1] \
-             FROM seqmig.soak_observations \
-             WHERE (plan_id IS NULL OR plan_id = $1) AND observed_at >= to_timestamp($2) \
-             GROUP BY 1, 2 ORDER BY 1, 2",
-            &[&ctx.plan.id, &ctx.window_start],
-        )
-        .await
+    let rows = match crate::ledger::evidence::observation_counts(client, &ctx.plan.id, ctx.window_start).await
     {
         Ok(r) => r,
-        Err(e) => return db_failure(name, required, "reading seqmig.soak_observations", e),
+        Err(e) => return ledger_failure(name, required, "reading seqmig.soak_observations", e),
     };
     let mut passing: BTreeMap<String, i64> = BTreeMap::new();
     let mut failing = Vec::new();
-    for r in &rows {
-        let (crit, passed, n, last): (String, bool, i64, Option<String>) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
+    for r in rows {
+        let (crit, passed, n, last) = (r.name, r.passed, r.count, r.last);
         if passed {
             passing.insert(crit, n);
         } else {

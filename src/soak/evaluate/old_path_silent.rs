@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::{Context, CriterionReport, Verdict, db_failure, fail, pass};
+use super::{Context, CriterionReport, Verdict, db_failure, fail, ledger_failure, pass};
 use crate::soak::SoakError;
 use crate::soak::config::OldPathRule;
 use crate::soak::evidence::{old_path_statements, statements_available, stats_reset};
@@ -63,42 +63,15 @@ pub(super) async fn old_path_silent(
     // census after it, and pg_stat_statements now.
     // Only censuses that recorded this plan's old path are readings of it.
     let tracked: Vec<String> = old.iter().map(ToString::to_string).collect();
-    let sample_rows = match client
-        .query(
-            "SELECT id, extract(epoch FROM stats_reset)::float8 FROM seqmig.soak_samples \
-             WHERE statements_available AND tracked @> $2::text[] AND (taken_at > to_timestamp($1) OR id = ( \
-                 SELECT id FROM seqmig.soak_samples \
-                 WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
-                 ORDER BY taken_at DESC, id DESC LIMIT 1)) \
-             ORDER BY taken_at, id",
-            &[&switch_at, &tracked],
-        )
-        .await
-    {
+    let sample_rows = match crate::ledger::evidence::statement_censuses(client, switch_at, &tracked).await {
         Ok(r) => r,
-        Err(e) => return db_failure(name, required, "reading the statement censuses", e),
+        Err(e) => return ledger_failure(name, required, "reading the statement censuses", e),
     };
-    let baseline_row = client
-        .query_opt(
-            "SELECT id FROM seqmig.soak_samples \
-             WHERE statements_available AND tracked @> $2::text[] AND taken_at <= to_timestamp($1) \
-             ORDER BY taken_at DESC, id DESC LIMIT 1",
-            &[&switch_at, &tracked],
-        )
-        .await
-        .map_err(SoakError::db("read the statement baseline"))?;
-    let baseline_id: Option<i64> = baseline_row.map(|r| r.get(0));
+    let baseline_id = crate::ledger::evidence::statement_baseline(client, switch_at, &tracked).await?;
     let mut points: Vec<StatementPoint> = Vec::new();
-    for s in &sample_rows {
-        let id: i64 = s.get(0);
-        let rows = client
-            .query(
-                "SELECT userid, queryid, calls, query FROM seqmig.statement_samples WHERE sample_id = $1",
-                &[&id],
-            )
-            .await
-            .map_err(SoakError::db("read a statement census"))?;
-        points.push(StatementPoint { reset: s.get(1), calls: collect_calls(&rows, &matches) });
+    for (id, reset) in sample_rows {
+        let rows = crate::ledger::evidence::statement_census(client, id).await?;
+        points.push(StatementPoint { reset, calls: collect_calls(rows, &matches) });
     }
     let live = match old_path_statements(client, &old).await {
         Ok(r) => r,
@@ -220,14 +193,12 @@ pub(super) async fn old_path_silent(
 }
 
 pub(super) fn collect_calls(
-    rows: &[tokio_postgres::Row],
+    rows: Vec<crate::ledger::evidence::StatementSample>,
     matches: &impl Fn(&str) -> bool,
 ) -> BTreeMap<(u32, i64), (i64, String)> {
-    rows.iter()
-        .filter_map(|r| {
-            let query: String = r.get(3);
-            matches(&query).then(|| ((r.get::<_, u32>(0), r.get::<_, i64>(1)), (r.get::<_, i64>(2), query)))
-        })
+    rows.into_iter()
+        .filter(|r| matches(&r.query))
+        .map(|r| ((r.userid, r.queryid), (r.calls, r.query)))
         .collect()
 }
 
