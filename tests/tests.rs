@@ -5,6 +5,7 @@ mod harness;
 mod backfill_replica_tests;
 mod backfill_tests;
 mod book_tests;
+mod config_tests;
 mod drift_tests;
 mod dump_clean_tests;
 mod exec_examples_tests;

@@ -199,6 +199,11 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub findings: Vec<Finding>,
     pub gate: GateSpec,
+    /// `hmac-sha256:<hex>` over [`Plan::canonical_bytes`], written by `seqmig plan
+    /// --sign-key-file` (issue 18.6; see `super::signature`). Outside the id, so signing
+    /// does not change it; absent from unsigned plans, whose JSON is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Why a stored or given plan cannot be used.
@@ -252,16 +257,31 @@ impl Plan {
                 steps: steps.iter().filter(|s| s.phase == p).map(|s| s.id.clone()).collect(),
             })
             .collect();
-        Plan { format: PLAN_FORMAT.into(), id: String::new(), changes, phases, steps, findings, gate }.seal()
+        Plan {
+            format: PLAN_FORMAT.into(),
+            id: String::new(),
+            changes,
+            phases,
+            steps,
+            findings,
+            gate,
+            signature: None,
+        }
+        .seal()
     }
 
     /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
     pub fn compute_id(&self) -> String {
-        let body = Plan { id: String::new(), ..self.clone() };
-        let canonical = serde_json::to_vec(&body).expect("a plan always serialises");
-        let digest = Sha256::digest(&canonical);
+        let digest = Sha256::digest(self.canonical_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         format!("sha256:{hex}")
+    }
+
+    /// The canonical body: this plan as compact JSON with `id` empty and no signature. The
+    /// id hashes it and a signature authenticates it.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let body = Plan { id: String::new(), signature: None, ..self.clone() };
+        serde_json::to_vec(&body).expect("a plan always serialises")
     }
 
     /// Sets `id` from the content; call last, after every other field is final.

@@ -8,6 +8,7 @@ mod artifact;
 mod build;
 pub mod draft;
 pub mod expect;
+pub mod signature;
 pub mod sqltext;
 mod steps;
 

@@ -1,0 +1,179 @@
+//! Configuration, hints and plan signatures (issue 18.6–18.8, issue 23's small things): what
+//! `seqmig.toml` and the flags accept is validated at `plan` and honoured to the end; a
+//! signed plan is the only plan `apply --verify-key-file` runs; hint expressions are spliced
+//! in parenthesised, so they stay one expression in the generated SQL.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use seqmig::plan::Plan;
+
+use crate::harness::TestDb;
+use crate::harness::cli::{TempDir, command, text};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples").join(name)
+}
+
+/// `seqmig plan --from before.sql --to after.sql` of an example folder, with `extra` flags and
+/// environment variables, run in `dir` (no stray seqmig.toml).
+fn plan_cli(folder: &Path, dir: &TempDir, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"));
+    c.current_dir(&dir.path)
+        .env_remove("SEQMIG_SIGNING_KEY_FILE")
+        .args(["plan", "--from"])
+        .arg(folder.join("before.sql"))
+        .arg("--to")
+        .arg(folder.join("after.sql"))
+        .args(extra);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Runs seqmig on `db` with no key in the environment unless `env` sets one.
+fn run(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = command(&db.url);
+    c.env_remove("SEQMIG_VERIFY_KEY_FILE").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn query_bool(db: &TestDb, sql: &str) -> bool {
+    crate::harness::block_on(async { db.client().await.query_one(sql, &[]).await.unwrap().get(0) })
+}
+
+/// A database holding `before.sql` of an example.
+fn db_with(folder: &Path) -> TestDb {
+    let db = TestDb::new();
+    db.execute(&std::fs::read_to_string(folder.join("before.sql")).unwrap());
+    db
+}
+
+/// `plan` with `edit` applied, and its id recomputed the way anyone can: the id is a checksum.
+fn forge(plan: &Plan, edit: impl FnOnce(&mut Plan)) -> Plan {
+    let mut p = plan.clone();
+    edit(&mut p);
+    p.id = String::new();
+    p.seal()
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> String {
+    let path = dir.path.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Issue 18.6: `CREATE TABLE pwned` added to a step, or a blocking finding deleted, with the
+/// id recomputed, is accepted by a deployment that does not verify signatures (documented in
+/// trust-model.md), and refused — nothing changed, not even the ledger — by one that does,
+/// whether the key comes from `--verify-key-file` or `SEQMIG_VERIFY_KEY_FILE`. The plan CI
+/// signed applies, phase after phase from the stored plan; a stored forged plan is refused
+/// by the runner too.
+#[test]
+fn issue18_6_forged_plans_are_refused_with_a_verification_key() {
+    let dir = TempDir::new();
+    let key = write(&dir, "ci.key", "3f1b7c0e9a5d4e2f8c6b1a0d9e8f7a6b\n");
+    let other_key = write(&dir, "other.key", "00000000000000000000000000000000\n");
+    let folder = example("07-rename-column");
+    let out = plan_cli(
+        &folder,
+        &dir,
+        &["--config", folder.join("seqmig.toml").to_str().unwrap(), "--format", "json"],
+        &[("SEQMIG_SIGNING_KEY_FILE", &key)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let signed = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert!(signed.signature.as_deref().unwrap().starts_with("hmac-sha256:"), "{:?}", signed.signature);
+    let signed_path = write(&dir, "signed.json", &signed.to_json_pretty());
+
+    let pwned = forge(&signed, |p| {
+        let step = p.steps.iter_mut().find(|s| s.phase == seqmig::plan::Phase::Expand).unwrap();
+        step.sql.push_str(";\nCREATE TABLE public.pwned (id int)");
+    });
+    let pwned_path = write(&dir, "pwned.json", &pwned.to_json_pretty());
+    let mut unsigned = pwned.clone();
+    unsigned.signature = None;
+    let unsigned_path = write(&dir, "unsigned.json", &unsigned.to_json_pretty());
+    let pwned_exists = "SELECT to_regclass('public.pwned') IS NOT NULL";
+    let ledger_exists = "SELECT to_regclass('seqmig.plans') IS NOT NULL";
+
+    // Without a verification key the checksum is all there is: the forgery runs.
+    let open = db_with(&folder);
+    let out = run(&open, &["apply", "--plan", &pwned_path, "--phase", "expand"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(query_bool(&open, pwned_exists), "without a key the edited plan is accepted");
+    // The stored forged plan is refused by a runner that verifies.
+    let out = run(&open, &["apply", "--phase", "dual_write", "--verify-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not verify with key file"), "{}", text(&out));
+    assert!(query_bool(&open, "SELECT count(*) = 0 FROM seqmig.phase_runs WHERE phase = 'dual_write'"));
+
+    // With a key: refused before connecting, by flag or by environment.
+    let closed = db_with(&folder);
+    for (args, env, problem) in [
+        (vec!["--verify-key-file", key.as_str()], vec![], "does not verify with key file"),
+        (vec![], vec![("SEQMIG_VERIFY_KEY_FILE", key.as_str())], "does not verify with key file"),
+        (vec!["--verify-key-file", other_key.as_str()], vec![], "does not verify with key file"),
+    ] {
+        let mut a = vec!["apply", "--plan", &pwned_path, "--phase", "expand"];
+        a.extend(args);
+        let out = run(&closed, &a, &env);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(problem), "{}", text(&out));
+        assert!(text(&out).contains("nothing was changed"), "{}", text(&out));
+    }
+    let out = run(
+        &closed,
+        &["apply", "--plan", &unsigned_path, "--phase", "expand", "--verify-key-file", &key],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("is not signed"), "{}", text(&out));
+    assert!(!query_bool(&closed, pwned_exists));
+    assert!(!query_bool(&closed, ledger_exists), "a refused plan changes nothing, not even the ledger");
+
+    // A blocked plan whose blocking finding was deleted.
+    let drop_table = example("02-drop-table");
+    let out = plan_cli(&drop_table, &dir, &["--format", "json", "--sign-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(1), "blocked: {}", text(&out));
+    let blocked = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert!(blocked.is_blocked() && blocked.signature.is_some());
+    let unblocked = forge(&blocked, |p| p.findings.retain(|f| !f.is_error()));
+    let unblocked_path = write(&dir, "unblocked.json", &unblocked.to_json_pretty());
+    let db = db_with(&drop_table);
+    let out =
+        run(&db, &["apply", "--plan", &unblocked_path, "--phase", "expand", "--verify-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not verify"), "{}", text(&out));
+    assert!(!query_bool(&db, ledger_exists));
+    let out = run(&db, &["apply", "--plan", &unblocked_path, "--phase", "expand"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without a key the deleted finding goes unnoticed: {}",
+        text(&out)
+    );
+
+    // The plan CI signed applies; later phases read it from the ledger and verify it there.
+    let good = db_with(&folder);
+    let out =
+        run(&good, &["apply", "--plan", &signed_path, "--phase", "expand", "--verify-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&good, &["apply", "--phase", "dual_write"], &[("SEQMIG_VERIFY_KEY_FILE", &key)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&good, &["rollback", "--phase", "dual_write", "--verify-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&good, &["rollback", "--phase", "expand", "--verify-key-file", &other_key], &[]);
+    assert_eq!(out.status.code(), Some(1), "rollback verifies too: {}", text(&out));
+    assert!(!query_bool(&good, pwned_exists));
+
+    // A key too short to be one is an error, not a silent pass.
+    let short = write(&dir, "short.key", "abc\n");
+    let out = run(&good, &["apply", "--phase", "dual_write", "--verify-key-file", &short], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("a signing key needs at least 16"), "{}", text(&out));
+}
