@@ -141,21 +141,9 @@ pub(crate) fn parse_phase(name: &str) -> anyhow::Result<Phase> {
     })
 }
 
-/// `250ms`, `90s`, `10m`, `2h`, `1d`; a bare number is seconds.
+/// A duration flag, in the grammar of `seqmig.toml` ([`crate::duration`]).
 pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("'{t}' does not start with a number"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        u => bail!("unknown unit '{u}' (use ms, s, m, h or d)"),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -336,5 +324,8 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("10 parsecs").is_err());
+        // The grammar of seqmig.toml: compounds and fractions both (issue 19).
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
     }
 }
