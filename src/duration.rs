@@ -44,7 +44,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(bad(format!("a number is expected at '{rest}'")));
         }
-        let n: f64 = rest[..digits].parse().map_err(|_| bad(format!("'{}' is not a number", &rest[..digits])))?;
+        let n: f64 =
+            rest[..digits].parse().map_err(|_| bad(format!("'{}' is not a number", &rest[..digits])))?;
         rest = rest[digits..].trim_start();
         let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
@@ -121,7 +122,8 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for d in [5400, 86400, 90, 0].map(Duration::from_secs).into_iter().chain([Duration::from_millis(250)]) {
+        for d in [5400, 86400, 90, 0].map(Duration::from_secs).into_iter().chain([Duration::from_millis(250)])
+        {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");

@@ -177,3 +177,149 @@ fn issue18_6_forged_plans_are_refused_with_a_verification_key() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("a signing key needs at least 16"), "{}", text(&out));
 }
+
+/// Applies every phase before contract of `plan_path` on `db`, each must succeed.
+fn apply_to_switch(db: &TestDb, plan_path: &str) {
+    for phase in ["expand", "dual_write", "backfill", "switch"] {
+        let out = run(db, &["apply", "--plan", plan_path, "--phase", phase], &[]);
+        assert_eq!(out.status.code(), Some(0), "{phase}: {}", text(&out));
+    }
+}
+
+/// Issue 18.7: every section of seqmig.toml is validated at `plan` by the parsers that read it
+/// later — unknown keys anywhere, values in no accepted form — naming the file, the key and
+/// what is accepted; what `plan` accepts (`min_soak = "2 minutes"`, `1.5h`, `1h30m`) is read
+/// the same by the gate and by `--retry-budget`.
+#[test]
+fn issue18_7_seqmig_toml_is_validated_at_plan_with_one_duration_grammar() {
+    let dir = TempDir::new();
+    let folder = example("07-rename-column");
+    let rename = std::fs::read_to_string(folder.join("seqmig.toml")).unwrap();
+    let toml = dir.path.join("seqmig.toml");
+    let plan = |extra: &str| {
+        std::fs::write(&toml, format!("{rename}\n{extra}\n")).unwrap();
+        plan_cli(&folder, &dir, &["--format", "json"], &[])
+    };
+    for (extra, expected) in [
+        ("[gate]\nmin_sok = \"2m\"", "unknown gate criterion 'min_sok'"),
+        ("[gate]\nmin_soak = \"2 fortnights\"", "unknown unit 'fortnights'; expected a number of seconds"),
+        ("[gate]\nold_path_silent = \"maybe\"", "expected required, if_available or off"),
+        (
+            "[[tier]]\nname = \"t\"\ntables = [\"public.users\"]\nmin_sok = \"1h\"",
+            "unknown gate criterion 'min_sok'",
+        ),
+        ("[governance]\nownr = \"x\"", "unknown field `ownr`"),
+        ("[lint]\npg_verison = 15", "unknown field `pg_verison`"),
+        ("[plan]\nallow_one_wya = []", "unknown field `allow_one_wya`"),
+        ("[gates]\nmin_soak = \"1h\"", "unknown field `gates`"),
+    ] {
+        let out = plan(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", text(&out));
+        assert!(text(&out).contains("seqmig.toml"), "{extra}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{extra}: {}", text(&out));
+    }
+    // Accepted at plan means evaluable by the gate: the same parser reads the stored value.
+    let cfg_tables = [seqmig::model::QualifiedName::of("public", "users")];
+    for (written, secs) in [("2 minutes", 120), ("1.5h", 5400), ("1h30m", 5400), ("90", 90)] {
+        let extra = format!("[gate]\nmin_soak = \"{written}\"");
+        let out = plan(&extra);
+        assert_eq!(out.status.code(), Some(0), "{written}: {}", text(&out));
+        let p = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let stored = p.gate.criteria.iter().find(|c| c.name == "min_soak").unwrap();
+        assert_eq!(stored.value, written);
+        let gate = seqmig::soak::GateConfig::from_toml(&format!("{rename}\n{extra}\n")).unwrap();
+        let c = gate.criteria_for(&cfg_tables, &p.gate.criteria).unwrap();
+        assert_eq!(c.min_soak, Some(std::time::Duration::from_secs(secs)), "{written}");
+    }
+    // [lint] belongs in the same file and no longer makes plan refuse it.
+    assert_eq!(plan("[lint]\npg_version = 15").status.code(), Some(0));
+
+    // --retry-budget reads the same grammar.
+    let out = plan("");
+    let plan_path = write(&dir, "plan.json", &String::from_utf8_lossy(&out.stdout));
+    let db = db_with(&folder);
+    for budget in ["1.5h", "1h30m", "2 minutes"] {
+        let out = run(
+            &db,
+            &["apply", "--plan", &plan_path, "--phase", "expand", "--dry-run", "--retry-budget", budget],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{budget}: {}", text(&out));
+    }
+    let out = run(
+        &db,
+        &["apply", "--plan", &plan_path, "--phase", "expand", "--retry-budget", "2 fortnights"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unknown unit 'fortnights'"), "{}", text(&out));
+}
+
+/// Issue 18.7: `old_path_silent = false`, `"off"` and `"if_available"` reach the plan and the
+/// gate on real PostgreSQL. After switch the old column is read again; with the default the
+/// gate stays closed on it, with `off` the criterion is not asked; without the extension
+/// `if_available` lets the inconclusive check pass where the default blocks.
+#[test]
+fn issue18_7_old_path_silent_settings_are_honoured_by_the_gate() {
+    let dir = TempDir::new();
+    let folder = example("07-rename-column");
+    let rename = std::fs::read_to_string(folder.join("seqmig.toml")).unwrap();
+    for (setting, extension, plan_value, gate_exit, expected) in [
+        ("", true, Some("since switch"), 1, "FAIL"),
+        ("old_path_silent = false", true, None, 0, ""),
+        ("old_path_silent = \"off\"", true, None, 0, ""),
+        ("", false, Some("since switch"), 1, "inconclusive "),
+        ("old_path_silent = \"if_available\"", false, Some("if_available"), 0, "inconclusive (allowed)"),
+    ] {
+        let config = format!("{rename}\n[gate]\nmin_soak = \"0s\"\n{setting}\n");
+        let toml = write(&dir, "seqmig.toml", &config);
+        let out = plan_cli(&folder, &dir, &["--format", "json", "--config", &toml], &[]);
+        assert_eq!(out.status.code(), Some(0), "{setting}: {}", text(&out));
+        let p = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let asked = p.gate.criteria.iter().find(|c| c.name == "old_path_silent").map(|c| c.value.as_str());
+        assert_eq!(asked, plan_value, "{setting}");
+        let plan_path = write(&dir, "plan.json", &p.to_json_pretty());
+
+        let db = db_with(&folder);
+        if extension {
+            db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+        }
+        apply_to_switch(&db, &plan_path);
+        // The old release still reads the column contract drops.
+        db.execute("SELECT name FROM public.users");
+        let out = run(&db, &["gate", "--config", &toml], &[]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(gate_exit), "{setting} (extension {extension}): {shown}");
+        if expected.is_empty() {
+            assert!(!shown.contains("old_path_silent"), "{setting}: {shown}");
+        } else {
+            let line = shown.lines().find(|l| l.trim_start().starts_with("old_path_silent")).unwrap_or("");
+            assert!(line.contains(expected), "{setting}: {shown}");
+        }
+    }
+}
+
+/// Issue 18.8: `[[fill]] value = '1 -- default tenant'` is one expression with a comment; it is
+/// spliced in parenthesised with the comment cut, and the plan applies on real PostgreSQL,
+/// every existing row getting 1.
+#[test]
+fn issue18_8_fill_value_with_comment_is_spliced_parenthesised_and_applies() {
+    let dir = TempDir::new();
+    let folder = example("05-add-not-null-column");
+    let toml = write(
+        &dir,
+        "seqmig.toml",
+        "[[fill]]\ntable = \"public.users\"\ncolumn = \"tenant_id\"\nvalue = '1 -- default tenant'\n",
+    );
+    let out = plan_cli(&folder, &dir, &["--format", "json", "--config", &toml], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let p = Plan::from_json(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let sql: String = p.steps.iter().map(|s| s.sql.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(!sql.contains("default tenant"), "{sql}");
+    assert!(sql.contains("(1)"), "{sql}");
+    let plan_path = write(&dir, "plan.json", &p.to_json_pretty());
+    let db = db_with(&folder);
+    db.execute("INSERT INTO public.users (name) SELECT 'u' || g FROM generate_series(1, 500) g");
+    apply_to_switch(&db, &plan_path);
+    assert!(query_bool(&db, "SELECT count(*) = 500 AND bool_and(tenant_id = 1) FROM public.users"));
+}

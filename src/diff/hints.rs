@@ -282,6 +282,16 @@ fn check_expressions(config: &Config, origin: &str) -> Result<(), HintError> {
     Ok(())
 }
 
+/// A hint expression as the planner splices it: one expression, comments cut, parenthesised.
+fn spliced(text: &str, path: &str, key: String) -> Result<String, HintError> {
+    crate::parse::hint_sql(text).map_err(|problem| HintError::Expression {
+        path: path.into(),
+        key,
+        text: text.into(),
+        problem,
+    })
+}
+
 fn qname(text: &str, what: &str) -> Result<QualifiedName, HintError> {
     QualifiedName::parse_sql(text, "public").map_err(|source| HintError::Name {
         text: text.into(),
@@ -381,18 +391,20 @@ impl Hints {
                 Some(f) => ident(f, "[[transform]] from")?,
                 None => column.clone(),
             };
+            let table = qname(&t.table, "[[transform]] table")?;
+            let key = |k: &str| format!("[[transform]] {}.{} {k}", t.table, t.column);
             hints.transforms.push(Transform {
-                table: qname(&t.table, "[[transform]] table")?,
+                table,
                 column,
                 from,
-                up: t.up.clone(),
-                down: t.down.clone(),
+                up: t.up.as_deref().map(|v| spliced(v, "seqmig.toml", key("up"))).transpose()?,
+                down: t.down.as_deref().map(|v| spliced(v, "seqmig.toml", key("down"))).transpose()?,
             });
         }
         for f in &config.fill {
             hints.fills.insert(
                 (qname(&f.table, "[[fill]] table")?, ident(&f.column, "[[fill]] column")?),
-                f.value.clone(),
+                spliced(&f.value, "seqmig.toml", format!("[[fill]] {}.{} value", f.table, f.column))?,
             );
         }
         for a in &config.plan.allow_one_way {
@@ -463,17 +475,8 @@ impl Hints {
         let t = &mut self.transforms[idx];
         match key.trim() {
             "up" | "down" => {
-                crate::parse::hint_expression(value).map_err(|problem| HintError::Expression {
-                    path: "--transform".into(),
-                    key: format!("{target}:{}", key.trim()),
-                    text: value.into(),
-                    problem,
-                })?;
-                if key.trim() == "up" {
-                    t.up = Some(value.to_string())
-                } else {
-                    t.down = Some(value.to_string())
-                }
+                let sql = spliced(value, "--transform", format!("{target}:{}", key.trim()))?;
+                if key.trim() == "up" { t.up = Some(sql) } else { t.down = Some(sql) }
             }
             "from" => t.from = ident(value, "--transform from")?,
             _ => return Err(bad()),
@@ -550,7 +553,8 @@ allow_one_way = ["public.legacy_events", "users.Legacy"]
         assert_eq!(h.transforms[0].from.as_str(), "price");
         assert_eq!(
             h.fill(&QualifiedName::of("public", "users"), &Ident::exact("email").unwrap()),
-            Some("''")
+            Some("('')"),
+            "spliced parenthesised (issue 18.8)"
         );
         let (p, u, l) = (
             Ident::exact("public").unwrap(),

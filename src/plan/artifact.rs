@@ -363,6 +363,7 @@ mod tests {
             }],
             findings: vec![],
             gate: GateSpec::default(),
+            signature: None,
         }
         .seal()
     }
