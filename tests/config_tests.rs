@@ -323,3 +323,39 @@ fn issue18_8_fill_value_with_comment_is_spliced_parenthesised_and_applies() {
     apply_to_switch(&db, &plan_path);
     assert!(query_bool(&db, "SELECT count(*) = 500 AND bool_and(tenant_id = 1) FROM public.users"));
 }
+
+/// Issue 23: with no observation recorded and one required, the gate says what is missing
+/// (`missing 1 of 1 passing`), not how many there are (`missing 0 of 1`).
+#[test]
+fn issue23_gate_says_how_many_observations_are_missing() {
+    let dir = TempDir::new();
+    let folder = example("07-rename-column");
+    let rename = std::fs::read_to_string(folder.join("seqmig.toml")).unwrap();
+    let toml =
+        write(&dir, "seqmig.toml", &format!("{rename}\n[gate]\nmin_soak = \"0s\"\nobservations = 1\n"));
+    let out = plan_cli(&folder, &dir, &["--format", "json", "--config", &toml], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan_path = write(&dir, "plan.json", &String::from_utf8_lossy(&out.stdout));
+    let db = db_with(&folder);
+    apply_to_switch(&db, &plan_path);
+    let out = run(&db, &["gate", "--config", &toml], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("missing 1 of 1 passing"), "{}", text(&out));
+}
+
+/// Issue 23: `status` with no URL says that neither `--database-url` nor `DATABASE_URL` was
+/// given, instead of only failing to reach localhost.
+#[test]
+fn issue23_status_without_a_url_says_none_was_given() {
+    let dir = TempDir::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .arg("status")
+        .current_dir(&dir.path)
+        .env_remove("DATABASE_URL")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("neither --database-url nor DATABASE_URL was given"), "{}", text(&out));
+}
