@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod diff;
+pub mod duration;
 // Executor errors carry what was already done and who blocked; they are returned once per
 // command, never in a hot loop, so their size does not matter.
 #[allow(clippy::result_large_err)]

@@ -6,6 +6,7 @@ mod backfill_partition_tests;
 mod backfill_replica_tests;
 mod backfill_tests;
 mod book_tests;
+mod config_tests;
 mod drift_tests;
 mod dump_clean_tests;
 mod effects_tests;

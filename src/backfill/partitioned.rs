@@ -34,9 +34,6 @@ SELECT n.nspname, c.relname
  WHERE t.isleaf AND t.level > 0
  ORDER BY pg_relation_size(c.oid) DESC, n.nspname, c.relname";
 
-
-
-
 /// The ledger step id of one partition's backfill.
 pub fn partition_step_id(step_id: &str, partition: &QualifiedName) -> String {
     format!("{step_id}@{}", partition.quoted())
@@ -186,12 +183,7 @@ pub async fn run_partitioned(
         .await
         .map_err(|e| super::db(req, "sum the partitions", e))?;
     if let Some((partition, message)) = failure {
-        let _ = client
-            .execute(
-                ledger::FAILED_SQL,
-                &[&req.plan_id, &req.step_id, &message],
-            )
-            .await;
+        let _ = client.execute(ledger::FAILED_SQL, &[&req.plan_id, &req.step_id, &message]).await;
         return Err(BackfillError::BatchFailed {
             table: if partition.is_empty() { table } else { partition },
             range: "of a partition".into(),
@@ -207,10 +199,7 @@ pub async fn run_partitioned(
         .await
         .map_err(|e| super::db(req, "record the verification", e))?;
     let totals = client
-        .query_one(
-            ledger::TOTALS_READ_SQL,
-            &[&req.plan_id, &req.step_id],
-        )
+        .query_one(ledger::TOTALS_READ_SQL, &[&req.plan_id, &req.step_id])
         .await
         .map_err(|e| super::db(req, "read the totals", e))?;
     let total_outcome = BackfillOutcome {

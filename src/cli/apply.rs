@@ -13,6 +13,7 @@ use crate::db::ConnectOptions;
 use crate::exec::{
     self, ContractGate, Event, ExecError, GatePassage, PlanSource, Reporter, RetryPolicy, RunnerOptions,
 };
+use crate::plan::signature::{PlanKey, VERIFY_KEY_ENV};
 use crate::plan::{Phase, Plan};
 
 /// The `Examples:` section of `--help` (and of the book's CLI reference).
@@ -48,6 +49,11 @@ pub struct Target {
     /// Total time to keep retrying one statement that cannot get its lock (`90s`, `10m`, `1h`).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub retry_budget: String,
+    /// Apply or roll back only plans signed with this key (`seqmig plan --sign-key-file`);
+    /// unsigned and altered plans are refused before anything runs. Default:
+    /// $SEQMIG_VERIFY_KEY_FILE; without either, signatures are not checked.
+    #[arg(long, value_name = "FILE")]
+    pub verify_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -74,6 +80,8 @@ pub struct Args {
 pub(crate) struct Resolved {
     pub source: PlanSource,
     pub runner: RunnerOptions,
+    /// The key every plan must be signed with (issue 18.6).
+    pub verify_key: Option<PlanKey>,
 }
 
 /// Turns the raw flags into a plan source and runner options. A tampered or unreadable plan
@@ -91,6 +99,13 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
         (None, Some(id)) => PlanSource::Id(id.clone()),
         (None, None) => PlanSource::Active,
     };
+    let verify_key = PlanKey::from_flag_or_env(target.verify_key_file.as_deref(), VERIFY_KEY_ENV)?;
+    // A plan file is checked before connecting; a stored plan by the runner (Runner::apply).
+    if let (Some(key), PlanSource::File { plan, path }) = (&verify_key, &source)
+        && let Err(e) = key.verify(plan)
+    {
+        return Ok(Err(format!("refusing '{path}': {e}; nothing was changed")));
+    }
     let connection = ConnectOptions::resolve(target.database_url.as_deref().filter(|u| !u.is_empty()))?;
     let actor = super::actor(target.actor.clone());
     if target.lock_timeout == 0 {
@@ -99,12 +114,21 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
     let budget = parse_duration(&target.retry_budget)
         .with_context(|| format!("invalid --retry-budget '{}'", target.retry_budget))?;
     let retry = RetryPolicy { lock_timeout: Duration::from_millis(target.lock_timeout), budget };
-    Ok(Ok(Resolved { source, runner: RunnerOptions { connection, actor, retry } }))
+    Ok(Ok(Resolved { source, runner: RunnerOptions { connection, actor, retry }, verify_key }))
 }
 
 /// `SEQMIG_FAULT_AFTER_STEPS=k`: abort the process right after the k-th step completes, like
 /// `kill -9` at the worst moment. Only the reliability tests set it (book: reliability.md);
 /// it is deliberately not a flag.
+/// What every apply and rollback runner is given before it runs: the signature key, and
+/// the fault injection of the reliability tests.
+pub(crate) fn prepare(runner: &mut exec::Runner, verify_key: Option<PlanKey>) {
+    if let Some(key) = verify_key {
+        runner.verify_signatures(key);
+    }
+    inject_faults(runner);
+}
+
 pub(crate) fn inject_faults(runner: &mut exec::Runner) {
     if let Some(k) = std::env::var("SEQMIG_FAULT_AFTER_STEPS").ok().and_then(|v| v.trim().parse().ok()) {
         runner.dangerous_abort_after_steps(k);
@@ -117,21 +141,9 @@ pub(crate) fn parse_phase(name: &str) -> anyhow::Result<Phase> {
     })
 }
 
-/// `250ms`, `90s`, `10m`, `2h`, `1d`; a bare number is seconds.
+/// A duration flag, in the grammar of `seqmig.toml` ([`crate::duration`]).
 pub(crate) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("'{t}' does not start with a number"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        u => bail!("unknown unit '{u}' (use ms, s, m, h or d)"),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    crate::duration::parse_duration(text).map_err(anyhow::Error::msg)
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -250,7 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("apply --phase {phase}");
     finish(rt.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
-        inject_faults(&mut runner);
+        prepare(&mut runner, resolved.verify_key);
         let report = runner.apply(&resolved.source, phase, &gate, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;
@@ -312,5 +324,8 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("10 parsecs").is_err());
+        // The grammar of seqmig.toml: compounds and fractions both (issue 19).
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
     }
 }

@@ -174,8 +174,22 @@ pub(crate) async fn load_plan(client: &Client, args: &PlanArgs) -> anyhow::Resul
 }
 
 pub(crate) async fn connect(args: &DbArgs) -> anyhow::Result<Client> {
-    let opts = crate::db::ConnectOptions::resolve(args.database_url.as_deref().filter(|u| !u.is_empty()))?;
-    Ok(crate::db::connect(&opts, &crate::db::default_application_name()).await?)
+    let url = args.database_url.as_deref().filter(|u| !u.is_empty());
+    let opts = crate::db::ConnectOptions::resolve(url)?;
+    crate::db::connect(&opts, &crate::db::default_application_name()).await.map_err(|e| no_url_given(e, url))
+}
+
+/// A connection error, saying so when no URL was given: the libpq defaults were tried, and
+/// the user would otherwise hunt a server problem that is a missing setting (issue 23).
+pub(crate) fn no_url_given(e: impl Into<anyhow::Error>, url: Option<&str>) -> anyhow::Error {
+    let e = e.into();
+    if url.is_some() {
+        return e;
+    }
+    anyhow::anyhow!(
+        "{e}; neither --database-url nor DATABASE_URL was given, so the libpq defaults were used \
+         (PGHOST, PGPORT, PGDATABASE, PGUSER, else localhost:5432)"
+    )
 }
 
 pub(crate) fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {

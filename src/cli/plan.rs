@@ -10,6 +10,7 @@ use anyhow::Context;
 use super::{Outcome, output};
 use crate::diff::Hints;
 use crate::model::Schema;
+use crate::plan::signature::{PlanKey, SIGN_KEY_ENV};
 use crate::plan::{Phase, Planned};
 use crate::render::Renderer;
 
@@ -99,6 +100,11 @@ pub struct Args {
     /// Directory whose files override the embedded templates (same relative names).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Sign the plan with the HMAC-SHA256 key in FILE (held by CI), so that `apply
+    /// --verify-key-file` accepts it and nothing edited after planning. Default:
+    /// $SEQMIG_SIGNING_KEY_FILE; without either, the plan is not signed.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key_file: Option<PathBuf>,
 }
 
 /// Loads one schema source. A `.json` file holds a serialised model (what `seqmig inspect
@@ -117,10 +123,14 @@ pub fn load_schema(arg: &str) -> anyhow::Result<Schema> {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let hints = args.pair.hints()?;
+    let sign_key = PlanKey::from_flag_or_env(args.sign_key_file.as_deref(), SIGN_KEY_ENV)?;
     let renderer = Renderer::with_overrides(args.templates.as_deref())?;
     let current = load_schema(&args.pair.from)?;
     let desired = load_schema(&args.pair.to)?;
-    let planned = plan_over_flights(&args.pair.from, current, &desired, &hints, &renderer)?;
+    let mut planned = plan_over_flights(&args.pair.from, current, &desired, &hints, &renderer)?;
+    if let Some(key) = sign_key {
+        planned.plan = key.sign(planned.plan);
+    }
     match args.format {
         Format::Json => emit(&args.out, "plan.json", &planned.plan.to_json_pretty())?,
         Format::Markdown => {

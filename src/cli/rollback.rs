@@ -3,7 +3,7 @@
 use clap::Args as ClapArgs;
 
 use super::Outcome;
-use super::apply::{Printer, Target, finish, inject_faults, parse_phase, resolve, runtime};
+use super::apply::{Printer, Target, finish, parse_phase, prepare, resolve, runtime};
 use super::output;
 use crate::exec;
 
@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let command = format!("rollback --phase {phase}");
     finish(runtime()?.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
-        inject_faults(&mut runner);
+        prepare(&mut runner, resolved.verify_key);
         let report = runner.rollback(&resolved.source, phase, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;

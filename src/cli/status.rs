@@ -28,10 +28,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let connection = ConnectOptions::resolve(args.database_url.as_deref().filter(|u| !u.is_empty()))?;
+    let url = args.database_url.as_deref().filter(|u| !u.is_empty());
+    let connection = ConnectOptions::resolve(url)?;
     let report = runtime()?.block_on(async {
-        let client = exec::connect_observer(&connection).await?;
-        exec::status(&client, args.plan_id.as_deref()).await
+        let client =
+            exec::connect_observer(&connection).await.map_err(|e| super::gate::no_url_given(e, url))?;
+        Ok::<_, anyhow::Error>(exec::status(&client, args.plan_id.as_deref()).await?)
     })?;
     let text = if args.format == super::gate::Format::Json {
         let mut s = serde_json::to_string_pretty(&report)?;

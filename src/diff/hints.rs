@@ -30,6 +30,9 @@ pub struct Config {
     /// `[[tier]]`: the soak gate's tiers (`crate::soak::GateConfig` reads them); let through.
     #[serde(default, skip_serializing)]
     pub tier: Vec<PassThrough>,
+    /// `[lint]`: the linter's settings (`crate::lint::LintConfig` reads them); let through.
+    #[serde(default, skip_serializing)]
+    pub lint: Option<PassThrough>,
 }
 
 /// A part of `seqmig.toml` another module reads; the planner accepts it without looking.
@@ -98,7 +101,8 @@ pub struct PlanSection {
 // `old_path_silent`, … see crate::soak::GateConfig, which rejects unknown ones).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct GateSection {
-    #[serde(default = "default_min_soak")]
+    /// Text or a number of seconds, as the gate reads it (`crate::duration`).
+    #[serde(default = "default_min_soak", deserialize_with = "text_or_number")]
     pub min_soak: String,
     /// Passing external observations (`seqmig soak record`) required before contract.
     #[serde(default)]
@@ -109,6 +113,22 @@ pub struct GateSection {
     /// Roles whose approval the gate requires.
     #[serde(default)]
     pub approvals: Vec<String>,
+}
+
+/// `"24h"` or `86400`: a duration as TOML lets it be written.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Int(i64),
+        Float(f64),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Text(s) => s,
+        Raw::Int(i) => i.to_string(),
+        Raw::Float(f) => f.to_string(),
+    })
 }
 
 fn default_min_soak() -> String {
@@ -181,6 +201,8 @@ pub enum HintError {
     Name { text: String, what: String, source: IdentError },
     #[error("{path}: {key} = '{text}' {problem}")]
     Expression { path: String, key: String, text: String, problem: String },
+    #[error("{path}: {detail}")]
+    Section { path: String, detail: String },
     #[error("bad {flag} value '{text}': {expected}")]
     Flag { flag: &'static str, text: String, expected: &'static str },
 }
@@ -218,6 +240,21 @@ pub struct Hints {
     pub brownout: bool,
     pub gate: GateSection,
     pub governance: GovernanceSection,
+    /// `[gate] old_path_silent` as the gate reads it, so the plan asks what the file says.
+    pub old_path_silent: OldPathSilent,
+}
+
+/// What the plan's gate asks of `old_path_silent` (issue 18.7): the `[gate]` setting, read
+/// by the gate's own parser ([`crate::soak::GateConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OldPathSilent {
+    /// Statistics are required: unreadable `pg_stat_statements` blocks. The default.
+    #[default]
+    Required,
+    /// Checked where `pg_stat_statements` is readable.
+    IfAvailable,
+    /// `old_path_silent = false` / `"off"`: not a criterion.
+    Off,
 }
 
 /// Every hint expression of the file is exactly one SQL expression (issue 18.8): the planner
@@ -243,6 +280,16 @@ fn check_expressions(config: &Config, origin: &str) -> Result<(), HintError> {
         })?;
     }
     Ok(())
+}
+
+/// A hint expression as the planner splices it: one expression, comments cut, parenthesised.
+fn spliced(text: &str, path: &str, key: String) -> Result<String, HintError> {
+    crate::parse::hint_sql(text).map_err(|problem| HintError::Expression {
+        path: path.into(),
+        key,
+        text: text.into(),
+        problem,
+    })
 }
 
 fn qname(text: &str, what: &str) -> Result<QualifiedName, HintError> {
@@ -293,7 +340,24 @@ impl Hints {
         let config: Config = toml::from_str(text)
             .map_err(|e| HintError::Toml { path: origin.into(), detail: e.to_string().trim().to_string() })?;
         check_expressions(&config, origin)?;
-        Self::from_config(config)
+        // The sections other modules read are validated here too, so that `plan` refuses
+        // what the gate or the linter would refuse later (issue 18.7): unknown keys, values
+        // in no accepted form. The file is read once, by the same parsers.
+        let gate = crate::soak::GateConfig::from_toml(text)
+            .map_err(|e| HintError::Section { path: origin.into(), detail: e.to_string() })?;
+        crate::lint::LintConfig::from_toml(text)
+            .map_err(|e| HintError::Section { path: origin.into(), detail: format!("[lint]: {e}") })?;
+        let mut hints = Self::from_config(config)?;
+        // `builtin_defaults = false` without a min_soak: no soak, as the gate reads it.
+        if gate.defaults.min_soak.is_none() {
+            hints.gate.min_soak = "off".into();
+        }
+        hints.old_path_silent = match gate.defaults.old_path_silent {
+            Some(crate::soak::OldPathRule::Required) => OldPathSilent::Required,
+            Some(crate::soak::OldPathRule::IfAvailable) => OldPathSilent::IfAvailable,
+            None => OldPathSilent::Off,
+        };
+        Ok(hints)
     }
 
     pub fn from_config(config: Config) -> Result<Hints, HintError> {
@@ -327,18 +391,20 @@ impl Hints {
                 Some(f) => ident(f, "[[transform]] from")?,
                 None => column.clone(),
             };
+            let table = qname(&t.table, "[[transform]] table")?;
+            let key = |k: &str| format!("[[transform]] {}.{} {k}", t.table, t.column);
             hints.transforms.push(Transform {
-                table: qname(&t.table, "[[transform]] table")?,
+                table,
                 column,
                 from,
-                up: t.up.clone(),
-                down: t.down.clone(),
+                up: t.up.as_deref().map(|v| spliced(v, "seqmig.toml", key("up"))).transpose()?,
+                down: t.down.as_deref().map(|v| spliced(v, "seqmig.toml", key("down"))).transpose()?,
             });
         }
         for f in &config.fill {
             hints.fills.insert(
                 (qname(&f.table, "[[fill]] table")?, ident(&f.column, "[[fill]] column")?),
-                f.value.clone(),
+                spliced(&f.value, "seqmig.toml", format!("[[fill]] {}.{} value", f.table, f.column))?,
             );
         }
         for a in &config.plan.allow_one_way {
@@ -409,17 +475,8 @@ impl Hints {
         let t = &mut self.transforms[idx];
         match key.trim() {
             "up" | "down" => {
-                crate::parse::hint_expression(value).map_err(|problem| HintError::Expression {
-                    path: "--transform".into(),
-                    key: format!("{target}:{}", key.trim()),
-                    text: value.into(),
-                    problem,
-                })?;
-                if key.trim() == "up" {
-                    t.up = Some(value.to_string())
-                } else {
-                    t.down = Some(value.to_string())
-                }
+                let sql = spliced(value, "--transform", format!("{target}:{}", key.trim()))?;
+                if key.trim() == "up" { t.up = Some(sql) } else { t.down = Some(sql) }
             }
             "from" => t.from = ident(value, "--transform from")?,
             _ => return Err(bad()),
@@ -496,7 +553,8 @@ allow_one_way = ["public.legacy_events", "users.Legacy"]
         assert_eq!(h.transforms[0].from.as_str(), "price");
         assert_eq!(
             h.fill(&QualifiedName::of("public", "users"), &Ident::exact("email").unwrap()),
-            Some("''")
+            Some("('')"),
+            "spliced parenthesised (issue 18.8)"
         );
         let (p, u, l) = (
             Ident::exact("public").unwrap(),

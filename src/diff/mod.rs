@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
-    ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, PlanSection,
-    RenameEntry, Transform, TransformEntry, names_match,
+    ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, OldPathSilent,
+    PlanSection, RenameEntry, Transform, TransformEntry, names_match,
 };
 
 use crate::finding::Finding;

@@ -273,6 +273,8 @@ pub struct Runner {
     abort_after_steps: Option<usize>,
     /// Steps this runner has completed (applied or undone), for `abort_after_steps`.
     steps_completed: usize,
+    /// Apply and roll back only plans signed with this key ([`Runner::verify_signatures`]).
+    verify_key: Option<crate::plan::signature::PlanKey>,
 }
 
 /// Holds the optional [`StepObserver`]; a trait object has no `Debug` of its own.
@@ -329,6 +331,7 @@ impl Runner {
             step_observer: ObserverSlot::default(),
             abort_after_steps: None,
             steps_completed: 0,
+            verify_key: None,
         })
     }
 
@@ -339,6 +342,25 @@ impl Runner {
     /// `SEQMIG_FAULT_AFTER_STEPS`; nothing else should.
     pub fn dangerous_abort_after_steps(&mut self, n: usize) {
         self.abort_after_steps = Some(n);
+    }
+
+    /// From now on, apply and roll back only plans whose signature verifies with `key`
+    /// (issue 18.6): the plan as resolved, stored or given, is checked before any step.
+    pub fn verify_signatures(&mut self, key: crate::plan::signature::PlanKey) {
+        self.verify_key = Some(key);
+    }
+
+    fn check_signature(&self, source: &PlanSource, resolved: &Plan) -> Result<(), ExecError> {
+        let Some(key) = &self.verify_key else { return Ok(()) };
+        // A stored plan has the id of the given file, so the same content: either signature
+        // vouches for it (a plan first applied unsigned can be signed later).
+        if let PlanSource::File { plan, .. } = source
+            && plan.id == resolved.id
+            && key.verify(plan).is_ok()
+        {
+            return Ok(());
+        }
+        Ok(key.verify(resolved)?)
     }
 
     /// The result of recording a failure in the ledger. When the session itself is gone
@@ -386,6 +408,7 @@ impl Runner {
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
         let mut r = resolve(&self.client, source, false).await?;
+        self.check_signature(source, &r.plan)?;
         let state = if r.stored_state.is_some() {
             PlanState::load(&self.client, &r.plan.id).await?
         } else {
@@ -505,6 +528,7 @@ impl Runner {
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
         let r = resolve(&self.client, source, true).await?;
+        self.check_signature(source, &r.plan)?;
         if r.stored_state.is_none() {
             return Err(ExecError::UnknownPlan(r.plan.id.clone()));
         }

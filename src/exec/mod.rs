@@ -232,6 +232,8 @@ pub enum ExecError {
         codes.join(", ")
     )]
     PlanBlocked { plan: String, codes: Vec<String> },
+    #[error("refusing the plan: {0}; nothing was changed")]
+    Signature(#[from] crate::plan::signature::SignatureError),
     #[error("stored plan {plan} does not match its id: {source}")]
     StoredPlanCorrupt { plan: String, source: PlanFileError },
     #[error(
@@ -359,6 +361,7 @@ impl ExecError {
             ExecError::Busy { .. }
                 | ExecError::PlanFile(_)
                 | ExecError::PlanBlocked { .. }
+                | ExecError::Signature(_)
                 | ExecError::OtherPlanActive { .. }
                 | ExecError::OverlapsInFlight { .. }
                 | ExecError::AssumedPlanGone { .. }

@@ -134,7 +134,8 @@ UPDATE seqmig.backfills p
  WHERE p.plan_id = $1 AND p.step_id = $2";
 
 /// A step's totals.
-pub const TOTALS_READ_SQL: &str = "SELECT rows_done, batches FROM seqmig.backfills WHERE plan_id = $1 AND step_id = $2";
+pub const TOTALS_READ_SQL: &str =
+    "SELECT rows_done, batches FROM seqmig.backfills WHERE plan_id = $1 AND step_id = $2";
 
 /// What an operator sets on a backfill (`seqmig backfill pause|resume|rate`).
 #[derive(Debug, Clone, Copy, PartialEq)]

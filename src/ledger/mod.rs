@@ -196,7 +196,6 @@ pub fn install_sql() -> String {
     s
 }
 
-
 /// The newest ledger version this build knows.
 pub fn current_version() -> i32 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)

@@ -317,6 +317,11 @@ pub struct Plan {
     /// Absent when there were none, so such plans keep their bytes and id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumes: Vec<AssumedPlan>,
+    /// `hmac-sha256:<hex>` over [`Plan::canonical_bytes`], written by `seqmig plan
+    /// --sign-key-file` (issue 18.6; see `super::signature`). Outside the id, so signing
+    /// does not change it; absent from unsigned plans, whose JSON is as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A plan in flight that a plan assumes completes first.
@@ -394,6 +399,7 @@ impl Plan {
             findings,
             gate,
             assumes: vec![],
+            signature: None,
         };
         crate::parse::effects::derive_v1(&mut plan);
         Plan::assemble_typed(plan.changes, plan.steps, plan.findings, plan.gate)
@@ -422,6 +428,7 @@ impl Plan {
             findings,
             gate,
             assumes: vec![],
+            signature: None,
         }
         .seal()
     }
@@ -429,7 +436,15 @@ impl Plan {
     /// The id of the current content: `sha256:` + hex of the canonical JSON with `id` empty.
     /// A v1 plan's id covers its v1 body only: the effects derived on load are not part of it.
     pub fn compute_id(&self) -> String {
-        let mut body = Plan { id: String::new(), ..self.clone() };
+        let digest = Sha256::digest(self.canonical_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
+    /// The canonical body: this plan as compact JSON with `id` empty and no signature. The
+    /// id hashes it and a signature authenticates it.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut body = Plan { id: String::new(), signature: None, ..self.clone() };
         if body.format == PLAN_FORMAT_V1 {
             for s in &mut body.steps {
                 s.effects = Effects::default();
@@ -438,10 +453,7 @@ impl Plan {
                 c.relation = None;
             }
         }
-        let canonical = serde_json::to_vec(&body).expect("a plan always serialises");
-        let digest = Sha256::digest(&canonical);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        serde_json::to_vec(&body).expect("a plan always serialises")
     }
 
     /// Sets `id` from the content; call last, after every other field is final.
@@ -548,6 +560,7 @@ mod tests {
             findings: vec![],
             gate: GateSpec::default(),
             assumes: vec![],
+            signature: None,
         }
         .seal()
     }

@@ -497,7 +497,10 @@ fn gate(hints: &Hints, steps: &[Step]) -> GateSpec {
     if !steps.iter().any(|s| s.phase == Phase::Contract) {
         return GateSpec::default();
     }
-    let mut criteria = vec![GateCriterion { name: "min_soak".into(), value: hints.gate.min_soak.clone() }];
+    let mut criteria = Vec::new();
+    if !hints.gate.min_soak.trim().eq_ignore_ascii_case("off") {
+        criteria.push(GateCriterion { name: "min_soak".into(), value: hints.gate.min_soak.clone() });
+    }
     if steps.iter().any(|s| s.backfill.is_some()) {
         criteria.push(GateCriterion { name: "backfill_verified".into(), value: "0 mismatches".into() });
     }
@@ -508,7 +511,16 @@ fn gate(hints: &Hints, steps: &[Step]) -> GateSpec {
         criteria.push(GateCriterion { name: "no_old_clients".into(), value: app.clone() });
     }
     if steps.iter().any(|s| s.phase == Phase::Contract && s.one_way) {
-        criteria.push(GateCriterion { name: "old_path_silent".into(), value: "since switch".into() });
+        // As `[gate] old_path_silent` says (issue 18.7): a plan must not ask more than the
+        // gate's configuration, or `off` could never be honoured (the strictest wins).
+        let value = match hints.old_path_silent {
+            crate::diff::OldPathSilent::Required => Some("since switch"),
+            crate::diff::OldPathSilent::IfAvailable => Some("if_available"),
+            crate::diff::OldPathSilent::Off => None,
+        };
+        if let Some(value) = value {
+            criteria.push(GateCriterion { name: "old_path_silent".into(), value: value.into() });
+        }
     }
     if hints.gate.observations > 0 {
         criteria

@@ -9,6 +9,7 @@ mod build;
 pub mod draft;
 pub mod expect;
 pub mod inflight;
+pub mod signature;
 pub mod sqltext;
 mod steps;
 

@@ -421,6 +421,8 @@ struct RawFile {
 enum RawValue {
     Bool(bool),
     Int(i64),
+    /// `min_soak = 1.5` (seconds).
+    Float(f64),
     Text(String),
     /// `approvals = ["dba", "owner"]`.
     List(Vec<String>),
@@ -431,6 +433,7 @@ impl RawValue {
         match self {
             RawValue::Bool(b) => b.to_string(),
             RawValue::Int(i) => i.to_string(),
+            RawValue::Float(f) => f.to_string(),
             RawValue::Text(s) => s.clone(),
             RawValue::List(l) => l.join(", "),
         }
@@ -505,7 +508,7 @@ impl RawFile {
             for (k, v) in &g.values {
                 defaults
                     .set(criterion_name(k), &v.text())
-                    .map_err(|e| SoakError::Config(format!("[gate]: {e}")))?;
+                    .map_err(|e| SoakError::Config(format!("[gate]: {}", inner(e))))?;
             }
         }
         let mut tiers = Vec::new();
@@ -517,7 +520,7 @@ impl RawFile {
             for (k, v) in &t.values {
                 criteria
                     .set(k, &v.text())
-                    .map_err(|e| SoakError::Config(format!("tier '{}': {e}", t.name)))?;
+                    .map_err(|e| SoakError::Config(format!("[[tier]] '{}': {}", t.name, inner(e))))?;
             }
             let tables = t
                 .tables
@@ -562,6 +565,15 @@ impl RawFile {
     }
 }
 
+/// The message of a configuration error without its "invalid gate configuration" prefix,
+/// for wrapping it in the place it came from.
+fn inner(e: SoakError) -> String {
+    match e {
+        SoakError::Config(m) => m,
+        other => other.to_string(),
+    }
+}
+
 // ---- value parsers ----
 
 fn parse_flag(v: &str) -> Option<bool> {
@@ -589,60 +601,8 @@ fn parse_observations(v: &str) -> Result<ObservationRule, String> {
     Ok(rule)
 }
 
-/// Reads `24h`, `90m`, `30s`, `500ms`, `2d`, `1h30m`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("'{t}' is not a duration like 24h, 30m, 10s or 500ms"));
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("'{t}' is too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = rest[..unit_len].trim();
-        rest = &rest[unit_len..];
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86400),
-            "w" => Duration::from_secs(n * 7 * 86400),
-            _ => return Err(format!("'{t}' is not a duration like 24h, 30m, 10s or 500ms")),
-        };
-        total += d;
-    }
-    Ok(total)
-}
-
-/// `1h30m`, `2s`, `500ms`: the inverse of [`parse_duration`] for display.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms % 1000 != 0 {
-        return if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", d.as_secs_f64()) };
-    }
-    let mut s = d.as_secs();
-    let mut out = String::new();
-    for (unit, len) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if s >= len {
-            out.push_str(&format!("{}{unit}", s / len));
-            s %= len;
-        }
-    }
-    out
-}
+// The one duration grammar, shared with every flag (issue 18.7, issue 19).
+pub use crate::duration::{format_duration, parse_duration};
 
 #[cfg(test)]
 mod tests {
@@ -668,6 +628,7 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3x").is_err());
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
     }

@@ -36,12 +36,12 @@ pub(super) async fn observations(
     let total: i64 = passing.values().sum();
     let mut short = Vec::new();
     if total < i64::from(rule.total) {
-        short.push(format!("{total} of {} passing", rule.total));
+        short.push(format!("{} of {} passing", i64::from(rule.total) - total, rule.total));
     }
     for (crit, need) in &rule.per_name {
         let have = passing.get(crit).copied().unwrap_or(0);
         if have < i64::from(*need) {
-            short.push(format!("{have} of {need} passing {crit}"));
+            short.push(format!("{} of {need} passing {crit}", i64::from(*need) - have));
         }
     }
     let counts: Vec<String> = passing.iter().map(|(k, n)| format!("{n} {k}")).collect();
