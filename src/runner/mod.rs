@@ -7,8 +7,8 @@
 //! `SELECT seqmig.assert_gate_open('<plan id>')`, which raises while the gate's latest
 //! recorded verdict (`seqmig gate --record`) is not open.
 //!
-//! A phase is cut into [`Unit`]s: runs of steps that can share one transaction, and every
-//! step that cannot run in a transaction (`CONCURRENTLY`, `ADD VALUE`) alone. Each runner
+//! A phase is cut into [`Unit`]s, one step each: every step is its own transaction (or, for
+//! `CONCURRENTLY` and `ADD VALUE`, runs outside one), as under `seqmig apply`. Each runner
 //! module turns units into its own files; `cli::plan` writes them.
 
 pub mod alembic;
@@ -75,13 +75,13 @@ impl Direction {
 /// Who opens and commits transactions in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transactions {
-    /// The file says `BEGIN` / `COMMIT` around each run of transactional steps (psql, sqitch).
+    /// The file says `BEGIN` / `COMMIT` around each transactional step (psql, sqitch).
     InFile,
     /// The runner wraps the file (or the file opts out); the file has no transaction control.
     ByRunner,
 }
 
-/// Steps of one phase that run together: in one transaction, or one non-transactional step.
+/// One step of a phase as a runner migration of its own (see [`units`]).
 #[derive(Debug, Clone)]
 pub struct Unit<'a> {
     pub phase: Phase,
@@ -105,27 +105,23 @@ impl Unit<'_> {
     }
 }
 
-/// The plan's units in order: phase by phase, runs of transactional steps, each
-/// non-transactional step alone.
+/// The plan's units in order: phase by phase, one step each. A step is its own transaction,
+/// as under `seqmig apply`: steps sharing one would hold the first one's lock through the
+/// next one's work (a `VALIDATE` scanning under the `ADD CONSTRAINT`'s ACCESS EXCLUSIVE).
 pub fn units(planned: &Planned) -> Vec<Unit<'_>> {
     let mut out = Vec::new();
     for phase in Phase::ALL {
         let mut phase_units: Vec<Unit<'_>> = Vec::new();
         for step in planned.plan.steps_of(phase) {
-            match phase_units.last_mut() {
-                Some(u) if u.transactional && step.transactional => u.steps.push(step),
-                _ => {
-                    let index = phase_units.len() + 1;
-                    phase_units.push(Unit {
-                        phase,
-                        index,
-                        steps: vec![step],
-                        transactional: step.transactional,
-                        first: index == 1,
-                        last: false,
-                    })
-                }
-            }
+            let index = phase_units.len() + 1;
+            phase_units.push(Unit {
+                phase,
+                index,
+                steps: vec![step],
+                transactional: step.transactional,
+                first: index == 1,
+                last: false,
+            })
         }
         if let Some(u) = phase_units.last_mut() {
             u.last = true;
@@ -239,19 +235,16 @@ pub fn render_steps(
         Direction::Apply => steps.to_vec(),
         Direction::Rollback => steps.iter().rev().copied().collect(),
     };
-    for (i, s) in ordered.iter().enumerate() {
+    for s in &ordered {
         let mut v = crate::runbook::step_value(planned, s);
         let skipped = dir == Direction::Rollback && s.one_way;
         if !skipped {
             v["record"] = json!(record_sql(&plan.id, phase, &s.id, dir));
         }
         if tx == Transactions::InFile && s.transactional && !skipped {
-            // Apply: one transaction per run of transactional steps. Rollback: one per step.
-            let prev_tx = i > 0 && ordered[i - 1].transactional;
-            let next_tx = ordered.get(i + 1).is_some_and(|n| n.transactional);
-            let per_step = dir == Direction::Rollback;
-            v["open_tx"] = json!(per_step || !prev_tx);
-            v["close_tx"] = json!(per_step || !next_tx);
+            // One transaction per step, as `seqmig apply` runs them.
+            v["open_tx"] = json!(true);
+            v["close_tx"] = json!(true);
         }
         values.push(v);
     }
