@@ -19,6 +19,7 @@ mod lex;
 mod load;
 mod names;
 mod objects;
+mod partition;
 mod split;
 mod table;
 
@@ -131,7 +132,7 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
                 let stmts = split_checked(&name, &text)?;
                 loader.apply_file(&name, &stmts)?;
             }
-            Ok(Loaded { schema: loader.schema, report: loader.report })
+            Ok(loader.finish())
         }
         SourceSpec::Stdin => {
             let mut bytes = Vec::new();
@@ -167,7 +168,7 @@ pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
     }
     let mut loader = load::Loader::default();
     loader.apply_file(file_name, &stmts)?;
-    Ok(Loaded { schema: loader.schema, report: loader.report })
+    Ok(loader.finish())
 }
 
 fn split_checked(file: &str, sql: &str) -> Result<Vec<RawStatement>, ParseError> {
