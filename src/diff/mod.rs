@@ -6,6 +6,7 @@
 
 mod change;
 mod hints;
+mod partition;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -642,7 +643,10 @@ impl Differ<'_> {
                     self.changes.push(Change::RenameTable { from: cname.clone(), table: des.clone() });
                 }
             }
-            self.columns(dname, cur, des);
+            match self.partition_own_parts(cur, des) {
+                Some((cur, des)) => self.columns(dname, &cur, &des),
+                None => self.columns(dname, cur, des),
+            }
         }
         // Sequences are dropped after the tables are known, so owned ones go with their table.
         let seq_drops: Vec<_> = self
@@ -1075,6 +1079,7 @@ impl Differ<'_> {
             .iter()
             .filter(|(n, i)| {
                 !self.desired.indexes.contains_key(*n)
+                    && !self.current.index_attachments.contains_key(*n)
                     && !constraint_named(self.current, i)
                     && !self.dropped_tables.contains(&i.table)
             })
@@ -1089,7 +1094,16 @@ impl Differ<'_> {
         }
         let mut renamed = vec![false; dropped.len()];
         for (name, idx) in &self.desired.indexes {
-            if constraint_named(self.desired, idx) {
+            // A partition's index attached to its parent's comes and goes with the parent's
+            // (plan/steps/partition.rs builds it); planned on its own it would be built twice.
+            if constraint_named(self.desired, idx)
+                || (self.desired.index_attachments.contains_key(name)
+                    && self
+                        .current
+                        .indexes
+                        .get(name)
+                        .is_none_or(|_| self.current.index_attachments.contains_key(name)))
+            {
                 continue;
             }
             if !self.current.indexes.contains_key(name) {
