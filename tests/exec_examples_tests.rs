@@ -1025,4 +1025,6 @@ examples! {
     example_23_volatile_default => "23-volatile-default",
     example_24_widen_serial_key => "24-widen-serial-key",
     example_25_identity_or_generated => "25-identity-or-generated",
+    example_28_partitioned_column_changes => "28-partitioned-column-changes",
+    example_29_partitioned_index => "29-partitioned-index",
 }

@@ -74,8 +74,9 @@ fn indexes(s: &mut Schema) -> usize {
                         IndexExpr::Expression(e) => expression_label(e),
                     })
                     .collect();
-                let label = if parent.unique { "key" } else { "idx" };
-                let name = choose_name(table.name.as_str(), Some(&cols.join("_")), label, |n| {
+                // A partition's copy of an index is named like any index that backs no
+                // constraint: `_idx`, unique or not (PostgreSQL's ChooseIndexName).
+                let name = choose_name(table.name.as_str(), Some(&cols.join("_")), "idx", |n| {
                     relation_taken(s, &table.schema, n)
                 });
                 let q = QualifiedName::new(table.schema.clone(), name);
