@@ -1027,4 +1027,5 @@ examples! {
     example_25_identity_or_generated => "25-identity-or-generated",
     example_28_partitioned_column_changes => "28-partitioned-column-changes",
     example_29_partitioned_index => "29-partitioned-index",
+    example_31_partitioned_type_change => "31-partitioned-type-change",
 }

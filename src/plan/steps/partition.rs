@@ -15,7 +15,7 @@
 use serde_json::json;
 
 use super::{Ctx, Steps, add_index};
-use crate::model::{Index, IndexExpr, QualifiedName};
+use crate::model::{Ident, Index, IndexExpr, QualifiedName};
 use crate::plan::draft::StepDraft;
 use crate::plan::sqltext::{derived_name, index_value};
 use crate::plan::{LockMode, Phase};
@@ -28,7 +28,8 @@ pub fn is_partitioned_index(ctx: &Ctx<'_>, index: &Index, new_table: bool) -> bo
 
 pub fn index_steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
     let mut out = Vec::new();
-    build(ctx, index, &index.table, &index.name, &mut out)?;
+    let spec = Spec { phase: Phase::Expand, rename: None, suffix: None };
+    build(ctx, index, &spec, &index.table, &index.name, &index.name, &mut out, &mut Vec::new())?;
     if let Some(first) = out.first_mut() {
         first.needs.extend(add_index::needs(index));
     }
@@ -37,6 +38,34 @@ pub fn index_steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
         last.verify = Some(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?);
     }
     Ok(out)
+}
+
+/// How a partitioned index is built: in which phase, over which column (a type change builds
+/// it on the shadow column), and with which suffix on every name (so it can stand next to the
+/// index it replaces until contract).
+#[derive(Debug, Clone, Copy)]
+pub struct Spec<'a> {
+    pub phase: Phase,
+    pub rename: Option<(&'a Ident, &'a Ident)>,
+    pub suffix: Option<&'a str>,
+}
+
+/// The steps building `index` on its partitioned table under the name `actual`, and for each
+/// partition's index built under a temporary name, `(temporary, final)` names, so the caller
+/// can rename them when the index they replace is gone.
+pub fn index_steps_as(
+    ctx: &Ctx<'_>,
+    index: &Index,
+    actual: &QualifiedName,
+    spec: &Spec<'_>,
+) -> Result<(Vec<StepDraft>, Vec<(QualifiedName, QualifiedName)>), crate::render::RenderError> {
+    let mut out = Vec::new();
+    let mut renames = Vec::new();
+    build(ctx, index, spec, &index.table, &index.name, actual, &mut out, &mut renames)?;
+    if let Some(last) = out.last_mut() {
+        last.verify = Some(ctx.verify(json!({ "kind": "index", "index_text": actual.quoted() }))?);
+    }
+    Ok((out, renames))
 }
 
 /// The name of the index on partition `table` that belongs to `parent`: the desired schema's
@@ -56,12 +85,16 @@ fn child_name(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     ctx: &Ctx<'_>,
     index: &Index,
+    spec: &Spec<'_>,
     table: &QualifiedName,
     name: &QualifiedName,
+    actual: &QualifiedName,
     out: &mut Vec<StepDraft>,
+    renames: &mut Vec<(QualifiedName, QualifiedName)>,
 ) -> Result<(), crate::render::RenderError> {
     let keys: Vec<String> = index
         .keys
@@ -74,61 +107,70 @@ fn build(
     let mut children = Vec::new();
     for p in ctx.current.partitions_of(table) {
         let child = child_name(ctx, name, &p.name, &keys);
+        let child_actual = match spec.suffix {
+            Some(sfx) => {
+                let tmp = QualifiedName::new(child.schema.clone(), derived_name(child.name.as_str(), sfx));
+                renames.push((tmp.clone(), child.clone()));
+                tmp
+            }
+            None => child.clone(),
+        };
         if p.is_partitioned() {
-            build(ctx, index, &p.name, &child, out)?;
+            build(ctx, index, spec, &p.name, &child, &child_actual, out, renames)?;
         } else {
-            let on_leaf = Index { name: child.clone(), table: p.name.clone(), only: false, ..index.clone() };
+            let on_leaf =
+                Index { name: child_actual.clone(), table: p.name.clone(), only: false, ..index.clone() };
             out.push(
                 StepDraft::new(
-                    Phase::Expand,
+                    spec.phase,
                     format!(
                         "build index {} on partition {} without blocking writes",
-                        child.name.quoted_sql(),
+                        child_actual.name.quoted_sql(),
                         p.name.name.quoted_sql()
                     ),
                     ctx.sql(
                         "create_index",
-                        json!({ "index": index_value(&on_leaf, &child.name, true, None) }),
+                        json!({ "index": index_value(&on_leaf, &child_actual.name, true, spec.rename) }),
                     )?,
                 )
                 .rollback(ctx.sql(
                     "drop_index",
-                    json!({ "index": qn(&child), "concurrently": true, "if_exists": true }),
+                    json!({ "index": qn(&child_actual), "concurrently": true, "if_exists": true }),
                 )?)
                 .lock(LockMode::ShareUpdateExclusive, &p.name)
-                .verify(ctx.verify(json!({ "kind": "index", "index_text": child.quoted() }))?)
+                .verify(ctx.verify(json!({ "kind": "index", "index_text": child_actual.quoted() }))?)
                 .outside_transaction()
                 .scans(),
             );
         }
-        children.push(child);
+        children.push(child_actual);
     }
-    let on_parent = Index { name: name.clone(), table: table.clone(), only: true, ..index.clone() };
+    let on_parent = Index { name: actual.clone(), table: table.clone(), only: true, ..index.clone() };
     out.push(
         StepDraft::new(
-            Phase::Expand,
+            spec.phase,
             format!(
                 "create index {} on the partitioned table {} alone (catalog only; invalid until every partition's index is attached)",
-                name.name.quoted_sql(),
+                actual.name.quoted_sql(),
                 table.name.quoted_sql()
             ),
-            ctx.sql("create_index", json!({ "index": index_value(&on_parent, &name.name, false, None) }))?,
+            ctx.sql("create_index", json!({ "index": index_value(&on_parent, &actual.name, false, spec.rename) }))?,
         )
         // Drops the indexes attached to it as well.
-        .rollback(ctx.sql("drop_index", json!({ "index": qn(name), "concurrently": false, "if_exists": true }))?)
+        .rollback(ctx.sql("drop_index", json!({ "index": qn(actual), "concurrently": false, "if_exists": true }))?)
         .lock(LockMode::Share, table)
-        .verify(ctx.verify(json!({ "kind": "relation", "rel_text": name.quoted(), "present": true }))?),
+        .verify(ctx.verify(json!({ "kind": "relation", "rel_text": actual.quoted(), "present": true }))?),
     );
     for child in children {
         out.push(
             StepDraft::new(
-                Phase::Expand,
-                format!("attach index {} to {}", child.name.quoted_sql(), name.name.quoted_sql()),
-                ctx.sql("attach_index", json!({ "parent": qn(name), "child": qn(&child) }))?,
+                spec.phase,
+                format!("attach index {} to {}", child.name.quoted_sql(), actual.name.quoted_sql()),
+                ctx.sql("attach_index", json!({ "parent": qn(actual), "child": qn(&child) }))?,
             )
             .rollback(format!(
                 "-- an attached index cannot be detached; undoing the creation of {} drops it",
-                name.name.quoted_sql()
+                actual.name.quoted_sql()
             ))
             .lock(LockMode::ShareUpdateExclusive, table),
         );
