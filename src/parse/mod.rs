@@ -236,6 +236,19 @@ pub fn parses(sql: &str) -> Result<(), String> {
     let patched: String = sql
         .replace("DROP INDEX CONCURRENTLY ", "DROP INDEX ")
         .lines()
+        .map(|l| {
+            // Nor `CREATE INDEX … ON ONLY t` nor `ALTER INDEX i ATTACH PARTITION c` (both
+            // PostgreSQL 11): checked as the index without ONLY, and as a rename of `i`.
+            if l.starts_with("CREATE ") && l.contains(" INDEX ") {
+                return l.replacen(" ON ONLY ", " ON ", 1);
+            }
+            if let Some(rest) = l.strip_prefix("ALTER INDEX ") {
+                if let Some(at) = rest.find(" ATTACH PARTITION ") {
+                    return format!("ALTER INDEX {} RENAME TO x;", &rest[..at]);
+                }
+            }
+            l.to_string()
+        })
         .map(|l| match l.strip_prefix("ALTER SEQUENCE ") {
             Some(rest) => {
                 let end = [
