@@ -203,6 +203,7 @@ impl Differ<'_> {
         self.comments();
         self.unused_hints();
         self.constraint_warnings();
+        self.partition_keys();
         self.widened_sequences();
     }
 
@@ -591,6 +592,9 @@ impl Differ<'_> {
             self.current.tables.values().filter(|t| !paired_current.contains(&t.name)).collect();
         self.created_tables = created.iter().map(|t| t.name.clone()).collect();
         self.dropped_tables = dropped.iter().map(|t| t.name.clone()).collect();
+        // Partitions a partition manager made are left alone (they count as dropped for the
+        // objects that would go with them, so nothing of theirs is planned either).
+        let dropped: Vec<&Table> = dropped.into_iter().filter(|t| !self.managed_partition(t)).collect();
 
         // A dropped table whose columns reappear in a created one looks like a rename.
         for old in &dropped {
