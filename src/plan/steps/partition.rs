@@ -50,6 +50,9 @@ pub struct Spec<'a> {
     pub suffix: Option<&'a str>,
 }
 
+/// `(temporary, final)` names of the partitions' indexes a type change builds.
+pub type Renames = Vec<(QualifiedName, QualifiedName)>;
+
 /// The steps building `index` on its partitioned table under the name `actual`, and for each
 /// partition's index built under a temporary name, `(temporary, final)` names, so the caller
 /// can rename them when the index they replace is gone.
@@ -58,7 +61,7 @@ pub fn index_steps_as(
     index: &Index,
     actual: &QualifiedName,
     spec: &Spec<'_>,
-) -> Result<(Vec<StepDraft>, Vec<(QualifiedName, QualifiedName)>), crate::render::RenderError> {
+) -> Result<(Vec<StepDraft>, Renames), crate::render::RenderError> {
     let mut out = Vec::new();
     let mut renames = Vec::new();
     build(ctx, index, spec, &index.table, &index.name, actual, &mut out, &mut renames)?;
