@@ -159,8 +159,12 @@ fn build(
             ),
             ctx.sql("create_index", json!({ "index": index_value(&on_parent, &actual.name, false, spec.rename) }))?,
         )
-        // Drops the indexes attached to it as well.
-        .rollback(ctx.sql("drop_index", json!({ "index": qn(actual), "concurrently": false, "if_exists": true }))?)
+        // Drops the indexes attached to it as well. PostgreSQL cannot drop a partitioned
+        // index concurrently (0A000); the drop is catalog only, the lock brief.
+        .rollback(format!(
+            "{} -- seqmig:ignore drop-index-non-concurrently",
+            ctx.sql("drop_index", json!({ "index": qn(actual), "concurrently": false, "if_exists": true }))?
+        ))
         .lock(LockMode::Share, table)
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": actual.quoted(), "present": true }))?),
     );
