@@ -1026,4 +1026,7 @@ examples! {
     example_24_widen_serial_key => "24-widen-serial-key",
     example_25_identity_or_generated => "25-identity-or-generated",
     example_26_widen_identity_key => "26-widen-identity-key",
+    example_28_partitioned_column_changes => "28-partitioned-column-changes",
+    example_29_partitioned_index => "29-partitioned-index",
+    example_31_partitioned_type_change => "31-partitioned-type-change",
 }

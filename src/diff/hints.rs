@@ -95,6 +95,11 @@ pub struct PlanSection {
     /// forgotten reader fails loudly while the data is still there.
     #[serde(default)]
     pub brownout: bool,
+    /// Partitioned tables (`public.events`) whose partition set the desired file states in
+    /// full: a live partition the file lacks is dropped. Every other parent's partitions are
+    /// managed outside the file (pg_partman, a time-based job) and never dropped by a plan.
+    #[serde(default)]
+    pub authoritative_partitions: Vec<String>,
 }
 
 // No deny_unknown_fields: the soak gate reads more keys of this section (`window`,
@@ -238,6 +243,8 @@ pub struct Hints {
     pub allow_missing_down: Vec<Vec<Ident>>,
     pub allow_blocking: Vec<Vec<Ident>>,
     pub brownout: bool,
+    /// See [`PlanSection::authoritative_partitions`].
+    pub authoritative_partitions: Vec<Vec<Ident>>,
     pub gate: GateSection,
     pub governance: GovernanceSection,
     /// `[gate] old_path_silent` as the gate reads it, so the plan asks what the file says.
@@ -412,6 +419,9 @@ impl Hints {
         }
         for a in &config.plan.allow_missing_down {
             hints.allow_missing_down.push(name_parts(a, "allow_missing_down")?);
+        }
+        for a in &config.plan.authoritative_partitions {
+            hints.authoritative_partitions.push(name_parts(a, "authoritative_partitions")?);
         }
         for a in &config.plan.allow_blocking {
             hints.allow_blocking.push(name_parts(a, "allow_blocking")?);

@@ -6,6 +6,7 @@
 
 mod change;
 mod hints;
+mod partition;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -202,6 +203,7 @@ impl Differ<'_> {
         self.comments();
         self.unused_hints();
         self.constraint_warnings();
+        self.partition_keys();
         self.widened_sequences();
     }
 
@@ -590,6 +592,9 @@ impl Differ<'_> {
             self.current.tables.values().filter(|t| !paired_current.contains(&t.name)).collect();
         self.created_tables = created.iter().map(|t| t.name.clone()).collect();
         self.dropped_tables = dropped.iter().map(|t| t.name.clone()).collect();
+        // Partitions a partition manager made are left alone (they count as dropped for the
+        // objects that would go with them, so nothing of theirs is planned either).
+        let dropped: Vec<&Table> = dropped.into_iter().filter(|t| !self.managed_partition(t)).collect();
 
         // A dropped table whose columns reappear in a created one looks like a rename.
         for old in &dropped {
@@ -642,7 +647,10 @@ impl Differ<'_> {
                     self.changes.push(Change::RenameTable { from: cname.clone(), table: des.clone() });
                 }
             }
-            self.columns(dname, cur, des);
+            match self.partition_own_parts(cur, des) {
+                Some((cur, des)) => self.columns(dname, &cur, &des),
+                None => self.columns(dname, cur, des),
+            }
         }
         // Sequences are dropped after the tables are known, so owned ones go with their table.
         let seq_drops: Vec<_> = self
@@ -1089,6 +1097,7 @@ impl Differ<'_> {
             .iter()
             .filter(|(n, i)| {
                 !self.desired.indexes.contains_key(*n)
+                    && !self.current.index_attachments.contains_key(*n)
                     && !constraint_named(self.current, i)
                     && !self.dropped_tables.contains(&i.table)
             })
@@ -1103,7 +1112,16 @@ impl Differ<'_> {
         }
         let mut renamed = vec![false; dropped.len()];
         for (name, idx) in &self.desired.indexes {
-            if constraint_named(self.desired, idx) {
+            // A partition's index attached to its parent's comes and goes with the parent's
+            // (plan/steps/partition.rs builds it); planned on its own it would be built twice.
+            if constraint_named(self.desired, idx)
+                || (self.desired.index_attachments.contains_key(name)
+                    && self
+                        .current
+                        .indexes
+                        .get(name)
+                        .is_none_or(|_| self.current.index_attachments.contains_key(name)))
+            {
                 continue;
             }
             if !self.current.indexes.contains_key(name) {

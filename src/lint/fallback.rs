@@ -245,7 +245,11 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
         if !c.eat("on") {
             return vec![Action::Other];
         }
-        c.eat("only");
+        // `ON ONLY` a partitioned table builds nothing: the index is created invalid, in the
+        // catalog only, and becomes valid as each partition's index is attached.
+        if c.eat("only") {
+            return vec![Action::Other];
+        }
         let Some(table) = c.name() else { return vec![Action::Other] };
         return vec![Action::CreateIndex { name, table, unique, concurrently, columns: Vec::new() }];
     }

@@ -37,6 +37,13 @@ impl Default for Loader {
 }
 
 impl Loader {
+    /// The schema with what PostgreSQL adds by itself once every statement ran (partition
+    /// indexes and keys), and the account of the statements.
+    pub fn finish(mut self) -> super::Loaded {
+        super::partition::complete(&mut self.schema);
+        super::Loaded { schema: self.schema, report: self.report }
+    }
+
     /// Loads all statements of one file (its text already split).
     pub fn apply_file(&mut self, file: &str, stmts: &[RawStatement]) -> Result<(), ParseError> {
         for st in stmts {

@@ -20,6 +20,7 @@ pub(crate) mod lex;
 mod load;
 mod names;
 mod objects;
+mod partition;
 mod split;
 mod table;
 
@@ -132,7 +133,7 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
                 let stmts = split_checked(&name, &text)?;
                 loader.apply_file(&name, &stmts)?;
             }
-            Ok(Loaded { schema: loader.schema, report: loader.report })
+            Ok(loader.finish())
         }
         SourceSpec::Stdin => {
             let mut bytes = Vec::new();
@@ -168,7 +169,7 @@ pub fn load_str(file_name: &str, sql: &str) -> Result<Loaded, ParseError> {
     }
     let mut loader = load::Loader::default();
     loader.apply_file(file_name, &stmts)?;
-    Ok(Loaded { schema: loader.schema, report: loader.report })
+    Ok(loader.finish())
 }
 
 /// Applies `sql`, statements seqmig itself wrote (the steps of a plan), to `schema` as the
@@ -268,6 +269,19 @@ pub fn parses(sql: &str) -> Result<(), String> {
     let patched: String = sql
         .replace("DROP INDEX CONCURRENTLY ", "DROP INDEX ")
         .lines()
+        .map(|l| {
+            // Nor `CREATE INDEX … ON ONLY t` nor `ALTER INDEX i ATTACH PARTITION c` (both
+            // PostgreSQL 11): checked as the index without ONLY, and as a rename of `i`.
+            if l.starts_with("CREATE ") && l.contains(" INDEX ") {
+                return l.replacen(" ON ONLY ", " ON ", 1);
+            }
+            if let Some(rest) = l.strip_prefix("ALTER INDEX ") {
+                if let Some(at) = rest.find(" ATTACH PARTITION ") {
+                    return format!("ALTER INDEX {} RENAME TO x;", &rest[..at]);
+                }
+            }
+            l.to_string()
+        })
         .map(|l| match l.strip_prefix("ALTER SEQUENCE ") {
             Some(rest) => {
                 let end = [

@@ -124,7 +124,7 @@ pub fn create_index(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
 
 /// The word PostgreSQL uses for an expression key in a default index name (`lower` for
 /// `lower(email)`, `expr` otherwise).
-fn expression_label(e: &str) -> String {
+pub(crate) fn expression_label(e: &str) -> String {
     let word: String = e.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
     if word.is_empty() || !e[word.len()..].starts_with('(') { "expr".into() } else { word }
 }

@@ -55,6 +55,10 @@ pub fn create_table(s: &mut Schema, c: &mut Cursor) -> PResult<()> {
         let from = c.pos;
         if !c.eat_kw("default") {
             c.expect_kws(&["for", "values"])?;
+            // `FOR VALUES WITH (MODULUS m, REMAINDER r)`: the bound, not storage options.
+            if c.eat_kw("with") {
+                c.paren_group()?;
+            }
         }
         let from_to = c.until(|c| {
             c.peek_kws(&["partition", "by"])

@@ -27,6 +27,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("sql/add_enum_value.sql", include_str!("../../templates/sql/add_enum_value.sql")),
     ("sql/alter_column.sql", include_str!("../../templates/sql/alter_column.sql")),
+    ("sql/attach_index.sql", include_str!("../../templates/sql/attach_index.sql")),
     ("sql/backfill.sql", include_str!("../../templates/sql/backfill.sql")),
     ("sql/comment.sql", include_str!("../../templates/sql/comment.sql")),
     ("sql/create_index.sql", include_str!("../../templates/sql/create_index.sql")),

@@ -41,6 +41,9 @@ pub fn makes(index: &Index) -> Vec<Res> {
 }
 
 pub fn steps(ctx: &Ctx<'_>, index: &Index, new_table: bool) -> Steps {
+    if super::partition::is_partitioned_index(ctx, index, new_table) {
+        return super::partition::index_steps(ctx, index);
+    }
     let concurrently = !new_table && !index.only;
     let mut step = StepDraft::new(
         Phase::Expand,

@@ -112,24 +112,57 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
     for idx in &tc.indexes {
         let tmp = derived_name(idx.name.name.as_str(), "_seqmig_new");
         let tmp_q = QualifiedName::new(idx.name.schema.clone(), tmp.clone());
-        steps.push(
-            concurrent_index_step(
-                ctx,
-                Phase::Backfill,
-                format!(
-                    "build index {} on the shadow column without blocking writes",
-                    idx.name.name.quoted_sql()
-                ),
-                ctx.sql(
-                    "create_index",
-                    json!({ "index": index_value(idx, &tmp, true, Some((c, &shadow))) }),
-                )?,
-                &tmp_q,
-                table,
-            )?
-            .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
-            .needs([Res::Data(table.clone(), shadow.clone())]),
-        );
+        if ctx.current.tables.get(table).is_some_and(|t| t.is_partitioned()) {
+            // PostgreSQL refuses CONCURRENTLY on a partitioned table: built per partition and
+            // attached (plan/steps/partition.rs); each partition's index renamed with it.
+            let spec = super::partition::Spec {
+                phase: Phase::Backfill,
+                rename: Some((c, &shadow)),
+                suffix: Some("_seqmig_new"),
+            };
+            let (mut built, child_renames) = super::partition::index_steps_as(ctx, idx, &tmp_q, &spec)?;
+            if let Some(first) = built.first_mut() {
+                first.needs.push(Res::Data(table.clone(), shadow.clone()));
+            }
+            steps.append(&mut built);
+            for (from, to) in child_renames {
+                renames.push(
+                    StepDraft::new(
+                        Phase::Contract,
+                        format!("give the rebuilt partition index its name {}", to.name.quoted_sql()),
+                        ctx.sql(
+                            "rename",
+                            json!({ "kind": "index", "object": qn(&from), "to": to.name.as_str() }),
+                        )?,
+                    )
+                    .rollback(ctx.sql(
+                        "rename",
+                        json!({ "kind": "index", "object": qn(&to), "to": from.name.as_str() }),
+                    )?)
+                    .lock(LockMode::ShareUpdateExclusive, table)
+                    .makes([Res::Index(to.clone())]),
+                );
+            }
+        } else {
+            steps.push(
+                concurrent_index_step(
+                    ctx,
+                    Phase::Backfill,
+                    format!(
+                        "build index {} on the shadow column without blocking writes",
+                        idx.name.name.quoted_sql()
+                    ),
+                    ctx.sql(
+                        "create_index",
+                        json!({ "index": index_value(idx, &tmp, true, Some((c, &shadow))) }),
+                    )?,
+                    &tmp_q,
+                    table,
+                )?
+                .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
+                .needs([Res::Data(table.clone(), shadow.clone())]),
+            );
+        }
         renames.push(
             StepDraft::new(
                 Phase::Contract,

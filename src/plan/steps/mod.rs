@@ -22,6 +22,7 @@ mod drop_not_null;
 mod drop_table;
 mod objects;
 mod opaque;
+pub(crate) mod partition;
 mod rename_column;
 mod rename_table;
 mod set_not_null;

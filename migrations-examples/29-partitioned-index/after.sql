@@ -1,0 +1,40 @@
+-- Indexes on partitioned tables of every strategy, and on a two-level one.
+CREATE TABLE public.events (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    note text
+) PARTITION BY RANGE (id);
+CREATE TABLE public.events_low PARTITION OF public.events FOR VALUES FROM (MINVALUE) TO (1000000);
+CREATE TABLE public.events_high PARTITION OF public.events FOR VALUES FROM (1000000) TO (MAXVALUE);
+
+CREATE TABLE public.accounts (
+    id bigint NOT NULL,
+    region text NOT NULL,
+    name text
+) PARTITION BY LIST (region);
+CREATE TABLE public.accounts_eu PARTITION OF public.accounts FOR VALUES IN ('eu');
+CREATE TABLE public.accounts_other PARTITION OF public.accounts DEFAULT;
+
+CREATE TABLE public.sessions (
+    id bigint NOT NULL,
+    token text
+) PARTITION BY HASH (id);
+CREATE TABLE public.sessions_0 PARTITION OF public.sessions FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE public.sessions_1 PARTITION OF public.sessions FOR VALUES WITH (modulus 2, remainder 1);
+
+CREATE TABLE public.metrics (
+    id bigint NOT NULL,
+    value integer,
+    legacy text
+) PARTITION BY RANGE (id);
+CREATE TABLE public.metrics_old PARTITION OF public.metrics FOR VALUES FROM (MINVALUE) TO (1000000) PARTITION BY HASH (id);
+CREATE TABLE public.metrics_old_0 PARTITION OF public.metrics_old FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE public.metrics_old_1 PARTITION OF public.metrics_old FOR VALUES WITH (modulus 2, remainder 1);
+CREATE TABLE public.metrics_new PARTITION OF public.metrics FOR VALUES FROM (1000000) TO (MAXVALUE);
+
+-- Indexes on partitioned parents: built per partition with CONCURRENTLY, created ON ONLY
+-- the parent, then attached. A unique one includes the partition key, as PostgreSQL requires.
+CREATE INDEX events_kind_idx ON public.events (kind);
+CREATE INDEX accounts_name_idx ON public.accounts (lower(name));
+CREATE UNIQUE INDEX sessions_id_key ON public.sessions (id);
+CREATE INDEX metrics_value_idx ON public.metrics (value) WHERE value IS NOT NULL;

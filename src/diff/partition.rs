@@ -1,0 +1,99 @@
+//! Partitions in the diff (issue 21.2): PostgreSQL propagates column changes (add, drop,
+//! rename, type, default, NOT NULL) and CHECK constraints from a partitioned table to its
+//! partitions, and refuses most of them on a partition directly (SQLSTATE 42809: "cannot add
+//! column to a partition"). So a partition whose parent is paired is compared on what is its
+//! own: columns its parent lacks, and constraints not attached to a parent's key.
+
+use super::Differ;
+use crate::finding::Finding;
+use crate::model::{ConstraintKind, IndexExpr, QualifiedName, Schema, Table};
+
+impl Differ<'_> {
+    /// `cur` and `des` without what their parents give them, when both are partitions of the
+    /// same (paired) parent; `None` when the table is compared whole.
+    pub(super) fn partition_own_parts(&self, cur: &Table, des: &Table) -> Option<(Table, Table)> {
+        let (pc, pd) = (cur.partition_of.as_ref()?, des.partition_of.as_ref()?);
+        if self.table_pairs.get(&pd.parent) != Some(&pc.parent) {
+            return None;
+        }
+        Some((own_parts(self.current, cur, &pc.parent), own_parts(self.desired, des, &pd.parent)))
+    }
+}
+
+fn own_parts(schema: &Schema, t: &Table, parent: &QualifiedName) -> Table {
+    let mut own = t.clone();
+    if let Some(p) = schema.tables.get(parent) {
+        own.columns.retain(|c| p.column(&c.name).is_none());
+    }
+    own.constraints.retain(|name, _| {
+        !schema.index_attachments.contains_key(&QualifiedName::new(t.name.schema.clone(), name.clone()))
+    });
+    own
+}
+
+impl Differ<'_> {
+    /// A live partition the desired file lacks, of a parent the file keeps: created by a
+    /// partition manager (pg_partman, a time-based job) after the file was written, unless
+    /// `[plan] authoritative_partitions` names the parent. Planning its drop would delete a
+    /// month of rows because a dump is a month old.
+    pub(super) fn managed_partition(&self, t: &Table) -> bool {
+        let Some(p) = &t.partition_of else { return false };
+        let parent_kept = self.table_pairs.values().any(|c| c == &p.parent);
+        let root = self.current.partition_root(&t.name);
+        let authoritative = self.hints.authoritative_partitions.iter().any(|pat| {
+            super::hints::names_match(pat, &[&root.schema, &root.name])
+                || super::hints::names_match(pat, &[&p.parent.schema, &p.parent.name])
+        });
+        parent_kept && !authoritative
+    }
+
+    /// A primary key or unique index on a partitioned table must contain every partition key
+    /// column: PostgreSQL refuses it otherwise (SQLSTATE 0A000, "unique constraint on
+    /// partitioned table must include all partitioning columns"), at whatever phase it runs.
+    pub(super) fn partition_keys(&mut self) {
+        let mut found = Vec::new();
+        for t in self.desired.tables.values() {
+            let Some(key) = t.partition_columns() else { continue };
+            let uniques = t
+                .constraints
+                .values()
+                .filter(|c| {
+                    matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. })
+                })
+                .map(|c| (c.name.as_str().to_string(), c.kind.columns().to_vec()));
+            let indexes = self.desired.indexes.values().filter(|i| i.table == t.name && i.unique).map(|i| {
+                let cols = i
+                    .keys
+                    .iter()
+                    .filter_map(|k| match &k.expr {
+                        IndexExpr::Column(c) => Some(c.clone()),
+                        IndexExpr::Expression(_) => None,
+                    })
+                    .collect::<Vec<_>>();
+                (i.name.name.as_str().to_string(), cols)
+            });
+            for (name, cols) in uniques.chain(indexes) {
+                let missing: Vec<String> =
+                    key.iter().filter(|k| !cols.contains(k)).map(|k| k.quoted_sql()).collect();
+                if !missing.is_empty() {
+                    found.push(
+                        Finding::error(
+                            "partition-key-not-in-unique",
+                            format!("{}.{}", t.name.quoted(), name),
+                            format!(
+                                "unique key {name} on the partitioned table {} lacks the partition key column(s) {}: PostgreSQL refuses it (each partition can only check uniqueness within itself)",
+                                t.name.quoted(),
+                                missing.join(", ")
+                            ),
+                        )
+                        .with_help(format!(
+                            "add {} to the key, or enforce the uniqueness another way (a separate unpartitioned table of keys)",
+                            missing.join(", ")
+                        )),
+                    );
+                }
+            }
+        }
+        self.findings.extend(found);
+    }
+}

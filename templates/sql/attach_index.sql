@@ -1,0 +1,1 @@
+ALTER INDEX {{ parent | ident }} ATTACH PARTITION {{ child | ident }};
