@@ -26,6 +26,31 @@ fn issue21_1_loader_and_introspection_agree_on_every_strategy() {
     assert_same(&live, &file, "partitioned tables: catalog vs file");
 }
 
+/// What PostgreSQL applies to every partition when it is done to the parent after the
+/// partitions exist: add, drop, rename and retype a column, set and drop a default and NOT
+/// NULL, on one and two levels. The file's model must follow as the catalog does.
+#[test]
+fn issue21_1_changes_on_a_parent_reach_its_partitions_in_the_model_as_in_the_catalog() {
+    let changes = format!(
+        "{SCHEMA}
+ALTER TABLE public.metrics ADD COLUMN note text, ADD COLUMN value__new bigint;
+ALTER TABLE public.metrics DROP COLUMN value;
+ALTER TABLE public.metrics RENAME COLUMN value__new TO value;
+ALTER TABLE public.metrics ALTER COLUMN note SET DEFAULT 'none'::text;
+ALTER TABLE public.metrics ALTER COLUMN note SET NOT NULL;
+ALTER TABLE public.events ALTER COLUMN payload TYPE varchar(200);
+ALTER TABLE public.events ALTER COLUMN kind DROP NOT NULL;
+ALTER TABLE public.accounts RENAME COLUMN name TO display_name;
+ALTER TABLE public.accounts ALTER COLUMN display_name SET DEFAULT 'x'::text;
+"
+    );
+    let db = TestDb::new();
+    db.execute(&changes);
+    let live = normalize(introspect(&db));
+    let file = normalize(load(&changes));
+    assert_same(&live, &file, "parent changes: catalog vs file");
+}
+
 /// pg_dump writes the same tables the other way round: standalone tables attached with
 /// `ALTER TABLE ONLY … ATTACH PARTITION`, indexes `ON ONLY` the parent with each partition's
 /// index attached. Its model must equal the catalog's as well.

@@ -184,7 +184,7 @@ pub fn replay_onto(schema: Schema, file_name: &str, sql: &str) -> Result<Loaded,
     let mut loader = load::Loader::default();
     loader.schema = schema;
     loader.apply_file(file_name, &stmts)?;
-    Ok(Loaded { schema: loader.schema, report: loader.report })
+    Ok(loader.finish())
 }
 
 /// DML, and `CREATE [OR REPLACE] | DROP FUNCTION [IF EXISTS] seqmig.…`.

@@ -842,7 +842,7 @@ fn alter_action(s: &mut Schema, c: &mut Cursor, name: &QualifiedName, only: bool
     if c.eat_kw("alter") {
         c.eat_kw("column");
         let col_name = c.ident()?;
-        return alter_column(s, c, name, &col_name);
+        return alter_column(s, c, name, &col_name, only);
     }
     if c.eat_kws(&["owner", "to"]) {
         let role = c.ident()?;
@@ -1005,6 +1005,13 @@ fn rename(s: &mut Schema, c: &mut Cursor, name: &QualifiedName) -> PResult<()> {
         .ok_or_else(|| Fail { at: 0, message: format!("column {old} of table {name} does not exist") })?;
     col.name = new.clone();
     rename_column_references(s, name, &old, &new);
+    // PostgreSQL renames the column in every partition and inheritance child as well.
+    for child in descendants(s, name) {
+        if let Some(col) = s.tables.get_mut(&child).and_then(|t| t.column_mut(&old)) {
+            col.name = new.clone();
+            rename_column_references(s, &child, &old, &new);
+        }
+    }
     Ok(())
 }
 
@@ -1051,7 +1058,40 @@ fn rename_column_references(s: &mut Schema, table: &QualifiedName, old: &Ident, 
     }
 }
 
-fn alter_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name: &Ident) -> PResult<()> {
+/// One `ALTER COLUMN` action. Without ONLY, PostgreSQL applies a type, default or NOT NULL
+/// change to the column of every partition and inheritance child too; so does this.
+fn alter_column(
+    s: &mut Schema,
+    c: &mut Cursor,
+    table: &QualifiedName,
+    col_name: &Ident,
+    only: bool,
+) -> PResult<()> {
+    let before = s.tables.get(table).and_then(|t| t.column(col_name)).cloned();
+    alter_own_column(s, c, table, col_name)?;
+    let after = s.tables.get(table).and_then(|t| t.column(col_name)).cloned();
+    let (Some(before), Some(after)) = (before, after) else { return Ok(()) };
+    if only {
+        return Ok(());
+    }
+    for child in descendants(s, table) {
+        if let Some(col) = s.tables.get_mut(&child).and_then(|t| t.column_mut(col_name)) {
+            if after.data_type != before.data_type || after.collation != before.collation {
+                col.data_type = after.data_type.clone();
+                col.collation = after.collation.clone();
+            }
+            if after.default != before.default {
+                col.default = after.default.clone();
+            }
+            if after.not_null != before.not_null {
+                col.not_null = after.not_null;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn alter_own_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_name: &Ident) -> PResult<()> {
     let at = c.offset();
     if c.eat_kws(&["set", "data", "type"]) || c.eat_kw("type") {
         let from = c.until(|c| c.peek_kw("collate") || c.peek_kw("using") || c.peek_punct(","))?;
