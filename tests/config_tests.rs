@@ -106,7 +106,10 @@ fn issue18_6_forged_plans_are_refused_with_a_verification_key() {
     let out = run(&open, &["apply", "--plan", &pwned_path, "--phase", "expand"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(query_bool(&open, pwned_exists), "without a key the edited plan is accepted");
-    // The stored forged plan is refused by a runner that verifies.
+    // The stored forged plan is refused by a runner that verifies, and by its dry run.
+    let out = run(&open, &["apply", "--phase", "dual_write", "--dry-run", "--verify-key-file", &key], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("does not verify with key file"), "{}", text(&out));
     let out = run(&open, &["apply", "--phase", "dual_write", "--verify-key-file", &key], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("does not verify with key file"), "{}", text(&out));

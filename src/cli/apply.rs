@@ -255,7 +255,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let rt = runtime()?;
     if args.dry_run {
         return finish(rt.block_on(async {
-            let d = exec::dry_run(&resolved.runner.connection, &resolved.source, phase).await?;
+            let d = exec::dry_run(
+                &resolved.runner.connection,
+                &resolved.source,
+                phase,
+                resolved.verify_key.as_ref(),
+            )
+            .await?;
             Ok(render_dry_run(&d))
         }));
     }

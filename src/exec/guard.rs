@@ -237,9 +237,16 @@ pub struct DryRun {
 
 /// Everything `apply --dry-run` checks (plan, order), on a read-only session; no lock taken,
 /// no ledger created.
-pub async fn dry_run(opts: &ConnectOptions, source: &PlanSource, phase: Phase) -> Result<DryRun, ExecError> {
+pub async fn dry_run(
+    opts: &ConnectOptions,
+    source: &PlanSource,
+    phase: Phase,
+    verify_key: Option<&crate::plan::signature::PlanKey>,
+) -> Result<DryRun, ExecError> {
     let client = connect_observer(opts).await?;
     let r = resolve(&client, source, false).await?;
+    // A dry run refuses what the real run would: an unsigned or altered stored plan too.
+    check_signature(verify_key, source, &r.plan)?;
     let state = if r.stored_state.is_some() {
         PlanState::load(&client, &r.plan.id).await?
     } else {
@@ -255,6 +262,24 @@ pub async fn dry_run(opts: &ConnectOptions, source: &PlanSource, phase: Phase) -
         }
     }
     Ok(DryRun { phase, would_run, already_done, stored: r.stored_state.is_some(), plan: r.plan })
+}
+
+/// With a key, only plans signed with it pass (issue 18.6): the plan as resolved, stored or
+/// given. A stored plan has the id of the given file, so the same content: either signature
+/// vouches for it (a plan first applied unsigned can be signed later).
+fn check_signature(
+    key: Option<&crate::plan::signature::PlanKey>,
+    source: &PlanSource,
+    resolved: &Plan,
+) -> Result<(), ExecError> {
+    let Some(key) = key else { return Ok(()) };
+    if let PlanSource::File { plan, .. } = source
+        && plan.id == resolved.id
+        && key.verify(plan).is_ok()
+    {
+        return Ok(());
+    }
+    Ok(key.verify(resolved)?)
 }
 
 /// The holder of a database's runner lock, with the only connection that applies steps.
@@ -351,16 +376,7 @@ impl Runner {
     }
 
     fn check_signature(&self, source: &PlanSource, resolved: &Plan) -> Result<(), ExecError> {
-        let Some(key) = &self.verify_key else { return Ok(()) };
-        // A stored plan has the id of the given file, so the same content: either signature
-        // vouches for it (a plan first applied unsigned can be signed later).
-        if let PlanSource::File { plan, .. } = source
-            && plan.id == resolved.id
-            && key.verify(plan).is_ok()
-        {
-            return Ok(());
-        }
-        Ok(key.verify(resolved)?)
+        check_signature(self.verify_key.as_ref(), source, resolved)
     }
 
     /// The result of recording a failure in the ledger. When the session itself is gone
