@@ -637,12 +637,25 @@ fn listing(ops: &[Op]) -> String {
 /// of both releases; after every operation the data equals the twin's, `status` agrees with
 /// the database, and at the end the plan is driven to completion. `SEQMIG_MODEL_CASES`
 /// (default 6), `SEQMIG_MODEL_OPS` (operations per sequence, default 16) and
-/// `SEQMIG_MODEL_SEED` choose the run; a failure is shrunk and printed.
+/// `SEQMIG_MODEL_SEED` choose the run; a failure is shrunk and printed. Two more tests run
+/// fixed seeds in parallel with it, so `cargo test` runs a few hundred operations.
 #[test]
 fn lifecycle_model_random_sequences_keep_data_status_and_resume() {
-    let cases = env_number("SEQMIG_MODEL_CASES", 6);
+    model_run(env_number("SEQMIG_MODEL_SEED", 18), env_number("SEQMIG_MODEL_CASES", 6));
+}
+
+#[test]
+fn lifecycle_model_random_sequences_seed_19() {
+    model_run(19, 4);
+}
+
+#[test]
+fn lifecycle_model_random_sequences_seed_20() {
+    model_run(20, 4);
+}
+
+fn model_run(seed0: u64, cases: u64) {
     let len = env_number("SEQMIG_MODEL_OPS", 16) as usize;
-    let seed0 = env_number("SEQMIG_MODEL_SEED", 18);
     let plan = orders_plan();
     let base = seeded_db();
     let t0 = Instant::now();
