@@ -28,12 +28,12 @@ pub mod runs;
 use tokio_postgres::Client;
 
 pub use audit::{
-    AuditEntry, AuditEvent, audit, audit_entries, audit_events, break_glass_events, contract_decision,
-    record_break_glass, record_contract_resumed, record_gate_open,
+    AuditEntry, AuditEvent, AuditEventKind, audit, audit_entries, audit_events, break_glass_events,
+    contract_decision, record_break_glass, record_contract_resumed, record_gate_open,
 };
 pub use plans::{
-    StoredPlan, active_plan_ids, active_plan_jsons, insert_plan, latest_plan_id, plan_ids, resolve_plan_id,
-    set_plan_state, stored_plan,
+    StoredPlan, StoredPlanState, active_plan_ids, active_plan_jsons, insert_plan, latest_plan_id, plan_ids,
+    resolve_plan_id, set_plan_state, stored_plan,
 };
 pub use runs::{
     PhaseRunRow, STEP_OK_SQL, StepRow, finish_phase_run, flags, latest_phase_runs, latest_step_rows,
@@ -127,6 +127,9 @@ pub enum LedgerError {
     /// The prefix names several stored plans; `matches` lists every candidate.
     #[error("plan id prefix '{prefix}' matches several stored plans: {}", matches.join(", "))]
     AmbiguousPlan { prefix: String, matches: Vec<String> },
+    /// A stored plan's state is spelled in a way this seqmig does not know (a newer ledger).
+    #[error("stored plan {plan} is in state '{state}', which this seqmig does not know; upgrade seqmig")]
+    UnknownPlanState { plan: String, state: String },
 }
 
 impl LedgerError {
