@@ -11,7 +11,8 @@ mod partition;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::expr::int_width;
-pub use crate::model::expr::{Cast, classify_cast, is_volatile, mentions, nextval_sequence, selects_star};
+pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence, selects_star};
+pub use crate::parse::mentions;
 pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
     ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, OldPathSilent,

@@ -1,7 +1,8 @@
 //! Expression and type facts read from the model's normalised text: how one column type
 //! casts to another, whether a default is volatile, which sequence a default draws from,
-//! whether an expression names a column, whether a view selects `*`. `diff` and `plan`
-//! ask these questions; they were in `diff/mod.rs` and moved here unchanged.
+//! whether a view selects `*`. `diff` and `plan` ask these questions; they were in
+//! `diff/mod.rs` and moved here unchanged. Whether an expression names a column needs its
+//! tokens, so that one is [`crate::parse::mentions`].
 
 use super::QualifiedName;
 
@@ -114,28 +115,6 @@ pub fn nextval_sequence(expr: &str) -> Option<QualifiedName> {
     let rest = &expr[start..];
     let end = rest.find('\'')?;
     QualifiedName::parse_sql(&rest[..end].replace("''", "'"), "public").ok()
-}
-
-/// True when `expr` names the identifier `name` as a whole word (quoted or not).
-pub fn mentions(expr: &str, name: &str) -> bool {
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    if expr.contains(&quoted) {
-        return true;
-    }
-    let bytes = expr.as_bytes();
-    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let mut start = 0;
-    while let Some(pos) = expr[start..].find(name) {
-        let i = start + pos;
-        let before_ok = i == 0 || !is_word(bytes[i - 1]);
-        let after = i + name.len();
-        let after_ok = after >= bytes.len() || !is_word(bytes[after]);
-        if before_ok && after_ok {
-            return true;
-        }
-        start = i + name.len().max(1);
-    }
-    false
 }
 
 /// Whether a view definition uses `*` (and so binds every column of a table when created).
