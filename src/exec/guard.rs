@@ -17,7 +17,7 @@ use super::{
     Action, ContractGate, Drift, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
     RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
-use crate::ledger::StoredPlanState;
+use crate::ledger::{RunOutcome, StoredPlanState};
 use crate::plan::{IndexBuild, Phase, Plan, Step};
 use crate::soak;
 
@@ -490,14 +490,15 @@ impl Runner {
             };
             if let Err(e) = outcome {
                 let recorded =
-                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                    ledger::finish_phase_run(&self.client, run_id, RunOutcome::Failed, Some(&e.to_string()))
+                        .await;
                 self.after_failure(recorded)?;
                 return Err(e);
             }
             ran.push(step.id.clone());
             self.step_completed();
         }
-        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        ledger::finish_phase_run(&self.client, run_id, RunOutcome::Ok, None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
         let plan_complete = after.first_incomplete(plan).is_none();
         if plan_complete {
@@ -620,7 +621,8 @@ impl Runner {
             };
             if let Err(e) = outcome {
                 let recorded =
-                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                    ledger::finish_phase_run(&self.client, run_id, RunOutcome::Failed, Some(&e.to_string()))
+                        .await;
                 self.after_failure(recorded)?;
                 return Err(match e {
                     ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => {
@@ -639,7 +641,7 @@ impl Runner {
             ran.push(step.id.clone());
             self.step_completed();
         }
-        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        ledger::finish_phase_run(&self.client, run_id, RunOutcome::Ok, None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
         let new_state =
             if after.anything_applied(plan) { StoredPlanState::Active } else { StoredPlanState::RolledBack };

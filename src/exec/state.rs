@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::ledger::{self, AuditEntry, AuditEventKind, PhaseRunRow, StepRow, StoredPlanState};
+use super::ledger::{self, AuditEntry, AuditEventKind, PhaseRunRow, RunOutcome, StepRow, StoredPlanState};
 use super::{Action, ExecError, Holder, command_for};
 use crate::plan::{Phase, Plan, Step};
 
@@ -33,12 +33,12 @@ pub enum StepState {
 impl StepState {
     pub fn from_row(row: Option<&StepRow>) -> StepState {
         let Some(r) = row else { return StepState::Pending };
-        match (r.action.as_str(), r.outcome.as_str()) {
-            ("apply", "ok") => StepState::Done,
-            ("apply", "failed") => StepState::Failed,
+        match (r.action.as_str(), r.outcome) {
+            ("apply", RunOutcome::Ok) => StepState::Done,
+            ("apply", RunOutcome::Failed) => StepState::Failed,
             ("apply", _) if r.interrupted => StepState::Interrupted,
             ("apply", _) => StepState::Running,
-            (_, "ok") => StepState::RolledBack,
+            (_, RunOutcome::Ok) => StepState::RolledBack,
             _ => StepState::RollbackIncomplete,
         }
     }
@@ -308,7 +308,9 @@ impl PlanState {
                             finished_at: row.and_then(|r| r.finished_at.clone()),
                             duration_ms: row.and_then(|r| r.duration_ms),
                             attempts: row.map(|r| r.attempts).unwrap_or(0),
-                            backend_pid: row.filter(|r| r.outcome == "running").map(|r| r.backend_pid),
+                            backend_pid: row
+                                .filter(|r| r.outcome == RunOutcome::Running)
+                                .map(|r| r.backend_pid),
                             sqlstate: row.and_then(|r| r.sqlstate.clone()),
                             message: row.and_then(|r| r.message.clone()),
                         }
@@ -412,7 +414,11 @@ mod tests {
     fn row(action: &str, outcome: &str, interrupted: bool) -> StepRow {
         StepRow {
             action: action.into(),
-            outcome: outcome.into(),
+            outcome: match outcome {
+                "ok" => RunOutcome::Ok,
+                "failed" => RunOutcome::Failed,
+                _ => RunOutcome::Running,
+            },
             interrupted,
             backend_pid: 42,
             sqlstate: None,

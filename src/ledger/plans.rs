@@ -68,8 +68,10 @@ pub async fn stored_plan(client: &Client, id: &str) -> Result<Option<StoredPlan>
     let plan = Plan::from_json(&text)
         .map_err(|source| LedgerError::StoredPlanCorrupt { plan: id.to_string(), source })?;
     let state: String = row.get(1);
-    let state = StoredPlanState::from_ledger(&state)
-        .ok_or_else(|| LedgerError::UnknownPlanState { plan: id.to_string(), state })?;
+    let state = StoredPlanState::from_ledger(&state).ok_or_else(|| LedgerError::UnknownValue {
+        what: format!("the state of stored plan {id}"),
+        value: state,
+    })?;
     Ok(Some(StoredPlan { plan, state, created_at: row.get(2), actor: row.get(3) }))
 }
 
