@@ -59,22 +59,110 @@ fn settings() -> insta::Settings {
     s
 }
 
-#[test]
-fn examples_snapshot_in_every_format() {
-    let examples = examples();
-    assert!(examples.len() >= 12, "at least 12 examples");
-    for dir in examples {
-        let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let (planned, hints) = plan_example(&dir);
-        let r = Renderer::embedded();
-        settings().bind(|| {
-            insta::assert_snapshot!(format!("{name}.json"), planned.plan.to_json_pretty());
-            insta::assert_snapshot!(format!("{name}.sql"), sql_snapshot(&planned));
-            insta::assert_snapshot!(
-                format!("{name}.md"),
-                seqmig::runbook::runbook(&planned, &hints.governance, &r).unwrap()
-            );
-        });
+/// One module per example, with one `#[test]` per format (`json`, `sql`, `md`), so a
+/// failing snapshot names its example and format and hides none of the others. The snapshot
+/// files keep the names `<example>.<format>.snap`. `EXAMPLES` lists the same directories:
+/// `issue19_1_every_example_dir_has_its_snapshot_tests` fails when a directory is added to
+/// `migrations-examples/` without a line here.
+macro_rules! example_snapshots {
+    ($($module:ident => $dir:literal,)*) => {
+        const EXAMPLES: &[&str] = &[$($dir),*];
+        $(
+            mod $module {
+                #[test]
+                fn json() {
+                    super::snapshot($dir, "json");
+                }
+                #[test]
+                fn sql() {
+                    super::snapshot($dir, "sql");
+                }
+                #[test]
+                fn md() {
+                    super::snapshot($dir, "md");
+                }
+            }
+        )*
+    };
+}
+
+mod issue19_1_example_snapshots {
+    use super::*;
+
+    example_snapshots! {
+    e01_create_table => "01-create-table",
+    e02_drop_table => "02-drop-table",
+    e03_rename_table => "03-rename-table",
+    e04_add_column => "04-add-column",
+    e05_add_not_null_column => "05-add-not-null-column",
+    e06_drop_column => "06-drop-column",
+    e07_rename_column => "07-rename-column",
+    e08_change_type => "08-change-type",
+    e09_transform_column => "09-transform-column",
+    e10_set_not_null => "10-set-not-null",
+    e11_drop_not_null_change_default => "11-drop-not-null-change-default",
+    e12_add_check_and_foreign_key => "12-add-check-and-foreign-key",
+    e13_add_unique_and_primary_key => "13-add-unique-and-primary-key",
+    e14_add_and_change_index => "14-add-and-change-index",
+    e15_drop_index_and_constraint => "15-drop-index-and-constraint",
+    e16_add_enum_value => "16-add-enum-value",
+    e17_view_and_function => "17-view-and-function",
+    e18_several_dependent_changes => "18-several-dependent-changes",
+    e19_ambiguous_rename => "19-ambiguous-rename",
+    e20_pg_dump_clean => "20-pg-dump-clean",
+    e21_opaque_alter => "21-opaque-alter",
+    e22_extension_drop => "22-extension-drop",
+    e23_volatile_default => "23-volatile-default",
+    e24_widen_serial_key => "24-widen-serial-key",
+    e25_identity_or_generated => "25-identity-or-generated",
+    e26_widen_identity_key => "26-widen-identity-key",
+    e28_partitioned_column_changes => "28-partitioned-column-changes",
+    e29_partitioned_index => "29-partitioned-index",
+    e31_partitioned_type_change => "31-partitioned-type-change",
+    }
+
+    /// Asserts the snapshot of one example in one format.
+    fn snapshot(example: &str, format: &str) {
+        let (planned, hints) = plan_example(&examples_dir().join(example));
+        let text = match format {
+            "json" => planned.plan.to_json_pretty(),
+            "sql" => sql_snapshot(&planned),
+            "md" => seqmig::runbook::runbook(&planned, &hints.governance, &Renderer::embedded()).unwrap(),
+            other => unreachable!("no snapshot format {other}"),
+        };
+        settings().bind(|| insta::assert_snapshot!(format!("{example}.{format}"), text));
+    }
+
+    #[test]
+    fn issue19_1_every_example_dir_has_its_snapshot_tests() {
+        let on_disk: Vec<String> =
+            examples().iter().map(|d| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let listed: Vec<String> = EXAMPLES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            on_disk, listed,
+            "every directory of migrations-examples/ with a before.sql needs a line in \
+             example_snapshots! (tests/plan_tests.rs), in directory order"
+        );
+        assert!(EXAMPLES.len() >= 12, "at least 12 examples");
+    }
+
+    /// Every snapshot file belongs to a listed example and format: a renamed or removed
+    /// example leaves no stale snapshot behind.
+    #[test]
+    fn issue19_1_every_snapshot_file_has_its_test() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+        let mut stale = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".snap") else { continue };
+            let owned = ["json", "sql", "md"]
+                .iter()
+                .any(|f| stem.strip_suffix(&format!(".{f}")).is_some_and(|ex| EXAMPLES.contains(&ex)));
+            if !owned {
+                stale.push(name);
+            }
+        }
+        assert!(stale.is_empty(), "snapshot files no test asserts: {stale:?}");
     }
 }
 

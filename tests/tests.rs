@@ -13,6 +13,7 @@ mod effects_tests;
 mod exec_examples_tests;
 mod exec_tests;
 mod gate_tests;
+mod golden_tests;
 mod harness_tests;
 mod inflight_tests;
 mod introspect_tests;

@@ -60,7 +60,7 @@ async fn owned_ledger(db: &TestDb) -> (tokio_postgres::Client, Plan) {
     seqmig::ledger::insert_plan(&client, &plan, "tester").await.unwrap();
     for phase in [Phase::Expand, Phase::Switch] {
         let id = seqmig::ledger::start_phase_run(&client, &plan.id, phase, "apply", "tester").await.unwrap();
-        seqmig::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
+        seqmig::ledger::finish_phase_run(&client, id, seqmig::ledger::RunOutcome::Ok, None).await.unwrap();
     }
     (client, plan)
 }
@@ -247,7 +247,7 @@ fn issue18_5_stats_reset_after_switch_fails_closed() {
         let id = seqmig::ledger::start_phase_run(&client, &plan.id, Phase::Switch, "apply", "tester")
             .await
             .unwrap();
-        seqmig::ledger::finish_phase_run(&client, id, "ok", None).await.unwrap();
+        seqmig::ledger::finish_phase_run(&client, id, seqmig::ledger::RunOutcome::Ok, None).await.unwrap();
         let cfg = GateConfig::from_toml("[gate]\nbuiltin_defaults = false\nold_path_silent = \"required\"\n")
             .unwrap();
 

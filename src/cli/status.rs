@@ -95,7 +95,7 @@ pub fn render(r: &StatusReport) -> String {
                         r.action,
                         r.actor,
                         r.started_at,
-                        if r.outcome == "failed" { " (failed)" } else { "" }
+                        if r.outcome == crate::ledger::RunOutcome::Failed { " (failed)" } else { "" }
                     )
                 })
                 .unwrap_or_default();

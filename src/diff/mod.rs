@@ -10,6 +10,9 @@ mod partition;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::expr::int_width;
+pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence, selects_star};
+pub use crate::parse::mentions;
 pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
     ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, OldPathSilent,
@@ -21,117 +24,6 @@ use crate::model::{
     Column, ColumnRef, ConstraintKind, Ident, Index, IndexExpr, ObjectRef, OpaqueKind, QualifiedName, Schema,
     Table, View,
 };
-
-/// How PostgreSQL can turn one column type into another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cast {
-    /// Binary-coercible: `ALTER COLUMN … TYPE` changes the catalog only.
-    InPlace,
-    /// A cast that cannot fail or lose data for the values of the old type (widening).
-    Implicit,
-    /// Needs an explicit `up` expression.
-    None,
-}
-
-fn split_modifier(t: &str) -> (&str, Option<&str>) {
-    match t.find('(') {
-        Some(i) if t.ends_with(')') => (&t[..i], Some(&t[i + 1..t.len() - 1])),
-        _ => (t, None),
-    }
-}
-
-/// Classifies `from` → `to` (both normalised type names).
-pub fn classify_cast(from: &str, to: &str) -> Cast {
-    if from == to {
-        return Cast::InPlace;
-    }
-    let (fb, fm) = split_modifier(from);
-    let (tb, tm) = split_modifier(to);
-    let num =
-        |m: Option<&str>| m.and_then(|m| m.split(',').next()).and_then(|n| n.trim().parse::<u32>().ok());
-    let scale = |m: Option<&str>| m.and_then(|m| m.split(',').nth(1)).map(|s| s.trim().to_string());
-    match (fb, tb) {
-        ("character varying", "character varying") | ("bit varying", "bit varying") => {
-            match (num(fm), num(tm)) {
-                (_, None) => return Cast::InPlace,
-                (Some(a), Some(b)) if b >= a => return Cast::InPlace,
-                _ => return Cast::None,
-            }
-        }
-        ("character varying", "text") => return Cast::InPlace,
-        ("text", "character varying") if tm.is_none() => return Cast::InPlace,
-        ("numeric", "numeric") => {
-            return match (num(fm), num(tm)) {
-                (_, None) => Cast::InPlace,
-                (Some(a), Some(b)) if b >= a && scale(fm) == scale(tm) => Cast::InPlace,
-                _ => Cast::None,
-            };
-        }
-        _ => {}
-    }
-    const WIDENING: &[(&str, &str)] = &[
-        ("smallint", "integer"),
-        ("smallint", "bigint"),
-        ("integer", "bigint"),
-        ("smallint", "numeric"),
-        ("integer", "numeric"),
-        ("bigint", "numeric"),
-        ("smallint", "double precision"),
-        ("integer", "double precision"),
-        ("real", "double precision"),
-        ("date", "timestamp without time zone"),
-        ("date", "timestamp with time zone"),
-        ("timestamp without time zone", "timestamp with time zone"),
-        ("json", "jsonb"),
-        ("character", "text"),
-        ("character", "character varying"),
-    ];
-    if (fm.is_none() || matches!(fb, "character" | "numeric")) && WIDENING.contains(&(fb, tb)) && tm.is_none()
-    {
-        return Cast::Implicit;
-    }
-    // Every type has an output function, so casting to unbounded text never fails.
-    if to == "text" || to == "character varying" {
-        return Cast::Implicit;
-    }
-    Cast::None
-}
-
-/// Defaults PostgreSQL must evaluate per row, forcing a rewrite on ADD COLUMN.
-pub fn is_volatile(expr: &str) -> bool {
-    const VOLATILE: &[&str] = &[
-        "random(",
-        "gen_random_uuid(",
-        "uuid_generate_v",
-        "uuidv4(",
-        "uuidv7(",
-        "clock_timestamp(",
-        "timeofday(",
-        "nextval(",
-        "statement_timestamp(",
-    ];
-    let e = expr.to_ascii_lowercase();
-    VOLATILE.iter().any(|v| e.contains(v))
-}
-
-/// Bytes of an integer type (`smallint`, `integer`, `bigint`), `None` for any other.
-fn int_width(data_type: &str) -> Option<u8> {
-    match data_type {
-        "smallint" => Some(2),
-        "integer" => Some(4),
-        "bigint" => Some(8),
-        _ => None,
-    }
-}
-
-/// The sequence named by a `nextval('…'::regclass)` default.
-pub fn nextval_sequence(expr: &str) -> Option<QualifiedName> {
-    let e = expr.to_ascii_lowercase();
-    let start = e.find("nextval('")? + "nextval('".len();
-    let rest = &expr[start..];
-    let end = rest.find('\'')?;
-    QualifiedName::parse_sql(&rest[..end].replace("''", "'"), "public").ok()
-}
 
 struct Differ<'a> {
     current: &'a Schema,
@@ -1426,28 +1318,6 @@ fn index_uses_column(i: &Index, column: &Ident) -> bool {
         || i.predicate.as_deref().is_some_and(|p| mentions(p, column.as_str()))
 }
 
-/// True when `expr` names the identifier `name` as a whole word (quoted or not).
-pub fn mentions(expr: &str, name: &str) -> bool {
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    if expr.contains(&quoted) {
-        return true;
-    }
-    let bytes = expr.as_bytes();
-    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let mut start = 0;
-    while let Some(pos) = expr[start..].find(name) {
-        let i = start + pos;
-        let before_ok = i == 0 || !is_word(bytes[i - 1]);
-        let after = i + name.len();
-        let after_ok = after >= bytes.len() || !is_word(bytes[after]);
-        if before_ok && after_ok {
-            return true;
-        }
-        start = i + name.len().max(1);
-    }
-    false
-}
-
 /// At most 80 characters of an object's text, for messages.
 pub fn short_text(s: &str) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1455,13 +1325,6 @@ pub fn short_text(s: &str) -> String {
         Some((i, _)) => format!("{}…", &one_line[..i]),
         None => one_line,
     }
-}
-
-/// Whether a view definition uses `*` (and so binds every column of a table when created).
-/// The model records a whole-relation read for every table a view names, star or not.
-pub fn selects_star(definition: &str) -> bool {
-    let d = definition.to_ascii_lowercase();
-    d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
 }
 
 /// Same columns (names and types), in any order: what a renamed table looks like. Looser

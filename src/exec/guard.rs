@@ -17,6 +17,7 @@ use super::{
     Action, ContractGate, Drift, Event, ExecError, GatePassage, Holder, PhaseReport, PlanSource, Reporter,
     RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
+use crate::ledger::{RunOutcome, StoredPlanState};
 use crate::plan::{IndexBuild, Phase, Plan, Step};
 use crate::soak;
 
@@ -94,7 +95,7 @@ struct StepWork<'a> {
 /// How a plan was found: the plan, its ledger state (`None` when not stored yet).
 struct Resolved {
     plan: Plan,
-    stored_state: Option<String>,
+    stored_state: Option<StoredPlanState>,
     /// The plan file's path as given, when there was one.
     path: Option<String>,
 }
@@ -103,8 +104,8 @@ impl Resolved {
     /// How a next command names the plan: not at all when it is the active one, by file
     /// while it is not stored, by id otherwise.
     fn plan_flag(&self) -> Option<String> {
-        match (self.stored_state.as_deref(), &self.path) {
-            (Some("active"), _) => None,
+        match (self.stored_state, &self.path) {
+            (Some(StoredPlanState::Active), _) => None,
             (None, Some(path)) => Some(format!("--plan {path}")),
             _ => Some(format!("--plan-id {}", self.plan.short_id())),
         }
@@ -147,7 +148,8 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
             }
             let mut active = ledger::active_plan_ids(client).await?;
             if active.is_empty() && latest_complete {
-                active = ledger::latest_plan_id(client, "complete").await?.into_iter().collect();
+                active =
+                    ledger::latest_plan_id(client, StoredPlanState::Complete).await?.into_iter().collect();
             }
             match active.as_slice() {
                 [] => Err(ExecError::NoActivePlan),
@@ -192,11 +194,11 @@ async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<()
     if first {
         for a in &plan.assumes {
             let state = ledger::stored_plan(client, &a.id).await?.map(|s| s.state);
-            if !matches!(state.as_deref(), Some("active" | "complete")) {
+            if !matches!(state, Some(StoredPlanState::Active | StoredPlanState::Complete)) {
                 return Err(ExecError::AssumedPlanGone {
                     given,
                     assumed: super::short_id(&a.id).to_string(),
-                    state: state.unwrap_or_else(|| "not stored in this database".into()),
+                    state: state.map_or_else(|| "not stored in this database".into(), |s| s.to_string()),
                 });
             }
         }
@@ -457,12 +459,12 @@ impl Runner {
                 None => self.check_gate(&r, gate).await?,
             }
         }
-        match r.stored_state.as_deref() {
+        match r.stored_state {
             None => ledger::insert_plan(&self.client, &r.plan, &self.opts.actor).await?,
-            Some("active") => {}
-            Some(_) => ledger::set_plan_state(&self.client, &r.plan.id, "active").await?,
+            Some(StoredPlanState::Active) => {}
+            Some(_) => ledger::set_plan_state(&self.client, &r.plan.id, StoredPlanState::Active).await?,
         }
-        r.stored_state = Some("active".into());
+        r.stored_state = Some(StoredPlanState::Active);
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
         if phase == Phase::Switch {
@@ -504,20 +506,21 @@ impl Runner {
             };
             if let Err(e) = outcome {
                 let recorded =
-                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                    ledger::finish_phase_run(&self.client, run_id, RunOutcome::Failed, Some(&e.to_string()))
+                        .await;
                 self.after_failure(recorded)?;
                 return Err(e);
             }
             ran.push(step.id.clone());
             self.step_completed();
         }
-        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        ledger::finish_phase_run(&self.client, run_id, RunOutcome::Ok, None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
         let plan_complete = after.first_incomplete(plan).is_none();
         if plan_complete {
-            ledger::set_plan_state(&self.client, &plan.id, "complete").await?;
+            ledger::set_plan_state(&self.client, &plan.id, StoredPlanState::Complete).await?;
         }
-        let (next, _) = after.next(plan, "active");
+        let (next, _) = after.next(plan, StoredPlanState::Active);
         reporter.report(&Event::PhaseDone {
             phase,
             action: Action::Apply,
@@ -634,7 +637,8 @@ impl Runner {
             };
             if let Err(e) = outcome {
                 let recorded =
-                    ledger::finish_phase_run(&self.client, run_id, "failed", Some(&e.to_string())).await;
+                    ledger::finish_phase_run(&self.client, run_id, RunOutcome::Failed, Some(&e.to_string()))
+                        .await;
                 self.after_failure(recorded)?;
                 return Err(match e {
                     ExecError::StepFailed { step, phase, sqlstate, message, done, .. } => {
@@ -653,9 +657,10 @@ impl Runner {
             ran.push(step.id.clone());
             self.step_completed();
         }
-        ledger::finish_phase_run(&self.client, run_id, "ok", None).await?;
+        ledger::finish_phase_run(&self.client, run_id, RunOutcome::Ok, None).await?;
         let after = PlanState::load(&self.client, &plan.id).await?;
-        let new_state = if after.anything_applied(plan) { "active" } else { "rolled_back" };
+        let new_state =
+            if after.anything_applied(plan) { StoredPlanState::Active } else { StoredPlanState::RolledBack };
         let next = Phase::ALL
             .into_iter()
             .rev()

@@ -225,6 +225,8 @@ pub enum ExecError {
         "the seqmig ledger in this database is version {found}, newer than this seqmig knows ({known}); upgrade seqmig"
     )]
     LedgerTooNew { found: i32, known: i32 },
+    #[error("the ledger holds {what} '{value}', which this seqmig does not know; upgrade seqmig")]
+    LedgerUnknownValue { what: String, value: String },
     #[error("refusing the plan file: {0}")]
     PlanFile(#[from] PlanFileError),
     #[error(
@@ -348,6 +350,7 @@ impl From<LedgerError> for ExecError {
             LedgerError::StoredPlanCorrupt { plan, source } => ExecError::StoredPlanCorrupt { plan, source },
             LedgerError::UnknownPlan(id) => ExecError::UnknownPlan(id),
             LedgerError::AmbiguousPlan { prefix, matches } => ExecError::AmbiguousPlan { prefix, matches },
+            LedgerError::UnknownValue { what, value } => ExecError::LedgerUnknownValue { what, value },
         }
     }
 }

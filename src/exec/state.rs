@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use super::ledger::{self, AuditEntry, PhaseRunRow, StepRow};
+use super::ledger::{self, AuditEntry, AuditEventKind, PhaseRunRow, RunOutcome, StepRow, StoredPlanState};
 use super::{Action, ExecError, Holder, command_for};
 use crate::plan::{Phase, Plan, Step};
 
@@ -33,12 +33,12 @@ pub enum StepState {
 impl StepState {
     pub fn from_row(row: Option<&StepRow>) -> StepState {
         let Some(r) = row else { return StepState::Pending };
-        match (r.action.as_str(), r.outcome.as_str()) {
-            ("apply", "ok") => StepState::Done,
-            ("apply", "failed") => StepState::Failed,
+        match (r.action.as_str(), r.outcome) {
+            ("apply", RunOutcome::Ok) => StepState::Done,
+            ("apply", RunOutcome::Failed) => StepState::Failed,
             ("apply", _) if r.interrupted => StepState::Interrupted,
             ("apply", _) => StepState::Running,
-            (_, "ok") => StepState::RolledBack,
+            (_, RunOutcome::Ok) => StepState::RolledBack,
             _ => StepState::RollbackIncomplete,
         }
     }
@@ -130,7 +130,7 @@ pub struct PhaseStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStatus {
     pub id: String,
-    pub state: String,
+    pub state: StoredPlanState,
     pub created_at: String,
     pub actor: String,
     pub summary: Vec<String>,
@@ -219,8 +219,9 @@ impl PlanState {
     }
 
     /// The next command and why, for a plan whose ledger state is `plan_state`.
-    pub fn next(&self, plan: &Plan, plan_state: &str) -> (Option<String>, String) {
-        let flag = (plan_state != "active").then(|| format!("--plan-id {}", super::short_id(&plan.id)));
+    pub fn next(&self, plan: &Plan, plan_state: StoredPlanState) -> (Option<String>, String) {
+        let flag = (plan_state != StoredPlanState::Active)
+            .then(|| format!("--plan-id {}", super::short_id(&plan.id)));
         let id = flag.as_deref();
         match self.first_incomplete(plan) {
             None => (None, "every phase is applied; the plan is complete".into()),
@@ -307,7 +308,9 @@ impl PlanState {
                             finished_at: row.and_then(|r| r.finished_at.clone()),
                             duration_ms: row.and_then(|r| r.duration_ms),
                             attempts: row.map(|r| r.attempts).unwrap_or(0),
-                            backend_pid: row.filter(|r| r.outcome == "running").map(|r| r.backend_pid),
+                            backend_pid: row
+                                .filter(|r| r.outcome == RunOutcome::Running)
+                                .map(|r| r.backend_pid),
                             sqlstate: row.and_then(|r| r.sqlstate.clone()),
                             message: row.and_then(|r| r.message.clone()),
                         }
@@ -358,15 +361,15 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
         let state = PlanState::load(client, &id).await?;
         let runs = ledger::latest_phase_runs(client, &id).await?;
-        let (next, explanation) = state.next(&stored.plan, &stored.state);
+        let (next, explanation) = state.next(&stored.plan, stored.state);
         let break_glass = ledger::audit_entries(client, &id)
             .await?
             .into_iter()
-            .filter(|e| e.event == "break_glass")
+            .filter(|e| e.event == AuditEventKind::BreakGlass)
             .collect();
         plans.push(PlanStatus {
             id: id.clone(),
-            state: stored.state.clone(),
+            state: stored.state,
             created_at: stored.created_at.clone(),
             actor: stored.actor.clone(),
             summary: stored.plan.changes.iter().map(|c| c.summary.clone()).collect(),
@@ -411,7 +414,11 @@ mod tests {
     fn row(action: &str, outcome: &str, interrupted: bool) -> StepRow {
         StepRow {
             action: action.into(),
-            outcome: outcome.into(),
+            outcome: match outcome {
+                "ok" => RunOutcome::Ok,
+                "failed" => RunOutcome::Failed,
+                _ => RunOutcome::Running,
+            },
             interrupted,
             backend_pid: 42,
             sqlstate: None,
@@ -434,10 +441,10 @@ mod tests {
         let s = PlanState::empty();
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Pending);
         assert_eq!(s.phase(&p, Phase::DualWrite), PhaseState::Empty);
-        assert_eq!(s.next(&p, "active").0.as_deref(), Some("seqmig apply --phase expand"));
+        assert_eq!(s.next(&p, StoredPlanState::Active).0.as_deref(), Some("seqmig apply --phase expand"));
         let s = state(&[("s1", row("apply", "ok", false)), ("s2", row("apply", "ok", false))]);
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Applied);
-        assert_eq!(s.next(&p, "active").0.as_deref(), Some("seqmig apply --phase switch"));
+        assert_eq!(s.next(&p, StoredPlanState::Active).0.as_deref(), Some("seqmig apply --phase switch"));
     }
 
     #[test]
@@ -445,12 +452,12 @@ mod tests {
         let p = plan();
         let s = state(&[("s1", row("apply", "ok", false)), ("s2", row("apply", "running", true))]);
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Interrupted);
-        let (next, why) = s.next(&p, "active");
+        let (next, why) = s.next(&p, StoredPlanState::Active);
         assert_eq!(next.as_deref(), Some("seqmig apply --phase expand"));
         assert!(why.contains("interrupted at step s2"), "{why}");
         let s = state(&[("s2", row("apply", "running", false))]);
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Running);
-        assert_eq!(s.next(&p, "active").0, None, "nothing to run while a runner works");
+        assert_eq!(s.next(&p, StoredPlanState::Active).0, None, "nothing to run while a runner works");
     }
 
     #[test]
@@ -460,13 +467,13 @@ mod tests {
         assert_eq!(s.step(&p.steps[0]), StepState::RolledBack);
         assert!(s.step(&p.steps[1]).is_applied(), "a failed rollback leaves the step applied");
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::Partial);
-        let (next, why) = s.next(&p, "active");
+        let (next, why) = s.next(&p, StoredPlanState::Active);
         assert_eq!(next.as_deref(), Some("seqmig rollback --phase expand"), "finish the undo first");
         assert!(why.contains("partly rolled back (1 of 2 steps undone"), "{why}");
         let s = state(&[("s1", row("rollback", "ok", false)), ("s2", row("rollback", "ok", false))]);
         assert_eq!(s.phase(&p, Phase::Expand), PhaseState::RolledBack);
         assert_eq!(
-            s.next(&p, "rolled_back").0.as_deref(),
+            s.next(&p, StoredPlanState::RolledBack).0.as_deref(),
             Some(&*format!("seqmig apply --phase expand --plan-id {}", p.short_id()))
         );
     }

@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 
 use super::{Catalog, IntrospectError};
 use crate::model::*;
+use crate::parse::lex::{Kind, tokenize};
 
 fn ident(name: &str, what: &str) -> Result<Ident, IntrospectError> {
     Ident::exact(name)
@@ -387,24 +388,21 @@ fn exclusion(def: &str) -> ConstraintKind {
     }
 }
 
-/// The index of the `)` matching the `(` at `open`, outside quotes.
+/// The index of the `)` matching the `(` at `open`, outside quotes; on the parser's tokens
+/// ([`crate::parse::lex`]).
 pub(super) fn matching_paren(s: &str, open: usize) -> Option<usize> {
-    let b = s.as_bytes();
-    if b.get(open) != Some(&b'(') {
+    if s.as_bytes().get(open) != Some(&b'(') {
         return None;
     }
+    let toks = tokenize(&s[open..]).ok()?;
     let mut depth = 0;
-    let mut quote: Option<u8> = None;
-    for (i, &c) in b.iter().enumerate().skip(open) {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(c),
-            (None, b'(') => depth += 1,
-            (None, b')') => {
+    for t in &toks {
+        match &s[open + t.start..open + t.end] {
+            "(" if t.kind == Kind::Punct => depth += 1,
+            ")" if t.kind == Kind::Punct => {
                 depth -= 1;
                 if depth == 0 {
-                    return Some(i);
+                    return Some(open + t.start);
                 }
             }
             _ => {}
@@ -413,20 +411,19 @@ pub(super) fn matching_paren(s: &str, open: usize) -> Option<usize> {
     None
 }
 
-/// Splits at top-level commas (outside parentheses and quotes).
+/// Splits at top-level commas (outside parentheses, brackets and quotes); on the parser's
+/// tokens. Text the lexer cannot read stays one part.
 fn split_top(s: &str) -> Vec<&str> {
+    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
     let mut parts = Vec::new();
-    let (mut depth, mut quote, mut start) = (0i32, None::<u8>, 0);
-    for (i, &c) in s.as_bytes().iter().enumerate() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(c),
-            (None, b'(' | b'[') => depth += 1,
-            (None, b')' | b']') => depth -= 1,
-            (None, b',') if depth == 0 => {
-                parts.push(s[start..i].trim());
-                start = i + 1;
+    let (mut depth, mut start) = (0i32, 0);
+    for t in toks.iter().filter(|t| t.kind == Kind::Punct) {
+        match &s[t.start..t.end] {
+            "(" | "[" => depth += 1,
+            ")" | "]" => depth -= 1,
+            "," if depth == 0 => {
+                parts.push(s[start..t.start].trim());
+                start = t.end;
             }
             _ => {}
         }
@@ -435,29 +432,30 @@ fn split_top(s: &str) -> Vec<&str> {
     parts
 }
 
-/// Space-separated words, keeping `"quoted words"` and `(…)` groups whole.
+/// Space-separated words, keeping `"quoted words"` and `(…)` groups whole; on the parser's
+/// tokens. Text the lexer cannot read is one word.
 fn words(s: &str) -> Vec<&str> {
+    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
     let mut out = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, None::<usize>);
-    for (i, c) in s.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
-            c if c.is_whitespace() && !quoted && depth == 0 => {
-                if let Some(st) = start.take() {
-                    out.push(&s[st..i]);
-                }
-                continue;
+    let mut depth = 0i32;
+    let mut word: Option<(usize, usize)> = None;
+    for t in &toks {
+        if depth == 0 && t.space_before {
+            if let Some((a, b)) = word.take() {
+                out.push(&s[a..b]);
             }
-            _ => {}
         }
-        if start.is_none() {
-            start = Some(i);
+        if t.kind == Kind::Punct {
+            match &s[t.start..t.end] {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                _ => {}
+            }
         }
+        word = Some((word.map_or(t.start, |(a, _)| a), t.end));
     }
-    if let Some(st) = start {
-        out.push(&s[st..]);
+    if let Some((a, b)) = word {
+        out.push(&s[a..b]);
     }
     out
 }

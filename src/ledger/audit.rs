@@ -7,6 +7,62 @@ use tokio_postgres::Client;
 
 use super::{LedgerError, db, is_missing, ts};
 
+/// What an audit row records (`seqmig.audit_log.event`), spelled in the ledger and in JSON
+/// exactly as [`AuditEventKind::as_str`] says. A spelling this seqmig does not know (written
+/// by a newer one) is kept as [`AuditEventKind::Other`] and shown as it is: the log is read,
+/// never judged, by the code that lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEventKind {
+    /// The gate was open when contract started (seqmig apply).
+    GateOpen,
+    /// A closed gate was bypassed with `--break-glass --reason`.
+    BreakGlass,
+    /// An interrupted contract resumed on an earlier decision.
+    ContractResumed,
+    /// The gate's verdict, recorded for a runner file (`seqmig gate --record`).
+    GateVerdict,
+    /// A role approved contract.
+    Approval,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl AuditEventKind {
+    const KNOWN: [AuditEventKind; 5] = [
+        AuditEventKind::GateOpen,
+        AuditEventKind::BreakGlass,
+        AuditEventKind::ContractResumed,
+        AuditEventKind::GateVerdict,
+        AuditEventKind::Approval,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            AuditEventKind::GateOpen => "gate_open",
+            AuditEventKind::BreakGlass => "break_glass",
+            AuditEventKind::ContractResumed => "contract_resumed",
+            AuditEventKind::GateVerdict => "gate_verdict",
+            AuditEventKind::Approval => "approval",
+            AuditEventKind::Other(s) => s,
+        }
+    }
+
+    /// The event as the ledger spells it.
+    pub fn from_ledger(s: &str) -> AuditEventKind {
+        AuditEventKind::KNOWN
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or_else(|| AuditEventKind::Other(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for AuditEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Appends to `seqmig.audit_log`.
 pub async fn audit(
     client: &Client,
@@ -30,7 +86,7 @@ pub async fn audit(
 /// One row of `seqmig.audit_log`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditEntry {
-    pub event: String,
+    pub event: AuditEventKind,
     pub actor: String,
     pub reason: Option<String>,
     pub at: String,
@@ -51,7 +107,7 @@ pub async fn audit_entries(client: &Client, plan_id: &str) -> Result<Vec<AuditEn
     Ok(rows
         .iter()
         .map(|r| AuditEntry {
-            event: r.get(0),
+            event: AuditEventKind::from_ledger(r.get(0)),
             actor: r.get(1),
             reason: r.get(2),
             at: r.get(3),
@@ -73,8 +129,8 @@ pub async fn record_break_glass(
     let row = client
         .query_one(
             "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
-             VALUES ('break_glass', $1, $2, $3, $4::text::jsonb) RETURNING id",
-            &[&plan_id, &actor, &reason, &detail],
+             VALUES ($5, $1, $2, $3, $4::text::jsonb) RETURNING id",
+            &[&plan_id, &actor, &reason, &detail, &AuditEventKind::BreakGlass.as_str()],
         )
         .await
         .map_err(db("record the break-glass in seqmig.audit_log"))?;
@@ -93,8 +149,8 @@ pub async fn record_gate_open(
     let row = client
         .query_one(
             "INSERT INTO seqmig.audit_log (event, plan_id, actor, detail) \
-             VALUES ('gate_open', $1, $2, $3::text::jsonb) RETURNING id",
-            &[&plan_id, &actor, &detail],
+             VALUES ($4, $1, $2, $3::text::jsonb) RETURNING id",
+            &[&plan_id, &actor, &detail, &AuditEventKind::GateOpen.as_str()],
         )
         .await
         .map_err(db("record the gate decision in seqmig.audit_log"))?;
@@ -103,7 +159,10 @@ pub async fn record_gate_open(
 
 /// The decision `contract` of `plan_id` last started on: the id and event (`gate_open` or
 /// `break_glass`) of its row, if any.
-pub async fn contract_decision(client: &Client, plan_id: &str) -> Result<Option<(i64, String)>, LedgerError> {
+pub async fn contract_decision(
+    client: &Client,
+    plan_id: &str,
+) -> Result<Option<(i64, AuditEventKind)>, LedgerError> {
     let row = client
         .query_opt(
             "SELECT id, event FROM seqmig.audit_log \
@@ -112,7 +171,7 @@ pub async fn contract_decision(client: &Client, plan_id: &str) -> Result<Option<
         )
         .await
         .map_err(db("read the gate decision from seqmig.audit_log"))?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(row.map(|r| (r.get(0), AuditEventKind::from_ledger(r.get(1)))))
 }
 
 /// Records that an interrupted `contract` resumed on an earlier decision instead of a new
@@ -128,8 +187,8 @@ pub async fn record_contract_resumed(
     let row = client
         .query_one(
             "INSERT INTO seqmig.audit_log (event, plan_id, actor, reason, detail) \
-             VALUES ('contract_resumed', $1, $2, $3, $4::text::jsonb) RETURNING id",
-            &[&plan_id, &actor, &reason, &detail],
+             VALUES ($5, $1, $2, $3, $4::text::jsonb) RETURNING id",
+            &[&plan_id, &actor, &reason, &detail, &AuditEventKind::ContractResumed.as_str()],
         )
         .await
         .map_err(db("record the resumed contract in seqmig.audit_log"))?;
@@ -141,7 +200,7 @@ pub async fn record_contract_resumed(
 pub struct AuditEvent {
     pub id: i64,
     pub at: String,
-    pub event: String,
+    pub event: AuditEventKind,
     pub plan_id: Option<String>,
     pub actor: String,
     pub reason: Option<String>,
@@ -189,7 +248,7 @@ async fn query_audit(
         .map(|r| AuditEvent {
             id: r.get(0),
             at: r.get(1),
-            event: r.get(2),
+            event: AuditEventKind::from_ledger(r.get(2)),
             plan_id: r.get(3),
             actor: r.get(4),
             reason: r.get(5),

@@ -28,16 +28,17 @@ pub mod runs;
 use tokio_postgres::Client;
 
 pub use audit::{
-    AuditEntry, AuditEvent, audit, audit_entries, audit_events, break_glass_events, contract_decision,
-    record_break_glass, record_contract_resumed, record_gate_open,
+    AuditEntry, AuditEvent, AuditEventKind, audit, audit_entries, audit_events, break_glass_events,
+    contract_decision, record_break_glass, record_contract_resumed, record_gate_open,
 };
 pub use plans::{
-    StoredPlan, active_plan_ids, active_plan_jsons, insert_plan, latest_plan_id, plan_ids, resolve_plan_id,
-    set_plan_state, stored_plan,
+    StoredPlan, StoredPlanState, active_plan_ids, active_plan_jsons, insert_plan, latest_plan_id, plan_ids,
+    resolve_plan_id, set_plan_state, stored_plan,
 };
 pub use runs::{
-    PhaseRunRow, STEP_OK_SQL, StepRow, finish_phase_run, flags, latest_phase_runs, latest_step_rows,
-    register_runner, runner_registry_exists, start_phase_run, start_step_run, step_attempted, step_failed,
+    PhaseRunRow, RunOutcome, STEP_OK_SQL, StepRow, finish_phase_run, flags, latest_phase_runs,
+    latest_step_rows, register_runner, runner_registry_exists, start_phase_run, start_step_run,
+    step_attempted, step_failed,
 };
 
 /// One ledger schema migration: version, what it adds, its SQL.
@@ -127,6 +128,10 @@ pub enum LedgerError {
     /// The prefix names several stored plans; `matches` lists every candidate.
     #[error("plan id prefix '{prefix}' matches several stored plans: {}", matches.join(", "))]
     AmbiguousPlan { prefix: String, matches: Vec<String> },
+    /// A value spelled in a way this seqmig does not know (a newer ledger): `what` names
+    /// where it was read (`the state of stored plan …`, `a step run outcome`).
+    #[error("the ledger holds {what} '{value}', which this seqmig does not know; upgrade seqmig")]
+    UnknownValue { what: String, value: String },
 }
 
 impl LedgerError {

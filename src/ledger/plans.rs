@@ -6,11 +6,47 @@ use tokio_postgres::Client;
 use super::{LedgerError, db, is_missing, ts};
 use crate::plan::Plan;
 
+/// Where a stored plan stands: `seqmig.plans.state`, spelled in the ledger and in JSON
+/// exactly as [`StoredPlanState::as_str`] says (the table's CHECK allows these three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredPlanState {
+    /// Applied in part or in full, with contract not yet done: the plan commands act on.
+    Active,
+    /// Every phase applied.
+    Complete,
+    /// Every applied phase rolled back.
+    RolledBack,
+}
+
+impl StoredPlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredPlanState::Active => "active",
+            StoredPlanState::Complete => "complete",
+            StoredPlanState::RolledBack => "rolled_back",
+        }
+    }
+
+    /// The state spelled as the ledger stores it; `None` for a spelling this seqmig does not know.
+    pub fn from_ledger(s: &str) -> Option<StoredPlanState> {
+        [StoredPlanState::Active, StoredPlanState::Complete, StoredPlanState::RolledBack]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for StoredPlanState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A plan as stored in `seqmig.plans`.
 #[derive(Debug, Clone)]
 pub struct StoredPlan {
     pub plan: Plan,
-    pub state: String,
+    pub state: StoredPlanState,
     pub created_at: String,
     pub actor: String,
 }
@@ -31,16 +67,22 @@ pub async fn stored_plan(client: &Client, id: &str) -> Result<Option<StoredPlan>
     let text: String = row.get(0);
     let plan = Plan::from_json(&text)
         .map_err(|source| LedgerError::StoredPlanCorrupt { plan: id.to_string(), source })?;
-    Ok(Some(StoredPlan { plan, state: row.get(1), created_at: row.get(2), actor: row.get(3) }))
+    let state: String = row.get(1);
+    let state = StoredPlanState::from_ledger(&state).ok_or_else(|| LedgerError::UnknownValue {
+        what: format!("the state of stored plan {id}"),
+        value: state,
+    })?;
+    Ok(Some(StoredPlan { plan, state, created_at: row.get(2), actor: row.get(3) }))
 }
 
 /// Ids of plans whose state is `active`, oldest first.
 pub async fn active_plan_ids(client: &Client) -> Result<Vec<String>, LedgerError> {
-    plan_ids(client, Some("active")).await
+    plan_ids(client, Some(StoredPlanState::Active)).await
 }
 
 /// Ids of plans, optionally only those in `state`, oldest first.
-pub async fn plan_ids(client: &Client, state: Option<&str>) -> Result<Vec<String>, LedgerError> {
+pub async fn plan_ids(client: &Client, state: Option<StoredPlanState>) -> Result<Vec<String>, LedgerError> {
+    let state = state.map(StoredPlanState::as_str);
     let rows = client
         .query(
             "SELECT id FROM seqmig.plans WHERE $1::text IS NULL OR state = $1 ORDER BY created_at, id",
@@ -52,7 +94,8 @@ pub async fn plan_ids(client: &Client, state: Option<&str>) -> Result<Vec<String
 }
 
 /// The most recently updated plan in `state`.
-pub async fn latest_plan_id(client: &Client, state: &str) -> Result<Option<String>, LedgerError> {
+pub async fn latest_plan_id(client: &Client, state: StoredPlanState) -> Result<Option<String>, LedgerError> {
+    let state = state.as_str();
     let row = client
         .query_opt(
             "SELECT id FROM seqmig.plans WHERE state = $1 ORDER BY updated_at DESC, id LIMIT 1",
@@ -77,7 +120,12 @@ pub async fn insert_plan(client: &Client, plan: &Plan, actor: &str) -> Result<()
     Ok(())
 }
 
-pub async fn set_plan_state(client: &Client, plan_id: &str, state: &str) -> Result<(), LedgerError> {
+pub async fn set_plan_state(
+    client: &Client,
+    plan_id: &str,
+    state: StoredPlanState,
+) -> Result<(), LedgerError> {
+    let state = state.as_str();
     client
         .execute("UPDATE seqmig.plans SET state = $2, updated_at = now() WHERE id = $1", &[&plan_id, &state])
         .await

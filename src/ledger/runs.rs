@@ -45,11 +45,45 @@ pub async fn register_runner(client: &Client, actor: &str, command: &str) -> Res
     Ok(())
 }
 
+/// How a step or phase run ended (`outcome` of `seqmig.step_runs` and `seqmig.phase_runs`),
+/// spelled in the ledger and in JSON exactly as [`RunOutcome::as_str`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Started and not finished: still running, or interrupted.
+    Running,
+    Ok,
+    Failed,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Ok => "ok",
+            RunOutcome::Failed => "failed",
+        }
+    }
+
+    fn from_ledger(s: &str) -> Result<RunOutcome, LedgerError> {
+        [RunOutcome::Running, RunOutcome::Ok, RunOutcome::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| LedgerError::UnknownValue { what: "a run outcome".into(), value: s.to_string() })
+    }
+}
+
+impl std::fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The latest ledger row for one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRow {
     pub action: String,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     /// 'running' and its backend is gone.
     pub interrupted: bool,
     pub backend_pid: i32,
@@ -81,14 +115,13 @@ pub async fn latest_step_rows(
         ts("s.finished_at")
     );
     let rows = client.query(&sql, &[&plan_id]).await.map_err(db("read step runs"))?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            (
+            Ok((
                 r.get::<_, String>(0),
                 StepRow {
                     action: r.get(1),
-                    outcome: r.get(2),
+                    outcome: RunOutcome::from_ledger(r.get(2))?,
                     interrupted: r.get(3),
                     backend_pid: r.get(4),
                     sqlstate: r.get(5),
@@ -99,16 +132,16 @@ pub async fn latest_step_rows(
                     finished_at: r.get(10),
                     duration_ms: r.get(11),
                 },
-            )
+            ))
         })
-        .collect())
+        .collect()
 }
 
 /// The latest run of one phase.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PhaseRunRow {
     pub action: String,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub actor: String,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -126,23 +159,26 @@ pub async fn latest_phase_runs(
         ts("finished_at")
     );
     let rows = client.query(&sql, &[&plan_id]).await.map_err(db("read phase runs"))?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .filter_map(|r| {
             let phase = Phase::parse(r.get::<_, &str>(0))?;
-            Some((
+            let outcome = match RunOutcome::from_ledger(r.get(2)) {
+                Ok(o) => o,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(Ok((
                 phase,
                 PhaseRunRow {
                     action: r.get(1),
-                    outcome: r.get(2),
+                    outcome,
                     actor: r.get(3),
                     started_at: r.get(4),
                     finished_at: r.get(5),
                     message: r.get(6),
                 },
-            ))
+            )))
         })
-        .collect())
+        .collect()
 }
 
 pub async fn start_phase_run(
@@ -165,9 +201,10 @@ pub async fn start_phase_run(
 pub async fn finish_phase_run(
     client: &Client,
     id: i64,
-    outcome: &str,
+    outcome: RunOutcome,
     message: Option<&str>,
 ) -> Result<(), LedgerError> {
+    let outcome = outcome.as_str();
     client
         .execute(
             "UPDATE seqmig.phase_runs SET outcome = $2, message = $3, finished_at = clock_timestamp() WHERE id = $1",

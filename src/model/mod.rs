@@ -3,6 +3,7 @@
 //! types live here; `parse` and `introspect` produce these values, `diff` compares them.
 
 pub mod ddl;
+pub mod expr;
 mod ident;
 mod normalize;
 mod partition;

@@ -278,6 +278,25 @@ pub fn normalized_text(src: &str, toks: &[Tok]) -> String {
     out
 }
 
+/// True when `expr` names the identifier `name` as a whole word, bare (case as written) or
+/// quoted. Words inside string literals, dollar quotes, comments and longer quoted names do
+/// not count. When the lexer cannot read `expr`, any occurrence of `name` counts: a
+/// dependency is never missed.
+pub fn mentions(expr: &str, name: &str) -> bool {
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match tokenize(expr) {
+        Ok(toks) => toks.iter().any(|t| {
+            let raw = &expr[t.start..t.end];
+            match t.kind {
+                Kind::Word => raw == name,
+                Kind::QuotedIdent => raw == quoted,
+                _ => false,
+            }
+        }),
+        Err(_) => expr.contains(name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +347,15 @@ mod tests {
     fn string_values_unescape() {
         assert_eq!(string_value("'it''s'").unwrap(), "it's");
         assert_eq!(string_value("E'a\\nb\\''").unwrap(), "a\nb'");
+    }
+
+    #[test]
+    fn mentions_counts_whole_names_outside_literals() {
+        assert!(mentions("lower(email)", "email"));
+        assert!(mentions("(\"Email\" IS NOT NULL)", "Email"));
+        assert!(!mentions("lower(email_address)", "email"));
+        assert!(!mentions("status = 'email'", "email"));
+        assert!(!mentions("\"full name\" <> ''", "name"));
+        assert!(mentions("t.email", "email"));
     }
 }

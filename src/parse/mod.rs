@@ -27,6 +27,7 @@ mod table;
 use std::path::{Path, PathBuf};
 
 pub use expr::{hint_expression, hint_sql};
+pub use lex::mentions;
 pub use split::{LineIndex, RawStatement, SplitError, split_statements};
 
 use crate::finding::{Finding, Span};

@@ -168,81 +168,34 @@ pub fn derived_name(base: &str, suffix: &str) -> Ident {
 
 /// Rewrites the column references in `expr`: every bare or quoted identifier for which
 /// `map` returns a replacement is replaced. Identifiers inside string literals, after `.`
-/// or `::`, before `(` or `.` are left alone (qualified names, types, functions).
+/// or `::`, before `(` or `.` are left alone (qualified names, types, functions). The
+/// tokens are the parser's ([`crate::parse::lex`]); an expression the lexer cannot read is
+/// returned as written (the model only holds expressions a lexer has read).
 pub fn repoint(expr: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
-    let chars: Vec<char> = expr.chars().collect();
+    use crate::parse::lex::{Kind, tokenize};
+    let Ok(toks) = tokenize(expr) else { return expr.to_string() };
+    let text = |k: usize| toks.get(k).map(|t| &expr[t.start..t.end]);
     let mut out = String::with_capacity(expr.len() + 16);
-    let mut i = 0;
-    let prev_sig = |out: &str| -> (Option<char>, Option<char>) {
-        let mut it = out.chars().rev().skip_while(|c| c.is_whitespace());
-        let a = it.next();
-        let b = it.next();
-        (a, b)
-    };
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' {
-            // string literal, '' escapes
-            out.push(c);
-            i += 1;
-            while i < chars.len() {
-                out.push(chars[i]);
-                if chars[i] == '\'' {
-                    if i + 1 < chars.len() && chars[i + 1] == '\'' {
-                        out.push('\'');
-                        i += 2;
-                        continue;
-                    }
-                    i += 1;
-                    break;
-                }
-                i += 1;
-            }
-            continue;
-        }
-        let (word, end, quoted) = if c == '"' {
-            let mut j = i + 1;
-            let mut name = String::new();
-            while j < chars.len() {
-                if chars[j] == '"' {
-                    if j + 1 < chars.len() && chars[j + 1] == '"' {
-                        name.push('"');
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                name.push(chars[j]);
-                j += 1;
-            }
-            (name, (j + 1).min(chars.len()), true)
-        } else if c.is_alphabetic() || c == '_' {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_' || chars[j] == '$') {
-                j += 1;
-            }
-            (chars[i..j].iter().collect::<String>().to_lowercase(), j, false)
-        } else {
-            out.push(c);
-            i += 1;
-            continue;
+    let mut copied = 0;
+    for (k, t) in toks.iter().enumerate() {
+        let raw = &expr[t.start..t.end];
+        let name = match t.kind {
+            Kind::Word => raw.to_lowercase(),
+            Kind::QuotedIdent if raw.starts_with('"') => raw[1..raw.len() - 1].replace("\"\"", "\""),
+            _ => continue,
         };
-        let original: String = chars[i..end].iter().collect();
-        let (p1, p2) = prev_sig(&out);
-        let after_dot = p1 == Some('.');
-        let after_cast = p1 == Some(':') && p2 == Some(':');
-        let mut k = end;
-        while k < chars.len() && chars[k].is_whitespace() {
-            k += 1;
+        let qualified_or_cast = k > 0 && matches!(text(k - 1), Some("." | "::"));
+        let call_or_qualifier = matches!(text(k + 1), Some("(" | "."));
+        if qualified_or_cast || call_or_qualifier {
+            continue;
         }
-        let before_call = k < chars.len() && (chars[k] == '(' || chars[k] == '.');
-        let preceded_by_word = !quoted && i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-        match (after_dot || after_cast || before_call || preceded_by_word, map(&word)) {
-            (false, Some(rep)) => out.push_str(&rep),
-            _ => out.push_str(&original),
+        if let Some(rep) = map(&name) {
+            out.push_str(&expr[copied..t.start]);
+            out.push_str(&rep);
+            copied = t.end;
         }
-        i = end;
     }
+    out.push_str(&expr[copied..]);
     out
 }
 
@@ -283,6 +236,8 @@ mod tests {
         assert_eq!(repoint("'price' || t.price", &map), "'price' || t.price");
         assert_eq!(repoint("\"we\"\"ird name\" + 1", &map), "NEW.\"we\"\"ird name\" + 1");
         assert_eq!(repoint("price(1)", &map), "price(1)");
+        assert_eq!(repoint("E'price' || $$price$$ || price", &map), "E'price' || $$price$$ || NEW.price");
+        assert_eq!(repoint("price::numeric -- price", &map), "NEW.price::numeric -- price");
     }
 
     #[test]

@@ -191,7 +191,10 @@ pub async fn record_gate_open(
 
 /// The decision `contract` of `plan_id` last started on: the id and event (`gate_open` or
 /// `break_glass`) of its `audit_log` row, if any.
-pub async fn contract_decision(client: &Client, plan_id: &str) -> Result<Option<(i64, String)>, SoakError> {
+pub async fn contract_decision(
+    client: &Client,
+    plan_id: &str,
+) -> Result<Option<(i64, ledger::AuditEventKind)>, SoakError> {
     Ok(ledger::contract_decision(client, plan_id).await?)
 }
 
@@ -202,9 +205,10 @@ pub async fn record_contract_resumed(
     plan: &Plan,
     actor: &str,
     decision: i64,
-    event: &str,
+    event: &ledger::AuditEventKind,
 ) -> Result<i64, SoakError> {
-    let detail = serde_json::json!({ "phase": "contract", "decision": decision, "decision_event": event });
+    let detail =
+        serde_json::json!({ "phase": "contract", "decision": decision, "decision_event": event.as_str() });
     let reason = format!("resumed on the {event} decision of audit row {decision}");
     Ok(ledger::record_contract_resumed(client, &plan.id, actor, &reason, &detail).await?)
 }
