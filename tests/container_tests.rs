@@ -22,6 +22,47 @@ fn containers_named(name: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
+/// The ```text blocks of book/src/containers.md, each as its lines.
+fn book_blocks() -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/containers.md"))
+        .unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start().strip_prefix("```")) {
+            (None, Some("text")) => current = Some(Vec::new()),
+            (Some(_), Some(_)) => blocks.push(current.take().unwrap()),
+            (Some(b), None) => b.push(line.to_string()),
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// `output` has `quoted` as consecutive lines, where `…` in a quoted line stands for any text.
+fn quotes(output: &str, quoted: &[String]) -> bool {
+    let matches = |line: &str, pattern: &str| {
+        let parts: Vec<&str> = pattern.split('…').collect();
+        if parts.len() == 1 {
+            return line.trim_end() == pattern.trim_end();
+        }
+        let (first, last) = (parts[0], parts[parts.len() - 1]);
+        if !line.starts_with(first) || !line.ends_with(last) {
+            return false;
+        }
+        let mut rest = &line[first.len()..];
+        for part in &parts[1..parts.len() - 1] {
+            match rest.find(part) {
+                Some(i) => rest = &rest[i + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len()
+    };
+    let lines: Vec<&str> = output.lines().collect();
+    lines.windows(quoted.len()).any(|w| w.iter().zip(quoted).all(|(l, q)| matches(l, q)))
+}
+
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples");
     let mut examples: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -121,7 +162,7 @@ fn issue23_2_every_example_rehearses_in_a_container() {
 }
 
 /// `seqmig rehearse --image` runs the same rehearsal in a container it names on stderr, and
-/// removes the container before it exits.
+/// removes the container before it exits. Its output is the one book/src/containers.md quotes.
 #[test]
 fn issue23_2_rehearse_cli_uses_the_image_and_removes_the_container() {
     let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/04-add-column");
@@ -146,6 +187,43 @@ fn issue23_2_rehearse_cli_uses_the_image_and_removes_the_container() {
     let name = line.split_whitespace().nth(6).unwrap();
     assert!(name.starts_with("seqmig-pg-"), "{line}");
     assert_eq!(containers_named(name), 0, "container {name} left behind");
+    let blocks = book_blocks();
+    assert!(
+        quotes(&format!("{stderr}{stdout}"), &blocks[0]),
+        "book/src/containers.md quotes:\n{}\nseqmig printed:\n{stderr}{stdout}",
+        blocks[0].join("\n")
+    );
+}
+
+/// Killed with SIGKILL mid-rehearsal, seqmig cannot remove its container; the reaper it
+/// started does, once seqmig is gone.
+#[test]
+fn issue23_2_a_killed_rehearsal_leaves_no_container() {
+    use std::io::BufRead as _;
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/08-change-type");
+    let image = test_image();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqmig"))
+        .args(["rehearse", "--image", &image, "--rows", "20000", "--from"])
+        .arg(ex.join("before.sql"))
+        .arg("--to")
+        .arg(ex.join("after.sql"))
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let name = line.split_whitespace().nth(6).expect(&line).to_string();
+    assert!(name.starts_with("seqmig-pg-"), "{line}");
+    assert_eq!(containers_named(&name), 1, "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while containers_named(&name) > 0 {
+        assert!(Instant::now() < deadline, "container {name} left behind after SIGKILL");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// Without a Docker engine the error says so (and how to get one) instead of a panic.
@@ -165,6 +243,12 @@ fn issue23_2_no_engine_is_an_error_that_says_what_to_do() {
     assert!(stderr.contains("failed to start PostgreSQL from image 'postgres:17'"), "{stderr}");
     assert!(stderr.contains("no Docker engine answers"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    let blocks = book_blocks();
+    assert!(
+        quotes(&stderr, &blocks[1]),
+        "book/src/containers.md quotes:\n{}\nseqmig printed:\n{stderr}",
+        blocks[1].join("\n")
+    );
 }
 
 /// Set in the child processes of the test below.
