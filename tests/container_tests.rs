@@ -119,7 +119,7 @@ fn issue23_2_every_example_rehearses_in_a_container() {
     // A few at a time, as the local-cluster test does: each rehearsal mostly waits on the server.
     let results: Vec<(String, Option<rehearse::Report>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = examples
-            .chunks(examples.len().div_ceil(4))
+            .chunks(5)
             .map(|chunk| {
                 let admin = &admin;
                 scope.spawn(move || {
