@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
-use seqmig::cluster::TempCluster;
 use seqmig::plan::{BackfillSpec, Phase};
+use seqmig::scratch::local::TempCluster;
 
 const EXPR: &str = "price::bigint * 100";
 

@@ -7,8 +7,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use seqmig::cluster::{TempCluster, find_bindir};
 use seqmig::db::{ConnectOptions, connect, default_application_name};
+use seqmig::scratch::local::{TempCluster, find_bindir};
 
 const FILE: &str = "sourcegraph-frontend-2026-04.sql";
 const RUNS: usize = 10;

@@ -11,9 +11,9 @@
 use std::time::Instant;
 
 use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress};
-use seqmig::cluster::TempCluster;
 use seqmig::db::ConnectOptions;
 use seqmig::plan::{BackfillSpec, Phase};
+use seqmig::scratch::local::TempCluster;
 
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");

@@ -24,8 +24,8 @@ use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress};
-use seqmig::cluster::TempCluster;
 use seqmig::plan::{BackfillSpec, Phase};
+use seqmig::scratch::local::TempCluster;
 
 const EXPR: &str = "price::bigint * 100";
 

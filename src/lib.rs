@@ -7,7 +7,6 @@
 
 pub mod backfill;
 pub mod cli;
-pub mod cluster;
 pub mod db;
 pub mod diff;
 pub mod duration;
@@ -26,5 +25,10 @@ pub mod rehearse;
 pub mod render;
 pub mod runbook;
 pub mod runner;
+pub mod scratch;
 pub mod soak;
 pub mod source;
+
+/// The old path of [`scratch::local`], kept so code written before the move still builds.
+#[doc(hidden)]
+pub use scratch::local as cluster;

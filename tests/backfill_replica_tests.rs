@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use seqmig::backfill::{self, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
-use seqmig::cluster::{TempCluster, find_bindir};
 use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::BackfillSpec;
+use seqmig::scratch::local::{TempCluster, find_bindir};
 
 use crate::harness::block_on;
 

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use seqmig::backfill::{self, BackfillError, BackfillOptions, BackfillRequest, NoProgress, ThrottleOptions};
-use seqmig::cluster::TempCluster;
 use seqmig::model::{Ident, QualifiedName};
 use seqmig::plan::BackfillSpec;
+use seqmig::scratch::local::TempCluster;
 
 use crate::harness::{TestDb, block_on, commit_after};
 

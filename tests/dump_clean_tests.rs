@@ -26,7 +26,7 @@ use crate::harness::{TestDb, corpus_dir};
 use crate::introspect_tests::load_with_psql;
 
 fn pg_dump(db: &TestDb, extra: &[&str]) -> String {
-    let bin = seqmig::cluster::find_bindir()
+    let bin = seqmig::scratch::local::find_bindir()
         .map(|d| d.join("pg_dump"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| "pg_dump".into());

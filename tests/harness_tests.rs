@@ -37,7 +37,7 @@ const CHILD_ENV: &str = "SEQMIG_HARNESS_CLUSTER_CHILD";
 #[test]
 fn cluster_owner_child() {
     let Ok(report) = std::env::var(CHILD_ENV) else { return };
-    let cluster = seqmig::cluster::TempCluster::start(&[]).expect("start a cluster");
+    let cluster = seqmig::scratch::local::TempCluster::start(&[]).expect("start a cluster");
     std::fs::write(&report, cluster.dir().to_string_lossy().as_bytes()).unwrap();
     std::thread::sleep(std::time::Duration::from_secs(120));
 }

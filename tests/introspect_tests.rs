@@ -195,7 +195,7 @@ fn corpus(file: &str) -> PathBuf {
 /// in data statements (`INSERT`, which some files carry for their migration tables and which
 /// may trip the schema's own triggers) and for `CREATE SCHEMA public` (which exists).
 pub(crate) fn load_with_psql(db: &TestDb, path: &PathBuf) {
-    let psql = seqmig::cluster::find_bindir()
+    let psql = seqmig::scratch::local::find_bindir()
         .map(|d| d.join("psql"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| "psql".into());
@@ -757,7 +757,7 @@ fn bad_input_role_without_catalog_access_is_refused() {
 // TLS: a cluster of its own with a certificate for `localhost` from a throwaway CA.
 
 struct TlsServer {
-    cluster: seqmig::cluster::TempCluster,
+    cluster: seqmig::scratch::local::TempCluster,
     ca: PathBuf,
 }
 
@@ -820,8 +820,8 @@ fn tls_server() -> &'static TlsServer {
         let _ = Command::new("chown").args(["-R", "postgres:"]).arg(&dir).status();
         let cert = format!("ssl_cert_file = '{}'", dir.join("server.crt").display());
         let key = format!("ssl_key_file = '{}'", dir.join("server.key").display());
-        let cluster =
-            seqmig::cluster::TempCluster::start(&["ssl = on", &cert, &key]).expect("start a TLS cluster");
+        let cluster = seqmig::scratch::local::TempCluster::start(&["ssl = on", &cert, &key])
+            .expect("start a TLS cluster");
         // The server has read its key; keep only the CA, inside the cluster's own directory
         // (removed with the cluster), so nothing is left in /tmp.
         let ca = cluster.dir().join("test-ca.pem");

@@ -58,7 +58,7 @@ ALTER TABLE public.accounts ALTER COLUMN display_name SET DEFAULT 'x'::text;
 fn issue21_1_pg_dump_of_partitioned_tables_loads_to_the_catalog_model() {
     let db = TestDb::new();
     db.execute(SCHEMA);
-    let pg_dump = seqmig::cluster::find_bindir()
+    let pg_dump = seqmig::scratch::local::find_bindir()
         .map(|d| d.join("pg_dump"))
         .filter(|p| p.exists())
         .unwrap_or_else(|| "pg_dump".into());

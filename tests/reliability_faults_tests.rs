@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use seqmig::cluster::TempCluster;
 use seqmig::diff::Hints;
 use seqmig::exec::{
     Action, ContractGate, ExecError, ObserverFuture, PlanSource, Quiet, Runner, StepObserver,
@@ -24,6 +23,7 @@ use seqmig::exec::{
 use seqmig::model::Schema;
 use seqmig::plan::{Phase, Plan, Step};
 use seqmig::render::Renderer;
+use seqmig::scratch::local::TempCluster;
 use tokio_postgres::Client;
 
 use crate::exec_examples_tests::{

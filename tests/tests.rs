@@ -7,6 +7,7 @@ mod backfill_replica_tests;
 mod backfill_tests;
 mod book_tests;
 mod config_tests;
+mod container_tests;
 mod drift_tests;
 mod dump_clean_tests;
 mod effects_tests;

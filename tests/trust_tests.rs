@@ -225,8 +225,9 @@ fn issue18_5_backdated_evidence_is_refused_or_detected() {
 /// has a cluster of its own.
 #[test]
 fn issue18_5_stats_reset_after_switch_fails_closed() {
-    let cluster = seqmig::cluster::TempCluster::start(&["shared_preload_libraries = 'pg_stat_statements'"])
-        .expect("start a PostgreSQL cluster of this test's own");
+    let cluster =
+        seqmig::scratch::local::TempCluster::start(&["shared_preload_libraries = 'pg_stat_statements'"])
+            .expect("start a PostgreSQL cluster of this test's own");
     block_on(async {
         let (client, conn) =
             tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.unwrap();

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::{Outcome, output};
-use crate::cluster::TempCluster;
 use crate::db::ConnectOptions;
 use crate::model::Schema;
 use crate::parse::SourceSpec;
 use crate::rehearse::{Rehearsal, render};
 use crate::render::Renderer;
+use crate::scratch::Scratch;
 
 /// The `Examples:` section of `--help` (and of the book's CLI reference).
 pub(crate) const EXAMPLES: &str = r#"Examples:
@@ -23,7 +23,9 @@ pub(crate) const EXAMPLES: &str = r#"Examples:
   seqmig rehearse --from db/schema.sql --to db/schema.next.sql --database-url postgres://ci@localhost/postgres --format markdown > rehearsal.md
   # The exact artifact that will be applied, or the SQL your own templates write
   seqmig rehearse --from db/schema.sql --to db/schema.next.sql --plan plan.json
-  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --templates db/seqmig-templates"#;
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --templates db/seqmig-templates
+  # On the PostgreSQL major version production runs, in a container (Docker)
+  seqmig rehearse --from db/schema.sql --to db/schema.next.sql --image postgres:17"#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -41,9 +43,15 @@ pub struct Args {
     #[command(flatten)]
     pub pair: super::plan::SchemaPair,
     /// A server to create the scratch databases on (they are dropped afterwards). Without
-    /// it, a throwaway cluster is started from the local PostgreSQL binaries.
-    #[arg(long, value_name = "URL")]
+    /// it, a throwaway cluster is started from the local PostgreSQL binaries, or from
+    /// --image.
+    #[arg(long, value_name = "URL", conflicts_with = "image")]
     pub database_url: Option<String>,
+    /// Rehearse on PostgreSQL in a throwaway container from this image (`postgres:17`,
+    /// the major version production runs), through the local Docker engine; removed
+    /// afterwards. Official `postgres` images and images with the same conventions work.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Generated rows per table.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub rows: usize,
@@ -100,6 +108,24 @@ fn load(arg: &str) -> anyhow::Result<(Schema, String)> {
     Ok((schema, sql))
 }
 
+/// A throwaway server: a container from `image`, or a cluster from the local binaries. A
+/// container is announced on stderr, so it can be found while it runs.
+pub(crate) fn start_scratch(image: Option<&str>) -> anyhow::Result<Scratch> {
+    let server = Scratch::start(image, &[]).with_context(|| match image {
+        Some(image) => format!("failed to start PostgreSQL from image '{image}'"),
+        None => "failed to start a throwaway PostgreSQL cluster".to_string(),
+    })?;
+    if let Scratch::Container(c) = &server {
+        output::stderr_line(&format!(
+            "PostgreSQL from {} runs in container {} on 127.0.0.1:{} (removed afterwards)",
+            c.image(),
+            c.name(),
+            c.port()
+        ));
+    }
+    Ok(server)
+}
+
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.pair.from == "-" && args.pair.to == "-" {
         bail!("only one of --from and --to can be stdin");
@@ -130,15 +156,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ));
         return Ok(Outcome::No);
     }
-    // The cluster lives until the end of this function; dropping it (also on panic, and its
-    // supervisor on SIGKILL) stops the server and deletes its directory.
-    let (_cluster, admin) = match &args.database_url {
+    // The server lives until the end of this function; dropping it (also on panic, and its
+    // supervisor or reaper on SIGKILL) stops it and deletes its directory or container.
+    let (_server, admin) = match &args.database_url {
         Some(url) => (None, ConnectOptions::from_url(url)?),
         None => {
-            let cluster =
-                TempCluster::start(&[]).context("failed to start a throwaway PostgreSQL cluster")?;
-            let admin = ConnectOptions::from_url(&cluster.url("postgres"))?;
-            (Some(cluster), admin)
+            let server = start_scratch(args.image.as_deref())?;
+            let admin = ConnectOptions::from_url(&server.url("postgres"))?;
+            (Some(server), admin)
         }
     };
     let input = Rehearsal { plan, current, current_sql, desired_sql, rows: args.rows };

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use super::{Outcome, output};
-use crate::cluster::TempCluster;
 use crate::db::ConnectOptions;
 use crate::rehearse::replay;
 
@@ -42,9 +41,14 @@ pub struct Args {
     #[arg(long)]
     pub plan_only: bool,
     /// A server to create the scratch databases on (they are dropped afterwards). Without
-    /// it, a throwaway cluster is started from the local PostgreSQL binaries.
-    #[arg(long, value_name = "URL")]
+    /// it, a throwaway cluster is started from the local PostgreSQL binaries, or from
+    /// --image.
+    #[arg(long, value_name = "URL", conflicts_with = "image")]
     pub database_url: Option<String>,
+    /// Rehearse in a throwaway PostgreSQL container from this image (`postgres:17`), through
+    /// the local Docker engine; removed afterwards.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Generated rows per table in each rehearsal.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rows: usize,
@@ -65,15 +69,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         None => (0..versions.len() - 1).collect(),
     };
-    // The cluster lives until the end of this function; dropping it stops the server.
-    let (_cluster, admin) = match (&args.database_url, args.plan_only) {
+    // The server lives until the end of this function; dropping it stops the server.
+    let (_server, admin) = match (&args.database_url, args.plan_only) {
         (_, true) => (None, None),
         (Some(url), false) => (None, Some(ConnectOptions::from_url(url)?)),
         (None, false) => {
-            let cluster =
-                TempCluster::start(&[]).context("failed to start a throwaway PostgreSQL cluster")?;
-            let admin = ConnectOptions::from_url(&cluster.url("postgres"))?;
-            (Some(cluster), Some(admin))
+            let server = super::rehearse::start_scratch(args.image.as_deref())?;
+            let admin = ConnectOptions::from_url(&server.url("postgres"))?;
+            (Some(server), Some(admin))
         }
     };
     let options = replay::Options { versions, pairs, plan_only: args.plan_only, rows: args.rows };

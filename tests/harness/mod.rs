@@ -1,13 +1,16 @@
 //! The real-PostgreSQL harness shared by every integration test (DESIGN.md §7):
-//! `SEQMIG_TEST_DATABASE_URL` when set; otherwise one throwaway cluster per test binary from
-//! the local server binaries (see `seqmig::cluster`), with a fresh database per test so tests
-//! run in parallel. When neither is available the test fails and says how to get a server
-//! (there is no testcontainers fallback: see `server()`).
+//! `SEQMIG_TEST_DATABASE_URL` when set; otherwise one throwaway server per test binary, with
+//! a fresh database per test so tests run in parallel. The server is a cluster from the local
+//! server binaries (`seqmig::scratch::local`), or PostgreSQL in a container started through
+//! testcontainers (`seqmig::scratch::container`) when `SEQMIG_TEST_PG=container` or when no
+//! local binaries exist. `SEQMIG_TEST_IMAGE` names the image (default `seqmig/postgres:15`,
+//! which `.ci/docker-image.sh` builds). When nothing can be started the test fails and says
+//! how to get a server.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use seqmig::cluster::TempCluster;
+use seqmig::scratch::{ContainerServer, TempCluster};
 
 pub mod cli;
 
@@ -18,32 +21,62 @@ pub use corpus::corpus_dir;
 enum Server {
     External(String),
     Local(TempCluster),
+    Container(Box<ContainerServer>),
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The image of container mode.
+pub fn test_image() -> String {
+    std::env::var("SEQMIG_TEST_IMAGE").ok().filter(|i| !i.is_empty()).unwrap_or("seqmig/postgres:15".into())
+}
+
+const SETTINGS: &[&str] = &[
+    "shared_preload_libraries = 'pg_stat_statements'",
+    // The corpus, dump and replay tests load thousands of distinct statements into the
+    // shared cluster; at the default 5000 entries pg_stat_statements evicts the gate
+    // tests' counters, and old_path_silent rightly fails closed on calls going down.
+    "pg_stat_statements.max = 100000",
+];
+
+const HOW: &str = "either install the server binaries (apt-get install postgresql; initdb and \
+     pg_ctl are found on PATH or under /usr/lib/postgresql/*/bin), or start Docker and build \
+     the test image (.ci/docker-image.sh), or set SEQMIG_TEST_DATABASE_URL=postgres://user:pass@host/db \
+     to a server you own";
+
+// It names the container it starts on stderr.
+#[allow(clippy::print_stderr)]
 fn server() -> &'static Server {
-    SERVER.get_or_init(|| match std::env::var("SEQMIG_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Server::External(url),
-        _ => match TempCluster::start(&[
-            "shared_preload_libraries = 'pg_stat_statements'",
-            // The corpus, dump and replay tests load thousands of distinct statements into the
-            // shared cluster; at the default 5000 entries pg_stat_statements evicts the gate
-            // tests' counters, and old_path_silent rightly fails closed on calls going down.
-            "pg_stat_statements.max = 100000",
-        ]) {
-            Ok(c) => Server::Local(c),
-            // No testcontainers fallback: no machine this project runs on has a Docker
-            // engine, and an untestable path would only add a large dependency tree.
-            Err(e) => panic!(
-                "these tests need a real PostgreSQL and none could be started: {e}\n\
-                 either install the server binaries (apt-get install postgresql; initdb and \
-                 pg_ctl are found on PATH or under /usr/lib/postgresql/*/bin), or set \
-                 SEQMIG_TEST_DATABASE_URL=postgres://user:pass@host/db to a server you own \
-                 (e.g. docker run -e POSTGRES_PASSWORD=pw -p 5432:5432 postgres:15)"
-            ),
-        },
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("SEQMIG_TEST_DATABASE_URL")
+            && !url.is_empty()
+        {
+            return Server::External(url);
+        }
+        let mode = std::env::var("SEQMIG_TEST_PG").unwrap_or_default();
+        let container =
+            mode == "container" || (mode != "local" && seqmig::scratch::local::find_bindir().is_none());
+        if container {
+            let image = test_image();
+            match ContainerServer::start(&image, SETTINGS) {
+                Ok(c) => {
+                    // Which container, for `docker logs` (and issue23_4, which checks it is removed).
+                    eprintln!(
+                        "harness: PostgreSQL from {image} in container {} on port {}",
+                        c.name(),
+                        c.port()
+                    );
+                    Server::Container(Box::new(c))
+                }
+                Err(e) => panic!("these tests need a real PostgreSQL and none could be started: {e}\n{HOW}"),
+            }
+        } else {
+            match TempCluster::start(SETTINGS) {
+                Ok(c) => Server::Local(c),
+                Err(e) => panic!("these tests need a real PostgreSQL and none could be started: {e}\n{HOW}"),
+            }
+        }
     })
 }
 
@@ -72,6 +105,7 @@ impl TestDb {
         let (admin_url, url) = match server() {
             Server::External(u) => (u.clone(), replace_db(u, &name)),
             Server::Local(c) => (c.url("postgres"), c.url(&name)),
+            Server::Container(c) => (c.url("postgres"), c.url(&name)),
         };
         block_on(async {
             let client = connect(&admin_url).await;
@@ -96,18 +130,33 @@ impl TestDb {
     /// Creates a login role that must authenticate with `password` (scram-sha-256). On the
     /// local cluster, which trusts everyone, a `pg_hba.conf` line for this role alone is put
     /// first and the configuration reloaded; an external server is expected to ask for
-    /// passwords already.
+    /// passwords already. In a container, the file is edited there.
     pub fn require_password(&self, role: &str, password: &str) {
         self.execute(&format!(
             "SET password_encryption = 'scram-sha-256'; CREATE ROLE {role} LOGIN PASSWORD '{password}'"
         ));
-        if let Some(Server::Local(_)) = SERVER.get() {
+        if let Some(Server::Local(_) | Server::Container(_)) = SERVER.get() {
             block_on(async {
                 let client = connect(&self.admin_url).await;
                 let hba: String = client.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
-                let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
-                let line = format!("host all {role} 127.0.0.1/32 scram-sha-256\n");
-                std::fs::write(&hba, format!("{line}{old}")).expect("write pg_hba.conf");
+                let line = format!("host all {role} 127.0.0.1/32 scram-sha-256");
+                match SERVER.get() {
+                    Some(Server::Container(c)) => {
+                        let script = format!(
+                            "{{ echo '{line}'; cat '{hba}'; }} > '{hba}.new' && mv '{hba}.new' '{hba}'"
+                        );
+                        let out = c.exec(&["sh", "-c", &script]).expect("edit pg_hba.conf in the container");
+                        assert!(
+                            out.status.success(),
+                            "edit pg_hba.conf: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                    }
+                    _ => {
+                        let old = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+                        std::fs::write(&hba, format!("{line}\n{old}")).expect("write pg_hba.conf");
+                    }
+                }
                 client.batch_execute("SELECT pg_reload_conf()").await.unwrap();
             });
             // The reload is asynchronous: wait until a wrong password is refused.
@@ -141,7 +190,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        // Only an external server keeps databases; a local cluster is deleted whole.
+        // Only an external server keeps databases; a local cluster or container is deleted whole.
         if let Some(Server::External(_)) = SERVER.get() {
             let (admin, name) = (self.admin_url.clone(), self.name.clone());
             block_on(async move {
