@@ -37,3 +37,80 @@ fn issue23_2_rails_runs_the_phases_type_change() {
 fn issue23_2_rails_runs_concurrently_steps_outside_transactions_and_break_glass_is_audited() {
     concurrently_case(Runner::Rails);
 }
+
+fn example_plan(example: &str, format: &str, db: &crate::harness::TestDb) -> String {
+    let ex = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples").join(example);
+    let arg = |f: &str| ex.join(f).to_string_lossy().into_owned();
+    let mut args =
+        vec!["plan".to_string(), "--from".into(), arg("before.sql"), "--to".into(), arg("after.sql")];
+    if ex.join("seqmig.toml").is_file() {
+        args.extend(["--config".to_string(), arg("seqmig.toml")]);
+    }
+    args.extend(["--format".to_string(), format.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    String::from_utf8_lossy(&crate::harness::cli::seqmig(&args, db).stdout).into_owned()
+}
+
+/// `seqmig apply --phase <TAB>` and `rollback --phase <TAB>` offer the phases, in bash (the
+/// generated function run by a real bash) and in the zsh and fish scripts.
+#[test]
+fn issue23_5_completions_complete_phase_names() {
+    let script = seqmig::cli::completions::script(clap_complete::Shell::Bash);
+    let file = crate::harness::cli::TempDir::new();
+    let path = file.path.join("seqmig.bash");
+    std::fs::write(&path, &script).unwrap();
+    for sub in ["apply", "rollback"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'; COMP_WORDS=(seqmig {sub} --phase d); COMP_CWORD=3; \
+                 COMP_LINE='seqmig {sub} --phase d'; COMP_POINT=${{#COMP_LINE}}; \
+                 _seqmig seqmig d --phase; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                path.display()
+            ))
+            .output()
+            .expect("bash");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "dual_write\n", "{sub}: {out:?}");
+    }
+    for shell in [clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        let script = seqmig::cli::completions::script(shell);
+        for phase in ["expand", "dual_write", "backfill", "switch", "contract"] {
+            assert!(script.contains(phase), "{shell} completions miss {phase}");
+        }
+    }
+}
+
+/// The runbook's governance section names only the roles seqmig.toml names: none invented
+/// when `[governance]` is absent (example 07), the configured ones when present (example 18).
+#[test]
+fn issue23_5_runbook_governance_lists_only_configured_roles() {
+    let db = crate::harness::TestDb::new();
+    let unset = example_plan("07-rename-column", "markdown", &db);
+    let section = |md: &str| {
+        let start = md.find("## Governance").expect("a governance section");
+        let rest = &md[start..];
+        rest[..rest[2..].find("\n## ").map(|n| n + 2).unwrap_or(rest.len())].to_string()
+    };
+    let gov = section(&unset);
+    for invented in ["on-call DBA", "release manager", "DBA on call", "the team owning the schema", "Owner:"]
+    {
+        assert!(!gov.contains(invented), "the runbook invents '{invented}':\n{gov}");
+    }
+    assert!(gov.contains("no role named (set `operators`"), "{gov}");
+    let set = section(&example_plan("18-several-dependent-changes", "markdown", &db));
+    assert!(set.contains("- Owner: identity team"), "{set}");
+    assert!(set.contains("DBA, identity team lead"), "{set}");
+    assert!(!set.contains("on-call DBA") && !set.contains("release manager"), "{set}");
+}
+
+/// `seqmig plan` text: a step with no lock and no other flag prints no empty flags line
+/// (example 11's undo-only steps hold no lock).
+#[test]
+fn issue23_5_a_step_with_no_lock_prints_no_empty_line() {
+    let db = crate::harness::TestDb::new();
+    let text = example_plan("11-drop-not-null-change-default", "text", &db);
+    assert!(text.contains("  s1 "), "{text}");
+    for line in text.lines() {
+        assert!(line.is_empty() || !line.trim().is_empty(), "a whitespace-only line in:\n{text}");
+    }
+}

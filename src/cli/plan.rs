@@ -330,12 +330,11 @@ pub fn summary(planned: &Planned, color: bool) -> String {
                 if st.one_way {
                     flags.push("ONE-WAY".into());
                 }
-                s.push_str(&format!(
-                    "  {:<5} {:<4} {purpose}\n        {}\n",
-                    st.id,
-                    st.change,
-                    flags.join(" · ")
-                ));
+                s.push_str(&format!("  {:<5} {:<4} {purpose}\n", st.id, st.change));
+                // A step with no lock and nothing else to flag gets no (empty) flags line.
+                if !flags.is_empty() {
+                    s.push_str(&format!("        {}\n", flags.join(" · ")));
+                }
             }
         }
         if !plan.gate.criteria.is_empty() {
