@@ -79,8 +79,8 @@ pub fn migrations(
                 &u,
                 &suffix,
                 format!(
-                    "-- no-transaction\n{header}-- Outside a transaction: sqlx sends this file as one query string, and PostgreSQL\n\
-                     -- runs a string of several statements as one transaction{part}.\n{}\n",
+                    "-- no-transaction\n{header}-- Outside a transaction, alone{part}: sqlx sends a file as one query string,\n\
+                     -- and PostgreSQL runs several statements in one string as one transaction.\n{}\n",
                     sql.trim_end()
                 ),
             );
