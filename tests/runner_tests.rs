@@ -35,7 +35,7 @@ pub async fn assert_guard_agrees(client: &tokio_postgres::Client, plan: &Plan, r
 }
 
 /// One schema change of the must-show list.
-struct Case {
+pub(crate) struct Case {
     name: &'static str,
     before: &'static str,
     after: &'static str,
@@ -50,7 +50,7 @@ struct Case {
     contracted: &'static str,
 }
 
-const RENAME: Case = Case {
+pub(crate) const RENAME: Case = Case {
     name: "rename",
     before: "CREATE TABLE public.users (id bigint PRIMARY KEY, name text NOT NULL);\n",
     after: "CREATE TABLE public.users (id bigint PRIMARY KEY, full_name text NOT NULL);\n",
@@ -63,7 +63,7 @@ const RENAME: Case = Case {
                  WHERE table_name = 'users' AND column_name = 'name')",
 };
 
-const TYPE_CHANGE: Case = Case {
+pub(crate) const TYPE_CHANGE: Case = Case {
     name: "type_change",
     before: "CREATE TABLE public.orders (id bigint PRIMARY KEY, qty integer NOT NULL);\n",
     after: "CREATE TABLE public.orders (id bigint PRIMARY KEY, qty bigint NOT NULL);\n",
@@ -79,13 +79,18 @@ const TYPE_CHANGE: Case = Case {
 
 /// A migration runner under test: writes its files and runs them up to a phase.
 #[derive(Clone, Copy, Debug)]
-pub enum Runner {
+pub(crate) enum Runner {
     Psql,
     Sqitch,
     Alembic,
     Django,
     NodePgMigrate,
+    Sqlx,
+    Rails,
 }
+
+/// The version `--format sqlx|rails` files start from in these tests.
+pub(crate) const FIRST_VERSION: i64 = 20_261_206_000_000;
 
 impl Runner {
     fn format(self) -> &'static str {
@@ -95,6 +100,8 @@ impl Runner {
             Runner::Alembic => "alembic",
             Runner::Django => "django",
             Runner::NodePgMigrate => "node-pg-migrate",
+            Runner::Sqlx => "sqlx",
+            Runner::Rails => "rails",
         }
     }
 
@@ -173,6 +180,37 @@ impl Runner {
                         "node-pg-migrate must be installed (npm install -g node-pg-migrate pg; see .ci/run)",
                     )
             }
+            Runner::Sqlx => {
+                let planned = seqmig::plan::Planned { plan: plan.clone(), notes: Default::default() };
+                let renderer = seqmig::render::Renderer::with_overrides(None).unwrap();
+                let migrations =
+                    seqmig::runner::sqlx::migrations(&planned, &renderer, FIRST_VERSION).unwrap();
+                let target = seqmig::runner::sqlx::phase_targets(&migrations)
+                    .into_iter()
+                    .find(|(p, _)| *p == phase)
+                    .map(|(_, v)| v)
+                    .unwrap();
+                Command::new("sqlx")
+                    .args(["migrate", "run", "--source"])
+                    .arg(dir)
+                    .args(["--target-version", &target.to_string(), "--database-url", &db.url])
+                    .output()
+                    .expect("sqlx must be installed (cargo install sqlx-cli --no-default-features --features postgres,rustls; see .ci/run)")
+            }
+            Runner::Rails => {
+                let planned = seqmig::plan::Planned { plan: plan.clone(), notes: Default::default() };
+                let target = seqmig::runner::rails::phase_targets(&planned, FIRST_VERSION)
+                    .into_iter()
+                    .find(|(p, _)| *p == phase)
+                    .map(|(_, v)| v)
+                    .unwrap();
+                Command::new("rake")
+                    .current_dir(dir)
+                    .env("DATABASE_URL", &db.url)
+                    .args(["db:migrate", &format!("VERSION={target}")])
+                    .output()
+                    .expect("rake and ActiveRecord must be installed (apt-get install rake ruby-activerecord ruby-pg; see .ci/run)")
+            }
         };
         (out.status.success(), text(&out))
     }
@@ -205,7 +243,7 @@ fn start_writer(url: &str, sql: &'static str, stop: Arc<AtomicBool>) -> std::thr
 }
 
 /// The must-show scenario for one runner and one change.
-fn run_case(runner: Runner, case: &Case) {
+pub(crate) fn run_case(runner: Runner, case: &Case) {
     let db = TestDb::new();
     let dir = TempDir::new();
     std::fs::write(dir.path.join("before.sql"), case.before).unwrap();
@@ -237,6 +275,8 @@ fn run_case(runner: Runner, case: &Case) {
             runner.format(),
             "--out",
             files.to_str().unwrap(),
+            "--first-version",
+            &FIRST_VERSION.to_string(),
         ],
         &db,
     );
@@ -334,7 +374,8 @@ fn run_case(runner: Runner, case: &Case) {
         client
             .batch_execute(
                 "DROP SCHEMA IF EXISTS sqitch CASCADE; \
-                 DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations",
+                 DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations, \
+                 public._sqlx_migrations, public.schema_migrations, public.ar_internal_metadata",
             )
             .await
             .unwrap();
@@ -497,17 +538,30 @@ fn issue23_4_runner_pages_quote_what_seqmig_writes() {
 /// audited break-glass recorded from the CLI.
 #[test]
 fn issue23_3_concurrently_steps_run_outside_transactions_in_every_runner_and_break_glass_is_audited() {
+    for runner in [Runner::Psql, Runner::Sqitch, Runner::Alembic, Runner::Django, Runner::NodePgMigrate] {
+        concurrently_case(runner);
+    }
+}
+
+/// Example 14 through one runner: see
+/// `issue23_3_concurrently_steps_run_outside_transactions_in_every_runner_and_break_glass_is_audited`.
+pub(crate) fn concurrently_case(runner: Runner) {
     let ex =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples/14-add-and-change-index");
     let arg = |f: &str| ex.join(f).to_string_lossy().into_owned();
-    for runner in [Runner::Psql, Runner::Sqitch, Runner::Alembic, Runner::Django, Runner::NodePgMigrate] {
+    {
         let db = TestDb::new();
         db.execute(&std::fs::read_to_string(ex.join("before.sql")).unwrap());
         let dir = TempDir::new();
         let files = dir.path.join("m");
         let base = ["plan", "--from", &arg("before.sql"), "--to", &arg("after.sql")];
+        let first = FIRST_VERSION.to_string();
         let out = seqmig(
-            &[&base[..], &["--format", runner.format(), "--out", files.to_str().unwrap()]].concat(),
+            &[
+                &base[..],
+                &["--format", runner.format(), "--out", files.to_str().unwrap(), "--first-version", &first],
+            ]
+            .concat(),
             &db,
         );
         assert!(out.status.success(), "{}", text(&out));
@@ -549,7 +603,8 @@ fn issue23_3_concurrently_steps_run_outside_transactions_in_every_runner_and_bre
         assert!(audit.contains("break_glass") && audit.contains("INC-1: test"), "{audit}");
         db.execute(
             "DROP SCHEMA IF EXISTS sqitch CASCADE; \
-             DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations",
+             DROP TABLE IF EXISTS public.alembic_version, public.django_migrations, public.pgmigrations, \
+                 public._sqlx_migrations, public.schema_migrations, public.ar_internal_metadata",
         );
         let out = seqmig(&["plan", "--from", &db.url, "--to", &arg("after.sql")], &db);
         assert!(text(&out).contains("the schemas are equal"), "{runner:?}: {}", text(&out));

@@ -31,6 +31,7 @@ mod reliability_faults_tests;
 mod reliability_tests;
 mod replay_classes_tests;
 mod replay_tests;
+mod runner2_tests;
 mod runner_tests;
 mod scale_tests;
 mod trust_tests;

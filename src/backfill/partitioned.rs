@@ -242,6 +242,7 @@ fn total(
         plan_id: req.plan_id.into(),
         step_id: req.step_id.into(),
         table: table.into(),
+        column: req.spec.target_column.as_str().into(),
         state: state.into(),
         rows_done: sum(|p| p.rows_done),
         rows_scanned: scanned,

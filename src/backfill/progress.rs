@@ -15,6 +15,9 @@ pub struct Progress {
     pub plan_id: String,
     pub step_id: String,
     pub table: String,
+    /// The column the backfill writes (empty when not known, as in `backfill status`).
+    #[serde(default)]
+    pub column: String,
     /// `running`, `throttled`, `verifying`, `done`.
     pub state: String,
     /// Rows written.
@@ -102,7 +105,7 @@ impl Default for Bar {
 
 impl ProgressSink for Bar {
     fn update(&mut self, p: &Progress) {
-        self.bar.set_prefix(format!("{}.{}", p.table, p.step_id));
+        self.bar.set_prefix(label(p));
         if let Some(total) = p.rows_total_estimate {
             self.bar.set_length(total.max(p.rows_scanned).max(0) as u64);
         }
@@ -113,6 +116,16 @@ impl ProgressSink for Bar {
     fn finish(&mut self, p: &Progress) {
         self.update(p);
         self.bar.finish();
+    }
+}
+
+/// What the bar is labelled: `table.column`, the column being written (`table (step)`
+/// when the column is not known).
+pub fn label(p: &Progress) -> String {
+    if p.column.is_empty() {
+        format!("{} ({})", p.table, p.step_id)
+    } else {
+        format!("{}.{}", p.table, p.column)
     }
 }
 
@@ -158,6 +171,7 @@ mod tests {
             plan_id: "p".into(),
             step_id: "s4".into(),
             table: "public.t".into(),
+            column: "c_new".into(),
             state: "running".into(),
             rows_done: 10,
             rows_scanned: 20,
@@ -190,6 +204,12 @@ mod tests {
     #[test]
     fn description_shows_rate_eta_and_throttle() {
         assert_eq!(describe(&sample()), "1234 rows/s, ETA 1m 5s, batch 1200, throttled: replica_lag");
+    }
+
+    #[test]
+    fn issue23_5_the_bar_is_labelled_table_dot_column() {
+        assert_eq!(label(&sample()), "public.t.c_new");
+        assert_eq!(label(&Progress { column: String::new(), ..sample() }), "public.t (s4)");
     }
 
     #[test]

@@ -60,8 +60,8 @@ pub struct Target {
 pub struct Args {
     #[command(flatten)]
     pub target: Target,
-    /// The phase to apply: expand, dual_write, backfill, switch or contract.
-    #[arg(long, value_name = "PHASE")]
+    /// The phase to apply.
+    #[arg(long, value_name = "PHASE", value_parser = super::apply::phase_values())]
     pub phase: String,
     /// Print what would run and change nothing (no lock, no ledger writes).
     #[arg(long)]
@@ -133,6 +133,11 @@ pub(crate) fn inject_faults(runner: &mut exec::Runner) {
     if let Some(k) = std::env::var("SEQMIG_FAULT_AFTER_STEPS").ok().and_then(|v| v.trim().parse().ok()) {
         runner.dangerous_abort_after_steps(k);
     }
+}
+
+/// The values `--phase` takes, which the shell completions offer.
+pub(crate) fn phase_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Phase::ALL.map(|p| p.as_str()))
 }
 
 pub(crate) fn parse_phase(name: &str) -> anyhow::Result<Phase> {

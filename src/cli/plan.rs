@@ -44,6 +44,11 @@ pub enum Format {
     Django,
     /// node-pg-migrate migrations (`--out DIR`): migrations/NNNN_seqmig_<id>_<unit>.js.
     NodePgMigrate,
+    /// sqlx-cli migrations (`--out DIR`): <version>_seqmig_<id>_<unit>.sql.
+    Sqlx,
+    /// Rails / ActiveRecord migrations (`--out DIR`): db/migrate/<version>_seqmig_<id>_<unit>.rb
+    /// and a Rakefile.
+    Rails,
 }
 
 /// The two schemas of a change and the hints that say how to get from one to the other;
@@ -100,6 +105,11 @@ pub struct Args {
     /// Directory whose files override the embedded templates (same relative names).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// `--format sqlx|rails`: the version of the first migration; the others follow it
+    /// (+1 each). Default: the UTC time now as YYYYMMDDHHMMSS. Give the same value to write
+    /// the files of a plan again.
+    #[arg(long, value_name = "N")]
+    pub first_version: Option<i64>,
     /// Sign the plan with the HMAC-SHA256 key in FILE (held by CI), so that `apply
     /// --verify-key-file` accepts it and nothing edited after planning. Default:
     /// $SEQMIG_SIGNING_KEY_FILE; without either, the plan is not signed.
@@ -179,6 +189,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Format::NodePgMigrate => {
             let dir = args.out.as_deref().context("--format node-pg-migrate writes files: give --out DIR")?;
             write_files(dir, &crate::runner::node_pg_migrate::files(&planned))?;
+        }
+        Format::Sqlx => {
+            let dir = args.out.as_deref().context("--format sqlx writes migrations: give --out DIR")?;
+            let first = args.first_version.unwrap_or_else(crate::runner::sqlx::timestamp_version);
+            write_files(dir, &crate::runner::sqlx::files(&planned, &renderer, first)?)?;
+        }
+        Format::Rails => {
+            let dir = args.out.as_deref().context("--format rails writes migrations: give --out DIR")?;
+            let first = args.first_version.unwrap_or_else(crate::runner::sqlx::timestamp_version);
+            write_files(dir, &crate::runner::rails::files(&planned, first))?;
         }
         Format::Text => {
             let text = summary(&planned, std::io::stdout().is_terminal());
@@ -310,12 +330,11 @@ pub fn summary(planned: &Planned, color: bool) -> String {
                 if st.one_way {
                     flags.push("ONE-WAY".into());
                 }
-                s.push_str(&format!(
-                    "  {:<5} {:<4} {purpose}\n        {}\n",
-                    st.id,
-                    st.change,
-                    flags.join(" · ")
-                ));
+                s.push_str(&format!("  {:<5} {:<4} {purpose}\n", st.id, st.change));
+                // A step with no lock and nothing else to flag gets no (empty) flags line.
+                if !flags.is_empty() {
+                    s.push_str(&format!("        {}\n", flags.join(" · ")));
+                }
             }
         }
         if !plan.gate.criteria.is_empty() {

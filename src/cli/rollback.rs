@@ -17,7 +17,7 @@ pub struct Args {
     #[command(flatten)]
     pub target: Target,
     /// The phase to undo; it must be the last one applied. contract cannot be undone.
-    #[arg(long, value_name = "PHASE")]
+    #[arg(long, value_name = "PHASE", value_parser = super::apply::phase_values())]
     pub phase: String,
     /// Your role, when [governance] rollback in seqmig.toml limits who may roll back (by
     /// default every role is pre-authorised).

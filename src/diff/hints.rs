@@ -154,44 +154,23 @@ impl Default for GateSection {
 /// Who may decide what, written into the runbook.
 // No deny_unknown_fields: the soak gate reads `rollback` and `[governance.contract]` here
 // (crate::soak::GateConfig, which rejects unknown keys).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct GovernanceSection {
-    #[serde(default = "default_owner")]
-    pub owner: String,
-    /// Who may run expand … switch.
-    #[serde(default = "default_operators")]
+    /// The team owning the schema; the runbook names none unless this is set.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Who may run expand … switch. Empty: the runbook names no role.
+    #[serde(default)]
     pub operators: Vec<String>,
     /// Who must approve contract (the one-way door). Empty by default, as in the soak gate,
     /// which enforces this list: the runbook must not promise approvals the gate does not ask.
     #[serde(default)]
     pub contract_approvers: Vec<String>,
-    /// Who may use `--break-glass`.
-    #[serde(default = "default_break_glass")]
+    /// Who may use `--break-glass`. Empty: the runbook names no role.
+    #[serde(default)]
     pub break_glass: Vec<String>,
     #[serde(default)]
     pub escalation: Option<String>,
-}
-
-fn default_owner() -> String {
-    "the team owning the schema".into()
-}
-fn default_operators() -> Vec<String> {
-    vec!["on-call DBA".into(), "release manager".into()]
-}
-fn default_break_glass() -> Vec<String> {
-    vec!["DBA on call".into()]
-}
-
-impl Default for GovernanceSection {
-    fn default() -> Self {
-        GovernanceSection {
-            owner: default_owner(),
-            operators: default_operators(),
-            contract_approvers: Vec::new(),
-            break_glass: default_break_glass(),
-            escalation: None,
-        }
-    }
 }
 
 /// Why hints could not be read.

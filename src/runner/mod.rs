@@ -15,7 +15,9 @@ pub mod alembic;
 pub mod django;
 pub mod gate;
 pub mod node_pg_migrate;
+pub mod rails;
 pub mod sqitch;
+pub mod sqlx;
 
 use serde_json::{Value, json};
 
