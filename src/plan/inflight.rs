@@ -85,6 +85,32 @@ pub fn overlap(a: &Plan, b: &Plan) -> BTreeSet<String> {
     plan_objects(a).intersection(&plan_objects(b)).cloned().collect()
 }
 
+/// The full id of the plan in flight `given` names (id or unambiguous prefix, as
+/// [`crate::ledger::resolve_plan_id`] reads it), for `seqmig plan --after`.
+pub fn stack_target(flights: &[InFlight], given: &str) -> Result<String, String> {
+    let hex = given.strip_prefix("sha256:").unwrap_or(given);
+    let matches: Vec<&InFlight> = flights
+        .iter()
+        .filter(|f| {
+            !hex.is_empty() && f.plan.id.strip_prefix("sha256:").unwrap_or(&f.plan.id).starts_with(hex)
+        })
+        .collect();
+    let list = || {
+        flights.iter().map(|f| format!("{} (through {})", f.plan.short_id(), f.through())).collect::<Vec<_>>()
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.plan.id.clone()),
+        [] if flights.is_empty() => Err(format!("--after {given}: no plan is in flight in this database")),
+        [] => {
+            Err(format!("--after {given}: no plan in flight has this id; in flight: {}", list().join(", ")))
+        }
+        _ => Err(format!(
+            "--after {given}: the prefix matches several plans in flight: {}",
+            matches.iter().map(|f| f.plan.short_id().to_string()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 /// The schema `live` will have once every plan of `flights` has completed: their steps not
 /// applied yet, replayed in plan order (oldest plan first). An error says which statement
 /// could not be read soundly; the caller blocks the new plan rather than guess.
@@ -138,7 +164,9 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
         );
     }
     for f in flights {
-        for object in overlap(plan, &f.plan) {
+        // Stacked on it (`--after`): touching its objects is the point.
+        let stacked = plan.after.as_deref() == Some(f.plan.id.as_str());
+        for object in overlap(plan, &f.plan).into_iter().filter(|_| !stacked) {
             plan.findings.push(
                 Finding::error(
                     "inflight-overlap",
