@@ -227,7 +227,9 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
                         .ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
                     Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
                 }
-                _ => Err(ExecError::SeveralActivePlans { candidates: candidates(client).await? }),
+                _ => Err(ExecError::SeveralActivePlans {
+                    candidates: super::inflight::candidates(client).await?,
+                }),
             }
         }
     }
@@ -277,22 +279,6 @@ async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<()
         }
     }
     Ok(())
-}
-
-/// Every plan in flight as `3f2a9c4b1d07 (through switch)`, oldest first: what an ambiguous
-/// command lists.
-pub async fn candidates(client: &Client) -> Result<Vec<String>, ExecError> {
-    Ok(super::inflight::in_flight(client)
-        .await?
-        .iter()
-        .map(|f| {
-            let after = match &f.plan.after {
-                Some(a) => format!(", after {}", super::short_id(a)),
-                None => String::new(),
-            };
-            format!("{} (through {}{after})", f.plan.short_id(), f.through())
-        })
-        .collect())
 }
 
 /// The phase of the plan stacked on that `phase` of a stacked plan waits for (the rules of
