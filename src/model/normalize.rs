@@ -292,6 +292,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_literal_cast_to_its_columns_type_is_the_bare_literal() {
+        let d = |raw: &str, ty: &str| normalize_default(raw, ty);
+        assert_eq!(d("'pending'::order_status", "public.order_status"), "'pending'");
+        assert_eq!(d("'pending'::public.order_status", "order_status"), "'pending'");
+        assert_eq!(d("('new'::shop.state)", "shop.state"), "'new'");
+        assert_eq!(d("'it''s'::text", "text"), "'it''s'");
+        assert_eq!(d("'x'::character varying", "varchar(20)"), "'x'");
+        assert_eq!(d("'{}'::text[]", "text[]"), "'{}'");
+        // Kept: another type, another modifier, an expression, an E'' string.
+        assert_eq!(d("'1'::integer", "text"), "'1'::integer");
+        assert_eq!(d("'abcdef'::varchar(3)", "varchar(20)"), "'abcdef'::varchar(3)");
+        assert_eq!(d("'a'::text || 'b'::text", "text"), "'a'::text || 'b'::text");
+        assert_eq!(d("e'a'::text", "text"), "e'a'::text");
+        assert_eq!(d("now()", "timestamp with time zone"), "now()");
+    }
+
+    #[test]
     fn types_normalise_to_format_type_spelling() {
         for (raw, want) in [
             ("int4", "integer"),
