@@ -374,7 +374,15 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
         let state = PlanState::load(client, &id).await?;
         let runs = ledger::latest_phase_runs(client, &id).await?;
-        let (next, explanation) = state.next(&stored.plan, &stored.state);
+        let (mut next, explanation) = state.next(&stored.plan, &stored.state);
+        // With several plans shown, the next command names its plan.
+        if !flights.is_empty()
+            && let Some(n) = &mut next
+            && n.starts_with("seqmig ")
+            && !n.contains("--plan")
+        {
+            n.push_str(&format!(" --plan-id {}", super::short_id(&id)));
+        }
         let break_glass = ledger::audit_entries(client, &id)
             .await?
             .into_iter()
