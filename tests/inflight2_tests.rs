@@ -656,3 +656,39 @@ fn issue20_3_book_page_quotes_the_stacking_example() {
         );
     }
 }
+
+/// The must-show scenario with A really soaking: its gate stays closed (and its contract
+/// refused) the whole time B goes through all five phases, contract included, with old- and
+/// new-release writers running; then A contracts. Every row equals the twin's, which got
+/// every phase alone and the same writes in the same order.
+#[test]
+fn issue20_4_b_contracts_while_a_soaks_behind_its_closed_gate_then_a_contracts() {
+    use crate::inflight_tests::{MID, NEW, Pair, a_soaks_and_b_is_planned, assert_end, plan_a};
+    let dbs = Pair::databases();
+    block_on(async {
+        let a = plan_a();
+        let mut p = Pair::new(dbs).await;
+        let b = a_soaks_and_b_is_planned(&mut p, &a).await;
+        let sa = a.short_id().to_string();
+        let closed = |p: &Pair| {
+            let gate = seqmig(&["gate", "--plan-id", &sa], &p.db);
+            assert_eq!(gate.status.code(), Some(1), "A's gate is open: {}", text(&gate));
+            assert!(text(&gate).contains("min_soak"), "{}", text(&gate));
+        };
+        closed(&p);
+        p.apply_from(&b, Phase::Expand, MID, NEW).await;
+        // B is complete, A still soaks: its gate is closed and its contract refused.
+        closed(&p);
+        let refused = seqmig(&["apply", "--plan-id", &sa, "--phase", "contract"], &p.db);
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+        assert!(text(&refused).contains("soak gate in front of contract is closed"), "{}", text(&refused));
+        let state: String =
+            p.c.query_one("SELECT state FROM seqmig.plans WHERE id = $1", &[&b.id]).await.unwrap().get(0);
+        assert_eq!(state, "complete");
+        // Then A contracts (past its gate here; the gate itself is tested in gate_tests).
+        p.apply(&a, Phase::Contract, NEW).await;
+        p.write(NEW).await;
+        assert!(seqmig::exec::inflight::in_flight(&p.c).await.unwrap().is_empty());
+        assert_end(&p).await;
+    });
+}

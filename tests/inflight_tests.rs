@@ -248,7 +248,7 @@ fn a_machinery_in(plan: &Plan) -> Vec<String> {
 }
 
 /// A through switch and soaking; B planned from the live database; checks what B holds.
-async fn a_soaks_and_b_is_planned(p: &mut Pair, a: &Plan) -> Plan {
+pub(crate) async fn a_soaks_and_b_is_planned(p: &mut Pair, a: &Plan) -> Plan {
     p.apply_through(a, Phase::Switch, OLD, MID).await;
     // What planning from the catalog alone gives: A's machinery looks like drift to undo.
     let live = seqmig::introspect::introspect(&p.c).await.unwrap();
@@ -273,7 +273,7 @@ async fn a_soaks_and_b_is_planned(p: &mut Pair, a: &Plan) -> Plan {
     b
 }
 
-async fn assert_end(p: &Pair) {
+pub(crate) async fn assert_end(p: &Pair) {
     assert_eq!(data(&p.c).await, data(&p.t).await, "the database and its twin differ");
     let want = normalize(load("next.sql", NEXT));
     let got = introspect(&p.c).await;

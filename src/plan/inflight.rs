@@ -47,7 +47,8 @@ impl InFlight {
 
 /// The objects a plan touches, as qualified SQL names: each change's object and, for a
 /// name inside a relation (`schema.table.column`, a constraint), the relation too; the
-/// relation each step locks and each backfill writes. seqmig's own objects (`seqmig.flags`)
+/// relation each step locks and each backfill writes; every object of each step's typed
+/// effects (created, removed, altered or read) with its relation. seqmig's own objects (`seqmig.flags`)
 /// are left out: every plan uses them, each under its own keys. Relations are included so
 /// that two plans on the same table overlap even when they change different columns: their
 /// steps take the same table's locks and check its shape before each phase.
@@ -75,6 +76,19 @@ pub fn plan_objects(plan: &Plan) -> BTreeSet<String> {
         }
         if let Some(b) = &s.backfill {
             add(&b.table.quoted());
+        }
+        // The typed effects (plan format v2): what each step creates, removes, alters and
+        // reads, and the relations it locks. Reads count: a view or a foreign key over a
+        // table another plan reshapes depends on that reshaping.
+        let e = &s.effects;
+        for o in e.creates.iter().chain(&e.removes).chain(&e.alters).chain(&e.reads) {
+            if let Some(r) = o.relation() {
+                add(&r.quoted());
+            }
+            add(&o.to_string());
+        }
+        for r in e.lock.iter().flat_map(|l| &l.relations) {
+            add(&r.quoted());
         }
     }
     out
