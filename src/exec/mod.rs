@@ -2,9 +2,11 @@
 //! and says where things stand (DESIGN.md §5).
 //!
 //! - [`crate::ledger`] owns schema `seqmig`; the executor records its runs there.
-//! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: it takes
-//!   the database's session advisory lock and sets the session's timeouts before any step
-//!   can run, and a second runner is refused with the holder named.
+//! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: before
+//!   any step runs it takes its plan's session advisory lock (a second runner on the same
+//!   plan is refused with the holder named; runners on other plans run side by side) and,
+//!   briefly, the ledger bookkeeping lock while it checks the plan against the plans in
+//!   flight and stores it.
 //! - `retry` bounds every DDL statement by a short `lock_timeout`, retries with growing
 //!   timeouts and jittered sleeps within a total budget, and names the blocking sessions.
 //! - [`state`] turns ledger rows into phase and step states (done, failed, interrupted) and
