@@ -16,6 +16,7 @@ mod exec_tests;
 mod gate_tests;
 mod golden_tests;
 mod harness_tests;
+mod inflight2_tests;
 mod inflight_tests;
 mod introspect_tests;
 mod ledger_tests;

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::{Outcome, output};
 use crate::diff::Hints;
@@ -115,6 +115,11 @@ pub struct Args {
     /// $SEQMIG_SIGNING_KEY_FILE; without either, the plan is not signed.
     #[arg(long, value_name = "FILE")]
     pub sign_key_file: Option<PathBuf>,
+    /// Stack the plan on a plan in flight (id or unambiguous prefix; needs --from
+    /// postgres://…): it may change that plan's objects, and each of its phases waits until
+    /// that plan has completed the same phase.
+    #[arg(long, value_name = "PLAN_ID")]
+    pub after: Option<String>,
 }
 
 /// Loads one schema source. A `.json` file holds a serialised model (what `seqmig inspect
@@ -137,7 +142,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let renderer = Renderer::with_overrides(args.templates.as_deref())?;
     let current = load_schema(&args.pair.from)?;
     let desired = load_schema(&args.pair.to)?;
-    let mut planned = plan_over_flights(&args.pair.from, current, &desired, &hints, &renderer)?;
+    let mut planned =
+        plan_over_flights(&args.pair.from, current, &desired, &hints, &renderer, args.after.as_deref())?;
     if let Some(key) = sign_key {
         planned.plan = key.sign(planned.plan);
     }
@@ -242,6 +248,7 @@ pub fn plan_over_flights(
     desired: &Schema,
     hints: &Hints,
     renderer: &Renderer,
+    after: Option<&str>,
 ) -> anyhow::Result<Planned> {
     let flights = match crate::parse::SourceSpec::from_arg(from) {
         crate::parse::SourceSpec::Url(url) => {
@@ -249,7 +256,16 @@ pub fn plan_over_flights(
             crate::exec::inflight::in_flight_blocking(&opts)
                 .context("failed to read the plans in flight from the ledger")?
         }
+        _ if after.is_some() => {
+            bail!("--after stacks the plan on a plan in flight in a database: plan with --from postgres://…")
+        }
         _ => vec![],
+    };
+    let after = match after {
+        Some(given) => {
+            Some(crate::plan::inflight::stack_target(&flights, given).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
     };
     if flights.is_empty() {
         return Ok(crate::plan::plan(&current, desired, hints, renderer)?);
@@ -257,6 +273,7 @@ pub fn plan_over_flights(
     let derived = crate::plan::inflight::completed_schema(&current, &flights);
     let start = derived.as_ref().unwrap_or(&current);
     let mut planned = crate::plan::plan(start, desired, hints, renderer)?;
+    planned.plan.after = after;
     crate::plan::inflight::assume(&mut planned, &flights, &derived);
     Ok(planned)
 }
@@ -291,6 +308,12 @@ pub fn summary(planned: &Planned, color: bool) -> String {
             "assumes plan {} (in flight, through {}) completes first\n",
             crate::exec::short_id(&a.id),
             a.through
+        ));
+    }
+    if let Some(after) = &plan.after {
+        s.push_str(&format!(
+            "stacked after plan {0}: each phase waits until plan {0} has completed it\n",
+            crate::exec::short_id(after)
         ));
     }
     if plan.changes.is_empty() {

@@ -81,6 +81,24 @@ pub fn render(r: &StatusReport) -> String {
         for s in &p.summary {
             out.push_str(&format!("  change: {s}\n"));
         }
+        if let Some(through) = &p.through {
+            out.push_str(&format!("  in flight: through {through}\n"));
+        }
+        if let Some(gate) = &p.gate {
+            out.push_str(&format!("  gate: {gate}\n"));
+        }
+        if let Some(after) = &p.after {
+            out.push_str(&format!(
+                "  stacked after plan {0}: each phase waits until plan {0} has completed it\n",
+                exec::short_id(after)
+            ));
+        }
+        for d in &p.stacked {
+            out.push_str(&format!(
+                "  plan {} is stacked after it: roll that one back first\n",
+                exec::short_id(d)
+            ));
+        }
         for ph in &p.phases {
             if ph.state == PhaseState::Empty {
                 out.push_str(&format!("  {:<10} empty\n", ph.phase.as_str()));

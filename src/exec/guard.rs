@@ -1,8 +1,18 @@
-//! The runner: one per database. [`Runner::acquire`] takes a session-level advisory lock
-//! and sets the session's timeouts; only then does it create or upgrade the ledger and hand
-//! out `apply` / `rollback`. The connection never leaves the runner, so there is no way to
-//! apply a step without holding the lock (STYLE.md habit 11). The lock is released when the
-//! runner is dropped or its session ends, including when the process is killed.
+//! The runner (DESIGN.md §5, issue 20). [`Runner::acquire`] connects, sets the session's
+//! timeouts, creates or upgrades the ledger and hands out `apply` / `rollback`; the
+//! connection never leaves the runner, so there is no way to apply a step without holding
+//! the locks (STYLE.md habit 11):
+//!
+//! - one session advisory lock per plan: only one runner works on a plan at a time, and a
+//!   second one is refused with the holder (pid, actor, command) named. Runners on different
+//!   plans run side by side.
+//! - one short bookkeeping lock for the whole ledger, held while a runner resolves its plan,
+//!   checks it against the plans in flight (overlap, stacking) and stores it, then
+//!   released: two first applies of overlapping plans cannot both pass the check. Others
+//!   wait for it (bounded by the retry budget).
+//!
+//! Both are released when the runner lets go or its session ends, including when the
+//! process is killed.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,10 +31,24 @@ use crate::ledger::{RunOutcome, StoredPlanState};
 use crate::plan::{IndexBuild, Phase, Plan, Step};
 use crate::soak;
 
-/// Session advisory lock key of the runner ("seqm", "ig\0\x01").
+/// Class of seqmig's advisory locks ("seqm").
 const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
-const RUNNER_LOCK_OBJID: u32 = 0x6967_0001;
-const RUNNER_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | RUNNER_LOCK_OBJID as i64;
+/// Session advisory lock key of the ledger bookkeeping ("seqm", "ig\0\x02"), bigint form.
+const BOOKKEEPING_OBJID: u32 = 0x6967_0002;
+const BOOKKEEPING_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | BOOKKEEPING_OBJID as i64;
+/// The per-plan locks take the two-key form: this class ("sqpl") and the plan id's first 32
+/// bits. Two plans sharing them would only serialise, never corrupt anything.
+const PLAN_LOCK_CLASSID: u32 = 0x7371_706c;
+
+/// The second key of a plan's lock.
+fn plan_lock_key(plan_id: &str) -> u32 {
+    let hex = plan_id.strip_prefix("sha256:").unwrap_or(plan_id);
+    match hex.get(..8).and_then(|h| u32::from_str_radix(h, 16).ok()) {
+        Some(k) => k,
+        // Not a sha256 id (a hand-made plan): FNV-1a of the text.
+        None => hex.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193)),
+    }
+}
 
 /// Opens a session (URL, libpq variables and TLS are `crate::db`'s business).
 async fn connect(opts: &ConnectOptions, application: &str) -> Result<Client, ExecError> {
@@ -41,8 +65,8 @@ pub async fn connect_observer(opts: &ConnectOptions) -> Result<Client, ExecError
     Ok(client)
 }
 
-/// The session holding the runner lock in this database, if any.
-pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
+/// The sessions holding seqmig advisory locks matching `filter` (on `pg_locks l`).
+async fn lock_holders_where(client: &Client, filter: &str) -> Result<Vec<Holder>, ExecError> {
     let (runner_cols, runner_join) =
         ledger::runs::runner_columns(ledger::runner_registry_exists(client).await?);
     let sql = format!(
@@ -52,20 +76,66 @@ pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
          {runner_join}
          WHERE l.locktype = 'advisory' AND l.granted
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {RUNNER_LOCK_OBJID}::oid AND l.objsubid = 1
-         LIMIT 1"
+           AND {filter}
+         ORDER BY l.pid"
     );
-    let row = client
-        .query_opt(&sql, &[])
+    let rows = client
+        .query(&sql, &[])
         .await
         .map_err(|source| ExecError::Db { context: "find the runner lock holder".into(), source })?;
-    Ok(row.map(|r| Holder {
-        pid: r.get(0),
-        application_name: r.get(1),
-        actor: r.get(2),
-        command: r.get(3),
-        since: r.get(4),
-    }))
+    Ok(rows
+        .iter()
+        .map(|r| Holder {
+            pid: r.get(0),
+            application_name: r.get(1),
+            actor: r.get(2),
+            command: r.get(3),
+            since: r.get(4),
+        })
+        .collect())
+}
+
+/// A runner working on any plan in this database, if any (the first by pid).
+pub async fn lock_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
+    Ok(lock_holders_where(client, &format!("l.classid = {PLAN_LOCK_CLASSID}::oid AND l.objsubid = 2"))
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The runner working on plan `plan_id`, if any.
+pub async fn plan_lock_holder(client: &Client, plan_id: &str) -> Result<Option<Holder>, ExecError> {
+    let key = plan_lock_key(plan_id);
+    Ok(lock_holders_where(
+        client,
+        &format!("l.classid = {PLAN_LOCK_CLASSID}::oid AND l.objid = {key}::oid AND l.objsubid = 2"),
+    )
+    .await?
+    .into_iter()
+    .next())
+}
+
+/// The runner holding the bookkeeping lock, if any.
+async fn bookkeeping_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
+    Ok(lock_holders_where(
+        client,
+        &format!(
+            "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {BOOKKEEPING_OBJID}::oid AND l.objsubid = 1"
+        ),
+    )
+    .await?
+    .into_iter()
+    .next())
+}
+
+fn unknown_holder() -> Holder {
+    Holder {
+        pid: 0,
+        application_name: "unknown (released while looking)".into(),
+        actor: None,
+        command: None,
+        since: None,
+    }
 }
 
 /// Finds a stored plan by full id or unambiguous prefix ([`ledger::resolve_plan_id`]).
@@ -160,7 +230,7 @@ async fn resolve(client: &Client, source: &PlanSource, latest_complete: bool) ->
                     Ok(Resolved { plan: stored.plan, stored_state: Some(stored.state), path: None })
                 }
                 _ => Err(ExecError::SeveralActivePlans {
-                    ids: active.iter().map(|i| super::short_id(i).into()).collect(),
+                    candidates: super::inflight::candidates(client).await?,
                 }),
             }
         }
@@ -176,6 +246,13 @@ async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<()
     let flights = super::inflight::in_flight(client).await?;
     let given = super::short_id(&plan.id).to_string();
     for other in flights.iter().filter(|f| f.plan.id != plan.id) {
+        // Stacked explicitly: the overlap is the point, and the order is kept by
+        // `Runner::check_stacked`.
+        if plan.after.as_deref() == Some(other.plan.id.as_str())
+            || other.plan.after.as_deref() == Some(plan.id.as_str())
+        {
+            continue;
+        }
         if let Some(object) = overlap(plan, &other.plan).into_iter().next() {
             return Err(ExecError::OverlapsInFlight {
                 given,
@@ -204,6 +281,20 @@ async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The phase of the plan stacked on that `phase` of a stacked plan waits for (the rules of
+/// book/src/several-plans.md): the same phase. Through `switch` this means the plan below
+/// has the objects the stacked one builds on, and its new release is out before the
+/// stacked one's; at `contract` it means the stacked plan removes nothing while the plan
+/// below can still roll back to it.
+pub fn stacked_needs(phase: Phase) -> Phase {
+    phase
+}
+
+/// Whether every step of `plan` in phases up to `phase` is applied.
+fn reached(f: &crate::plan::inflight::InFlight, phase: Phase) -> bool {
+    f.plan.steps.iter().filter(|s| s.phase <= phase).all(|s| f.applied.contains(&s.id))
 }
 
 /// Refuses a plan with blocking findings, and `phase` while an earlier phase is not complete.
@@ -288,6 +379,10 @@ fn check_signature(
 #[derive(Debug)]
 pub struct Runner {
     client: Client,
+    /// What the runner was started to do, shown to others with the plan it works on.
+    command: String,
+    /// The plan whose lock this runner holds, with the lock's second key.
+    plan_lock: Option<(String, u32)>,
     /// Opened on the first lock timeout, to watch `pg_blocking_pids` while retrying.
     observer: Option<Client>,
     pid: i32,
@@ -315,26 +410,17 @@ impl std::fmt::Debug for ObserverSlot {
 }
 
 impl Runner {
-    /// Connects, takes the runner lock (or fails with [`ExecError::Busy`] naming the holder),
-    /// sets the session timeouts and brings the ledger up to date. `command` is what the
+    /// Connects, sets the session timeouts and brings the ledger up to date. No lock is
+    /// taken yet: `apply` and `rollback` take their plan's lock (or fail with
+    /// [`ExecError::Busy`] naming the holder) once they know the plan. `command` is what the
     /// holder is shown as doing to a second runner.
     pub async fn acquire(opts: RunnerOptions, command: &str) -> Result<Runner, ExecError> {
         let client = connect(&opts.connection, &application_name()).await?;
-        let row = client
-            .query_one("SELECT pg_try_advisory_lock($1), pg_backend_pid()", &[&RUNNER_LOCK])
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
             .await
-            .map_err(|source| ExecError::Db { context: "take the runner lock".into(), source })?;
-        let (locked, pid): (bool, i32) = (row.get(0), row.get(1));
-        if !locked {
-            let holder = lock_holder(&client).await?.unwrap_or(Holder {
-                pid: 0,
-                application_name: "unknown (released while looking)".into(),
-                actor: None,
-                command: None,
-                since: None,
-            });
-            return Err(ExecError::Busy { holder });
-        }
+            .map_err(|source| ExecError::Db { context: "start the runner session".into(), source })?
+            .get(0);
         // Statements outside a step (ledger writes) never queue behind a lock for long.
         let ms = opts.retry.lock_timeout.as_millis();
         client
@@ -351,6 +437,8 @@ impl Runner {
         backfill.lock_timeout = backfill.lock_timeout.min(opts.retry.lock_timeout);
         Ok(Runner {
             client,
+            command: command.to_string(),
+            plan_lock: None,
             observer: None,
             pid,
             opts,
@@ -411,9 +499,165 @@ impl Runner {
         self.pid
     }
 
-    /// Ends the session, releasing the runner lock.
-    pub async fn release(self) {
-        let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&RUNNER_LOCK]).await;
+    /// A stacked plan's `phase` runs only once the plan it is stacked after has completed
+    /// [`stacked_needs`] (or completed altogether), and not while a runner works on that
+    /// plan: it could be rolling it back.
+    async fn check_stacked(&self, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
+        let Some(after) = &plan.after else { return Ok(()) };
+        let given = plan.short_id().to_string();
+        let short = super::short_id(after).to_string();
+        let state = ledger::stored_plan(&self.client, after).await?.map(|s| s.state);
+        match state {
+            Some(StoredPlanState::Complete) => return Ok(()),
+            Some(StoredPlanState::Active) => {}
+            _ => {
+                return Err(ExecError::StackedOnGone {
+                    given,
+                    after: short,
+                    state: state.map_or("not stored in this database", |s| s.as_str()).to_string(),
+                });
+            }
+        }
+        if let Some(holder) = self.plan_busy(after).await? {
+            return Err(ExecError::Busy {
+                what: format!("plan {short} (which plan {given} is stacked after)"),
+                holder,
+            });
+        }
+        let flights = super::inflight::in_flight(&self.client).await?;
+        let Some(below) = flights.iter().find(|f| f.plan.id == *after) else { return Ok(()) };
+        let needs = stacked_needs(phase);
+        if !reached(below, needs) {
+            return Err(ExecError::StackedTooEarly {
+                given,
+                after: short,
+                phase,
+                needs,
+                through: below.through(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rollback order is the reverse of deploy order: a plan cannot be rolled back while a
+    /// plan stacked after it is in flight or complete; the refusal names it and the order.
+    async fn check_no_stacked_dependents(&self, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
+        let mut dependents = Vec::new();
+        for state in [StoredPlanState::Active, StoredPlanState::Complete] {
+            for id in ledger::plan_ids(&self.client, Some(state)).await? {
+                let Some(stored) = ledger::stored_plan(&self.client, &id).await? else { continue };
+                if stored.plan.after.as_deref() == Some(plan.id.as_str()) {
+                    dependents.push((stored.plan.short_id().to_string(), state));
+                }
+            }
+        }
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> =
+            dependents.iter().map(|(id, state)| format!("plan {id} ({state})")).collect();
+        let first = &dependents[0].0;
+        Err(ExecError::RollbackRefused {
+            plan: plan.short_id().to_string(),
+            phase,
+            reason: format!(
+                "{} is stacked after it; roll back in the reverse of deploy order: first plan {first} \
+                 ('seqmig status --plan-id {first}' names its next rollback), then plan {}",
+                names.join(", "),
+                plan.short_id()
+            ),
+        })
+    }
+
+    /// Ends the session, releasing every lock.
+    pub async fn release(mut self) {
+        self.unlock_plan().await;
+    }
+
+    /// Takes the ledger bookkeeping lock, waiting for another runner's bookkeeping at most
+    /// the retry budget; then [`ExecError::Busy`] names the holder.
+    async fn lock_bookkeeping(&self) -> Result<(), ExecError> {
+        let start = Instant::now();
+        loop {
+            let locked: bool = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&BOOKKEEPING_LOCK])
+                .await
+                .map_err(|source| ExecError::Db {
+                    context: "take the ledger bookkeeping lock".into(),
+                    source,
+                })?
+                .get(0);
+            if locked {
+                return Ok(());
+            }
+            if start.elapsed() >= self.opts.retry.budget {
+                let holder = bookkeeping_holder(&self.client).await?.unwrap_or_else(unknown_holder);
+                return Err(ExecError::Busy { what: "ledger bookkeeping lock".into(), holder });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn unlock_bookkeeping(&self) {
+        let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&BOOKKEEPING_LOCK]).await;
+    }
+
+    /// Takes `plan`'s lock, or refuses naming the runner that holds it. Records this runner
+    /// as working on the plan.
+    async fn lock_plan(&mut self, plan: &Plan) -> Result<(), ExecError> {
+        if self.plan_lock.as_ref().is_some_and(|(id, _)| *id == plan.id) {
+            return Ok(());
+        }
+        self.unlock_plan().await;
+        let key = plan_lock_key(&plan.id);
+        let locked: bool = self
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1::int4, $2::int4)",
+                &[&(PLAN_LOCK_CLASSID as i32), &(key as i32)],
+            )
+            .await
+            .map_err(|source| ExecError::Db { context: "take the plan lock".into(), source })?
+            .get(0);
+        if !locked {
+            let holder = plan_lock_holder(&self.client, &plan.id).await?.unwrap_or_else(unknown_holder);
+            return Err(ExecError::Busy { what: format!("plan {}", plan.short_id()), holder });
+        }
+        self.plan_lock = Some((plan.id.clone(), key));
+        let command = format!("{} --plan-id {}", self.command, plan.short_id());
+        ledger::register_runner(&self.client, &self.opts.actor, &command).await?;
+        Ok(())
+    }
+
+    async fn unlock_plan(&mut self) {
+        if let Some((_, key)) = self.plan_lock.take() {
+            let _ = self
+                .client
+                .execute(
+                    "SELECT pg_advisory_unlock($1::int4, $2::int4)",
+                    &[&(PLAN_LOCK_CLASSID as i32), &(key as i32)],
+                )
+                .await;
+        }
+    }
+
+    /// Whether a runner other than this one works on `plan_id` (taken and given back at once).
+    async fn plan_busy(&self, plan_id: &str) -> Result<Option<Holder>, ExecError> {
+        let key = plan_lock_key(plan_id) as i32;
+        let class = PLAN_LOCK_CLASSID as i32;
+        let free: bool = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1::int4, $2::int4)", &[&class, &key])
+            .await
+            .map_err(|source| ExecError::Db { context: "look at a plan lock".into(), source })?
+            .get(0);
+        if free {
+            let _ =
+                self.client.execute("SELECT pg_advisory_unlock($1::int4, $2::int4)", &[&class, &key]).await;
+            return Ok(None);
+        }
+        Ok(Some(plan_lock_holder(&self.client, plan_id).await?.unwrap_or_else(unknown_holder)))
     }
 
     /// Applies `phase` of the plan: refuses out-of-order or tampered work, skips steps already
@@ -425,14 +669,35 @@ impl Runner {
         gate: &ContractGate,
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
+        self.lock_bookkeeping().await?;
+        let begun = self.begin_apply(source, phase, gate).await;
+        self.unlock_bookkeeping().await;
+        let result = match begun {
+            Ok((r, state)) => self.apply_steps(&r, &state, phase, reporter).await,
+            Err(e) => Err(e),
+        };
+        self.unlock_plan().await;
+        result
+    }
+
+    /// What `apply` does under the bookkeeping lock: finds the plan, takes its lock, checks
+    /// it (signature, order, stacking, drift, gate) and stores it.
+    async fn begin_apply(
+        &mut self,
+        source: &PlanSource,
+        phase: Phase,
+        gate: &ContractGate,
+    ) -> Result<(Resolved, PlanState), ExecError> {
         let mut r = resolve(&self.client, source, false).await?;
         self.check_signature(source, &r.plan)?;
+        self.lock_plan(&r.plan).await?;
         let state = if r.stored_state.is_some() {
             PlanState::load(&self.client, &r.plan.id).await?
         } else {
             PlanState::empty()
         };
         check_order(&r, &state, phase)?;
+        self.check_stacked(&r.plan, phase).await?;
         self.check_drift(&r.plan, &state, phase).await?;
         if phase == Phase::Contract && !state.phase(&r.plan, phase).is_complete() {
             // Contract cannot be rolled back, so once one of its steps ran, the drops may have
@@ -465,6 +730,17 @@ impl Runner {
             Some(_) => ledger::set_plan_state(&self.client, &r.plan.id, StoredPlanState::Active).await?,
         }
         r.stored_state = Some(StoredPlanState::Active);
+        Ok((r, state))
+    }
+
+    /// The steps of `phase`, once [`Runner::begin_apply`] let it run.
+    async fn apply_steps(
+        &mut self,
+        r: &Resolved,
+        state: &PlanState,
+        phase: Phase,
+        reporter: &mut dyn Reporter,
+    ) -> Result<PhaseReport, ExecError> {
         let plan = &r.plan;
         let steps = plan.steps_of(phase);
         if phase == Phase::Switch {
@@ -546,11 +822,34 @@ impl Runner {
         phase: Phase,
         reporter: &mut dyn Reporter,
     ) -> Result<PhaseReport, ExecError> {
-        let r = resolve(&self.client, source, true).await?;
-        self.check_signature(source, &r.plan)?;
-        if r.stored_state.is_none() {
-            return Err(ExecError::UnknownPlan(r.plan.id.clone()));
+        self.lock_bookkeeping().await?;
+        let begun = async {
+            let r = resolve(&self.client, source, true).await?;
+            self.check_signature(source, &r.plan)?;
+            if r.stored_state.is_none() {
+                return Err(ExecError::UnknownPlan(r.plan.id.clone()));
+            }
+            self.lock_plan(&r.plan).await?;
+            self.check_no_stacked_dependents(&r.plan, phase).await?;
+            Ok(r)
         }
+        .await;
+        self.unlock_bookkeeping().await;
+        let result = match begun {
+            Ok(r) => self.rollback_steps(&r, phase, reporter).await,
+            Err(e) => Err(e),
+        };
+        self.unlock_plan().await;
+        result
+    }
+
+    /// The rollback of `phase`, under the plan's lock.
+    async fn rollback_steps(
+        &mut self,
+        r: &Resolved,
+        phase: Phase,
+        reporter: &mut dyn Reporter,
+    ) -> Result<PhaseReport, ExecError> {
         let plan = &r.plan;
         let refuse =
             |reason: String| ExecError::RollbackRefused { plan: plan.short_id().to_string(), phase, reason };

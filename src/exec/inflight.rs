@@ -27,6 +27,22 @@ pub async fn in_flight(client: &Client) -> Result<Vec<InFlight>, ExecError> {
     Ok(out)
 }
 
+/// Every plan in flight as `3f2a9c4b1d07 (through switch)`, oldest first: what an ambiguous
+/// command lists.
+pub async fn candidates(client: &Client) -> Result<Vec<String>, ExecError> {
+    Ok(in_flight(client)
+        .await?
+        .iter()
+        .map(|f| {
+            let after = match &f.plan.after {
+                Some(a) => format!(", after {}", super::short_id(a)),
+                None => String::new(),
+            };
+            format!("{} (through {}{after})", f.plan.short_id(), f.through())
+        })
+        .collect())
+}
+
 /// [`in_flight`] on a read-only session of its own, on a small runtime of its own (callers
 /// need none; do not call it from inside a runtime).
 pub fn in_flight_blocking(opts: &ConnectOptions) -> Result<Vec<InFlight>, ExecError> {

@@ -2,9 +2,11 @@
 //! and says where things stand (DESIGN.md §5).
 //!
 //! - [`crate::ledger`] owns schema `seqmig`; the executor records its runs there.
-//! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: it takes
-//!   the database's session advisory lock and sets the session's timeouts before any step
-//!   can run, and a second runner is refused with the holder named.
+//! - [`Runner`] (in `guard`) is the only way to a connection that applies anything: before
+//!   any step runs it takes its plan's session advisory lock (a second runner on the same
+//!   plan is refused with the holder named; runners on other plans run side by side) and,
+//!   briefly, the ledger bookkeeping lock while it checks the plan against the plans in
+//!   flight and stores it.
 //! - `retry` bounds every DDL statement by a short `lock_timeout`, retries with growing
 //!   timeouts and jittered sleeps within a total budget, and names the blocking sessions.
 //! - [`state`] turns ledger rows into phase and step states (done, failed, interrupted) and
@@ -217,10 +219,19 @@ pub enum ExecError {
     Connect(#[from] crate::db::DbError),
     #[error("failed to {context}: {}", describe_pg(source))]
     Db { context: String, source: tokio_postgres::Error },
+    /// `what` is `plan 3f2a9c…` or the ledger bookkeeping lock.
     #[error(
-        "another seqmig runner holds this database: {holder}; wait for it to finish (or stop it) and run the command again"
+        "another seqmig runner holds this database's {what}: {holder}; wait for it to finish (or stop it) and run the command again"
     )]
-    Busy { holder: Holder },
+    Busy { what: String, holder: Holder },
+    #[error(
+        "plan {given} is stacked after plan {after}: its phase {phase} runs only once plan {after} has completed {needs} (plan {after} is through {through}); run 'seqmig apply --phase {needs} --plan-id {after}' first"
+    )]
+    StackedTooEarly { given: String, after: String, phase: Phase, needs: Phase, through: String },
+    #[error(
+        "plan {given} is stacked after plan {after}, which is {state}; plan again from this database ('seqmig plan --from postgres://… --to …')"
+    )]
+    StackedOnGone { given: String, after: String, state: String },
     #[error(
         "the seqmig ledger in this database is version {found}, newer than this seqmig knows ({known}); upgrade seqmig"
     )]
@@ -258,8 +269,12 @@ pub enum ExecError {
     AmbiguousPlan { prefix: String, matches: Vec<String> },
     #[error("no active plan in this database; name one with --plan FILE or --plan-id ID")]
     NoActivePlan,
-    #[error("several plans are active ({}); name one with --plan-id", ids.join(", "))]
-    SeveralActivePlans { ids: Vec<String> },
+    /// `candidates`: each plan in flight as `3f2a9c4b1d07 (through switch)`.
+    #[error(
+        "several plans are in flight, so which one is ambiguous: {}; name one with --plan-id",
+        candidates.join(", ")
+    )]
+    SeveralActivePlans { candidates: Vec<String> },
     #[error("phase {blocking} of plan {plan} is not complete ({state}); run '{next}' first")]
     OutOfOrder { plan: String, phase: Phase, blocking: Phase, state: String, next: String },
     #[error("cannot roll back phase {phase} of plan {plan}: {reason}")]
@@ -368,6 +383,8 @@ impl ExecError {
                 | ExecError::OtherPlanActive { .. }
                 | ExecError::OverlapsInFlight { .. }
                 | ExecError::AssumedPlanGone { .. }
+                | ExecError::StackedTooEarly { .. }
+                | ExecError::StackedOnGone { .. }
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }
                 | ExecError::GateClosed { .. }

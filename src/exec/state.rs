@@ -143,6 +143,18 @@ pub struct PlanStatus {
     pub break_glass: Vec<AuditEntry>,
     /// Progress of this plan's backfills, from the engine's ledger.
     pub backfills: Vec<BackfillView>,
+    /// The plan it is stacked after (`plan --after`), full id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Active plans stacked after this one, full ids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stacked: Vec<String>,
+    /// With several plans in flight: the last phase each has completed, and its soak gate
+    /// (`open`, or `closed: <first failing criterion>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 /// One backfill of a plan, as `status` shows it.
@@ -355,19 +367,52 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
     } else {
         Vec::new()
     };
+    // Several plans in flight: each one's progress, gate and dependencies (issue 20).
+    let flights =
+        if plan.is_none() && ids.len() > 1 { super::inflight::in_flight(client).await? } else { vec![] };
+    let gate_config = if flights.is_empty() { None } else { crate::soak::GateConfig::discover(None).ok() };
     let mut plans = Vec::new();
     for id in ids {
         let stored =
             ledger::stored_plan(client, &id).await?.ok_or_else(|| ExecError::UnknownPlan(id.clone()))?;
         let state = PlanState::load(client, &id).await?;
         let runs = ledger::latest_phase_runs(client, &id).await?;
-        let (next, explanation) = state.next(&stored.plan, stored.state);
+        let (mut next, explanation) = state.next(&stored.plan, stored.state);
+        // With several plans shown, the next command names its plan.
+        if !flights.is_empty()
+            && let Some(n) = &mut next
+            && n.starts_with("seqmig ")
+            && !n.contains("--plan")
+        {
+            n.push_str(&format!(" --plan-id {}", super::short_id(&id)));
+        }
         let break_glass = ledger::audit_entries(client, &id)
             .await?
             .into_iter()
             .filter(|e| e.event == AuditEventKind::BreakGlass)
             .collect();
+        let flight = flights.iter().find(|f| f.plan.id == id);
+        let gate = match (flight, &gate_config) {
+            (Some(f), Some(cfg)) => Some(match crate::soak::evaluate(client, &f.plan, cfg).await {
+                Ok(g) if g.open => "open".to_string(),
+                Ok(g) => format!("closed: {}", g.blocking_summary().first().cloned().unwrap_or_default()),
+                Err(e) => format!("unknown: {e}"),
+            }),
+            _ => None,
+        };
+        let mut stacked = Vec::new();
+        for other in ledger::active_plan_ids(client).await? {
+            if let Some(o) = ledger::stored_plan(client, &other).await?
+                && o.plan.after.as_deref() == Some(id.as_str())
+            {
+                stacked.push(other);
+            }
+        }
         plans.push(PlanStatus {
+            after: stored.plan.after.clone(),
+            stacked,
+            through: flight.map(|f| f.through()),
+            gate,
             id: id.clone(),
             state: stored.state,
             created_at: stored.created_at.clone(),

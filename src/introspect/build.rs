@@ -178,7 +178,7 @@ pub(super) fn schema(cat: &Catalog, bare_schema: Option<&str>) -> Result<Schema,
                     kind: GeneratedKind::Virtual,
                 });
             } else {
-                c.default = default.map(|d| normalize_expr(&d));
+                c.default = default.map(|d| crate::model::normalize_default(&d, &ty));
             }
             c.identity = match r.get::<_, &str>("identity") {
                 "a" => Some(Identity::Always),

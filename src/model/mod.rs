@@ -10,6 +10,6 @@ mod partition;
 mod schema;
 
 pub use ident::{Ident, IdentError, MAX_IDENT_BYTES, QualifiedName, quote_ident, split_qualified};
-pub use normalize::{dollar_tag, lower_outside_quotes, normalize_expr, normalize_type};
+pub use normalize::{dollar_tag, lower_outside_quotes, normalize_default, normalize_expr, normalize_type};
 pub use partition::{Bound, Strategy, parse_bound};
 pub use schema::*;

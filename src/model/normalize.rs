@@ -106,6 +106,67 @@ pub fn normalize_expr(raw: &str) -> String {
     }
 }
 
+/// A column default as every producer of the model stores it: [`normalize_expr`], and a
+/// string literal cast to the column's own type written as the bare literal. The catalog
+/// prints `DEFAULT 'pending'` of an enum column as `'pending'::order_status` (the type
+/// qualified only when off the search path), a file may write either, and both mean the same:
+/// the literal is coerced to the column's type on insert. A cast to another type, or to the
+/// same type with another modifier, is kept.
+pub fn normalize_default(raw: &str, column_type: &str) -> String {
+    let e = normalize_expr(raw);
+    let Some((literal, cast)) = literal_cast(&e) else { return e };
+    let (cast, column) = (normalize_type(cast), normalize_type(column_type));
+    let unqualified = |t: &str| -> String {
+        match t.rfind('.') {
+            Some(dot) if !t[..dot].contains('(') => t[dot + 1..].to_string(),
+            _ => t.to_string(),
+        }
+    };
+    let without_modifier = |t: &str| -> String {
+        match t.find('(') {
+            Some(open) => match t.find(')') {
+                Some(close) => format!("{}{}", &t[..open], &t[close + 1..]),
+                None => t.to_string(),
+            },
+            None => t.to_string(),
+        }
+    };
+    let same = cast == column
+        || unqualified(&cast) == unqualified(&column)
+        || (!cast.contains('(') && cast == without_modifier(&column));
+    if same { literal.to_string() } else { e }
+}
+
+/// `'…'::type` split into the literal and the type; none for anything else (an `E''`
+/// string, a cast of a cast, an expression around the literal).
+fn literal_cast(e: &str) -> Option<(&str, &str)> {
+    let bytes = e.as_bytes();
+    if bytes.first() != Some(&b'\'') {
+        return None;
+    }
+    let mut j = 1;
+    let end = loop {
+        if j >= bytes.len() {
+            return None;
+        }
+        if bytes[j] == b'\'' {
+            if bytes.get(j + 1) == Some(&b'\'') {
+                j += 2;
+                continue;
+            }
+            break j;
+        }
+        j += 1;
+    };
+    let ty = e[end + 1..].strip_prefix("::")?;
+    let plain =
+        |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '"' | ' ' | '(' | ')' | ',' | '[' | ']');
+    if ty.is_empty() || ty.contains("::") || !ty.chars().all(plain) {
+        return None;
+    }
+    Some((&e[..=end], ty))
+}
+
 /// Lower-cases ASCII letters outside `'…'`, `"…"` and `$tag$…$tag$`.
 pub fn lower_outside_quotes(s: &str) -> String {
     map_outside_quotes(s, |seg| seg.to_ascii_lowercase())
@@ -229,6 +290,23 @@ fn matching_close(s: &str, open: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_literal_cast_to_its_columns_type_is_the_bare_literal() {
+        let d = |raw: &str, ty: &str| normalize_default(raw, ty);
+        assert_eq!(d("'pending'::order_status", "public.order_status"), "'pending'");
+        assert_eq!(d("'pending'::public.order_status", "order_status"), "'pending'");
+        assert_eq!(d("('new'::shop.state)", "shop.state"), "'new'");
+        assert_eq!(d("'it''s'::text", "text"), "'it''s'");
+        assert_eq!(d("'x'::character varying", "varchar(20)"), "'x'");
+        assert_eq!(d("'{}'::text[]", "text[]"), "'{}'");
+        // Kept: another type, another modifier, an expression, an E'' string.
+        assert_eq!(d("'1'::integer", "text"), "'1'::integer");
+        assert_eq!(d("'abcdef'::varchar(3)", "varchar(20)"), "'abcdef'::varchar(3)");
+        assert_eq!(d("'a'::text || 'b'::text", "text"), "'a'::text || 'b'::text");
+        assert_eq!(d("e'a'::text", "text"), "e'a'::text");
+        assert_eq!(d("now()", "timestamp with time zone"), "now()");
+    }
 
     #[test]
     fn types_normalise_to_format_type_spelling() {

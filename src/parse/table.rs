@@ -229,7 +229,10 @@ pub fn column_def(
                 c.pos += 1;
             }
             c.until(|c| default_stop(c))?;
-            col.default = Some(canonical_default(c, c.expr_text(from, c.pos)));
+            col.default = Some(crate::model::normalize_default(
+                &canonical_default(c, c.expr_text(from, c.pos)),
+                &col.data_type,
+            ));
         } else if c.eat_kw("collate") {
             let from = c.pos;
             c.name_parts()?;
@@ -1123,7 +1126,10 @@ fn alter_own_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_n
     if c.eat_kws(&["set", "default"]) {
         let from = c.pos;
         c.until(|c| c.peek_punct(","))?;
-        col.default = Some(canonical_default(c, c.expr_text(from, c.pos)));
+        col.default = Some(crate::model::normalize_default(
+            &canonical_default(c, c.expr_text(from, c.pos)),
+            &col.data_type,
+        ));
     } else if c.eat_kws(&["drop", "default"]) {
         col.default = None;
     } else if c.eat_kws(&["set", "not", "null"]) {

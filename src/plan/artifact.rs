@@ -317,6 +317,12 @@ pub struct Plan {
     /// Absent when there were none, so such plans keep their bytes and id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumes: Vec<AssumedPlan>,
+    /// The plan this one is stacked on (`seqmig plan --after <plan-id>`, issue 20): the full
+    /// id. It may touch that plan's objects, and each of its phases runs only once that plan
+    /// has completed the same phase (book: several-plans.md). Absent for unstacked plans,
+    /// which keep their bytes and id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
     /// `hmac-sha256:<hex>` over [`Plan::canonical_bytes`], written by `seqmig plan
     /// --sign-key-file` (issue 18.6; see `super::signature`). Outside the id, so signing
     /// does not change it; absent from unsigned plans, whose JSON is as before.
@@ -399,6 +405,7 @@ impl Plan {
             findings,
             gate,
             assumes: vec![],
+            after: None,
             signature: None,
         };
         crate::parse::effects::derive_v1(&mut plan);
@@ -428,6 +435,7 @@ impl Plan {
             findings,
             gate,
             assumes: vec![],
+            after: None,
             signature: None,
         }
         .seal()
@@ -560,6 +568,7 @@ mod tests {
             findings: vec![],
             gate: GateSpec::default(),
             assumes: vec![],
+            after: None,
             signature: None,
         }
         .seal()

@@ -47,7 +47,8 @@ impl InFlight {
 
 /// The objects a plan touches, as qualified SQL names: each change's object and, for a
 /// name inside a relation (`schema.table.column`, a constraint), the relation too; the
-/// relation each step locks and each backfill writes. seqmig's own objects (`seqmig.flags`)
+/// relation each step locks and each backfill writes; every object of each step's typed
+/// effects (created, removed, altered or read) with its relation. seqmig's own objects (`seqmig.flags`)
 /// are left out: every plan uses them, each under its own keys. Relations are included so
 /// that two plans on the same table overlap even when they change different columns: their
 /// steps take the same table's locks and check its shape before each phase.
@@ -76,6 +77,19 @@ pub fn plan_objects(plan: &Plan) -> BTreeSet<String> {
         if let Some(b) = &s.backfill {
             add(&b.table.quoted());
         }
+        // The typed effects (plan format v2): what each step creates, removes, alters and
+        // reads, and the relations it locks. Reads count: a view or a foreign key over a
+        // table another plan reshapes depends on that reshaping.
+        let e = &s.effects;
+        for o in e.creates.iter().chain(&e.removes).chain(&e.alters).chain(&e.reads) {
+            if let Some(r) = o.relation() {
+                add(&r.quoted());
+            }
+            add(&o.to_string());
+        }
+        for r in e.lock.iter().flat_map(|l| &l.relations) {
+            add(&r.quoted());
+        }
     }
     out
 }
@@ -83,6 +97,32 @@ pub fn plan_objects(plan: &Plan) -> BTreeSet<String> {
 /// The objects both plans touch.
 pub fn overlap(a: &Plan, b: &Plan) -> BTreeSet<String> {
     plan_objects(a).intersection(&plan_objects(b)).cloned().collect()
+}
+
+/// The full id of the plan in flight `given` names (id or unambiguous prefix, as
+/// [`crate::ledger::resolve_plan_id`] reads it), for `seqmig plan --after`.
+pub fn stack_target(flights: &[InFlight], given: &str) -> Result<String, String> {
+    let hex = given.strip_prefix("sha256:").unwrap_or(given);
+    let matches: Vec<&InFlight> = flights
+        .iter()
+        .filter(|f| {
+            !hex.is_empty() && f.plan.id.strip_prefix("sha256:").unwrap_or(&f.plan.id).starts_with(hex)
+        })
+        .collect();
+    let list = || {
+        flights.iter().map(|f| format!("{} (through {})", f.plan.short_id(), f.through())).collect::<Vec<_>>()
+    };
+    match matches.as_slice() {
+        [one] => Ok(one.plan.id.clone()),
+        [] if flights.is_empty() => Err(format!("--after {given}: no plan is in flight in this database")),
+        [] => {
+            Err(format!("--after {given}: no plan in flight has this id; in flight: {}", list().join(", ")))
+        }
+        _ => Err(format!(
+            "--after {given}: the prefix matches several plans in flight: {}",
+            matches.iter().map(|f| f.plan.short_id().to_string()).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 /// The schema `live` will have once every plan of `flights` has completed: their steps not
@@ -138,7 +178,9 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
         );
     }
     for f in flights {
-        for object in overlap(plan, &f.plan) {
+        // Stacked on it (`--after`): touching its objects is the point.
+        let stacked = plan.after.as_deref() == Some(f.plan.id.as_str());
+        for object in overlap(plan, &f.plan).into_iter().filter(|_| !stacked) {
             plan.findings.push(
                 Finding::error(
                     "inflight-overlap",

@@ -233,7 +233,12 @@ pub async fn stored_plan(client: &Client, id: Option<&str>) -> Result<Plan, Soak
             Ok(ids) => match ids.as_slice() {
                 [] => return Err(SoakError::NoPlan),
                 [one] => one.clone(),
-                more => return Err(SoakError::AmbiguousPlan(more.len())),
+                more => {
+                    let listed = crate::exec::inflight::candidates(client).await.unwrap_or_else(|_| {
+                        more.iter().map(|id| crate::exec::short_id(id).to_string()).collect()
+                    });
+                    return Err(SoakError::AmbiguousPlan(listed));
+                }
             },
             Err(e) if e.is_missing_table() => return Err(SoakError::NoPlan),
             Err(e) => return Err(e.into()),

@@ -50,8 +50,9 @@ pub enum SoakError {
     },
     #[error("no plan {0} in seqmig.plans; give the plan file with --plan FILE or apply it first")]
     UnknownPlan(String),
-    #[error("{0} plans are active in seqmig.plans; name one with --plan-id")]
-    AmbiguousPlan(usize),
+    /// Each plan in flight as `3f2a9c4b1d07 (through switch)`.
+    #[error("several plans are in flight, so which one is ambiguous: {}; name one with --plan-id", .0.join(", "))]
+    AmbiguousPlan(Vec<String>),
     #[error("plan id prefix '{prefix}' matches several stored plans: {}", matches.join(", "))]
     AmbiguousPlanId { prefix: String, matches: Vec<String> },
     #[error(transparent)]
