@@ -249,30 +249,41 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     if own_check.is_none() {
         attach_purpose.push_str(&format!("; {t} is scanned under the lock, and it is empty"));
     }
-    if default.is_some() && default_check.is_none() {
-        attach_purpose.push_str("; the default partition is scanned under an ACCESS EXCLUSIVE lock");
+    match (&default, &default_check) {
+        (Some(d), None) => attach_purpose
+            .push_str(&format!("; the default partition {d} is scanned under an ACCESS EXCLUSIVE lock")),
+        (Some(d), Some(_)) => attach_purpose.push_str(&format!(
+            "; ACCESS EXCLUSIVE on the default partition {d}, briefly (its scan is skipped)"
+        )),
+        _ => {}
     }
     let mut attach_needs = vec![Res::Table(t.clone()), Res::Table(p.parent.clone())];
     attach_needs.extend(ctx.desired.partitions_of(t).into_iter().map(|c| Res::Table(c.name.clone())));
-    out.push(
-        StepDraft::new(
-            Phase::Expand,
-            attach_purpose,
-            ctx.sql(
-                "attach_partition",
-                json!({ "parent": qn(&p.parent), "table": qn(t), "bound": p.bound }),
-            )?,
-        )
-        // Undone with a plain DETACH: a rollback runs in a transaction, which CONCURRENTLY
-        // refuses; the ACCESS EXCLUSIVE lock on the parent is brief (catalog only).
-        .rollback(ctx.sql(
+    let attach = StepDraft::new(
+        Phase::Expand,
+        attach_purpose,
+        ctx.sql("attach_partition", json!({ "parent": qn(&p.parent), "table": qn(t), "bound": p.bound }))?,
+    )
+    // Undone with a plain DETACH: a rollback runs in a transaction, which CONCURRENTLY
+    // refuses; the ACCESS EXCLUSIVE lock on the parent is brief (catalog only).
+    .rollback(
+        ctx.sql(
             "detach_partition",
             json!({ "parent": qn(&p.parent), "table": qn(t), "concurrently": false }),
-        )?)
-        .lock(LockMode::ShareUpdateExclusive, &p.parent)
-        .needs(attach_needs)
-        .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?),
-    );
+        )?,
+    )
+    .needs(attach_needs)
+    .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?);
+    // PostgreSQL also takes ACCESS EXCLUSIVE on the default partition (brief once its scan is
+    // skipped): queries reaching it wait for the attach.
+    out.push(match &default {
+        Some(d) => {
+            let mut a = attach.lock(LockMode::AccessExclusive, d);
+            a.lock_on.push(p.parent.clone());
+            a
+        }
+        None => attach.lock(LockMode::ShareUpdateExclusive, &p.parent),
+    });
 
     // 5. The helpers are no longer needed: the partition constraint holds now.
     for (on, name) in helpers {

@@ -105,7 +105,7 @@ fn detach_step(
     let step = StepDraft::new(
         Phase::Switch,
         if concurrently {
-            format!("detach {t} from {parent} concurrently (reads and writes of the parent continue); its rows leave the parent")
+            format!("detach {t} from {parent} concurrently (SHARE UPDATE EXCLUSIVE on the parent: reads and writes continue; then ACCESS EXCLUSIVE on {t} once no query uses it); its rows leave the parent")
         } else {
             format!("detach {t} from {parent}: ACCESS EXCLUSIVE on the parent, briefly, since PostgreSQL refuses a concurrent detach while a default partition exists; its rows leave the parent")
         },
@@ -114,7 +114,11 @@ fn detach_step(
     .rollback(rollback)
     .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": false }))?);
     Ok(if concurrently {
-        step.lock(LockMode::ShareUpdateExclusive, parent).outside_transaction()
+        // The second transaction of the detach takes ACCESS EXCLUSIVE on the partition, once
+        // no query that could see it through the parent is left.
+        let mut s = step.lock(LockMode::AccessExclusive, t).outside_transaction();
+        s.lock_on.push(parent.clone());
+        s
     } else {
         step.lock(LockMode::AccessExclusive, parent)
     })
