@@ -266,12 +266,13 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     )
     // Undone with a plain DETACH: a rollback runs in a transaction, which CONCURRENTLY
     // refuses; the ACCESS EXCLUSIVE lock on the parent is brief (catalog only).
-    .rollback(
+    .rollback(format!(
+        "{} -- seqmig:ignore detach-partition-non-concurrently",
         ctx.sql(
             "detach_partition",
             json!({ "parent": qn(&p.parent), "table": qn(t), "concurrently": false }),
-        )?,
-    )
+        )?
+    ))
     .needs(attach_needs)
     .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?);
     // PostgreSQL also takes ACCESS EXCLUSIVE on the default partition (brief once its scan is

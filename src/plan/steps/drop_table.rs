@@ -88,14 +88,20 @@ fn detach_step(
     let has_default =
         ctx.current.partitions_of(parent).iter().any(|p| p.bound() == Some(crate::model::Bound::Default));
     let concurrently = !has_default;
-    let sql = ctx.sql(
+    let mut sql = ctx.sql(
         "detach_partition",
         json!({ "parent": qn(parent), "table": qn(t), "concurrently": concurrently }),
     )?;
+    if !concurrently {
+        // The only form PostgreSQL allows here.
+        sql.push_str(" -- seqmig:ignore detach-partition-non-concurrently");
+    }
     // Undo: attach it again. A concurrent detach of a RANGE or LIST partition leaves a CHECK
     // copying the bound on the table, so the attach skips its scan; that check goes after.
-    let mut rollback =
-        ctx.sql("attach_partition", json!({ "parent": qn(parent), "table": qn(t), "bound": bound }))?;
+    let mut rollback = format!(
+        "{} -- seqmig:ignore attach-partition-without-check",
+        ctx.sql("attach_partition", json!({ "parent": qn(parent), "table": qn(t), "bound": bound }))?
+    );
     if let Some(name) = concurrently.then(|| detach_check_name(ctx, table, parent)).flatten() {
         rollback.push('\n');
         rollback.push_str(
