@@ -433,3 +433,143 @@ fn issue21_1_removed_partitions_are_detached_concurrently_and_dropped_behind_the
         assert_eq!(e.code(), Some(&SqlState::ACTIVE_SQL_TRANSACTION), "{e}");
     });
 }
+
+const INDEX_BEFORE: &str = "
+CREATE TABLE public.events (id bigint NOT NULL, kind text NOT NULL, CONSTRAINT events_pkey PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE public.events_p1 PARTITION OF public.events FOR VALUES FROM (MINVALUE) TO (1000);
+CREATE TABLE public.events_p2 PARTITION OF public.events FOR VALUES FROM (1000) TO (2000);
+CREATE TABLE public.events_p3 PARTITION OF public.events FOR VALUES FROM (2000) TO (MAXVALUE);
+INSERT INTO public.events SELECT g, 'k' || (g % 7) FROM generate_series(1, 3000) g;
+";
+
+fn invalid_indexes(db: &TestDb) -> Vec<String> {
+    block_on(async {
+        db.client()
+            .await
+            .query("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+}
+
+/// The index set half built: events_p1's index built (the runner aborted right after it),
+/// then the runner killed while events_p2's `CREATE INDEX CONCURRENTLY` waited for an old
+/// transaction, its backend terminated: events_p2's index is left INVALID.
+fn half_built(db: &TestDb, plan_path: &str) {
+    use crate::harness::cli::command;
+    let out = command(&db.url)
+        .args(["apply", "--phase", "expand", "--plan", plan_path])
+        .env("SEQMIG_FAULT_AFTER_STEPS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    block_on(async {
+        let holder = db.client().await;
+        holder
+            .batch_execute("BEGIN; UPDATE public.events_p2 SET kind = kind WHERE id = 1500;")
+            .await
+            .unwrap();
+        let mut child = command(&db.url)
+            .args(["apply", "--phase", "expand", "--plan", plan_path])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let watcher = db.client().await;
+        let t0 = std::time::Instant::now();
+        let pid: i32 = loop {
+            let row = watcher
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%events_p2%' AND state = 'active'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if let Some(r) = row {
+                break r.get(0);
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(30) {
+                child.kill().unwrap();
+                let out = child.wait_with_output().unwrap();
+                let seen: Vec<String> = watcher
+                    .query("SELECT state || ': ' || query FROM pg_stat_activity WHERE backend_type = 'client backend'", &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                panic!(
+                    "the build of events_p2's index never started: {}\n{seen:#?}",
+                    crate::harness::cli::text(&out)
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        watcher.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+        holder.batch_execute("ROLLBACK").await.unwrap();
+        // Until the terminated backend is gone, the runner's lock may still be held.
+        while watcher
+            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await
+            .unwrap()
+            .is_some()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// Crash recovery of a half-built partitioned index set: after a kill during one
+/// partition's concurrent build, `status` names the INVALID index and what to do; `apply`
+/// drops it, builds it again, creates the parent's index and attaches every partition's;
+/// `rollback` instead removes the half set, the INVALID index included.
+#[test]
+fn issue21_3_a_half_built_partitioned_index_set_is_explained_resumed_and_rolled_back() {
+    use crate::harness::cli::{command, text, write_plan};
+    let after = format!("{INDEX_BEFORE}\nCREATE INDEX events_kind_idx ON public.events (kind);");
+    let plan = plan(INDEX_BEFORE, &after, "");
+    let (_dir, path) = write_plan(&plan);
+
+    let db = TestDb::new();
+    db.execute(INDEX_BEFORE);
+    half_built(&db, &path);
+    assert_eq!(invalid_indexes(&db), ["events_p2_kind_idx"]);
+    let status = text(&command(&db.url).args(["status"]).output().unwrap());
+    assert!(
+        status.contains(
+            "index public.events_p2_kind_idx is INVALID: the build was interrupted; apply drops it and builds it again, rollback drops it"
+        ),
+        "{status}"
+    );
+    let out = command(&db.url).args(["apply", "--phase", "expand", "--plan", &path]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(invalid_indexes(&db).is_empty());
+    block_on(async {
+        let c = db.client().await;
+        let attached: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
+                 WHERE i.inhparent = 'public.events_kind_idx'::regclass AND x.indisvalid",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(attached, 3);
+    });
+    assert_same(&normalize(live(&db)), &catalog_of(&after), "resumed");
+
+    let db = TestDb::new();
+    db.execute(INDEX_BEFORE);
+    half_built(&db, &path);
+    let out = command(&db.url).args(["rollback", "--phase", "expand"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(invalid_indexes(&db).is_empty());
+    assert_same(&normalize(live(&db)), &catalog_of(INDEX_BEFORE), "rolled back");
+}
