@@ -1028,5 +1028,7 @@ examples! {
     example_26_widen_identity_key => "26-widen-identity-key",
     example_28_partitioned_column_changes => "28-partitioned-column-changes",
     example_29_partitioned_index => "29-partitioned-index",
+    example_30_attach_partitions => "30-attach-partitions",
     example_31_partitioned_type_change => "31-partitioned-type-change",
+    example_32_detach_partitions => "32-detach-partitions",
 }

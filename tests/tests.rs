@@ -24,6 +24,7 @@ mod lifecycle_model_tests;
 mod lint_tests;
 mod online_ddl_tests;
 mod parse_tests;
+mod partition2_tests;
 mod partition_tests;
 mod plan_tests;
 mod privileges_tests;

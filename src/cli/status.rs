@@ -152,6 +152,11 @@ pub fn render(r: &StatusReport) -> String {
                 }
                 out.push_str(line.trim_end());
                 out.push('\n');
+                if let Some(index) = &s.invalid_index {
+                    out.push_str(&format!(
+                        "             index {index} is INVALID: the build was interrupted; apply drops it and builds it again, rollback drops it\n"
+                    ));
+                }
             }
         }
         for b in &p.backfills {

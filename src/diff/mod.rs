@@ -96,6 +96,7 @@ impl Differ<'_> {
         self.unused_hints();
         self.constraint_warnings();
         self.partition_keys();
+        self.default_partition_scans();
         self.widened_sequences();
     }
 

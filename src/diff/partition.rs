@@ -97,3 +97,61 @@ impl Differ<'_> {
         self.findings.extend(found);
     }
 }
+
+impl Differ<'_> {
+    /// A new partition attached to a parent with a DEFAULT partition: PostgreSQL must prove no
+    /// row of the default partition falls in the new bound. Without help it scans the default
+    /// partition under an ACCESS EXCLUSIVE lock, and fails (SQLSTATE 23514, "updated partition
+    /// constraint for default partition would be violated by some row") when one does. The
+    /// plan validates a `CHECK (NOT bound)` on the default first, without blocking writes
+    /// (plan/steps/attach_partition.rs), but rows in the new bound still have to move.
+    pub(super) fn default_partition_scans(&mut self) {
+        let mut found = Vec::new();
+        for name in &self.created_tables {
+            let Some(t) = self.desired.tables.get(name) else { continue };
+            let Some(p) = &t.partition_of else { continue };
+            if !self.current.tables.get(&p.parent).is_some_and(Table::is_partitioned) {
+                continue;
+            }
+            let Some(default) = self
+                .current
+                .partitions_of(&p.parent)
+                .into_iter()
+                .find(|d| d.bound() == Some(crate::model::Bound::Default))
+            else {
+                continue;
+            };
+            let provable = !default.is_partitioned()
+                && self.desired.tables.get(&p.parent).is_some_and(|pt| {
+                    pt.strategy() == Some(crate::model::Strategy::Hash)
+                        || pt.partition_columns().is_some_and(|c| c.len() == 1)
+                });
+            let (message, help) = if provable {
+                (
+                    format!(
+                        "attaching {} makes PostgreSQL prove that the default partition {} holds no row of its bound; rows there that belong to {} make the attach fail (SQLSTATE 23514)",
+                        t.name.quoted(),
+                        default.name.quoted(),
+                        t.name.quoted()
+                    ),
+                    format!(
+                        "the plan validates CHECK (NOT <bound>) on {} before the attach, which scans it without blocking writes and stops expand there if such rows exist; move them out of the default partition first (DELETE … RETURNING into a holding table, then insert them again after the attach)",
+                        default.name.quoted()
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "attaching {} scans the default partition {} under an ACCESS EXCLUSIVE lock (no CHECK can prove this bound), and fails if a row of the new bound is there",
+                        t.name.quoted(), default.name.quoted()
+                    ),
+                    "run the expand phase when the default partition is small or empty, and move rows of the new bound out of it first".to_string(),
+                )
+            };
+            found.push(
+                Finding::warning("default-partition-scan", default.name.quoted(), message).with_help(help),
+            );
+        }
+        self.findings.extend(found);
+    }
+}

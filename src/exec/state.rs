@@ -113,6 +113,10 @@ pub struct StepStatus {
     pub sqlstate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The INVALID index an interrupted or failed `CREATE INDEX CONCURRENTLY` of this step
+    /// left behind (one partition's index of a half-built set, for example).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_index: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -325,6 +329,7 @@ impl PlanState {
                                 .map(|r| r.backend_pid),
                             sqlstate: row.and_then(|r| r.sqlstate.clone()),
                             message: row.and_then(|r| r.message.clone()),
+                            invalid_index: None,
                         }
                     })
                     .collect();
@@ -408,6 +413,29 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
                 stacked.push(other);
             }
         }
+        let mut phases = state.phases(&stored.plan, &runs);
+        for s in phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
+            if !matches!(s.state, StepState::Failed | StepState::Interrupted | StepState::RollbackIncomplete)
+            {
+                continue;
+            }
+            let Some(build) =
+                stored.plan.steps.iter().find(|p| p.id == s.id).and_then(|p| p.effects.builds_index.as_ref())
+            else {
+                continue;
+            };
+            s.invalid_index = client
+                .query_opt(
+                    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                     FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE NOT i.indisvalid AND c.relname = $1
+                       AND c.relnamespace = (SELECT t.relnamespace FROM pg_class t WHERE t.oid = to_regclass($2))",
+                    &[&build.index.name.as_str(), &build.table.quoted()],
+                )
+                .await
+                .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?
+                .map(|r| r.get(0));
+        }
         plans.push(PlanStatus {
             after: stored.plan.after.clone(),
             stacked,
@@ -418,7 +446,7 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             created_at: stored.created_at.clone(),
             actor: stored.actor.clone(),
             summary: stored.plan.changes.iter().map(|c| c.summary.clone()).collect(),
-            phases: state.phases(&stored.plan, &runs),
+            phases,
             next,
             explanation,
             break_glass,

@@ -219,10 +219,11 @@ pub(super) fn schema(cat: &Catalog, bare_schema: Option<&str>) -> Result<Schema,
         let Some(t) = tables.get_mut(&rel) else { continue };
         let is_local: bool = r.get("is_local");
         let cloned: bool = r.get("cloned");
+        let partition_copy: bool = r.get("partition_copy");
         // A partition's copies of its parent's CHECK and FOREIGN KEY constraints are the
         // parent's; pg_dump does not write them either. Its PRIMARY KEY / UNIQUE are its own
         // (pg_dump writes them, and they are real indexes on the partition).
-        if (kind == "c" && !is_local) || (kind == "f" && cloned) {
+        if (kind == "c" && (!is_local || partition_copy)) || (kind == "f" && cloned) {
             continue;
         }
         let columns: Vec<Ident> = idents(r.get("columns"))?;

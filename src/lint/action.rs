@@ -170,6 +170,8 @@ pub enum Action {
         columns: Vec<ColumnSpec>,
         constraints: Vec<ConstraintSpec>,
         partition_of: Option<Name>,
+        /// `PARTITION BY …`: a partitioned table, which refuses `CREATE INDEX CONCURRENTLY`.
+        partitioned: bool,
     },
     CreateIndex {
         name: Option<String>,

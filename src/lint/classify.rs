@@ -51,6 +51,7 @@ pub fn classify(stmt: &Statement) -> Vec<Action> {
                 columns,
                 constraints,
                 partition_of: ct.partition_of.as_ref().map(name),
+                partitioned: ct.partition_by.is_some(),
             }]
         }
         Statement::CreateIndex(ci) => vec![Action::CreateIndex {

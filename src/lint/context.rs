@@ -40,6 +40,7 @@ pub struct Carry {
     validated: BTreeSet<String>,
     foreign_keys: BTreeSet<String>,
     indexes: Vec<(Option<String>, Name, Vec<String>)>,
+    partitioned: BTreeSet<Name>,
 }
 
 #[derive(Debug)]
@@ -70,6 +71,9 @@ pub struct Ctx<'a> {
     pub views: BTreeSet<Name>,
     /// Indexes this file created: name, table, columns.
     pub indexes: Vec<(Option<String>, Name, Vec<String>)>,
+    /// Partitioned tables this run created (`PARTITION BY`): a migration that creates one
+    /// tells the files after it what the table is.
+    pub partitioned: BTreeSet<Name>,
     pub lock_timeout: bool,
     pub statement_timeout: bool,
     /// The timeout rules fire once per file.
@@ -96,6 +100,7 @@ impl<'a> Ctx<'a> {
             foreign_keys: carry.foreign_keys,
             views: BTreeSet::new(),
             indexes: carry.indexes,
+            partitioned: carry.partitioned,
             lock_timeout: false,
             statement_timeout: false,
             timeout_reported: false,
@@ -113,6 +118,7 @@ impl<'a> Ctx<'a> {
             validated: self.validated,
             foreign_keys: self.foreign_keys,
             indexes: self.indexes,
+            partitioned: self.partitioned,
         }
     }
 
@@ -192,8 +198,11 @@ impl<'a> Ctx<'a> {
                     _ => {}
                 }
             }
-            Action::CreateTable { table, columns, constraints, .. } => {
+            Action::CreateTable { table, columns, constraints, partitioned, .. } => {
                 self.created.insert(table.clone());
+                if *partitioned {
+                    self.partitioned.insert(table.clone());
+                }
                 for c in columns {
                     if c.not_null {
                         self.not_null.insert((table.clone(), c.name.clone()));

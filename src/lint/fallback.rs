@@ -216,11 +216,23 @@ pub fn classify_tokens(toks: &[Tok]) -> Vec<Action> {
             c.eat_all(&["if", "not", "exists"]);
             return match c.name() {
                 Some(table) => {
+                    // `PARTITION BY` outside parentheses (a window's is inside OVER (…)).
+                    let mut depth = 0i32;
+                    let mut partitioned = false;
+                    for w in c.t[c.i..].windows(2) {
+                        match &w[0] {
+                            Tok::Punct(p) if p == "(" => depth += 1,
+                            Tok::Punct(p) if p == ")" => depth -= 1,
+                            t if depth == 0 && t.is("partition") && w[1].is("by") => partitioned = true,
+                            _ => {}
+                        }
+                    }
                     vec![Action::CreateTable {
                         table,
                         columns: Vec::new(),
                         constraints: Vec::new(),
                         partition_of: None,
+                        partitioned,
                     }]
                 }
                 None => vec![Action::Other],

@@ -10,6 +10,10 @@ SELECT con.conrelid AS rel,
        con.connoinherit AS no_inherit,
        con.conislocal AS is_local,
        con.conparentid <> 0 AS cloned,
+       -- A CHECK a table had before it was attached as a partition is merged with the
+       -- parent's: local and inherited at once, and the parent's all the same.
+       (con.coninhcount > 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_class pc
+                                        WHERE pc.oid = con.conrelid AND pc.relispartition)) AS partition_copy,
        pg_catalog.pg_get_constraintdef(con.oid) AS def,
        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num

@@ -8,6 +8,15 @@ use crate::lint::context::Ctx;
 
 pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
     match a {
+        Action::CreateIndex { table, concurrently: true, name, .. } if cx.partitioned.contains(table) => out.push(
+            "concurrent-index-on-partitioned-table",
+            short(table),
+            format!(
+                "index {} is never built: PostgreSQL refuses CREATE INDEX CONCURRENTLY on the partitioned table {} (SQLSTATE 0A000)",
+                name.as_deref().unwrap_or("(unnamed)"),
+                short(table)
+            ),
+        ),
         Action::CreateIndex { table, concurrently: false, name, .. } if cx.existing(table) => out.push(
             "create-index-non-concurrently",
             short(table),
@@ -58,5 +67,16 @@ mod tests {
         assert!(codes("DROP INDEX CONCURRENTLY IF EXISTS i;").is_empty());
         assert_eq!(codes("REINDEX TABLE t;"), vec!["reindex-non-concurrently"]);
         assert!(codes("REINDEX TABLE CONCURRENTLY t;").is_empty());
+    }
+
+    #[test]
+    fn concurrent_index_on_a_partitioned_table() {
+        let parent = "CREATE TABLE e (id bigint, at date) PARTITION BY RANGE (at);\n";
+        assert_eq!(
+            codes(&format!("{parent}CREATE INDEX CONCURRENTLY e_at ON e (at);")),
+            vec!["concurrent-index-on-partitioned-table"]
+        );
+        assert!(codes(&format!("{parent}CREATE INDEX e_at ON ONLY e (at);")).is_empty());
+        assert!(codes("CREATE TABLE e (id bigint) ; CREATE INDEX CONCURRENTLY e_id ON e (id);").is_empty());
     }
 }

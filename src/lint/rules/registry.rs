@@ -380,6 +380,15 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE measurements DETACH PARTITION measurements_2019 CONCURRENTLY;",
     },
     RuleInfo {
+        code: "concurrent-index-on-partitioned-table",
+        severity: Error,
+        family: LOCKS,
+        what: "`CREATE INDEX CONCURRENTLY` on a partitioned table (one the migrations create with `PARTITION BY`).",
+        why: "PostgreSQL refuses it (SQLSTATE 0A000, cannot create index on partitioned table concurrently): the migration fails. A plain CREATE INDEX on the parent holds a SHARE lock on every partition while all of them build.",
+        help: "create the index ON ONLY the parent (catalog only), build each partition's index CONCURRENTLY, then ALTER INDEX … ATTACH PARTITION each one",
+        safe: "CREATE INDEX m_at_idx ON ONLY m (at);\nCREATE INDEX CONCURRENTLY m_2024_at_idx ON m_2024 (at);\nALTER INDEX m_at_idx ATTACH PARTITION m_2024_at_idx;",
+    },
+    RuleInfo {
         code: "attach-partition-without-check",
         severity: Error,
         family: LOCKS,

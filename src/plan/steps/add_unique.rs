@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Ctx, Steps, concurrent_index_step};
 use crate::model::{Constraint, ConstraintKind, Index, IndexExpr, IndexKey, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
-use crate::plan::sqltext::{constraint_def, index_value};
+use crate::plan::sqltext::{constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
@@ -60,6 +60,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
                 .makes([Res::Key(table.clone(), cols), Res::Constraint(table.clone(), c.name.clone())]),
         ]);
     }
+    if ctx.current.tables.get(table).is_some_and(|t| t.is_partitioned()) {
+        return partitioned(ctx, table, c, primary, drop_constraint);
+    }
     let index = backing_index(table, c, &c.name);
     let build = concurrent_index_step(
         ctx,
@@ -93,6 +96,104 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     .needs(attach_needs)
     .makes([Res::Constraint(table.clone(), c.name.clone())]);
     Ok(vec![build, attach])
+}
+
+/// A key on a partitioned table. PostgreSQL refuses `CREATE UNIQUE INDEX CONCURRENTLY` on it
+/// (0A000) and `ADD CONSTRAINT … USING INDEX` on it ("not supported on partitioned tables"),
+/// and a plain `ADD CONSTRAINT … UNIQUE` builds every partition's index under a SHARE lock.
+/// But that `ADD CONSTRAINT` adopts a partition's index that already backs a matching
+/// constraint instead of building one. So: the unique index built concurrently on each leaf
+/// partition (expand), attached there as its constraint with `USING INDEX`, then the
+/// constraint added on the parent, which builds nothing (contract; brief ACCESS EXCLUSIVE on
+/// the parent, SHARE on each partition, catalog only). Sub-partitioned partitions get their
+/// constraint from the parent's, as PostgreSQL creates it.
+fn partitioned(
+    ctx: &Ctx<'_>,
+    table: &QualifiedName,
+    c: &Constraint,
+    primary: bool,
+    drop_constraint: String,
+) -> Steps {
+    let cols = c.kind.columns().to_vec();
+    let parent_key = QualifiedName::new(table.schema.clone(), c.name.clone());
+    let mut builds = Vec::new();
+    let mut attaches = Vec::new();
+    let mut attach_needs = Vec::new();
+    for leaf in ctx.current.leaf_partitions(table) {
+        let name = ctx.desired.attached_index_on(&parent_key, &leaf.name).cloned().unwrap_or_else(|| {
+            let suffix = if primary {
+                "_pkey".to_string()
+            } else {
+                format!("_{}_key", cols.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("_"))
+            };
+            QualifiedName::new(leaf.name.schema.clone(), derived_name(leaf.name.name.as_str(), &suffix))
+        });
+        let index = backing_index(&leaf.name, c, &name.name);
+        builds.push(
+            concurrent_index_step(
+                ctx,
+                Phase::Expand,
+                format!(
+                    "build the unique index {} on partition {} without blocking writes",
+                    name.name.quoted_sql(),
+                    leaf.name.name.quoted_sql()
+                ),
+                ctx.sql("create_index", json!({ "index": index_value(&index, &name.name, true, None) }))?,
+                &name,
+                &leaf.name,
+            )?
+            .verify(ctx.verify(json!({ "kind": "index", "index_text": name.quoted() }))?)
+            .needs(cols.iter().map(|col| Res::Column(table.clone(), col.clone())))
+            .makes([Res::Index(name.clone())]),
+        );
+        attaches.push(
+            StepDraft::new(
+                Phase::Contract,
+                format!(
+                    "attach the index as {} on partition {} (catalog only)",
+                    name.name.quoted_sql(),
+                    leaf.name.name.quoted_sql()
+                ),
+                ctx.sql("add_constraint_using_index", json!({ "table": qn(&leaf.name), "name": name.name.as_str(), "primary": primary, "index": name.name.as_str(), "deferrable": c.deferrable, "initially_deferred": c.initially_deferred }))?,
+            )
+            .rollback(ctx.sql("drop_constraint", json!({ "table": qn(&leaf.name), "name": name.name.as_str(), "if_exists": true }))?)
+            .lock(LockMode::AccessExclusive, &leaf.name)
+            .needs([Res::Index(name.clone())])
+            .makes([Res::Constraint(leaf.name.clone(), name.name.clone())]),
+        );
+        attach_needs.push(Res::Constraint(leaf.name.clone(), name.name.clone()));
+    }
+    if primary {
+        let nullable: Vec<_> = ctx
+            .current
+            .tables
+            .get(table)
+            .map(|t| cols.iter().filter(|col| t.column(col).is_some_and(|c| !c.not_null)).cloned().collect())
+            .unwrap_or_default();
+        attach_needs.extend(nullable.into_iter().map(|col| Res::NotNull(table.clone(), col)));
+    }
+    let on_parent = StepDraft::new(
+        Phase::Contract,
+        format!(
+            "add {} {} on the partitioned table: it adopts each partition's constraint and builds nothing",
+            if primary { "primary key" } else { "unique constraint" },
+            c.name.quoted_sql()
+        ),
+        // Lint cannot see that every partition's index exists already.
+        format!(
+            "{} -- seqmig:ignore add-unique-without-index",
+            ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": false }))?
+        ),
+    )
+    // Dropping it drops the partitions' constraints and indexes attached to it.
+    .rollback(drop_constraint)
+    .lock(LockMode::AccessExclusive, table)
+    .needs(attach_needs)
+    .makes([Res::Key(table.clone(), cols), Res::Constraint(table.clone(), c.name.clone())]);
+    let mut out = builds;
+    out.extend(attaches);
+    out.push(on_parent);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -13,10 +13,22 @@ use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
+    if super::attach_partition::applies(ctx, table) {
+        return super::attach_partition::steps(ctx, table);
+    }
     let t = &table.name;
+    // A partition gets its copies of the parent's keys from PostgreSQL (with PARTITION OF);
+    // stating them again is "multiple primary keys" (42P16).
     let constraints: Vec<_> = table
         .constraints
         .values()
+        .filter(|c| {
+            table.partition_of.is_none()
+                || !ctx
+                    .desired
+                    .index_attachments
+                    .contains_key(&crate::model::QualifiedName::new(t.schema.clone(), c.name.clone()))
+        })
         .map(|c| json!({ "name": c.name.as_str(), "definition": constraint_def(c) }))
         .collect();
     let sql = ctx.sql(

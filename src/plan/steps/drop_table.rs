@@ -14,6 +14,11 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     let t = &table.name;
     let (retire, forget) = retire_flag_steps(ctx, &t.to_string())?;
     let mut steps = vec![retire];
+    // A partition of a table that stays: detached at switch, so the drop in contract locks
+    // only the detached table (a DROP of a partition takes ACCESS EXCLUSIVE on the parent).
+    if let Some(p) = table.partition_of.as_ref().filter(|p| ctx.desired.tables.contains_key(&p.parent)) {
+        steps.push(detach_step(ctx, table, &p.parent, &p.bound)?);
+    }
     let mut target = t.clone();
     if ctx.hints.brownout {
         let parked = crate::model::QualifiedName::new(
@@ -65,6 +70,90 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     );
     steps.push(forget);
     Ok(steps)
+}
+
+/// `DETACH PARTITION … CONCURRENTLY`: SHARE UPDATE EXCLUSIVE on the parent, in two
+/// transactions of its own (PostgreSQL refuses it in a transaction block), waiting for every
+/// query that might still see the partition. PostgreSQL refuses CONCURRENTLY while the parent
+/// has a DEFAULT partition (0A000, "cannot detach partitions concurrently when a default
+/// partition exists"); then the plain DETACH, with a brief ACCESS EXCLUSIVE lock on the
+/// parent, is the only form.
+fn detach_step(
+    ctx: &Ctx<'_>,
+    table: &Table,
+    parent: &crate::model::QualifiedName,
+    bound: &str,
+) -> Result<StepDraft, crate::render::RenderError> {
+    let t = &table.name;
+    let has_default =
+        ctx.current.partitions_of(parent).iter().any(|p| p.bound() == Some(crate::model::Bound::Default));
+    let concurrently = !has_default;
+    let mut sql = ctx.sql(
+        "detach_partition",
+        json!({ "parent": qn(parent), "table": qn(t), "concurrently": concurrently }),
+    )?;
+    if !concurrently {
+        // The only form PostgreSQL allows here.
+        sql.push_str(" -- seqmig:ignore detach-partition-non-concurrently");
+    }
+    // Undo: attach it again. A concurrent detach of a RANGE or LIST partition leaves a CHECK
+    // copying the bound on the table, so the attach skips its scan; that check goes after.
+    let mut rollback = format!(
+        "{} -- seqmig:ignore attach-partition-without-check",
+        ctx.sql("attach_partition", json!({ "parent": qn(parent), "table": qn(t), "bound": bound }))?
+    );
+    if let Some(name) = concurrently.then(|| detach_check_name(ctx, table, parent)).flatten() {
+        rollback.push('\n');
+        rollback.push_str(
+            &ctx.sql("drop_constraint", json!({ "table": qn(t), "name": name, "if_exists": true }))?,
+        );
+    }
+    let step = StepDraft::new(
+        Phase::Switch,
+        if concurrently {
+            format!("detach {t} from {parent} concurrently (SHARE UPDATE EXCLUSIVE on the parent: reads and writes continue; then ACCESS EXCLUSIVE on {t} once no query uses it); its rows leave the parent")
+        } else {
+            format!("detach {t} from {parent}: ACCESS EXCLUSIVE on the parent, briefly, since PostgreSQL refuses a concurrent detach while a default partition exists; its rows leave the parent")
+        },
+        sql,
+    )
+    .rollback(rollback)
+    .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": false }))?);
+    Ok(if concurrently {
+        // The second transaction of the detach takes ACCESS EXCLUSIVE on the partition, once
+        // no query that could see it through the parent is left.
+        let mut s = step.lock(LockMode::AccessExclusive, t).outside_transaction();
+        s.lock_on.push(parent.clone());
+        s
+    } else {
+        step.lock(LockMode::AccessExclusive, parent)
+    })
+}
+
+/// The name PostgreSQL gives the CHECK that `DETACH … CONCURRENTLY` adds to a RANGE or LIST
+/// partition (`AddRelationNewConstraints` without a name: `<table>_<column>_check` when the
+/// bound reads one column, `<table>_check` otherwise, numbered past a name the schema uses).
+/// `None` for HASH, which gets none, and for a name PostgreSQL would have to shorten.
+fn detach_check_name(ctx: &Ctx<'_>, table: &Table, parent: &crate::model::QualifiedName) -> Option<String> {
+    let p = ctx.current.tables.get(parent)?;
+    if p.strategy() == Some(crate::model::Strategy::Hash)
+        || table.bound() == Some(crate::model::Bound::Default)
+    {
+        return None;
+    }
+    let base = match p.partition_columns()?.as_slice() {
+        [c] => format!("{}_{}_check", table.name.name.as_str(), c.as_str()),
+        _ => format!("{}_check", table.name.name.as_str()),
+    };
+    let taken = |n: &str| {
+        ctx.current
+            .tables
+            .values()
+            .any(|t| t.name.schema == table.name.schema && t.constraints.keys().any(|k| k.as_str() == n))
+    };
+    let name =
+        std::iter::once(base.clone()).chain((1..).map(|i| format!("{base}{i}"))).find(|n| !taken(n))?;
+    (name.len() <= crate::model::MAX_IDENT_BYTES).then_some(name)
 }
 
 #[cfg(test)]

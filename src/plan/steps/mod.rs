@@ -10,6 +10,7 @@ mod add_enum_value;
 mod add_index;
 mod add_not_null_column;
 mod add_unique;
+mod attach_partition;
 mod change_constraint;
 mod change_default;
 mod change_index;

@@ -1,0 +1,342 @@
+//! A new partition of a partitioned table that exists already (issue 21, lifecycle).
+//! `CREATE TABLE … PARTITION OF` takes an ACCESS EXCLUSIVE lock on the parent: every query on
+//! every partition waits behind it. `ALTER TABLE … ATTACH PARTITION` takes only SHARE UPDATE
+//! EXCLUSIVE on the parent (reads and writes continue), but scans the new table under an
+//! ACCESS EXCLUSIVE lock to prove each row fits the bound, and scans the parent's DEFAULT
+//! partition the same way to prove none of its rows belongs to the new bound. So:
+//!
+//! 1. `CREATE TABLE` standalone, in the partition's shape (the parent's CHECK constraints
+//!    included: PostgreSQL refuses to attach a table that lacks one, "child table is missing
+//!    constraint"), with the partition's indexes (the table is empty, so they are instant);
+//! 2. a `CHECK` matching the bound, `NOT VALID`, then `VALIDATE` (SHARE UPDATE EXCLUSIVE);
+//! 3. with a DEFAULT partition, a `CHECK (NOT bound)` on it, `NOT VALID`, then `VALIDATE`:
+//!    the scan of the default runs here, without blocking writes, and fails loudly if rows
+//!    of the new bound sit in it (`default-partition-scan` says so at plan time);
+//! 4. `ATTACH PARTITION`: both scans are skipped, the checks imply the constraints;
+//! 5. the helper checks are dropped.
+
+use serde_json::json;
+
+use super::{Ctx, Steps, type_needs};
+use crate::model::{Bound, ConstraintKind, Ident, Index, QualifiedName, Table};
+use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
+use crate::plan::{LockMode, Phase};
+use crate::render::{qn, quote_literal};
+
+/// Whether `table` is a new partition of a partitioned table that exists already.
+pub fn applies(ctx: &Ctx<'_>, table: &Table) -> bool {
+    table
+        .partition_of
+        .as_ref()
+        .is_some_and(|p| ctx.current.tables.get(&p.parent).is_some_and(Table::is_partitioned))
+}
+
+/// The CHECK expression PostgreSQL accepts as proof of `bound` on a partition of `parent`
+/// (ATTACH then logs "partition constraint … is implied by existing constraints"): the form
+/// of `pg_get_partition_constraintdef` for a one-column RANGE or LIST key, and
+/// `satisfies_hash_partition` for HASH. `None` for a DEFAULT bound, an expression key or a
+/// RANGE key of several columns (whose constraint PostgreSQL simplifies in ways a CHECK
+/// need not imply); the attach then scans, which on a new table costs nothing.
+pub fn bound_check(parent: &Table, bound: &Bound) -> Option<String> {
+    let cols = parent.partition_columns()?;
+    match bound {
+        Bound::Default => None,
+        Bound::Range { from, to } => {
+            let [c] = cols.as_slice() else { return None };
+            let c = c.quoted_sql();
+            let mut parts = vec![format!("{c} IS NOT NULL")];
+            let lower = from.first()?;
+            if !lower.eq_ignore_ascii_case("minvalue") {
+                parts.push(format!("{c} >= {lower}"));
+            }
+            let upper = to.first()?;
+            if !upper.eq_ignore_ascii_case("maxvalue") {
+                parts.push(format!("{c} < {upper}"));
+            }
+            Some(parts.join(" AND "))
+        }
+        Bound::List(items) => {
+            let [c] = cols.as_slice() else { return None };
+            let c = c.quoted_sql();
+            let (nulls, values): (Vec<&String>, Vec<&String>) =
+                items.iter().partition(|v| v.eq_ignore_ascii_case("null"));
+            let inside = (!values.is_empty()).then(|| {
+                format!("{c} IN ({})", values.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            });
+            Some(match (nulls.is_empty(), inside) {
+                (true, Some(inside)) => format!("{c} IS NOT NULL AND {inside}"),
+                (false, Some(inside)) => format!("{c} IS NULL OR {inside}"),
+                (false, None) => format!("{c} IS NULL"),
+                (true, None) => return None,
+            })
+        }
+        Bound::Hash { modulus, remainder } => Some(format!(
+            "satisfies_hash_partition({}::regclass, {modulus}, {remainder}, {})",
+            quote_literal(&parent.name.quoted()),
+            cols.iter().map(|c| c.quoted_sql()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The name of a helper check on `table`.
+pub fn helper_name(table: &QualifiedName, suffix: &str) -> Ident {
+    derived_name(table.name.as_str(), suffix)
+}
+
+/// The CHECK constraints a partition of `parent` must carry: the parent's and its ancestors'
+/// (the model keeps a check on the table that declares it).
+fn inherited_checks<'a>(ctx: &'a Ctx<'_>, parent: &QualifiedName) -> Vec<&'a crate::model::Constraint> {
+    let mut out = Vec::new();
+    let mut at = ctx.desired.tables.get(parent);
+    while let Some(t) = at {
+        out.extend(
+            t.constraints
+                .values()
+                .filter(|c| matches!(c.kind, ConstraintKind::Check { no_inherit: false, .. })),
+        );
+        at = t.partition_of.as_ref().and_then(|p| ctx.desired.tables.get(&p.parent));
+    }
+    out
+}
+
+pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
+    let t = &table.name;
+    let p = table.partition_of.as_ref().expect("applies() checked it");
+    let parent_now = &ctx.current.tables[&p.parent];
+    let parent = ctx.desired.tables.get(&p.parent).unwrap_or(parent_now);
+
+    // 1. The table on its own, in the partition's shape.
+    let mut constraints: Vec<_> = table
+        .constraints
+        .values()
+        .filter(|c| !matches!(c.kind, ConstraintKind::ForeignKey { .. }))
+        .map(|c| json!({ "name": c.name.as_str(), "definition": constraint_def(c) }))
+        .collect();
+    for c in inherited_checks(ctx, &p.parent) {
+        if !table.constraints.contains_key(&c.name) {
+            constraints.push(json!({ "name": c.name.as_str(), "definition": constraint_def(c) }));
+        }
+    }
+    let mut sql = ctx.sql(
+        "create_table",
+        json!({
+            "table": qn(t),
+            "unlogged": table.persistence == crate::model::Persistence::Unlogged,
+            "columns": table.columns.iter().map(column_value).collect::<Vec<_>>(),
+            "constraints": constraints,
+            "partition_of": null,
+            "bound": null,
+            "inherits": [],
+            "partition_key": table.partition_key,
+            "options": table.options,
+        }),
+    )?;
+    // The partition's own copies of the parent's indexes, under the names the desired
+    // schema gives them; ATTACH finds them and attaches them instead of building its own.
+    for (child, _) in ctx.desired.index_attachments.iter() {
+        if let Some(i) = ctx.desired.indexes.get(child).filter(|i| &i.table == t) {
+            let plain = Index { only: false, ..i.clone() };
+            sql.push('\n');
+            sql.push_str(
+                &ctx.sql("create_index", json!({ "index": index_value(&plain, &child.name, false, None) }))?,
+            );
+        }
+    }
+    let mut needs = Vec::new();
+    if t.schema.as_str() != "public" {
+        needs.push(Res::Schema(t.schema.clone()));
+    }
+    for c in &table.columns {
+        needs.extend(type_needs(ctx.desired, &c.data_type));
+        if let Some(seq) = c.default.as_deref().and_then(crate::diff::nextval_sequence) {
+            needs.push(Res::Sequence(seq));
+        }
+    }
+    let mut makes = vec![Res::Table(t.clone())];
+    makes.extend(table.columns.iter().map(|c| Res::Column(t.clone(), c.name.clone())));
+    for c in table.constraints.values() {
+        if let ConstraintKind::PrimaryKey { columns, .. } | ConstraintKind::Unique { columns, .. } = &c.kind {
+            makes.push(Res::Key(t.clone(), columns.clone()));
+        }
+        makes.push(Res::Constraint(t.clone(), c.name.clone()));
+    }
+    let mut out = vec![
+        StepDraft::new(
+            Phase::Expand,
+            format!(
+                "create {t} on its own, in the shape of a partition of {} (empty; no lock on the parent)",
+                p.parent
+            ),
+            sql,
+        )
+        .rollback(ctx.sql("drop_table", json!({ "table": qn(t), "if_exists": true }))?)
+        .lock(LockMode::AccessExclusive, t)
+        .verify(ctx.verify(json!({ "kind": "relation", "rel_text": t.quoted(), "present": true }))?)
+        .needs(needs)
+        .makes(makes),
+    ];
+
+    // 2. and 3. Checks that let the attach skip its scans.
+    let bound = table.bound();
+    let leaf = !table.is_partitioned();
+    let own_check = bound.as_ref().filter(|_| leaf).and_then(|b| bound_check(parent, b));
+    let default = ctx
+        .current
+        .partitions_of(&p.parent)
+        .into_iter()
+        .find(|d| d.bound() == Some(Bound::Default) && !d.is_partitioned() && &d.name != t)
+        .map(|d| d.name.clone());
+    let default_check = default.as_ref().and(bound.as_ref().and_then(|b| bound_check(parent, b)));
+    let mut helpers: Vec<(QualifiedName, Ident)> = Vec::new();
+    let mut add_helper =
+        |on: &QualifiedName, name: Ident, expr: String, why: String, out: &mut Vec<StepDraft>| {
+            let drop = ctx.sql(
+                "drop_constraint",
+                json!({ "table": qn(on), "name": name.as_str(), "if_exists": true }),
+            )?;
+            out.push(
+                StepDraft::new(
+                    Phase::Expand,
+                    format!("add CHECK ({expr}) NOT VALID on {on}: {why}"),
+                    ctx.sql(
+                        "add_check",
+                        json!({ "table": qn(on), "name": name.as_str(), "expr": expr, "not_valid": true }),
+                    )?,
+                )
+                .rollback(drop)
+                .lock(LockMode::AccessExclusive, on),
+            );
+            out.push(
+                StepDraft::new(
+                    Phase::Expand,
+                    format!("validate {} on {on} without blocking writes", name.quoted_sql()),
+                    ctx.sql("validate_constraint", json!({ "table": qn(on), "name": name.as_str() }))?,
+                )
+                .rollback("-- nothing to undo: validating changes no data".into())
+                .lock(LockMode::ShareUpdateExclusive, on)
+                .scans(),
+            );
+            helpers.push((on.clone(), name));
+            Ok::<(), crate::render::RenderError>(())
+        };
+    if let Some(expr) = &own_check {
+        add_helper(
+            t,
+            helper_name(t, "_seqmig_bound"),
+            expr.clone(),
+            "the attach then skips its scan under the lock".into(),
+            &mut out,
+        )?;
+    }
+    if let (Some(d), Some(expr)) = (&default, &default_check) {
+        add_helper(
+            d,
+            helper_name(d, "_seqmig_not_bound"),
+            format!("NOT ({expr})"),
+            format!(
+                "proves no row of {t}'s bound is in the default partition, so the attach does not scan it"
+            ),
+            &mut out,
+        )?;
+    }
+
+    // 4. The attach.
+    let mut attach_purpose = format!(
+        "attach {t} to {} (SHARE UPDATE EXCLUSIVE on the parent: reads and writes continue)",
+        p.parent
+    );
+    if own_check.is_none() {
+        attach_purpose.push_str(&format!("; {t} is scanned under the lock, and it is empty"));
+    }
+    match (&default, &default_check) {
+        (Some(d), None) => attach_purpose
+            .push_str(&format!("; the default partition {d} is scanned under an ACCESS EXCLUSIVE lock")),
+        (Some(d), Some(_)) => attach_purpose.push_str(&format!(
+            "; ACCESS EXCLUSIVE on the default partition {d}, briefly (its scan is skipped)"
+        )),
+        _ => {}
+    }
+    let mut attach_needs = vec![Res::Table(t.clone()), Res::Table(p.parent.clone())];
+    attach_needs.extend(ctx.desired.partitions_of(t).into_iter().map(|c| Res::Table(c.name.clone())));
+    let attach = StepDraft::new(
+        Phase::Expand,
+        attach_purpose,
+        ctx.sql("attach_partition", json!({ "parent": qn(&p.parent), "table": qn(t), "bound": p.bound }))?,
+    )
+    // Undone with a plain DETACH: a rollback runs in a transaction, which CONCURRENTLY
+    // refuses; the ACCESS EXCLUSIVE lock on the parent is brief (catalog only).
+    .rollback(format!(
+        "{} -- seqmig:ignore detach-partition-non-concurrently",
+        ctx.sql(
+            "detach_partition",
+            json!({ "parent": qn(&p.parent), "table": qn(t), "concurrently": false }),
+        )?
+    ))
+    .needs(attach_needs)
+    .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?);
+    // PostgreSQL also takes ACCESS EXCLUSIVE on the default partition (brief once its scan is
+    // skipped): queries reaching it wait for the attach.
+    out.push(match &default {
+        Some(d) => {
+            let mut a = attach.lock(LockMode::AccessExclusive, d);
+            a.lock_on.push(p.parent.clone());
+            a
+        }
+        None => attach.lock(LockMode::ShareUpdateExclusive, &p.parent),
+    });
+
+    // 5. The helpers are no longer needed: the partition constraint holds now.
+    for (on, name) in helpers {
+        out.push(
+            StepDraft::new(
+                Phase::Expand,
+                format!(
+                    "drop the helper check {} on {on}: the partition constraint holds now",
+                    name.quoted_sql()
+                ),
+                ctx.sql(
+                    "drop_constraint",
+                    json!({ "table": qn(&on), "name": name.as_str(), "if_exists": true }),
+                )?,
+            )
+            .rollback("-- nothing to undo: the check was only needed for the attach".into())
+            .lock(LockMode::AccessExclusive, &on),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent(key: &str) -> Table {
+        let mut t = Table::new(QualifiedName::of("public", "events"));
+        t.partition_key = Some(key.into());
+        t
+    }
+
+    #[test]
+    fn checks_matching_each_bound() {
+        let range = Bound::Range { from: vec!["'2025-01-01'".into()], to: vec!["'2026-01-01'".into()] };
+        assert_eq!(
+            bound_check(&parent("RANGE (at)"), &range).unwrap(),
+            "at IS NOT NULL AND at >= '2025-01-01' AND at < '2026-01-01'"
+        );
+        let open = Bound::Range { from: vec!["MINVALUE".into()], to: vec!["10".into()] };
+        assert_eq!(bound_check(&parent("RANGE (n)"), &open).unwrap(), "n IS NOT NULL AND n < 10");
+        let list = Bound::List(vec!["'us'".into(), "NULL".into()]);
+        assert_eq!(
+            bound_check(&parent("LIST (region)"), &list).unwrap(),
+            "region IS NULL OR region IN ('us')"
+        );
+        let hash = Bound::Hash { modulus: 4, remainder: 1 };
+        assert_eq!(
+            bound_check(&parent("HASH (id)"), &hash).unwrap(),
+            "satisfies_hash_partition('public.events'::regclass, 4, 1, id)"
+        );
+        assert_eq!(bound_check(&parent("RANGE (a, b)"), &range), None);
+        assert_eq!(bound_check(&parent("RANGE (a)"), &Bound::Default), None);
+    }
+}

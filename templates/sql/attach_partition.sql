@@ -1,0 +1,1 @@
+ALTER TABLE {{ parent | ident }} ATTACH PARTITION {{ table | ident }} {{ bound }};

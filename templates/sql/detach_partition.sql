@@ -1,0 +1,1 @@
+ALTER TABLE {{ parent | ident }} DETACH PARTITION {{ table | ident }}{% if concurrently %} CONCURRENTLY{% endif %};
