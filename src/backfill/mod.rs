@@ -370,6 +370,8 @@ struct Engine<'c, 'r> {
     pending_throttle: Duration,
     shown_throttle: Option<String>,
     verify_mismatches: Option<i64>,
+    /// The workload-latency signal is on and the server can flush a batch's statistics.
+    force_stats_flush: bool,
 }
 
 /// The data change of one batch, not yet committed.
@@ -498,6 +500,12 @@ impl<'c, 'r> Engine<'c, 'r> {
         };
         let s = statements(&walk, &table, target, &spec.expr, &spec.pending_predicate);
         let prepared = prepare(client, req, &walk, &s).await?;
+        let force_stats_flush = opts.throttle.workload_latency.is_some()
+            && client
+                .query_one(ledger::CAN_FORCE_STATS_FLUSH_SQL, &[])
+                .await
+                .map_err(|e| db(req, "check for pg_stat_force_next_flush", e))?
+                .get::<_, bool>(0);
         Ok(Engine {
             client,
             req,
@@ -525,6 +533,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             pending_throttle: Duration::ZERO,
             shown_throttle: None,
             verify_mismatches: row.get(10),
+            force_stats_flush,
         })
     }
 
@@ -607,7 +616,9 @@ impl<'c, 'r> Engine<'c, 'r> {
                 attempt += 1;
                 let n = self.sizer.current();
                 let began = Instant::now();
-                match self.batch(n, attempt).await {
+                let result = self.batch(n, attempt).await;
+                self.throttle.note_own_work(began.elapsed());
+                match result {
                     Ok(done) => break (done, began.elapsed()),
                     Err(f) => {
                         consecutive_failures += 1;
@@ -662,6 +673,15 @@ impl<'c, 'r> Engine<'c, 'r> {
             if finished {
                 break;
             }
+            let pace = self.throttle.current().pace;
+            if pace > 0.0 {
+                // The workload's transactions run slower than their baseline: give it the
+                // database for `pace` times as long as this batch took.
+                let wait = elapsed.mul_f64(pace);
+                tokio::time::sleep(wait).await;
+                self.pending_reasons.insert(Reason::WorkloadLatency);
+                self.pending_throttle += wait;
+            }
             if let Some(rate) = self.max_rows_per_sec {
                 let min = Duration::from_secs_f64(done.scanned as f64 / rate);
                 if min > elapsed {
@@ -707,7 +727,11 @@ impl<'c, 'r> Engine<'c, 'r> {
                     max_rows_per_sec: r.get(5),
                     replicas: r.get(6),
                     retained_wal_bytes: r.get(7),
+                    workload_xacts: r.get(8),
+                    workload_busy_ms: r.get(9),
                 };
+                // The sample is a transaction of ours too.
+                self.throttle.note_own_work(Duration::ZERO);
                 self.throttle.observe(sample, now)
             } else {
                 self.throttle.current()
@@ -750,9 +774,12 @@ impl<'c, 'r> Engine<'c, 'r> {
         let began = Instant::now();
         let begin = format!(
             "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL lock_timeout = '{}ms'; \
-             SET LOCAL statement_timeout = '{}ms'; SELECT pg_current_wal_insert_lsn()::text",
+             SET LOCAL statement_timeout = '{}ms'; {}SELECT pg_current_wal_insert_lsn()::text",
             self.opts.lock_timeout.as_millis(),
-            self.opts.statement_timeout().as_millis()
+            self.opts.statement_timeout().as_millis(),
+            // The batch's own time reaches pg_stat_database when it ends, not up to a second
+            // later inside what the workload-latency signal takes for the workload alone.
+            if self.force_stats_flush { "SELECT pg_stat_force_next_flush(); " } else { "" }
         );
         let (begun, work) = tokio::join!(biased; self.client.simple_query(&begin), self.work(n));
         let outcome = match (begun, work) {

@@ -109,7 +109,17 @@ SELECT
   (SELECT min(max_rows_per_sec) FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id IN ($3, $4::text)),
   (SELECT count(*) FROM pg_stat_replication),
   (SELECT coalesce(max(pg_current_wal_lsn() - restart_lsn), 0)::float8 FROM pg_replication_slots
-    WHERE restart_lsn IS NOT NULL)";
+    WHERE restart_lsn IS NOT NULL),
+  -- the workload: its transactions and the time its sessions spent in them (the time
+  -- columns are PostgreSQL 14+; read through jsonb so that older servers give NULL)
+  (SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = current_database()),
+  (SELECT ((to_jsonb(d) ->> 'active_time')::float8 + (to_jsonb(d) ->> 'idle_in_transaction_time')::float8)
+     FROM pg_stat_database d WHERE datname = current_database())";
+
+/// True when this session may force its statistics out at its next idle moment
+/// (PostgreSQL 15+), which keeps a batch's own time out of the next workload reading.
+pub const CAN_FORCE_STATS_FLUSH_SQL: &str = "SELECT to_regprocedure('pg_stat_force_next_flush()') IS NOT NULL
+   AND has_function_privilege('pg_stat_force_next_flush()', 'execute')";
 
 /// A partitioned run's row for its step (key `(partitions)`); a failed one runs again.
 pub const PARTITIONED_START_SQL: &str = "\
