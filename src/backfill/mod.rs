@@ -10,6 +10,7 @@
 //! row, so a resumed run (after SIGKILL, a server restart or a failure) continues exactly at
 //! the last committed batch. The gate reads `verify_mismatches` from `seqmig.backfills`.
 
+mod config;
 mod key;
 mod partitioned;
 mod progress;
@@ -25,6 +26,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::ledger::backfills as ledger;
 
+pub use config::{BackfillConfig, parse_workload_latency};
 pub use key::{KeyColumn, Walk, statements};
 pub use partitioned::{
     PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned,
@@ -400,6 +402,8 @@ struct Done {
     upper: Option<Vec<String>>,
     scanned: u64,
     updated: u64,
+    /// The batch's transaction time on the server, up to its ledger row.
+    server_busy: Duration,
 }
 
 /// A failed attempt: transient errors are retried, the rest stop the backfill.
@@ -506,6 +510,14 @@ impl<'c, 'r> Engine<'c, 'r> {
                 .await
                 .map_err(|e| db(req, "check for pg_stat_force_next_flush", e))?
                 .get::<_, bool>(0);
+        if force_stats_flush {
+            // This session's statements so far reach pg_stat_database now, before the first
+            // sample, rather than inside the first workload reading.
+            client
+                .execute("SELECT pg_stat_force_next_flush()", &[])
+                .await
+                .map_err(|e| db(req, "flush the session's statistics", e))?;
+        }
         Ok(Engine {
             client,
             req,
@@ -617,7 +629,13 @@ impl<'c, 'r> Engine<'c, 'r> {
                 let n = self.sizer.current();
                 let began = Instant::now();
                 let result = self.batch(n, attempt).await;
-                self.throttle.note_own_work(began.elapsed());
+                // The server's own measure when the batch committed; a failed one's is near
+                // enough from here.
+                let busy = match &result {
+                    Ok(done) => done.server_busy,
+                    Err(_) => began.elapsed(),
+                };
+                self.throttle.note_own_work(busy);
                 match result {
                     Ok(done) => break (done, began.elapsed()),
                     Err(f) => {
@@ -774,12 +792,13 @@ impl<'c, 'r> Engine<'c, 'r> {
         let began = Instant::now();
         let begin = format!(
             "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL lock_timeout = '{}ms'; \
-             SET LOCAL statement_timeout = '{}ms'; {}SELECT pg_current_wal_insert_lsn()::text",
+             SET LOCAL statement_timeout = '{}ms'; SELECT pg_current_wal_insert_lsn()::text{}",
             self.opts.lock_timeout.as_millis(),
             self.opts.statement_timeout().as_millis(),
             // The batch's own time reaches pg_stat_database when it ends, not up to a second
             // later inside what the workload-latency signal takes for the workload alone.
-            if self.force_stats_flush { "SELECT pg_stat_force_next_flush(); " } else { "" }
+            // (After the LSN: the first row is what this batch reads back.)
+            if self.force_stats_flush { "; SELECT pg_stat_force_next_flush()" } else { "" }
         );
         let (begun, work) = tokio::join!(biased; self.client.simple_query(&begin), self.work(n));
         let outcome = match (begun, work) {
@@ -851,7 +870,13 @@ impl<'c, 'r> Engine<'c, 'r> {
         {
             *next = page;
         }
-        Ok(Done { upper: work.upper, scanned: work.scanned, updated: work.updated })
+        let server_ms: f64 = row.get(4);
+        Ok(Done {
+            upper: work.upper,
+            scanned: work.scanned,
+            updated: work.updated,
+            server_busy: Duration::from_secs_f64(server_ms.max(0.0) / 1000.0),
+        })
     }
 
     /// The data change of one batch (inside the transaction `batch` opened).

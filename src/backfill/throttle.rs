@@ -31,7 +31,20 @@ pub const MIN_WORKLOAD_TPS: f64 = 20.0;
 /// own duration (the backfill then writes at least 1/(1 + MAX_PACE) of the time).
 pub const MAX_PACE: f64 = 8.0;
 
-/// Samples with a workload between two measurements of its baseline.
+/// The shortest window of one workload reading.
+pub const MIN_WINDOW: Duration = Duration::from_millis(1900);
+
+/// The window of the workload alone while the backfill holds to measure it.
+pub const QUIET_WINDOW: Duration = Duration::from_millis(900);
+
+/// How long a hold to measure the workload alone waits before its window starts: sessions
+/// report their counters about once a second, so earlier reports still carry batches.
+pub const SETTLE: Duration = Duration::from_millis(900);
+
+/// The longest window the workload reading waits for enough transactions to measure.
+pub const MAX_WINDOW: Duration = Duration::from_secs(4);
+
+/// Workload readings (of about two seconds each) between two measurements of its baseline.
 pub const RECALIBRATE_EVERY: u32 = 30;
 
 /// Limits; `None` turns a signal off.
@@ -165,8 +178,8 @@ pub struct Throttle {
     paused: bool,
     max_rows_per_sec: Option<f64>,
     last_replicas: Option<i64>,
-    /// The workload counters at the last sample.
-    last_workload: Option<(f64, f64)>,
+    /// The workload counters at the start of the current window, and when they were read.
+    last_workload: Option<(f64, f64, Instant)>,
     /// The backfill's own transactions and busy milliseconds since the last sample.
     own_xacts: f64,
     own_busy_ms: f64,
@@ -178,6 +191,8 @@ pub struct Throttle {
     pace: f64,
     /// Hold one interval to measure the baseline.
     calibrating: bool,
+    /// While calibrating: when the reports of the time before the hold are in.
+    settle_until: Option<Instant>,
     samples_since_baseline: u32,
 }
 
@@ -212,6 +227,7 @@ impl Throttle {
             latency_ms: None,
             pace: 0.0,
             calibrating: false,
+            settle_until: None,
             samples_since_baseline: 0,
         }
     }
@@ -260,55 +276,92 @@ impl Throttle {
         hold
     }
 
-    /// Folds the workload counters into the latency reading, the baseline and the pace.
-    /// Returns true when pacing starts.
-    fn workload(&mut self, s: &Sample, secs: Option<f64>) -> bool {
-        let (own_xacts, own_busy) = (self.own_xacts, self.own_busy_ms);
+    fn restart_window(&mut self, counters: (f64, f64), now: Instant) {
+        self.last_workload = Some((counters.0, counters.1, now));
         self.own_xacts = 0.0;
         self.own_busy_ms = 0.0;
+    }
+
+    /// Holds the backfill to measure the workload alone: first [`SETTLE`], then a window.
+    fn start_calibration(&mut self, now: Instant) {
+        self.calibrating = true;
+        self.settle_until = Some(now + SETTLE);
+    }
+
+    /// Folds the workload counters into the latency reading, the baseline and the pace.
+    /// Returns true when pacing starts.
+    fn workload(&mut self, s: &Sample, now: Instant) -> bool {
         let Some(factor) = self.options.workload_latency else {
             self.calibrating = false;
             self.pace = 0.0;
             return false;
         };
-        let now = match (s.workload_xacts, s.workload_busy_ms) {
-            (Some(x), Some(b)) => Some((x, b)),
-            _ => None,
-        };
-        let reading = match (self.last_workload, now, secs) {
-            (Some((x0, b0)), Some((x, b)), Some(secs)) if secs > 0.0 => {
-                let xacts = x - x0 - own_xacts;
-                let busy = (b - b0 - own_busy).max(0.0);
-                (xacts >= MIN_WORKLOAD_TPS * secs).then(|| busy / xacts)
+        let counters = match (s.workload_xacts, s.workload_busy_ms) {
+            (Some(x), Some(b)) => (x, b),
+            _ => {
+                self.calibrating = false;
+                self.pace = 0.0;
+                return false;
             }
-            _ => None,
         };
-        self.last_workload = now;
-        self.latency_ms = reading;
-        let Some(latency) = reading else {
-            // No workload (or no reading yet): nothing to protect, nothing to measure.
-            self.calibrating = false;
-            self.pace = 0.0;
+        let Some((x0, b0, since)) = self.last_workload else {
+            self.restart_window(counters, now);
             return false;
         };
-        if own_busy == 0.0 {
-            // The backfill wrote nothing in this interval: the workload alone. A lower reading
-            // is taken at once, a higher one slowly (it may still carry our last batches).
-            self.baseline_ms = Some(match self.baseline_ms {
-                Some(b) if latency > b => b + 0.25 * (latency - b),
-                _ => latency,
-            });
+        if self.calibrating
+            && let Some(t) = self.settle_until
+        {
+            // Holding: the sessions' reports of the time before the hold arrive within about
+            // a second; only then does the window of the workload alone start.
+            if now >= t {
+                self.settle_until = None;
+                self.restart_window(counters, now);
+            }
+            return false;
+        }
+        let secs = now.saturating_duration_since(since).as_secs_f64();
+        let min = if self.calibrating { QUIET_WINDOW } else { MIN_WINDOW };
+        if secs < min.as_secs_f64() {
+            // Each session reports about once a second: one-second windows catch zero, one
+            // or two reports of each, and their readings jump; longer ones average that out.
+            return false;
+        }
+        let xacts = counters.0 - x0 - self.own_xacts;
+        let busy = (counters.1 - b0 - self.own_busy_ms).max(0.0);
+        let own_busy = self.own_busy_ms;
+        if xacts < MIN_WORKLOAD_TPS * secs {
+            // No workload to protect or to measure now. A window grows until it spans
+            // MAX_WINDOW before it starts again.
+            self.calibrating = false;
+            self.settle_until = None;
+            self.pace = 0.0;
+            if secs >= MAX_WINDOW.as_secs_f64() {
+                self.restart_window(counters, now);
+                self.latency_ms = None;
+            }
+            return false;
+        }
+        self.restart_window(counters, now);
+        let latency = busy / xacts;
+        self.latency_ms = Some(latency);
+        if self.calibrating && own_busy == 0.0 {
+            // The backfill wrote nothing in this window: the workload alone.
+            self.baseline_ms = Some(latency);
             self.calibrating = false;
             self.samples_since_baseline = 0;
             return false;
         }
+        if own_busy == 0.0 {
+            // Held for another reason: the reading may still carry the last batches.
+            return false;
+        }
         let Some(baseline) = self.baseline_ms.filter(|b| *b > 0.0) else {
-            self.calibrating = true;
+            self.start_calibration(now);
             return false;
         };
         self.samples_since_baseline += 1;
         if self.samples_since_baseline >= RECALIBRATE_EVERY {
-            self.calibrating = true;
+            self.start_calibration(now);
         }
         let ratio = latency / baseline;
         let before = self.pace;
@@ -325,10 +378,9 @@ impl Throttle {
 
     /// Folds a new sample into the state.
     pub fn observe(&mut self, s: Sample, now: Instant) -> Verdict {
-        let secs = self.last_sample_at.map(|t| now.saturating_duration_since(t).as_secs_f64());
         self.last_sample_at = Some(now);
         let before = self.holds();
-        let pacing_starts = self.workload(&s, secs);
+        let pacing_starts = self.workload(&s, now);
         let wal_rate = match self.last_wal {
             Some((lsn, at)) if now > at => {
                 let secs = now.duration_since(at).as_secs_f64();
@@ -502,9 +554,9 @@ mod tests {
     fn workload_latency_is_calibrated_while_idle_then_paces_and_releases() {
         let mut t = Throttle::new(ThrottleOptions::default());
         let s = t0();
-        let at = |n: u64| s + Duration::from_secs(n);
+        let at = |n: u64| s + Duration::from_secs(2 * n);
         assert!(t.observe(work(0.0, 0.0), at(0)).hold.is_empty(), "one reading has no delta");
-        // 1,000 transactions of 1 ms while the backfill ran (4 batches, 800 ms of its own).
+        // 1,000 transactions of 1 ms in two seconds while the backfill ran (4 batches, 800 ms of its own).
         for _ in 0..4 {
             t.note_own_work(Duration::from_millis(200));
         }
@@ -512,7 +564,10 @@ mod tests {
         assert_eq!(v.hold, vec![Reason::WorkloadLatency], "no baseline yet: hold to measure it");
         assert!(!v.newly_throttled, "measuring is no sign of pressure");
         assert_eq!(t.workload_latency().0, Some(1.0));
-        // The idle interval: 1,000 transactions of 0.5 ms.
+        // A second into the hold the reports of the batches are in: the quiet window starts.
+        let v = t.observe(work(1_504.0, 2_050.0), at(1) + Duration::from_secs(1));
+        assert_eq!(v.hold, vec![Reason::WorkloadLatency]);
+        // The workload alone: 500 transactions of 0.5 ms.
         let v = t.observe(work(2_004.0, 2_300.0), at(2));
         assert!(v.hold.is_empty());
         assert_eq!(v.pace, 0.0);
@@ -548,9 +603,9 @@ mod tests {
         let mut t = Throttle::new(ThrottleOptions::default());
         let s = t0();
         t.observe(work(0.0, 0.0), s);
-        // Ten transactions in a second (the backfill's own excluded): below MIN_WORKLOAD_TPS.
+        // Ten transactions in two seconds (the backfill's own excluded): below MIN_WORKLOAD_TPS.
         t.note_own_work(Duration::from_millis(900));
-        let v = t.observe(work(11.0, 5_000.0), s + Duration::from_secs(1));
+        let v = t.observe(work(11.0, 5_000.0), s + Duration::from_secs(2));
         assert!(v.hold.is_empty());
         assert_eq!(v.pace, 0.0);
         assert_eq!(t.workload_latency(), (None, None));
@@ -564,7 +619,7 @@ mod tests {
         let s = t0();
         t.observe(work(0.0, 0.0), s);
         t.note_own_work(Duration::from_millis(900));
-        let v = t.observe(work(10_000.0, 50_000.0), s + Duration::from_secs(1));
+        let v = t.observe(work(10_000.0, 50_000.0), s + Duration::from_secs(2));
         assert!(v.hold.is_empty());
         assert_eq!(v.pace, 0.0);
     }
@@ -573,16 +628,20 @@ mod tests {
     fn the_baseline_is_measured_again_after_a_while() {
         let mut t = Throttle::new(ThrottleOptions::default());
         let s = t0();
-        let at = |n: u64| s + Duration::from_secs(n);
+        let at = |ms: u64| s + Duration::from_millis(ms);
         t.observe(work(0.0, 0.0), at(0));
-        t.observe(work(1_000.0, 500.0), at(1));
+        t.note_own_work(Duration::from_millis(100));
+        assert_eq!(t.observe(work(1_001.0, 600.0), at(2_000)).hold, vec![Reason::WorkloadLatency]);
+        t.observe(work(1_501.0, 850.0), at(3_000));
+        assert!(t.observe(work(2_001.0, 1_100.0), at(4_000)).hold.is_empty());
         assert_eq!(t.workload_latency().1, Some(0.5));
-        let mut n = 1;
         let mut held = false;
-        for _ in 0..RECALIBRATE_EVERY {
-            n += 1;
+        for n in 1..=u64::from(RECALIBRATE_EVERY) {
             t.note_own_work(Duration::from_millis(100));
-            let v = t.observe(work(1_000.0 * n as f64 + (n - 1) as f64, 550.0 * n as f64), at(n));
+            let v = t.observe(
+                work(2_001.0 + 1_001.0 * n as f64, 1_100.0 + 550.0 * n as f64),
+                at(4_000 + 2_000 * n),
+            );
             held |= v.hold == vec![Reason::WorkloadLatency];
         }
         assert!(held, "a hold to measure the baseline again");

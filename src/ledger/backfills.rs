@@ -23,7 +23,9 @@ RETURNING table_name, target_column, key_kind, key_columns, cursor_key::text, ba
           rows_done, rows_scanned, batches, state, verify_mismatches, xmax <> 0";
 
 /// Records one batch and moves the cursor, in the batch's own transaction.
-/// Returns the ledger's totals, which the progress display shows.
+/// Returns the ledger's totals, which the progress display shows, and the milliseconds the
+/// transaction has taken on the server so far (what `pg_stat_database` counts as its
+/// sessions' busy time, which the workload-latency signal leaves out).
 pub const RECORD_BATCH_SQL: &str = "\
 WITH batch AS (
     INSERT INTO seqmig.backfill_batches
@@ -41,7 +43,8 @@ UPDATE seqmig.backfills
        verify_mismatches = CASE WHEN $15::bigint > 0 OR verify_mismatches IS NOT NULL
                                 THEN coalesce(verify_mismatches, 0) + $15::bigint END
  WHERE plan_id = $1 AND step_id = $2
-RETURNING rows_done, rows_scanned, batches, verify_mismatches";
+RETURNING rows_done, rows_scanned, batches, verify_mismatches,
+          (extract(epoch FROM clock_timestamp() - now()) * 1000)::float8";
 
 /// The ledger's view of every backfill, for `seqmig backfill status` and `seqmig status`.
 pub const STATUS_SQL: &str = "\
