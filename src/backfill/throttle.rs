@@ -613,9 +613,7 @@ mod tests {
 
     #[test]
     fn workload_latency_off_ignores_the_workload() {
-        let mut o = ThrottleOptions::default();
-        o.workload_latency = None;
-        let mut t = Throttle::new(o);
+        let mut t = Throttle::new(ThrottleOptions { workload_latency: None, ..ThrottleOptions::default() });
         let s = t0();
         t.observe(work(0.0, 0.0), s);
         t.note_own_work(Duration::from_millis(900));
