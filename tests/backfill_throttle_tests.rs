@@ -15,7 +15,7 @@ use seqmig::plan::BackfillSpec;
 
 use crate::harness::{TestDb, block_on};
 
-const ROWS: i64 = 200_000;
+const ROWS: i64 = 300_000;
 
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
@@ -46,7 +46,7 @@ fn make_table(db: &TestDb) {
 fn options() -> BackfillOptions {
     let mut o = BackfillOptions::default();
     o.sizing.target = Duration::from_millis(100);
-    o.sizing.max_rows = 5_000;
+    o.sizing.max_rows = 2_000;
     assert_eq!(o.throttle.workload_latency, Some(1.5), "the default factor");
     o
 }

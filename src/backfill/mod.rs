@@ -784,14 +784,17 @@ impl<'c, 'r> Engine<'c, 'r> {
     }
 
     /// Runs one batch of about `n` rows in its own transaction, with its ledger row, in two
-    /// round trips: BEGIN goes out together with the batch's statement, and the ledger row
+    /// round trips. The batch commits without waiting for its WAL flush
+    /// (`synchronous_commit = off`): a crash can lose the last batches, but each loses its
+    /// ledger row with its rows, so the resumed walk redoes exactly them; the final
+    /// verification's commit waits, and flushes every batch before it: BEGIN goes out together with the batch's statement, and the ledger row
     /// together with COMMIT. (BEGIN cannot fail while the connection lives, so the data
     /// change never runs outside the transaction; a failed ledger write turns the COMMIT
     /// into a rollback of both.)
     async fn batch(&mut self, n: u32, attempt: u32) -> Result<Done, Failure> {
         let began = Instant::now();
         let begin = format!(
-            "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL lock_timeout = '{}ms'; \
+            "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '{}ms'; \
              SET LOCAL statement_timeout = '{}ms'; SELECT pg_current_wal_insert_lsn()::text{}",
             self.opts.lock_timeout.as_millis(),
             self.opts.statement_timeout().as_millis(),
