@@ -10,6 +10,7 @@
 //! row, so a resumed run (after SIGKILL, a server restart or a failure) continues exactly at
 //! the last committed batch. The gate reads `verify_mismatches` from `seqmig.backfills`.
 
+mod config;
 mod key;
 mod partitioned;
 mod progress;
@@ -25,6 +26,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::ledger::backfills as ledger;
 
+pub use config::{BackfillConfig, parse_workload_latency};
 pub use key::{KeyColumn, Walk, statements};
 pub use partitioned::{
     PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned,
@@ -371,6 +373,8 @@ struct Engine<'c, 'r> {
     pending_throttle: Duration,
     shown_throttle: Option<String>,
     verify_mismatches: Option<i64>,
+    /// The workload-latency signal is on and the server can flush a batch's statistics.
+    force_stats_flush: bool,
 }
 
 /// The data change of one batch, not yet committed.
@@ -399,6 +403,8 @@ struct Done {
     upper: Option<Vec<String>>,
     scanned: u64,
     updated: u64,
+    /// The batch's transaction time on the server, up to its ledger row.
+    server_busy: Duration,
 }
 
 /// A failed attempt: transient errors are retried, the rest stop the backfill.
@@ -499,6 +505,20 @@ impl<'c, 'r> Engine<'c, 'r> {
         };
         let s = statements(&walk, &table, target, &spec.expr, &spec.pending_predicate);
         let prepared = prepare(client, req, &walk, &s).await?;
+        let force_stats_flush = opts.throttle.workload_latency.is_some()
+            && client
+                .query_one(ledger::CAN_FORCE_STATS_FLUSH_SQL, &[])
+                .await
+                .map_err(|e| db(req, "check for pg_stat_force_next_flush", e))?
+                .get::<_, bool>(0);
+        if force_stats_flush {
+            // This session's statements so far reach pg_stat_database now, before the first
+            // sample, rather than inside the first workload reading.
+            client
+                .execute("SELECT pg_stat_force_next_flush()", &[])
+                .await
+                .map_err(|e| db(req, "flush the session's statistics", e))?;
+        }
         Ok(Engine {
             client,
             req,
@@ -526,6 +546,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             pending_throttle: Duration::ZERO,
             shown_throttle: None,
             verify_mismatches: row.get(10),
+            force_stats_flush,
         })
     }
 
@@ -608,7 +629,15 @@ impl<'c, 'r> Engine<'c, 'r> {
                 attempt += 1;
                 let n = self.sizer.current();
                 let began = Instant::now();
-                match self.batch(n, attempt).await {
+                let result = self.batch(n, attempt).await;
+                // The server's own measure when the batch committed; a failed one's is near
+                // enough from here.
+                let busy = match &result {
+                    Ok(done) => done.server_busy,
+                    Err(_) => began.elapsed(),
+                };
+                self.throttle.note_own_work(busy);
+                match result {
                     Ok(done) => break (done, began.elapsed()),
                     Err(f) => {
                         consecutive_failures += 1;
@@ -663,6 +692,15 @@ impl<'c, 'r> Engine<'c, 'r> {
             if finished {
                 break;
             }
+            let pace = self.throttle.current().pace;
+            if pace > 0.0 {
+                // The workload's transactions run slower than their baseline: give it the
+                // database for `pace` times as long as this batch took.
+                let wait = elapsed.mul_f64(pace);
+                tokio::time::sleep(wait).await;
+                self.pending_reasons.insert(Reason::WorkloadLatency);
+                self.pending_throttle += wait;
+            }
             if let Some(rate) = self.max_rows_per_sec {
                 let min = Duration::from_secs_f64(done.scanned as f64 / rate);
                 if min > elapsed {
@@ -708,7 +746,11 @@ impl<'c, 'r> Engine<'c, 'r> {
                     max_rows_per_sec: r.get(5),
                     replicas: r.get(6),
                     retained_wal_bytes: r.get(7),
+                    workload_xacts: r.get(8),
+                    workload_busy_ms: r.get(9),
                 };
+                // The sample is a transaction of ours too.
+                self.throttle.note_own_work(Duration::ZERO);
                 self.throttle.observe(sample, now)
             } else {
                 self.throttle.current()
@@ -743,17 +785,24 @@ impl<'c, 'r> Engine<'c, 'r> {
     }
 
     /// Runs one batch of about `n` rows in its own transaction, with its ledger row, in two
-    /// round trips: BEGIN goes out together with the batch's statement, and the ledger row
+    /// round trips. The batch commits without waiting for its WAL flush
+    /// (`synchronous_commit = off`): a crash can lose the last batches, but each loses its
+    /// ledger row with its rows, so the resumed walk redoes exactly them; the final
+    /// verification's commit waits, and flushes every batch before it: BEGIN goes out together with the batch's statement, and the ledger row
     /// together with COMMIT. (BEGIN cannot fail while the connection lives, so the data
     /// change never runs outside the transaction; a failed ledger write turns the COMMIT
     /// into a rollback of both.)
     async fn batch(&mut self, n: u32, attempt: u32) -> Result<Done, Failure> {
         let began = Instant::now();
         let begin = format!(
-            "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL lock_timeout = '{}ms'; \
-             SET LOCAL statement_timeout = '{}ms'; SELECT pg_current_wal_insert_lsn()::text",
+            "BEGIN; SET LOCAL seqmig.backfill = 'on'; SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '{}ms'; \
+             SET LOCAL statement_timeout = '{}ms'; SELECT pg_current_wal_insert_lsn()::text{}",
             self.opts.lock_timeout.as_millis(),
-            self.opts.statement_timeout().as_millis()
+            self.opts.statement_timeout().as_millis(),
+            // The batch's own time reaches pg_stat_database when it ends, not up to a second
+            // later inside what the workload-latency signal takes for the workload alone.
+            // (After the LSN: the first row is what this batch reads back.)
+            if self.force_stats_flush { "; SELECT pg_stat_force_next_flush()" } else { "" }
         );
         let (begun, work) = tokio::join!(biased; self.client.simple_query(&begin), self.work(n));
         let outcome = match (begun, work) {
@@ -825,7 +874,13 @@ impl<'c, 'r> Engine<'c, 'r> {
         {
             *next = page;
         }
-        Ok(Done { upper: work.upper, scanned: work.scanned, updated: work.updated })
+        let server_ms: f64 = row.get(4);
+        Ok(Done {
+            upper: work.upper,
+            scanned: work.scanned,
+            updated: work.updated,
+            server_busy: Duration::from_secs_f64(server_ms.max(0.0) / 1000.0),
+        })
     }
 
     /// The data change of one batch (inside the transaction `batch` opened).

@@ -72,8 +72,21 @@ pub struct Args {
     /// Why the gate is bypassed.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Backfill: pace while the workload's transactions take more than FACTOR times their
+    /// time while the backfill is idle, or `off` (default: [backfill] workload_latency in the
+    /// configuration, else 1.5).
+    #[arg(long, value_name = "FACTOR|off", value_parser = parse_workload_latency_flag)]
+    pub workload_latency: Option<WorkloadLatency>,
     #[command(flatten)]
     pub config: super::gate::ConfigArgs,
+}
+
+/// A parsed `--workload-latency`: a factor or off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkloadLatency(pub Option<f64>);
+
+pub(crate) fn parse_workload_latency_flag(text: &str) -> Result<WorkloadLatency, String> {
+    crate::backfill::parse_workload_latency(text).map(WorkloadLatency)
 }
 
 /// The validated form of [`Target`].
@@ -257,6 +270,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         crate::soak::GateConfig::default()
     };
     let gate = ContractGate { config, passage };
+    // Likewise `[backfill]` for backfill; the flag wins over the file.
+    let mut backfill_config = if phase == Phase::Backfill {
+        crate::backfill::BackfillConfig::discover(args.config.config.as_deref())
+            .map_err(anyhow::Error::msg)?
+    } else {
+        crate::backfill::BackfillConfig::default()
+    };
+    if let Some(WorkloadLatency(w)) = args.workload_latency {
+        backfill_config.workload_latency = Some(w);
+    }
     let rt = runtime()?;
     if args.dry_run {
         return finish(rt.block_on(async {
@@ -274,6 +297,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     finish(rt.block_on(async {
         let mut runner = exec::Runner::acquire(resolved.runner, &command).await?;
         prepare(&mut runner, resolved.verify_key);
+        runner.configure_backfill(&backfill_config);
         let report = runner.apply(&resolved.source, phase, &gate, &mut Printer::default()).await;
         runner.release().await;
         let report = report?;

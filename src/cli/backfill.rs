@@ -133,6 +133,11 @@ pub struct RunArgs {
     /// Hold back while replication slots retain more than this many bytes of WAL.
     #[arg(long, value_name = "BYTES")]
     pub max_retained_wal_bytes: Option<u64>,
+    /// Pace while the workload's transactions take more than FACTOR times their time while
+    /// the backfill is idle, or `off` (default: [backfill] workload_latency in ./seqmig.toml,
+    /// else 1.5).
+    #[arg(long, value_name = "FACTOR|off", value_parser = super::apply::parse_workload_latency_flag)]
+    pub workload_latency: Option<super::apply::WorkloadLatency>,
     /// A partitioned table is backfilled partition by partition (its leaf partitions, found
     /// now); this many workers, each on its own connection, run different partitions at once.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -197,6 +202,12 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     }
     opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
     opts.throttle.max_retained_wal_bytes = a.max_retained_wal_bytes;
+    if !a.unthrottled {
+        backfill::BackfillConfig::discover(None).map_err(anyhow::Error::msg)?.apply(&mut opts);
+    }
+    if let Some(super::apply::WorkloadLatency(w)) = a.workload_latency {
+        opts.throttle.workload_latency = w;
+    }
 
     let conn = crate::db::ConnectOptions::resolve(a.conn.database_url.as_deref().filter(|u| !u.is_empty()))?;
     let mut client = crate::db::connect(&conn, &crate::db::default_application_name()).await?;

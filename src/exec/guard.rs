@@ -459,6 +459,12 @@ impl Runner {
         self.abort_after_steps = Some(n);
     }
 
+    /// The backfill settings of `seqmig.toml`'s `[backfill]` (and their flags) for the
+    /// backfills this runner applies.
+    pub fn configure_backfill(&mut self, config: &crate::backfill::BackfillConfig) {
+        config.apply(&mut self.backfill);
+    }
+
     /// From now on, apply and roll back only plans whose signature verifies with `key`
     /// (issue 18.6): the plan as resolved, stored or given, is checked before any step.
     pub fn verify_signatures(&mut self, key: crate::plan::signature::PlanKey) {

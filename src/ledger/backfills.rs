@@ -23,7 +23,9 @@ RETURNING table_name, target_column, key_kind, key_columns, cursor_key::text, ba
           rows_done, rows_scanned, batches, state, verify_mismatches, xmax <> 0";
 
 /// Records one batch and moves the cursor, in the batch's own transaction.
-/// Returns the ledger's totals, which the progress display shows.
+/// Returns the ledger's totals, which the progress display shows, and the milliseconds the
+/// transaction has taken on the server so far (what `pg_stat_database` counts as its
+/// sessions' busy time, which the workload-latency signal leaves out).
 pub const RECORD_BATCH_SQL: &str = "\
 WITH batch AS (
     INSERT INTO seqmig.backfill_batches
@@ -41,7 +43,8 @@ UPDATE seqmig.backfills
        verify_mismatches = CASE WHEN $15::bigint > 0 OR verify_mismatches IS NOT NULL
                                 THEN coalesce(verify_mismatches, 0) + $15::bigint END
  WHERE plan_id = $1 AND step_id = $2
-RETURNING rows_done, rows_scanned, batches, verify_mismatches";
+RETURNING rows_done, rows_scanned, batches, verify_mismatches,
+          (extract(epoch FROM clock_timestamp() - now()) * 1000)::float8";
 
 /// The ledger's view of every backfill, for `seqmig backfill status` and `seqmig status`.
 pub const STATUS_SQL: &str = "\
@@ -109,7 +112,17 @@ SELECT
   (SELECT min(max_rows_per_sec) FROM seqmig.backfill_control WHERE plan_id = $2 AND step_id IN ($3, $4::text)),
   (SELECT count(*) FROM pg_stat_replication),
   (SELECT coalesce(max(pg_current_wal_lsn() - restart_lsn), 0)::float8 FROM pg_replication_slots
-    WHERE restart_lsn IS NOT NULL)";
+    WHERE restart_lsn IS NOT NULL),
+  -- the workload: its transactions and the time its sessions spent in them (the time
+  -- columns are PostgreSQL 14+; read through jsonb so that older servers give NULL)
+  (SELECT (xact_commit + xact_rollback)::float8 FROM pg_stat_database WHERE datname = current_database()),
+  (SELECT ((to_jsonb(d) ->> 'active_time')::float8 + (to_jsonb(d) ->> 'idle_in_transaction_time')::float8)
+     FROM pg_stat_database d WHERE datname = current_database())";
+
+/// True when this session may force its statistics out at its next idle moment
+/// (PostgreSQL 15+), which keeps a batch's own time out of the next workload reading.
+pub const CAN_FORCE_STATS_FLUSH_SQL: &str = "SELECT to_regprocedure('pg_stat_force_next_flush()') IS NOT NULL
+   AND has_function_privilege('pg_stat_force_next_flush()', 'execute')";
 
 /// A partitioned run's row for its step (key `(partitions)`); a failed one runs again.
 pub const PARTITIONED_START_SQL: &str = "\
