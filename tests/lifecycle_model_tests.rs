@@ -654,6 +654,7 @@ fn lifecycle_model_random_sequences_seed_20() {
     model_run(20, 4);
 }
 
+#[allow(clippy::print_stderr)] // the run's counts are its report (book: reliability.md)
 fn model_run(seed0: u64, cases: u64) {
     let len = env_number("SEQMIG_MODEL_OPS", 16) as usize;
     let plan = orders_plan();

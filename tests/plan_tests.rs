@@ -118,7 +118,9 @@ mod issue19_1_example_snapshots {
     e26_widen_identity_key => "26-widen-identity-key",
     e28_partitioned_column_changes => "28-partitioned-column-changes",
     e29_partitioned_index => "29-partitioned-index",
+    e30_attach_partitions => "30-attach-partitions",
     e31_partitioned_type_change => "31-partitioned-type-change",
+    e32_detach_partitions => "32-detach-partitions",
     }
 
     /// Asserts the snapshot of one example in one format.
