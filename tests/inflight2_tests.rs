@@ -591,23 +591,7 @@ fn stacking_blocks() -> Vec<String> {
     .unwrap();
     let section =
         page.split(crate::inflight_tests::STACKING_SECTION).nth(1).expect("the page has a stacking section");
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in section.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, "```text") => current = Some(String::new()),
-            (Some(b), "```") => {
-                blocks.push(b.clone());
-                current = None;
-            }
-            (Some(b), _) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
+    crate::inflight_tests::text_blocks(section)
 }
 
 #[test]

@@ -508,6 +508,19 @@ fn issue20_3_book_page_quotes_what_seqmig_prints() {
     .unwrap();
     // The stacking section's outputs are checked by inflight2_tests.
     let page = page.split(STACKING_SECTION).next().unwrap();
+    let blocks = text_blocks(page);
+    assert!(blocks.len() >= 3, "the page quotes {} outputs", blocks.len());
+    for b in &blocks {
+        assert!(
+            outputs.iter().any(|o| o.contains(b.as_str())),
+            "the book quotes output seqmig does not print:\n{b}\n--- seqmig printed:\n{}",
+            outputs.join("\n---\n")
+        );
+    }
+}
+
+/// The ```text blocks of a book page, in order.
+pub(crate) fn text_blocks(page: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in page.lines() {
@@ -524,12 +537,5 @@ fn issue20_3_book_page_quotes_what_seqmig_prints() {
             _ => {}
         }
     }
-    assert!(blocks.len() >= 3, "the page quotes {} outputs", blocks.len());
-    for b in &blocks {
-        assert!(
-            outputs.iter().any(|o| o.contains(b.as_str())),
-            "the book quotes output seqmig does not print:\n{b}\n--- seqmig printed:\n{}",
-            outputs.join("\n---\n")
-        );
-    }
+    blocks
 }

@@ -17,7 +17,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, type_needs};
+use super::{Ctx, Steps};
 use crate::model::{Bound, ConstraintKind, Ident, Index, QualifiedName, Table};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
@@ -143,24 +143,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
             );
         }
     }
-    let mut needs = Vec::new();
-    if t.schema.as_str() != "public" {
-        needs.push(Res::Schema(t.schema.clone()));
-    }
-    for c in &table.columns {
-        needs.extend(type_needs(ctx.desired, &c.data_type));
-        if let Some(seq) = c.default.as_deref().and_then(crate::diff::nextval_sequence) {
-            needs.push(Res::Sequence(seq));
-        }
-    }
-    let mut makes = vec![Res::Table(t.clone())];
-    makes.extend(table.columns.iter().map(|c| Res::Column(t.clone(), c.name.clone())));
-    for c in table.constraints.values() {
-        if let ConstraintKind::PrimaryKey { columns, .. } | ConstraintKind::Unique { columns, .. } = &c.kind {
-            makes.push(Res::Key(t.clone(), columns.clone()));
-        }
-        makes.push(Res::Constraint(t.clone(), c.name.clone()));
-    }
+    let (needs, makes) = super::create_table::table_needs_and_makes(ctx, t, table);
     let mut out = vec![
         StepDraft::new(
             Phase::Expand,

@@ -45,6 +45,29 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
             "options": table.options,
         }),
     )?;
+    let (mut needs, makes) = table_needs_and_makes(ctx, t, table);
+    if let Some(p) = &table.partition_of {
+        needs.push(Res::Table(p.parent.clone()));
+    }
+    needs.extend(table.inherits.iter().cloned().map(Res::Table));
+    let step =
+        StepDraft::new(Phase::Expand, format!("create table {t} (empty, so nothing waits on it)"), sql)
+            .rollback(ctx.sql("drop_table", json!({ "table": qn(t), "if_exists": true }))?)
+            .lock(LockMode::AccessExclusive, t)
+            .verify(ctx.verify(json!({ "kind": "relation", "rel_text": t.quoted(), "present": true }))?)
+            .needs(needs)
+            .makes(makes);
+    Ok(vec![step])
+}
+
+/// What creating `table` as `t` needs (its schema, column types and sequences) and makes
+/// (the table, its columns, keys and constraints); shared by a plain create and a partition
+/// created on its own to be attached.
+pub(super) fn table_needs_and_makes(
+    ctx: &Ctx,
+    t: &crate::model::QualifiedName,
+    table: &Table,
+) -> (Vec<Res>, Vec<Res>) {
     let mut needs = Vec::new();
     if t.schema.as_str() != "public" {
         needs.push(Res::Schema(t.schema.clone()));
@@ -55,10 +78,6 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
             needs.push(Res::Sequence(seq));
         }
     }
-    if let Some(p) = &table.partition_of {
-        needs.push(Res::Table(p.parent.clone()));
-    }
-    needs.extend(table.inherits.iter().cloned().map(Res::Table));
     let mut makes = vec![Res::Table(t.clone())];
     makes.extend(table.columns.iter().map(|c| Res::Column(t.clone(), c.name.clone())));
     for c in table.constraints.values() {
@@ -67,14 +86,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         }
         makes.push(Res::Constraint(t.clone(), c.name.clone()));
     }
-    let step =
-        StepDraft::new(Phase::Expand, format!("create table {t} (empty, so nothing waits on it)"), sql)
-            .rollback(ctx.sql("drop_table", json!({ "table": qn(t), "if_exists": true }))?)
-            .lock(LockMode::AccessExclusive, t)
-            .verify(ctx.verify(json!({ "kind": "relation", "rel_text": t.quoted(), "present": true }))?)
-            .needs(needs)
-            .makes(makes);
-    Ok(vec![step])
+    (needs, makes)
 }
 
 #[cfg(test)]
