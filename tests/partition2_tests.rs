@@ -71,6 +71,22 @@ INSERT INTO public.metrics SELECT g, g FROM generate_series(1, 300) g;
 /// A writer on its own connection inserting rows every table takes before and after the
 /// attach, until stopped; returns how many it wrote. Any error fails the test.
 fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
+    writer_of(db, stop, |n| {
+        let id = 10_000 + n;
+        format!(
+            "INSERT INTO public.events VALUES ({id}, 'w'); INSERT INTO public.accounts VALUES ({id}, 'eu');
+             INSERT INTO public.metrics VALUES ({id}, 7); UPDATE public.events SET kind = 'u' WHERE id = {};",
+            1 + n % 500
+        )
+    })
+}
+
+/// A writer that runs `round(n)` every 5 ms until `stop`; returns the rounds it ran.
+fn writer_of(
+    db: &TestDb,
+    stop: Arc<AtomicBool>,
+    round: impl Fn(i64) -> String + Send + 'static,
+) -> std::thread::JoinHandle<i64> {
     let url = db.url.clone();
     std::thread::spawn(move || {
         block_on(async move {
@@ -78,14 +94,7 @@ fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
             tokio::spawn(conn);
             let mut n = 0i64;
             while !stop.load(Ordering::SeqCst) {
-                let id = 10_000 + n;
-                c.batch_execute(&format!(
-                    "INSERT INTO public.events VALUES ({id}, 'w'); INSERT INTO public.accounts VALUES ({id}, 'eu');
-                     INSERT INTO public.metrics VALUES ({id}, 7); UPDATE public.events SET kind = 'u' WHERE id = {};",
-                    1 + n % 500
-                ))
-                .await
-                .unwrap_or_else(|e| panic!("writer: {e:?}"));
+                c.batch_execute(&round(n)).await.unwrap_or_else(|e| panic!("writer: {e:?}"));
                 n += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
@@ -359,26 +368,12 @@ fn issue21_1_removed_partitions_are_detached_concurrently_and_dropped_behind_the
         block_on(async { db.client().await.query_one(sql, &[]).await.unwrap().get(0) })
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let url = db.url.clone();
-    let s2 = stop.clone();
-    let w = std::thread::spawn(move || {
-        block_on(async move {
-            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(conn);
-            let mut n = 0i64;
-            while !s2.load(Ordering::SeqCst) {
-                c.batch_execute(&format!(
-                    "INSERT INTO public.events VALUES ({}, 'w'); INSERT INTO public.accounts VALUES ({}, 'eu'); SELECT count(*) FROM public.events;",
-                    100_000 + n,
-                    100_000 + n
-                ))
-                .await
-                .unwrap_or_else(|e| panic!("writer: {e:?}"));
-                n += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            n
-        })
+    let w = writer_of(&db, stop.clone(), |n| {
+        format!(
+            "INSERT INTO public.events VALUES ({}, 'w'); INSERT INTO public.accounts VALUES ({}, 'eu'); SELECT count(*) FROM public.events;",
+            100_000 + n,
+            100_000 + n
+        )
     });
     for phase in [Phase::Expand, Phase::DualWrite, Phase::Backfill, Phase::Switch] {
         block_on(apply(&db, &plan, phase)).unwrap();
@@ -628,27 +623,13 @@ fn issue21_4_keys_on_partitioned_tables_are_built_per_partition_and_adopted_by_t
     db.execute(KEY_BEFORE);
     db.execute(seed);
     let stop = Arc::new(AtomicBool::new(false));
-    let url = db.url.clone();
-    let s2 = stop.clone();
-    let w = std::thread::spawn(move || {
-        block_on(async move {
-            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-            tokio::spawn(conn);
-            let mut n = 0i64;
-            while !s2.load(Ordering::SeqCst) {
-                c.batch_execute(&format!(
-                    "INSERT INTO public.events VALUES ({}, {}, 'w'); INSERT INTO public.tags VALUES ({}, 'eu');",
-                    10_000 + n,
-                    n % 20,
-                    10_000 + n
-                ))
-                .await
-                .unwrap_or_else(|e| panic!("writer: {e:?}"));
-                n += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-            n
-        })
+    let w = writer_of(&db, stop.clone(), |n| {
+        format!(
+            "INSERT INTO public.events VALUES ({}, {}, 'w'); INSERT INTO public.tags VALUES ({}, 'eu');",
+            10_000 + n,
+            n % 20,
+            10_000 + n
+        )
     });
     block_on(apply(&db, &plan, Phase::Expand)).unwrap();
     block_on(rollback(&db, Phase::Expand)).unwrap();
