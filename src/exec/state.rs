@@ -376,6 +376,13 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
     let flights =
         if plan.is_none() && ids.len() > 1 { super::inflight::in_flight(client).await? } else { vec![] };
     let gate_config = if flights.is_empty() { None } else { crate::soak::GateConfig::discover(None).ok() };
+    // What each active plan is stacked after, read once for every plan shown.
+    let mut afters = Vec::new();
+    for other in ledger::active_plan_ids(client).await? {
+        if let Some(o) = ledger::stored_plan(client, &other).await? {
+            afters.push((other, o.plan.after));
+        }
+    }
     let mut plans = Vec::new();
     for id in ids {
         let stored =
@@ -405,14 +412,11 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             }),
             _ => None,
         };
-        let mut stacked = Vec::new();
-        for other in ledger::active_plan_ids(client).await? {
-            if let Some(o) = ledger::stored_plan(client, &other).await?
-                && o.plan.after.as_deref() == Some(id.as_str())
-            {
-                stacked.push(other);
-            }
-        }
+        let stacked: Vec<String> = afters
+            .iter()
+            .filter(|(_, after)| after.as_deref() == Some(id.as_str()))
+            .map(|(other, _)| other.clone())
+            .collect();
         let mut phases = state.phases(&stored.plan, &runs);
         for s in phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
             if !matches!(s.state, StepState::Failed | StepState::Interrupted | StepState::RollbackIncomplete)
