@@ -48,7 +48,7 @@ fn catalog_of(sql: &str) -> seqmig::model::Schema {
     normalize(live(&db))
 }
 
-fn live(db: &TestDb) -> seqmig::model::Schema {
+pub(crate) fn live(db: &TestDb) -> seqmig::model::Schema {
     block_on(async { introspect(&db.client().await).await })
 }
 
@@ -82,7 +82,7 @@ fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
 }
 
 /// A writer that runs `round(n)` every 5 ms until `stop`; returns the rounds it ran.
-fn writer_of(
+pub(crate) fn writer_of(
     db: &TestDb,
     stop: Arc<AtomicBool>,
     round: impl Fn(i64) -> String + Send + 'static,

@@ -217,6 +217,12 @@ impl Reporter for Printer {
             Event::DroppedInvalidIndex { step, index } => {
                 format!("  {} dropped invalid index {index} left by a failed attempt", step.id)
             }
+            Event::FinalizedDetach { step, partition } => {
+                format!(
+                    "  {} finished the pending detach of {partition} left by an interrupted attempt",
+                    step.id
+                )
+            }
             Event::BackfillProgress { .. } => return,
             Event::StepDone { step, elapsed, attempts, .. } => {
                 format!(

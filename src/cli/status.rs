@@ -157,6 +157,11 @@ pub fn render(r: &StatusReport) -> String {
                         "             index {index} is INVALID: the build was interrupted; apply drops it and builds it again, rollback drops it\n"
                     ));
                 }
+                if let Some(partition) = &s.pending_detach {
+                    out.push_str(&format!(
+                        "             partition {partition} is pending detach: the detach was interrupted; apply finishes it (DETACH PARTITION … FINALIZE), rollback finishes it and attaches the partition again\n"
+                    ));
+                }
             }
         }
         for b in &p.backfills {

@@ -21,6 +21,7 @@ use tokio_postgres::Client;
 
 use crate::db::ConnectOptions;
 
+use super::leftover::{self, DetachState, IndexState};
 use super::retry::{self, Blocker, Jitter};
 use super::state::{PhaseState, PlanState};
 use super::{
@@ -28,7 +29,7 @@ use super::{
     RunnerOptions, StepObserver, application_name, command_for, describe_pg, ledger,
 };
 use crate::ledger::{RunOutcome, StoredPlanState};
-use crate::plan::{IndexBuild, Phase, Plan, Step};
+use crate::plan::{IndexBuild, PartitionDetach, Phase, Plan, Step};
 use crate::soak;
 
 /// Class of seqmig's advisory locks ("seqm").
@@ -156,6 +157,8 @@ struct StepWork<'a> {
     statements: &'a [String],
     /// The `CONCURRENTLY` index build among `statements`, if any.
     index_build: Option<&'a IndexBuild>,
+    /// The `DETACH PARTITION … CONCURRENTLY` among `statements`, if any.
+    detach: Option<&'a PartitionDetach>,
     /// The step's row in the ledger.
     row_id: i64,
     /// Steps done before this one, named in a failure.
@@ -912,33 +915,23 @@ impl Runner {
         let (mut ran, mut skipped) = (Vec::new(), Vec::new());
         for step in steps.iter().rev() {
             let st = state.step(step);
-            let outcome = if st.is_applied() {
-                match &step.rollback_sql {
-                    Some(sql) => {
-                        self.run_step(
-                            plan,
-                            run_id,
-                            step,
-                            Action::Rollback,
-                            sql,
-                            step.transactional,
-                            &ran,
-                            reporter,
-                        )
-                        .await
-                    }
-                    None => self.record_noop(plan, run_id, step, "nothing to undo").await,
-                }
-            } else if st.is_attempted() && !step.transactional {
-                // A failed CONCURRENTLY build leaves an INVALID index behind; nothing else.
-                match self.drop_invalid_indexes(step, reporter).await {
-                    Ok(()) => self.record_noop(plan, run_id, step, "cleaned up a failed attempt").await,
-                    Err(e) => Err(e),
-                }
+            // An attempt of a CONCURRENTLY step that never completed: its leftovers go first.
+            let cleaned = if !st.is_applied() && st.is_attempted() && !step.transactional {
+                Some(self.clean_up_attempt(step, reporter).await)
             } else {
-                reporter.report(&Event::StepSkipped { step, reason: "not applied" });
-                skipped.push(step.id.clone());
-                continue;
+                None
+            };
+            let outcome = match cleaned {
+                Some(Err(e)) => Err(e),
+                Some(Ok(false)) => self.record_noop(plan, run_id, step, "cleaned up a failed attempt").await,
+                // A detach the attempt completed, or that was finalized just now, is undone.
+                Some(Ok(true)) => self.undo(plan, run_id, step, &ran, reporter).await,
+                None if st.is_applied() => self.undo(plan, run_id, step, &ran, reporter).await,
+                None => {
+                    reporter.report(&Event::StepSkipped { step, reason: "not applied" });
+                    skipped.push(step.id.clone());
+                    continue;
+                }
             };
             if let Err(e) = outcome {
                 let recorded =
@@ -1181,17 +1174,20 @@ impl Runner {
         reporter.report(&Event::StepStarted { step, action });
         // The statements and the index build were recorded by the planner (plan format v2;
         // derived once on load for a v1 plan): nothing here reads the SQL.
-        let (statements, index_build) = match action {
+        let (statements, index_build, detach) = match action {
             Action::Rollback => {
-                (&step.effects.rollback_statements, step.effects.rollback_builds_index.as_ref())
+                (&step.effects.rollback_statements, step.effects.rollback_builds_index.as_ref(), None)
             }
-            _ => (&step.effects.statements, step.effects.builds_index.as_ref()),
+            _ => {
+                (&step.effects.statements, step.effects.builds_index.as_ref(), step.effects.detaches.as_ref())
+            }
         };
         let statements = statements.as_slice();
         if let Some(o) = self.step_observer.0.as_mut() {
             o.before_step(step, action, self.pid).await;
         }
-        let work = StepWork { step, action, sql, transactional, statements, index_build, row_id, done };
+        let work =
+            StepWork { step, action, sql, transactional, statements, index_build, detach, row_id, done };
         let result = self.run_step_attempts(work, reporter).await;
         if let Some(o) = self.step_observer.0.as_mut() {
             o.after_step(step, action, result.is_ok()).await;
@@ -1205,7 +1201,8 @@ impl Runner {
         work: StepWork<'_>,
         reporter: &mut dyn Reporter,
     ) -> Result<(), ExecError> {
-        let StepWork { step, action, sql, transactional, statements, index_build, row_id, done } = work;
+        let StepWork { step, action, sql, transactional, statements, index_build, detach, row_id, done } =
+            work;
         let policy = self.opts.retry;
         let t0 = Instant::now();
         let mut jitter = Jitter::new();
@@ -1244,21 +1241,53 @@ impl Runner {
                     self.client.batch_execute(&format!("SET lock_timeout = '{ms}ms'")).await?;
                     while next_stmt < statements.len() {
                         let stmt = &statements[next_stmt];
+                        // A statement an earlier attempt or run began may have left work
+                        // half done: finish it rather than run it again.
                         let builds = index_build.filter(|b| b.statement == next_stmt);
-                        match self.index_precheck(builds).await? {
-                            IndexCheck::AlreadyBuilt => {}
-                            IndexCheck::Invalid(index) => {
-                                let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-                                retry::execute_watched(&self.client, observer, self.pid, &drop, &mut seen)
+                        let detaching = detach.filter(|d| d.statement == next_stmt);
+                        let mut run = true;
+                        if let Some(build) = builds {
+                            match leftover::index_state(&self.client, build).await? {
+                                IndexState::Valid => run = false,
+                                IndexState::Invalid(index) => {
+                                    let drop = leftover::drop_index_sql(&index);
+                                    retry::execute_watched(
+                                        &self.client,
+                                        observer,
+                                        self.pid,
+                                        &drop,
+                                        &mut seen,
+                                    )
                                     .await?;
-                                reporter.report(&Event::DroppedInvalidIndex { step, index });
-                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
-                                    .await?;
+                                    reporter.report(&Event::DroppedInvalidIndex { step, index });
+                                }
+                                IndexState::Absent => {}
                             }
-                            IndexCheck::NotAnIndex | IndexCheck::Absent => {
-                                retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen)
+                        }
+                        if let Some(d) = detaching {
+                            match leftover::detach_state(&self.client, d).await? {
+                                DetachState::Attached => {}
+                                DetachState::Pending => {
+                                    let finalize = leftover::finalize_sql(d);
+                                    retry::execute_watched(
+                                        &self.client,
+                                        observer,
+                                        self.pid,
+                                        &finalize,
+                                        &mut seen,
+                                    )
                                     .await?;
+                                    reporter.report(&Event::FinalizedDetach {
+                                        step,
+                                        partition: d.partition.quoted(),
+                                    });
+                                    run = false;
+                                }
+                                DetachState::Detached => run = false,
                             }
+                        }
+                        if run {
+                            retry::execute_watched(&self.client, observer, self.pid, stmt, &mut seen).await?;
                         }
                         next_stmt += 1;
                     }
@@ -1363,41 +1392,58 @@ impl Runner {
         }
     }
 
-    /// Before a `CREATE INDEX CONCURRENTLY` (the step's recorded index build): is the index
-    /// there already, valid or not?
-    async fn index_precheck(&self, build: Option<&IndexBuild>) -> Result<IndexCheck, tokio_postgres::Error> {
-        let Some(build) = build else { return Ok(IndexCheck::NotAnIndex) };
-        let row = self
-            .client
-            .query_opt(
-                "SELECT i.indisvalid, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-                 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.relname = $1
-                   AND c.relnamespace = (SELECT t.relnamespace FROM pg_class t WHERE t.oid = to_regclass($2))",
-                &[&build.index.name.as_str(), &build.table.quoted()],
-            )
-            .await?;
-        Ok(match row {
-            None => IndexCheck::Absent,
-            Some(r) if r.get::<_, bool>(0) => IndexCheck::AlreadyBuilt,
-            Some(r) => IndexCheck::Invalid(r.get(1)),
-        })
+    /// Runs an applied step's rollback statements.
+    async fn undo(
+        &mut self,
+        plan: &Plan,
+        run_id: i64,
+        step: &Step,
+        ran: &[String],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), ExecError> {
+        match &step.rollback_sql {
+            Some(sql) => {
+                self.run_step(plan, run_id, step, Action::Rollback, sql, step.transactional, ran, reporter)
+                    .await
+            }
+            None => self.record_noop(plan, run_id, step, "nothing to undo").await,
+        }
     }
 
-    /// After a failed `CREATE INDEX CONCURRENTLY`: drops the INVALID index it left.
-    async fn drop_invalid_indexes(&self, step: &Step, reporter: &mut dyn Reporter) -> Result<(), ExecError> {
-        let check = self
-            .index_precheck(step.effects.builds_index.as_ref())
-            .await
-            .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?;
-        if let IndexCheck::Invalid(index) = check {
-            self.client
-                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
+    /// What an attempt of a `CONCURRENTLY` step that never completed left behind, cleaned
+    /// up before its rollback: an INVALID index is dropped; a pending detach is finalized.
+    /// Whether the step's change took effect after all (the partition is detached), so that
+    /// its rollback statements must undo it.
+    async fn clean_up_attempt(&self, step: &Step, reporter: &mut dyn Reporter) -> Result<bool, ExecError> {
+        let db = |context: String| move |source| ExecError::Db { context, source };
+        if let Some(build) = &step.effects.builds_index
+            && let IndexState::Invalid(index) = leftover::index_state(&self.client, build)
                 .await
-                .map_err(|source| ExecError::Db { context: format!("drop invalid index {index}"), source })?;
+                .map_err(db("look for an invalid index".into()))?
+        {
+            self.client
+                .batch_execute(&leftover::drop_index_sql(&index))
+                .await
+                .map_err(db(format!("drop invalid index {index}")))?;
             reporter.report(&Event::DroppedInvalidIndex { step, index });
         }
-        Ok(())
+        let Some(d) = &step.effects.detaches else { return Ok(false) };
+        let partition = d.partition.quoted();
+        match leftover::detach_state(&self.client, d)
+            .await
+            .map_err(db(format!("look for a pending detach of {partition}")))?
+        {
+            DetachState::Attached => Ok(false),
+            DetachState::Pending => {
+                self.client
+                    .batch_execute(&leftover::finalize_sql(d))
+                    .await
+                    .map_err(db(format!("finish the pending detach of {partition}")))?;
+                reporter.report(&Event::FinalizedDetach { step, partition });
+                Ok(true)
+            }
+            DetachState::Detached => Ok(true),
+        }
     }
 }
 
@@ -1415,12 +1461,4 @@ impl crate::backfill::ProgressSink for Forward<'_> {
     fn finish(&mut self, progress: &crate::backfill::Progress) {
         self.reporter.report(&Event::BackfillProgress { step: self.step, progress, finished: true });
     }
-}
-
-enum IndexCheck {
-    NotAnIndex,
-    Absent,
-    AlreadyBuilt,
-    /// Quoted, qualified name of the INVALID index.
-    Invalid(String),
 }

@@ -16,6 +16,7 @@
 
 mod guard;
 pub mod inflight;
+mod leftover;
 mod retry;
 pub mod state;
 
@@ -135,6 +136,12 @@ pub enum Event<'a> {
     DroppedInvalidIndex {
         step: &'a Step,
         index: String,
+    },
+    /// A `DETACH PARTITION … CONCURRENTLY` an earlier attempt left pending was completed with
+    /// `FINALIZE`.
+    FinalizedDetach {
+        step: &'a Step,
+        partition: String,
     },
     /// After each committed batch of a backfill step, and once at its end (`finished`).
     BackfillProgress {

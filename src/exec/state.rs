@@ -7,6 +7,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use super::ledger::{self, AuditEntry, AuditEventKind, PhaseRunRow, RunOutcome, StepRow, StoredPlanState};
+use super::leftover::{DetachState, IndexState, detach_state, index_state};
 use super::{Action, ExecError, Holder, command_for};
 use crate::plan::{Phase, Plan, Step};
 
@@ -117,6 +118,10 @@ pub struct StepStatus {
     /// left behind (one partition's index of a half-built set, for example).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_index: Option<String>,
+    /// The partition an interrupted `DETACH PARTITION … CONCURRENTLY` of this step left
+    /// pending detach.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_detach: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -330,6 +335,7 @@ impl PlanState {
                             sqlstate: row.and_then(|r| r.sqlstate.clone()),
                             message: row.and_then(|r| r.message.clone()),
                             invalid_index: None,
+                            pending_detach: None,
                         }
                     })
                     .collect();
@@ -423,22 +429,24 @@ pub async fn status(client: &Client, plan: Option<&str>) -> Result<StatusReport,
             {
                 continue;
             }
-            let Some(build) =
-                stored.plan.steps.iter().find(|p| p.id == s.id).and_then(|p| p.effects.builds_index.as_ref())
-            else {
+            let Some(effects) = stored.plan.steps.iter().find(|p| p.id == s.id).map(|p| &p.effects) else {
                 continue;
             };
-            s.invalid_index = client
-                .query_opt(
-                    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-                     FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE NOT i.indisvalid AND c.relname = $1
-                       AND c.relnamespace = (SELECT t.relnamespace FROM pg_class t WHERE t.oid = to_regclass($2))",
-                    &[&build.index.name.as_str(), &build.table.quoted()],
-                )
-                .await
-                .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?
-                .map(|r| r.get(0));
+            if let Some(build) = &effects.builds_index
+                && let IndexState::Invalid(index) = index_state(client, build)
+                    .await
+                    .map_err(|source| ExecError::Db { context: "look for an invalid index".into(), source })?
+            {
+                s.invalid_index = Some(index);
+            }
+            if let Some(d) = &effects.detaches
+                && detach_state(client, d)
+                    .await
+                    .map_err(|source| ExecError::Db { context: "look for a pending detach".into(), source })?
+                    == DetachState::Pending
+            {
+                s.pending_detach = Some(d.partition.quoted());
+            }
         }
         plans.push(PlanStatus {
             after: stored.plan.after.clone(),

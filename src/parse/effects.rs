@@ -11,13 +11,14 @@
 //!   for the gate's `old_path_silent`.
 //!
 //! The planner also asks [`concurrent_index_build`] which statement of a step builds an
-//! index concurrently (it renders that SQL itself, from the index it plans).
+//! index concurrently, and [`concurrent_detach`] which one detaches a partition
+//! concurrently (it renders that SQL itself, from the objects it plans).
 
 use std::collections::BTreeSet;
 
 use super::lex::{self, Kind};
 use crate::model::{Ident, QualifiedName, split_qualified};
-use crate::plan::{Effects, IndexBuild, LockMode, Object, Phase, Plan, Step, StepLock};
+use crate::plan::{Effects, IndexBuild, LockMode, Object, PartitionDetach, Phase, Plan, Step, StepLock};
 
 /// A statement's tokens: kind and source text.
 struct Toks<'a> {
@@ -123,6 +124,29 @@ pub fn concurrent_index_build(stmt: &str) -> Option<(QualifiedName, QualifiedNam
     Some((QualifiedName::new(table.schema.clone(), name), table))
 }
 
+/// `ALTER TABLE [ONLY] parent DETACH PARTITION partition CONCURRENTLY`: (parent, partition).
+pub fn concurrent_detach(stmt: &str) -> Option<(QualifiedName, QualifiedName)> {
+    let mut t = Toks::new(stmt);
+    if !t.keywords(&["ALTER", "TABLE"]) {
+        return None;
+    }
+    t.keywords(&["IF", "EXISTS"]);
+    t.keyword("ONLY");
+    let parent = t.qualified()?;
+    if !t.keywords(&["DETACH", "PARTITION"]) {
+        return None;
+    }
+    let partition = t.qualified()?;
+    t.keyword("CONCURRENTLY").then_some((parent, partition))
+}
+
+/// The first of `statements` that detaches a partition concurrently.
+pub fn partition_detach(statements: &[String]) -> Option<PartitionDetach> {
+    statements.iter().enumerate().find_map(|(i, s)| {
+        concurrent_detach(s).map(|(parent, partition)| PartitionDetach { statement: i, parent, partition })
+    })
+}
+
 /// The non-meta statements of `sql`, as the executor runs them one by one.
 pub fn statements(sql: &str) -> Vec<String> {
     super::split_statements(sql).unwrap_or_default().into_iter().filter(|s| !s.meta).map(|s| s.text).collect()
@@ -183,10 +207,10 @@ fn derive_step(step: &Step, renames: &mut Vec<(Object, Object)>) -> Effects {
     } else {
         (statements(&step.sql), step.rollback_sql.as_deref().map(statements).unwrap_or_default())
     };
-    let (builds_index, rollback_builds_index) = if step.transactional {
-        (None, None)
+    let (builds_index, rollback_builds_index, detaches) = if step.transactional {
+        (None, None, None)
     } else {
-        (index_build(&statements), index_build(&rollback_statements))
+        (index_build(&statements), index_build(&rollback_statements), partition_detach(&statements))
     };
     let mut removes = BTreeSet::new();
     if step.phase == Phase::Contract {
@@ -215,6 +239,7 @@ fn derive_step(step: &Step, renames: &mut Vec<(Object, Object)>) -> Effects {
         rollback_statements,
         builds_index,
         rollback_builds_index,
+        detaches,
     }
 }
 

@@ -204,6 +204,17 @@ pub struct IndexBuild {
     pub table: QualifiedName,
 }
 
+/// A `DETACH PARTITION … CONCURRENTLY` among a step's statements. It runs in two
+/// transactions; interrupted between them, it leaves the partition "pending detach", where
+/// running it again fails (55000) and only `DETACH PARTITION … FINALIZE` goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDetach {
+    /// Position in the statement list it belongs to.
+    pub statement: usize,
+    pub parent: QualifiedName,
+    pub partition: QualifiedName,
+}
+
 /// What a step does, typed (v2): recorded by the planner, read by exec, soak and rehearse.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effects {
@@ -228,6 +239,8 @@ pub struct Effects {
     pub builds_index: Option<IndexBuild>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_builds_index: Option<IndexBuild>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detaches: Option<PartitionDetach>,
 }
 
 impl Effects {

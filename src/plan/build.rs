@@ -315,10 +315,14 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
         (split(&d.sql), d.rollback_sql.as_deref().map(split).unwrap_or_default())
     };
     let index_build = crate::parse::effects::index_build;
-    let (builds_index, rollback_builds_index) = if d.transactional {
-        (None, None)
+    let (builds_index, rollback_builds_index, detaches) = if d.transactional {
+        (None, None, None)
     } else {
-        (index_build(&statements), index_build(&rollback_statements))
+        (
+            index_build(&statements),
+            index_build(&rollback_statements),
+            crate::parse::effects::partition_detach(&statements),
+        )
     };
     Effects {
         creates: creates.into_iter().collect(),
@@ -330,6 +334,7 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
         rollback_statements,
         builds_index,
         rollback_builds_index,
+        detaches,
     }
 }
 

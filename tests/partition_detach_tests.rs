@@ -1,0 +1,163 @@
+//! Issue 21: a `DETACH PARTITION … CONCURRENTLY` interrupted between its two transactions
+//! leaves the partition "pending detach", where PostgreSQL refuses the same statement again
+//! (55000, "already pending detach") and only `… FINALIZE` completes it. `status` explains
+//! the state, `apply` finishes the detach, `rollback` finishes it and attaches the partition
+//! again; with a writer running.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use seqmig::plan::Phase;
+
+use crate::exec_examples_tests::{assert_same, normalize};
+use crate::harness::cli::{command, text, write_plan};
+use crate::harness::{TestDb, block_on};
+use crate::partition2_tests::{live, writer_of};
+
+const BEFORE: &str = "
+CREATE TABLE public.events (id bigint NOT NULL, kind text NOT NULL, CONSTRAINT events_pkey PRIMARY KEY (id))
+    PARTITION BY RANGE (id);
+CREATE TABLE public.events_old PARTITION OF public.events FOR VALUES FROM (MINVALUE) TO (1000);
+CREATE TABLE public.events_now PARTITION OF public.events FOR VALUES FROM (1000) TO (MAXVALUE);
+";
+
+const TOML: &str =
+    "[plan]\nauthoritative_partitions = [\"public.events\"]\nallow_one_way = [\"public.events_old\"]\n";
+
+fn after() -> String {
+    BEFORE.lines().filter(|l| !l.contains("events_old")).collect::<Vec<_>>().join("\n")
+}
+
+fn pending(db: &TestDb) -> Option<bool> {
+    block_on(async {
+        db.client()
+            .await
+            .query_opt(
+                "SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass('public.events_old')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    })
+}
+
+/// Runs `apply --phase switch` while an old snapshot keeps the detach's second transaction
+/// waiting, then kills the runner and terminates its backend there: the partition is left
+/// pending detach.
+fn interrupt_the_detach(db: &TestDb, plan_path: &str) {
+    block_on(async {
+        let holder = db.client().await;
+        holder
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM public.events;")
+            .await
+            .unwrap();
+        let mut child = command(&db.url)
+            .args(["apply", "--phase", "switch", "--plan", plan_path])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let watcher = db.client().await;
+        let t0 = Instant::now();
+        let pid: i32 = loop {
+            let row = watcher
+                .query_opt(
+                    "SELECT a.pid FROM pg_stat_activity a, pg_inherits i
+                      WHERE a.query LIKE 'ALTER TABLE public.events DETACH PARTITION%' AND a.state = 'active'
+                        AND i.inhrelid = 'public.events_old'::regclass AND i.inhdetachpending",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if let Some(r) = row {
+                break r.get(0);
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!(
+                    "the detach never reached its second transaction: {}",
+                    text(&child.wait_with_output().unwrap())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        watcher.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+        holder.batch_execute("COMMIT").await.unwrap();
+        while watcher
+            .query_opt("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await
+            .unwrap()
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// The status line `book/src/partitions.md` quotes in a text block.
+fn book_line(containing: &str) -> String {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/book/src/partitions.md")).unwrap();
+    let blocks = crate::inflight_tests::text_blocks(&page);
+    let line = blocks.iter().flat_map(|b| b.lines()).find(|l| l.contains(containing));
+    line.unwrap_or_else(|| panic!("partitions.md quotes no line with {containing:?}")).trim().to_string()
+}
+
+#[test]
+fn issue21_5_an_interrupted_concurrent_detach_is_explained_finished_by_apply_and_undone_by_rollback() {
+    let hints = seqmig::diff::Hints::from_toml(TOML, "seqmig.toml").unwrap();
+    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
+    let plan =
+        seqmig::plan::plan(&load(BEFORE), &load(&after()), &hints, &seqmig::render::Renderer::embedded())
+            .unwrap()
+            .plan;
+    let detach = plan.steps.iter().find(|s| s.effects.detaches.is_some()).expect("a concurrent detach step");
+    assert_eq!((detach.phase, detach.transactional), (Phase::Switch, false));
+    let (_dir, path) = write_plan(&plan);
+
+    for finish_with in ["apply", "rollback"] {
+        let db = TestDb::new();
+        db.execute(BEFORE);
+        db.execute("INSERT INTO public.events SELECT g, 'k' FROM generate_series(1, 2000) g");
+        let before = normalize(live(&db));
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = writer_of(&db, stop.clone(), |n| {
+            format!("INSERT INTO public.events VALUES ({}, 'w')", 100_000 + n)
+        });
+        for phase in ["expand", "dual_write", "backfill"] {
+            let out = command(&db.url).args(["apply", "--phase", phase, "--plan", &path]).output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        interrupt_the_detach(&db, &path);
+        assert_eq!(pending(&db), Some(true), "the partition is left pending detach");
+
+        let status = text(&command(&db.url).args(["status"]).output().unwrap());
+        assert!(status.contains(&book_line("is pending detach")), "{status}");
+        let out =
+            command(&db.url).args([finish_with, "--phase", "switch", "--plan", &path]).output().unwrap();
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("finished the pending detach of public.events_old"), "{said}");
+        if finish_with == "apply" {
+            assert_eq!(pending(&db), None, "detached");
+            // And the way back still works from here.
+            let out = command(&db.url).args(["rollback", "--phase", "switch"]).output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        assert_eq!(pending(&db), Some(false), "attached again");
+        let mut back = live(&db);
+        back.tables.retain(|n, _| n.schema.as_str() != "seqmig");
+        let mut want = before.clone();
+        want.tables.retain(|n, _| n.schema.as_str() != "seqmig");
+        assert_same(&normalize(back), &want, &format!("interrupted detach, then {finish_with}"));
+        let out = command(&db.url).args(["apply", "--phase", "switch", "--plan", &path]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(pending(&db), None, "detached by the re-apply");
+        stop.store(true, Ordering::SeqCst);
+        assert!(w.join().unwrap() > 0);
+    }
+}
