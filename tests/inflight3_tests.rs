@@ -18,6 +18,44 @@ use crate::harness::{TestDb, block_on};
 use crate::inflight_tests::{BEFORE, plan_a, plan_live};
 use crate::inflight2_tests::{columns, plan_state, slow_plan, wait_running};
 
+/// The sections of book/src/several-plans.md whose outputs these tests check.
+pub(crate) const CONTRACT_WAITS_SECTION: &str = "### A stacked contract that waits";
+pub(crate) const OLDER_SEQMIG_SECTION: &str = "## Running beside an older seqmig";
+
+/// The text of `page` from `heading` to the next heading of any level.
+pub(crate) fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    let start = page.find(heading).unwrap_or_else(|| panic!("the page has no section {heading}"));
+    let body = &page[start + heading.len()..];
+    let end = body.find("\n#").map_or(body.len(), |i| i + 1);
+    &page[start..start + heading.len() + end]
+}
+
+/// `page` without the sections these tests check.
+pub(crate) fn without_checked_sections(page: &str) -> String {
+    let mut out = page.to_string();
+    for h in [CONTRACT_WAITS_SECTION, OLDER_SEQMIG_SECTION] {
+        out = out.replace(section(page, h), "");
+    }
+    out
+}
+
+/// Every ```text block of the book page's `heading` section is in one of `outputs`.
+fn book_quotes(heading: &str, outputs: &[String]) {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/several-plans.md"),
+    )
+    .unwrap();
+    let blocks = crate::inflight_tests::text_blocks(section(&page, heading));
+    assert!(!blocks.is_empty(), "{heading} quotes nothing");
+    for b in &blocks {
+        assert!(
+            outputs.iter().any(|o| o.contains(b.trim_end())),
+            "the book quotes output seqmig does not print:\n{b}\n--- seqmig printed:\n{}",
+            outputs.join("\n---\n")
+        );
+    }
+}
+
 /// The old database-wide runner lock of the releases before several plans in flight
 /// ("seqm", "ig\0\x01"), as those releases took it: `pg_try_advisory_lock(bigint)`.
 const OLD_RUNNER_LOCK: i64 = 0x7365_716d_6967_0001;
@@ -299,6 +337,7 @@ fn issue20_3_stacked_contract_waits_for_a_contract_when_it_removes_what_a_needs(
                  --plan-id {sa}' first"
             )
         );
+        book_quotes(CONTRACT_WAITS_SECTION, &[msg.clone()]);
         assert!(columns(&c, "users").await.contains(&"full_name".to_string()));
         // A's rollback is still refused while E is in flight (reverse of deploy order).
         let out = seqmig(&["rollback", "--plan-id", &sa, "--phase", "switch"], &db);
@@ -371,6 +410,7 @@ fn issue20_4_runner_waits_for_and_refuses_beside_an_older_seqmig_holding_the_dat
             )),
             "{msg}"
         );
+        book_quotes(OLDER_SEQMIG_SECTION, std::slice::from_ref(&msg));
         let c = db.client().await;
         let ledger: Option<String> =
             c.query_one("SELECT to_regclass('seqmig.plans')::text", &[]).await.unwrap().get(0);
