@@ -630,6 +630,7 @@ fn issue20_3_book_page_quotes_the_stacking_example() {
         assert_eq!(ambiguous.status.code(), Some(1), "{}", text(&ambiguous));
         let rollback_a = seqmig(&["rollback", "--plan-id", &sa, "--phase", "switch"], &p.db);
         assert_eq!(rollback_a.status.code(), Some(1), "{}", text(&rollback_a));
+        assert!(text(&rollback_a).contains(&format!("first plan {sd}")), "{}", text(&rollback_a));
         let status = seqmig(&["status"], &p.db);
         // D's contract removes nothing A needs: it runs while A soaks; then A contracts.
         assert!(seqmig::plan::inflight::stacked_contract_conflict(&d, &a).is_none());

@@ -337,7 +337,7 @@ fn issue20_3_stacked_contract_waits_for_a_contract_when_it_removes_what_a_needs(
                  --plan-id {sa}' first"
             )
         );
-        book_quotes(CONTRACT_WAITS_SECTION, &[msg.clone()]);
+        book_quotes(CONTRACT_WAITS_SECTION, std::slice::from_ref(&msg));
         assert!(columns(&c, "users").await.contains(&"full_name".to_string()));
         // A's rollback is still refused while E is in flight (reverse of deploy order).
         let out = seqmig(&["rollback", "--plan-id", &sa, "--phase", "switch"], &db);
