@@ -328,7 +328,8 @@ pub fn stacked_contract_conflict(stacked: &Plan, below: &Plan) -> Option<Contrac
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{GateSpec, LockMode, PlannedChange, Step};
+    use crate::model::{Ident, QualifiedName};
+    use crate::plan::{Effects, GateSpec, LockMode, PlannedChange, Step};
 
     fn plan(object: &str, lock_target: &str) -> Plan {
         let change = PlannedChange {
@@ -357,6 +358,87 @@ mod tests {
         assert_eq!(overlap(&a, &c).into_iter().collect::<Vec<_>>(), vec!["public.users".to_string()]);
         let quoted = plan("public.\"a.b\".c", "public.\"a.b\"");
         assert!(plan_objects(&quoted).contains("public.\"a.b\""));
+    }
+
+    /// A plan on `public.users` whose one step per phase has these typed effects.
+    fn typed(steps: Vec<(Phase, &str, Effects)>) -> Plan {
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (phase, sql, effects))| Step {
+                effects,
+                ..Step::new(&format!("s{i}"), "c1", phase, sql, LockMode::AccessExclusive, "public.users")
+            })
+            .collect();
+        let change = PlannedChange {
+            id: "c1".into(),
+            kind: "rename_column".into(),
+            object: "public.users.x".into(),
+            one_way: true,
+            summary: String::new(),
+            relation: None,
+        };
+        Plan::assemble(vec![change], steps, vec![], GateSpec::default())
+    }
+
+    fn column(name: &str) -> Object {
+        Object::Column { table: QualifiedName::of("public", "users"), name: Ident::exact(name).unwrap() }
+    }
+
+    fn table() -> Object {
+        Object::Table { name: QualifiedName::of("public", "users") }
+    }
+
+    #[test]
+    fn a_stacked_contract_waits_only_for_what_lies_between_the_plans() {
+        let lock = |o: Vec<Object>, kind: &str| {
+            let mut e = Effects { alters: vec![table()], ..Effects::default() };
+            match kind {
+                "creates" => e.creates = o,
+                "removes" => e.removes = o,
+                _ => e.reads = o,
+            }
+            e
+        };
+        // A creates full_name (expand) and reads name and full_name (dual-write).
+        let a = typed(vec![
+            (
+                Phase::Expand,
+                "ALTER TABLE public.users ADD COLUMN full_name text",
+                lock(vec![column("full_name")], "creates"),
+            ),
+            (Phase::DualWrite, "SELECT 1", lock(vec![column("name"), column("full_name")], "reads")),
+        ]);
+        // D drops email: only the table in common, which both merely lock.
+        let d = typed(vec![(
+            Phase::Contract,
+            "ALTER TABLE public.users DROP COLUMN email",
+            lock(vec![column("email")], "removes"),
+        )]);
+        assert_eq!(stacked_contract_conflict(&d, &a), None);
+        // E drops full_name, which A created.
+        let e = typed(vec![(
+            Phase::Contract,
+            "ALTER TABLE public.users DROP COLUMN full_name",
+            lock(vec![column("full_name")], "removes"),
+        )]);
+        assert_eq!(
+            stacked_contract_conflict(&e, &a),
+            Some(ContractConflict::Removes { object: "public.users.full_name".into() })
+        );
+        // F drops the whole table A works in.
+        let f = typed(vec![(Phase::Contract, "DROP TABLE public.users", lock(vec![table()], "removes"))]);
+        assert!(matches!(stacked_contract_conflict(&f, &a), Some(ContractConflict::Removes { .. })));
+        // G reads full_name, which A's rollback of expand drops.
+        let g = typed(vec![(Phase::Expand, "SELECT 1", lock(vec![column("full_name")], "reads"))]);
+        assert_eq!(
+            stacked_contract_conflict(&g, &a),
+            Some(ContractConflict::Uses { object: "public.users.full_name".into() })
+        );
+        // A v1 plan has no typed effects to rule anything out.
+        let mut old = d.clone();
+        old.format = crate::plan::PLAN_FORMAT_V1.into();
+        assert!(matches!(stacked_contract_conflict(&old, &a), Some(ContractConflict::Untyped { .. })));
     }
 
     #[test]
