@@ -448,3 +448,53 @@ fn issue20_4_runner_waits_for_and_refuses_beside_an_older_seqmig_holding_the_dat
         }
     });
 }
+
+/// The stacking rules with old- and new-release writers running and a twin that gets every
+/// phase alone: D (orders.note → memo) is stacked on A (users.name → full_name); each of D's
+/// phases before contract waits for A's, D's contract runs while A soaks (nothing lies
+/// between them), then A contracts. Every row equals the twin's.
+#[test]
+fn issue20_3_stacked_plan_with_writers_waits_then_contracts_while_a_soaks_and_matches_the_twin() {
+    use crate::inflight_tests::{MID, NEW, NEXT, OLD, Pair, assert_end};
+    let dbs = Pair::databases();
+    block_on(async {
+        let a = plan_a();
+        let sa = a.short_id().to_string();
+        let mut p = Pair::new(dbs).await;
+        p.apply(&a, Phase::Expand, OLD).await;
+        let (d, code, out) = plan_live(&p.db, NEXT, &["--rename", "public.orders.note=memo", "--after", &sa]);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(d.after.as_deref(), Some(a.id.as_str()));
+        assert_eq!(stacked_contract_conflict(&d, &a), None);
+        p.apply(&d, Phase::Expand, OLD).await;
+        for phase in [Phase::DualWrite, Phase::Backfill, Phase::Switch] {
+            // D's phase before A's: refused, nothing run.
+            match apply_url(&p.db.url, &d, phase).await {
+                Err(ExecError::StackedTooEarly { needs, .. }) => assert_eq!(needs, phase),
+                other => panic!("D's {phase} ran before A's: {other:?}"),
+            }
+            let (a_release, d_release) = match phase {
+                Phase::Switch => (MID, NEW),
+                _ => (OLD, OLD),
+            };
+            p.apply(&a, phase, a_release).await;
+            if phase == Phase::Switch {
+                p.write(MID).await;
+            }
+            p.apply(&d, phase, d_release).await;
+            if phase == Phase::Switch {
+                p.write(NEW).await;
+            }
+        }
+        // D contracts while A soaks.
+        p.apply(&d, Phase::Contract, NEW).await;
+        assert_eq!(plan_state(&p.c, &d).await, "complete");
+        let flights = seqmig::exec::inflight::in_flight(&p.c).await.unwrap();
+        let ids: Vec<(&str, String)> = flights.iter().map(|f| (f.plan.id.as_str(), f.through())).collect();
+        assert_eq!(ids, vec![(a.id.as_str(), "switch".to_string())], "A still soaks");
+        p.write(NEW).await;
+        p.apply(&a, Phase::Contract, NEW).await;
+        p.write(NEW).await;
+        assert_end(&p).await;
+    });
+}
