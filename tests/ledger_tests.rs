@@ -167,4 +167,8 @@ fn issue19_2_one_plan_id_rule_for_every_command() {
     let out = seqmig(&["gate", "--plan-id", "ab"], &db);
     let said = text(&out);
     assert!(said.contains("matches several stored plans: sha256:ab12aa, sha256:ab34bb"), "{said}");
+    // An ambiguous choice is a refusal (issue 20): exit 1, like several plans in flight.
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let out = seqmig(&["apply", "--plan-id", "ab", "--phase", "expand"], &db);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }

@@ -18,6 +18,7 @@ mod gate_tests;
 mod golden_tests;
 mod harness_tests;
 mod inflight2_tests;
+mod inflight3_tests;
 mod inflight_tests;
 mod introspect_tests;
 mod ledger_tests;

@@ -107,7 +107,11 @@ pub enum Command {
 /// Parses the process arguments and runs the command.
 pub fn run() -> anyhow::Result<Outcome> {
     let cli = Cli::parse();
-    match cli.command {
+    ambiguity_is_a_refusal(dispatch(cli.command))
+}
+
+fn dispatch(command: Command) -> anyhow::Result<Outcome> {
+    match command {
         Command::Inspect(args) => inspect::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Backfill(args) => backfill::run(args),
@@ -124,6 +128,34 @@ pub fn run() -> anyhow::Result<Outcome> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }
+}
+
+/// A plan choice the ledger leaves open (several plans in flight and no --plan-id, an id
+/// prefix matching several plans) is a refusal like the others (exit 1, nothing changed,
+/// the message lists the candidates), on every command that acts on one plan. `apply` and
+/// `rollback` already say so ([`crate::exec::ExecError::is_refusal`]); the commands reading
+/// a stored plan (`gate`, `approve`, `soak record`) get the same here.
+fn ambiguity_is_a_refusal(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
+    use crate::exec::ExecError;
+    use crate::soak::SoakError;
+    let Err(err) = result else { return result };
+    let ambiguous = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<SoakError>(),
+            Some(SoakError::AmbiguousPlan(_) | SoakError::AmbiguousPlanId { .. })
+        ) || matches!(
+            c.downcast_ref::<ExecError>(),
+            Some(ExecError::SeveralActivePlans { .. } | ExecError::AmbiguousPlan { .. })
+        )
+    });
+    if !ambiguous {
+        return Err(err);
+    }
+    output::stderr_line(&format!("error: {err}"));
+    for cause in err.chain().skip(1) {
+        output::stderr_line(&format!("  caused by: {cause}"));
+    }
+    Ok(Outcome::No)
 }
 
 /// Who is acting, for the ledger and the audit log: `--actor`, else `$SEQMIG_ACTOR`, else the

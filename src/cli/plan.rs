@@ -312,7 +312,7 @@ pub fn summary(planned: &Planned, color: bool) -> String {
     }
     if let Some(after) = &plan.after {
         s.push_str(&format!(
-            "stacked after plan {0}: each phase waits until plan {0} has completed it\n",
+            "stacked after plan {0}: each phase waits until plan {0} has completed it (contract: its switch, or its contract when this one removes what it still needs)\n",
             crate::exec::short_id(after)
         ));
     }

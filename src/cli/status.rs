@@ -89,7 +89,7 @@ pub fn render(r: &StatusReport) -> String {
         }
         if let Some(after) = &p.after {
             out.push_str(&format!(
-                "  stacked after plan {0}: each phase waits until plan {0} has completed it\n",
+                "  stacked after plan {0}: each phase waits until plan {0} has completed it (contract: its switch, or its contract when this one removes what it still needs)\n",
                 exec::short_id(after)
             ));
         }

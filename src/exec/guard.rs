@@ -37,6 +37,12 @@ const RUNNER_LOCK_CLASSID: u32 = 0x7365_716d;
 /// Session advisory lock key of the ledger bookkeeping ("seqm", "ig\0\x02"), bigint form.
 const BOOKKEEPING_OBJID: u32 = 0x6967_0002;
 const BOOKKEEPING_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | BOOKKEEPING_OBJID as i64;
+/// The database-wide runner lock of the seqmig releases before several plans in flight
+/// ("seqm", "ig\0\x01"), bigint form: those took it exclusively for a whole run and refused
+/// to start without it. A runner holds it in shared mode for its session, so that an older
+/// runner cannot start beside it, and it cannot start beside an older runner.
+const LEGACY_RUNNER_OBJID: u32 = 0x6967_0001;
+const LEGACY_RUNNER_LOCK: i64 = ((RUNNER_LOCK_CLASSID as i64) << 32) | LEGACY_RUNNER_OBJID as i64;
 /// The per-plan locks take the two-key form: this class ("sqpl") and the plan id's first 32
 /// bits. Two plans sharing them would only serialise, never corrupt anything.
 const PLAN_LOCK_CLASSID: u32 = 0x7371_706c;
@@ -122,6 +128,20 @@ async fn bookkeeping_holder(client: &Client) -> Result<Option<Holder>, ExecError
         client,
         &format!(
             "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {BOOKKEEPING_OBJID}::oid AND l.objsubid = 1"
+        ),
+    )
+    .await?
+    .into_iter()
+    .next())
+}
+
+/// The session holding the older releases' runner lock exclusively, if any.
+async fn legacy_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
+    Ok(lock_holders_where(
+        client,
+        &format!(
+            "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {LEGACY_RUNNER_OBJID}::oid AND l.objsubid = 1 \
+             AND l.mode = 'ExclusiveLock'"
         ),
     )
     .await?
@@ -287,12 +307,133 @@ async fn check_in_flight(client: &Client, plan: &Plan, first: bool) -> Result<()
 }
 
 /// The phase of the plan stacked on that `phase` of a stacked plan waits for (the rules of
-/// book/src/several-plans.md): the same phase. Through `switch` this means the plan below
-/// has the objects the stacked one builds on, and its new release is out before the
-/// stacked one's; at `contract` it means the stacked plan removes nothing while the plan
-/// below can still roll back to it.
+/// book/src/several-plans.md): the same phase, except contract, which waits for switch.
+/// Through `switch` this means the plan below has the objects the stacked one builds on,
+/// and its new release is out before the stacked one's. A stacked contract that removes
+/// what the plan below still needs waits for its contract besides ([`check_stacked`]).
 pub fn stacked_needs(phase: Phase) -> Phase {
-    phase
+    match phase {
+        Phase::Contract => Phase::Switch,
+        p => p,
+    }
+}
+
+/// Takes the older releases' database-wide runner lock in shared mode for the session
+/// ([`LEGACY_RUNNER_LOCK`]), waiting at most `budget` while an older seqmig holds it;
+/// then [`ExecError::Busy`] names that runner.
+async fn lock_legacy_shared(client: &Client, budget: std::time::Duration) -> Result<(), ExecError> {
+    let start = Instant::now();
+    loop {
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&LEGACY_RUNNER_LOCK])
+            .await
+            .map_err(|source| ExecError::Db {
+                context: "take the runner lock of older seqmig releases".into(),
+                source,
+            })?
+            .get(0);
+        if locked {
+            return Ok(());
+        }
+        if start.elapsed() >= budget {
+            let holder = legacy_holder(client).await?.unwrap_or_else(unknown_holder);
+            return Err(ExecError::Busy {
+                what:
+                    "database-wide runner lock (the one seqmig releases before several plans in flight take)"
+                        .into(),
+                holder,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How [`check_stacked`] finds out whether a runner works on the plan below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockProbe {
+    /// Take its lock and give it back at once (a runner, which takes locks anyway).
+    Take,
+    /// Look in `pg_locks` (a dry run, which takes no lock).
+    Look,
+}
+
+/// A stacked plan's `phase` runs only once the plan it is stacked after has completed
+/// [`stacked_needs`] (or completed altogether), and not while a runner works on that plan:
+/// it could be rolling it back. Its contract may run before the plan below's, once that
+/// one is past switch, when [`crate::plan::inflight::stacked_contract_conflict`] finds
+/// nothing between the two.
+async fn check_stacked(
+    client: &Client,
+    plan: &Plan,
+    phase: Phase,
+    probe: LockProbe,
+) -> Result<(), ExecError> {
+    let Some(after) = &plan.after else { return Ok(()) };
+    let given = plan.short_id().to_string();
+    let short = super::short_id(after).to_string();
+    let state = ledger::stored_plan(client, after).await?.map(|s| s.state);
+    match state {
+        Some(StoredPlanState::Complete) => return Ok(()),
+        Some(StoredPlanState::Active) => {}
+        _ => {
+            return Err(ExecError::StackedOnGone {
+                given,
+                after: short,
+                state: state.map_or("not stored in this database", |s| s.as_str()).to_string(),
+            });
+        }
+    }
+    let busy = match probe {
+        LockProbe::Take => plan_busy(client, after).await?,
+        LockProbe::Look => plan_lock_holder(client, after).await?,
+    };
+    if let Some(holder) = busy {
+        return Err(ExecError::Busy {
+            what: format!("plan {short} (which plan {given} is stacked after)"),
+            holder,
+        });
+    }
+    let flights = super::inflight::in_flight(client).await?;
+    let Some(below) = flights.iter().find(|f| f.plan.id == *after) else { return Ok(()) };
+    let needs = stacked_needs(phase);
+    if !reached(below, needs) {
+        return Err(ExecError::StackedTooEarly {
+            given,
+            after: short,
+            phase,
+            needs,
+            through: below.through(),
+        });
+    }
+    if phase == Phase::Contract
+        && !reached(below, Phase::Contract)
+        && let Some(conflict) = crate::plan::inflight::stacked_contract_conflict(plan, &below.plan)
+    {
+        return Err(ExecError::StackedContractWaits {
+            given,
+            after: short,
+            conflict: conflict.to_string(),
+            through: below.through(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a runner other than this session works on `plan_id` (its lock taken and given
+/// back at once).
+async fn plan_busy(client: &Client, plan_id: &str) -> Result<Option<Holder>, ExecError> {
+    let key = plan_lock_key(plan_id) as i32;
+    let class = PLAN_LOCK_CLASSID as i32;
+    let free: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1::int4, $2::int4)", &[&class, &key])
+        .await
+        .map_err(|source| ExecError::Db { context: "look at a plan lock".into(), source })?
+        .get(0);
+    if free {
+        let _ = client.execute("SELECT pg_advisory_unlock($1::int4, $2::int4)", &[&class, &key]).await;
+        return Ok(None);
+    }
+    Ok(Some(plan_lock_holder(client, plan_id).await?.unwrap_or_else(unknown_holder)))
 }
 
 /// Whether every step of `plan` in phases up to `phase` is applied.
@@ -331,7 +472,7 @@ pub struct DryRun {
     pub stored: bool,
 }
 
-/// Everything `apply --dry-run` checks (plan, order), on a read-only session; no lock taken,
+/// Everything `apply --dry-run` checks (plan, overlap, order, stacking), on a read-only session; no lock taken,
 /// no ledger created.
 pub async fn dry_run(
     opts: &ConnectOptions,
@@ -349,6 +490,8 @@ pub async fn dry_run(
         PlanState::empty()
     };
     check_order(&r, &state, phase)?;
+    // The stacking rules too, with the real run's words; the dry run takes no lock to look.
+    check_stacked(&client, &r.plan, phase, LockProbe::Look).await?;
     let (mut would_run, mut already_done) = (Vec::new(), Vec::new());
     for step in r.plan.steps_of(phase) {
         if state.step(step).is_applied() {
@@ -433,6 +576,7 @@ impl Runner {
         // PostgreSQL 14+: a backend whose client vanished (killed runner) notices within a
         // second and ends, releasing the runner lock, instead of finishing a long statement.
         let _ = client.batch_execute("SET client_connection_check_interval = '1s'").await;
+        lock_legacy_shared(&client, opts.retry.budget).await?;
         ledger::ensure(&client).await?;
         ledger::register_runner(&client, &opts.actor, command).await?;
         // Backfill batches wait for locks no longer than DDL does.
@@ -508,56 +652,30 @@ impl Runner {
         self.pid
     }
 
-    /// A stacked plan's `phase` runs only once the plan it is stacked after has completed
-    /// [`stacked_needs`] (or completed altogether), and not while a runner works on that
-    /// plan: it could be rolling it back.
+    /// [`check_stacked`], probing the plan below's lock by taking it.
     async fn check_stacked(&self, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
-        let Some(after) = &plan.after else { return Ok(()) };
-        let given = plan.short_id().to_string();
-        let short = super::short_id(after).to_string();
-        let state = ledger::stored_plan(&self.client, after).await?.map(|s| s.state);
-        match state {
-            Some(StoredPlanState::Complete) => return Ok(()),
-            Some(StoredPlanState::Active) => {}
-            _ => {
-                return Err(ExecError::StackedOnGone {
-                    given,
-                    after: short,
-                    state: state.map_or("not stored in this database", |s| s.as_str()).to_string(),
-                });
-            }
-        }
-        if let Some(holder) = self.plan_busy(after).await? {
-            return Err(ExecError::Busy {
-                what: format!("plan {short} (which plan {given} is stacked after)"),
-                holder,
-            });
-        }
-        let flights = super::inflight::in_flight(&self.client).await?;
-        let Some(below) = flights.iter().find(|f| f.plan.id == *after) else { return Ok(()) };
-        let needs = stacked_needs(phase);
-        if !reached(below, needs) {
-            return Err(ExecError::StackedTooEarly {
-                given,
-                after: short,
-                phase,
-                needs,
-                through: below.through(),
-            });
-        }
-        Ok(())
+        check_stacked(&self.client, plan, phase, LockProbe::Take).await
     }
 
     /// Rollback order is the reverse of deploy order: a plan cannot be rolled back while a
     /// plan stacked after it is in flight or complete; the refusal names it and the order.
+    /// The exception is a complete stacked plan that contracted first because nothing lay
+    /// between the two ([`crate::plan::inflight::stacked_contract_conflict`]): the rollback
+    /// touches nothing it uses, so the plan below keeps its way back.
     async fn check_no_stacked_dependents(&self, plan: &Plan, phase: Phase) -> Result<(), ExecError> {
         let mut dependents = Vec::new();
         for state in [StoredPlanState::Active, StoredPlanState::Complete] {
             for id in ledger::plan_ids(&self.client, Some(state)).await? {
                 let Some(stored) = ledger::stored_plan(&self.client, &id).await? else { continue };
-                if stored.plan.after.as_deref() == Some(plan.id.as_str()) {
-                    dependents.push((stored.plan.short_id().to_string(), state));
+                if stored.plan.after.as_deref() != Some(plan.id.as_str()) {
+                    continue;
                 }
+                if state == StoredPlanState::Complete
+                    && crate::plan::inflight::stacked_contract_conflict(&stored.plan, plan).is_none()
+                {
+                    continue;
+                }
+                dependents.push((stored.plan.short_id().to_string(), state));
             }
         }
         if dependents.is_empty() {
@@ -649,24 +767,6 @@ impl Runner {
                 )
                 .await;
         }
-    }
-
-    /// Whether a runner other than this one works on `plan_id` (taken and given back at once).
-    async fn plan_busy(&self, plan_id: &str) -> Result<Option<Holder>, ExecError> {
-        let key = plan_lock_key(plan_id) as i32;
-        let class = PLAN_LOCK_CLASSID as i32;
-        let free: bool = self
-            .client
-            .query_one("SELECT pg_try_advisory_lock($1::int4, $2::int4)", &[&class, &key])
-            .await
-            .map_err(|source| ExecError::Db { context: "look at a plan lock".into(), source })?
-            .get(0);
-        if free {
-            let _ =
-                self.client.execute("SELECT pg_advisory_unlock($1::int4, $2::int4)", &[&class, &key]).await;
-            return Ok(None);
-        }
-        Ok(Some(plan_lock_holder(&self.client, plan_id).await?.unwrap_or_else(unknown_holder)))
     }
 
     /// Applies `phase` of the plan: refuses out-of-order or tampered work, skips steps already

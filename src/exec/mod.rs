@@ -235,6 +235,12 @@ pub enum ExecError {
         "plan {given} is stacked after plan {after}: its phase {phase} runs only once plan {after} has completed {needs} (plan {after} is through {through}); run 'seqmig apply --phase {needs} --plan-id {after}' first"
     )]
     StackedTooEarly { given: String, after: String, phase: Phase, needs: Phase, through: String },
+    /// `conflict`: why the stacked contract may not run before the plan below's
+    /// ([`crate::plan::inflight::ContractConflict`]).
+    #[error(
+        "plan {given} is stacked after plan {after} (through {through}) and {conflict}: its contract runs only once plan {after} has completed contract; run 'seqmig apply --phase contract --plan-id {after}' first"
+    )]
+    StackedContractWaits { given: String, after: String, conflict: String, through: String },
     #[error(
         "plan {given} is stacked after plan {after}, which is {state}; plan again from this database ('seqmig plan --from postgres://… --to …')"
     )]
@@ -379,7 +385,8 @@ impl From<LedgerError> for ExecError {
 
 impl ExecError {
     /// True when the answer is "no" rather than a failure: another runner, a tampered or
-    /// different plan, out-of-order work, a closed gate. The CLI exits 1 for these.
+    /// different plan, out-of-order work, a closed gate, a choice of plan the ledger leaves
+    /// ambiguous. The CLI exits 1 for these.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
@@ -391,6 +398,9 @@ impl ExecError {
                 | ExecError::OverlapsInFlight { .. }
                 | ExecError::AssumedPlanGone { .. }
                 | ExecError::StackedTooEarly { .. }
+                | ExecError::StackedContractWaits { .. }
+                | ExecError::SeveralActivePlans { .. }
+                | ExecError::AmbiguousPlan { .. }
                 | ExecError::StackedOnGone { .. }
                 | ExecError::OutOfOrder { .. }
                 | ExecError::RollbackRefused { .. }

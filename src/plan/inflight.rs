@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{AssumedPlan, Phase, Plan, Planned};
+use super::{AssumedPlan, Object, Phase, Plan, Planned, Step};
 use crate::finding::Finding;
 use crate::model::Schema;
 
@@ -203,10 +203,133 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
     *plan = plan.clone().seal();
 }
 
+/// Why a plan stacked on another may not contract before it ([`stacked_contract_conflict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractConflict {
+    /// The stacked plan's contract removes `object`, which the plan below still reads,
+    /// creates, alters or removes in one of its steps: its rollback restores or undoes them
+    /// and its own contract still runs on them.
+    Removes { object: String },
+    /// The stacked plan uses `object`, which the plan below created or changed and its
+    /// rollback would remove or restore under it.
+    Uses { object: String },
+    /// A plan of format v1: its effects were derived from the SQL of its contract alone, too
+    /// little to rule anything out.
+    Untyped { plan: String },
+}
+
+impl std::fmt::Display for ContractConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContractConflict::Removes { object } => {
+                write!(
+                    f,
+                    "its contract removes {object}, which the rollback or the contract of that plan still needs"
+                )
+            }
+            ContractConflict::Uses { object } => {
+                write!(f, "it uses {object}, which the rollback of that plan would remove or restore")
+            }
+            ContractConflict::Untyped { plan } => {
+                write!(f, "plan {plan} has no typed effects (plan format v1) to rule that out")
+            }
+        }
+    }
+}
+
+/// The objects of `steps`' typed effects (created, removed, altered or read). A table or
+/// view that is only altered is left out: every `ALTER TABLE` step lists its table so, as
+/// the relation it locks, which says nothing about which of its columns it needs.
+fn effect_objects<'a>(steps: impl Iterator<Item = &'a Step>, undone_only: bool) -> Vec<&'a Object> {
+    let mut out = Vec::new();
+    for s in steps {
+        let e = &s.effects;
+        let altered = e.alters.iter().filter(|o| !matches!(o, Object::Table { .. } | Object::View { .. }));
+        if undone_only {
+            out.extend(e.creates.iter().chain(&e.removes).chain(altered));
+        } else {
+            out.extend(e.creates.iter().chain(&e.removes).chain(altered).chain(&e.reads));
+        }
+    }
+    out.retain(|o| o.relation().is_none_or(|r| r.schema.as_str() != "seqmig"));
+    out
+}
+
+/// Whether one object is the other or lies inside it (a column of a table).
+fn touches(x: &Object, y: &Object) -> bool {
+    let inside = |a: &Object, b: &Object| match b {
+        Object::Table { name } | Object::View { name } => a.relation() == Some(name),
+        _ => false,
+    };
+    x == y || inside(x, y) || inside(y, x)
+}
+
+/// The object's own name (a column's, not its table's).
+fn own_name(o: &Object) -> &crate::model::Ident {
+    match o {
+        Object::Schema { name } | Object::Extension { name } => name,
+        Object::Type { name }
+        | Object::Sequence { name }
+        | Object::Table { name }
+        | Object::View { name }
+        | Object::Index { name } => &name.name,
+        Object::Column { name, .. } | Object::Constraint { name, .. } => name,
+    }
+}
+
+/// Whether a statement or rollback statement of a step on `o`'s relation spells `o`'s name:
+/// a net under the typed effects for names they do not list (a column an index or a check
+/// of the other plan names). Spelling it is enough: it only makes a stacked plan wait.
+fn spelled<'a>(steps: impl Iterator<Item = &'a Step>, o: &Object) -> bool {
+    let name = own_name(o);
+    steps
+        .filter(|s| o.relation().is_none_or(|r| s.lock_relations().contains(r)))
+        .flat_map(|s| s.effects.statements.iter().chain(&s.effects.rollback_statements))
+        .any(|sql| crate::parse::effects::identifiers(sql).contains(name))
+}
+
+/// Whether `stacked`'s contract must wait for `below`'s contract, which is stacked on (the
+/// rule of book/src/several-plans.md, "Stacking a plan on another"). Once `below` is past
+/// `switch`, the stacked plan's contract may run before `below`'s unless:
+///
+/// - it removes an object that a step of `below` creates, removes, alters or reads (or one
+///   whose name such a step's SQL or rollback SQL spells on the same table): `below`'s
+///   rollback restores or undoes those steps and its contract still runs on them;
+/// - a step of `stacked` creates, removes, alters or reads an object that a non-contract step
+///   of `below` created, removed or altered (or spells its name): `below`'s rollback would
+///   remove or restore it under the stacked plan, which by then is complete and cannot be
+///   rolled back first;
+/// - either plan has no typed effects (format v1).
+///
+/// The same answer lets `below` roll back while `stacked` is complete.
+pub fn stacked_contract_conflict(stacked: &Plan, below: &Plan) -> Option<ContractConflict> {
+    for p in [stacked, below] {
+        if p.is_v1() {
+            return Some(ContractConflict::Untyped { plan: p.short_id().to_string() });
+        }
+    }
+    let contract = || stacked.steps.iter().filter(|s| s.phase == Phase::Contract);
+    for removed in contract().flat_map(|s| &s.effects.removes) {
+        let needed = effect_objects(below.steps.iter(), false).into_iter().any(|y| touches(removed, y));
+        if needed || spelled(below.steps.iter(), removed) {
+            return Some(ContractConflict::Removes { object: removed.to_string() });
+        }
+    }
+    let undone = || below.steps.iter().filter(|s| s.phase != Phase::Contract);
+    let used = effect_objects(stacked.steps.iter(), false);
+    for y in effect_objects(undone(), true) {
+        if used.iter().any(|x| touches(x, y)) || spelled(stacked.steps.iter(), y) {
+            return Some(ContractConflict::Uses { object: y.to_string() });
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{GateSpec, LockMode, PlannedChange, Step};
+    use crate::model::{Ident, QualifiedName};
+    use crate::plan::{Effects, GateSpec, LockMode, PlannedChange, Step};
 
     fn plan(object: &str, lock_target: &str) -> Plan {
         let change = PlannedChange {
@@ -235,6 +358,87 @@ mod tests {
         assert_eq!(overlap(&a, &c).into_iter().collect::<Vec<_>>(), vec!["public.users".to_string()]);
         let quoted = plan("public.\"a.b\".c", "public.\"a.b\"");
         assert!(plan_objects(&quoted).contains("public.\"a.b\""));
+    }
+
+    /// A plan on `public.users` whose one step per phase has these typed effects.
+    fn typed(steps: Vec<(Phase, &str, Effects)>) -> Plan {
+        let steps = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (phase, sql, effects))| Step {
+                effects,
+                ..Step::new(&format!("s{i}"), "c1", phase, sql, LockMode::AccessExclusive, "public.users")
+            })
+            .collect();
+        let change = PlannedChange {
+            id: "c1".into(),
+            kind: "rename_column".into(),
+            object: "public.users.x".into(),
+            one_way: true,
+            summary: String::new(),
+            relation: None,
+        };
+        Plan::assemble(vec![change], steps, vec![], GateSpec::default())
+    }
+
+    fn column(name: &str) -> Object {
+        Object::Column { table: QualifiedName::of("public", "users"), name: Ident::exact(name).unwrap() }
+    }
+
+    fn table() -> Object {
+        Object::Table { name: QualifiedName::of("public", "users") }
+    }
+
+    #[test]
+    fn a_stacked_contract_waits_only_for_what_lies_between_the_plans() {
+        let lock = |o: Vec<Object>, kind: &str| {
+            let mut e = Effects { alters: vec![table()], ..Effects::default() };
+            match kind {
+                "creates" => e.creates = o,
+                "removes" => e.removes = o,
+                _ => e.reads = o,
+            }
+            e
+        };
+        // A creates full_name (expand) and reads name and full_name (dual-write).
+        let a = typed(vec![
+            (
+                Phase::Expand,
+                "ALTER TABLE public.users ADD COLUMN full_name text",
+                lock(vec![column("full_name")], "creates"),
+            ),
+            (Phase::DualWrite, "SELECT 1", lock(vec![column("name"), column("full_name")], "reads")),
+        ]);
+        // D drops email: only the table in common, which both merely lock.
+        let d = typed(vec![(
+            Phase::Contract,
+            "ALTER TABLE public.users DROP COLUMN email",
+            lock(vec![column("email")], "removes"),
+        )]);
+        assert_eq!(stacked_contract_conflict(&d, &a), None);
+        // E drops full_name, which A created.
+        let e = typed(vec![(
+            Phase::Contract,
+            "ALTER TABLE public.users DROP COLUMN full_name",
+            lock(vec![column("full_name")], "removes"),
+        )]);
+        assert_eq!(
+            stacked_contract_conflict(&e, &a),
+            Some(ContractConflict::Removes { object: "public.users.full_name".into() })
+        );
+        // F drops the whole table A works in.
+        let f = typed(vec![(Phase::Contract, "DROP TABLE public.users", lock(vec![table()], "removes"))]);
+        assert!(matches!(stacked_contract_conflict(&f, &a), Some(ContractConflict::Removes { .. })));
+        // G reads full_name, which A's rollback of expand drops.
+        let g = typed(vec![(Phase::Expand, "SELECT 1", lock(vec![column("full_name")], "reads"))]);
+        assert_eq!(
+            stacked_contract_conflict(&g, &a),
+            Some(ContractConflict::Uses { object: "public.users.full_name".into() })
+        );
+        // A v1 plan has no typed effects to rule anything out.
+        let mut old = d.clone();
+        old.format = crate::plan::PLAN_FORMAT_V1.into();
+        assert!(matches!(stacked_contract_conflict(&old, &a), Some(ContractConflict::Untyped { .. })));
     }
 
     #[test]
