@@ -11,7 +11,14 @@
 //! 3. dual-write trigger overhead: pgbench single-row UPDATE throughput with the trigger
 //!    vs without (target ≥ 0.6), alternating the two.
 //!
-//! `SEQMIG_BENCH_ROWS` changes the table size, `SEQMIG_BENCH_PGBENCH_SECS` the pgbench runs.
+//! Sections 1 and 2 also time the same single `UPDATE` on a table with the trigger (its
+//! `WHEN` keeps the function out, as in a batch): the part of the gap the trigger itself
+//! makes, since PostgreSQL locks each row before a BEFORE ROW trigger, `WHEN` or not.
+//!
+//! `SEQMIG_BENCH_ROWS` changes the table size; a list (`1000000,10000000`) runs sections 1
+//! and 2 for each size and prints each ratio with the peak RSS after it (two rounds up to
+//! 2,000,000 rows, one above; `SEQMIG_BENCH_ROUNDS` overrides). `SEQMIG_BENCH_PGBENCH_SECS`
+//! sets the pgbench runs.
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
 
 use std::process::Command;
@@ -75,7 +82,13 @@ async fn each(c: &tokio_postgres::Client, statements: &[&str]) {
 }
 
 fn main() {
-    let rows = env_num("SEQMIG_BENCH_ROWS", 1_000_000);
+    // One size or several (`1000000,10000000`): each prints its own ratio and the peak RSS
+    // after it, so growth with the table's size shows in one run.
+    let sizes: Vec<u64> = std::env::var("SEQMIG_BENCH_ROWS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().replace('_', "").parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| vec![1_000_000]);
     let pgbench_secs = env_num("SEQMIG_BENCH_PGBENCH_SECS", 10);
     let cluster = TempCluster::start(&["max_wal_size = '4GB'", "shared_buffers = '256MB'"])
         .expect("start a throwaway cluster");
@@ -84,107 +97,29 @@ fn main() {
     rt.block_on(async {
         let mut client = connect(&url).await;
         client.batch_execute(seqmig::ledger::BACKFILLS_SQL).await.unwrap();
-        println!("seqmig backfill benchmark: {rows} rows, PostgreSQL {}", server_version(&client).await);
-        println!();
-
-        // 1. Backfill vs plain UPDATE, alternating so that neither side gets the warm cache.
-        // The backfill runs with the executor's options (the defaults), as
-        // `seqmig apply --phase backfill` does; section 3 below uses the unthrottled ones.
+        println!("seqmig backfill benchmark: {sizes:?} rows, PostgreSQL {}", server_version(&client).await);
         seqmig::ledger::ensure(&client).await.expect("install the executor's ledger");
-        let (orders_sql, orders_spec) = planned_dual_write("orders");
-        let opts = BackfillOptions::default();
-        let (mut plain_secs, mut seqmig_secs, mut seqmig_total_secs) = (0.0, 0.0, 0.0);
-        let mut verify_secs = 0.0;
-        let mut durations: Vec<f64> = Vec::new();
-        for round in 1..=2 {
-            make_table(&client, "plain_t", rows).await;
-            let t = Instant::now();
-            client.batch_execute(&format!("UPDATE plain_t SET cents = {EXPR}")).await.unwrap();
-            let plain = t.elapsed().as_secs_f64();
-            each(&client, &["DROP TABLE plain_t", "CHECKPOINT"]).await;
-
-            make_table_with(&client, "orders", rows, &orders_sql).await;
-            let triggers: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            assert_eq!(triggers, 1, "the plan's dual-write trigger is in place during the backfill");
-            let spec = orders_spec.clone();
-            let step = format!("s{round}");
-            let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &spec };
-            let t = Instant::now();
-            let outcome = backfill::run(&mut client, &req, &opts, &mut NoProgress).await.expect("backfill");
-            let total = t.elapsed().as_secs_f64();
-            assert_eq!(outcome.verify_mismatches, 0);
-            assert_eq!(outcome.rows_updated, rows);
-            // The gate's own full re-count agrees with the walk's verification.
-            let pending: i64 = client
-                .query_one(&format!("SELECT count(*) FROM orders WHERE {}", spec.pending_predicate), &[])
-                .await
-                .unwrap()
-                .get(0);
-            assert_eq!(pending, 0, "rows left pending after the backfill");
-            let verify = outcome.verify_elapsed.as_secs_f64();
-            // The walk: from the ledger row's start to the last batch's commit (the plain
-            // UPDATE has no verification pass, so the comparison leaves ours out).
-            let walk: f64 = client
-                .query_one(
-                    "SELECT extract(epoch FROM max(x.committed_at) - b.started_at)::float8
-                       FROM seqmig.backfills b JOIN seqmig.backfill_batches x USING (plan_id, step_id)
-                      WHERE b.step_id = $1 GROUP BY b.started_at",
-                    &[&step],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            let batch_ms: Vec<f64> = client
-                .query("SELECT duration_ms FROM seqmig.backfill_batches WHERE step_id = $1", &[&step])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            println!(
-                "round {round}: plain UPDATE {plain:.2} s ({:.0} rows/s); seqmig walk {walk:.2} s ({:.0} rows/s, \
-                 {} batches, verified inside the walk), final verification {verify:.2} s, end to end {total:.2} s \
-                 ({:.0} rows/s)",
-                rows as f64 / plain,
-                rows as f64 / walk,
-                batch_ms.len(),
-                rows as f64 / total
-            );
-            verify_secs += verify;
-            durations.extend(batch_ms);
-            each(&client, &["DROP TABLE orders", "CHECKPOINT"]).await;
-            plain_secs += plain;
-            seqmig_secs += walk;
-            seqmig_total_secs += total;
+        let mut summary = Vec::new();
+        for &rows in &sizes {
+            // Two alternating rounds up to 2,000,000 rows; one above (minutes per round).
+            let rounds = env_num("SEQMIG_BENCH_ROUNDS", if rows > 2_000_000 { 1 } else { 2 });
+            println!();
+            println!("== {rows} rows, {rounds} round(s) ==");
+            let ratio = compare(&mut client, rows, rounds).await;
+            summary.push(format!(
+                "{rows} rows: ratio {ratio:.2} {}; load average {}; peak RSS {}",
+                verdict(ratio >= 0.85),
+                load_average(),
+                peak_rss()
+            ));
         }
-        let plain_rate = 2.0 * rows as f64 / plain_secs;
-        let seqmig_rate = 2.0 * rows as f64 / seqmig_secs;
-        let total_rate = 2.0 * rows as f64 / seqmig_total_secs;
-        let ratio = total_rate / plain_rate;
-        println!();
-        println!("plain UPDATE (no seqmig objects):       {plain_rate:>10.0} rows/s");
-        println!("seqmig backfill walk (trigger in place): {seqmig_rate:>10.0} rows/s");
-        println!("seqmig final verification pass:          {:>10.2} s (keyset walks verify inside the walk)", verify_secs / 2.0);
-        println!("seqmig backfill end to end:              {total_rate:>10.0} rows/s");
-        println!("ratio end to end seqmig / plain:         {ratio:>10.2}   (target >= 0.85) {}", verdict(ratio >= 0.85));
-        println!("load average: {}; peak RSS of this process: {}", load_average(), peak_rss());
-
-        durations.sort_by(f64::total_cmp);
-        let target = opts.sizing.target.as_secs_f64() * 1000.0;
-        let p50 = percentile(&durations, 0.50);
-        let p99 = percentile(&durations, 0.99);
-        println!(
-            "batch duration p50 {p50:.0} ms, p99 {p99:.0} ms, target {target:.0} ms: p99 = {:.2}x target (target <= 2x) {}",
-            p99 / target,
-            verdict(p99 <= 2.0 * target)
-        );
+        if sizes.len() > 1 {
+            println!();
+            println!("by size (end to end seqmig / plain UPDATE, target >= 0.85):");
+            for line in &summary {
+                println!("  {line}");
+            }
+        }
 
         // 3. Dual-write trigger overhead.
         println!();
@@ -255,6 +190,136 @@ fn main() {
     });
     drop(rt);
     cluster.stop();
+}
+
+/// Sections 1 and 2 for one table size: seqmig's backfill against one plain `UPDATE`,
+/// alternating `rounds` times; returns the end-to-end ratio.
+async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) -> f64 {
+    // 1. Backfill vs plain UPDATE, alternating so that neither side gets the warm cache.
+    // The backfill runs with the executor's options (the defaults), as
+    // `seqmig apply --phase backfill` does; section 3 below uses the unthrottled ones.
+    let (orders_sql, orders_spec) = planned_dual_write("orders");
+    let (trig_sql, _) = planned_dual_write("trig_t");
+    let opts = BackfillOptions::default();
+    let (mut plain_secs, mut seqmig_secs, mut seqmig_total_secs, mut floor_secs) = (0.0, 0.0, 0.0, 0.0);
+    let mut verify_secs = 0.0;
+    let mut durations: Vec<f64> = Vec::new();
+    for round in 1..=rounds {
+        make_table(client, "plain_t", rows).await;
+        let t = Instant::now();
+        client.batch_execute(&format!("UPDATE plain_t SET cents = {EXPR}")).await.unwrap();
+        let plain = t.elapsed().as_secs_f64();
+        each(client, &["DROP TABLE plain_t", "CHECKPOINT"]).await;
+
+        // The floor the trigger sets: the same single UPDATE on a table with the plan's
+        // dual-write trigger, its WHEN condition keeping the function out (as in a batch).
+        // A BEFORE ROW trigger makes PostgreSQL lock every row before updating it, WHEN or not.
+        make_table_with(client, "trig_t", rows, &trig_sql).await;
+        let t = Instant::now();
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL seqmig.backfill = 'on'; UPDATE trig_t SET cents = {EXPR}; COMMIT"
+            ))
+            .await
+            .unwrap();
+        let floor = t.elapsed().as_secs_f64();
+        each(client, &["DROP TABLE trig_t", "CHECKPOINT"]).await;
+
+        make_table_with(client, "orders", rows, &orders_sql).await;
+        let triggers: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(triggers, 1, "the plan's dual-write trigger is in place during the backfill");
+        let spec = orders_spec.clone();
+        let step = format!("s{rows}-{round}");
+        let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &spec };
+        let t = Instant::now();
+        let outcome = backfill::run(client, &req, &opts, &mut NoProgress).await.expect("backfill");
+        let total = t.elapsed().as_secs_f64();
+        assert_eq!(outcome.verify_mismatches, 0);
+        assert_eq!(outcome.rows_updated, rows);
+        // The gate's own full re-count agrees with the walk's verification.
+        let pending: i64 = client
+            .query_one(&format!("SELECT count(*) FROM orders WHERE {}", spec.pending_predicate), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(pending, 0, "rows left pending after the backfill");
+        let verify = outcome.verify_elapsed.as_secs_f64();
+        // The walk: from the ledger row's start to the last batch's commit (the plain
+        // UPDATE has no verification pass, so the comparison leaves ours out).
+        let walk: f64 = client
+            .query_one(
+                "SELECT extract(epoch FROM max(x.committed_at) - b.started_at)::float8
+                   FROM seqmig.backfills b JOIN seqmig.backfill_batches x USING (plan_id, step_id)
+                  WHERE b.step_id = $1 GROUP BY b.started_at",
+                &[&step],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let batch_ms: Vec<f64> = client
+            .query("SELECT duration_ms FROM seqmig.backfill_batches WHERE step_id = $1", &[&step])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        println!(
+            "round {round}: plain UPDATE {plain:.2} s ({:.0} rows/s); the same UPDATE with the trigger {floor:.2} s; seqmig walk {walk:.2} s ({:.0} rows/s, \
+             {} batches), final verification {verify:.2} s, end to end {total:.2} s \
+             ({:.0} rows/s)",
+            rows as f64 / plain,
+            rows as f64 / walk,
+            batch_ms.len(),
+            rows as f64 / total
+        );
+        verify_secs += verify;
+        durations.extend(batch_ms);
+        each(client, &["DROP TABLE orders", "CHECKPOINT"]).await;
+        plain_secs += plain;
+        floor_secs += floor;
+        seqmig_secs += walk;
+        seqmig_total_secs += total;
+    }
+    let plain_rate = rounds as f64 * rows as f64 / plain_secs;
+    let seqmig_rate = rounds as f64 * rows as f64 / seqmig_secs;
+    let total_rate = rounds as f64 * rows as f64 / seqmig_total_secs;
+    let ratio = total_rate / plain_rate;
+    println!();
+    println!("plain UPDATE (no seqmig objects):       {plain_rate:>10.0} rows/s");
+    let floor_rate = rounds as f64 * rows as f64 / floor_secs;
+    println!(
+        "one UPDATE, trigger in place (WHEN):     {floor_rate:>10.0} rows/s ({:.2} of plain: the trigger's own cost)",
+        floor_rate / plain_rate
+    );
+    println!("seqmig backfill walk (trigger in place): {seqmig_rate:>10.0} rows/s");
+    println!(
+        "seqmig final verification pass:          {:>10.2} s (one count of the pending rows after the walk)",
+        verify_secs / rounds as f64
+    );
+    println!("seqmig backfill end to end:              {total_rate:>10.0} rows/s");
+    println!(
+        "ratio end to end seqmig / plain:         {ratio:>10.2}   (target >= 0.85) {}",
+        verdict(ratio >= 0.85)
+    );
+    println!("load average: {}; peak RSS of this process: {}", load_average(), peak_rss());
+
+    durations.sort_by(f64::total_cmp);
+    let target = opts.sizing.target.as_secs_f64() * 1000.0;
+    let p50 = percentile(&durations, 0.50);
+    let p99 = percentile(&durations, 0.99);
+    println!(
+        "batch duration p50 {p50:.0} ms, p99 {p99:.0} ms, target {target:.0} ms: p99 = {:.2}x target (target <= 2x) {}",
+        p99 / target,
+        verdict(p99 <= 2.0 * target)
+    );
+    ratio
 }
 
 /// `/proc/loadavg`'s three averages: the benchmark shares its machine, and says how busy it was.

@@ -223,7 +223,7 @@ fn main() {
         );
         println!("workload, whole {secs} s:    {all_tps:>8.0} tps, p99 {all_p99:>7.2} ms ({all_n} transactions)");
         println!(
-            "backfill next to the workload: {backfill_secs:.2} s ({backfill_rate:.0} rows/s, {} batches, verified inside the walk); throttled: {}",
+            "backfill next to the workload: {backfill_secs:.2} s ({backfill_rate:.0} rows/s, {} batches, verified); throttled: {}",
             outcome.batches_run,
             if throttled.is_empty() { "never".to_string() } else { throttled.join("; ") }
         );

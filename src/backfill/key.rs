@@ -62,14 +62,15 @@ SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
 /// The statements of one backfill, built once and prepared once per connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statements {
-    /// Keyset: one statement per batch that finds the key `$n` rows past the cursor and
-    /// updates up to it, returning `(upper key as text[], rows updated, rows still pending
-    /// after the update)`; the upper key is
-    /// NULL (and nothing is updated) when fewer rows are left. `step_first` has no lower bound.
+    /// Keyset: the key `$n` rows past the cursor (the batch's upper bound, as text[]); no
+    /// row when fewer are left. `step_first` has no lower bound. The batch then runs
+    /// `update` (or `update_first`) up to it, or `update_last` / `update_all` to the end.
     pub step: String,
     pub step_first: String,
     /// Keyset: `(lower, upper]`; TID: `[lower, upper)`.
     pub update: String,
+    /// Keyset: up to `$1…` inclusive (the first batch).
+    pub update_first: String,
     /// Keyset: everything past the cursor (the last batch).
     pub update_last: String,
     /// Keyset: the whole table (it has fewer rows than one batch).
@@ -77,17 +78,6 @@ pub struct Statements {
     pub verify: String,
     /// The pending predicate the statements filter on (and the batches re-check).
     pub pending: String,
-}
-
-/// Wraps one of the `update*` statements so that it also verifies its own rows: it returns
-/// `(rows updated, rows still pending after the update)`, the second evaluated by RETURNING on
-/// the new row versions in the batch's own transaction. This is the walk's verification; no
-/// second full scan is needed for a keyset walk.
-pub fn counted(update: &str, pending: &str) -> String {
-    format!(
-        "WITH upd AS ({update} RETURNING ({pending}) AS still) \
-         SELECT count(*), count(*) FILTER (WHERE still) FROM upd"
-    )
 }
 
 /// Builds every statement for writing `target = (expr)` into `table` where `pending` holds.
@@ -121,33 +111,19 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             let order = qualified.join(", ");
             let lower = params(1);
             let upper_after_lower = params(n + 1);
-            // The upper bound reaches the UPDATE as a row of scalar sub-selects (init plans),
-            // which the planner turns into index conditions; a row sub-select
-            // `(a, b) <= (SELECT a, b …)` would only filter, and scan to the end of the table.
-            let upper_of_bound = format!(
-                "({})",
-                names.iter().map(|c| format!("(SELECT bound.{c} FROM bound)")).collect::<Vec<_>>().join(", ")
-            );
-            let bound_text = format!(
-                "(SELECT ARRAY[{}] FROM bound)",
-                names.iter().map(|c| format!("bound.{c}::text")).collect::<Vec<_>>().join(", ")
-            );
-            let step = |bound_where: &str, lower_cond: &str, offset: usize| {
+            let bound = |bound_where: &str, offset: usize| {
                 format!(
-                    "WITH bound AS MATERIALIZED (SELECT {select} FROM {table} AS b{bound_where} \
-                     ORDER BY {order} OFFSET ${offset} LIMIT 1), \
-                     upd AS ({set} WHERE {lower_cond}{row} <= {upper_of_bound} AND ({pending}) RETURNING ({pending}) AS still) \
-                     SELECT {bound_text}, (SELECT count(*) FROM upd), \
-                     (SELECT count(*) FROM upd WHERE still)",
-                    select = qualified.join(", "),
+                    "SELECT ARRAY[{}] FROM {table} AS b{bound_where} ORDER BY {order} OFFSET ${offset} LIMIT 1",
+                    qualified.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", "),
                 )
             };
             Statements {
-                step: step(&format!(" WHERE {brow} > {lower}"), &format!("{row} > {lower} AND "), n + 1),
-                step_first: step("", "", 1),
+                step: bound(&format!(" WHERE {brow} > {lower}"), n + 1),
+                step_first: bound("", 1),
                 update: format!(
                     "{set} WHERE {row} > {lower} AND {row} <= {upper_after_lower} AND ({pending})"
                 ),
+                update_first: format!("{set} WHERE {row} <= {lower} AND ({pending})"),
                 update_last: format!("{set} WHERE {row} > {lower} AND ({pending})"),
                 update_all: format!("{set} WHERE ({pending})"),
                 verify,
@@ -158,6 +134,7 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             step: String::new(),
             step_first: String::new(),
             update: format!("{set} WHERE ctid >= $1::text::tid AND ctid < $2::text::tid AND ({pending})"),
+            update_first: String::new(),
             update_last: String::new(),
             update_all: String::new(),
             verify,
@@ -214,20 +191,22 @@ mod tests {
     }
 
     #[test]
-    fn one_statement_finds_the_bound_and_updates_up_to_it() {
+    fn the_bound_is_found_by_key_and_the_update_runs_up_to_it() {
         let walk = Walk::Keyset(vec![col("a", "integer"), col("b", "text")]);
         let s = statements(&walk, "t", "c", "x", "c IS NULL");
         assert_eq!(
             s.step,
-            "WITH bound AS MATERIALIZED (SELECT b.a, b.b FROM t AS b WHERE (b.a, b.b) > \
-             (CAST($1::text AS integer), CAST($2::text AS text)) ORDER BY b.a, b.b OFFSET $3 LIMIT 1), \
-             upd AS (UPDATE t SET c = (x) WHERE (a, b) > (CAST($1::text AS integer), CAST($2::text AS text)) \
-             AND (a, b) <= ((SELECT bound.a FROM bound), (SELECT bound.b FROM bound)) AND (c IS NULL) RETURNING (c IS NULL) AS still) \
-             SELECT (SELECT ARRAY[bound.a::text, bound.b::text] FROM bound), (SELECT count(*) FROM upd), \
-             (SELECT count(*) FROM upd WHERE still)"
+            "SELECT ARRAY[b.a::text, b.b::text] FROM t AS b WHERE (b.a, b.b) > \
+             (CAST($1::text AS integer), CAST($2::text AS text)) ORDER BY b.a, b.b OFFSET $3 LIMIT 1"
         );
-        assert!(s.step_first.contains("FROM t AS b ORDER BY b.a, b.b OFFSET $1 LIMIT 1"), "{}", s.step_first);
-        assert!(s.step_first.contains("WHERE (a, b) <= ((SELECT"), "{}", s.step_first);
+        assert_eq!(
+            s.step_first,
+            "SELECT ARRAY[b.a::text, b.b::text] FROM t AS b ORDER BY b.a, b.b OFFSET $1 LIMIT 1"
+        );
+        assert_eq!(
+            s.update_first,
+            "UPDATE t SET c = (x) WHERE (a, b) <= (CAST($1::text AS integer), CAST($2::text AS text)) AND (c IS NULL)"
+        );
     }
 
     #[test]
