@@ -714,6 +714,9 @@ impl<'c, 'r> Engine<'c, 'r> {
         // A partition's backfill also obeys its run's step; a rate set there is shared out.
         let control = self.opts.group.as_ref().map_or(self.req.step_id, |g| g.step_id.as_str()).to_string();
         let share = self.opts.group.as_ref().map_or(1.0, |g| f64::from(g.workers.max(1)));
+        // The time held is the wall time from the first hold to the release, samples and
+        // ledger writes included: the batch row reports how long the batch was kept back.
+        let mut held_since: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let verdict = if self.throttle.due(now) {
@@ -753,8 +756,12 @@ impl<'c, 'r> Engine<'c, 'r> {
             }
             self.max_rows_per_sec = verdict.max_rows_per_sec.map(|r| r / share);
             if verdict.hold.is_empty() {
+                if let Some(since) = held_since {
+                    self.pending_throttle += since.elapsed();
+                }
                 return Ok(());
             }
+            held_since.get_or_insert(now);
             self.pending_reasons.extend(verdict.hold.iter().copied());
             let reasons = verdict.hold.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
             if self.shown_throttle.as_deref() != Some(reasons.as_str()) {
@@ -766,9 +773,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                 self.shown_throttle = Some(reasons.clone());
             }
             progress.update(&self.progress(Some(reasons)));
-            let wait = self.throttle.options().sample_every;
-            tokio::time::sleep(wait).await;
-            self.pending_throttle += wait;
+            tokio::time::sleep(self.throttle.options().sample_every).await;
         }
     }
 
