@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::{AssumedPlan, Phase, Plan, Planned};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::model::Schema;
 
 /// A plan active in the ledger and the ids of its steps that are applied.
@@ -167,7 +167,7 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
     if let Err(why) = derived {
         plan.findings.push(
             Finding::error(
-                "inflight-schema-unknown",
+                FindingCode::InflightSchemaUnknown,
                 "seqmig.plans",
                 format!(
                     "the schema the plans in flight leave when they complete could not be derived ({why}); \
@@ -183,7 +183,7 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
         for object in overlap(plan, &f.plan).into_iter().filter(|_| !stacked) {
             plan.findings.push(
                 Finding::error(
-                    "inflight-overlap",
+                    FindingCode::InflightOverlap,
                     object.clone(),
                     format!(
                         "{object} is also changed by plan {}, which is in flight (through {}); \
