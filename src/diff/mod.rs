@@ -11,8 +11,9 @@ mod partition;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::expr::int_width;
-pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence, selects_star};
+pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence};
 pub use crate::parse::mentions;
+pub use crate::parse::text::selects_star;
 pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
     ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, OldPathSilent,

@@ -55,7 +55,7 @@ impl InFlight {
 pub fn plan_objects(plan: &Plan) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut add = |name: &str| {
-        let Some(parts) = crate::model::split_qualified(name) else {
+        let Some(parts) = crate::parse::text::split_qualified(name) else {
             out.insert(name.to_string());
             return;
         };
