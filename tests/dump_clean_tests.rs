@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use seqmig::finding::FindingCode;
 use seqmig::model::{OpaqueKind, Schema};
 use seqmig::parse::{Loaded, load_str};
 
@@ -73,7 +74,7 @@ fn check(file: &str, pg_dump_form: bool) {
         r.if_exists_skips
     );
     assert!(
-        !r.findings.iter().any(|f| f.code == "drop-of-missing-object"),
+        !r.findings.iter().any(|f| f.code == FindingCode::DropOfMissingObject),
         "{file}: every removal of a clean dump is guarded by IF EXISTS: {:#?}",
         r.findings
     );

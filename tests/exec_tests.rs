@@ -460,7 +460,11 @@ fn tampered_plan_and_out_of_order_phase_are_refused_and_change_nothing() {
 
     // A plan with blocking findings is never applied.
     let mut blocked = plan.clone();
-    blocked.findings.push(seqmig::finding::Finding::error("ambiguous-rename", "public.users", "drop + add"));
+    blocked.findings.push(seqmig::finding::Finding::error(
+        seqmig::finding::FindingCode::AmbiguousRename,
+        "public.users",
+        "drop + add",
+    ));
     let (_dir4, blocked_path) = write_plan(&blocked.seal());
     let out = seqmig(&["apply", "--plan", &blocked_path, "--phase", "expand"], &db);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

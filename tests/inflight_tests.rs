@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use seqmig::diff::Hints;
 use seqmig::exec::ExecError;
+use seqmig::finding::FindingCode;
 use seqmig::plan::inflight::plan_objects;
 use seqmig::plan::{Phase, Plan};
 use seqmig::render::Renderer;
@@ -346,7 +347,11 @@ fn issue20_2_overlapping_plan_is_flagged_at_plan_and_refused_at_apply() {
         // Planned from the live database: blocked, naming A and the object.
         let (c, code, out) = plan_live(&p.db, NEXT_OVERLAPPING, &[]);
         assert_eq!(code, 1, "{out}");
-        let f = c.findings.iter().find(|f| f.code == "inflight-overlap").unwrap_or_else(|| panic!("{out}"));
+        let f = c
+            .findings
+            .iter()
+            .find(|f| f.code == FindingCode::InflightOverlap)
+            .unwrap_or_else(|| panic!("{out}"));
         assert!(f.is_error());
         assert_eq!(f.object, "public.users");
         assert!(f.message.contains(&short), "{}", f.message);

@@ -61,7 +61,7 @@ fn every_fixture_yields_exactly_its_expected_codes() {
         let want = expected(&text, f);
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let findings = lint_source(&name, &text, &fixture_config(&text)).unwrap();
-        let mut got: Vec<String> = findings.iter().map(|f| f.code.clone()).collect();
+        let mut got: Vec<String> = findings.iter().map(|f| f.code.to_string()).collect();
         got.sort();
         if name.contains(".safe.") {
             assert_eq!(want, Vec::<String>::new(), "{name}: safe fixtures must expect none");
@@ -93,9 +93,9 @@ fn every_rule_has_an_unsafe_and_a_safe_fixture() {
         fired.extend(expected(&text, &f));
     }
     for r in RULES {
-        assert!(fired.contains(r.code), "no fixture triggers {}", r.code);
+        assert!(fired.contains(r.code.as_str()), "no fixture triggers {}", r.code);
         assert!(
-            names.iter().any(|n| n.starts_with(r.code) && n.contains(".safe.")),
+            names.iter().any(|n| n.starts_with(r.code.as_str()) && n.contains(".safe.")),
             "no safe fixture for {}",
             r.code
         );

@@ -3,6 +3,7 @@
 
 use seqmig::db::ConnectOptions;
 use seqmig::diff::Hints;
+use seqmig::finding::FindingCode;
 use seqmig::plan::{LockMode, Phase, Plan};
 use seqmig::rehearse::{self, Rehearsal};
 
@@ -44,7 +45,7 @@ async fn relfilenode(c: &tokio_postgres::Client) -> u32 {
 fn issue_17_4_volatile_default_is_filled_in_batches_without_a_rewrite() {
     let plan = plan_of("23-volatile-default");
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
-    assert!(plan.findings.iter().all(|f| f.code != "table-rewrite"), "{:#?}", plan.findings);
+    assert!(plan.findings.iter().all(|f| f.code != FindingCode::TableRewrite), "{:#?}", plan.findings);
     // No step rewrites; the only scans hold locks that let writes through.
     for s in &plan.steps {
         assert!(!s.rewrites_table, "{}: {}", s.id, s.sql);
@@ -96,7 +97,7 @@ fn issue_17_4_no_online_form_blocks_unless_acknowledged() {
     let mut blocked: Vec<&str> = plan
         .findings
         .iter()
-        .filter(|f| f.code == "table-rewrite" && f.is_error())
+        .filter(|f| f.code == FindingCode::TableRewrite && f.is_error())
         .map(|f| f.object.as_str())
         .collect();
     blocked.sort();
@@ -112,7 +113,7 @@ fn issue_17_4_no_online_form_blocks_unless_acknowledged() {
     .unwrap();
     let acknowledged = plan_with("25-identity-or-generated", &hints);
     assert!(!acknowledged.is_blocked(), "{:#?}", acknowledged.findings);
-    assert_eq!(acknowledged.findings.iter().filter(|f| f.code == "table-rewrite").count(), 3);
+    assert_eq!(acknowledged.findings.iter().filter(|f| f.code == FindingCode::TableRewrite).count(), 3);
     // The rehearsal observes what the plan predicts: rewrites and a scan under ACCESS EXCLUSIVE.
     let report = rehearse("25-identity-or-generated", acknowledged, 50);
     assert!(report.passed(), "{}", rehearse::render::text(&report));
@@ -192,6 +193,6 @@ fn issue_17_5_narrow_foreign_key_and_narrow_sequence_are_named() {
         plan.findings.iter().map(|f| (f.code.as_str(), f.object.as_str())).collect();
     assert!(codes.contains(&("narrow-foreign-key", "public.sessions.account_id")), "{codes:?}");
     assert!(codes.contains(&("narrow-sequence", "public.accounts_id_seq")), "{codes:?}");
-    let fk = plan.findings.iter().find(|f| f.code == "narrow-foreign-key").unwrap();
+    let fk = plan.findings.iter().find(|f| f.code == FindingCode::NarrowForeignKey).unwrap();
     assert!(fk.help.contains("public.sessions.account_id to bigint"), "{}", fk.help);
 }

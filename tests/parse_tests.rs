@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use seqmig::finding::FindingCode;
 use seqmig::model::ddl::schema_sql;
 use seqmig::model::{Ident, OpaqueKind, QualifiedName};
 use seqmig::parse::{self, SourceSpec, load_str, split_statements};
@@ -173,7 +174,7 @@ fn unparsed_statements_are_kept_with_a_warning() {
     assert_eq!(loaded.report.unparsed, 1);
     assert_eq!(loaded.report.opaque, 1);
     let f = &loaded.report.findings[0];
-    assert_eq!(f.code, "unparsed-statement");
+    assert_eq!(f.code, FindingCode::UnparsedStatement);
     assert_eq!(f.span.as_ref().map(|s| (s.line, s.column)), Some((2, 1)));
     assert!(loaded.schema.opaque.keys().any(|k| k.kind == OpaqueKind::Unparsed));
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use seqmig::finding::FindingCode;
 use seqmig::plan::{Phase, Plan};
 use tokio_postgres::error::SqlState;
 
@@ -140,7 +141,7 @@ fn issue21_1_new_partitions_are_attached_with_their_scans_skipped_while_writers_
     let mut warned: Vec<&str> = plan
         .findings
         .iter()
-        .filter(|f| f.code == "default-partition-scan")
+        .filter(|f| f.code == FindingCode::DefaultPartitionScan)
         .map(|f| f.object.as_str())
         .collect();
     warned.sort();

@@ -401,7 +401,7 @@ fn corpus_pairs_plan() {
         }
         let mut codes: std::collections::BTreeMap<(String, String), usize> = Default::default();
         for f in &p.findings {
-            *codes.entry((format!("{:?}", f.severity), f.code.clone())).or_default() += 1;
+            *codes.entry((format!("{:?}", f.severity), f.code.to_string())).or_default() += 1;
         }
         #[allow(clippy::print_stdout)] // test report
         {

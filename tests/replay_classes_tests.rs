@@ -3,6 +3,7 @@
 //! 116→117, 118→119), and identity and sequence widening (17.5).
 
 use seqmig::db::ConnectOptions;
+use seqmig::finding::FindingCode;
 use seqmig::plan::Plan;
 use seqmig::rehearse::{self, Rehearsal};
 
@@ -76,7 +77,8 @@ fn issue_17_5_widening_an_identity_key_blocks_naming_the_column_and_its_fix_hold
     let after = examples("26-widen-identity-key", "after.sql");
     let p = plan(&before, &after);
     assert!(p.is_blocked());
-    let f = p.findings.iter().find(|f| f.code == "identity-type-change").expect("identity-type-change");
+    let f =
+        p.findings.iter().find(|f| f.code == FindingCode::IdentityTypeChange).expect("identity-type-change");
     assert_eq!(f.object, "public.events.id");
     assert!(f.help.contains("ALTER TABLE public.events ALTER COLUMN id TYPE bigint"), "{}", f.help);
 
@@ -113,7 +115,7 @@ fn issue_17_5_a_sequence_kept_narrow_is_a_warning_and_planned_as_written() {
     let current = "CREATE SEQUENCE public.k_id_seq AS integer;\nCREATE TABLE public.k (id integer DEFAULT nextval('public.k_id_seq'::regclass) NOT NULL, CONSTRAINT k_pkey PRIMARY KEY (id));\nALTER SEQUENCE public.k_id_seq OWNED BY public.k.id;\n";
     let desired = current.replace("id integer DEFAULT", "id bigint DEFAULT");
     let p = rehearse_clean(current, &desired);
-    let f = p.findings.iter().find(|f| f.code == "narrow-sequence").expect("narrow-sequence");
+    let f = p.findings.iter().find(|f| f.code == FindingCode::NarrowSequence).expect("narrow-sequence");
     assert_eq!(f.object, "public.k_id_seq");
     assert!(!p.is_blocked());
     assert!(!p.steps.iter().any(|s| s.sql.contains("AS bigint")), "the sequence stays integer");

@@ -14,6 +14,7 @@ mod dump_clean_tests;
 mod effects_tests;
 mod exec_examples_tests;
 mod exec_tests;
+mod finding_codes_tests;
 mod gate_tests;
 mod golden_tests;
 mod harness_tests;

@@ -2,6 +2,7 @@
 //! keeps as text, and drops nobody asked for (extensions, seqmig's own prerequisites).
 
 use seqmig::diff::Hints;
+use seqmig::finding::FindingCode;
 use seqmig::introspect::{IntrospectOptions, introspect_with};
 use seqmig::plan::{LockMode, Planned, plan};
 use seqmig::render::Renderer;
@@ -42,7 +43,7 @@ fn issue_17_2_an_opaque_statement_that_changes_a_modelled_table_blocks_until_ack
     let after = load(&format!("{USERS}\n{OPAQUE}"));
     let p = plan_of(&load(USERS), &after, "");
     assert!(p.plan.is_blocked());
-    let f = p.plan.findings.iter().find(|f| f.code == "opaque-changes-modelled").expect("finding");
+    let f = p.plan.findings.iter().find(|f| f.code == FindingCode::OpaqueChangesModelled).expect("finding");
     assert_eq!(f.object, "public.users");
     let acked = plan_of(&load(USERS), &after, "[plan]\nallow_one_way = [\"public.users\"]\n");
     assert!(!acked.plan.is_blocked(), "{:?}", codes(&acked));
@@ -82,6 +83,6 @@ fn issue_17_3_planning_from_a_live_database_keeps_pg_stat_statements_and_the_seq
     let sql: Vec<&str> = p.plan.steps.iter().map(|s| s.sql.as_str()).collect();
     assert!(sql.is_empty(), "nothing to do, nothing dropped: {sql:#?}");
     assert!(!p.plan.is_blocked(), "{:?}", codes(&p));
-    let f = p.plan.findings.iter().find(|f| f.code == "seqmig-prerequisite").expect("a warning");
+    let f = p.plan.findings.iter().find(|f| f.code == FindingCode::SeqmigPrerequisite).expect("a warning");
     assert_eq!(f.object, "extension pg_stat_statements");
 }

@@ -11,6 +11,7 @@ use crate::backfill::{self, BackfillOptions, BackfillRequest, ThrottleOptions};
 use crate::cli::{Outcome, output};
 use crate::ledger::{self, backfills::Control};
 use crate::model::{Ident, QualifiedName};
+use crate::parse::text::unwrap_parens;
 use crate::plan::BackfillSpec;
 
 /// The `Examples:` section of `--help` (and of the book's CLI reference).
@@ -243,36 +244,6 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     Ok(if outcome.verify_mismatches == 0 { Outcome::Yes } else { Outcome::No })
 }
 
-/// `expr` without the parentheses wrapping all of it: the planner parenthesises hint
-/// expressions (issue 18.8), so `((price * 100)::bigint)` is what `--expr
-/// '(price * 100)::bigint'` means.
-fn bare(expr: &str) -> &str {
-    let mut e = expr.trim();
-    while e.starts_with('(') && e.ends_with(')') && wraps_all(e) {
-        e = e[1..e.len() - 1].trim();
-    }
-    e
-}
-
-/// True when the opening parenthesis of `e` closes at its last character (quotes skipped).
-fn wraps_all(e: &str) -> bool {
-    let (mut depth, mut quoted) = (0i32, false);
-    for (i, c) in e.char_indices() {
-        match c {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => {
-                depth -= 1;
-                if depth == 0 {
-                    return i == e.len() - 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
 /// When the plan is stored in the database, the step must be one of its backfills and write
 /// what it writes: a backfill run under a plan's step with another table, column or
 /// expression would record that step done for work the plan never asked for (issue 18.1).
@@ -300,7 +271,7 @@ async fn check_against_stored_plan(
     let pending_differs = a.pending.as_deref().is_some_and(|p| !same(p, &planned.pending_predicate));
     if planned.table.quoted() != spec.table.quoted()
         || planned.target_column != spec.target_column
-        || !same(bare(&planned.expr), bare(&spec.expr))
+        || !same(unwrap_parens(&planned.expr), unwrap_parens(&spec.expr))
         || pending_differs
     {
         anyhow::bail!(

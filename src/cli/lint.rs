@@ -91,11 +91,12 @@ fn config(args: &Args) -> anyhow::Result<LintConfig> {
         }
         None => LintConfig::default(),
     };
-    config.allow.extend(args.exclude.iter().map(|c| c.trim().to_string()));
+    for name in &args.exclude {
+        config.allow.insert(lint::lint_code(name.trim())?);
+    }
     if let Some(v) = args.pg_version {
         config.pg_version = v;
     }
     config.assume_in_transaction |= args.assume_in_transaction;
-    config.check_codes()?;
     Ok(config)
 }

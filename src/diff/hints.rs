@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Ident, IdentError, QualifiedName, split_qualified};
+use crate::model::{Ident, IdentError, QualifiedName};
+use crate::parse::text::split_qualified;
 
 /// `seqmig.toml` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

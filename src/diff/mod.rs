@@ -11,15 +11,16 @@ mod partition;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::expr::int_width;
-pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence, selects_star};
+pub use crate::model::expr::{Cast, classify_cast, is_volatile, nextval_sequence};
 pub use crate::parse::mentions;
+pub use crate::parse::text::selects_star;
 pub use change::{Change, TypeChange, TypeDef, ViewReason, column_object};
 pub use hints::{
     ColumnRename, Config, FillEntry, GateSection, GovernanceSection, HintError, Hints, OldPathSilent,
     PlanSection, RenameEntry, Transform, TransformEntry, names_match,
 };
 
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::model::{
     Column, ColumnRef, ConstraintKind, Ident, Index, IndexExpr, ObjectRef, OpaqueKind, QualifiedName, Schema,
     Table, View,
@@ -152,7 +153,7 @@ impl Differ<'_> {
                     widen.push((c.clone(), d.clone()));
                 }
                 Some(w) if w < to_w => self.findings.push(
-                    Finding::warning("narrow-sequence", name.quoted(), format!(
+                    Finding::warning(FindingCode::NarrowSequence, name.quoted(), format!(
                         "{} feeds {object}, which becomes {}, but stays {} in the desired schema: the column still stops at the sequence's maximum",
                         name.quoted(), new.data_type, d.data_type))
                     .with_help(format!("write `CREATE SEQUENCE {} AS {}` in the desired schema; seqmig widens it in contract, after the old column is dropped", name.quoted(), new.data_type)),
@@ -166,7 +167,7 @@ impl Differ<'_> {
                 let Some(fc) = self.desired.tables.get(t).and_then(|t| t.column(col)) else { continue };
                 if int_width(&fc.data_type).is_some_and(|w| w < to_w) {
                     self.findings.push(
-                        Finding::warning("narrow-foreign-key", column_object(t, col), format!(
+                        Finding::warning(FindingCode::NarrowForeignKey, column_object(t, col), format!(
                             "{} references {object}, which becomes {}, but stays {}: rows referencing a key above the narrower type's maximum cannot be written",
                             column_object(t, col), new.data_type, fc.data_type))
                         .with_help(format!("change {} to {} in the desired schema too (same plan, or the next one)", column_object(t, col), new.data_type)),
@@ -175,7 +176,7 @@ impl Differ<'_> {
             }
         }
         self.findings.push(
-            Finding::warning("old-type-limit", object.clone(), format!(
+            Finding::warning(FindingCode::OldTypeLimit, object.clone(), format!(
                 "between switch and contract the dual-write trigger copies every write of {object} back into the old {} column: a value above its maximum makes the application's insert or update fail with 'integer out of range' until contract",
                 old.data_type))
             .with_help("the new release may write only values the old type can hold until contract has run (a rollback past switch can restore only those); after contract, any value of the new type"),
@@ -198,7 +199,7 @@ impl Differ<'_> {
                     if !self.has_leading_index(table, columns) =>
                 {
                     found.push(
-                        Finding::warning("fk-without-index", column_object(table, &constraint.name), format!(
+                        Finding::warning(FindingCode::FkWithoutIndex, column_object(table, &constraint.name), format!(
                             "foreign key {} has no index on {}({}): every delete or key update on {} scans {}",
                             constraint.name.quoted_sql(), table.quoted(),
                             columns.iter().map(Ident::quoted_sql).collect::<Vec<_>>().join(", "),
@@ -209,7 +210,7 @@ impl Differ<'_> {
                 }
                 ConstraintKind::Exclusion { .. } if !new_table => {
                     found.push(
-                        Finding::warning("blocking-constraint", column_object(table, &constraint.name), format!(
+                        Finding::warning(FindingCode::BlockingConstraint, column_object(table, &constraint.name), format!(
                             "exclusion constraint {} cannot be added NOT VALID: it builds its index and checks every row under an ACCESS EXCLUSIVE lock on {}",
                             constraint.name.quoted_sql(), table.quoted()))
                         .with_help("apply in a maintenance window, or enforce the rule in the application until the table is small enough"),
@@ -270,7 +271,7 @@ impl Differ<'_> {
             // step in contract, and the schema `seqmig` holds the ledger (never introspected).
             if SEQMIG_PREREQUISITES.contains(&name.as_str()) {
                 self.findings.push(
-                    Finding::warning("seqmig-prerequisite", format!("extension {}", name.quoted_sql()), format!(
+                    Finding::warning(FindingCode::SeqmigPrerequisite, format!("extension {}", name.quoted_sql()), format!(
                         "the desired schema does not have extension {}, which seqmig's gate needs (old_path_silent reads it); seqmig does not plan to drop it",
                         name.quoted_sql()))
                     .with_help(format!(
@@ -283,7 +284,7 @@ impl Differ<'_> {
             // them (columns, indexes) with it, and CREATE EXTENSION does not bring them back.
             if !self.hints.one_way_allowed(&[name]) {
                 self.findings.push(
-                    Finding::error("extension-drop", format!("extension {}", name.quoted_sql()), format!(
+                    Finding::error(FindingCode::ExtensionDrop, format!("extension {}", name.quoted_sql()), format!(
                         "dropping extension {} removes every function, type and operator it installed, and with them whatever uses them; contract cannot be undone",
                         name.quoted_sql()))
                     .with_help(format!(
@@ -321,7 +322,7 @@ impl Differ<'_> {
             let Some(first) = hand_made.first() else { continue };
             self.findings.push(
                 Finding::error(
-                    "unsupported-change",
+                    FindingCode::UnsupportedChange,
                     name.as_str(),
                     format!(
                         "extension {} would replace {} object(s) its contrib script created by hand (such as {first}); CREATE EXTENSION fails on objects of the same names, and seqmig cannot plan the swap",
@@ -345,7 +346,7 @@ impl Differ<'_> {
             match self.current.domains.get(name) {
                 None => self.changes.push(Change::CreateType { def: TypeDef::Domain(dom.clone()) }),
                 Some(old) if old != dom => self.findings.push(
-                    Finding::error("unsupported-change", name.quoted(), format!("domain {} changes definition; seqmig does not plan domain changes", name.quoted()))
+                    Finding::error(FindingCode::UnsupportedChange, name.quoted(), format!("domain {} changes definition; seqmig does not plan domain changes", name.quoted()))
                         .with_help("create a new domain, move columns to it with a type change (a [[transform]]), then drop the old one; or ALTER DOMAIN … ADD CONSTRAINT … NOT VALID and VALIDATE CONSTRAINT by hand"),
                 ),
                 Some(_) => {}
@@ -355,7 +356,7 @@ impl Differ<'_> {
             match self.current.composites.get(name) {
                 None => self.changes.push(Change::CreateType { def: TypeDef::Composite(c.clone()) }),
                 Some(old) if old != c => self.findings.push(
-                    Finding::error("unsupported-change", name.quoted(), format!("composite type {} changes attributes; seqmig does not plan this", name.quoted()))
+                    Finding::error(FindingCode::UnsupportedChange, name.quoted(), format!("composite type {} changes attributes; seqmig does not plan this", name.quoted()))
                         .with_help("ALTER TYPE … ADD ATTRIBUTE / DROP ATTRIBUTE by hand when no table column uses the type; otherwise create a new type and migrate the columns with a [[transform]]"),
                 ),
                 Some(_) => {}
@@ -399,8 +400,12 @@ impl Differ<'_> {
                 )
             };
             self.findings.push(
-                Finding::error("unsupported-change", name.quoted(), format!("enum {} {what}", name.quoted()))
-                    .with_help(help),
+                Finding::error(
+                    FindingCode::UnsupportedChange,
+                    name.quoted(),
+                    format!("enum {} {what}", name.quoted()),
+                )
+                .with_help(help),
             );
             return;
         }
@@ -473,7 +478,7 @@ impl Differ<'_> {
         for (from, to) in &self.hints.table_renames {
             if self.table_pairs.get(to) != Some(from) {
                 self.findings.push(
-                    Finding::warning("unused-hint", from.quoted(), format!("rename of table {} to {} matches no table pair", from.quoted(), to.quoted()))
+                    Finding::warning(FindingCode::UnusedHint, from.quoted(), format!("rename of table {} to {} matches no table pair", from.quoted(), to.quoted()))
                         .with_help(format!("the current schema must have {} and the desired schema {} (and not the other way round); fix or remove the hint", from.quoted(), to.quoted())),
                 );
             }
@@ -497,7 +502,7 @@ impl Differ<'_> {
             for new in &created {
                 if looks_like_same_table(old, new) {
                     self.findings.push(
-                        Finding::error("ambiguous-rename", old.name.quoted(), format!(
+                        Finding::error(FindingCode::AmbiguousRename, old.name.quoted(), format!(
                             "table {} disappears and {} appears with the same columns; planning it as drop + create would lose every row",
                             old.name.quoted(), new.name.quoted()))
                         .with_help(format!(
@@ -533,7 +538,7 @@ impl Differ<'_> {
             if cname != dname {
                 if cname.schema != dname.schema {
                     self.findings.push(
-                        Finding::error("unsupported-change", cname.quoted(), format!("table {} moves to another schema ({}); seqmig plans renames within a schema", cname.quoted(), dname.quoted()))
+                        Finding::error(FindingCode::UnsupportedChange, cname.quoted(), format!("table {} moves to another schema ({}); seqmig plans renames within a schema", cname.quoted(), dname.quoted()))
                             .with_help("rename within the schema with seqmig, then run ALTER TABLE … SET SCHEMA by hand in a maintenance window (it takes an ACCESS EXCLUSIVE lock briefly)"),
                     );
                 } else {
@@ -562,7 +567,7 @@ impl Differ<'_> {
             if !one_way_ok {
                 self.findings.push(
                     Finding::error(
-                        "one-way-not-acknowledged",
+                        FindingCode::OneWayNotAcknowledged,
                         t.name.quoted(),
                         format!(
                             "dropping table {} deletes its rows; contract cannot be undone",
@@ -625,7 +630,7 @@ impl Differ<'_> {
             if let Some(first) = candidates.first() {
                 let names: Vec<String> = candidates.iter().map(|c| c.name.quoted_sql()).collect();
                 self.findings.push(
-                    Finding::error("ambiguous-rename", column_object(&cur.name, &d.name), format!(
+                    Finding::error(FindingCode::AmbiguousRename, column_object(&cur.name, &d.name), format!(
                         "column {} disappears and {} of the same type appears; planned as drop + add, the column's data would be lost",
                         column_object(&cur.name, &d.name), names.join(", ")))
                     .with_help(format!(
@@ -677,7 +682,7 @@ impl Differ<'_> {
             if !self.hints.one_way_allowed(&[&cur.name.schema, &cur.name.name, &d.name]) {
                 self.findings.push(
                     Finding::error(
-                        "one-way-not-acknowledged",
+                        FindingCode::OneWayNotAcknowledged,
                         column_object(dname, &d.name),
                         format!(
                             "dropping column {} deletes its data; contract cannot be undone",
@@ -713,7 +718,7 @@ impl Differ<'_> {
         if needs_fill {
             if fill.is_none() && !self.created_tables.contains(table) {
                 self.findings.push(
-                    Finding::error("missing-fill", column_object(table, &a.name), format!(
+                    Finding::error(FindingCode::MissingFill, column_object(table, &a.name), format!(
                         "column {} is NOT NULL without a default; existing rows have no value for it",
                         column_object(table, &a.name)))
                     .with_help(format!(
@@ -760,7 +765,7 @@ impl Differ<'_> {
                         self.findings.push(missing_down(table, &new.name));
                     } else {
                         self.findings.push(
-                            Finding::warning("missing-down", column_object(table, &new.name), format!(
+                            Finding::warning(FindingCode::MissingDown, column_object(table, &new.name), format!(
                                 "writes made through {} after switch are not copied back; a rollback past switch loses them",
                                 column_object(table, &new.name)))
                             .with_help("accepted in [plan] allow_missing_down; add a down expression to keep rollback lossless"),
@@ -784,7 +789,7 @@ impl Differ<'_> {
                 // a plain column. Blocked until seqmig can move the identity across.
                 let object = column_object(table, &new.name);
                 self.findings.push(
-                    Finding::error("identity-type-change", object.clone(), format!(
+                    Finding::error(FindingCode::IdentityTypeChange, object.clone(), format!(
                         "{object} is an identity column whose type changes from {} to {}: the online plan (shadow column, backfill, swap) would leave it without its identity and its sequence",
                         old.data_type, new.data_type))
                     .with_help(format!(
@@ -853,7 +858,7 @@ impl Differ<'_> {
             self.used_transforms.insert(i);
             self.findings.push(
                 Finding::warning(
-                    "unused-hint",
+                    FindingCode::UnusedHint,
                     column_object(table, &new.name),
                     format!(
                         "a [[transform]] is given for {} but its type does not change",
@@ -892,7 +897,7 @@ impl Differ<'_> {
         }
         if old.identity != new.identity || old.generated != new.generated {
             self.findings.push(
-                Finding::error("unsupported-change", column_object(table, &new.name), format!(
+                Finding::error(FindingCode::UnsupportedChange, column_object(table, &new.name), format!(
                     "identity or generated expression of {} changes; seqmig does not plan this", column_object(table, &new.name)))
                 .with_help("ALTER TABLE … ALTER COLUMN … ADD/DROP IDENTITY (brief lock) or, for generated columns, add a new column, backfill it and rename; do it by hand"),
             );
@@ -1135,7 +1140,7 @@ impl Differ<'_> {
         }
         if ignored > 0 {
             self.findings.push(
-                Finding::warning("data-statement-ignored", "desired schema", format!(
+                Finding::warning(FindingCode::DataStatementIgnored, "desired schema", format!(
                     "{ignored} data statement(s) in the desired schema (INSERT, COPY, …) differ from the current one and are not planned"))
                 .with_help("seqmig plans schema changes; move data changes (such as a migrations table's rows) to the application's own migration step"),
             );
@@ -1146,7 +1151,7 @@ impl Differ<'_> {
             }
             if matches!(id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
                 self.findings.push(
-                    Finding::warning("manual-step", short_text(&id.identity), "seqmig cannot derive how to remove this statement's effect; the plan has a placeholder step")
+                    Finding::warning(FindingCode::ManualStep, short_text(&id.identity), "seqmig cannot derive how to remove this statement's effect; the plan has a placeholder step")
                         .with_help("write the inverse statement by hand and run it in contract"),
                 );
             }
@@ -1186,7 +1191,7 @@ impl Differ<'_> {
                 continue;
             }
             self.findings.push(
-                Finding::error("opaque-changes-modelled", q.quoted(), format!(
+                Finding::error(FindingCode::OpaqueChangesModelled, q.quoted(), format!(
                     "a statement seqmig keeps as text ({}) changes {}, which seqmig models; the plan cannot say what it does to it, what it locks or how to undo it",
                     short_text(&o.text), q.quoted()))
                 .with_help(format!(
@@ -1261,7 +1266,7 @@ impl Differ<'_> {
             };
             self.findings.push(
                 Finding::warning(
-                    "unused-hint",
+                    FindingCode::UnusedHint,
                     obj.clone(),
                     format!("[[fill]] for {obj} matches no column added or made NOT NULL"),
                 )
@@ -1272,7 +1277,7 @@ impl Differ<'_> {
             if !self.used_renames.contains(&i) {
                 let obj = column_object(&r.table, &r.from);
                 self.findings.push(
-                    Finding::warning("unused-hint", obj.clone(), format!("rename of {obj} to {} matches no column pair", r.to.quoted_sql()))
+                    Finding::warning(FindingCode::UnusedHint, obj.clone(), format!("rename of {obj} to {} matches no column pair", r.to.quoted_sql()))
                         .with_help("the current schema must have the old column and the desired schema the new one, not both; fix or remove the hint"),
                 );
             }
@@ -1282,7 +1287,7 @@ impl Differ<'_> {
                 let obj = column_object(&t.table, &t.column);
                 self.findings.push(
                     Finding::warning(
-                        "unused-hint",
+                        FindingCode::UnusedHint,
                         obj.clone(),
                         format!("[[transform]] for {obj} matches no renamed or retyped column"),
                     )
@@ -1295,7 +1300,7 @@ impl Differ<'_> {
 
 fn missing_transform(table: &QualifiedName, new: &Column, old: &Column) -> Finding {
     let obj = column_object(table, &new.name);
-    Finding::error("missing-transform", obj.clone(), format!(
+    Finding::error(FindingCode::MissingTransform, obj.clone(), format!(
         "{obj} changes from {} to {}, which has no safe implicit cast; the backfill would not know how to convert existing rows",
         old.data_type, new.data_type))
     .with_help(format!(
@@ -1305,7 +1310,7 @@ fn missing_transform(table: &QualifiedName, new: &Column, old: &Column) -> Findi
 
 fn missing_down(table: &QualifiedName, column: &Ident) -> Finding {
     let obj = column_object(table, column);
-    Finding::error("missing-down", obj.clone(), format!(
+    Finding::error(FindingCode::MissingDown, obj.clone(), format!(
         "the dual-write trigger for {obj} has no down expression: writes made by the new release after switch could not be copied to the old column, and a rollback would lose them"))
     .with_help(format!(
         "add `down = \"…\"` to the [[transform]] of {obj}, or accept the loss with [plan] allow_missing_down = [\"{obj}\"]"))

@@ -5,7 +5,7 @@
 //! own: columns its parent lacks, and constraints not attached to a parent's key.
 
 use super::Differ;
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::model::{ConstraintKind, IndexExpr, QualifiedName, Schema, Table};
 
 impl Differ<'_> {
@@ -78,7 +78,7 @@ impl Differ<'_> {
                 if !missing.is_empty() {
                     found.push(
                         Finding::error(
-                            "partition-key-not-in-unique",
+                            FindingCode::PartitionKeyNotInUnique,
                             format!("{}.{}", t.name.quoted(), name),
                             format!(
                                 "unique key {name} on the partitioned table {} lacks the partition key column(s) {}: PostgreSQL refuses it (each partition can only check uniqueness within itself)",
@@ -149,7 +149,8 @@ impl Differ<'_> {
                 )
             };
             found.push(
-                Finding::warning("default-partition-scan", default.name.quoted(), message).with_help(help),
+                Finding::warning(FindingCode::DefaultPartitionScan, default.name.quoted(), message)
+                    .with_help(help),
             );
         }
         self.findings.extend(found);

@@ -81,7 +81,9 @@ fn drop_plus_add_of_same_type_is_ambiguous_not_guessed() {
     let (changes, findings) = diff(&cur, &des, &Hints::default());
     assert_eq!(kinds(&changes), ["add_column", "drop_column"]);
     assert!(codes(&findings).contains(&"ambiguous-rename"), "{findings:?}");
-    assert!(findings.iter().find(|f| f.code == "ambiguous-rename").unwrap().help.contains("[[rename]]"));
+    assert!(
+        findings.iter().find(|f| f.code == FindingCode::AmbiguousRename).unwrap().help.contains("[[rename]]")
+    );
 
     let mut hints = Hints::default();
     hints.add_rename_flag("public.users.name=full_name").unwrap();

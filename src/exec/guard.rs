@@ -444,7 +444,7 @@ fn reached(f: &crate::plan::inflight::InFlight, phase: Phase) -> bool {
 /// Refuses a plan with blocking findings, and `phase` while an earlier phase is not complete.
 fn check_order(r: &Resolved, state: &PlanState, phase: Phase) -> Result<(), ExecError> {
     if r.plan.is_blocked() {
-        let codes = r.plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code.clone()).collect();
+        let codes = r.plan.findings.iter().filter(|f| f.is_error()).map(|f| f.code).collect();
         return Err(ExecError::PlanBlocked { plan: r.plan.short_id().to_string(), codes });
     }
     for earlier in Phase::ALL.into_iter().filter(|p| *p < phase) {

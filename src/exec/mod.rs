@@ -255,9 +255,9 @@ pub enum ExecError {
     PlanFile(#[from] PlanFileError),
     #[error(
         "plan {plan} has blocking findings ({}); fix them and plan again — a blocked plan is never applied",
-        codes.join(", ")
+        codes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
     )]
-    PlanBlocked { plan: String, codes: Vec<String> },
+    PlanBlocked { plan: String, codes: Vec<crate::finding::FindingCode> },
     #[error("refusing the plan: {0}; nothing was changed")]
     Signature(#[from] crate::plan::signature::SignatureError),
     #[error("stored plan {plan} does not match its id: {source}")]

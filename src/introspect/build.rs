@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 
 use super::{Catalog, IntrospectError};
 use crate::model::*;
-use crate::parse::lex::{Kind, tokenize};
+use crate::parse::text::{matching_paren, split_top_level, words};
+use crate::parse::{normalize_expr, normalize_type};
 
 fn ident(name: &str, what: &str) -> Result<Ident, IntrospectError> {
     Ident::exact(name)
@@ -178,7 +179,7 @@ pub(super) fn schema(cat: &Catalog, bare_schema: Option<&str>) -> Result<Schema,
                     kind: GeneratedKind::Virtual,
                 });
             } else {
-                c.default = default.map(|d| crate::model::normalize_default(&d, &ty));
+                c.default = default.map(|d| crate::parse::normalize_default(&d, &ty));
             }
             c.identity = match r.get::<_, &str>("identity") {
                 "a" => Some(Identity::Always),
@@ -389,78 +390,6 @@ fn exclusion(def: &str) -> ConstraintKind {
     }
 }
 
-/// The index of the `)` matching the `(` at `open`, outside quotes; on the parser's tokens
-/// ([`crate::parse::lex`]).
-pub(super) fn matching_paren(s: &str, open: usize) -> Option<usize> {
-    if s.as_bytes().get(open) != Some(&b'(') {
-        return None;
-    }
-    let toks = tokenize(&s[open..]).ok()?;
-    let mut depth = 0;
-    for t in &toks {
-        match &s[open + t.start..open + t.end] {
-            "(" if t.kind == Kind::Punct => depth += 1,
-            ")" if t.kind == Kind::Punct => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(open + t.start);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Splits at top-level commas (outside parentheses, brackets and quotes); on the parser's
-/// tokens. Text the lexer cannot read stays one part.
-fn split_top(s: &str) -> Vec<&str> {
-    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0);
-    for t in toks.iter().filter(|t| t.kind == Kind::Punct) {
-        match &s[t.start..t.end] {
-            "(" | "[" => depth += 1,
-            ")" | "]" => depth -= 1,
-            "," if depth == 0 => {
-                parts.push(s[start..t.start].trim());
-                start = t.end;
-            }
-            _ => {}
-        }
-    }
-    parts.push(s[start..].trim());
-    parts
-}
-
-/// Space-separated words, keeping `"quoted words"` and `(…)` groups whole; on the parser's
-/// tokens. Text the lexer cannot read is one word.
-fn words(s: &str) -> Vec<&str> {
-    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut word: Option<(usize, usize)> = None;
-    for t in &toks {
-        if depth == 0 && t.space_before {
-            if let Some((a, b)) = word.take() {
-                out.push(&s[a..b]);
-            }
-        }
-        if t.kind == Kind::Punct {
-            match &s[t.start..t.end] {
-                "(" => depth += 1,
-                ")" => depth -= 1,
-                _ => {}
-            }
-        }
-        word = Some((word.map_or(t.start, |(a, _)| a), t.end));
-    }
-    if let Some((a, b)) = word {
-        out.push(&s[a..b]);
-    }
-    out
-}
-
 fn strip_catalog(name: &str) -> String {
     name.strip_prefix("pg_catalog.").unwrap_or(name).to_string()
 }
@@ -477,7 +406,7 @@ fn index(r: &Row, name: QualifiedName) -> Result<Index, IntrospectError> {
     let elements: Vec<&str> = def
         .find(&marker)
         .map(|i| i + marker.len())
-        .and_then(|open| matching_paren(&def, open).map(|close| split_top(&def[open + 1..close])))
+        .and_then(|open| matching_paren(&def, open).map(|close| split_top_level(&def[open + 1..close])))
         .unwrap_or_default();
     let mut keys = Vec::new();
     for i in 0..nkeys {
@@ -594,14 +523,5 @@ mod tests {
                 predicate: Some("room > 0".into()),
             }
         );
-    }
-
-    #[test]
-    fn index_key_suffixes_are_split_into_words() {
-        assert_eq!(
-            words(" COLLATE \"C\" public.gin_trgm_ops DESC NULLS LAST"),
-            ["COLLATE", "\"C\"", "public.gin_trgm_ops", "DESC", "NULLS", "LAST"]
-        );
-        assert_eq!(split_top("a, lower((b)::text), (c + d)"), ["a", "lower((b)::text)", "(c + d)"]);
     }
 }

@@ -75,7 +75,8 @@ pub(super) fn add(
         let name = qname(r.get("schema"), r.get("name"))?;
         let kind: &str = r.get("kind");
         let arg_types: Vec<String> = r.get("arg_types");
-        let args_id = arg_types.iter().map(|a| normalize_type(a)).collect::<Vec<_>>().join(", ");
+        let args_id =
+            arg_types.iter().map(|a| crate::parse::normalize_type(a)).collect::<Vec<_>>().join(", ");
         // An aggregate over no arguments is written `agg(*)`.
         let args_id = if kind == "a" && args_id.is_empty() { "*".to_string() } else { args_id };
         let identity = format!("{}({args_id})", name.quoted());

@@ -27,7 +27,7 @@ impl Name {
 
     /// A dotted name as SQL text (`s."T"`).
     pub fn parse(text: &str) -> Name {
-        let parts = crate::model::split_qualified(text).unwrap_or_else(|| vec![text.to_string()]);
+        let parts = crate::parse::text::split_qualified(text).unwrap_or_else(|| vec![text.to_string()]);
         Name::from_parts(&parts)
     }
 }
@@ -51,7 +51,7 @@ pub fn fold(part: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnSpec {
     pub name: String,
-    /// Normalised type (`crate::model::normalize_type`), e.g. `character varying(20)`.
+    /// Normalised type (`crate::parse::normalize_type`), e.g. `character varying(20)`.
     pub ty: String,
     /// The type as written, lower-cased (`serial`, `bigserial` survive here only).
     pub written_ty: String,

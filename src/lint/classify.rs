@@ -9,7 +9,7 @@ use sqlparser::ast::{
 };
 
 use super::action::{Action, AlterOp, ColumnSpec, ConstraintKind, ConstraintSpec, DropKind, Name};
-use crate::model::normalize_type;
+use crate::parse::normalize_type;
 
 pub fn classify(stmt: &Statement) -> Vec<Action> {
     match stmt {

@@ -8,7 +8,7 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::action::{Action, AlterOp, ColumnSpec, ConstraintKind, ConstraintSpec, Name};
-use crate::model::normalize_type;
+use crate::parse::normalize_type;
 
 /// One significant token: words and quoted identifiers keep how they were written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,24 +29,23 @@ use serde::Deserialize;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use crate::finding::{Finding, Severity, Span};
+use crate::finding::{Finding, FindingCode, Severity, Span};
 use crate::parse::split_statements;
 use action::Action;
 pub use context::Carry;
 use context::Ctx;
 
 /// How the linter is configured: `[lint]` in `seqmig.toml`, then command-line flags.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LintConfig {
     /// The PostgreSQL major version the migrations run on (fast defaults since 11,
     /// `REINDEX CONCURRENTLY` since 12, `DETACH … CONCURRENTLY` since 14, `NOT NULL … NOT
     /// VALID` since 18).
     pub pg_version: u32,
     /// Codes that are never reported.
-    pub allow: BTreeSet<String>,
+    pub allow: BTreeSet<FindingCode>,
     /// Codes reported as errors even when their default severity is warning.
-    pub deny: BTreeSet<String>,
+    pub deny: BTreeSet<FindingCode>,
     /// The migration runner wraps every file in a transaction (Rails, Flyway, sqlx, …).
     pub assume_in_transaction: bool,
 }
@@ -62,6 +61,29 @@ impl Default for LintConfig {
     }
 }
 
+/// `[lint]` as written: the codes are still text, so that an unknown one is refused by
+/// [`lint_code`] with its own message rather than by serde's list of every variant.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLintConfig {
+    pg_version: u32,
+    allow: Vec<String>,
+    deny: Vec<String>,
+    assume_in_transaction: bool,
+}
+
+impl Default for RawLintConfig {
+    fn default() -> Self {
+        let d = LintConfig::default();
+        RawLintConfig {
+            pg_version: d.pg_version,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            assume_in_transaction: d.assume_in_transaction,
+        }
+    }
+}
+
 impl LintConfig {
     /// Reads the `[lint]` table of a `seqmig.toml`; other tables are someone else's.
     pub fn from_toml(text: &str) -> Result<LintConfig, LintError> {
@@ -71,22 +93,27 @@ impl LintConfig {
             lint: Option<toml::Value>,
         }
         let file: File = toml::from_str(text).map_err(|e| LintError::Config(e.to_string()))?;
-        let config = match file.lint {
+        let raw: RawLintConfig = match file.lint {
             Some(v) => v.try_into().map_err(|e: toml::de::Error| LintError::Config(e.to_string()))?,
-            None => LintConfig::default(),
+            None => RawLintConfig::default(),
         };
-        config.check_codes()?;
-        Ok(config)
+        let codes = |names: &[String]| names.iter().map(|c| lint_code(c)).collect::<Result<_, _>>();
+        Ok(LintConfig {
+            pg_version: raw.pg_version,
+            allow: codes(&raw.allow)?,
+            deny: codes(&raw.deny)?,
+            assume_in_transaction: raw.assume_in_transaction,
+        })
     }
+}
 
-    /// Refuses unknown codes so a typo does not silently allow nothing.
-    pub fn check_codes(&self) -> Result<(), LintError> {
-        for code in self.allow.iter().chain(&self.deny) {
-            if rules::rule(code).is_none() {
-                return Err(LintError::UnknownCode(code.clone()));
-            }
-        }
-        Ok(())
+/// The lint code `name` spells. Refuses unknown codes, and codes of `seqmig plan` the linter
+/// never reports, so a typo does not silently allow nothing.
+pub fn lint_code(name: &str) -> Result<FindingCode, LintError> {
+    match name.parse::<FindingCode>() {
+        Ok(code) if rules::rule(code).is_some() => Ok(code),
+        Ok(_) => Err(LintError::PlanCode(name.to_string())),
+        Err(_) => Err(LintError::UnknownCode(name.to_string())),
     }
 }
 
@@ -103,6 +130,8 @@ pub enum LintError {
     Config(String),
     #[error("unknown lint code '{0}'; 'seqmig lint --list' shows every code")]
     UnknownCode(String),
+    #[error("'{0}' is a finding of 'seqmig plan', not a lint code; 'seqmig lint --list' shows every code")]
+    PlanCode(String),
 }
 
 /// One linted file: its text (for excerpts) and what was found, in source order.
@@ -156,8 +185,8 @@ pub struct Stmt {
     pub text: String,
     pub span: Span,
     pub actions: Vec<Action>,
-    /// Codes suppressed on this statement (`-- seqmig:ignore code`); `*` means all.
-    pub ignored: BTreeSet<String>,
+    /// Codes suppressed on this statement (`-- seqmig:ignore code`).
+    pub ignored: Suppressed,
 }
 
 /// Lints one file's text. `file` is only used in spans.
@@ -218,20 +247,20 @@ pub fn lint_source_after(
     for s in &stmts {
         let mut found = Vec::new();
         rules::check_statement(s, &mut cx, &mut found);
-        found.retain(|f| !(s.ignored.contains(&f.code) || s.ignored.contains("*")));
+        found.retain(|f| !s.ignored.covers(f.code));
         out.extend(found);
     }
     let mut tail = Vec::new();
     rules::finish(&stmts, &mut cx, &mut tail);
     tail.retain(|f| {
         let s = stmts.iter().find(|s| Some(&s.span) == f.span.as_ref());
-        !s.is_some_and(|s| s.ignored.contains(&f.code) || s.ignored.contains("*"))
+        !s.is_some_and(|s| s.ignored.covers(f.code))
     });
     out.extend(tail);
     // A renamed table with a view under its old name in the same file is the compatibility
     // recipe: the previous release keeps reading and writing through the view.
     let views: BTreeSet<String> = cx.views.iter().map(rules::short).collect();
-    out.retain(|f| !(f.code == "rename-table" && views.contains(&f.object)));
+    out.retain(|f| !(f.code == FindingCode::RenameTable && views.contains(&f.object)));
     *carry = cx.carry();
 
     // seqmig's own plan files: in `switch` (the release point, after which the new release
@@ -240,7 +269,7 @@ pub fn lint_source_after(
     // visible as warnings; lock and rewrite findings keep their severity.
     if let Some(phase @ ("switch" | "contract")) = plan_phase(sql) {
         for f in &mut out {
-            let family = rules::rule(&f.code).map(|r| r.family);
+            let family = rules::rule(f.code).map(|r| r.family);
             if matches!(family, Some(rules::DATA_LOSS | rules::COMPAT)) && f.is_error() {
                 f.severity = Severity::Warning;
                 f.message.push_str(&format!(
@@ -255,9 +284,7 @@ pub fn lint_source_after(
         }
     }
 
-    out.retain(|f| {
-        !config.allow.contains(&f.code) && !file_ignored.contains(&f.code) && !file_ignored.contains("*")
-    });
+    out.retain(|f| !config.allow.contains(&f.code) && !file_ignored.covers(f.code));
     for f in &mut out {
         if config.deny.contains(&f.code) {
             f.severity = Severity::Error;
@@ -325,10 +352,33 @@ fn starts_with_words(text: &str, words: &[&str]) -> bool {
     words.iter().all(|w| it.next().is_some_and(|x| x.eq_ignore_ascii_case(w)))
 }
 
+/// What `-- seqmig:ignore …` comments silence: every code (a bare marker), or the codes named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Suppressed {
+    pub all: bool,
+    /// Names that spell no code are dropped: they cannot silence anything.
+    pub codes: BTreeSet<FindingCode>,
+}
+
+impl Suppressed {
+    pub fn covers(&self, code: FindingCode) -> bool {
+        self.all || self.codes.contains(&code)
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.all && self.codes.is_empty()
+    }
+
+    fn extend(&mut self, other: Suppressed) {
+        self.all |= other.all;
+        self.codes.extend(other.codes);
+    }
+}
+
 /// Codes named after `marker` in comments of `text`: `-- seqmig:ignore a, b` → {a, b}; a bare
-/// marker means every code (`*`).
-fn suppressions(text: &str, marker: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// marker means every code.
+fn suppressions(text: &str, marker: &str) -> Suppressed {
+    let mut out = Suppressed::default();
     let mut rest = text;
     while let Some(at) = rest.find(marker) {
         let after = &rest[at + marker.len()..];
@@ -346,9 +396,9 @@ fn suppressions(text: &str, marker: &str) -> BTreeSet<String> {
             .map(str::to_string)
             .collect();
         if codes.is_empty() {
-            out.insert("*".to_string());
+            out.all = true;
         }
-        out.extend(codes);
+        out.codes.extend(codes.iter().filter_map(|c| c.parse::<FindingCode>().ok()));
         rest = after;
     }
     out
@@ -358,8 +408,12 @@ fn suppressions(text: &str, marker: &str) -> BTreeSet<String> {
 mod tests {
     use super::*;
 
-    fn codes(sql: &str) -> Vec<String> {
-        lint_source("m.sql", sql, &LintConfig::default()).unwrap().into_iter().map(|f| f.code).collect()
+    fn codes(sql: &str) -> Vec<&'static str> {
+        lint_source("m.sql", sql, &LintConfig::default())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.code.as_str())
+            .collect()
     }
 
     #[test]

@@ -409,12 +409,7 @@ fn routines_in_order(s: &Schema) -> (Vec<&OpaqueObject>, Vec<&OpaqueObject>) {
         }
     }
     let words_of = |o: &OpaqueObject| -> BTreeSet<String> {
-        let outside = strip_dollar_quoted(&o.text);
-        let mut words: Vec<String> = outside
-            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"'))
-            .map(|w| w.trim_matches('"').to_string())
-            .filter(|w| !w.is_empty())
-            .collect();
+        let mut words = crate::parse::text::words_outside_bodies(&o.text);
         // `LANGUAGE sql` is not a reference to a table named `language`.
         while let Some(p) = words.iter().position(|w| w.eq_ignore_ascii_case("language")) {
             words.drain(p..(p + 2).min(words.len()));
@@ -451,35 +446,6 @@ fn routines_in_order(s: &Schema) -> (Vec<&OpaqueObject>, Vec<&OpaqueObject>) {
         matches!(o.id.kind, K::Function | K::Procedure | K::Aggregate | K::Cast | K::Operator)
             && !late_ids.contains(&o.id)
     })
-}
-
-/// The text with `$tag$…$tag$` bodies and string literals removed.
-fn strip_dollar_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(['$', '\'']) {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos..];
-        if let Some(after) = tail.strip_prefix('\'') {
-            match after.find('\'') {
-                Some(end) => rest = &after[end + 1..],
-                None => return out,
-            }
-            continue;
-        }
-        match super::dollar_tag(tail) {
-            Some(tag) => match tail[tag.len()..].find(tag) {
-                Some(end) => rest = &tail[tag.len() + end + tag.len()..],
-                None => return out,
-            },
-            None => {
-                out.push('$');
-                rest = &tail[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Enum, composite and domain types ordered so that a type follows the types it is built

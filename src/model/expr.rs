@@ -1,8 +1,8 @@
 //! Expression and type facts read from the model's normalised text: how one column type
-//! casts to another, whether a default is volatile, which sequence a default draws from,
-//! whether a view selects `*`. `diff` and `plan` ask these questions; they were in
-//! `diff/mod.rs` and moved here unchanged. Whether an expression names a column needs its
-//! tokens, so that one is [`crate::parse::mentions`].
+//! casts to another, whether a default is volatile, which sequence a default draws from.
+//! `diff` and `plan` ask these questions; they were in `diff/mod.rs` and moved here
+//! unchanged. What needs the text's tokens (whether an expression names a column, whether a
+//! view selects `*`) is in `parse` ([`crate::parse::mentions`], [`crate::parse::text`]).
 
 use super::QualifiedName;
 
@@ -115,11 +115,4 @@ pub fn nextval_sequence(expr: &str) -> Option<QualifiedName> {
     let rest = &expr[start..];
     let end = rest.find('\'')?;
     QualifiedName::parse_sql(&rest[..end].replace("''", "'"), "public").ok()
-}
-
-/// Whether a view definition uses `*` (and so binds every column of a table when created).
-/// The model records a whole-relation read for every table a view names, star or not.
-pub fn selects_star(definition: &str) -> bool {
-    let d = definition.to_ascii_lowercase();
-    d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
 }

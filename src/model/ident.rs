@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::parse::text::split_qualified;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// PostgreSQL's `NAMEDATALEN - 1`.
@@ -302,33 +303,6 @@ impl QualifiedName {
             _ => Err(IdentError::Malformed(text.into())),
         }
     }
-}
-
-/// Splits `a."b.c"."d""e"` on the dots outside quotes; `None` when quotes are unbalanced.
-pub fn split_qualified(text: &str) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut in_quotes = false;
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if in_quotes && chars.peek() == Some(&'"') => {
-                cur.push_str("\"\"");
-                chars.next();
-            }
-            '"' => {
-                in_quotes = !in_quotes;
-                cur.push('"');
-            }
-            '.' if !in_quotes => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    if in_quotes {
-        return None;
-    }
-    parts.push(cur);
-    Some(parts.into_iter().map(|p| p.trim().to_string()).collect())
 }
 
 impl fmt::Display for QualifiedName {

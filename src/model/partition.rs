@@ -5,6 +5,7 @@
 
 use super::ident::{Ident, QualifiedName};
 use super::schema::{Schema, Table};
+use crate::parse::text::{paren_group, sole_identifier, split_top_level};
 
 /// `PARTITION BY RANGE | LIST | HASH`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,19 +54,9 @@ impl Table {
     pub fn partition_columns(&self) -> Option<Vec<Ident>> {
         let key = self.partition_key.as_deref()?;
         let inner = key.split_once('(')?.1.rsplit_once(')')?.0;
-        split_top(inner)
+        split_top_level(inner)
             .iter()
-            .map(|part| {
-                let word = part.trim();
-                let unquoted = word.strip_prefix('"').and_then(|w| w.strip_suffix('"'));
-                match unquoted {
-                    Some(w) => Ident::exact(&w.replace("\"\"", "\"")).ok(),
-                    None if word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                        Ident::exact(&word.to_ascii_lowercase()).ok()
-                    }
-                    None => None,
-                }
-            })
+            .map(|part| sole_identifier(part).and_then(|w| Ident::from_sql(w).ok()))
             .collect()
     }
 
@@ -137,23 +128,23 @@ pub fn parse_bound(text: &str) -> Option<Bound> {
     let body = &t[t.len() - rest.len()..];
     if rest.starts_with("from") {
         let after_from = body[4..].trim_start();
-        let (from, tail) = paren(after_from)?;
+        let (from, tail) = paren_group(after_from)?;
         let tail = tail.trim_start();
         if !tail.to_ascii_lowercase().starts_with("to") {
             return None;
         }
-        let (to, _) = paren(tail[2..].trim_start())?;
-        return Some(Bound::Range { from: split_top(from), to: split_top(to) });
+        let (to, _) = paren_group(tail[2..].trim_start())?;
+        return Some(Bound::Range { from: owned(split_top_level(from)), to: owned(split_top_level(to)) });
     }
     if rest.starts_with("in") {
-        let (items, _) = paren(body[2..].trim_start())?;
-        return Some(Bound::List(split_top(items)));
+        let (items, _) = paren_group(body[2..].trim_start())?;
+        return Some(Bound::List(owned(split_top_level(items))));
     }
     if rest.starts_with("with") {
-        let (items, _) = paren(body[4..].trim_start())?;
+        let (items, _) = paren_group(body[4..].trim_start())?;
         let mut modulus = None;
         let mut remainder = None;
-        for part in split_top(items) {
+        for part in split_top_level(items) {
             let mut w = part.split_whitespace();
             match (w.next().map(str::to_ascii_lowercase).as_deref(), w.next().and_then(|n| n.parse().ok())) {
                 (Some("modulus"), Some(n)) => modulus = Some(n),
@@ -166,43 +157,8 @@ pub fn parse_bound(text: &str) -> Option<Bound> {
     None
 }
 
-/// `(…)` at the start of `s`: its inside and what follows.
-fn paren(s: &str) -> Option<(&str, &str)> {
-    let s = s.strip_prefix('(')?;
-    let (mut depth, mut quoted) = (0i32, false);
-    for (i, ch) in s.char_indices() {
-        match ch {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted && depth == 0 => return Some((&s[..i], &s[i + 1..])),
-            ')' if !quoted => depth -= 1,
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Splits on commas outside parentheses and quotes; parts trimmed.
-fn split_top(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut depth, mut quoted) = (Vec::new(), String::new(), 0i32, false);
-    for ch in s.chars() {
-        match ch {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
-            ',' if !quoted && depth == 0 => {
-                out.push(cur.trim().to_string());
-                cur.clear();
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(ch);
-    }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
+fn owned(parts: Vec<&str>) -> Vec<String> {
+    parts.into_iter().map(str::to_string).collect()
 }
 
 #[cfg(test)]

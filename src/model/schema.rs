@@ -153,7 +153,7 @@ impl ObjectRef {
     /// The dotted parts of the identity that read as identifiers: `public.users.email` gives
     /// three; an identity with unbalanced quotes gives none.
     pub fn name_parts(&self) -> Vec<Ident> {
-        super::ident::split_qualified(&self.identity)
+        crate::parse::text::split_qualified(&self.identity)
             .unwrap_or_default()
             .iter()
             .filter_map(|p| Ident::from_sql(p).ok())
@@ -251,7 +251,7 @@ pub struct PartitionOf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: Ident,
-    /// Normalised with [`super::normalize_type`]; `serial` columns are expanded by the
+    /// Normalised with [`crate::parse::normalize_type`]; `serial` columns are expanded by the
     /// parser into `integer` + sequence + `nextval` default, as PostgreSQL does.
     pub data_type: String,
     pub not_null: bool,
@@ -268,7 +268,7 @@ impl Column {
     pub fn new(name: Ident, data_type: &str) -> Self {
         Column {
             name,
-            data_type: super::normalize_type(data_type),
+            data_type: crate::parse::normalize_type(data_type),
             not_null: false,
             default: None,
             identity: None,

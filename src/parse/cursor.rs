@@ -3,7 +3,8 @@
 
 use super::drop::Notice;
 use super::lex::{Kind, Tok, normalized_text, string_value};
-use crate::model::{Ident, QualifiedName, normalize_expr, normalize_type};
+use super::normalize::{normalize_expr, normalize_type};
+use crate::model::{Ident, QualifiedName};
 
 /// A failure inside one statement: what was expected and where (byte offset in the statement).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,7 +282,7 @@ impl<'a> Cursor<'a> {
         }
         if t.kind == Kind::Dollar {
             let text = self.text(&t);
-            let tag = crate::model::dollar_tag(text).unwrap_or("$$");
+            let tag = crate::parse::dollar_tag(text).unwrap_or("$$");
             self.pos += 1;
             return Ok(text[tag.len()..text.len() - tag.len()].to_string());
         }

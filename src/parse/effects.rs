@@ -17,7 +17,8 @@
 use std::collections::BTreeSet;
 
 use super::lex::{self, Kind};
-use crate::model::{Ident, QualifiedName, split_qualified};
+use super::text::split_qualified;
+use crate::model::{Ident, QualifiedName};
 use crate::plan::{Effects, IndexBuild, LockMode, Object, PartitionDetach, Phase, Plan, Step, StepLock};
 
 /// A statement's tokens: kind and source text.

@@ -89,7 +89,7 @@ pub fn tokenize(src: &str) -> Result<Vec<Tok>, LexError> {
                 kind = if q == b'"' { Kind::QuotedIdent } else { Kind::Str };
             }
             b'$' => {
-                if let Some(tag) = crate::model::dollar_tag(&src[i..]) {
+                if let Some(tag) = crate::parse::dollar_tag(&src[i..]) {
                     match src[i + tag.len()..].find(tag) {
                         Some(rel) => i += tag.len() + rel + tag.len(),
                         None => {

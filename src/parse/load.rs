@@ -10,7 +10,7 @@ use super::drop::{self, Notice};
 use super::lex::{Kind, normalized_text, tokenize};
 use super::split::RawStatement;
 use super::{LoadReport, ParseError, objects, table};
-use crate::finding::{Finding, Span};
+use crate::finding::{Finding, FindingCode, Span};
 use crate::model::{Ident, OpaqueId, OpaqueKind, OpaqueObject, QualifiedName, Schema};
 
 /// What one statement did.
@@ -120,7 +120,7 @@ impl Loader {
             let Notice::Missing(what) = n else { continue };
             let (line, column) = position_in(st, 0);
             let finding = Finding::warning(
-                "drop-of-missing-object",
+                FindingCode::DropOfMissingObject,
                 what.clone(),
                 format!(
                     "this statement removes {what}, which does not exist at this point of the file; \
@@ -363,7 +363,7 @@ impl Loader {
         let text = normalized_text(c.src, &c.toks);
         let (line, column) = position_in(st, fail.at);
         let finding = Finding::warning(
-            "unparsed-statement",
+            FindingCode::UnparsedStatement,
             first_words(&text),
             format!(
                 "seqmig could not read this statement ({}); it is kept as opaque text and diffed as a whole",

@@ -19,15 +19,19 @@ mod expr;
 pub(crate) mod lex;
 mod load;
 mod names;
+pub mod normalize;
 mod objects;
 mod partition;
 mod split;
+pub mod stand_in;
 mod table;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
 pub use expr::{hint_expression, hint_sql};
 pub use lex::mentions;
+pub use normalize::{dollar_tag, lower_outside_quotes, normalize_default, normalize_expr, normalize_type};
 pub use split::{LineIndex, RawStatement, SplitError, split_statements};
 
 use crate::finding::{Finding, Span};
@@ -158,7 +162,7 @@ pub fn load(spec: &SourceSpec) -> Result<Loaded, ParseError> {
 pub fn normalize_statement(sql: &str) -> String {
     match lex::tokenize(sql) {
         Ok(toks) => lex::normalized_text(sql, &toks),
-        Err(_) => crate::model::normalize_expr(sql),
+        Err(_) => crate::parse::normalize_expr(sql),
     }
 }
 

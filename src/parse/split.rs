@@ -101,8 +101,8 @@ pub fn split_statements(sql: &str) -> Result<Vec<RawStatement>, SplitError> {
                 i = skip_quoted(bytes, i, b'"', false)
                     .ok_or_else(|| unterminated("quoted identifier", &lines, i))?;
             }
-            b'$' if crate::model::dollar_tag(&sql[i..]).is_some() && !is_ident_byte(prev_byte(bytes, i)) => {
-                let tag = crate::model::dollar_tag(&sql[i..]).unwrap_or("$$");
+            b'$' if crate::parse::dollar_tag(&sql[i..]).is_some() && !is_ident_byte(prev_byte(bytes, i)) => {
+                let tag = crate::parse::dollar_tag(&sql[i..]).unwrap_or("$$");
                 match sql[i + tag.len()..].find(tag) {
                     Some(rel) => i += tag.len() + rel + tag.len(),
                     None => return Err(unterminated("dollar-quoted string", &lines, i)),

@@ -229,7 +229,7 @@ pub fn column_def(
                 c.pos += 1;
             }
             c.until(|c| default_stop(c))?;
-            col.default = Some(crate::model::normalize_default(
+            col.default = Some(crate::parse::normalize_default(
                 &canonical_default(c, c.expr_text(from, c.pos)),
                 &col.data_type,
             ));
@@ -1126,7 +1126,7 @@ fn alter_own_column(s: &mut Schema, c: &mut Cursor, table: &QualifiedName, col_n
     if c.eat_kws(&["set", "default"]) {
         let from = c.pos;
         c.until(|c| c.peek_punct(","))?;
-        col.default = Some(crate::model::normalize_default(
+        col.default = Some(crate::parse::normalize_default(
             &canonical_default(c, c.expr_text(from, c.pos)),
             &col.data_type,
         ));

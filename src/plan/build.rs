@@ -12,7 +12,7 @@ use super::draft::{Res, StepDraft};
 use super::steps::{self, Ctx};
 use super::{Effects, GateCriterion, GateSpec, LockMode, Object, Phase, Plan, PlannedChange, Step, StepLock};
 use crate::diff::{Change, Hints, TypeChange};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::model::{QualifiedName, Schema};
 use crate::render::{RenderError, Renderer};
 
@@ -120,7 +120,7 @@ pub fn build(
     for (a, b) in &conflicts {
         findings.push(
             Finding::error(
-                "phase-conflict",
+                FindingCode::PhaseConflict,
                 changes[*b].object(),
                 format!(
                     "{} must follow {}, which happens in a later phase",
@@ -146,7 +146,7 @@ pub fn build(
             objects.sort();
             objects.dedup();
             findings.push(
-                Finding::error("dependency-cycle", objects.join(", "), format!("these objects depend on each other in a cycle: {}", objects.join(" → ")))
+                Finding::error(FindingCode::DependencyCycle, objects.join(", "), format!("these objects depend on each other in a cycle: {}", objects.join(" → ")))
                     .with_help("break the cycle by splitting the change into two plans (for example, add a foreign key in a second plan)"),
             );
             for n in scc {
@@ -487,11 +487,15 @@ fn blocking_findings(
         );
         if hints.blocking_allowed(&object) {
             findings.push(
-                Finding::warning("table-rewrite", object.clone(), format!("{message} (acknowledged)"))
-                    .with_help("acknowledged in [plan] allow_blocking: run it in a maintenance window"),
+                Finding::warning(
+                    FindingCode::TableRewrite,
+                    object.clone(),
+                    format!("{message} (acknowledged)"),
+                )
+                .with_help("acknowledged in [plan] allow_blocking: run it in a maintenance window"),
             );
         } else {
-            findings.push(Finding::error("table-rewrite", object.clone(), message).with_help(format!(
+            findings.push(Finding::error(FindingCode::TableRewrite, object.clone(), message).with_help(format!(
                 "change the desired schema to a form seqmig can plan online, or run it in a maintenance window: add \"{object}\" to [plan] allow_blocking in seqmig.toml"
             )));
         }
@@ -649,7 +653,7 @@ mod tests {
         des.views.insert(v1.name.clone(), v1);
         des.views.insert(v2.name.clone(), v2);
         let p = crate::plan::plan(&cur, &des, &Hints::default(), &r).unwrap();
-        let f = p.plan.findings.iter().find(|f| f.code == "dependency-cycle").expect("cycle found");
+        let f = p.plan.findings.iter().find(|f| f.code == FindingCode::DependencyCycle).expect("cycle found");
         assert!(f.object.contains("public.v1") && f.object.contains("public.v2"));
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::{AssumedPlan, Object, Phase, Plan, Planned, Step};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::model::Schema;
 
 /// A plan active in the ledger and the ids of its steps that are applied.
@@ -55,7 +55,7 @@ impl InFlight {
 pub fn plan_objects(plan: &Plan) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut add = |name: &str| {
-        let Some(parts) = crate::model::split_qualified(name) else {
+        let Some(parts) = crate::parse::text::split_qualified(name) else {
             out.insert(name.to_string());
             return;
         };
@@ -167,7 +167,7 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
     if let Err(why) = derived {
         plan.findings.push(
             Finding::error(
-                "inflight-schema-unknown",
+                FindingCode::InflightSchemaUnknown,
                 "seqmig.plans",
                 format!(
                     "the schema the plans in flight leave when they complete could not be derived ({why}); \
@@ -183,7 +183,7 @@ pub fn assume(planned: &mut Planned, flights: &[InFlight], derived: &Result<Sche
         for object in overlap(plan, &f.plan).into_iter().filter(|_| !stacked) {
             plan.findings.push(
                 Finding::error(
-                    "inflight-overlap",
+                    FindingCode::InflightOverlap,
                     object.clone(),
                     format!(
                         "{object} is also changed by plan {}, which is in flight (through {}); \

@@ -9,6 +9,7 @@ use crate::model::{
     Column, Constraint, ConstraintKind, GeneratedKind, Ident, Identity, Index, IndexExpr, QualifiedName,
     quote_ident,
 };
+use crate::parse::text::repoint;
 use crate::render::qn;
 
 /// A column as templates receive it.
@@ -164,39 +165,6 @@ pub fn derived_name(base: &str, suffix: &str) -> Ident {
         cut -= 1;
     }
     Ident::exact(&format!("{}_{hash}{suffix}", &base[..cut])).expect("fits")
-}
-
-/// Rewrites the column references in `expr`: every bare or quoted identifier for which
-/// `map` returns a replacement is replaced. Identifiers inside string literals, after `.`
-/// or `::`, before `(` or `.` are left alone (qualified names, types, functions). The
-/// tokens are the parser's ([`crate::parse::lex`]); an expression the lexer cannot read is
-/// returned as written (the model only holds expressions a lexer has read).
-pub fn repoint(expr: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
-    use crate::parse::lex::{Kind, tokenize};
-    let Ok(toks) = tokenize(expr) else { return expr.to_string() };
-    let text = |k: usize| toks.get(k).map(|t| &expr[t.start..t.end]);
-    let mut out = String::with_capacity(expr.len() + 16);
-    let mut copied = 0;
-    for (k, t) in toks.iter().enumerate() {
-        let raw = &expr[t.start..t.end];
-        let name = match t.kind {
-            Kind::Word => raw.to_lowercase(),
-            Kind::QuotedIdent if raw.starts_with('"') => raw[1..raw.len() - 1].replace("\"\"", "\""),
-            _ => continue,
-        };
-        let qualified_or_cast = k > 0 && matches!(text(k - 1), Some("." | "::"));
-        let call_or_qualifier = matches!(text(k + 1), Some("(" | "."));
-        if qualified_or_cast || call_or_qualifier {
-            continue;
-        }
-        if let Some(rep) = map(&name) {
-            out.push_str(&expr[copied..t.start]);
-            out.push_str(&rep);
-            copied = t.end;
-        }
-    }
-    out.push_str(&expr[copied..]);
-    out
 }
 
 /// `NEW."col"` style reference to a column of a trigger's row.

@@ -3,18 +3,19 @@
 //! default changes, and `json` columns that break `DISTINCT`.
 
 use super::{Out, column, short};
+use crate::finding::FindingCode;
 use crate::lint::action::{Action, AlterOp};
 use crate::lint::context::Ctx;
 
 pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
     match a {
         Action::RenameSchema { schema } => out.push(
-            "rename-schema",
+            FindingCode::RenameSchema,
             schema,
             format!("renames schema {schema}; every query of the previous release that qualifies names with it fails"),
         ),
         Action::RenameEnumValue { ty } => out.push(
-            "rename-enum-value",
+            FindingCode::RenameEnumValue,
             short(ty),
             format!("renames a label of {}; the previous release still writes and compares the old one", short(ty)),
         ),
@@ -27,7 +28,7 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
     let added = |c: &str| cx.added_columns.contains(&(table.clone(), c.to_string()));
     match op {
         AlterOp::RenameTable { to } => out.push(
-            "rename-table",
+            FindingCode::RenameTable,
             short(table),
             format!(
                 "renames {} to {to} under a brief ACCESS EXCLUSIVE lock; the previous release fails on every query that uses the old name",
@@ -35,7 +36,7 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
             ),
         ),
         AlterOp::RenameColumn { from, to } if !added(from) => out.push(
-            "rename-column",
+            FindingCode::RenameColumn,
             column(table, from),
             format!(
                 "renames {} to {to} under a brief ACCESS EXCLUSIVE lock; the previous release fails on every query that uses the old name",
@@ -43,7 +44,7 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
             ),
         ),
         AlterOp::SetType { column: c, ty } if !added(c) => out.push(
-            "change-column-type",
+            FindingCode::ChangeColumnType,
             column(table, c),
             format!(
                 "changing {} to {ty} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock unless the change is binary-compatible, and the previous release still uses the old type",
@@ -54,7 +55,7 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
             if col.not_null && col.default.is_none() && !col.identity && !col.generated_stored && !col.is_serial() =>
         {
             out.push(
-                "add-required-column",
+                FindingCode::AddRequiredColumn,
                 column(table, &col.name),
                 format!(
                     "adding {} as NOT NULL without a default fails on a table with rows, and the previous release cannot insert without it",
@@ -63,12 +64,12 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
             )
         }
         AlterOp::AddColumn(col) if col.ty == "json" => out.push(
-            "add-json-column",
+            FindingCode::AddJsonColumn,
             column(table, &col.name),
             "json has no equality operator: SELECT DISTINCT, UNION and GROUP BY over the table's columns start failing",
         ),
         AlterOp::DropNotNull(c) if !added(c) => out.push(
-            "drop-not-null",
+            FindingCode::DropNotNull,
             column(table, c),
             format!(
                 "{} may now hold NULLs that readers of the previous release do not expect (the ALTER itself takes only a brief ACCESS EXCLUSIVE lock)",
@@ -76,7 +77,7 @@ fn alter(table: &crate::lint::action::Name, op: &AlterOp, cx: &Ctx<'_>, out: &mu
             ),
         ),
         AlterOp::SetDefault(c) | AlterOp::DropDefault(c) if !added(c) => out.push(
-            "change-column-default",
+            FindingCode::ChangeColumnDefault,
             column(table, c),
             format!(
                 "rows the previous release inserts without {} silently get the new default (the ALTER itself takes only a brief ACCESS EXCLUSIVE lock)",

@@ -5,7 +5,7 @@
 //! way, domain constraints; and, at the end of the file, foreign keys nothing indexed.
 
 use super::{Out, column, finding_at, short};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::lint::Stmt;
 use crate::lint::action::{Action, AlterOp, ConstraintKind, ConstraintSpec, Name};
 use crate::lint::context::Ctx;
@@ -19,7 +19,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
             validate_same_tx(table, name, out)
         }
         Action::AlterDomainAddConstraint { domain, not_valid: false } => out.push(
-            "domain-constraint",
+            FindingCode::DomainConstraint,
             short(domain),
             format!(
                 "checks every column of every table that uses domain {} while locking them",
@@ -32,7 +32,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
 
 fn validate_same_tx(table: &Name, name: &str, out: &mut Out<'_>) {
     out.push(
-        "validate-in-same-transaction",
+        FindingCode::ValidateInSameTransaction,
         format!("{}.{}", short(table), name),
         format!("{name} is validated in the transaction that added it, so the validation scan runs under the lock the ADD took until commit"),
     );
@@ -49,7 +49,7 @@ fn alter(table: &Name, op: &AlterOp, cx: &Ctx<'_>, out: &mut Out<'_>) {
             let prepared = cx.checks.iter().any(|(name, (t, _))| t == child && cx.validated.contains(name));
             if !prepared {
                 out.push(
-                    "attach-partition-without-check",
+                    FindingCode::AttachPartitionWithoutCheck,
                     short(child),
                     format!(
                         "attaching {} scans it to prove every row fits the partition bound, holding an ACCESS EXCLUSIVE lock on it",
@@ -59,7 +59,7 @@ fn alter(table: &Name, op: &AlterOp, cx: &Ctx<'_>, out: &mut Out<'_>) {
             }
         }
         AlterOp::DetachPartition { child, concurrently: false } => out.push_with_help(
-            "detach-partition-non-concurrently",
+            FindingCode::DetachPartitionNonConcurrently,
             short(child),
             format!("detaching {} takes an ACCESS EXCLUSIVE lock on {}: every query on the partitioned table waits", short(child), short(table)),
             if cx.config.pg_version >= 14 {
@@ -80,7 +80,7 @@ fn add_constraint(table: &Name, c: &ConstraintSpec, cx: &Ctx<'_>, out: &mut Out<
             let what = if pk { "primary key" } else { "unique constraint" };
             if using_index.is_none() {
                 out.push(
-                    "add-unique-without-index",
+                    FindingCode::AddUniqueWithoutIndex,
                     object.clone(),
                     format!("the {what} builds its index under an ACCESS EXCLUSIVE lock on {}: no reads or writes until it is built", short(table)),
                 );
@@ -95,7 +95,7 @@ fn add_constraint(table: &Name, c: &ConstraintSpec, cx: &Ctx<'_>, out: &mut Out<
                 if !nullable.is_empty() {
                     let list = nullable.iter().map(|c| column(table, c)).collect::<Vec<_>>().join(", ");
                     out.push(
-                        "primary-key-nullable-column",
+                        FindingCode::PrimaryKeyNullableColumn,
                         object,
                         format!("the primary key sets {list} NOT NULL, scanning the table under an ACCESS EXCLUSIVE lock"),
                     );
@@ -103,17 +103,17 @@ fn add_constraint(table: &Name, c: &ConstraintSpec, cx: &Ctx<'_>, out: &mut Out<
             }
         }
         ConstraintKind::Exclude => out.push(
-            "exclusion-constraint",
+            FindingCode::ExclusionConstraint,
             object,
             format!("the exclusion constraint builds its index under an ACCESS EXCLUSIVE lock on {}", short(table)),
         ),
         ConstraintKind::Check { .. } if !c.not_valid => out.push(
-            "check-without-not-valid",
+            FindingCode::CheckWithoutNotValid,
             object,
             format!("every row of {} is checked under an ACCESS EXCLUSIVE lock: no reads or writes until the scan ends", short(table)),
         ),
         ConstraintKind::ForeignKey { references, .. } if !c.not_valid => out.push(
-            "foreign-key-without-not-valid",
+            FindingCode::ForeignKeyWithoutNotValid,
             object,
             format!(
                 "every row of {} is checked against {} under SHARE ROW EXCLUSIVE locks on both: writes to both stop until the scan ends",
@@ -148,7 +148,7 @@ fn set_not_null(table: &Name, col: &str, cx: &Ctx<'_>, out: &mut Out<'_>) {
         "before PostgreSQL 12 SET NOT NULL always scans; keep a validated CHECK (col IS NOT NULL) NOT VALID constraint instead of the column constraint"
     };
     out.push_with_help(
-        "set-not-null",
+        FindingCode::SetNotNull,
         column(table, col),
         format!(
             "setting {} NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
@@ -178,7 +178,7 @@ pub fn finish(stmts: &[Stmt], cx: &mut Ctx<'_>, found: &mut Vec<Finding>) {
                 if !indexed {
                     let list = columns.join(", ");
                     found.push(finding_at(
-                        "foreign-key-without-index",
+                        FindingCode::ForeignKeyWithoutIndex,
                         s,
                         format!("{}({list})", short(table)),
                         format!(

@@ -2,6 +2,7 @@
 //! keys, and `TRUNCATE … CASCADE`. Objects the file itself created are exempt.
 
 use super::{Out, column, short};
+use crate::finding::FindingCode;
 use crate::lint::action::{Action, AlterOp, DropKind};
 use crate::lint::context::Ctx;
 
@@ -9,13 +10,17 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
     match a {
         Action::Drop { kind: DropKind::Database, names } => {
             for n in names {
-                out.push("drop-database", &n.name, "drops the whole database with every table and row in it");
+                out.push(
+                    FindingCode::DropDatabase,
+                    &n.name,
+                    "drops the whole database with every table and row in it",
+                );
             }
         }
         Action::Drop { kind: DropKind::Schema, names } => {
             for n in names {
                 out.push(
-                    "drop-schema",
+                    FindingCode::DropSchema,
                     &n.name,
                     format!("drops schema {} and the data of every object in it; the previous release fails on each query that touches it", n.name),
                 );
@@ -24,7 +29,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::Drop { kind: DropKind::Table, names } => {
             for n in names.iter().filter(|n| cx.existing(n)) {
                 out.push(
-                    "drop-table",
+                    FindingCode::DropTable,
                     short(n),
                     format!("deletes table {} and all its rows under an ACCESS EXCLUSIVE lock; the previous release fails on every query that names it", short(n)),
                 );
@@ -33,7 +38,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::Truncate { tables, cascade: true } => {
             let list = tables.iter().map(short).collect::<Vec<_>>().join(", ");
             out.push(
-                "truncate-cascade",
+                FindingCode::TruncateCascade,
                 list.clone(),
                 format!("empties {list} and, through CASCADE, every table that references them, recursively"),
             );
@@ -42,7 +47,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
             if cx.existing(table) && !cx.added_columns.contains(&(table.clone(), col.clone())) =>
         {
             out.push(
-                "drop-column",
+                FindingCode::DropColumn,
                 column(table, col),
                 format!("deletes column {} and its data under an ACCESS EXCLUSIVE lock; the previous release fails on queries that name it", column(table, col)),
             );
@@ -51,7 +56,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
             let is_fk = cx.foreign_keys.contains(name) || name.ends_with("_fkey") || name.starts_with("fk_");
             if is_fk {
                 out.push(
-                    "drop-foreign-key",
+                    FindingCode::DropForeignKey,
                     format!("{}.{}", short(table), name),
                     format!(
                         "drops foreign key {name} on {}: nothing prevents orphaned rows from then on",

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Out, column};
+use crate::finding::FindingCode;
 use crate::lint::action::{Action, AlterOp, ColumnSpec, ConstraintKind, Name};
 use crate::lint::context::Ctx;
 
@@ -39,35 +40,35 @@ fn column_types(table: &Name, col: &ColumnSpec, key: bool, new_table: bool, out:
         || matches!(col.written_ty.as_str(), "serial" | "serial4" | "smallserial" | "serial2");
     if small_int && (key || col.identity || col.is_serial()) {
         out.push(
-            "prefer-bigint",
+            FindingCode::PreferBigint,
             object.clone(),
             format!("{object} is a 32-bit key and runs out at 2,147,483,647 rows"),
         );
     }
     if col.is_serial() {
         out.push(
-            "prefer-identity",
+            FindingCode::PreferIdentity,
             object.clone(),
             format!("{object} is a serial column: a default plus a loosely owned sequence"),
         );
     }
     if col.ty.starts_with("character varying(") || col.ty.starts_with("character(") || col.ty == "character" {
         out.push(
-            "prefer-text",
+            FindingCode::PreferText,
             object.clone(),
             format!("{object} is {}: the length limit can only be lowered with a table rewrite", col.ty),
         );
     }
     if col.ty.starts_with("timestamp") && col.ty.ends_with("without time zone") {
         out.push(
-            "prefer-timestamptz",
+            FindingCode::PreferTimestamptz,
             object.clone(),
             format!("{object} stores wall-clock time with no time zone"),
         );
     }
     if col.ty == "json" && new_table {
         out.push(
-            "prefer-jsonb",
+            FindingCode::PreferJsonb,
             object.clone(),
             format!("{object} is json: no equality operator, no GIN index"),
         );

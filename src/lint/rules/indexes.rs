@@ -3,13 +3,14 @@
 //! build is as good as a concurrent one there.
 
 use super::{Out, short};
+use crate::finding::FindingCode;
 use crate::lint::action::Action;
 use crate::lint::context::Ctx;
 
 pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
     match a {
         Action::CreateIndex { table, concurrently: true, name, .. } if cx.partitioned.contains(table) => out.push(
-            "concurrent-index-on-partitioned-table",
+            FindingCode::ConcurrentIndexOnPartitionedTable,
             short(table),
             format!(
                 "index {} is never built: PostgreSQL refuses CREATE INDEX CONCURRENTLY on the partitioned table {} (SQLSTATE 0A000)",
@@ -18,7 +19,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
             ),
         ),
         Action::CreateIndex { table, concurrently: false, name, .. } if cx.existing(table) => out.push(
-            "create-index-non-concurrently",
+            FindingCode::CreateIndexNonConcurrently,
             short(table),
             format!(
                 "building index {} takes a SHARE lock on {}: every INSERT, UPDATE and DELETE waits until the build ends",
@@ -33,7 +34,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
                 });
                 if !created_here {
                     out.push(
-                        "drop-index-non-concurrently",
+                        FindingCode::DropIndexNonConcurrently,
                         short(n),
                         format!("dropping index {} takes an ACCESS EXCLUSIVE lock on its table, blocking every read and write while it waits and runs", short(n)),
                     );
@@ -41,7 +42,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
             }
         }
         Action::Reindex { target, concurrently: false } => out.push(
-            "reindex-non-concurrently",
+            FindingCode::ReindexNonConcurrently,
             target,
             format!(
                 "reindex {target} blocks writes to the table for the whole rebuild{}",

@@ -17,7 +17,7 @@ pub use registry::{COMPAT, DATA as DATA_LOSS, RULES, RuleInfo, rule};
 use super::Stmt;
 use super::action::Name;
 use super::context::Ctx;
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 
 /// Collects findings for one statement, with the span and the registry's help filled in.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Out<'s> {
 }
 
 impl Out<'_> {
-    pub fn push(&mut self, code: &str, object: impl std::fmt::Display, message: impl Into<String>) {
+    pub fn push(&mut self, code: FindingCode, object: impl std::fmt::Display, message: impl Into<String>) {
         let info = rule(code).unwrap_or_else(|| panic!("lint code '{code}' is missing from RULES"));
         self.found.push(
             Finding::new(code, info.severity, object.to_string(), message)
@@ -38,7 +38,7 @@ impl Out<'_> {
 
     pub fn push_with_help(
         &mut self,
-        code: &str,
+        code: FindingCode,
         object: impl std::fmt::Display,
         message: impl Into<String>,
         help: impl Into<String>,
@@ -84,7 +84,7 @@ pub(crate) fn column(t: &Name, c: &str) -> String {
 }
 
 /// A finding for a statement other than the current one (end-of-file rules).
-pub(crate) fn finding_at(code: &str, s: &Stmt, object: String, message: String) -> Finding {
+pub(crate) fn finding_at(code: FindingCode, s: &Stmt, object: String, message: String) -> Finding {
     let info = rule(code).unwrap_or_else(|| panic!("lint code '{code}' is missing from RULES"));
     Finding::new(code, info.severity, object, message).with_help(info.help).with_span(s.span.clone())
 }
@@ -94,11 +94,11 @@ pub(crate) mod testing {
     use crate::lint::{LintConfig, lint_source};
 
     /// The codes `sql` produces, in order.
-    pub fn codes(sql: &str) -> Vec<String> {
+    pub fn codes(sql: &str) -> Vec<&'static str> {
         codes_with(sql, &LintConfig::default())
     }
 
-    pub fn codes_with(sql: &str, config: &LintConfig) -> Vec<String> {
-        lint_source("t.sql", sql, config).unwrap().into_iter().map(|f| f.code).collect()
+    pub fn codes_with(sql: &str, config: &LintConfig) -> Vec<&'static str> {
+        lint_source("t.sql", sql, config).unwrap().into_iter().map(|f| f.code.as_str()).collect()
     }
 }

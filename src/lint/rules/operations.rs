@@ -2,6 +2,7 @@
 //! `UPDATE`/`DELETE` over a whole existing table in one transaction.
 
 use super::{Out, short};
+use crate::finding::FindingCode;
 use crate::lint::Stmt;
 use crate::lint::action::Action;
 use crate::lint::context::Ctx;
@@ -18,7 +19,7 @@ pub fn check_statement(s: &Stmt, cx: &Ctx<'_>, out: &mut Out<'_>) {
                     "no key range or LIMIT in its WHERE clause"
                 };
                 out.push(
-                    "unbatched-dml",
+                    FindingCode::UnbatchedDml,
                     short(table),
                     format!(
                         "{} with {why} touches every matching row of {} in one transaction: row locks on all of them, a burst of WAL and replica lag",
@@ -52,7 +53,7 @@ fn identifiers(s: &Stmt, out: &mut Out<'_>) {
         };
         if name.len() > MAX_IDENT_BYTES && seen.insert(name.clone()) {
             out.push(
-                "identifier-too-long",
+                FindingCode::IdentifierTooLong,
                 name.clone(),
                 format!(
                     "identifier '{name}' is {} bytes; PostgreSQL truncates it to 63, so it may collide with another name",

@@ -1,12 +1,12 @@
 //! Every lint code: severity, family, the lock it is about, and the book text. The help of
 //! each finding is `help` unless the rule has something more specific to say.
 
-use crate::finding::Severity;
+use crate::finding::{FindingCode, Severity};
 use Severity::{Error, Warning};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RuleInfo {
-    pub code: &'static str,
+    pub code: FindingCode,
     pub severity: Severity,
     pub family: &'static str,
     /// One line: what the rule catches.
@@ -19,7 +19,7 @@ pub struct RuleInfo {
     pub safe: &'static str,
 }
 
-pub fn rule(code: &str) -> Option<&'static RuleInfo> {
+pub fn rule(code: FindingCode) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.code == code)
 }
 
@@ -63,7 +63,7 @@ const HYGIENE: &str = "hygiene";
 pub const RULES: &[RuleInfo] = &[
     // ── data loss ──────────────────────────────────────────────────────────────────────
     RuleInfo {
-        code: "drop-database",
+        code: FindingCode::DropDatabase,
         severity: Error,
         family: DATA,
         what: "`DROP DATABASE` in a migration.",
@@ -72,7 +72,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "drop-schema",
+        code: FindingCode::DropSchema,
         severity: Error,
         family: DATA,
         what: "`DROP SCHEMA`.",
@@ -81,7 +81,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "drop-table",
+        code: FindingCode::DropTable,
         severity: Error,
         family: DATA,
         what: "`DROP TABLE` of a table this file did not create.",
@@ -90,7 +90,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "-- release N: the application stops using the table\n-- release N+1, after the soak period:\nDROP TABLE old_events;  -- seqmig:ignore drop-table",
     },
     RuleInfo {
-        code: "drop-column",
+        code: FindingCode::DropColumn,
         severity: Error,
         family: DATA,
         what: "`ALTER TABLE … DROP COLUMN` on a table this file did not create.",
@@ -99,7 +99,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "-- release N: the application ignores the column\n-- release N+1:\nALTER TABLE users DROP COLUMN legacy_flag;  -- seqmig:ignore drop-column",
     },
     RuleInfo {
-        code: "truncate-cascade",
+        code: FindingCode::TruncateCascade,
         severity: Error,
         family: DATA,
         what: "`TRUNCATE … CASCADE`.",
@@ -108,7 +108,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "TRUNCATE import_staging;",
     },
     RuleInfo {
-        code: "drop-foreign-key",
+        code: FindingCode::DropForeignKey,
         severity: Warning,
         family: DATA,
         what: "Dropping a foreign-key constraint.",
@@ -118,7 +118,7 @@ pub const RULES: &[RuleInfo] = &[
     },
     // ── breaking the previous release ──────────────────────────────────────────────────
     RuleInfo {
-        code: "rename-table",
+        code: FindingCode::RenameTable,
         severity: Error,
         family: COMPAT,
         what: "`ALTER TABLE … RENAME TO` on an existing table, with no view under the old name created in the same file.",
@@ -127,7 +127,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "BEGIN;\nALTER TABLE people RENAME TO users;\nCREATE VIEW people AS SELECT * FROM users;\nCOMMIT;",
     },
     RuleInfo {
-        code: "rename-column",
+        code: FindingCode::RenameColumn,
         severity: Error,
         family: COMPAT,
         what: "`ALTER TABLE … RENAME COLUMN` on an existing table.",
@@ -136,7 +136,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE users ADD COLUMN full_name text;\n-- dual-write trigger, backfill, switch, then drop the old column later",
     },
     RuleInfo {
-        code: "rename-schema",
+        code: FindingCode::RenameSchema,
         severity: Error,
         family: COMPAT,
         what: "`ALTER SCHEMA … RENAME TO`.",
@@ -145,7 +145,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "rename-enum-value",
+        code: FindingCode::RenameEnumValue,
         severity: Error,
         family: COMPAT,
         what: "`ALTER TYPE … RENAME VALUE`.",
@@ -154,7 +154,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TYPE order_state ADD VALUE IF NOT EXISTS 'shipped';",
     },
     RuleInfo {
-        code: "change-column-type",
+        code: FindingCode::ChangeColumnType,
         severity: Error,
         family: COMPAT,
         what: "`ALTER COLUMN … TYPE` on an existing column.",
@@ -163,7 +163,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "-- a verified widening (varchar(100) → varchar(200)) needs no rewrite:\nALTER TABLE users ALTER COLUMN name TYPE varchar(200);  -- seqmig:ignore change-column-type",
     },
     RuleInfo {
-        code: "add-required-column",
+        code: FindingCode::AddRequiredColumn,
         severity: Error,
         family: COMPAT,
         what: "`ADD COLUMN … NOT NULL` without a `DEFAULT` on an existing table.",
@@ -172,7 +172,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE users ADD COLUMN plan text NOT NULL DEFAULT 'free';",
     },
     RuleInfo {
-        code: "drop-not-null",
+        code: FindingCode::DropNotNull,
         severity: Warning,
         family: COMPAT,
         what: "`ALTER COLUMN … DROP NOT NULL` on an existing table.",
@@ -181,7 +181,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "change-column-default",
+        code: FindingCode::ChangeColumnDefault,
         severity: Warning,
         family: COMPAT,
         what: "`ALTER COLUMN … SET DEFAULT` / `DROP DEFAULT` on an existing column.",
@@ -190,7 +190,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "add-json-column",
+        code: FindingCode::AddJsonColumn,
         severity: Error,
         family: COMPAT,
         what: "Adding a `json` column to an existing table.",
@@ -200,7 +200,7 @@ pub const RULES: &[RuleInfo] = &[
     },
     // ── locks and rewrites ─────────────────────────────────────────────────────────────
     RuleInfo {
-        code: "create-index-non-concurrently",
+        code: FindingCode::CreateIndexNonConcurrently,
         severity: Error,
         family: LOCKS,
         what: "`CREATE INDEX` without `CONCURRENTLY` on an existing table.",
@@ -209,7 +209,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_customer_idx ON orders (customer_id);",
     },
     RuleInfo {
-        code: "drop-index-non-concurrently",
+        code: FindingCode::DropIndexNonConcurrently,
         severity: Error,
         family: LOCKS,
         what: "`DROP INDEX` without `CONCURRENTLY`.",
@@ -218,7 +218,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "DROP INDEX CONCURRENTLY IF EXISTS orders_old_idx;",
     },
     RuleInfo {
-        code: "reindex-non-concurrently",
+        code: FindingCode::ReindexNonConcurrently,
         severity: Error,
         family: LOCKS,
         what: "`REINDEX` without `CONCURRENTLY`.",
@@ -227,7 +227,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "REINDEX INDEX CONCURRENTLY orders_customer_idx;",
     },
     RuleInfo {
-        code: "concurrently-in-transaction",
+        code: FindingCode::ConcurrentlyInTransaction,
         severity: Error,
         family: LOCKS,
         what: "A `CONCURRENTLY` operation inside a transaction block.",
@@ -236,7 +236,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);",
     },
     RuleInfo {
-        code: "add-unique-without-index",
+        code: FindingCode::AddUniqueWithoutIndex,
         severity: Error,
         family: LOCKS,
         what: "`ADD CONSTRAINT … UNIQUE` or `PRIMARY KEY` without `USING INDEX` on an existing table.",
@@ -245,7 +245,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON users (email);\nALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_key;",
     },
     RuleInfo {
-        code: "primary-key-nullable-column",
+        code: FindingCode::PrimaryKeyNullableColumn,
         severity: Error,
         family: LOCKS,
         what: "A primary key added over columns the migrations left nullable (added without NOT NULL, or after DROP NOT NULL). Columns of existing tables whose nullability the files do not show are not guessed at.",
@@ -254,7 +254,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE t ADD CONSTRAINT t_id_nn CHECK (id IS NOT NULL) NOT VALID;\nALTER TABLE t VALIDATE CONSTRAINT t_id_nn;\nALTER TABLE t ALTER COLUMN id SET NOT NULL;\nCREATE UNIQUE INDEX CONCURRENTLY t_pkey ON t (id);\nALTER TABLE t ADD CONSTRAINT t_pkey PRIMARY KEY USING INDEX t_pkey;",
     },
     RuleInfo {
-        code: "exclusion-constraint",
+        code: FindingCode::ExclusionConstraint,
         severity: Error,
         family: LOCKS,
         what: "`ADD CONSTRAINT … EXCLUDE` on an existing table.",
@@ -263,7 +263,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "check-without-not-valid",
+        code: FindingCode::CheckWithoutNotValid,
         severity: Error,
         family: LOCKS,
         what: "`ADD CONSTRAINT … CHECK` without `NOT VALID` on an existing table.",
@@ -272,7 +272,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE orders ADD CONSTRAINT orders_total_positive CHECK (total >= 0) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;",
     },
     RuleInfo {
-        code: "foreign-key-without-not-valid",
+        code: FindingCode::ForeignKeyWithoutNotValid,
         severity: Error,
         family: LOCKS,
         what: "`ADD CONSTRAINT … FOREIGN KEY` without `NOT VALID` on an existing table.",
@@ -281,7 +281,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE orders ADD CONSTRAINT orders_customer_fkey FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fkey;",
     },
     RuleInfo {
-        code: "validate-in-same-transaction",
+        code: FindingCode::ValidateInSameTransaction,
         severity: Error,
         family: LOCKS,
         what: "`VALIDATE CONSTRAINT` in the same transaction that added the constraint `NOT VALID`.",
@@ -290,7 +290,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "BEGIN;\nALTER TABLE orders ADD CONSTRAINT c CHECK (total >= 0) NOT VALID;\nCOMMIT;\nALTER TABLE orders VALIDATE CONSTRAINT c;",
     },
     RuleInfo {
-        code: "set-not-null",
+        code: FindingCode::SetNotNull,
         severity: Error,
         family: LOCKS,
         what: "`ALTER COLUMN … SET NOT NULL` without a validated `CHECK (col IS NOT NULL)`.",
@@ -299,7 +299,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE users ADD CONSTRAINT users_email_nn CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_nn;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_nn;",
     },
     RuleInfo {
-        code: "add-column-volatile-default",
+        code: FindingCode::AddColumnVolatileDefault,
         severity: Error,
         family: LOCKS,
         what: "`ADD COLUMN` with a volatile default (`random()`, `gen_random_uuid()`, `clock_timestamp()`, `nextval()` …) on an existing table — or any default before PostgreSQL 11.",
@@ -308,7 +308,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE users ADD COLUMN token uuid;\nALTER TABLE users ALTER COLUMN token SET DEFAULT gen_random_uuid();\n-- backfill existing rows in batches",
     },
     RuleInfo {
-        code: "add-column-serial",
+        code: FindingCode::AddColumnSerial,
         severity: Error,
         family: LOCKS,
         what: "`ADD COLUMN … serial/bigserial` on an existing table.",
@@ -317,7 +317,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "add-column-identity",
+        code: FindingCode::AddColumnIdentity,
         severity: Error,
         family: LOCKS,
         what: "Adding an identity column (`GENERATED … AS IDENTITY`) to an existing table.",
@@ -326,7 +326,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "add-column-generated-stored",
+        code: FindingCode::AddColumnGeneratedStored,
         severity: Error,
         family: LOCKS,
         what: "Adding a `GENERATED ALWAYS AS (…) STORED` column to an existing table.",
@@ -335,7 +335,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "set-table-persistence",
+        code: FindingCode::SetTablePersistence,
         severity: Error,
         family: LOCKS,
         what: "`ALTER TABLE … SET LOGGED` / `SET UNLOGGED`.",
@@ -344,7 +344,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "set-tablespace",
+        code: FindingCode::SetTablespace,
         severity: Error,
         family: LOCKS,
         what: "`ALTER TABLE … SET TABLESPACE`.",
@@ -353,7 +353,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "vacuum-full",
+        code: FindingCode::VacuumFull,
         severity: Error,
         family: LOCKS,
         what: "`VACUUM FULL`.",
@@ -362,7 +362,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "VACUUM (ANALYZE) orders;",
     },
     RuleInfo {
-        code: "cluster",
+        code: FindingCode::Cluster,
         severity: Error,
         family: LOCKS,
         what: "`CLUSTER`.",
@@ -371,7 +371,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "detach-partition-non-concurrently",
+        code: FindingCode::DetachPartitionNonConcurrently,
         severity: Error,
         family: LOCKS,
         what: "`ALTER TABLE … DETACH PARTITION` without `CONCURRENTLY`.",
@@ -380,7 +380,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE measurements DETACH PARTITION measurements_2019 CONCURRENTLY;",
     },
     RuleInfo {
-        code: "concurrent-index-on-partitioned-table",
+        code: FindingCode::ConcurrentIndexOnPartitionedTable,
         severity: Error,
         family: LOCKS,
         what: "`CREATE INDEX CONCURRENTLY` on a partitioned table (one the migrations create with `PARTITION BY`).",
@@ -389,7 +389,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE INDEX m_at_idx ON ONLY m (at);\nCREATE INDEX CONCURRENTLY m_2024_at_idx ON m_2024 (at);\nALTER INDEX m_at_idx ATTACH PARTITION m_2024_at_idx;",
     },
     RuleInfo {
-        code: "attach-partition-without-check",
+        code: FindingCode::AttachPartitionWithoutCheck,
         severity: Error,
         family: LOCKS,
         what: "`ATTACH PARTITION` of an existing table without a validated CHECK constraint matching the partition bound.",
@@ -398,7 +398,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "ALTER TABLE m_2024 ADD CONSTRAINT m_2024_bound CHECK (at >= '2024-01-01' AND at < '2025-01-01') NOT VALID;\nALTER TABLE m_2024 VALIDATE CONSTRAINT m_2024_bound;\nALTER TABLE m ATTACH PARTITION m_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
     },
     RuleInfo {
-        code: "access-exclusive-held",
+        code: FindingCode::AccessExclusiveHeld,
         severity: Warning,
         family: LOCKS,
         what: "More statements in a transaction after one took an ACCESS EXCLUSIVE lock on an existing table.",
@@ -407,7 +407,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "domain-constraint",
+        code: FindingCode::DomainConstraint,
         severity: Error,
         family: LOCKS,
         what: "`ALTER DOMAIN … ADD CONSTRAINT` without `NOT VALID`.",
@@ -417,7 +417,7 @@ pub const RULES: &[RuleInfo] = &[
     },
     // ── operations ─────────────────────────────────────────────────────────────────────
     RuleInfo {
-        code: "missing-lock-timeout",
+        code: FindingCode::MissingLockTimeout,
         severity: Warning,
         family: OPS,
         what: "DDL that locks an existing table with no `SET lock_timeout` earlier in the file.",
@@ -426,7 +426,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "SET lock_timeout = '2s';\nSET statement_timeout = '15min';",
     },
     RuleInfo {
-        code: "missing-statement-timeout",
+        code: FindingCode::MissingStatementTimeout,
         severity: Warning,
         family: OPS,
         what: "DDL that locks an existing table with no `SET statement_timeout` earlier in the file.",
@@ -435,7 +435,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "SET lock_timeout = '2s';\nSET statement_timeout = '15min';",
     },
     RuleInfo {
-        code: "unclosed-transaction",
+        code: FindingCode::UnclosedTransaction,
         severity: Error,
         family: OPS,
         what: "`BEGIN` with no matching `COMMIT` by the end of the file.",
@@ -444,7 +444,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "BEGIN;\n-- …\nCOMMIT;",
     },
     RuleInfo {
-        code: "nested-transaction",
+        code: FindingCode::NestedTransaction,
         severity: Error,
         family: OPS,
         what: "`BEGIN` while a transaction is already open (also: the runner already wraps the file).",
@@ -453,7 +453,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "identifier-too-long",
+        code: FindingCode::IdentifierTooLong,
         severity: Error,
         family: OPS,
         what: "An identifier longer than 63 bytes.",
@@ -462,7 +462,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "",
     },
     RuleInfo {
-        code: "foreign-key-without-index",
+        code: FindingCode::ForeignKeyWithoutIndex,
         severity: Warning,
         family: OPS,
         what: "A foreign key whose referencing columns have no index created in the same file.",
@@ -471,7 +471,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE INDEX CONCURRENTLY orders_customer_id_idx ON orders (customer_id);",
     },
     RuleInfo {
-        code: "unbatched-dml",
+        code: FindingCode::UnbatchedDml,
         severity: Warning,
         family: OPS,
         what: "An `UPDATE` or `DELETE` on an existing table without a batching predicate (no key range, no LIMIT).",
@@ -481,7 +481,7 @@ pub const RULES: &[RuleInfo] = &[
     },
     // ── hygiene ────────────────────────────────────────────────────────────────────────
     RuleInfo {
-        code: "prefer-bigint",
+        code: FindingCode::PreferBigint,
         severity: Warning,
         family: HYGIENE,
         what: "An `integer`/`smallint` (or `serial`) primary-key or identity column.",
@@ -490,7 +490,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);",
     },
     RuleInfo {
-        code: "prefer-identity",
+        code: FindingCode::PreferIdentity,
         severity: Warning,
         family: HYGIENE,
         what: "A `serial`/`bigserial` column.",
@@ -499,7 +499,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY);",
     },
     RuleInfo {
-        code: "prefer-text",
+        code: FindingCode::PreferText,
         severity: Warning,
         family: HYGIENE,
         what: "A `varchar(n)` or `char(n)` column.",
@@ -508,7 +508,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE TABLE t (name text CHECK (length(name) <= 200));",
     },
     RuleInfo {
-        code: "prefer-timestamptz",
+        code: FindingCode::PreferTimestamptz,
         severity: Warning,
         family: HYGIENE,
         what: "A `timestamp` (without time zone) column.",
@@ -517,7 +517,7 @@ pub const RULES: &[RuleInfo] = &[
         safe: "CREATE TABLE t (created_at timestamptz NOT NULL DEFAULT now());",
     },
     RuleInfo {
-        code: "prefer-jsonb",
+        code: FindingCode::PreferJsonb,
         severity: Warning,
         family: HYGIENE,
         what: "A `json` column in a new table.",
@@ -536,7 +536,6 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for r in RULES {
             assert!(seen.insert(r.code), "duplicate code {}", r.code);
-            assert!(r.code.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", r.code);
             assert!(r.help.chars().next().is_some_and(|c| !c.is_ascii_uppercase()), "{}", r.code);
         }
     }

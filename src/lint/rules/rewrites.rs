@@ -3,6 +3,7 @@
 //! generated), `SET LOGGED/UNLOGGED`, `SET TABLESPACE`, `VACUUM FULL`, `CLUSTER`.
 
 use super::{Out, column, short};
+use crate::finding::FindingCode;
 use crate::lint::action::{Action, AlterOp, ColumnSpec, Name};
 use crate::lint::context::Ctx;
 
@@ -31,10 +32,10 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::AlterTable { table, op } if cx.existing(table) => match op {
             AlterOp::AddColumn(col) => add_column(table, col, cx, out),
             AlterOp::SetLogged | AlterOp::SetUnlogged => {
-                out.push("set-table-persistence", short(table), rewrite(table))
+                out.push(FindingCode::SetTablePersistence, short(table), rewrite(table))
             }
             AlterOp::SetTablespace => out.push(
-                "set-tablespace",
+                FindingCode::SetTablespace,
                 short(table),
                 format!("copies {} to the new tablespace under an ACCESS EXCLUSIVE lock", short(table)),
             ),
@@ -43,7 +44,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::VacuumFull { table } if table.as_ref().is_none_or(|t| cx.existing(t)) => {
             let what = table.as_ref().map(short).unwrap_or_else(|| "every table".into());
             out.push(
-                "vacuum-full",
+                FindingCode::VacuumFull,
                 what.clone(),
                 format!("vacuum full rewrites {what} under an ACCESS EXCLUSIVE lock"),
             );
@@ -51,7 +52,7 @@ pub fn check(a: &Action, cx: &Ctx<'_>, out: &mut Out<'_>) {
         Action::Cluster { table } if table.as_ref().is_none_or(|t| cx.existing(t)) => {
             let what = table.as_ref().map(short).unwrap_or_else(|| "every clustered table".into());
             out.push(
-                "cluster",
+                FindingCode::Cluster,
                 what.clone(),
                 format!("cluster rewrites {what} under an ACCESS EXCLUSIVE lock"),
             );
@@ -64,33 +65,33 @@ fn add_column(table: &Name, col: &ColumnSpec, cx: &Ctx<'_>, out: &mut Out<'_>) {
     let object = column(table, &col.name);
     if col.is_serial() {
         out.push(
-            "add-column-serial",
+            FindingCode::AddColumnSerial,
             object,
             format!("a serial column calls nextval() for every existing row: {}", rewrite_msg(table)),
         );
     } else if col.identity {
         out.push(
-            "add-column-identity",
+            FindingCode::AddColumnIdentity,
             object,
             format!("an identity column numbers every existing row: {}", rewrite_msg(table)),
         );
     } else if col.generated_stored {
         out.push(
-            "add-column-generated-stored",
+            FindingCode::AddColumnGeneratedStored,
             object,
             format!("a stored generated column is computed for every existing row: {}", rewrite_msg(table)),
         );
     } else if let Some(default) = &col.default {
         if cx.config.pg_version < 11 {
             out.push_with_help(
-                "add-column-volatile-default",
+                FindingCode::AddColumnVolatileDefault,
                 object,
                 format!("before PostgreSQL 11 any default is written into every existing row: {}", rewrite_msg(table)),
                 "add the column without a default, then SET DEFAULT for new rows and backfill existing rows in batches",
             );
         } else if let Some(f) = volatile_call(default) {
             out.push(
-                "add-column-volatile-default",
+                FindingCode::AddColumnVolatileDefault,
                 object,
                 format!(
                     "the default calls {f}(), which is volatile, so every existing row is written: {}",

@@ -3,7 +3,7 @@
 //! set before DDL that locks an existing table.
 
 use super::{Out, finding_at, short};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingCode};
 use crate::lint::Stmt;
 use crate::lint::action::{Action, AlterOp};
 use crate::lint::context::{Ctx, Lock};
@@ -11,7 +11,7 @@ use crate::lint::context::{Ctx, Lock};
 pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
     match a {
         Action::Begin if cx.in_tx => out.push(
-            "nested-transaction",
+            FindingCode::NestedTransaction,
             "transaction",
             "begin inside an open transaction is ignored, so the first commit ends both",
         ),
@@ -34,7 +34,7 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
         if let Some((table, held_at)) = &cx.exclusive_holder {
             if *held_at != s.span {
                 out.push(
-                    "access-exclusive-held",
+                    FindingCode::AccessExclusiveHeld,
                     short(table),
                     format!(
                         "the ACCESS EXCLUSIVE lock on {} taken at line {} is held while this statement runs, blocking every read and write of the table until commit",
@@ -51,7 +51,7 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
         if lock >= Lock::Share && !cx.timeout_reported {
             if !cx.lock_timeout {
                 out.push(
-                    "missing-lock-timeout",
+                    FindingCode::MissingLockTimeout,
                     short(&table),
                     format!(
                         "this statement waits for {} on {} with no lock_timeout; while it waits, every query on the table queues behind it",
@@ -62,7 +62,7 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
             }
             if !cx.statement_timeout {
                 out.push(
-                    "missing-statement-timeout",
+                    FindingCode::MissingStatementTimeout,
                     short(&table),
                     format!(
                         "nothing bounds how long this statement holds {} on {}",
@@ -78,7 +78,7 @@ pub fn check(s: &Stmt, a: &Action, cx: &mut Ctx<'_>, out: &mut Out<'_>) {
 
 fn concurrent(out: &mut Out<'_>, what: &str, object: String) {
     out.push(
-        "concurrently-in-transaction",
+        FindingCode::ConcurrentlyInTransaction,
         object,
         format!(
             "{what} cannot run inside a transaction block; PostgreSQL rejects it and the migration fails"
@@ -90,7 +90,7 @@ pub fn finish(stmts: &[Stmt], cx: &mut Ctx<'_>, found: &mut Vec<Finding>) {
     if let Some(span) = &cx.tx_span {
         if let Some(s) = stmts.iter().find(|s| &s.span == span) {
             found.push(finding_at(
-                "unclosed-transaction",
+                FindingCode::UnclosedTransaction,
                 s,
                 "transaction".into(),
                 "this transaction is never committed in the file; the runner either rolls it back or leaves it open holding its locks".into(),

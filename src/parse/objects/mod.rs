@@ -9,7 +9,7 @@ use super::names::choose_name;
 use super::table::relation_taken;
 use crate::model::{
     ColumnRef, CompositeType, Domain, EnumType, Extension, Ident, Index, IndexExpr, IndexKey, ObjectRef,
-    OpaqueKind, QualifiedName, Schema, Sequence, View, normalize_type,
+    OpaqueKind, QualifiedName, Schema, Sequence, View,
 };
 
 mod comment;

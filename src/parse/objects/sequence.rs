@@ -9,7 +9,7 @@ fn sequence_options(c: &mut Cursor, seq: &mut Sequence) -> PResult<()> {
         if c.eat_kw("as") {
             let from = c.pos;
             c.word()?;
-            seq.data_type = normalize_type(&c.raw(from, c.pos));
+            seq.data_type = crate::parse::normalize_type(&c.raw(from, c.pos));
         } else if c.eat_kw("increment") {
             c.eat_kw("by");
             seq.increment = Some(c.integer()?);

@@ -33,9 +33,10 @@ mod views;
 use serde_json::{Value, json};
 
 use super::draft::{Res, StepDraft};
-use super::sqltext::{column_value, derived_name, repoint, row_ref};
+use super::sqltext::{column_value, derived_name, row_ref};
 use crate::diff::{Change, Hints};
 use crate::model::{Column, Ident, QualifiedName, Schema};
+use crate::parse::text::repoint;
 use crate::plan::{BackfillSpec, LockMode, Phase};
 use crate::render::{RenderError, Renderer, qn};
 

@@ -134,22 +134,7 @@ fn routine_head(o: &OpaqueObject) -> Option<(String, String)> {
     }
     let t = o.text.to_ascii_lowercase();
     let open = t.find('(')?;
-    let mut depth = 0usize;
-    let mut close = None;
-    for (i, ch) in t[open..].char_indices() {
-        match ch {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close = close?;
+    let close = crate::parse::text::matching_paren(&t, open)?;
     let args = t[open..=close].split_whitespace().collect::<Vec<_>>().join(" ");
     let rest = t[close + 1..].trim_start();
     let result = match rest.strip_prefix("returns ") {

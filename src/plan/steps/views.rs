@@ -26,7 +26,7 @@ fn reads(v: &View) -> Vec<Res> {
 
 /// Columns of tables read with `*`: a view over `SELECT *` is bound to every column.
 fn star_reads(ctx: &Ctx<'_>, v: &View) -> Vec<Res> {
-    if !crate::diff::selects_star(&v.definition) {
+    if !crate::parse::text::selects_star(&v.definition) {
         return Vec::new();
     }
     v.reads

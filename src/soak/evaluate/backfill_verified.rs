@@ -4,8 +4,9 @@
 use tokio_postgres::Client;
 
 use super::{Context, CriterionReport, db_failure, fail, pass};
+use crate::parse::text::repoint;
 use crate::plan::BackfillSpec;
-use crate::plan::sqltext::{derived_name, repoint};
+use crate::plan::sqltext::derived_name;
 use crate::soak::{MARKER, SoakError};
 
 /// After the `switch` of a same-name type change the shadow column the backfill wrote

@@ -1,6 +1,8 @@
 //! Textual normalisation shared by every producer of the model, so that the same schema read
 //! from a file and from a live catalog compares equal: type names (`int4` = `integer`), and
 //! expressions (whitespace outside literals collapsed, keywords in one case).
+//! Moved from `model` (issue 19) so that SQL text is read only in `parse`; like
+//! [`super::text`] it imports nothing from the rest of the crate, so `model` may call it.
 
 /// Normalises a type name to the spelling `format_type()` uses: `int4` → `integer`,
 /// `varchar(20)` → `character varying(20)`, `timestamptz` → `timestamp with time zone`,

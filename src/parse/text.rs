@@ -1,0 +1,258 @@
+//! Small readers of SQL text for the modules downstream of the parser: the catalog's
+//! definitions (`introspect`), a partition's key and bound (`model::partition`), an opaque
+//! routine's head (`plan`), a backfill expression (`cli`), a view's `*`, the column
+//! references a planned expression rewrites and the parts of a qualified name. They were hand-rolled scanners in those modules;
+//! here they share the parser's lexer ([`super::lex`]), so quotes, dollar quotes and comments
+//! are read one way everywhere (issue 19). This module and [`super::normalize`] import
+//! nothing from the rest of the crate, so `model` may use them too.
+
+use super::lex::{Kind, tokenize};
+use super::normalize::dollar_tag;
+
+/// The index of the `)` matching the `(` at `open`, outside quotes; `None` when there is no
+/// `(` at `open`, it is not closed, or the lexer cannot read the text.
+pub fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    if s.as_bytes().get(open) != Some(&b'(') {
+        return None;
+    }
+    let toks = tokenize(&s[open..]).ok()?;
+    let mut depth = 0;
+    for t in &toks {
+        match &s[open + t.start..open + t.end] {
+            "(" if t.kind == Kind::Punct => depth += 1,
+            ")" if t.kind == Kind::Punct => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(open + t.start);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `(…)` at the start of `s`: its inside and what follows the `)`.
+pub fn paren_group(s: &str) -> Option<(&str, &str)> {
+    let close = matching_paren(s, 0)?;
+    Some((&s[1..close], &s[close + 1..]))
+}
+
+/// `s` without the parentheses that wrap all of it, repeatedly: `((a + 1))` → `a + 1`, while
+/// `(a) + (b)` stays as it is.
+pub fn unwrap_parens(s: &str) -> &str {
+    let mut e = s.trim();
+    while e.starts_with('(') && matching_paren(e, 0) == Some(e.len() - 1) {
+        e = e[1..e.len() - 1].trim();
+    }
+    e
+}
+
+/// Splits at top-level commas (outside parentheses, brackets and quotes), parts trimmed; an
+/// empty last part (blank text, a trailing comma) is dropped. Text the lexer cannot read
+/// stays one part.
+pub fn split_top_level(s: &str) -> Vec<&str> {
+    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for t in toks.iter().filter(|t| t.kind == Kind::Punct) {
+        match &s[t.start..t.end] {
+            "(" | "[" => depth += 1,
+            ")" | "]" => depth -= 1,
+            "," if depth == 0 => {
+                parts.push(s[start..t.start].trim());
+                start = t.end;
+            }
+            _ => {}
+        }
+    }
+    let last = s[start..].trim();
+    if !last.is_empty() {
+        parts.push(last);
+    }
+    parts
+}
+
+/// `s` when it is one identifier, bare or quoted (a partition key column rather than an
+/// expression).
+pub fn sole_identifier(s: &str) -> Option<&str> {
+    match tokenize(s).ok()?.as_slice() {
+        [t] if t.kind == Kind::Word || (t.kind == Kind::QuotedIdent && s[t.start..].starts_with('"')) => {
+            Some(&s[t.start..t.end])
+        }
+        _ => None,
+    }
+}
+
+/// Space-separated words, keeping `"quoted words"` and `(…)` groups whole. Text the lexer
+/// cannot read is one word.
+pub fn words(s: &str) -> Vec<&str> {
+    let Ok(toks) = tokenize(s) else { return vec![s.trim()] };
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut word: Option<(usize, usize)> = None;
+    for t in &toks {
+        if depth == 0 && t.space_before {
+            if let Some((a, b)) = word.take() {
+                out.push(&s[a..b]);
+            }
+        }
+        if t.kind == Kind::Punct {
+            match &s[t.start..t.end] {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                _ => {}
+            }
+        }
+        word = Some((word.map_or(t.start, |(a, _)| a), t.end));
+    }
+    if let Some((a, b)) = word {
+        out.push(&s[a..b]);
+    }
+    out
+}
+
+/// The identifier-like words of `text` outside string literals and `$tag$…$tag$` bodies,
+/// with their double quotes removed: the names a routine's signature and clauses spell.
+pub fn words_outside_bodies(text: &str) -> Vec<String> {
+    without_quoted(text)
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"'))
+        .map(|w| w.trim_matches('"').to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The text with `$tag$…$tag$` bodies and string literals removed.
+fn without_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(['$', '\'']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix('\'') {
+            match after.find('\'') {
+                Some(end) => rest = &after[end + 1..],
+                None => return out,
+            }
+            continue;
+        }
+        match dollar_tag(tail) {
+            Some(tag) => match tail[tag.len()..].find(tag) {
+                Some(end) => rest = &tail[tag.len() + end + tag.len()..],
+                None => return out,
+            },
+            None => {
+                out.push('$');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Splits `a."b.c"."d""e"` on the dots outside quotes; `None` when quotes are unbalanced.
+pub fn split_qualified(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                cur.push_str("\"\"");
+                chars.next();
+            }
+            '"' => {
+                in_quotes = !in_quotes;
+                cur.push('"');
+            }
+            '.' if !in_quotes => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if in_quotes {
+        return None;
+    }
+    parts.push(cur);
+    Some(parts.into_iter().map(|p| p.trim().to_string()).collect())
+}
+
+/// Whether a view definition selects `*` (its column list then follows its tables').
+pub fn selects_star(definition: &str) -> bool {
+    let d = definition.to_ascii_lowercase();
+    d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
+}
+
+/// Rewrites the column references in `expr`: every bare or quoted identifier for which
+/// `map` returns a replacement is replaced. Identifiers inside string literals, after `.`
+/// or `::`, before `(` or `.` are left alone (qualified names, types, functions). An
+/// expression the lexer cannot read is returned as written (the model only holds
+/// expressions a lexer has read).
+pub fn repoint(expr: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
+    let Ok(toks) = tokenize(expr) else { return expr.to_string() };
+    let text = |k: usize| toks.get(k).map(|t| &expr[t.start..t.end]);
+    let mut out = String::with_capacity(expr.len() + 16);
+    let mut copied = 0;
+    for (k, t) in toks.iter().enumerate() {
+        let raw = &expr[t.start..t.end];
+        let name = match t.kind {
+            Kind::Word => raw.to_lowercase(),
+            Kind::QuotedIdent if raw.starts_with('"') => raw[1..raw.len() - 1].replace("\"\"", "\""),
+            _ => continue,
+        };
+        let qualified_or_cast = k > 0 && matches!(text(k - 1), Some("." | "::"));
+        let call_or_qualifier = matches!(text(k + 1), Some("(" | "."));
+        if qualified_or_cast || call_or_qualifier {
+            continue;
+        }
+        if let Some(rep) = map(&name) {
+            out.push_str(&expr[copied..t.start]);
+            out.push_str(&rep);
+            copied = t.end;
+        }
+    }
+    out.push_str(&expr[copied..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_key_suffixes_are_split_into_words() {
+        assert_eq!(
+            words(" COLLATE \"C\" public.gin_trgm_ops DESC NULLS LAST"),
+            ["COLLATE", "\"C\"", "public.gin_trgm_ops", "DESC", "NULLS", "LAST"]
+        );
+        assert_eq!(split_top_level("a, lower((b)::text), (c + d)"), ["a", "lower((b)::text)", "(c + d)"]);
+    }
+
+    #[test]
+    fn top_level_lists_keep_quoted_commas_and_drop_an_empty_tail() {
+        assert_eq!(split_top_level("'a, b', 'c'"), ["'a, b'", "'c'"]);
+        assert_eq!(split_top_level("\"x,y\", z,"), ["\"x,y\"", "z"]);
+        assert!(split_top_level("  ").is_empty());
+        assert_eq!(sole_identifier(" \"Tenant\" "), Some("\"Tenant\""));
+        assert_eq!(sole_identifier("created_at"), Some("created_at"));
+        assert_eq!(sole_identifier("lower(region)"), None);
+    }
+
+    #[test]
+    fn parentheses_are_matched_outside_quotes() {
+        assert_eq!(paren_group("(a, ')') TO (b)"), Some(("a, ')'", " TO (b)")));
+        assert_eq!(paren_group("a (b)"), None);
+        assert_eq!(unwrap_parens(" ((price * 100)::bigint) "), "(price * 100)::bigint");
+        assert_eq!(unwrap_parens("(a) + (b)"), "(a) + (b)");
+        assert_eq!(unwrap_parens("((a))"), "a");
+    }
+
+    #[test]
+    fn words_outside_bodies_skip_literals_and_dollar_bodies() {
+        assert_eq!(
+            words_outside_bodies("CREATE FUNCTION f(\"T\" int) AS $b$ select orders $b$ LANGUAGE sql 'x y'"),
+            ["CREATE", "FUNCTION", "f", "T", "int", "AS", "LANGUAGE", "sql"]
+        );
+    }
+}
