@@ -152,7 +152,7 @@ finding_codes! {
 
 /// A code no [`FindingCode`] spells; carries what was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown finding code '{0}'")]
+#[error("unknown finding code '{0}' (written by a newer seqmig? this one knows every code it can write)")]
 pub struct UnknownCode(pub String);
 
 impl fmt::Display for FindingCode {
