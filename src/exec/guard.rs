@@ -122,31 +122,60 @@ pub async fn plan_lock_holder(client: &Client, plan_id: &str) -> Result<Option<H
     .next())
 }
 
-/// The runner holding the bookkeeping lock, if any.
-async fn bookkeeping_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
-    Ok(lock_holders_where(
-        client,
-        &format!(
-            "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {BOOKKEEPING_OBJID}::oid AND l.objsubid = 1"
-        ),
+/// Where `pg_locks` shows the ledger bookkeeping lock held.
+fn bookkeeping_held() -> String {
+    format!(
+        "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {BOOKKEEPING_OBJID}::oid AND l.objsubid = 1"
     )
-    .await?
-    .into_iter()
-    .next())
 }
 
-/// The session holding the older releases' runner lock exclusively, if any.
-async fn legacy_holder(client: &Client) -> Result<Option<Holder>, ExecError> {
-    Ok(lock_holders_where(
-        client,
-        &format!(
-            "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {LEGACY_RUNNER_OBJID}::oid AND l.objsubid = 1 \
-             AND l.mode = 'ExclusiveLock'"
-        ),
+/// Where `pg_locks` shows the older releases' runner lock held exclusively.
+fn legacy_held() -> String {
+    format!(
+        "l.classid = {RUNNER_LOCK_CLASSID}::oid AND l.objid = {LEGACY_RUNNER_OBJID}::oid AND l.objsubid = 1 \
+         AND l.mode = 'ExclusiveLock'"
     )
-    .await?
-    .into_iter()
-    .next())
+}
+
+/// An advisory lock a runner waits for, at most its retry budget.
+struct WaitedLock {
+    /// `SELECT pg_try_advisory_lock…($1)`, in the mode wanted.
+    try_sql: &'static str,
+    key: i64,
+    /// What the lock is, in errors.
+    what: &'static str,
+    /// Where `pg_locks` shows the lock held by the session in the way.
+    held_where: String,
+    poll: std::time::Duration,
+}
+
+/// Tries `lock` until it is taken or `budget` is spent; then [`ExecError::Busy`] names the
+/// session that holds it.
+async fn wait_for_lock(
+    client: &Client,
+    lock: WaitedLock,
+    budget: std::time::Duration,
+) -> Result<(), ExecError> {
+    let start = Instant::now();
+    loop {
+        let locked: bool = client
+            .query_one(lock.try_sql, &[&lock.key])
+            .await
+            .map_err(|source| ExecError::Db { context: format!("take the {}", lock.what), source })?
+            .get(0);
+        if locked {
+            return Ok(());
+        }
+        if start.elapsed() >= budget {
+            let holder = lock_holders_where(client, &lock.held_where)
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or_else(unknown_holder);
+            return Err(ExecError::Busy { what: lock.what.into(), holder });
+        }
+        tokio::time::sleep(lock.poll).await;
+    }
 }
 
 fn unknown_holder() -> Holder {
@@ -322,30 +351,14 @@ pub fn stacked_needs(phase: Phase) -> Phase {
 /// ([`LEGACY_RUNNER_LOCK`]), waiting at most `budget` while an older seqmig holds it;
 /// then [`ExecError::Busy`] names that runner.
 async fn lock_legacy_shared(client: &Client, budget: std::time::Duration) -> Result<(), ExecError> {
-    let start = Instant::now();
-    loop {
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&LEGACY_RUNNER_LOCK])
-            .await
-            .map_err(|source| ExecError::Db {
-                context: "take the runner lock of older seqmig releases".into(),
-                source,
-            })?
-            .get(0);
-        if locked {
-            return Ok(());
-        }
-        if start.elapsed() >= budget {
-            let holder = legacy_holder(client).await?.unwrap_or_else(unknown_holder);
-            return Err(ExecError::Busy {
-                what:
-                    "database-wide runner lock (the one seqmig releases before several plans in flight take)"
-                        .into(),
-                holder,
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let lock = WaitedLock {
+        try_sql: "SELECT pg_try_advisory_lock_shared($1)",
+        key: LEGACY_RUNNER_LOCK,
+        what: "database-wide runner lock (the one seqmig releases before several plans in flight take)",
+        held_where: legacy_held(),
+        poll: std::time::Duration::from_millis(50),
+    };
+    wait_for_lock(client, lock, budget).await
 }
 
 /// How [`check_stacked`] finds out whether a runner works on the plan below.
@@ -704,26 +717,14 @@ impl Runner {
     /// Takes the ledger bookkeeping lock, waiting for another runner's bookkeeping at most
     /// the retry budget; then [`ExecError::Busy`] names the holder.
     async fn lock_bookkeeping(&self) -> Result<(), ExecError> {
-        let start = Instant::now();
-        loop {
-            let locked: bool = self
-                .client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&BOOKKEEPING_LOCK])
-                .await
-                .map_err(|source| ExecError::Db {
-                    context: "take the ledger bookkeeping lock".into(),
-                    source,
-                })?
-                .get(0);
-            if locked {
-                return Ok(());
-            }
-            if start.elapsed() >= self.opts.retry.budget {
-                let holder = bookkeeping_holder(&self.client).await?.unwrap_or_else(unknown_holder);
-                return Err(ExecError::Busy { what: "ledger bookkeeping lock".into(), holder });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let lock = WaitedLock {
+            try_sql: "SELECT pg_try_advisory_lock($1)",
+            key: BOOKKEEPING_LOCK,
+            what: "ledger bookkeeping lock",
+            held_where: bookkeeping_held(),
+            poll: std::time::Duration::from_millis(20),
+        };
+        wait_for_lock(&self.client, lock, self.opts.retry.budget).await
     }
 
     async fn unlock_bookkeeping(&self) {
