@@ -242,6 +242,17 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     }
     let mut attach_needs = vec![Res::Table(t.clone()), Res::Table(p.parent.clone())];
     attach_needs.extend(ctx.desired.partitions_of(t).into_iter().map(|c| Res::Table(c.name.clone())));
+    // The parent's new indexes first: ATTACH PARTITION then attaches the partition's own
+    // copy of each (created with the table) to the parent's index. Attached before the
+    // parent's index exists, the copy stays unattached and the parent's index invalid
+    // (found by the reliability generator: a new partition and a new index in one plan).
+    attach_needs.extend(
+        ctx.desired
+            .indexes
+            .values()
+            .filter(|i| i.table == p.parent && !ctx.current.indexes.contains_key(&i.name))
+            .map(|i| Res::Index(i.name.clone())),
+    );
     let attach = StepDraft::new(
         Phase::Expand,
         attach_purpose,
