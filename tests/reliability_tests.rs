@@ -696,7 +696,7 @@ impl Case {
                     lines.push(format!("    {} {}{null}", self.added_name(k, *not_null), ty.sql()));
                 }
             }
-            if !(t.parted.is_some_and(|p| p.add_pk) && !after) {
+            if after || !t.parted.is_some_and(|p| p.add_pk) {
                 lines.push(format!("    CONSTRAINT {} PRIMARY KEY (id{key_extra})", self.pkey(n)));
             }
             if t.fk && !(after && t.drop_fk) {
