@@ -306,8 +306,6 @@ fn table_spec(parted_weight: f64) -> impl Strategy<Value = TableSpec> {
                         // Booleans repeat: no UNIQUE on them.
                         Fate::AddUnique | Fate::AddFk if ty == Ty::Boolean => Fate::Default,
                         Fate::AddFk if !matches!(ty, Ty::Integer | Ty::Bigint) => Fate::AddUnique,
-                        // PostgreSQL 15 refuses a NOT VALID foreign key on a partitioned table.
-                        Fate::AddFk if parted.is_some() => Fate::AddUnique,
                         f => f,
                     };
                     Col { ty, not_null, fate }
