@@ -1355,6 +1355,7 @@ fn reliability_generator_covers_every_change_kind() {
         "PartitionedDropNotNull",
         "PartitionedDefault",
         "PartitionedAddUnique",
+        "PartitionedAddFk",
     ];
     for w in want.into_iter().chain(partitioned) {
         assert!(seen.contains(w), "the generator never produces {w}: {seen:?}");
