@@ -216,3 +216,46 @@ INSERT INTO public.events SELECT g, g % 10 + 1 FROM generate_series(1, 300) g;";
         assert_same(&introspect(&c).await, &schema, "rolled back from backfill");
     });
 }
+
+/// A table of its own, with rows, that the desired schema makes a partition: the plan used to
+/// see nothing to do. Now a CHECK matching the bound is added NOT VALID and validated (writes
+/// continue), and the attach then skips its scan under the lock; rolled back, the table is on
+/// its own again with its rows.
+#[test]
+fn issue21_an_existing_table_with_rows_is_attached_after_a_validated_check() {
+    let before = format!(
+        "{EVENTS}CREATE TABLE public.events_old (id bigint NOT NULL, kind text, CONSTRAINT events_old_pkey PRIMARY KEY (id));"
+    )
+    .replace("FROM (100) TO (MAXVALUE)", "FROM (200) TO (MAXVALUE)");
+    let after = before.replace(
+        "CREATE TABLE public.events_old (id bigint NOT NULL, kind text, CONSTRAINT events_old_pkey PRIMARY KEY (id));",
+        "CREATE TABLE public.events_old PARTITION OF public.events FOR VALUES FROM (100) TO (200);",
+    );
+    let seed = "INSERT INTO public.events SELECT g, 'k' || g FROM generate_series(1, 99) g;
+INSERT INTO public.events SELECT g, 'k' || g FROM generate_series(200, 299) g;
+INSERT INTO public.events_old SELECT g, 'o' || g FROM generate_series(100, 199) g;";
+    let (db, plan) = apply_all(&before, seed, &after, "");
+    let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(kinds, ["attach_partition"], "{:#?}", plan.changes);
+    assert!(plan.steps.iter().any(|s| s.sql.contains("NOT VALID") && s.lock_target == "public.events_old"));
+    assert!(plan.steps.iter().any(|s| s.sql.contains("VALIDATE CONSTRAINT") && s.scans_table));
+    block_on(async {
+        let c = db.client().await;
+        let n: i64 =
+            c.query_one("SELECT count(*) FROM public.events WHERE kind LIKE 'o%'", &[]).await.unwrap().get(0);
+        assert_eq!(n, 100);
+    });
+
+    let db = TestDb::new();
+    db.execute(&before);
+    db.execute(seed);
+    block_on(async {
+        let c = db.client().await;
+        let schema = introspect(&c).await;
+        apply(&db, &plan, Phase::Expand).await.unwrap();
+        rollback(&db, Phase::Expand).await.unwrap();
+        assert_same(&introspect(&c).await, &schema, "rolled back from expand");
+        let n: i64 = c.query_one("SELECT count(*) FROM ONLY public.events_old", &[]).await.unwrap().get(0);
+        assert_eq!(n, 100);
+    });
+}

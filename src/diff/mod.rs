@@ -547,6 +547,18 @@ impl Differ<'_> {
                     self.changes.push(Change::RenameTable { from: cname.clone(), table: des.clone() });
                 }
             }
+            // A table of its own that the desired schema makes a partition of a partitioned
+            // table that exists: attached with its rows (issue 21).
+            if cur.partition_of.is_none()
+                && let Some(p) = &des.partition_of
+                && self
+                    .table_pairs
+                    .get(&p.parent)
+                    .and_then(|c| self.current.tables.get(c))
+                    .is_some_and(|t| t.is_partitioned())
+            {
+                self.changes.push(Change::AttachTable { table: des.clone() });
+            }
             match self.partition_own_parts(cur, des) {
                 Some((cur, des)) => self.columns(dname, &cur, &des),
                 None => self.columns(dname, cur, des),
