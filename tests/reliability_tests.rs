@@ -1129,9 +1129,9 @@ fn generated_schema_pairs() {
 
 /// Generated schema pairs whose every table is partitioned: RANGE, LIST (with a default
 /// partition), HASH and RANGE then HASH, with partitions attached and detached
-/// (`SEQMIG_PARTITIONED_CASES`, default 6).
+/// (`SEQMIG_PARTITIONED_CASES`, default 4).
 fn partitioned_schema_pairs() {
-    let mut runner = runner_of("SEQMIG_PARTITIONED_CASES", 6);
+    let mut runner = runner_of("SEQMIG_PARTITIONED_CASES", 4);
     if let Err(e) = runner.run(&partitioned_case(), |case| {
         run_case(&case);
         Ok(())
