@@ -86,6 +86,7 @@ finding_codes! {
     OldTypeLimit = "old-type-limit",
     OneWayNotAcknowledged = "one-way-not-acknowledged",
     OpaqueChangesModelled = "opaque-changes-modelled",
+    PartitionAttachWithParentChanges = "partition-attach-with-parent-changes",
     PartitionKeyNotInUnique = "partition-key-not-in-unique",
     PhaseConflict = "phase-conflict",
     SeqmigPrerequisite = "seqmig-prerequisite",

@@ -34,8 +34,13 @@ pub(crate) fn env_number(name: &str, default: u64) -> u64 {
 /// A runner with a fixed seed (or `SEQMIG_PROPTEST_SEED`), no failure files, few shrinks:
 /// every shrink step of the lifecycle test costs three databases.
 fn runner(default_cases: u64) -> TestRunner {
+    runner_of("SEQMIG_PROPTEST_CASES", default_cases)
+}
+
+/// [`runner`] with its case count read from `cases_var`.
+fn runner_of(cases_var: &str, default_cases: u64) -> TestRunner {
     let config = ProptestConfig {
-        cases: env_number("SEQMIG_PROPTEST_CASES", default_cases) as u32,
+        cases: env_number(cases_var, default_cases) as u32,
         failure_persistence: None,
         max_shrink_iters: 24,
         ..ProptestConfig::default()
@@ -145,6 +150,42 @@ struct Col {
     fate: Fate,
 }
 
+/// How a generated table is partitioned (issue 21). The bounds are chosen for the values the
+/// seeding writes (`id` counts from 1, the date column is `2020-01-01 + id` days), so every
+/// seeded row falls inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PStrategy {
+    /// `RANGE (id)`: three partitions.
+    Range,
+    /// `LIST (id)`: two lists and a `DEFAULT` partition holding most rows.
+    List,
+    /// `HASH (id)`: moduli 2 and 4 covering every remainder.
+    Hash,
+    /// `RANGE (at)` by date, the first partition partitioned again by `HASH (id)`.
+    RangeHash,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Parted {
+    strategy: PStrategy,
+    /// A new partition is attached (not for HASH: every remainder is taken).
+    attach: bool,
+    /// A partition is detached and dropped (`authoritative_partitions`, `allow_one_way`).
+    detach: bool,
+    /// The table has no primary key before; after, one over `id` and the partition key.
+    add_pk: bool,
+}
+
+impl PStrategy {
+    /// The partition key columns at every level: a unique key must contain them all.
+    fn key(self) -> &'static [&'static str] {
+        match self {
+            PStrategy::RangeHash => &["at", "id"],
+            _ => &["id"],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct TableSpec {
     cols: Vec<Col>,
@@ -164,6 +205,8 @@ struct TableSpec {
     drop_fk: bool,
     /// The whole table is dropped (`allow_one_way`). Never the first table.
     dropped: bool,
+    /// The table is partitioned.
+    parted: Option<Parted>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,7 +252,28 @@ fn fate() -> impl Strategy<Value = Fate> {
     ]
 }
 
-fn table_spec() -> impl Strategy<Value = TableSpec> {
+fn parted() -> impl Strategy<Value = Parted> {
+    (
+        prop_oneof![
+            Just(PStrategy::Range),
+            Just(PStrategy::List),
+            Just(PStrategy::Hash),
+            Just(PStrategy::RangeHash)
+        ],
+        prop::bool::weighted(0.4),
+        prop::bool::weighted(0.4),
+        prop::bool::weighted(0.25),
+    )
+        .prop_map(|(strategy, attach, detach, add_pk)| Parted {
+            strategy,
+            attach: attach && strategy != PStrategy::Hash,
+            detach,
+            add_pk,
+        })
+}
+
+/// A table, partitioned with probability `parted_weight`.
+fn table_spec(parted_weight: f64) -> impl Strategy<Value = TableSpec> {
     (
         prop::collection::vec((ty(), any::<bool>(), fate()), 1..=4),
         prop::option::weighted(0.3, 0..4usize),
@@ -217,8 +281,13 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
         prop::collection::vec((ty(), any::<bool>()), 0..=2),
         prop::bool::weighted(0.2),
         (any::<bool>(), prop::bool::weighted(0.3), prop::bool::weighted(0.15)),
+        // (`weighted` takes a probability below 1.)
+        (prop::bool::weighted(parted_weight.min(0.5)), parted())
+            .prop_map(move |(yes, p)| (yes || parted_weight >= 1.0).then_some(p)),
     )
-        .prop_map(|(cols, indexed, fk, added, renamed, (drop_index, drop_fk, dropped))| {
+        .prop_map(move |(cols, indexed, fk, added, renamed, (drop_index, drop_fk, dropped), parted)| {
+            // A partitioned table is not renamed.
+            let renamed = renamed && parted.is_none();
             let indexed = indexed.filter(|i| *i < cols.len());
             let cols = cols
                 .into_iter()
@@ -244,13 +313,43 @@ fn table_spec() -> impl Strategy<Value = TableSpec> {
                 .collect();
             let drop_index = drop_index && indexed.is_some();
             let drop_fk = drop_fk && fk;
-            TableSpec { cols, indexed, fk, added, renamed, drop_index, drop_fk, dropped }
+            let (mut cols, mut added): (Vec<Col>, _) = (cols, added);
+            if parted.is_some_and(|p| p.attach) {
+                // The parent reaches a new column set only in contract, after the attach in
+                // expand: the plan refuses that (`partition-attach-with-parent-changes`,
+                // tested in partition3_tests), so an attach comes with the other changes only.
+                for c in &mut cols {
+                    if matches!(
+                        c.fate,
+                        Fate::Rename
+                            | Fate::Drop
+                            | Fate::Widen
+                            | Fate::Transform
+                            | Fate::SetNotNull
+                            | Fate::DropNotNull
+                            | Fate::DropCheck
+                    ) {
+                        c.fate = Fate::Keep;
+                    }
+                }
+                added.clear();
+            }
+            TableSpec { cols, indexed, fk, added, renamed, drop_index, drop_fk, dropped, parted }
         })
 }
 
 fn case() -> impl Strategy<Value = Case> {
+    case_with(0.2)
+}
+
+/// Cases whose every table is partitioned.
+fn partitioned_case() -> impl Strategy<Value = Case> {
+    case_with(1.0)
+}
+
+fn case_with(parted_weight: f64) -> impl Strategy<Value = Case> {
     (
-        prop::collection::vec(table_spec(), 1..=3),
+        prop::collection::vec(table_spec(parted_weight), 1..=3),
         0..8usize,
         prop::bool::weighted(0.4),
         prop::bool::weighted(0.3),
@@ -261,6 +360,16 @@ fn case() -> impl Strategy<Value = Case> {
             tables[0].drop_fk = false;
             tables[0].renamed = false;
             tables[0].dropped = false;
+            // The others reference the first table's id: its key is (id) from the start.
+            if let Some(p) = &mut tables[0].parted {
+                p.add_pk = false;
+                // Rows of the others reference every seeded id: PostgreSQL refuses to detach a
+                // partition holding referenced rows (SQLSTATE 23503), whatever the plan.
+                p.detach = false;
+                if p.strategy == PStrategy::RangeHash {
+                    p.strategy = PStrategy::Range;
+                }
+            }
             for c in &mut tables[0].cols {
                 if c.fate == Fate::AddFk {
                     c.fate = Fate::AddUnique;
@@ -273,6 +382,11 @@ fn case() -> impl Strategy<Value = Case> {
                 t.drop_fk = false;
                 t.added.clear();
                 t.cols.iter_mut().for_each(|c| c.fate = Fate::Keep);
+                if let Some(p) = &mut t.parted {
+                    p.attach = false;
+                    p.detach = false;
+                    p.add_pk = false;
+                }
             }
             let changes = tables
                 .iter()
@@ -282,6 +396,9 @@ fn case() -> impl Strategy<Value = Case> {
                         + usize::from(t.drop_index)
                         + usize::from(t.drop_fk)
                         + usize::from(t.dropped)
+                        + t.parted.map_or(0, |p| {
+                            usize::from(p.attach) + usize::from(p.detach) + usize::from(p.add_pk)
+                        })
                         + t.cols.iter().filter(|c| c.fate != Fate::Keep).count()
                 })
                 .sum::<usize>();
@@ -311,6 +428,8 @@ impl Ty {
 /// as (expression over the old row, name after).
 struct Survivor {
     before: String,
+    /// The rows to compare, as a `FROM` item: `before`, or without a detached partition's rows.
+    rows: String,
     after: String,
     cols: Vec<(String, String)>,
 }
@@ -368,6 +487,59 @@ impl Case {
 
     fn added_fkey(&self, n: usize, i: usize) -> String {
         self.name(format!("t{n}_c{i}_fkey"), |p| format!("{p}; -- $x$ \"r\""))
+    }
+
+    /// Partition `j` of table `n` ("1", "0h1", ...), unqualified.
+    fn part(&self, n: usize, j: &str) -> String {
+        self.name(format!("t{n}_p{j}"), |p| format!("{p} \"P\"; ø"))
+    }
+
+    /// The partitions of table `n` that exist before or after the change, parents first, as
+    /// (name, parent, bound with any `PARTITION BY`), qualified. Partition "1" is the one a
+    /// detach removes, "3…" the one an attach adds.
+    fn partitions(&self, n: usize, p: Parted, after: bool) -> Vec<(String, String, String)> {
+        let table = format!("public.{}", self.table(n));
+        let all: &[(&str, &str, &str)] = match p.strategy {
+            PStrategy::Range => &[
+                ("0", "", "FOR VALUES FROM (MINVALUE) TO (101)"),
+                ("1", "", "FOR VALUES FROM (101) TO (201)"),
+                ("2", "", "FOR VALUES FROM (201) TO (100000)"),
+                ("3", "", "FOR VALUES FROM (100000) TO (200000)"),
+            ],
+            PStrategy::List => &[
+                ("0", "", "FOR VALUES IN (1, 2, 3, 4, 5)"),
+                ("1", "", "FOR VALUES IN (6, 7, 8, 9, 10)"),
+                ("2", "", "DEFAULT"),
+                ("3", "", "FOR VALUES IN (100001, 100002)"),
+            ],
+            PStrategy::Hash => &[
+                ("0", "", "FOR VALUES WITH (MODULUS 2, REMAINDER 0)"),
+                ("1", "", "FOR VALUES WITH (MODULUS 4, REMAINDER 1)"),
+                ("2", "", "FOR VALUES WITH (MODULUS 4, REMAINDER 3)"),
+            ],
+            PStrategy::RangeHash => &[
+                ("0", "", "FOR VALUES FROM (MINVALUE) TO ('2020-04-01') PARTITION BY HASH (id)"),
+                ("0h0", "0", "FOR VALUES WITH (MODULUS 2, REMAINDER 0)"),
+                ("0h1", "0", "FOR VALUES WITH (MODULUS 2, REMAINDER 1)"),
+                ("1", "", "FOR VALUES FROM ('2020-04-01') TO ('2021-01-01')"),
+                ("2", "", "FOR VALUES FROM ('2021-01-01') TO ('2030-01-01')"),
+                ("3", "", "FOR VALUES FROM ('2030-01-01') TO ('2031-01-01') PARTITION BY HASH (id)"),
+                ("3h0", "3", "FOR VALUES WITH (MODULUS 2, REMAINDER 0)"),
+                ("3h1", "3", "FOR VALUES WITH (MODULUS 2, REMAINDER 1)"),
+            ],
+        };
+        all.iter()
+            .filter(|(j, _, _)| !j.starts_with('3') || (after && p.attach))
+            .filter(|(j, _, _)| *j != "1" || !(after && p.detach))
+            .map(|(j, parent, bound)| {
+                let parent = if parent.is_empty() {
+                    table.clone()
+                } else {
+                    format!("public.{}", self.part(n, parent))
+                };
+                (format!("public.{}", self.part(n, j)), parent, bound.to_string())
+            })
+            .collect()
     }
 
     /// The table created by the change, qualified.
@@ -441,6 +613,14 @@ impl Case {
             let mut lines = vec!["    id bigint NOT NULL".to_string()];
             let mut indexes = Vec::new();
             let mut checks = Vec::new();
+            let strategy = t.parted.map(|p| p.strategy);
+            if strategy == Some(PStrategy::RangeHash) {
+                lines.push("    at date NOT NULL".into());
+            }
+            // A unique key of a partitioned table holds the partition key at every level.
+            let key_extra: String = strategy
+                .map(|s| s.key().iter().filter(|k| **k != "id").map(|k| format!(", {k}")).collect())
+                .unwrap_or_default();
             if t.fk {
                 lines.push("    parent_id bigint".into());
             }
@@ -489,7 +669,8 @@ impl Case {
                     | Fate::AddFk => lines.push(format!("    {col} {}{null}", c.ty.sql())),
                 }
                 if c.fate == Fate::AddUnique {
-                    checks.push(format!("    CONSTRAINT {} UNIQUE ({col})", self.unique(n, i)));
+                    let extra = if strategy.is_some() { format!("{key_extra}, id") } else { String::new() };
+                    checks.push(format!("    CONSTRAINT {} UNIQUE ({col}{extra})", self.unique(n, i)));
                 }
                 if c.fate == Fate::AddFk {
                     checks.push(format!(
@@ -513,7 +694,9 @@ impl Case {
                     lines.push(format!("    {} {}{null}", self.added_name(k, *not_null), ty.sql()));
                 }
             }
-            lines.push(format!("    CONSTRAINT {} PRIMARY KEY (id)", self.pkey(n)));
+            if after || !t.parted.is_some_and(|p| p.add_pk) {
+                lines.push(format!("    CONSTRAINT {} PRIMARY KEY (id{key_extra})", self.pkey(n)));
+            }
             if t.fk && !(after && t.drop_fk) {
                 lines.push(format!(
                     "    CONSTRAINT {} FOREIGN KEY (parent_id) REFERENCES public.{} (id)",
@@ -522,7 +705,19 @@ impl Case {
                 ));
             }
             lines.extend(checks);
-            let _ = writeln!(out, "CREATE TABLE {table} (\n{}\n);", lines.join(",\n"));
+            let by = match strategy {
+                None => String::new(),
+                Some(PStrategy::Range) => " PARTITION BY RANGE (id)".into(),
+                Some(PStrategy::List) => " PARTITION BY LIST (id)".into(),
+                Some(PStrategy::Hash) => " PARTITION BY HASH (id)".into(),
+                Some(PStrategy::RangeHash) => " PARTITION BY RANGE (at)".into(),
+            };
+            let _ = writeln!(out, "CREATE TABLE {table} (\n{}\n){by};", lines.join(",\n"));
+            if let Some(p) = t.parted {
+                for (part, parent, bound) in self.partitions(n, p, after) {
+                    let _ = writeln!(out, "CREATE TABLE {part} PARTITION OF {parent} {bound};");
+                }
+            }
             if let Some(i) = t.indexed.filter(|_| !(after && t.drop_index)) {
                 let _ = writeln!(
                     out,
@@ -556,10 +751,18 @@ impl Case {
     fn hints_toml(&self) -> String {
         let mut out = String::new();
         let mut one_way = Vec::new();
+        let mut authoritative = Vec::new();
         for (n, t) in self.tables.iter().enumerate() {
             let table = toml_str(&format!("public.{}", self.table(n)));
             if t.dropped {
                 one_way.push(toml_str(&format!("public.{}", self.table(n))));
+            }
+            if let Some(p) = t.parted {
+                // The file states the partition sets in full: one it lacks is removed.
+                authoritative.push(table.clone());
+                if p.detach {
+                    one_way.push(toml_str(&format!("public.{}", self.part(n, "1"))));
+                }
             }
             if t.renamed {
                 let _ =
@@ -614,8 +817,13 @@ impl Case {
                 }
             }
         }
-        if !one_way.is_empty() {
-            let _ = writeln!(out, "[plan]\nallow_one_way = [{}]", one_way.join(", "));
+        if !one_way.is_empty() || !authoritative.is_empty() {
+            let _ = writeln!(
+                out,
+                "[plan]\nallow_one_way = [{}]\nauthoritative_partitions = [{}]",
+                one_way.join(", "),
+                authoritative.join(", ")
+            );
         }
         out
     }
@@ -630,6 +838,9 @@ impl Case {
             .filter(|(_, t)| !t.dropped)
             .map(|(n, t)| {
                 let mut cols = vec![("id".to_string(), "id".to_string())];
+                if t.parted.is_some_and(|p| p.strategy == PStrategy::RangeHash) {
+                    cols.push(("at".into(), "at".into()));
+                }
                 if t.fk {
                     cols.push(("parent_id".into(), "parent_id".into()));
                 }
@@ -652,7 +863,16 @@ impl Case {
                         _ => cols.push((self.col_name(i), self.col_name(i))),
                     }
                 }
-                Survivor { before: format!("public.{}", self.table(n)), after: self.table_after(n), cols }
+                let before = format!("public.{}", self.table(n));
+                // A detached partition's rows leave the table.
+                let rows = match t.parted {
+                    Some(p) if p.detach => format!(
+                        "(SELECT * FROM {before} WHERE tableoid <> '{}'::regclass) s",
+                        format!("public.{}", self.part(n, "1")).replace('\'', "''")
+                    ),
+                    _ => before.clone(),
+                };
+                Survivor { before, rows, after: self.table_after(n), cols }
             })
             .collect()
     }
@@ -730,6 +950,8 @@ async fn checksum(c: &Client, table: &str, columns: &[String]) -> (i64, String) 
 pub(crate) struct Report {
     pub generated_cases: AtomicUsize,
     pub hostile_cases: AtomicUsize,
+    /// Generated cases with at least one partitioned table.
+    pub partitioned_cases: AtomicUsize,
     pub applied_phases: AtomicUsize,
     /// Kills + server restarts + connection cuts.
     pub faults_injected: AtomicUsize,
@@ -749,6 +971,7 @@ pub(crate) struct Report {
 pub(crate) static REPORT: Report = Report {
     generated_cases: AtomicUsize::new(0),
     hostile_cases: AtomicUsize::new(0),
+    partitioned_cases: AtomicUsize::new(0),
     applied_phases: AtomicUsize::new(0),
     faults_injected: AtomicUsize::new(0),
     kills: AtomicUsize::new(0),
@@ -783,14 +1006,14 @@ fn run_case(case: &Case) {
         let mut before = BTreeMap::new();
         for s in &survivors {
             let old: Vec<String> = s.cols.iter().map(|(o, _)| o.clone()).collect();
-            before.insert(s.before.clone(), checksum(&c, &s.before, &old).await);
+            before.insert(s.before.clone(), checksum(&c, &s.rows, &old).await);
         }
         for phase in Phase::ALL {
             apply(&db, &plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}\n{what}"));
             REPORT.applied_phases.fetch_add(1, Ordering::Relaxed);
         }
         assert_same(&introspect(&c).await, &desired, &format!("the end state is the desired schema\n{what}"));
-        for Survivor { before: table, after: table_after, cols } in &survivors {
+        for Survivor { before: table, after: table_after, cols, .. } in &survivors {
             let new: Vec<String> = cols.iter().map(|(_, n)| n.clone()).collect();
             let after = checksum(&c, table_after, &new).await;
             let (n_before, _) = before[table];
@@ -869,6 +1092,18 @@ fn run_case(case: &Case) {
                 REPORT.rows_lost.fetch_add((n - m).max(0) as usize, Ordering::Relaxed);
             }
             assert_eq!(back, rows, "data after rolling back from {last}\n{what}");
+            // And forward again: the rolled-back plan applies to the end as the first time.
+            for phase in Phase::ALL {
+                apply(&db, &plan, phase).await.unwrap_or_else(|e| {
+                    panic!("reapply {phase} after rolling back from {last}: {e}\n{what}")
+                });
+                REPORT.applied_phases.fetch_add(1, Ordering::Relaxed);
+            }
+            assert_same(
+                &introspect(&c).await,
+                &desired,
+                &format!("the end state after rolling back from {last} and applying again\n{what}"),
+            );
         });
         REPORT.rollbacks.fetch_add(1, Ordering::Relaxed);
     }
@@ -876,12 +1111,28 @@ fn run_case(case: &Case) {
     if case.hostile {
         REPORT.hostile_cases.fetch_add(1, Ordering::Relaxed);
     }
+    if case.tables.iter().any(|t| t.parted.is_some()) {
+        REPORT.partitioned_cases.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Generated schema pairs, forward and back (`SEQMIG_PROPTEST_CASES`, default 8).
 fn generated_schema_pairs() {
     let mut runner = runner(8);
     if let Err(e) = runner.run(&case(), |case| {
+        run_case(&case);
+        Ok(())
+    }) {
+        panic!("{e}");
+    }
+}
+
+/// Generated schema pairs whose every table is partitioned: RANGE, LIST (with a default
+/// partition), HASH and RANGE then HASH, with partitions attached and detached
+/// (`SEQMIG_PARTITIONED_CASES`, default 4).
+fn partitioned_schema_pairs() {
+    let mut runner = runner_of("SEQMIG_PARTITIONED_CASES", 4);
+    if let Err(e) = runner.run(&partitioned_case(), |case| {
         run_case(&case);
         Ok(())
     }) {
@@ -900,6 +1151,7 @@ fn reliability_report_nothing_lost() {
     use crate::reliability_faults_tests as faults;
     let parts: &[Part] = &[
         ("generated schema pairs", generated_schema_pairs),
+        ("partitioned schema pairs", partitioned_schema_pairs),
         ("fuzzed parsers", fuzz_parsers),
         ("kill after every step", faults::kill_after_every_step),
         ("kill during rollback", faults::kill_during_rollback),
@@ -948,7 +1200,7 @@ fn reliability_report_nothing_lost() {
     let r = &REPORT;
     let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
     eprintln!(
-        "reliability report ({} parts in {:.1} s):\n  generated cases tried   {} ({} with hostile names, {} phases applied)\n  \
+        "reliability report ({} parts in {:.1} s):\n  generated cases tried   {} ({} with hostile names, {} with partitioned tables, {} phases applied)\n  \
          faults injected         {} (seqmig killed {}×, PostgreSQL restarted {}×, connection cut {}×)\n  \
          rollbacks exercised     {} ({} phases rolled back)\n  \
          fuzz executions         {}\n  \
@@ -958,6 +1210,7 @@ fn reliability_report_nothing_lost() {
         started.elapsed().as_secs_f64(),
         n(&r.generated_cases),
         n(&r.hostile_cases),
+        n(&r.partitioned_cases),
         n(&r.applied_phases),
         n(&r.faults_injected),
         n(&r.kills),
@@ -1023,6 +1276,27 @@ fn reliability_generator_covers_every_change_kind() {
             if t.dropped {
                 seen.insert("DropTable".into());
             }
+            if let Some(p) = t.parted {
+                seen.insert(format!("Partitioned{:?}", p.strategy));
+                if p.attach {
+                    seen.insert(format!("AttachPartition{:?}", p.strategy));
+                }
+                if p.detach {
+                    seen.insert(format!("DetachPartition{:?}", p.strategy));
+                }
+                if p.add_pk {
+                    seen.insert("PartitionedAddPrimaryKey".into());
+                }
+                for c in &t.cols {
+                    seen.insert(format!("Partitioned{:?}", c.fate));
+                }
+                if !t.added.is_empty() {
+                    seen.insert("PartitionedAddColumn".into());
+                }
+                if t.dropped {
+                    seen.insert("PartitionedDropTable".into());
+                }
+            }
         }
     }
     let want = [
@@ -1054,7 +1328,36 @@ fn reliability_generator_covers_every_change_kind() {
         "Transform",
         "Widen",
     ];
-    for w in want {
+    // Partitioned tables (issue 21): every strategy, partition lifecycle and column change.
+    let partitioned = [
+        "PartitionedRange",
+        "PartitionedList",
+        "PartitionedHash",
+        "PartitionedRangeHash",
+        "AttachPartitionRange",
+        "AttachPartitionList",
+        "AttachPartitionRangeHash",
+        "DetachPartitionRange",
+        "DetachPartitionList",
+        "DetachPartitionHash",
+        "DetachPartitionRangeHash",
+        "PartitionedAddPrimaryKey",
+        "PartitionedAddColumn",
+        "PartitionedDropTable",
+        "PartitionedRename",
+        "PartitionedDrop",
+        "PartitionedWiden",
+        "PartitionedTransform",
+        "PartitionedAddIndex",
+        "PartitionedAddCheck",
+        "PartitionedDropCheck",
+        "PartitionedSetNotNull",
+        "PartitionedDropNotNull",
+        "PartitionedDefault",
+        "PartitionedAddUnique",
+        "PartitionedAddFk",
+    ];
+    for w in want.into_iter().chain(partitioned) {
         assert!(seen.contains(w), "the generator never produces {w}: {seen:?}");
     }
 }

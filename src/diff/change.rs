@@ -75,6 +75,11 @@ pub enum Change {
     DropTable {
         table: Table,
     },
+    /// A table that exists on its own becomes a partition of a partitioned table (issue 21):
+    /// `table` as desired, with its bound.
+    AttachTable {
+        table: Table,
+    },
     RenameTable {
         from: QualifiedName,
         table: Table,
@@ -221,6 +226,7 @@ impl Change {
             Change::AlterSequence { .. } => "alter_sequence",
             Change::CreateTable { .. } => "create_table",
             Change::DropTable { .. } => "drop_table",
+            Change::AttachTable { .. } => "attach_partition",
             Change::RenameTable { .. } => "rename_table",
             Change::AddColumn { .. } => "add_column",
             Change::AddNotNullColumn { .. } => "add_not_null_column",
@@ -259,7 +265,9 @@ impl Change {
             Change::AddEnumValue { name, .. } => name.quoted(),
             Change::CreateSequence { seq } | Change::DropSequence { seq } => seq.name.quoted(),
             Change::AlterSequence { to, .. } => to.name.quoted(),
-            Change::CreateTable { table } | Change::DropTable { table } => table.name.quoted(),
+            Change::CreateTable { table } | Change::DropTable { table } | Change::AttachTable { table } => {
+                table.name.quoted()
+            }
             Change::RenameTable { from, .. } => from.quoted(),
             Change::AddColumn { table, column, .. }
             | Change::AddNotNullColumn { table, column, .. }
@@ -314,6 +322,11 @@ impl Change {
             Change::AlterSequence { to, .. } => format!("alter sequence {}", short(&to.name)),
             Change::CreateTable { table } => format!("create table {}", short(&table.name)),
             Change::DropTable { table } => format!("drop table {}", short(&table.name)),
+            Change::AttachTable { table } => format!(
+                "attach table {} as a partition of {}",
+                short(&table.name),
+                table.partition_of.as_ref().map(|p| short(&p.parent)).unwrap_or_default()
+            ),
             Change::RenameTable { from, table } => {
                 format!("rename table {} to {}", short(from), table.name.name.quoted_sql())
             }

@@ -98,6 +98,7 @@ impl Differ<'_> {
         self.constraint_warnings();
         self.partition_keys();
         self.default_partition_scans();
+        self.attach_with_parent_changes();
         self.widened_sequences();
     }
 
@@ -492,7 +493,13 @@ impl Differ<'_> {
         self.dropped_tables = dropped.iter().map(|t| t.name.clone()).collect();
         // Partitions a partition manager made are left alone (they count as dropped for the
         // objects that would go with them, so nothing of theirs is planned either).
-        let dropped: Vec<&Table> = dropped.into_iter().filter(|t| !self.managed_partition(t)).collect();
+        // A partition of a dropped table goes with it: `DROP TABLE parent` drops its partitions,
+        // so a drop of its own would fail (42P01), and the parent's acknowledgement covers it.
+        let dropped: Vec<&Table> = dropped
+            .into_iter()
+            .filter(|t| !self.managed_partition(t))
+            .filter(|t| !t.partition_of.as_ref().is_some_and(|p| self.dropped_tables.contains(&p.parent)))
+            .collect();
 
         // A dropped table whose columns reappear in a created one looks like a rename.
         for old in &dropped {
@@ -544,6 +551,18 @@ impl Differ<'_> {
                 } else {
                     self.changes.push(Change::RenameTable { from: cname.clone(), table: des.clone() });
                 }
+            }
+            // A table of its own that the desired schema makes a partition of a partitioned
+            // table that exists: attached with its rows (issue 21).
+            if cur.partition_of.is_none()
+                && let Some(p) = &des.partition_of
+                && self
+                    .table_pairs
+                    .get(&p.parent)
+                    .and_then(|c| self.current.tables.get(c))
+                    .is_some_and(|t| t.is_partitioned())
+            {
+                self.changes.push(Change::AttachTable { table: des.clone() });
             }
             match self.partition_own_parts(cur, des) {
                 Some((cur, des)) => self.columns(dname, &cur, &des),

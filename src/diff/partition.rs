@@ -156,3 +156,65 @@ impl Differ<'_> {
         self.findings.extend(found);
     }
 }
+
+impl Differ<'_> {
+    /// A new partition attached to a parent whose columns or CHECK constraints change in the
+    /// same plan. The partition is created in the desired shape in `expand` and attached
+    /// there, but the parent only reaches that shape in `contract` (old and renamed columns
+    /// are dropped, a type change's shadow column and a NOT NULL's helper check live until
+    /// then). PostgreSQL refuses the attach (SQLSTATE 42804, *table contains column not found
+    /// in parent*; or *child table is missing column / constraint*). Found by the reliability
+    /// generator; the plan says so instead of failing halfway through `expand`.
+    pub(super) fn attach_with_parent_changes(&mut self) {
+        let mut found = Vec::new();
+        for name in &self.created_tables {
+            let Some(t) = self.desired.tables.get(name) else { continue };
+            let Some(p) = &t.partition_of else { continue };
+            let current_name = self.table_pairs.get(&p.parent).unwrap_or(&p.parent);
+            let Some(now) = self.current.tables.get(current_name).filter(|c| c.is_partitioned()) else {
+                continue;
+            };
+            let Some(then) = self.desired.tables.get(&p.parent) else { continue };
+            let shape = |t: &Table| {
+                let mut cols: Vec<(String, String, bool)> = t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.as_str().to_string(), c.data_type.clone(), c.not_null))
+                    .collect();
+                cols.sort();
+                cols
+            };
+            let checks = |t: &Table| {
+                let mut out: Vec<String> = t
+                    .constraints
+                    .values()
+                    .filter(|c| matches!(c.kind, ConstraintKind::Check { .. }))
+                    .map(|c| c.name.as_str().to_string())
+                    .collect();
+                out.sort();
+                out
+            };
+            let dropped_check = checks(now).iter().any(|c| !checks(then).contains(c));
+            if shape(now) == shape(then) && !dropped_check {
+                continue;
+            }
+            found.push(
+                Finding::error(
+                    FindingCode::PartitionAttachWithParentChanges,
+                    t.name.quoted(),
+                    format!(
+                        "{} is attached to {} in expand, but {}'s columns or CHECK constraints change in the same plan and reach their new shape only in contract: PostgreSQL refuses to attach a table whose columns and constraints differ from its parent's (SQLSTATE 42804)",
+                        t.name.quoted(),
+                        p.parent.quoted(),
+                        p.parent.quoted()
+                    ),
+                )
+                .with_help(format!(
+                    "split the change in two plans: first the changes to {}, then the new partition (or the other way round)",
+                    p.parent.quoted()
+                )),
+            );
+        }
+        self.findings.extend(found);
+    }
+}

@@ -92,8 +92,10 @@ UPDATE seqmig.backfills SET state = 'done', verify_mismatches = $3,
        verified_at = now(), finished_at = now(), updated_at = now(), throttle = NULL
  WHERE plan_id = $1 AND step_id = $2";
 
-/// Forgets the records (and, by cascade, the batches) of backfills `$2` of plan `$1`.
-pub const FORGET_SQL: &str = "DELETE FROM seqmig.backfills WHERE plan_id = $1 AND step_id = ANY($2)";
+/// Forgets the records (and, by cascade, the batches) of backfills `$2` of plan `$1`, with
+/// the records of each partition a partitioned run walked (`step@partition`).
+pub const FORGET_SQL: &str = "DELETE FROM seqmig.backfills WHERE plan_id = $1 \
+  AND (step_id = ANY($2) OR split_part(step_id, '@', 1) = ANY($2))";
 
 /// The sampling query: `$1` the table's regclass as text, `$2`/`$3` plan and step id, `$4`
 /// the step whose controls apply too (a partitioned run's step; else `$3` again).

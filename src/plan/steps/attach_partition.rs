@@ -101,6 +101,17 @@ fn inherited_checks<'a>(ctx: &'a Ctx<'_>, parent: &QualifiedName) -> Vec<&'a cra
 }
 
 pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
+    build(ctx, table, false)
+}
+
+/// A table that exists on its own, with rows, attached as a partition: the same steps
+/// without the `CREATE TABLE`. The check's `VALIDATE` scans its rows without blocking
+/// writes, so the attach skips the scan under its lock.
+pub fn steps_existing(ctx: &Ctx<'_>, table: &Table) -> Steps {
+    build(ctx, table, true)
+}
+
+fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     let t = &table.name;
     let p = table.partition_of.as_ref().expect("applies() checked it");
     let parent_now = &ctx.current.tables[&p.parent];
@@ -144,7 +155,8 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         }
     }
     let (needs, makes) = super::create_table::table_needs_and_makes(ctx, t, table);
-    let mut out = vec![
+    let mut out = Vec::new();
+    let create = vec![
         StepDraft::new(
             Phase::Expand,
             format!(
@@ -159,6 +171,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         .needs(needs)
         .makes(makes),
     ];
+    if !existing {
+        out.extend(create);
+    }
 
     // 2. and 3. Checks that let the attach skip its scans.
     let bound = table.bound();
@@ -230,7 +245,13 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
         p.parent
     );
     if own_check.is_none() {
-        attach_purpose.push_str(&format!("; {t} is scanned under the lock, and it is empty"));
+        if existing {
+            attach_purpose.push_str(&format!(
+                "; {t} is scanned under an ACCESS EXCLUSIVE lock (no CHECK can prove its bound), and it holds rows"
+            ));
+        } else {
+            attach_purpose.push_str(&format!("; {t} is scanned under the lock, and it is empty"));
+        }
     }
     match (&default, &default_check) {
         (Some(d), None) => attach_purpose
@@ -242,6 +263,17 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     }
     let mut attach_needs = vec![Res::Table(t.clone()), Res::Table(p.parent.clone())];
     attach_needs.extend(ctx.desired.partitions_of(t).into_iter().map(|c| Res::Table(c.name.clone())));
+    // The parent's new indexes first: ATTACH PARTITION then attaches the partition's own
+    // copy of each (created with the table) to the parent's index. Attached before the
+    // parent's index exists, the copy stays unattached and the parent's index invalid
+    // (found by the reliability generator: a new partition and a new index in one plan).
+    attach_needs.extend(
+        ctx.desired
+            .indexes
+            .values()
+            .filter(|i| i.table == p.parent && !ctx.current.indexes.contains_key(&i.name))
+            .map(|i| Res::Index(i.name.clone())),
+    );
     let attach = StepDraft::new(
         Phase::Expand,
         attach_purpose,

@@ -11,7 +11,12 @@ use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
-    let concurrently = !index.only;
+    // PostgreSQL refuses `DROP INDEX CONCURRENTLY` on a partitioned index (SQLSTATE 0A000,
+    // *cannot drop partitioned index concurrently*): the plain drop is the only form. It
+    // removes the index of every partition with it, catalog only, under a brief
+    // `ACCESS EXCLUSIVE` on the parent and its partitions.
+    let partitioned = ctx.current.tables.get(&index.table).is_some_and(|t| t.is_partitioned());
+    let concurrently = !index.only && !partitioned;
     let mut releases: Vec<Res> = index
         .keys
         .iter()
@@ -42,7 +47,13 @@ pub fn steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
         format!(
             "drop index {}{}",
             index.name.name.quoted_sql(),
-            if concurrently { " without blocking writes" } else { "" }
+            if concurrently {
+                " without blocking writes"
+            } else if partitioned {
+                " of a partitioned table (and its partitions' indexes): PostgreSQL has no concurrent drop for it; catalog only, a brief ACCESS EXCLUSIVE lock on the table and its partitions"
+            } else {
+                ""
+            }
         ),
         ctx.sql("drop_index", json!({ "index": qn(&index.name), "concurrently": concurrently }))?,
     )
