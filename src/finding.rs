@@ -71,6 +71,7 @@ finding_codes! {
     DataStatementIgnored = "data-statement-ignored",
     DefaultPartitionScan = "default-partition-scan",
     DependencyCycle = "dependency-cycle",
+    DetachReferencedPartition = "detach-referenced-partition",
     DropOfMissingObject = "drop-of-missing-object",
     ExtensionDrop = "extension-drop",
     FkWithoutIndex = "fk-without-index",

@@ -161,3 +161,65 @@ fn issue21_5_an_interrupted_concurrent_detach_is_explained_finished_by_apply_and
         assert!(w.join().unwrap() > 0);
     }
 }
+
+/// A partition detached while a foreign key references its parent: the plan warns
+/// (`detach-referenced-partition`, naming the key), `switch` stops at the detach with
+/// PostgreSQL's 23503 while a row points into the partition and changes nothing else, and
+/// runs again once that row is gone; with a writer running.
+#[test]
+fn issue21_6_a_referenced_partition_is_flagged_and_switch_resumes_once_its_referencing_rows_are_gone() {
+    let refs =
+        "\nCREATE TABLE public.notes (id bigint NOT NULL, event_id bigint REFERENCES public.events (id));";
+    let (before, after_refs) = (format!("{BEFORE}{refs}"), format!("{}{refs}", after()));
+    let hints = seqmig::diff::Hints::from_toml(TOML, "seqmig.toml").unwrap();
+    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
+    let plan =
+        seqmig::plan::plan(&load(&before), &load(&after_refs), &hints, &seqmig::render::Renderer::embedded())
+            .unwrap()
+            .plan;
+    assert!(!plan.is_blocked(), "{:#?}", plan.findings);
+    let warning = plan
+        .findings
+        .iter()
+        .find(|f| f.code == seqmig::finding::FindingCode::DetachReferencedPartition)
+        .unwrap_or_else(|| panic!("no detach-referenced-partition finding: {:#?}", plan.findings));
+    assert_eq!(warning.object, "public.events_old");
+    assert!(warning.message.contains("notes_event_id_fkey (public.notes)"), "{}", warning.message);
+    // Without the key, no warning.
+    let plain =
+        seqmig::plan::plan(&load(BEFORE), &load(&after()), &hints, &seqmig::render::Renderer::embedded())
+            .unwrap()
+            .plan;
+    assert!(
+        !plain.findings.iter().any(|f| f.code == seqmig::finding::FindingCode::DetachReferencedPartition)
+    );
+
+    let (_dir, path) = write_plan(&plan);
+    let db = TestDb::new();
+    db.execute(&before);
+    db.execute(
+        "INSERT INTO public.events SELECT g, 'k' FROM generate_series(1, 2000) g;
+         INSERT INTO public.notes VALUES (1, 5), (2, 1500);",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let w =
+        writer_of(&db, stop.clone(), |n| format!("INSERT INTO public.events VALUES ({}, 'w')", 100_000 + n));
+    for phase in ["expand", "dual_write", "backfill"] {
+        let out = command(&db.url).args(["apply", "--phase", phase, "--plan", &path]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = command(&db.url).args(["apply", "--phase", "switch", "--plan", &path]).output().unwrap();
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("23503") && said.contains("notes_event_id_fkey"), "{said}");
+    assert_eq!(pending(&db), Some(false), "still attached, not pending");
+    let status = text(&command(&db.url).args(["status"]).output().unwrap());
+    assert!(status.contains("failed"), "{status}");
+
+    db.execute("DELETE FROM public.notes WHERE event_id < 1000");
+    let out = command(&db.url).args(["apply", "--phase", "switch", "--plan", &path]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(pending(&db), None, "detached");
+    stop.store(true, Ordering::SeqCst);
+    assert!(w.join().unwrap() > 0);
+}

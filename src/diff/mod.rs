@@ -99,6 +99,7 @@ impl Differ<'_> {
         self.partition_keys();
         self.default_partition_scans();
         self.attach_with_parent_changes();
+        self.detach_referenced_partitions();
         self.widened_sequences();
     }
 

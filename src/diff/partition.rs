@@ -218,3 +218,62 @@ impl Differ<'_> {
         self.findings.extend(found);
     }
 }
+
+impl Differ<'_> {
+    /// A partition detached (it leaves an authoritative parent that stays) while a foreign
+    /// key references the parent or one of its ancestors. PostgreSQL checks every referencing
+    /// row when it detaches and refuses (SQLSTATE 23503, *removing partition … violates
+    /// foreign key constraint*) while one points into the partition, whatever the key's ON
+    /// DELETE action. Whether such rows exist is data, so this warns: the switch step fails
+    /// and can be run again once they are gone.
+    pub(super) fn detach_referenced_partitions(&mut self) {
+        let mut found = Vec::new();
+        for name in &self.dropped_tables {
+            let Some(t) = self.current.tables.get(name) else { continue };
+            let Some(p) = &t.partition_of else { continue };
+            if !self.desired.tables.contains_key(&p.parent) {
+                continue;
+            }
+            // The parent and its own parents: a key references the top of a tree.
+            let mut ancestors = vec![p.parent.clone()];
+            while let Some(up) =
+                self.current.tables.get(ancestors.last().unwrap()).and_then(|a| a.partition_of.as_ref())
+            {
+                ancestors.push(up.parent.clone());
+            }
+            let keys: Vec<String> = self
+                .current
+                .tables
+                .values()
+                .filter(|r| r.partition_of.is_none())
+                .flat_map(|r| r.constraints.values().map(move |c| (r, c)))
+                .filter_map(|(r, c)| match &c.kind {
+                    ConstraintKind::ForeignKey { ref_table, .. } if ancestors.contains(ref_table) => {
+                        Some(format!("{} ({})", c.name.quoted_sql(), r.name.quoted()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            found.push(
+                Finding::warning(
+                    FindingCode::DetachReferencedPartition,
+                    t.name.quoted(),
+                    format!(
+                        "detaching {} from {} fails (SQLSTATE 23503) while a row points into it through the foreign key(s) {}: PostgreSQL checks the referencing rows at the detach",
+                        t.name.quoted(),
+                        p.parent.quoted(),
+                        keys.join(", ")
+                    ),
+                )
+                .with_help(format!(
+                    "before switch, delete or re-point the rows that reference {}'s rows; if switch stopped at the detach, do that and run it again",
+                    t.name.quoted()
+                )),
+            );
+        }
+        self.findings.extend(found);
+    }
+}
