@@ -24,6 +24,7 @@ mod inflight_tests;
 mod introspect_tests;
 mod ledger_tests;
 mod lifecycle_model_tests;
+mod lint_schema_tests;
 mod lint_tests;
 mod online_ddl_tests;
 mod parse_tests;

@@ -52,6 +52,12 @@ pub struct Args {
     /// Print every code with its severity and exit.
     #[arg(long)]
     pub list: bool,
+    /// The schema the migrations run against: a DDL file, a directory, `-` or a
+    /// `postgres://` URL. Rules then know which tables are partitioned (a `CREATE INDEX
+    /// CONCURRENTLY` on one fails) and which columns are NOT NULL or nullable. Without it,
+    /// only what the linted files themselves create is known.
+    #[arg(long, value_name = "SRC")]
+    pub schema: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -65,7 +71,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Yes);
     }
     let config = config(&args)?;
-    let reports = lint::lint_paths(&args.files, &config)?;
+    let start = match &args.schema {
+        Some(src) => lint::Carry::from_schema(&super::plan::load_schema(src)?),
+        None => lint::Carry::default(),
+    };
+    let reports = lint::lint_paths_after(&args.files, &config, start)?;
     let rendered = match args.format {
         Format::Text => format::text(&reports),
         Format::Json => format::json(&reports),

@@ -43,6 +43,32 @@ pub struct Carry {
     partitioned: BTreeSet<Name>,
 }
 
+impl Carry {
+    /// What an existing schema tells the rules before the first file (`seqmig lint
+    /// --schema`): which tables are partitioned, and which columns are NOT NULL or nullable.
+    pub fn from_schema(schema: &crate::model::Schema) -> Carry {
+        let name = |q: &crate::model::QualifiedName| Name {
+            schema: q.schema.as_str().to_string(),
+            name: q.name.as_str().to_string(),
+        };
+        let mut carry = Carry::default();
+        for t in schema.tables.values() {
+            if t.is_partitioned() {
+                carry.partitioned.insert(name(&t.name));
+            }
+            for c in t.columns.iter() {
+                let column = (name(&t.name), c.name.as_str().to_string());
+                if c.not_null {
+                    carry.not_null.insert(column);
+                } else {
+                    carry.nullable.insert(column);
+                }
+            }
+        }
+        carry
+    }
+}
+
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub config: &'a LintConfig,

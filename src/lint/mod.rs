@@ -144,6 +144,16 @@ pub struct FileReport {
 
 /// Expands files and directories (their `.sql` files in name order) and lints each.
 pub fn lint_paths(paths: &[PathBuf], config: &LintConfig) -> Result<Vec<FileReport>, LintError> {
+    lint_paths_after(paths, config, Carry::default())
+}
+
+/// [`lint_paths`] for migrations that run against a schema `start` summarises
+/// ([`Carry::from_schema`]).
+pub fn lint_paths_after(
+    paths: &[PathBuf],
+    config: &LintConfig,
+    start: Carry,
+) -> Result<Vec<FileReport>, LintError> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -163,7 +173,7 @@ pub fn lint_paths(paths: &[PathBuf], config: &LintConfig) -> Result<Vec<FileRepo
     }
     // Files are linted in order, each inheriting what the earlier ones established (a CHECK
     // validated in `002_backfill.sql` lets `003_contract.sql` SET NOT NULL without a scan).
-    let mut carry = Carry::default();
+    let mut carry = start;
     files
         .iter()
         .map(|f| {
