@@ -223,3 +223,59 @@ fn issue21_6_a_referenced_partition_is_flagged_and_switch_resumes_once_its_refer
     stop.store(true, Ordering::SeqCst);
     assert!(w.join().unwrap() > 0);
 }
+
+/// A partition the desired schema keeps as a table of its own (it used to be planned as "the
+/// schemas are equal"): detached concurrently at switch with its rows, the CHECK the detach
+/// leaves dropped at contract, so the end state is the desired schema; rolled back, it is a
+/// partition again; with a writer running.
+#[test]
+fn issue21_8_a_partition_kept_as_a_table_of_its_own_is_detached_and_can_be_attached_again() {
+    use crate::exec_examples_tests::{apply, rollback};
+    let kept = BEFORE.replace(
+        "CREATE TABLE public.events_old PARTITION OF public.events FOR VALUES FROM (MINVALUE) TO (1000);",
+        "CREATE TABLE public.events_old (id bigint NOT NULL, kind text NOT NULL,
+            CONSTRAINT events_old_pkey PRIMARY KEY (id));",
+    );
+    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
+    let plan = seqmig::plan::plan(
+        &load(BEFORE),
+        &load(&kept),
+        &seqmig::diff::Hints::default(),
+        &seqmig::render::Renderer::embedded(),
+    )
+    .unwrap()
+    .plan;
+    assert!(!plan.is_blocked(), "{:#?}", plan.findings);
+    assert_eq!(plan.changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["detach_partition"]);
+
+    let db = TestDb::new();
+    db.execute(BEFORE);
+    db.execute("INSERT INTO public.events SELECT g, 'k' FROM generate_series(1, 2000) g");
+    let before = normalize(live(&db));
+    let stop = Arc::new(AtomicBool::new(false));
+    let w =
+        writer_of(&db, stop.clone(), |n| format!("INSERT INTO public.events VALUES ({}, 'w')", 100_000 + n));
+    for phase in [Phase::Expand, Phase::DualWrite, Phase::Backfill, Phase::Switch] {
+        block_on(apply(&db, &plan, phase)).unwrap();
+    }
+    let count = |sql: &str| -> i64 {
+        block_on(async { db.client().await.query_one(sql, &[]).await.unwrap().get(0) })
+    };
+    assert_eq!(count("SELECT count(*) FROM public.events WHERE id < 1000"), 0, "its rows left the parent");
+    assert_eq!(count("SELECT count(*) FROM public.events_old"), 999, "and stayed in the table");
+    let strip = |mut s: seqmig::model::Schema| {
+        s.tables.retain(|n, _| n.schema.as_str() != "seqmig");
+        normalize(s)
+    };
+    block_on(rollback(&db, Phase::Switch)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM public.events WHERE id < 1000"), 999, "attached again");
+    assert_same(&strip(live(&db)), &strip(before), "switch rolled back: a partition again");
+    for phase in [Phase::Switch, Phase::Contract] {
+        block_on(apply(&db, &plan, phase)).unwrap();
+    }
+    let reference = TestDb::new();
+    reference.execute(&kept);
+    assert_same(&strip(live(&db)), &strip(live(&reference)), "contracted: the desired schema");
+    stop.store(true, Ordering::SeqCst);
+    assert!(w.join().unwrap() > 0);
+}

@@ -80,6 +80,11 @@ pub enum Change {
     AttachTable {
         table: Table,
     },
+    /// A partition that the desired schema keeps as a table of its own (issue 21): `table`
+    /// as it is now, with the parent it leaves.
+    DetachTable {
+        table: Table,
+    },
     RenameTable {
         from: QualifiedName,
         table: Table,
@@ -227,6 +232,7 @@ impl Change {
             Change::CreateTable { .. } => "create_table",
             Change::DropTable { .. } => "drop_table",
             Change::AttachTable { .. } => "attach_partition",
+            Change::DetachTable { .. } => "detach_partition",
             Change::RenameTable { .. } => "rename_table",
             Change::AddColumn { .. } => "add_column",
             Change::AddNotNullColumn { .. } => "add_not_null_column",
@@ -265,9 +271,10 @@ impl Change {
             Change::AddEnumValue { name, .. } => name.quoted(),
             Change::CreateSequence { seq } | Change::DropSequence { seq } => seq.name.quoted(),
             Change::AlterSequence { to, .. } => to.name.quoted(),
-            Change::CreateTable { table } | Change::DropTable { table } | Change::AttachTable { table } => {
-                table.name.quoted()
-            }
+            Change::CreateTable { table }
+            | Change::DropTable { table }
+            | Change::AttachTable { table }
+            | Change::DetachTable { table } => table.name.quoted(),
             Change::RenameTable { from, .. } => from.quoted(),
             Change::AddColumn { table, column, .. }
             | Change::AddNotNullColumn { table, column, .. }
@@ -324,6 +331,11 @@ impl Change {
             Change::DropTable { table } => format!("drop table {}", short(&table.name)),
             Change::AttachTable { table } => format!(
                 "attach table {} as a partition of {}",
+                short(&table.name),
+                table.partition_of.as_ref().map(|p| short(&p.parent)).unwrap_or_default()
+            ),
+            Change::DetachTable { table } => format!(
+                "detach {} from {}, keeping it as a table of its own",
                 short(&table.name),
                 table.partition_of.as_ref().map(|p| short(&p.parent)).unwrap_or_default()
             ),

@@ -565,6 +565,15 @@ impl Differ<'_> {
             {
                 self.changes.push(Change::AttachTable { table: des.clone() });
             }
+            // The reverse: a partition the desired schema keeps as a table of its own, while
+            // its parent stays partitioned. Detached with its rows.
+            if des.partition_of.is_none()
+                && let Some(p) = &cur.partition_of
+                && self.current.tables.get(&p.parent).is_some_and(|t| t.is_partitioned())
+                && self.desired.tables.get(&p.parent).is_some_and(|t| t.is_partitioned())
+            {
+                self.changes.push(Change::DetachTable { table: cur.clone() });
+            }
             match self.partition_own_parts(cur, des) {
                 Some((cur, des)) => self.columns(dname, &cur, &des),
                 None => self.columns(dname, cur, des),

@@ -370,9 +370,10 @@ fn change_relation(c: &Change) -> Option<QualifiedName> {
         Change::AddEnumValue { name, .. } => name.clone(),
         Change::CreateSequence { seq } | Change::DropSequence { seq } => seq.name.clone(),
         Change::AlterSequence { to, .. } => to.name.clone(),
-        Change::CreateTable { table } | Change::DropTable { table } | Change::AttachTable { table } => {
-            table.name.clone()
-        }
+        Change::CreateTable { table }
+        | Change::DropTable { table }
+        | Change::AttachTable { table }
+        | Change::DetachTable { table } => table.name.clone(),
         Change::RenameTable { from, .. } => from.clone(),
         Change::AddColumn { table, .. }
         | Change::AddNotNullColumn { table, .. }

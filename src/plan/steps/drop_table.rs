@@ -72,6 +72,41 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
     Ok(steps)
 }
 
+/// A partition the desired schema keeps as a table of its own: detached at switch (its rows
+/// leave the parent, as for a dropped partition), and in contract the CHECK a concurrent
+/// detach leaves on the table (a copy of its bound) is dropped, so the table ends as the
+/// desired schema declares it.
+pub fn steps_detach_and_keep(ctx: &Ctx<'_>, table: &Table) -> Steps {
+    let Some(p) = table.partition_of.as_ref() else { return Ok(Vec::new()) };
+    let mut steps = vec![detach_step(ctx, table, &p.parent, &p.bound)?];
+    let concurrently = detaches_concurrently(ctx, &p.parent);
+    if let Some(name) = concurrently.then(|| detach_check_name(ctx, table, &p.parent)).flatten() {
+        let t = &table.name;
+        // Undone by adding the bound back NOT VALID (catalog only); the re-attach a rollback
+        // of switch runs then scans the table.
+        let check = ctx
+            .current
+            .tables
+            .get(&p.parent)
+            .zip(table.bound())
+            .and_then(|(parent, bound)| super::attach_partition::bound_check(parent, &bound));
+        let mut step = StepDraft::new(
+            Phase::Contract,
+            format!("drop {name}, the copy of its old bound the concurrent detach left on {t}"),
+            ctx.sql("drop_constraint", json!({ "table": qn(t), "name": name, "if_exists": true }))?,
+        )
+        .lock(LockMode::AccessExclusive, t);
+        if let Some(check) = check {
+            step = step.rollback(ctx.sql(
+                "add_constraint",
+                json!({ "table": qn(t), "name": name, "definition": format!("CHECK ({check})"), "not_valid": true }),
+            )?);
+        }
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
 /// `DETACH PARTITION … CONCURRENTLY`: SHARE UPDATE EXCLUSIVE on the parent, in two
 /// transactions of its own (PostgreSQL refuses it in a transaction block), waiting for every
 /// query that might still see the partition. PostgreSQL refuses CONCURRENTLY while the parent
@@ -85,9 +120,7 @@ fn detach_step(
     bound: &str,
 ) -> Result<StepDraft, crate::render::RenderError> {
     let t = &table.name;
-    let has_default =
-        ctx.current.partitions_of(parent).iter().any(|p| p.bound() == Some(crate::model::Bound::Default));
-    let concurrently = !has_default;
+    let concurrently = detaches_concurrently(ctx, parent);
     let mut sql = ctx.sql(
         "detach_partition",
         json!({ "parent": qn(parent), "table": qn(t), "concurrently": concurrently }),
@@ -128,6 +161,12 @@ fn detach_step(
     } else {
         step.lock(LockMode::AccessExclusive, parent)
     })
+}
+
+/// Whether a partition of `parent` can be detached concurrently: not while the parent has a
+/// DEFAULT partition.
+fn detaches_concurrently(ctx: &Ctx<'_>, parent: &crate::model::QualifiedName) -> bool {
+    !ctx.current.partitions_of(parent).iter().any(|p| p.bound() == Some(crate::model::Bound::Default))
 }
 
 /// The name PostgreSQL gives the CHECK that `DETACH … CONCURRENTLY` adds to a RANGE or LIST

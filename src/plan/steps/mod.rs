@@ -126,6 +126,7 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
         Change::CreateTable { table } => create_table::steps(ctx, table),
         Change::DropTable { table } => drop_table::steps(ctx, table),
         Change::AttachTable { table } => attach_partition::steps_existing(ctx, table),
+        Change::DetachTable { table } => drop_table::steps_detach_and_keep(ctx, table),
         Change::RenameTable { from, table } => rename_table::steps(ctx, from, table),
         Change::AddColumn { table, column, rewrites } => add_column::steps(ctx, table, column, *rewrites),
         Change::AddNotNullColumn { table, column, fill } => {
