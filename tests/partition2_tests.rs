@@ -53,7 +53,7 @@ pub(crate) fn live(db: &TestDb) -> seqmig::model::Schema {
     block_on(async { introspect(&db.client().await).await })
 }
 
-fn plan(before: &str, after: &str, toml: &str) -> Plan {
+pub(crate) fn plan(before: &str, after: &str, toml: &str) -> Plan {
     let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
     seqmig::plan::plan(&load(before), &load(after), &hints, &seqmig::render::Renderer::embedded())
         .unwrap()

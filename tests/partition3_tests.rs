@@ -11,25 +11,7 @@ use crate::exec_examples_tests::{
     apply, assert_same, introspect, load, phases_with_steps, rollback, run_in_any_order,
 };
 use crate::harness::{TestDb, block_on};
-
-fn plan(before: &str, after: &str, toml: &str) -> Plan {
-    let hints = Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let mut plan = seqmig::plan::plan(
-        &load("before.sql", before),
-        &load("after.sql", after),
-        &hints,
-        &Renderer::embedded(),
-    )
-    .unwrap()
-    .plan;
-    assert!(
-        !plan.is_blocked(),
-        "{:?}",
-        plan.findings.iter().filter(|f| f.is_error()).map(|f| &f.message).collect::<Vec<_>>()
-    );
-    plan.gate.criteria.clear();
-    plan.seal()
-}
+use crate::reliability_faults_tests::plan_from as plan;
 
 /// `after` run on a server, introspected.
 fn desired(after: &str) -> seqmig::model::Schema {

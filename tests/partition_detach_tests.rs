@@ -13,7 +13,7 @@ use seqmig::plan::Phase;
 use crate::exec_examples_tests::{assert_same, normalize};
 use crate::harness::cli::{command, text, write_plan};
 use crate::harness::{TestDb, block_on};
-use crate::partition2_tests::{live, writer_of};
+use crate::partition2_tests::{live, plan as plan_of, writer_of};
 
 const BEFORE: &str = "
 CREATE TABLE public.events (id bigint NOT NULL, kind text NOT NULL, CONSTRAINT events_pkey PRIMARY KEY (id))
@@ -109,12 +109,7 @@ fn book_line(containing: &str) -> String {
 
 #[test]
 fn issue21_5_an_interrupted_concurrent_detach_is_explained_finished_by_apply_and_undone_by_rollback() {
-    let hints = seqmig::diff::Hints::from_toml(TOML, "seqmig.toml").unwrap();
-    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
-    let plan =
-        seqmig::plan::plan(&load(BEFORE), &load(&after()), &hints, &seqmig::render::Renderer::embedded())
-            .unwrap()
-            .plan;
+    let plan = plan_of(BEFORE, &after(), TOML);
     let detach = plan.steps.iter().find(|s| s.effects.detaches.is_some()).expect("a concurrent detach step");
     assert_eq!((detach.phase, detach.transactional), (Phase::Switch, false));
     let (_dir, path) = write_plan(&plan);
@@ -171,12 +166,7 @@ fn issue21_6_a_referenced_partition_is_flagged_and_switch_resumes_once_its_refer
     let refs =
         "\nCREATE TABLE public.notes (id bigint NOT NULL, event_id bigint REFERENCES public.events (id));";
     let (before, after_refs) = (format!("{BEFORE}{refs}"), format!("{}{refs}", after()));
-    let hints = seqmig::diff::Hints::from_toml(TOML, "seqmig.toml").unwrap();
-    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
-    let plan =
-        seqmig::plan::plan(&load(&before), &load(&after_refs), &hints, &seqmig::render::Renderer::embedded())
-            .unwrap()
-            .plan;
+    let plan = plan_of(&before, &after_refs, TOML);
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
     let warning = plan
         .findings
@@ -186,10 +176,7 @@ fn issue21_6_a_referenced_partition_is_flagged_and_switch_resumes_once_its_refer
     assert_eq!(warning.object, "public.events_old");
     assert!(warning.message.contains("notes_event_id_fkey (public.notes)"), "{}", warning.message);
     // Without the key, no warning.
-    let plain =
-        seqmig::plan::plan(&load(BEFORE), &load(&after()), &hints, &seqmig::render::Renderer::embedded())
-            .unwrap()
-            .plan;
+    let plain = plan_of(BEFORE, &after(), TOML);
     assert!(
         !plain.findings.iter().any(|f| f.code == seqmig::finding::FindingCode::DetachReferencedPartition)
     );
@@ -236,15 +223,7 @@ fn issue21_8_a_partition_kept_as_a_table_of_its_own_is_detached_and_can_be_attac
         "CREATE TABLE public.events_old (id bigint NOT NULL, kind text NOT NULL,
             CONSTRAINT events_old_pkey PRIMARY KEY (id));",
     );
-    let load = |sql: &str| seqmig::parse::load_str("schema.sql", sql).unwrap().schema;
-    let plan = seqmig::plan::plan(
-        &load(BEFORE),
-        &load(&kept),
-        &seqmig::diff::Hints::default(),
-        &seqmig::render::Renderer::embedded(),
-    )
-    .unwrap()
-    .plan;
+    let plan = plan_of(BEFORE, &kept, "");
     assert!(!plan.is_blocked(), "{:#?}", plan.findings);
     assert_eq!(plan.changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["detach_partition"]);
 
