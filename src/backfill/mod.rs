@@ -29,7 +29,7 @@ use crate::ledger::backfills as ledger;
 pub use config::{BackfillConfig, parse_workload_latency};
 pub use key::{KeyColumn, Walk, statements};
 pub use partitioned::{
-    PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned,
+    PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned, run_table,
 };
 pub use progress::{Bar, JsonLines, NoProgress, Progress, ProgressSink, describe};
 pub use sizing::{BatchSizer, SizerConfig};

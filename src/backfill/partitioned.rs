@@ -58,6 +58,27 @@ pub async fn leaf_partitions(
     Ok(rows.iter().map(|r| QualifiedName::of(r.get::<_, &str>(0), r.get::<_, &str>(1))).collect())
 }
 
+/// Runs (or resumes) a step's backfill the one way `seqmig backfill run` and `seqmig apply`
+/// both do: a partitioned table partition by partition with `jobs` workers
+/// ([`run_partitioned`]), any other table in one walk on `client` (no partitions listed).
+pub async fn run_table(
+    client: &mut Client,
+    conn: &ConnectOptions,
+    req: &BackfillRequest<'_>,
+    opts: &BackfillOptions,
+    jobs: usize,
+    progress: &mut dyn ProgressSink,
+) -> Result<PartitionedOutcome, BackfillError> {
+    let table = req.spec.table.quoted();
+    let leaves =
+        leaf_partitions(client, &table).await.map_err(|e| super::db(req, "list the leaf partitions", e))?;
+    if leaves.is_empty() {
+        let total = super::run(client, req, opts, progress).await?;
+        return Ok(PartitionedOutcome { total, partitions: Vec::new() });
+    }
+    run_partitioned(client, conn, req, opts, jobs, progress).await
+}
+
 /// Runs (or resumes) the backfill of a partitioned table with `jobs` workers, each on its own
 /// connection made with `conn`. `client` records the step's own ledger row. Progress goes to
 /// `progress` per partition (`table` is the partition) and in total (`table` is the parent).

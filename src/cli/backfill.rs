@@ -216,22 +216,14 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     ledger::ensure(&client).await.context("failed to install the seqmig ledger")?;
     let req = BackfillRequest { plan_id: &plan_id, step_id: &a.step_id, spec: &spec };
     let mut sink = output::progress_sink(a.json);
-    let partitions = backfill::leaf_partitions(&client, &spec.table.quoted())
-        .await
-        .with_context(|| format!("failed to list the partitions of {}", spec.table.quoted()))?;
-    let outcome = if partitions.is_empty() {
-        backfill::run(&mut client, &req, &opts, sink.as_mut()).await?
-    } else {
-        let jobs = a.jobs as usize;
-        let run = backfill::run_partitioned(&client, &conn, &req, &opts, jobs, sink.as_mut()).await?;
-        for (partition, o) in &run.partitions {
-            output::stdout(&format!(
-                "  partition {partition}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
-                o.rows_updated, o.batches_run, o.rows_done, o.verify_mismatches
-            ))?;
-        }
-        run.total
-    };
+    let run = backfill::run_table(&mut client, &conn, &req, &opts, a.jobs as usize, sink.as_mut()).await?;
+    for (partition, o) in &run.partitions {
+        output::stdout(&format!(
+            "  partition {partition}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
+            o.rows_updated, o.batches_run, o.rows_done, o.verify_mismatches
+        ))?;
+    }
+    let outcome = run.total;
     output::stdout(&format!(
         "backfill {} of plan {}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
         a.step_id,

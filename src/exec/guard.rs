@@ -1191,22 +1191,17 @@ impl Runner {
         let t0 = Instant::now();
         let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
         let mut sink = Forward { reporter, step };
-        let mut result = crate::backfill::run(&mut self.client, &req, &self.backfill, &mut sink).await;
-        if let Err(crate::backfill::BackfillError::PartitionedWithoutKey { .. }) = &result {
-            // A partitioned table without a unique NOT NULL key has no order to walk and no
-            // pages of its own: each leaf partition is walked by its pages instead, one after
-            // the other (the reliability generator's partitioned tables without a key).
-            result = crate::backfill::run_partitioned(
-                &self.client,
-                &self.opts.connection,
-                &req,
-                &self.backfill,
-                1,
-                &mut sink,
-            )
-            .await
-            .map(|run| run.total);
-        }
+        // The same rule as `seqmig backfill run`: a partitioned table partition by partition.
+        let result = crate::backfill::run_table(
+            &mut self.client,
+            &self.opts.connection,
+            &req,
+            &self.backfill,
+            1,
+            &mut sink,
+        )
+        .await
+        .map(|run| run.total);
         let reporter = sink.reporter;
         let ms = t0.elapsed().as_millis() as i64;
         if let Some(o) = self.step_observer.0.as_mut() {
