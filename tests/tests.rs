@@ -44,3 +44,4 @@ mod runner_tests;
 mod scale_tests;
 mod trust_tests;
 mod unmodelled_changes_tests;
+mod view_replace_tests;

@@ -183,10 +183,22 @@ pub fn build(
     // Steps of one phase must be contiguous: order by phase, keeping the topological order
     // inside each phase (every remaining edge goes forward in phase).
     order.sort_by_key(|&i| nodes[i].draft.phase);
+    let (groups, split) = view_replacements(changes, &nodes, &graph, &ids, &mut order);
+    // A group's members share its first member's step.
+    let leader: BTreeMap<usize, usize> =
+        groups.iter().flat_map(|g| g.iter().map(move |&m| (m, g[0]))).collect();
+    let lead = |i: usize| leader.get(&i).copied().unwrap_or(i);
 
     let mut step_id: BTreeMap<usize, String> = BTreeMap::new();
-    for (k, &i) in order.iter().enumerate() {
-        step_id.insert(i, format!("s{}", k + 1));
+    let mut emitted = 0;
+    for &i in &order {
+        if lead(i) == i {
+            emitted += 1;
+            step_id.insert(i, format!("s{emitted}"));
+        }
+    }
+    for &i in &order {
+        step_id.insert(i, step_id[&lead(i)].clone());
     }
     let position: BTreeMap<usize, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     // Each change's expectations (its "before", see `expect`) go on its first step in plan
@@ -198,14 +210,34 @@ pub fn build(
     let mut steps_out = Vec::with_capacity(order.len());
     let mut notes = BTreeMap::new();
     for &i in &order {
+        if lead(i) != i {
+            continue;
+        }
         let n = &nodes[i];
-        let mut preds: Vec<usize> =
-            graph.neighbors_directed(ids[i], Direction::Incoming).map(|p| graph[p]).collect();
+        let members: Vec<usize> = groups.iter().find(|g| g[0] == i).cloned().unwrap_or_else(|| vec![i]);
+        let mut preds: Vec<usize> = members
+            .iter()
+            .flat_map(|&m| graph.neighbors_directed(ids[m], Direction::Incoming).map(|p| lead(graph[p])))
+            .filter(|p| *p != i)
+            .collect();
         preds.sort_by_key(|p| position[p]);
         preds.dedup();
-        let d = &n.draft;
+        let merged;
+        let d = if members.len() > 1 {
+            merged = steps::views::one_transaction(members.iter().map(|&m| &nodes[m].draft));
+            &merged
+        } else {
+            &n.draft
+        };
+        let mut purpose = d.purpose.clone();
+        if let Some(create) = split.get(&i) {
+            purpose.push_str(&format!(
+                "; queries on it fail until {} recreates it (a step between cannot share their transaction)",
+                step_id[create]
+            ));
+        }
         let id = step_id[&i].clone();
-        notes.insert(id.clone(), StepNote { purpose: d.purpose.clone(), verify: d.verify.clone() });
+        notes.insert(id.clone(), StepNote { purpose, verify: d.verify.clone() });
         steps_out.push(Step {
             id,
             change: format!("c{}", n.change + 1),
@@ -220,17 +252,21 @@ pub fn build(
             scans_table: d.scans_table,
             depends_on: preds.iter().map(|p| step_id[p].clone()).collect(),
             backfill: d.backfill.clone(),
-            expects: if first_of_change.get(&n.change) == Some(&i) {
-                super::expect::expectations(&changes[n.change], current)
-            } else {
-                Vec::new()
-            },
+            expects: members
+                .iter()
+                .filter(|&&m| first_of_change.get(&nodes[m].change) == Some(&m))
+                .flat_map(|&m| super::expect::expectations(&changes[nodes[m].change], current))
+                .collect(),
             effects: effects(d, current, desired),
         });
     }
     blocking_findings(current, changes, &steps_out, hints, &mut findings);
-    let one_way_changes: BTreeSet<&str> =
-        steps_out.iter().filter(|s| s.one_way).map(|s| s.change.as_str()).collect();
+    // From every change's own steps: a step replacing a view may carry another change's.
+    let one_way_changes: BTreeSet<String> = nodes
+        .iter()
+        .filter(|n| n.draft.rollback_sql.is_none())
+        .map(|n| format!("c{}", n.change + 1))
+        .collect();
     let planned_changes = changes
         .iter()
         .enumerate()
@@ -395,6 +431,103 @@ fn change_relation(c: &Change) -> Option<QualifiedName> {
         Change::CreateView { view } | Change::DropView { view } => view.name.clone(),
         Change::ReplaceView { to, .. } => to.name.clone(),
     })
+}
+
+/// A replaced view is dropped and created again (`CREATE OR REPLACE` cannot remove or
+/// retype output columns), and between the two every query on it fails. So each
+/// replacement's window is narrowed to the steps that must lie inside it (those that depend
+/// on the drop and that the new definition depends on: a swap of a column it reads), and a
+/// window of transactional, catalog-only steps becomes one step: one transaction, in which
+/// the view never goes missing. Returns those groups (members in order) and the drops whose
+/// window keeps a step that cannot share a transaction (a scan, a build without a
+/// transaction, a backfill), each with its create.
+fn view_replacements(
+    changes: &[Change],
+    nodes: &[Node],
+    graph: &DiGraph<usize, ()>,
+    ids: &[NodeIndex],
+    order: &mut [usize],
+) -> (Vec<Vec<usize>>, BTreeMap<usize, usize>) {
+    let mut pairs = Vec::new();
+    for (ci, change) in changes.iter().enumerate() {
+        let Change::ReplaceView { from, to, .. } = change else { continue };
+        let members: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].change == ci).collect();
+        // A materialized view is built by its CREATE: its readers would wait for the build.
+        if let [drop, create] = members[..]
+            && !from.materialized
+            && !to.materialized
+        {
+            pairs.push((drop, create));
+        }
+    }
+    let reach = |from: usize, dir: Direction| -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from];
+        while let Some(n) = stack.pop() {
+            for m in graph.neighbors_directed(ids[n], dir).map(|m| graph[m]) {
+                if seen.insert(m) {
+                    stack.push(m);
+                }
+            }
+        }
+        seen
+    };
+    for &(drop, create) in &pairs {
+        let pos = |n: usize| order.iter().position(|&x| x == n).expect("every node is ordered");
+        let (a, b) = (pos(drop), pos(create));
+        if a >= b {
+            continue;
+        }
+        let after_drop = reach(drop, Direction::Outgoing);
+        let before_create = reach(create, Direction::Incoming);
+        let window = order[a + 1..b].to_vec();
+        // Not after the drop: before it. After the drop but not needed by the create: after
+        // it. Each keeps its relative order, so every edge still points forward.
+        let (early, rest): (Vec<usize>, Vec<usize>) =
+            window.into_iter().partition(|n| !after_drop.contains(n));
+        let (inside, late): (Vec<usize>, Vec<usize>) =
+            rest.into_iter().partition(|n| before_create.contains(n));
+        let rewritten: Vec<usize> =
+            early.into_iter().chain([drop]).chain(inside).chain([create]).chain(late).collect();
+        order[a..=b].copy_from_slice(&rewritten);
+    }
+    // Windows that overlap (two views around one swap) become one group.
+    let mut ranges: Vec<(usize, usize, usize, usize)> = pairs
+        .iter()
+        .map(|&(d, c)| {
+            let pos = |n: usize| order.iter().position(|&x| x == n).expect("every node is ordered");
+            (pos(d), pos(c), d, c)
+        })
+        .filter(|r| r.0 < r.1)
+        .collect();
+    ranges.sort();
+    // (first position, last position, the drop/create pairs inside)
+    type Window = (usize, usize, Vec<(usize, usize)>);
+    let mut merged: Vec<Window> = Vec::new();
+    for (a, b, d, c) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => {
+                last.1 = last.1.max(b);
+                last.2.push((d, c));
+            }
+            _ => merged.push((a, b, vec![(d, c)])),
+        }
+    }
+    let mut groups = Vec::new();
+    let mut split = BTreeMap::new();
+    for (a, b, members) in merged {
+        let window = &order[a..=b];
+        let shareable = window.iter().all(|&n| {
+            let d = &nodes[n].draft;
+            d.transactional && !d.scans_table && !d.rewrites_table && d.backfill.is_none()
+        });
+        if shareable {
+            groups.push(window.to_vec());
+        } else {
+            split.extend(members);
+        }
+    }
+    (groups, split)
 }
 
 /// Floating steps (views) take the latest phase among the steps that make what they read
@@ -620,10 +753,16 @@ mod tests {
         };
         // table before its foreign key
         assert!(pos("CREATE TABLE public.orders") < pos("FOREIGN KEY (user_id)"));
-        // view dropped before the column it reads, recreated after
-        assert!(pos("DROP VIEW public.user_ids") < pos("RENAME COLUMN id TO id__seqmig_old"));
-        assert!(pos("RENAME COLUMN id TO id__seqmig_old") < pos("CREATE VIEW public.user_ids"));
-        assert!(pos("DROP VIEW public.user_ids") < pos("DROP COLUMN legacy"));
+        // view dropped before the column it reads, recreated after, in one step (one
+        // transaction) with the swap
+        let at = |needle: &str| {
+            let i = pos(needle);
+            (i, plan.steps[i].sql.find(needle).unwrap())
+        };
+        assert!(at("DROP VIEW public.user_ids") < at("RENAME COLUMN id TO id__seqmig_old"));
+        assert!(at("RENAME COLUMN id TO id__seqmig_old") < at("CREATE VIEW public.user_ids"));
+        assert_eq!(pos("DROP VIEW public.user_ids"), pos("CREATE VIEW public.user_ids"));
+        assert!(at("DROP VIEW public.user_ids") < at("DROP COLUMN legacy"));
         // the new table's foreign key lets go of the old key during the swap
         let swap = &plan.steps[pos("RENAME COLUMN id TO id__seqmig_old")].sql;
         assert!(

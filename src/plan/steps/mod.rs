@@ -28,7 +28,7 @@ pub(crate) mod partition;
 mod rename_column;
 mod rename_table;
 mod set_not_null;
-mod views;
+pub(crate) mod views;
 
 use serde_json::{Value, json};
 

@@ -125,6 +125,59 @@ pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
     Ok(vec![drop, create])
 }
 
+/// Steps run as one (one transaction): a view replaced around the catalog steps it waits
+/// for. The SQL in order, the rollbacks in reverse, the strongest lock on every relation,
+/// and every member's check.
+pub(crate) fn one_transaction<'a>(members: impl IntoIterator<Item = &'a StepDraft>) -> StepDraft {
+    let members: Vec<&StepDraft> = members.into_iter().collect();
+    let mut out = members[0].clone();
+    let views: Vec<String> = members
+        .iter()
+        .flat_map(|m| m.makes.iter())
+        .filter_map(|r| match r {
+            Res::View(v) => Some(v.to_string()),
+            _ => None,
+        })
+        .collect();
+    out.purpose = format!(
+        "replace {} in one transaction, so queries on it never find it missing: {}",
+        views.join(", "),
+        members.iter().map(|m| m.purpose.as_str()).collect::<Vec<_>>().join("; ")
+    );
+    out.sql = members.iter().map(|m| m.sql.as_str()).collect::<Vec<_>>().join("\n");
+    // One-way if any member is (contract: a column the old definition read is dropped).
+    out.rollback_sql = members
+        .iter()
+        .rev()
+        .map(|m| m.rollback_sql.as_deref())
+        .collect::<Option<Vec<_>>>()
+        .map(|r| r.join("\n"));
+    for m in &members[1..] {
+        out.lock = out.lock.max(m.lock);
+        for r in &m.lock_on {
+            if !out.lock_on.contains(r) {
+                out.lock_on.push(r.clone());
+            }
+        }
+        out.needs.extend(m.needs.iter().cloned());
+        out.makes.extend(m.makes.iter().cloned());
+        out.removes.extend(m.removes.iter().cloned());
+        out.releases.extend(m.releases.iter().cloned());
+        out.after_removal.extend(m.after_removal.iter().cloned());
+    }
+    let checks: Vec<String> = members
+        .iter()
+        .filter_map(|m| m.verify.as_deref())
+        .enumerate()
+        .map(|(k, q)| format!("(SELECT ok FROM ({}) v{k})", q.trim().trim_end_matches(';')))
+        .collect();
+    out.verify = match checks.len() {
+        0 => None,
+        _ => Some(format!("SELECT coalesce({}, false) AS ok;", checks.join(" AND "))),
+    };
+    out
+}
+
 pub fn drop(ctx: &Ctx<'_>, v: &View) -> Steps {
     let mut rel = reads(v);
     rel.extend(star_reads(ctx, v));
