@@ -184,6 +184,137 @@ pub fn selects_star(definition: &str) -> bool {
     d.contains("select *") || d.contains(".*") || d.contains(", *") || d.contains("distinct *")
 }
 
+/// A view definition's `*` spelled out: `SELECT * FROM public.orders o WHERE …` with
+/// `columns` (already quoted) → `SELECT o.id, o.total FROM public.orders o WHERE …`.
+/// PostgreSQL binds `*` to the columns a table has when the view is created, in their
+/// physical order, so a view created over a table that holds seqmig's shadow or parked
+/// columns, or whose columns were added in another order, would bind those. Only a single
+/// `SELECT` over one relation is spelled out (`*` and `rel.*` in its select list); anything
+/// else (joins, several relations, set operations, `WITH`, a subquery in `FROM`) gives `None`.
+pub fn expand_star(definition: &str, columns: &[String]) -> Option<String> {
+    let toks = tokenize(definition).ok()?;
+    let text = |k: usize| &definition[toks[k].start..toks[k].end];
+    let word = |k: usize| (toks[k].kind == Kind::Word).then(|| text(k).to_ascii_lowercase());
+    // Depth of every token (a token inside parentheses is not at the top level).
+    let mut depth = Vec::with_capacity(toks.len());
+    let mut d = 0i32;
+    for k in 0..toks.len() {
+        if toks[k].kind == Kind::Punct && text(k) == ")" {
+            d -= 1;
+        }
+        depth.push(d);
+        if toks[k].kind == Kind::Punct && text(k) == "(" {
+            d += 1;
+        }
+    }
+    let top: Vec<usize> = (0..toks.len()).filter(|&k| depth[k] == 0).collect();
+    if word(*top.first()?).as_deref() != Some("select") {
+        return None;
+    }
+    let from = *top.iter().find(|&&k| word(k).as_deref() == Some("from"))?;
+    const ENDS: [&str; 12] = [
+        "where",
+        "group",
+        "having",
+        "window",
+        "order",
+        "limit",
+        "offset",
+        "fetch",
+        "for",
+        "union",
+        "intersect",
+        "except",
+    ];
+    if top.iter().any(|&k| matches!(word(k).as_deref(), Some("union" | "intersect" | "except"))) {
+        return None;
+    }
+    let end = top
+        .iter()
+        .copied()
+        .find(|&k| k > from && (word(k).is_some_and(|w| ENDS.contains(&w.as_str())) || text(k) == ";"))
+        .unwrap_or(toks.len());
+    // FROM: one relation, `name`, `schema.name`, then `[AS] alias`.
+    let rel: Vec<usize> = (from + 1..end).collect();
+    if rel.iter().any(|&k| depth[k] != 0 || (toks[k].kind == Kind::Punct && text(k) != ".")) {
+        return None;
+    }
+    let is_name = |k: usize| matches!(toks[k].kind, Kind::Word | Kind::QuotedIdent);
+    let (name_end, alias) = match rel.len() {
+        1 => (rel[0], None),
+        3 if text(rel[1]) == "." => (rel[2], None),
+        2 => (rel[0], Some(rel[1])),
+        4 if text(rel[1]) == "." => (rel[2], Some(rel[3])),
+        3 if word(rel[1]).as_deref() == Some("as") => (rel[0], Some(rel[2])),
+        5 if text(rel[1]) == "." && word(rel[3]).as_deref() == Some("as") => (rel[2], Some(rel[4])),
+        _ => return None,
+    };
+    if !rel.iter().all(|&k| is_name(k) || text(k) == ".") {
+        return None;
+    }
+    if let Some(a) = alias
+        && word(a).is_some_and(|w| {
+            ["join", "natural", "cross", "lateral", "tablesample", "only"].contains(&w.as_str())
+        })
+    {
+        return None;
+    }
+    let prefix = text(alias.unwrap_or(name_end));
+    let same = |k: usize| {
+        let t = text(k);
+        if toks[k].kind == Kind::QuotedIdent { t == prefix } else { t.eq_ignore_ascii_case(prefix) }
+    };
+    // Select-list items at the top level, split at commas; a star item is `*` or `q.*`.
+    // After `SELECT`, `ALL`, `DISTINCT` or `DISTINCT ON (…)`.
+    let mut first = top[0] + 1;
+    match word(first).as_deref() {
+        Some("all") => first += 1,
+        Some("distinct") if word(first + 1).as_deref() == Some("on") => {
+            first = *top.iter().find(|&&k| k > first + 1 && text(k) == ")")? + 1;
+        }
+        Some("distinct") => first += 1,
+        _ => {}
+    }
+    let mut items: Vec<(usize, usize)> = Vec::new();
+    let mut start = first;
+    for &k in top.iter().filter(|&&k| k >= first && k <= from) {
+        if k == from || (toks[k].kind == Kind::Punct && text(k) == ",") {
+            items.push((start, k));
+            start = k + 1;
+        }
+    }
+    let mut out = String::with_capacity(definition.len() + 64);
+    let mut copied = 0;
+    let mut any = false;
+    for (a, b) in items {
+        let item: Vec<usize> = (a..b).collect();
+        let star = match item.len() {
+            1 => text(item[0]) == "*",
+            3 => text(item[2]) == "*" && text(item[1]) == "." && same(item[0]),
+            _ => item.last().is_some_and(|&k| text(k) == "*") && text(item[item.len() - 2]) == ".",
+        };
+        if !star {
+            // `schema.table.*` or another relation's `*`: not one this reader spells out.
+            if item.last().is_some_and(|&k| text(k) == "*") {
+                return None;
+            }
+            continue;
+        }
+        if item.len() > 3 {
+            return None;
+        }
+        out.push_str(&definition[copied..toks[a].start]);
+        out.push_str(&columns.iter().map(|c| format!("{prefix}.{c}")).collect::<Vec<_>>().join(", "));
+        copied = toks[b - 1].end;
+        any = true;
+    }
+    if !any || columns.is_empty() {
+        return None;
+    }
+    out.push_str(&definition[copied..]);
+    Some(out)
+}
+
 /// Rewrites the column references in `expr`: every bare or quoted identifier for which
 /// `map` returns a replacement is replaced. Identifiers inside string literals, after `.`
 /// or `::`, before `(` or `.` are left alone (qualified names, types, functions). An
@@ -219,6 +350,39 @@ pub fn repoint(expr: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expand_star_spells_out_one_relations_columns() {
+        let cols = ["id".to_string(), "\"Total\"".to_string()];
+        assert_eq!(
+            expand_star("SELECT * FROM public.orders WHERE id > 1", &cols).as_deref(),
+            Some("SELECT orders.id, orders.\"Total\" FROM public.orders WHERE id > 1")
+        );
+        assert_eq!(
+            expand_star("select o.*, 1 AS one from orders AS o order by 1", &cols).as_deref(),
+            Some("select o.id, o.\"Total\", 1 AS one from orders AS o order by 1")
+        );
+        assert_eq!(
+            expand_star("SELECT DISTINCT * FROM orders o", &cols).as_deref(),
+            Some("SELECT DISTINCT o.id, o.\"Total\" FROM orders o")
+        );
+        assert_eq!(
+            expand_star("SELECT DISTINCT ON (id) * FROM orders", &cols).as_deref(),
+            Some("SELECT DISTINCT ON (id) orders.id, orders.\"Total\" FROM orders")
+        );
+        for unread in [
+            "SELECT * FROM a JOIN b USING (id)",
+            "SELECT * FROM a, b",
+            "SELECT * FROM (SELECT 1) s",
+            "SELECT * FROM a UNION SELECT * FROM b",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SELECT id FROM orders",
+            "SELECT b.* FROM orders o",
+            "SELECT count(*) FROM orders",
+        ] {
+            assert_eq!(expand_star(unread, &cols), None, "{unread}");
+        }
+    }
 
     #[test]
     fn index_key_suffixes_are_split_into_words() {

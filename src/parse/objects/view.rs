@@ -275,6 +275,11 @@ fn view_reads(s: &Schema, c: &Cursor, from: usize, to: usize) -> BTreeSet<Column
                 if let Some(rel) = aliases.get(&first) {
                     if let Some(col) = ident_at(n + 2) {
                         reads.insert(ColumnRef { table: rel.clone(), column: Some(col) });
+                    } else if c.toks.get(n + 2).is_some_and(|t| c.text(t) == "*") {
+                        // `alias.*` binds every column the relation has, as pg_depend records.
+                        for col in columns_of(rel) {
+                            reads.insert(ColumnRef { table: rel.clone(), column: Some(col) });
+                        }
                     }
                 } else if let (Some(tbl), true, Some(col)) = (ident_at(n + 2), is_dot(n + 3), ident_at(n + 4))
                 {

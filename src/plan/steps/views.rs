@@ -7,7 +7,9 @@
 use serde_json::json;
 
 use super::{Ctx, Steps};
-use crate::model::View;
+use std::collections::BTreeSet;
+
+use crate::model::{Ident, QualifiedName, Schema, View};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
@@ -37,7 +39,25 @@ fn star_reads(ctx: &Ctx<'_>, v: &View) -> Vec<Res> {
         .collect()
 }
 
-pub fn create_sql(ctx: &Ctx<'_>, v: &View) -> Result<String, crate::render::RenderError> {
+/// A `SELECT *` definition over one table, spelled out as the columns that table has in
+/// `schema` (the schema the view is created for): the table, those columns and the text.
+/// PostgreSQL binds `*` to every column the table has when the view is created, in physical
+/// order: seqmig's shadow and parked columns too (the contract's drop of a parked column
+/// would then fail on the view), and a renamed column where the rename left it. `None` when
+/// the definition has no `*` or is not one [`crate::parse::text::expand_star`] reads.
+fn spelled_out(v: &View, schema: &Schema) -> Option<(QualifiedName, Vec<Ident>, String)> {
+    if !crate::parse::text::selects_star(&v.definition) {
+        return None;
+    }
+    let tables: BTreeSet<&QualifiedName> = v.reads.iter().map(|r| &r.table).collect();
+    let [table] = tables.into_iter().collect::<Vec<_>>()[..] else { return None };
+    let t = schema.tables.get(table)?;
+    let quoted: Vec<String> = t.columns.iter().map(|c| c.name.quoted_sql()).collect();
+    let text = crate::parse::text::expand_star(&v.definition, &quoted)?;
+    Some((table.clone(), t.columns.iter().map(|c| c.name.clone()).collect(), text))
+}
+
+pub fn create_sql(ctx: &Ctx<'_>, v: &View, schema: &Schema) -> Result<String, crate::render::RenderError> {
     let check = v.check_option.as_ref().map(|c| {
         let c = c.trim();
         if c.to_ascii_lowercase().contains("check option") {
@@ -53,7 +73,7 @@ pub fn create_sql(ctx: &Ctx<'_>, v: &View) -> Result<String, crate::render::Rend
             "materialized": v.materialized,
             "columns": v.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             "options": v.options,
-            "definition": v.definition.trim_end_matches(';'),
+            "definition": spelled_out(v, schema).map_or(v.definition.clone(), |s| s.2).trim_end_matches(';'),
             "check_option": check,
         }),
     )?;
@@ -84,7 +104,7 @@ fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::Rend
     let mut s = StepDraft::new(
         Phase::Expand,
         format!("create {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
-        create_sql(ctx, v)?,
+        create_sql(ctx, v, ctx.desired)?,
     )
     .rollback(drop_sql(ctx, v, true)?)
     // CREATE [OR REPLACE] VIEW takes ACCESS EXCLUSIVE on the view (measured by `seqmig
@@ -94,6 +114,10 @@ fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::Rend
     .floating()
     .needs(reads(v))
     .makes([Res::View(v.name.clone())]);
+    // Spelled out, it binds exactly these columns: after whatever makes them (a swap).
+    if let Some((table, columns, _)) = spelled_out(v, ctx.desired) {
+        s = s.needs(columns.into_iter().map(|c| Res::Column(table.clone(), c)));
+    }
     if v.materialized {
         s = s.scans();
     }
@@ -112,16 +136,19 @@ pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
         format!("drop {} so the columns under it can change", from.name),
         drop_sql(ctx, from, false)?,
     )
-    .rollback(create_sql(ctx, from)?)
+    .rollback(create_sql(ctx, from, ctx.current)?)
     .lock(LockMode::AccessExclusive, &from.name)
     .floating()
     .releases(old_reads.clone())
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
     create.purpose = format!("recreate {} over the new columns", to.name);
-    // A `SELECT *` view binds every column at creation: recreate it only after the columns
-    // that go away are gone, or it would hold on to them again.
-    let create = create.after_removal(star_reads(ctx, to));
+    // A `SELECT *` view binds every column at creation: unless its `*` is spelled out as the
+    // desired columns, recreate it only after the columns that go away are gone, or it would
+    // hold on to them again.
+    if spelled_out(to, ctx.desired).is_none() {
+        create = create.after_removal(star_reads(ctx, to));
+    }
     Ok(vec![drop, create])
 }
 
@@ -140,8 +167,9 @@ pub(crate) fn one_transaction<'a>(members: impl IntoIterator<Item = &'a StepDraf
         })
         .collect();
     out.purpose = format!(
-        "replace {} in one transaction, so queries on it never find it missing: {}",
+        "replace {} in one transaction, so queries on {} never find it missing: {}",
         views.join(", "),
+        if views.len() == 1 { "it" } else { "them" },
         members.iter().map(|m| m.purpose.as_str()).collect::<Vec<_>>().join("; ")
     );
     out.sql = members.iter().map(|m| m.sql.as_str()).collect::<Vec<_>>().join("\n");
@@ -187,7 +215,7 @@ pub fn drop(ctx: &Ctx<'_>, v: &View) -> Steps {
             format!("drop {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
             drop_sql(ctx, v, false)?,
         )
-        .rollback(create_sql(ctx, v)?)
+        .rollback(create_sql(ctx, v, ctx.current)?)
         .lock(LockMode::AccessExclusive, &v.name)
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": false }))?)
         .releases(rel)
