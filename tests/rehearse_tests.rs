@@ -179,7 +179,12 @@ fn the_scratch_databases_are_dropped_afterwards() {
 }
 
 /// Plans `before` → `after` with the example's hints and rehearses it with `rows` rows.
-fn rehearse_pair(before: &str, after: &str, hints: &seqmig::diff::Hints, rows: usize) -> rehearse::Report {
+pub(crate) fn rehearse_pair(
+    before: &str,
+    after: &str,
+    hints: &seqmig::diff::Hints,
+    rows: usize,
+) -> rehearse::Report {
     let current = seqmig::parse::load_str("before.sql", before).unwrap().schema;
     let desired = seqmig::parse::load_str("after.sql", after).unwrap().schema;
     let planned =

@@ -7,6 +7,7 @@ mod backfill_replica_tests;
 mod backfill_tests;
 mod backfill_throttle_tests;
 mod book_tests;
+mod bound_objects_tests;
 mod config_tests;
 mod container_tests;
 mod drift_tests;

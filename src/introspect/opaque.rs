@@ -160,7 +160,8 @@ pub(super) fn add(
             }
             "statistics" => {
                 let identity = qname(schema.unwrap_or_default(), name)?.quoted();
-                put(s, OpaqueKind::Statistics, identity, &def, Vec::new());
+                let table = qname(r.get("table_schema"), r.get("table_name"))?;
+                put(s, OpaqueKind::Statistics, identity, &def, vec![table]);
             }
             // The loader keys an operator by its whole normalised statement; so do we.
             "operator" => {

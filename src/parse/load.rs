@@ -471,7 +471,11 @@ fn classify(c: &mut Cursor, h: &[&str]) -> PResult<Classified> {
         (true, "publication") => (OpaqueKind::Publication, c.ident()?.quoted_sql(), vec![]),
         (true, "statistics") => {
             c.eat_kws(&["if", "not", "exists"]);
-            (OpaqueKind::Statistics, c.qname()?.quoted(), vec![])
+            let name = c.qname()?;
+            // `… ON columns FROM table`: the table whose columns it is bound to.
+            c.until(|c| c.peek_kw("from"))?;
+            let table = if c.eat_kw("from") { vec![c.qname()?] } else { vec![] };
+            (OpaqueKind::Statistics, name.quoted(), table)
         }
         (true, "type") => {
             let q = c.qname()?;

@@ -198,12 +198,13 @@ pub fn expand_star(definition: &str, columns: &[String]) -> Option<String> {
     // Depth of every token (a token inside parentheses is not at the top level).
     let mut depth = Vec::with_capacity(toks.len());
     let mut d = 0i32;
-    for k in 0..toks.len() {
-        if toks[k].kind == Kind::Punct && text(k) == ")" {
+    for t in &toks {
+        let punct = |p: &str| t.kind == Kind::Punct && &definition[t.start..t.end] == p;
+        if punct(")") {
             d -= 1;
         }
         depth.push(d);
-        if toks[k].kind == Kind::Punct && text(k) == "(" {
+        if punct("(") {
             d += 1;
         }
     }

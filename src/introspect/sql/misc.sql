@@ -1,6 +1,9 @@
--- Rules, casts and extended statistics defined by the user, as their CREATE statements.
+-- Rules, casts and extended statistics defined by the user, as their CREATE statements, with
+-- the table a rule or statistics object is on (table_schema: a statistics object's table may
+-- be in another schema than the object).
 SELECT 'rule' AS kind, r.rulename::text AS name, n.nspname::text AS schema,
-       c.relname::text AS table_name, pg_catalog.pg_get_ruledef(r.oid) AS def
+       c.relname::text AS table_name, pg_catalog.pg_get_ruledef(r.oid) AS def,
+       NULL AS table_schema
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -17,17 +20,21 @@ SELECT 'cast', pg_catalog.format_type(ca.castsource, NULL) || ' AS ' || pg_catal
          || pg_catalog.format_type(ca.casttarget, NULL) || ') '
          || CASE ca.castmethod WHEN 'f' THEN 'WITH FUNCTION ' || ca.castfunc::regprocedure::text
                                WHEN 'i' THEN 'WITH INOUT' ELSE 'WITHOUT FUNCTION' END
-         || CASE ca.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT' ELSE '' END
+         || CASE ca.castcontext WHEN 'a' THEN ' AS ASSIGNMENT' WHEN 'i' THEN ' AS IMPLICIT' ELSE '' END,
+       NULL
 FROM pg_catalog.pg_cast ca
 WHERE ca.oid >= 16384
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_cast'::regclass AND d.objid = ca.oid
                     AND d.deptype = 'e')
 UNION ALL
-SELECT 'statistics', s.stxname::text, n.nspname::text, NULL,
-       pg_catalog.pg_get_statisticsobjdef(s.oid)
+SELECT 'statistics', s.stxname::text, n.nspname::text, t.relname::text,
+       pg_catalog.pg_get_statisticsobjdef(s.oid),
+       tn.nspname::text
 FROM pg_catalog.pg_statistic_ext s
 JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace
+JOIN pg_catalog.pg_class t ON t.oid = s.stxrelid
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
 WHERE n.nspname <> ALL ($1::text[])
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                   WHERE e.classid = 'pg_catalog.pg_statistic_ext'::regclass AND e.objid = s.oid
@@ -49,7 +56,8 @@ SELECT 'operator', o.oprname::text, n.nspname::text, NULL,
          || CASE WHEN o.oprcanhash THEN E',\n    HASHES' ELSE '' END
          || CASE WHEN o.oprrest <> 0 THEN E',\n    RESTRICT = ' || o.oprrest::regproc::text ELSE '' END
          || CASE WHEN o.oprjoin <> 0 THEN E',\n    JOIN = ' || o.oprjoin::regproc::text ELSE '' END
-         || E'\n)'
+         || E'\n)',
+       NULL
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 WHERE n.nspname <> ALL ($1::text[])
@@ -60,6 +68,7 @@ WHERE n.nspname <> ALL ($1::text[])
 UNION ALL
 SELECT 'publication', p.pubname::text, NULL, NULL,
        'CREATE PUBLICATION ' || pg_catalog.quote_ident(p.pubname)
-         || CASE WHEN p.puballtables THEN ' FOR ALL TABLES' ELSE '' END
+         || CASE WHEN p.puballtables THEN ' FOR ALL TABLES' ELSE '' END,
+       NULL
 FROM pg_catalog.pg_publication p
 ORDER BY 1, 3, 4, 2

@@ -13,10 +13,11 @@ use super::{
     dual_write_sql, dual_write_steps, flag_steps, not_null_steps,
 };
 use crate::diff::TypeChange;
-use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, QualifiedName};
+use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, OpaqueKind, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
+use crate::render::RenderError;
 use crate::render::qn;
 
 pub fn shadow_name(column: &Ident) -> Ident {
@@ -25,6 +26,41 @@ pub fn shadow_name(column: &Ident) -> Ident {
 
 pub fn parked_name(column: &Ident) -> Ident {
     derived_name(column.as_str(), "__seqmig_old")
+}
+
+/// Objects PostgreSQL binds to a column itself (its attribute number), not to its name: a
+/// trigger's `UPDATE OF` list and `WHEN`, a policy's expressions, a rule's action, extended
+/// statistics. Renamed aside by the swap, they would stay on the parked column: a trigger
+/// firing on it, a policy filtering on it, and the contract's drop of it failing with 2BP01
+/// (or, for statistics, taking them with it). So the swap drops each of them and creates it
+/// again from its text, which binds by name to the column that now has the name; the undo
+/// does the same after the names are back. At switch every object of the desired schema
+/// exists as the desired text says (expand created or replaced it) and the current schema's
+/// others still exist (contract drops them). Returns those statements.
+fn rebind_sql(ctx: &Ctx<'_>, table: &QualifiedName, column: &Ident) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::new();
+    let at_switch = ctx
+        .desired
+        .opaque
+        .values()
+        .chain(ctx.current.opaque.values().filter(|o| !ctx.desired.opaque.contains_key(&o.id)));
+    for o in at_switch {
+        let bound = matches!(
+            o.id.kind,
+            OpaqueKind::Trigger | OpaqueKind::Policy | OpaqueKind::Rule | OpaqueKind::Statistics
+        );
+        if !bound || !o.depends_on.contains(table) || !crate::parse::lex::mentions(&o.text, column.as_str()) {
+            continue;
+        }
+        let Some(drop) = super::opaque::drop_sql(ctx, o) else { continue };
+        out.push(drop);
+        out.push(super::opaque::statement(o));
+        if o.search_path.is_some() {
+            // What follows in the transaction resolves names as before.
+            out.push("SET LOCAL search_path TO DEFAULT;".into());
+        }
+    }
+    Ok(out)
 }
 
 pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
@@ -376,6 +412,9 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
     unswap.extend(unswap_nullability);
     swap.push(ctx.flag_sql("set", "new")?);
     unswap.push(ctx.flag_sql("set", "old")?);
+    let rebind = rebind_sql(ctx, table, c)?;
+    swap.extend(rebind.iter().cloned());
+    unswap.extend(rebind);
     let unswap_sql = unswap.join("\n");
     steps.extend(pre_swap);
     // Undoing the swap re-adds these constraints NOT VALID; the rollback of switch runs its

@@ -10,7 +10,7 @@ use crate::model::{OpaqueKind, OpaqueObject, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::{LockMode, Phase};
 
-fn statement(o: &OpaqueObject) -> String {
+pub(super) fn statement(o: &OpaqueObject) -> String {
     let t = o.text.trim();
     let stmt = if t.ends_with(';') { t.to_string() } else { format!("{t};") };
     match &o.search_path {
@@ -94,11 +94,33 @@ pub fn named_relations(ctx: &Ctx<'_>, o: &OpaqueObject) -> Vec<QualifiedName> {
         .collect()
 }
 
+/// The lock creating (or dropping) an object attached to a table takes on that table, as
+/// PostgreSQL 15 takes it: CREATE TRIGGER SHARE ROW EXCLUSIVE and DROP TRIGGER ACCESS
+/// EXCLUSIVE; CREATE and DROP POLICY and RULE ACCESS EXCLUSIVE; CREATE and DROP STATISTICS
+/// SHARE UPDATE EXCLUSIVE. Catalog only, so brief, but it queues behind running
+/// transactions like any other. `None` for objects not attached to a table.
+fn table_lock(o: &OpaqueObject, drops: bool) -> Option<LockMode> {
+    if o.depends_on.is_empty() {
+        return None;
+    }
+    match o.id.kind {
+        OpaqueKind::Trigger if drops => Some(LockMode::AccessExclusive),
+        OpaqueKind::Trigger => Some(LockMode::ShareRowExclusive),
+        OpaqueKind::Policy | OpaqueKind::Rule => Some(LockMode::AccessExclusive),
+        OpaqueKind::Statistics => Some(LockMode::ShareUpdateExclusive),
+        _ => None,
+    }
+}
+
 /// A statement seqmig cannot model may do anything to what it names: the prediction is the
 /// strongest lock, ACCESS EXCLUSIVE, on every relation it names (never a guess in the
 /// user's favour; `seqmig rehearse` measures the truth). Known forms (functions,
 /// triggers, …) keep their measured lock.
 fn opaque_lock(ctx: &Ctx<'_>, o: &OpaqueObject, mut s: StepDraft) -> StepDraft {
+    if let Some(mode) = table_lock(o, s.sql.to_ascii_uppercase().contains("DROP ")) {
+        s.lock = mode;
+        s.lock_on = o.depends_on.clone();
+    }
     if matches!(o.id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
         let names = named_relations(ctx, o);
         s.lock = LockMode::AccessExclusive;
@@ -192,11 +214,14 @@ pub fn drop(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
     let sql = drop_sql(ctx, o).unwrap_or_else(|| {
         format!("-- seqmig cannot derive how to remove: {}", o.id.identity.replace('\n', " "))
     });
-    Ok(vec![
-        StepDraft::new(Phase::Contract, format!("drop {}", o.id.identity), sql)
-            .rollback(statement(o))
-            .releases(needs(o)),
-    ])
+    let mut s = StepDraft::new(Phase::Contract, format!("drop {}", o.id.identity), sql)
+        .rollback(statement(o))
+        .releases(needs(o));
+    if let Some(mode) = table_lock(o, true) {
+        s.lock = mode;
+        s.lock_on = o.depends_on.clone();
+    }
+    Ok(vec![s])
 }
 
 #[cfg(test)]
