@@ -75,6 +75,7 @@ finding_codes! {
     DropOfMissingObject = "drop-of-missing-object",
     ExtensionDrop = "extension-drop",
     FkWithoutIndex = "fk-without-index",
+    GeneratedColumnDependency = "generated-column-dependency",
     IdentityTypeChange = "identity-type-change",
     InflightOverlap = "inflight-overlap",
     InflightSchemaUnknown = "inflight-schema-unknown",

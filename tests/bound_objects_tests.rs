@@ -1,5 +1,6 @@
 //! Objects PostgreSQL binds to a column's attribute number rather than its name: a
-//! trigger's `UPDATE OF` list, a policy's expressions, extended statistics, a view's `*`.
+//! trigger's `UPDATE OF` list, a policy's expressions, extended statistics, a view's `*`,
+//! column privileges, a `BEGIN ATOMIC` body, the column's comment and statistics target.
 //! A type change swaps names at switch, so without care they stay on the parked column: the
 //! trigger fires on it, the policy filters on it, the contract's drop of it fails with 2BP01
 //! and statistics go with it. And each of these objects takes its own lock on its table
@@ -21,6 +22,10 @@ CREATE POLICY positive ON public.orders FOR SELECT USING (total > 0);
 CREATE STATISTICS public.orders_stats ON id, total FROM public.orders;
 CREATE VIEW public.all_orders AS SELECT * FROM public.orders;
 CREATE VIEW public.o_star AS SELECT o.*, 1 AS one FROM public.orders o;
+COMMENT ON COLUMN public.orders.total IS 'in cents';
+ALTER TABLE public.orders ALTER COLUMN total SET STATISTICS 500;
+GRANT SELECT (id, total) ON public.orders TO PUBLIC;
+CREATE FUNCTION public.order_sum() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT sum(total) FROM public.orders; END;
 ";
 
 fn widened() -> String {
@@ -65,7 +70,7 @@ CREATE VIEW public.v3 AS SELECT * FROM public.orders;
     let renamed_toml = "[[rename]]\ntable = \"public.orders\"\nfrom = \"user_id\"\nto = \"customer_id\"\n\n[plan]\nallow_one_way = [\"public.orders.note\"]\n";
     let widened = widened();
     for (what, before, after, toml) in [
-        ("a type change under a trigger, a policy, statistics and * views", TYPED, widened.as_str(), ""),
+        ("a type change under objects bound to the column", TYPED, widened.as_str(), ""),
         (
             "triggers, policies, rules and statistics created, replaced and dropped",
             objects_before,
@@ -139,4 +144,16 @@ fn a_swapped_columns_trigger_policy_and_statistics_follow_the_name() {
         ),
         0
     );
+}
+
+/// A stored generated column computed from a column whose type changes through a shadow
+/// cannot be re-pointed online on PostgreSQL 15: the plan is blocked, naming both columns.
+#[test]
+fn a_generated_column_over_a_type_change_blocks_the_plan() {
+    let before = "CREATE TABLE public.o (id integer PRIMARY KEY, total integer, cents bigint GENERATED ALWAYS AS (total * 100) STORED);";
+    let plan = plan_of(before, &before.replace("total integer", "total bigint"), "");
+    let f =
+        plan.findings.iter().find(|f| f.code.as_str() == "generated-column-dependency").expect("the finding");
+    assert!(plan.is_blocked());
+    assert!(f.message.contains("public.o.total") && f.message.contains("public.o.cents"), "{}", f.message);
 }

@@ -826,6 +826,26 @@ impl Differ<'_> {
                         table.quoted(), new.name.quoted_sql(), new.data_type)),
                 );
             }
+            // A stored generated column computed from this one is bound to its attribute:
+            // the swap would leave it computing from the parked column, whose drop at
+            // contract then fails (2BP01), and PostgreSQL 15 can re-point it only by dropping
+            // and adding it again, which rewrites the table.
+            if !in_place {
+                for g in cur.columns.iter().filter(|g| g.name != old.name) {
+                    let Some(generated) = &g.generated else { continue };
+                    if mentions(&generated.expr, old.name.as_str()) {
+                        let object = column_object(table, &new.name);
+                        self.findings.push(
+                            Finding::error(FindingCode::GeneratedColumnDependency, object.clone(), format!(
+                                "{object} changes type from {} to {} through a new column, but the generated column {} is computed from it: it would stay on the old column, and contract could not drop that",
+                                old.data_type, new.data_type, column_object(table, &g.name)))
+                            .with_help(format!(
+                                "plan it in two steps: first drop the generated column {} (or make it a plain column filled by the application), apply that plan, then change the type and add it back",
+                                g.name.quoted_sql())),
+                        );
+                    }
+                }
+            }
             // Constraints over the column move to the new column at switch: on this table
             // (primary key, unique, check, outgoing foreign key) and on tables whose foreign
             // keys reference it.
@@ -916,7 +936,8 @@ impl Differ<'_> {
         } else if old.not_null && !new.not_null {
             self.changes.push(Change::DropNotNull { table: table.clone(), column: new.clone() });
         }
-        if old.statistics != new.statistics {
+        // A swapped column gets the desired statistics target at the swap.
+        if old.statistics != new.statistics && !self.shadowed.contains(&(table.clone(), new.name.clone())) {
             self.changes.push(Change::SetStatistics {
                 table: table.clone(),
                 column: new.name.clone(),
@@ -1249,8 +1270,12 @@ impl Differ<'_> {
     }
 
     fn comments(&mut self) {
+        // A column whose type changes through a shadow gets the desired comment at the swap
+        // (the old column keeps its own for an undo).
+        let swapped: BTreeSet<ObjectRef> =
+            self.shadowed.iter().map(|(t, c)| ObjectRef::new("column", column_object(t, c))).collect();
         for (target, text) in &self.desired.comments {
-            if self.current.comments.get(target) != Some(text) {
+            if self.current.comments.get(target) != Some(text) && !swapped.contains(target) {
                 self.changes.push(Change::SetComment {
                     target: target.clone(),
                     from: self.current.comments.get(target).cloned(),
@@ -1259,7 +1284,10 @@ impl Differ<'_> {
             }
         }
         for (target, text) in &self.current.comments {
-            if !self.desired.comments.contains_key(target) && self.comment_target_exists(target) {
+            if !self.desired.comments.contains_key(target)
+                && self.comment_target_exists(target)
+                && !swapped.contains(target)
+            {
                 self.changes.push(Change::SetComment {
                     target: target.clone(),
                     from: Some(text.clone()),

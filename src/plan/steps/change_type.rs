@@ -13,7 +13,7 @@ use super::{
     dual_write_sql, dual_write_steps, flag_steps, not_null_steps,
 };
 use crate::diff::TypeChange;
-use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, OpaqueKind, QualifiedName};
+use crate::model::{Column, Constraint, ConstraintKind, Ident, Index, ObjectRef, OpaqueKind, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{column_value, constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
@@ -30,7 +30,7 @@ pub fn parked_name(column: &Ident) -> Ident {
 
 /// Objects PostgreSQL binds to a column itself (its attribute number), not to its name: a
 /// trigger's `UPDATE OF` list and `WHEN`, a policy's expressions, a rule's action, extended
-/// statistics. Renamed aside by the swap, they would stay on the parked column: a trigger
+/// statistics, column privileges, a `BEGIN ATOMIC` routine body. Renamed aside by the swap, they would stay on the parked column: a trigger
 /// firing on it, a policy filtering on it, and the contract's drop of it failing with 2BP01
 /// (or, for statistics, taking them with it). So the swap drops each of them and creates it
 /// again from its text, which binds by name to the column that now has the name; the undo
@@ -45,16 +45,32 @@ fn rebind_sql(ctx: &Ctx<'_>, table: &QualifiedName, column: &Ident) -> Result<Ve
         .values()
         .chain(ctx.current.opaque.values().filter(|o| !ctx.desired.opaque.contains_key(&o.id)));
     for o in at_switch {
-        let bound = matches!(
-            o.id.kind,
-            OpaqueKind::Trigger | OpaqueKind::Policy | OpaqueKind::Rule | OpaqueKind::Statistics
-        );
-        if !bound || !o.depends_on.contains(table) || !crate::parse::lex::mentions(&o.text, column.as_str()) {
+        if !crate::parse::lex::mentions(&o.text, column.as_str()) {
             continue;
         }
-        let Some(drop) = super::opaque::drop_sql(ctx, o) else { continue };
-        out.push(drop);
-        out.push(super::opaque::statement(o));
+        let on_table =
+            || o.depends_on.contains(table) || super::opaque::named_relations(ctx, o).contains(table);
+        match o.id.kind {
+            OpaqueKind::Trigger | OpaqueKind::Policy | OpaqueKind::Rule | OpaqueKind::Statistics
+                if on_table() =>
+            {
+                let Some(drop) = super::opaque::drop_sql(ctx, o) else { continue };
+                out.push(drop);
+                out.push(super::opaque::statement(o));
+            }
+            // Column privileges (`GRANT SELECT (id, total) …`) live on the attribute: granted
+            // again, they reach the column that now has the name.
+            OpaqueKind::Grant if on_table() => out.push(super::opaque::statement(o)),
+            // A `BEGIN ATOMIC` body is parsed at creation and depends on the attribute;
+            // replaced, it is parsed again.
+            OpaqueKind::Function | OpaqueKind::Procedure
+                if o.text.to_ascii_lowercase().contains("begin atomic") && on_table() =>
+            {
+                let Some(replace) = super::opaque::or_replace(o) else { continue };
+                out.push(replace);
+            }
+            _ => continue,
+        }
         if o.search_path.is_some() {
             // What follows in the transaction resolves names as before.
             out.push("SET LOCAL search_path TO DEFAULT;".into());
@@ -412,6 +428,35 @@ pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
     unswap.extend(unswap_nullability);
     swap.push(ctx.flag_sql("set", "new")?);
     unswap.push(ctx.flag_sql("set", "old")?);
+    // The attribute's own settings stay with the parked column: the new one gets the
+    // desired statistics target and comment (the original keeps its own for the undo).
+    let desired = ctx.desired.tables.get(table).and_then(|t| t.columns.iter().find(|x| &x.name == c));
+    if let Some(n) = desired.and_then(|x| x.statistics) {
+        swap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": c.as_str(), "action": "statistics", "value": n }),
+        )?);
+    }
+    let comment = ObjectRef::new("column", crate::diff::column_object(table, c));
+    if let Some(text) = ctx.desired.comments.get(&comment) {
+        swap.push(ctx.sql(
+            "comment",
+            json!({ "kind": "column", "target": comment.identity, "name": null, "text": text }),
+        )?);
+        let shadow_ref = crate::diff::column_object(table, &shadow);
+        unswap.push(
+            ctx.sql(
+                "comment",
+                json!({ "kind": "column", "target": shadow_ref, "name": null, "text": null }),
+            )?,
+        );
+    }
+    if desired.and_then(|x| x.statistics).is_some() {
+        unswap.push(ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": shadow.as_str(), "action": "statistics", "value": -1 }),
+        )?);
+    }
     let rebind = rebind_sql(ctx, table, c)?;
     swap.extend(rebind.iter().cloned());
     unswap.extend(rebind);

@@ -52,7 +52,7 @@ pub fn drop_sql(ctx: &Ctx<'_>, o: &OpaqueObject) -> Option<String> {
     ctx.sql("drop_object", json!({ "kind": kind, "target": target, "if_exists": true })).ok()
 }
 
-fn or_replace(o: &OpaqueObject) -> Option<String> {
+pub(super) fn or_replace(o: &OpaqueObject) -> Option<String> {
     let s = statement(o);
     let lower = s.to_ascii_lowercase();
     if lower.starts_with("create or replace ") {
