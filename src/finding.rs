@@ -67,6 +67,7 @@ macro_rules! finding_codes {
 finding_codes! {
     // ── the loader and the planner (`book/src/findings/<code>.md`) ──
     AmbiguousRename = "ambiguous-rename",
+    BackfillFiresTrigger = "backfill-fires-trigger",
     BlockingConstraint = "blocking-constraint",
     DataStatementIgnored = "data-statement-ignored",
     DefaultPartitionScan = "default-partition-scan",

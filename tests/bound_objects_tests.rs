@@ -68,6 +68,23 @@ CREATE TABLE public.orders (id integer PRIMARY KEY, customer_id integer NOT NULL
 CREATE VIEW public.v3 AS SELECT * FROM public.orders;
 ";
     let renamed_toml = "[[rename]]\ntable = \"public.orders\"\nfrom = \"user_id\"\nto = \"customer_id\"\n\n[plan]\nallow_one_way = [\"public.orders.note\"]\n";
+    let attrs_before = "
+CREATE TABLE public.o (id integer PRIMARY KEY, a integer, gone integer);
+COMMENT ON COLUMN public.o.a IS 'x';
+ALTER TABLE public.o ALTER COLUMN a SET STATISTICS 300;
+GRANT SELECT (id, a, gone) ON public.o TO PUBLIC;
+";
+    let attrs_after = "
+CREATE TABLE public.o (id integer PRIMARY KEY, b integer, n integer);
+COMMENT ON COLUMN public.o.b IS 'x';
+COMMENT ON COLUMN public.o.n IS 'new';
+ALTER TABLE public.o ALTER COLUMN b SET STATISTICS 300;
+ALTER TABLE public.o ALTER COLUMN n SET STATISTICS 200;
+GRANT SELECT (id, b) ON public.o TO PUBLIC;
+CREATE TABLE public.fresh (id integer PRIMARY KEY, k integer);
+ALTER TABLE public.fresh ALTER COLUMN k SET STATISTICS 50;
+";
+    let attrs_toml = "[[rename]]\ntable = \"public.o\"\nfrom = \"a\"\nto = \"b\"\n\n[plan]\nallow_one_way = [\"public.o.gone\"]\n";
     let widened = widened();
     for (what, before, after, toml) in [
         ("a type change under objects bound to the column", TYPED, widened.as_str(), ""),
@@ -78,6 +95,12 @@ CREATE VIEW public.v3 AS SELECT * FROM public.orders;
             objects_toml,
         ),
         ("a rename and a drop under a SELECT * view", renamed_before, renamed_after, renamed_toml),
+        (
+            "comments, statistics targets and column grants of renamed, added, dropped and new columns",
+            attrs_before,
+            attrs_after,
+            attrs_toml,
+        ),
     ] {
         let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
         let report = rehearse_pair(before, after, &hints, 20);
@@ -156,4 +179,33 @@ fn a_generated_column_over_a_type_change_blocks_the_plan() {
         plan.findings.iter().find(|f| f.code.as_str() == "generated-column-dependency").expect("the finding");
     assert!(plan.is_blocked());
     assert!(f.message.contains("public.o.total") && f.message.contains("public.o.cents"), "{}", f.message);
+}
+
+/// A user's row trigger on UPDATE of the column a backfill writes runs for every backfilled
+/// row, which rolling the backfill back cannot undo: the plan warns, naming it, and the
+/// `WHEN` the warning suggests keeps it quiet (the rehearsal then restores every row).
+#[test]
+fn a_trigger_firing_for_the_backfill_is_reported_and_its_suggested_when_keeps_it_quiet() {
+    let before = "
+CREATE TABLE public.o (id integer PRIMARY KEY, a integer, touched boolean NOT NULL DEFAULT false);
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := true; RETURN NEW; END $$;
+CREATE TRIGGER o_touch BEFORE UPDATE OF a ON public.o FOR EACH ROW EXECUTE FUNCTION public.touch();
+";
+    let after = before.replace("a integer", "b integer").replace("UPDATE OF a", "UPDATE OF b");
+    let toml = "[[rename]]\ntable = \"public.o\"\nfrom = \"a\"\nto = \"b\"\n";
+    let plan = plan_of(before, &after, toml);
+    let f = plan.findings.iter().find(|f| f.code.as_str() == "backfill-fires-trigger").expect("the warning");
+    assert!(f.message.contains("o_touch on public.o") && f.message.contains("public.o.b"), "{}", f.message);
+    let when = "WHEN (current_setting('seqmig.backfill', true) IS DISTINCT FROM 'on')";
+    assert!(f.help.contains(when));
+    let quiet = after.replace("FOR EACH ROW EXECUTE", &format!("FOR EACH ROW {when} EXECUTE"));
+    let plan = plan_of(before, &quiet, toml);
+    assert!(plan.findings.iter().all(|f| f.code.as_str() != "backfill-fires-trigger"));
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let report = rehearse_pair(before, &quiet, &hints, 20);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    // A trigger on UPDATE OF a column the backfill does not write stays quiet: a type change
+    // backfills the shadow column, not `total`.
+    let plan = plan_of(TYPED, &widened(), "");
+    assert!(plan.findings.iter().all(|f| f.code.as_str() != "backfill-fires-trigger"));
 }

@@ -742,6 +742,15 @@ impl Differ<'_> {
     }
 
     fn add_column(&mut self, table: &QualifiedName, a: &Column) {
+        // ADD COLUMN cannot give a statistics target: it follows as a change of its own.
+        if a.statistics.is_some() {
+            self.changes.push(Change::SetStatistics {
+                table: table.clone(),
+                column: a.name.clone(),
+                from: None,
+                to: a.statistics,
+            });
+        }
         let fill = self.fill(table, &a.name);
         let needs_fill = a.not_null && a.default.is_none() && a.identity.is_none() && a.generated.is_none();
         if needs_fill {

@@ -261,6 +261,7 @@ pub fn build(
         });
     }
     blocking_findings(current, changes, &steps_out, hints, &mut findings);
+    backfill_trigger_findings(current, desired, &steps_out, &mut findings);
     // From every change's own steps: a step replacing a view may carry another change's.
     let one_way_changes: BTreeSet<String> = nodes
         .iter()
@@ -583,6 +584,64 @@ fn place_floating(nodes: &mut [Node]) {
         if !changed {
             break;
         }
+    }
+}
+
+/// A user's row trigger that fires on UPDATE of the column a backfill writes (or on any
+/// UPDATE) runs once for every backfilled row: an `updated_at` it bumps, an audit row it
+/// writes, a notification it sends, none of which rolling the backfill back undoes. A warning
+/// naming the trigger and the way to keep it quiet: a `WHEN` on the setting the backfill sets
+/// in every batch.
+fn backfill_trigger_findings(
+    current: &Schema,
+    desired: &Schema,
+    steps: &[Step],
+    findings: &mut Vec<Finding>,
+) {
+    let mut seen = BTreeSet::new();
+    for spec in steps.iter().filter_map(|s| s.backfill.as_ref()) {
+        let triggers = desired
+            .opaque
+            .values()
+            .chain(current.opaque.values().filter(|o| !desired.opaque.contains_key(&o.id)));
+        for o in triggers {
+            if o.id.kind != crate::model::OpaqueKind::Trigger || !o.depends_on.contains(&spec.table) {
+                continue;
+            }
+            if !fires_for_backfill(&o.text, spec.target_column.as_str())
+                || !seen.insert(o.id.identity.clone())
+            {
+                continue;
+            }
+            let column = crate::diff::column_object(&spec.table, &spec.target_column);
+            findings.push(
+                Finding::warning(FindingCode::BackfillFiresTrigger, o.id.identity.clone(), format!(
+                    "trigger {} fires for every row the backfill of {column} writes: whatever it does (a timestamp, an audit row, a notification) happens once per backfilled row, and rolling the backfill back does not undo it",
+                    o.id.identity))
+                .with_help("if it should not fire for the backfill, give it the condition WHEN (current_setting('seqmig.backfill', true) IS DISTINCT FROM 'on'): seqmig's backfill sets seqmig.backfill in every batch"),
+            );
+        }
+    }
+}
+
+/// Whether a row trigger's text fires on an UPDATE that writes `column`: `… UPDATE … FOR EACH
+/// ROW` with no column list, or with `UPDATE OF` a list naming it. A trigger that already tests
+/// `seqmig.backfill` is quiet.
+fn fires_for_backfill(text: &str, column: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    let words = crate::parse::text::words(&t);
+    let Some(on) = words.iter().position(|w| *w == "on") else { return false };
+    let events = &words[..on];
+    let row = t.contains("for each row");
+    if !row || !events.contains(&"update") || t.contains("seqmig.backfill") {
+        return false;
+    }
+    match events.iter().position(|w| *w == "of") {
+        Some(of) => {
+            let column = column.to_ascii_lowercase();
+            events[of + 1..].iter().any(|w| w.trim_matches(|c| c == ',' || c == '"') == column)
+        }
+        None => true,
     }
 }
 

@@ -45,6 +45,16 @@ pub fn steps(ctx: &Ctx<'_>, table: &Table) -> Steps {
             "options": table.options,
         }),
     )?;
+    // CREATE TABLE cannot give a column a statistics target: one statement each, in the
+    // same transaction.
+    let mut sql = sql;
+    for c in table.columns.iter().filter(|c| c.statistics.is_some()) {
+        sql.push('\n');
+        sql.push_str(&ctx.sql(
+            "alter_column",
+            json!({ "table": qn(t), "column": c.name.as_str(), "action": "statistics", "value": c.statistics }),
+        )?);
+    }
     let (mut needs, makes) = table_needs_and_makes(ctx, t, table);
     if let Some(p) = &table.partition_of {
         needs.push(Res::Table(p.parent.clone()));

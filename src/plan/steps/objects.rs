@@ -39,6 +39,17 @@ fn seq_value(s: &Sequence, action: &str) -> Value {
     })
 }
 
+/// The relation a comment's target is or belongs to (a column's table).
+fn comment_relation(target: &ObjectRef) -> Option<QualifiedName> {
+    let parts = target.name_parts();
+    match (target.kind.as_str(), parts.as_slice()) {
+        ("table" | "view" | "materialized view" | "index" | "sequence", [s, t]) | ("column", [s, t, _]) => {
+            Some(QualifiedName::new(s.clone(), t.clone()))
+        }
+        _ => None,
+    }
+}
+
 fn comment_needs(target: &ObjectRef) -> Vec<Res> {
     let parts = target.name_parts();
     match (target.kind.as_str(), parts.as_slice()) {
@@ -125,9 +136,14 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
             let sql = |text: &Option<String>| {
                 ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "name": name, "text": text.as_deref().or(default_comment(target)) }))
             };
-            StepDraft::new(Phase::Expand, format!("comment on {} {}", target.kind, target.identity), sql(to)?)
+            let s = StepDraft::new(Phase::Expand, format!("comment on {} {}", target.kind, target.identity), sql(to)?)
                 .rollback(sql(from)?)
-                .needs(comment_needs(target))
+                .needs(comment_needs(target));
+            // COMMENT ON a relation or a column locks the relation SHARE UPDATE EXCLUSIVE.
+            match comment_relation(target) {
+                Some(rel) => s.lock(LockMode::ShareUpdateExclusive, &rel),
+                None => s,
+            }
         }
         Change::RenameConstraint { table, from, to } => {
             let r = |a: &Ident, b: &Ident| ctx.sql("rename", json!({ "kind": "constraint", "table": qn(table), "from": a.as_str(), "to": b.as_str() }));

@@ -78,6 +78,21 @@ fn reads_lock(mut s: StepDraft) -> StepDraft {
     s
 }
 
+/// The current columns a statement names on the tables it names (a column grant's list):
+/// revoking it must come before those columns are dropped.
+fn named_columns(ctx: &Ctx<'_>, o: &OpaqueObject) -> Vec<Res> {
+    named_relations(ctx, o)
+        .into_iter()
+        .filter_map(|q| ctx.current.tables.get(&q))
+        .flat_map(|t| {
+            t.columns
+                .iter()
+                .filter(|c| crate::parse::lex::mentions(&o.text, c.name.as_str()))
+                .map(|c| Res::Column(t.name.clone(), c.name.clone()))
+        })
+        .collect()
+}
+
 /// The relations of either schema that a statement names.
 pub fn named_relations(ctx: &Ctx<'_>, o: &OpaqueObject) -> Vec<QualifiedName> {
     let default = o.search_path.as_ref().map_or("public", |s| s.as_str());
@@ -216,7 +231,8 @@ pub fn drop(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
     });
     let mut s = StepDraft::new(Phase::Contract, format!("drop {}", o.id.identity), sql)
         .rollback(statement(o))
-        .releases(needs(o));
+        .releases(needs(o))
+        .releases(named_columns(ctx, o));
     if let Some(mode) = table_lock(o, true) {
         s.lock = mode;
         s.lock_on = o.depends_on.clone();

@@ -59,9 +59,34 @@ pub fn steps(
     .verify(ctx.verify_column(table, new, true)?)
     .needs(ctx.column_needs(table, to))
     .makes([Res::Column(table.clone(), new.clone())]);
+    // The new column gets the statistics target the desired schema gives it (the old one's
+    // goes with the old column).
+    let statistics = to
+        .statistics
+        .map(|n| {
+            let v = |n: i32| {
+                ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": new.as_str(), "action": "statistics", "value": n }),
+                )
+            };
+            Ok::<_, crate::render::RenderError>(
+                StepDraft::new(
+                    Phase::Expand,
+                    format!("set the statistics target of {}", new.quoted_sql()),
+                    v(n)?,
+                )
+                .rollback(v(-1)?)
+                .lock(LockMode::ShareUpdateExclusive, table)
+                .needs([Res::Column(table.clone(), new.clone())]),
+            )
+        })
+        .transpose()?;
     let (install, removal) = dual_write_steps(ctx, &dw, (old, new))?;
     let copy = backfill_step(ctx, table, new, &bind.apply(&up_expr, "", &all_cols))?;
-    let mut steps = vec![add, flag_insert, install, copy];
+    let mut steps = vec![add];
+    steps.extend(statistics);
+    steps.extend([flag_insert, install, copy]);
     let mut contract = Vec::new();
     let finish_nn = if to.not_null {
         let (check, finish) = not_null_steps(ctx, table, new, new, Phase::Backfill)?;
