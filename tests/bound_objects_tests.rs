@@ -209,3 +209,47 @@ CREATE TRIGGER o_touch BEFORE UPDATE OF a ON public.o FOR EACH ROW EXECUTE FUNCT
     let plan = plan_of(TYPED, &widened(), "");
     assert!(plan.findings.iter().all(|f| f.code.as_str() != "backfill-fires-trigger"));
 }
+
+/// What hangs on a renamed table follows it by OID: a view, a trigger, a policy, statistics,
+/// a comment. Unchanged otherwise, none is planned (it used to be dropped and created
+/// again, or a phase conflict blocked the plan); changed, it is replaced from its text as
+/// it reads after the rename. Both rehearse clean.
+#[test]
+fn objects_on_a_renamed_table_follow_it() {
+    let before = "
+CREATE TABLE public.o (id integer PRIMARY KEY, a integer, t boolean);
+CREATE FUNCTION public.f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.t := true; RETURN NEW; END $$;
+CREATE TRIGGER tr BEFORE UPDATE ON public.o FOR EACH ROW EXECUTE FUNCTION public.f();
+ALTER TABLE public.o ENABLE ROW LEVEL SECURITY;
+CREATE POLICY pol ON public.o USING (a > 0);
+CREATE VIEW public.v AS SELECT o.id, o.a FROM public.o WHERE o.a > 1;
+CREATE STATISTICS public.st ON id, a FROM public.o;
+COMMENT ON COLUMN public.o.a IS 'a';
+";
+    let same = before
+        .replace("public.o ", "public.p ")
+        .replace("public.o;", "public.p;")
+        .replace("public.o.a", "public.p.a")
+        .replace("o.id, o.a", "p.id, p.a")
+        .replace("o.a > 1", "p.a > 1")
+        .replace("public.o\n", "public.p\n");
+    assert!(!same.contains("public.o"), "{same}");
+    let changed = same
+        .replace("BEFORE UPDATE ON", "BEFORE INSERT OR UPDATE ON")
+        .replace("p.id, p.a FROM", "p.id, p.a, 1 AS one FROM")
+        .replace("IS 'a'", "IS 'a2'");
+    let toml = "[[rename]]\nfrom = \"public.o\"\nto = \"p\"\n";
+    let kinds = |after: &str| -> Vec<String> {
+        plan_of(before, after, toml).changes.iter().map(|c| c.kind.clone()).collect()
+    };
+    assert_eq!(kinds(&same), ["rename_table", "rename_constraint"]);
+    assert_eq!(
+        kinds(&changed),
+        ["rename_table", "rename_constraint", "replace_view", "replace_object", "set_comment"]
+    );
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    for after in [same.as_str(), changed.as_str()] {
+        let report = rehearse_pair(before, after, &hints, 20);
+        assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    }
+}

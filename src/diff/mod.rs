@@ -1122,13 +1122,102 @@ impl Differ<'_> {
         }) || v.reads.iter().any(|r| recreated.contains(&r.table))
     }
 
+    /// Tables renamed by a hint within their schema: (current name, desired name).
+    /// PostgreSQL binds what hangs on a table (views, triggers, policies, rules, statistics,
+    /// comments) by OID, so after `ALTER TABLE … RENAME` only their text names it anew.
+    fn renamed_tables(&self) -> Vec<(QualifiedName, QualifiedName)> {
+        self.table_pairs
+            .iter()
+            .filter(|(des, cur)| des != cur && des.schema == cur.schema)
+            .map(|(des, cur)| (cur.clone(), des.clone()))
+            .collect()
+    }
+
+    /// `text` as it reads once the renamed tables have their new names.
+    fn carry_text(&self, text: &str) -> String {
+        self.renamed_tables().iter().fold(text.to_string(), |t, (cur, des)| {
+            crate::parse::text::rename_relation(
+                &t,
+                cur.schema.as_str(),
+                cur.name.as_str(),
+                &des.name.quoted_sql(),
+            )
+        })
+    }
+
+    fn carry_table(&self, q: &QualifiedName) -> QualifiedName {
+        self.renamed_tables().into_iter().find(|(cur, _)| cur == q).map_or_else(|| q.clone(), |(_, des)| des)
+    }
+
+    /// A current view as it reads after the renames of the tables it reads.
+    fn carried_view(&self, v: &View) -> View {
+        if !v.reads.iter().any(|r| self.renamed_tables().iter().any(|(cur, _)| cur == &r.table)) {
+            return v.clone();
+        }
+        let mut out = v.clone();
+        out.definition = self.carry_text(&v.definition);
+        out.reads = v
+            .reads
+            .iter()
+            .map(|r| ColumnRef { table: self.carry_table(&r.table), column: r.column.clone() })
+            .collect();
+        out
+    }
+
+    /// The current opaque objects, those on a renamed table under the identity, text and
+    /// table they have after the rename.
+    fn carried_opaque(&self) -> BTreeMap<crate::model::OpaqueId, crate::model::OpaqueObject> {
+        let renames = self.renamed_tables();
+        self.current
+            .opaque
+            .values()
+            .map(|o| {
+                let Some((cur, des)) = renames.iter().find(|(cur, _)| o.depends_on.contains(cur)) else {
+                    return (o.id.clone(), o.clone());
+                };
+                let mut c = o.clone();
+                c.text = self.carry_text(&o.text);
+                c.depends_on = o.depends_on.iter().map(|q| self.carry_table(q)).collect();
+                if let Some(head) = o.id.identity.strip_suffix(&format!(" on {}", cur.quoted())) {
+                    c.id.identity = format!("{head} on {}", des.quoted());
+                }
+                (c.id.clone(), c)
+            })
+            .collect()
+    }
+
+    /// The current comments, those on a renamed table or its columns under its new name.
+    fn carried_comments(&self) -> BTreeMap<ObjectRef, String> {
+        let renames = self.renamed_tables();
+        self.current
+            .comments
+            .iter()
+            .map(|(target, text)| {
+                for (cur, des) in &renames {
+                    let (old, new) = (cur.quoted(), des.quoted());
+                    let identity = match target.kind.as_str() {
+                        "table" if target.identity == old => Some(new.clone()),
+                        "column" => {
+                            target.identity.strip_prefix(&format!("{old}.")).map(|c| format!("{new}.{c}"))
+                        }
+                        _ => None,
+                    };
+                    if let Some(identity) = identity {
+                        return (ObjectRef::new(&target.kind, identity), text.clone());
+                    }
+                }
+                (target.clone(), text.clone())
+            })
+            .collect()
+    }
+
     fn views(&mut self) {
         let mut recreated: BTreeSet<QualifiedName> = BTreeSet::new();
         // Views whose text changed, then (to a fixpoint) views reading changed columns or
         // recreated views: PostgreSQL refuses to drop or retype what a view depends on.
         for (name, v) in &self.desired.views {
             if let Some(old) = self.current.views.get(name) {
-                if old != v {
+                if self.carried_view(old) != *v {
                     recreated.insert(name.clone());
                 }
             }
@@ -1152,7 +1241,7 @@ impl Differ<'_> {
             match self.current.views.get(name) {
                 None => self.changes.push(Change::CreateView { view: v.clone() }),
                 Some(old) if recreated.contains(name) => self.changes.push(Change::ReplaceView {
-                    from: old.clone(),
+                    from: self.carried_view(old),
                     to: v.clone(),
                     reason: if definition_changed.contains(name) {
                         ViewReason::Definition
@@ -1178,18 +1267,19 @@ impl Differ<'_> {
                 ["insert ", "copy ", "update ", "delete ", "select "].iter().any(|k| t.starts_with(k))
             }
         };
+        let current = self.carried_opaque();
         let mut ignored = 0;
         for (id, o) in &self.desired.opaque {
             if is_data(o) {
-                if self.current.opaque.get(id).is_none_or(|c| c.text != o.text) {
+                if current.get(id).is_none_or(|c| c.text != o.text) {
                     ignored += 1;
                 }
                 continue;
             }
-            if self.current.opaque.get(id).is_none_or(|c| c.text != o.text) {
+            if current.get(id).is_none_or(|c| c.text != o.text) {
                 self.opaque_changes_modelled(o);
             }
-            match self.current.opaque.get(id) {
+            match current.get(id) {
                 None => self.changes.push(Change::CreateObject { object: o.clone() }),
                 Some(old) if old.text != o.text => {
                     self.changes.push(Change::ReplaceObject { from: old.clone(), to: o.clone() })
@@ -1204,7 +1294,7 @@ impl Differ<'_> {
                 .with_help("seqmig plans schema changes; move data changes (such as a migrations table's rows) to the application's own migration step"),
             );
         }
-        for (id, o) in &self.current.opaque {
+        for (id, o) in &current {
             if self.desired.opaque.contains_key(id) || is_data(o) {
                 continue;
             }
@@ -1283,16 +1373,17 @@ impl Differ<'_> {
         // (the old column keeps its own for an undo).
         let swapped: BTreeSet<ObjectRef> =
             self.shadowed.iter().map(|(t, c)| ObjectRef::new("column", column_object(t, c))).collect();
+        let current = self.carried_comments();
         for (target, text) in &self.desired.comments {
-            if self.current.comments.get(target) != Some(text) && !swapped.contains(target) {
+            if current.get(target) != Some(text) && !swapped.contains(target) {
                 self.changes.push(Change::SetComment {
                     target: target.clone(),
-                    from: self.current.comments.get(target).cloned(),
+                    from: current.get(target).cloned(),
                     to: Some(text.clone()),
                 });
             }
         }
-        for (target, text) in &self.current.comments {
+        for (target, text) in &current {
             if !self.desired.comments.contains_key(target)
                 && self.comment_target_exists(target)
                 && !swapped.contains(target)
