@@ -5,8 +5,13 @@
 //! included), against one plain `UPDATE` of the whole parent of an identical table without
 //! seqmig's objects. Target: `--jobs 2` ≥ 1.5× the plain UPDATE (which uses one core).
 //!
-//! `SEQMIG_BENCH_ROWS` changes the table size.
+//! `SEQMIG_BENCH_ROWS` changes the table size. `SEQMIG_BENCH_PROFILE=1` also prints, for each
+//! run, the server's and the client's CPU seconds, the worker backends' wait events sampled
+//! every 10 ms, the WAL written and the checkpoints (see `support/profile.rs`).
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
+
+#[path = "support/profile.rs"]
+mod profile;
 
 use std::time::Instant;
 
@@ -50,6 +55,7 @@ async fn make_table(c: &tokio_postgres::Client, name: &str, rows: u64, planned: 
 
 fn main() {
     let rows: u64 = std::env::var("SEQMIG_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let profiling = std::env::var("SEQMIG_BENCH_PROFILE").is_ok_and(|v| v == "1");
     let cluster = TempCluster::start(&["max_wal_size = '4GB'", "shared_buffers = '256MB'"])
         .expect("start a throwaway cluster");
     let url = cluster.url("postgres");
@@ -63,10 +69,14 @@ fn main() {
         let (planned, spec) = planned_dual_write();
 
         make_table(&client, "plain_t", rows, &[]).await;
+        let prof = if profiling { Some(profile::Profile::start(&client, &url).await) } else { None };
         let t = Instant::now();
         client.batch_execute("UPDATE plain_t SET cents = price::bigint * 100").await.unwrap();
         let plain = rows as f64 / t.elapsed().as_secs_f64();
         println!("plain UPDATE of the whole parent:  {:>6.2} s ({plain:>8.0} rows/s); load average {}", rows as f64 / plain, load_average());
+        if let Some(p) = prof {
+            p.finish(&client, "the plain UPDATE").await;
+        }
         client.batch_execute("DROP TABLE plain_t; CHECKPOINT").await.unwrap();
 
         let mut rates = Vec::new();
@@ -77,6 +87,7 @@ fn main() {
             own.table = seqmig::model::QualifiedName::of("public", &name);
             let step = format!("s{jobs}");
             let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &own };
+            let prof = if profiling { Some(profile::Profile::start(&client, &url).await) } else { None };
             let t = Instant::now();
             let out = backfill::run_partitioned(&client, &conn, &req, &BackfillOptions::default(), jobs, &mut NoProgress)
                 .await
@@ -91,6 +102,9 @@ fn main() {
                 rate / plain,
                 load_average()
             );
+            if let Some(p) = prof {
+                p.finish(&client, &format!("--jobs {jobs}")).await;
+            }
             rates.push(rate);
             client.batch_execute(&format!("DROP TABLE {name}; CHECKPOINT")).await.unwrap();
         }
