@@ -313,7 +313,9 @@ async fn compare(client: &mut tokio_postgres::Client, url: &str, rows: u64, roun
         let req = BackfillRequest { plan_id: "bench", step_id: &step2, spec: &j2_spec };
         let prof = if profiling { Some(profile::Profile::start(client, url).await) } else { None };
         let t = Instant::now();
-        let run = backfill::run_table(client, &conn, &req, &opts, 2, &mut NoProgress).await.expect("backfill --jobs 2");
+        let run = backfill::run_table(client, &conn, &req, &opts, 2, &mut NoProgress)
+            .await
+            .expect("backfill --jobs 2");
         let j2_total = t.elapsed().as_secs_f64();
         if let Some(p) = prof {
             p.finish(client, "seqmig --jobs 2").await;

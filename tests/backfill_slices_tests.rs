@@ -64,7 +64,11 @@ async fn assert_each_slice_walked_once(c: &tokio_postgres::Client, step: &str, r
         let b = batches(c, &own).await;
         assert!(!b.is_empty(), "{own}: no batches");
         assert_eq!(b[0].0, i.checked_sub(1).map(|j| text(&bounds[j])), "{own} starts after its lower bound");
-        assert_eq!(b.last().unwrap().1, bounds.get(i).map(text), "{own} ends at its bound (the last: the end)");
+        assert_eq!(
+            b.last().unwrap().1,
+            bounds.get(i).map(text),
+            "{own} ends at its bound (the last: the end)"
+        );
         for w in b.windows(2) {
             assert_eq!(w[0].1, w[1].0, "{own}: gap or overlap between batches");
         }
@@ -89,7 +93,16 @@ fn issue22_slices_1_jobs_2_resumes_every_slice_exactly_after_sigkill() {
     let run = |db: &TestDb| {
         seqmig(&["backfill", "run", "--database-url", &db.url, "--plan-id", "p1", "--step-id", "s3"])
             .args(["--table", "items", "--column", "cents", "--expr", "slow_cents(price)", "--jobs", "2"])
-            .args(["--target-ms", "50", "--initial-batch", "200", "--max-batch", "1000", "--unthrottled", "--json"])
+            .args([
+                "--target-ms",
+                "50",
+                "--initial-batch",
+                "200",
+                "--max-batch",
+                "1000",
+                "--unthrottled",
+                "--json",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -196,12 +209,34 @@ fn issue22_slices_1_jobs_2_resumes_every_slice_exactly_after_sigkill() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(again.status.success(), "{stdout}{}", String::from_utf8_lossy(&again.stderr));
-    assert!(stdout.contains("0 rows written in 0 batches this run (20000 in total), 0 mismatching rows"), "{stdout}");
+    assert!(
+        stdout.contains("0 rows written in 0 batches this run (20000 in total), 0 mismatching rows"),
+        "{stdout}"
+    );
 }
 
 /// The planner's own expand and dual_write SQL for `price int` → `cents bigint` on a table
 /// keyed by `(tenant, id)`, and the plan's backfill spec.
 fn planned_dual_write() -> (Vec<String>, BackfillSpec) {
+    let plan = items_plan();
+    let mut sql = Vec::new();
+    let mut spec = None;
+    for phase in &plan.phases {
+        for id in &phase.steps {
+            let step = plan.steps.iter().find(|s| &s.id == id).unwrap();
+            if step.phase == Phase::Expand || step.phase == Phase::DualWrite {
+                sql.push(step.sql.clone());
+            }
+            if step.backfill.is_some() && spec.is_none() {
+                spec = step.backfill.clone();
+            }
+        }
+    }
+    (sql, spec.expect("the plan backfills cents"))
+}
+
+/// The plan: `price int` → `cents bigint` on `public.items` keyed by `(tenant, id)`.
+fn items_plan() -> seqmig::plan::Plan {
     let load = |name: &str, cols: &str| {
         seqmig::parse::load_str(
             name,
@@ -218,23 +253,7 @@ fn planned_dual_write() -> (Vec<String>, BackfillSpec) {
         "test",
     )
     .expect("hints");
-    let plan = seqmig::plan::plan(&before, &after, &hints, &seqmig::render::Renderer::embedded())
-        .expect("plan")
-        .plan;
-    let mut sql = Vec::new();
-    let mut spec = None;
-    for phase in &plan.phases {
-        for id in &phase.steps {
-            let step = plan.steps.iter().find(|s| &s.id == id).unwrap();
-            if step.phase == Phase::Expand || step.phase == Phase::DualWrite {
-                sql.push(step.sql.clone());
-            }
-            if step.backfill.is_some() && spec.is_none() {
-                spec = step.backfill.clone();
-            }
-        }
-    }
-    (sql, spec.expect("the plan backfills cents"))
+    seqmig::plan::plan(&before, &after, &hints, &seqmig::render::Renderer::embedded()).expect("plan").plan
 }
 
 fn small_batches() -> BackfillOptions {
@@ -322,14 +341,20 @@ fn issue22_slices_2_composite_key_planned_trigger_writers_running_and_a_pause_ho
         }
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         assert_eq!(
-            scalar(&c, "SELECT coalesce(sum(rows_done), 0)::bigint FROM seqmig.backfills WHERE step_id LIKE 's4@%'")
-                .await,
+            scalar(
+                &c,
+                "SELECT coalesce(sum(rows_done), 0)::bigint FROM seqmig.backfills WHERE step_id LIKE 's4@%'"
+            )
+            .await,
             0,
             "no slice moves while the run's step is paused"
         );
         // The composite key's bound, as text forms of both columns.
-        let bounds: String =
-            c.query_one("SELECT cursor_key::text FROM seqmig.backfills WHERE step_id = 's4'", &[]).await.unwrap().get(0);
+        let bounds: String = c
+            .query_one("SELECT cursor_key::text FROM seqmig.backfills WHERE step_id = 's4'", &[])
+            .await
+            .unwrap()
+            .get(0);
         let bounds: Vec<Vec<String>> = serde_json::from_str(&bounds).unwrap();
         assert_eq!(bounds.len(), 1);
         assert_eq!(bounds[0].len(), 2, "(tenant, id): {bounds:?}");
@@ -390,4 +415,50 @@ fn issue22_slices_3_a_table_without_a_key_is_refused_with_jobs_2() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn issue22_slices_4_apply_phase_backfill_jobs_2_walks_the_step_in_slices() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE items (tenant int NOT NULL, id bigint NOT NULL, price int NOT NULL, note text NOT NULL,
+                             PRIMARY KEY (tenant, id));
+         INSERT INTO items (tenant, id, price, note)
+              SELECT g % 4, g, g % 1000, 'n' || g FROM generate_series(1, 5000) g;
+         ANALYZE items;",
+    );
+    let plan = items_plan();
+    let (_dir, file) = crate::harness::cli::write_plan(&plan);
+    for phase in ["expand", "dual_write"] {
+        let out = crate::harness::cli::seqmig(&["apply", "--plan", &file, "--phase", phase], &db);
+        assert!(out.status.success(), "{phase}: {}", crate::harness::cli::text(&out));
+    }
+    let out =
+        crate::harness::cli::seqmig(&["apply", "--plan", &file, "--phase", "backfill", "--jobs", "2"], &db);
+    assert!(out.status.success(), "{}", crate::harness::cli::text(&out));
+    let step = plan.steps.iter().find(|s| s.backfill.is_some()).unwrap().id.clone();
+    block_on(async {
+        let c = connect(&db.url).await;
+        let slices = scalar(
+            &c,
+            &format!("SELECT count(*) FROM seqmig.backfills WHERE step_id LIKE '{step}@slice%of2' AND state = 'done'"),
+        )
+        .await;
+        assert_eq!(slices, 2, "two slices under the plan's step");
+        let row = c
+            .query_one(
+                "SELECT key_columns, rows_done, state, verify_mismatches FROM seqmig.backfills WHERE step_id = $1",
+                &[&step],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Vec<String>>(0), ["(slices)"]);
+        assert_eq!(row.get::<_, i64>(1), 5000);
+        assert_eq!(row.get::<_, String>(2), "done");
+        assert_eq!(row.get::<_, Option<i64>>(3), Some(0));
+        assert_eq!(
+            scalar(&c, "SELECT count(*) FROM items WHERE cents IS DISTINCT FROM price::bigint * 100").await,
+            0
+        );
+    });
 }

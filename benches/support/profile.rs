@@ -8,8 +8,8 @@
 //! (`pg_current_wal_lsn` difference) and the checkpoints (`pg_stat_bgwriter`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -102,7 +102,8 @@ impl Profile {
         let postmaster = ppid(backend).expect("the postmaster's pid");
         let lsn: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
         let bg = bgwriter(client).await;
-        let (sampler_client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+        let (sampler_client, conn) =
+            tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(conn);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -163,18 +164,32 @@ impl Profile {
                 parts.push(format!("{k} {:.2}", v - before));
             }
         }
-        println!("    server CPU {server_total:.2} s ({}); seqmig client (this process) CPU {client_cpu:.2} s", parts.join(", "));
-        let backends: Vec<String> =
-            samples.backend_cpu.iter().map(|(pid, (last, first))| format!("{pid}: {:.2}", last - first)).collect();
-        println!("    active client backends' CPU seen by the sampler (s, from the first sample): {}", backends.join(", "));
+        println!(
+            "    server CPU {server_total:.2} s ({}); seqmig client (this process) CPU {client_cpu:.2} s",
+            parts.join(", ")
+        );
+        let backends: Vec<String> = samples
+            .backend_cpu
+            .iter()
+            .map(|(pid, (last, first))| format!("{pid}: {:.2}", last - first))
+            .collect();
+        println!(
+            "    active client backends' CPU seen by the sampler (s, from the first sample): {}",
+            backends.join(", ")
+        );
         let total: u64 = samples.waits.values().sum();
         let waits: Vec<String> = samples
             .waits
             .iter()
             .map(|(k, v)| format!("{k} {:.1}%", 100.0 * *v as f64 / total.max(1) as f64))
             .collect();
-        println!("    wait events of active client backends ({} samples every {} ms, {} backend-samples): {}",
-            samples.rounds, SAMPLE_EVERY.as_millis(), total, waits.join(", "));
+        println!(
+            "    wait events of active client backends ({} samples every {} ms, {} backend-samples): {}",
+            samples.rounds,
+            SAMPLE_EVERY.as_millis(),
+            total,
+            waits.join(", ")
+        );
         let active: Vec<String> = samples
             .active
             .iter()
@@ -183,7 +198,13 @@ impl Profile {
         println!("    rounds by active backends: {}", active.join(", "));
         println!(
             "    WAL {:.0} MB; checkpoints timed {} requested {}; buffers written by checkpoint {}, by backends {} (fsyncs {}), by bgwriter {}",
-            wal / 1e6, d[0], d[1], d[2], d[3], d[4], d[5]
+            wal / 1e6,
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            d[4],
+            d[5]
         );
     }
 }

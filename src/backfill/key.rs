@@ -134,7 +134,10 @@ pub fn statements_up_to(
                 )
             };
             let (step_where, first_where) = if bounded {
-                (format!(" WHERE {brow} > {lower} AND {brow} <= {}", params(n + 2)), format!(" WHERE {brow} <= {}", params(2)))
+                (
+                    format!(" WHERE {brow} > {lower} AND {brow} <= {}", params(n + 2)),
+                    format!(" WHERE {brow} <= {}", params(2)),
+                )
             } else {
                 (format!(" WHERE {brow} > {lower}"), String::new())
             };
@@ -166,7 +169,13 @@ pub fn statements_up_to(
 
 /// The count of rows still pending in one slice of a keyset walk: keys above `$1…` (when
 /// `has_lower`) and up to the next `n` parameters (when `has_upper`).
-pub fn slice_verify(cols: &[KeyColumn], table: &str, pending: &str, has_lower: bool, has_upper: bool) -> String {
+pub fn slice_verify(
+    cols: &[KeyColumn],
+    table: &str,
+    pending: &str,
+    has_lower: bool,
+    has_upper: bool,
+) -> String {
     let row = format!("({})", cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", "));
     let params = |from: usize| {
         let p = cols
@@ -184,7 +193,11 @@ pub fn slice_verify(cols: &[KeyColumn], table: &str, pending: &str, has_lower: b
         conditions.push(format!("{row} <= {}", params(if has_lower { cols.len() + 1 } else { 1 })));
     }
     conditions.push(format!("({pending})"));
-    format!("SELECT {} count(*) FROM {table} WHERE {}", crate::db::OWN_STATEMENT_MARKER, conditions.join(" AND "))
+    format!(
+        "SELECT {} count(*) FROM {table} WHERE {}",
+        crate::db::OWN_STATEMENT_MARKER,
+        conditions.join(" AND ")
+    )
 }
 
 /// The spec's pending predicate, or the transform's default when it is empty.

@@ -522,10 +522,12 @@ impl<'c, 'r> Engine<'c, 'r> {
             },
         };
         let upper = opts.slice.as_ref().and_then(|s| s.upper.clone());
-        let mut s = statements_up_to(&walk, &table, target, &spec.expr, &spec.pending_predicate, upper.is_some());
+        let mut s =
+            statements_up_to(&walk, &table, target, &spec.expr, &spec.pending_predicate, upper.is_some());
         if let (Some(slice), Walk::Keyset(cols)) = (&opts.slice, &walk) {
             // A slice counts its own keys only: the others may still be walking.
-            s.verify = key::slice_verify(cols, &table, &s.pending, slice.lower.is_some(), slice.upper.is_some());
+            s.verify =
+                key::slice_verify(cols, &table, &s.pending, slice.lower.is_some(), slice.upper.is_some());
         }
         let prepared = prepare(client, req, &walk, &s).await?;
         let force_stats_flush = opts.throttle.workload_latency.is_some()

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::{
-    BackfillError, BackfillOptions, BackfillOutcome, BackfillRequest, Progress, ProgressSink, RunGroup, Slice,
-    Walk,
+    BackfillError, BackfillOptions, BackfillOutcome, BackfillRequest, Progress, ProgressSink, RunGroup,
+    Slice, Walk,
 };
-use crate::plan::BackfillSpec;
 use crate::db::ConnectOptions;
 use crate::ledger::backfills as ledger;
 use crate::model::QualifiedName;
+use crate::plan::BackfillSpec;
 
 /// The ledger's key columns for a step walked partition by partition.
 pub const PARTITIONS_KEY: &str = "(partitions)";
@@ -203,7 +203,8 @@ pub async fn run_sliced(
             }),
         })
         .collect();
-    let mut run = run_units(client, conn, req, opts, jobs, units.clone(), estimate, started, progress).await?;
+    let mut run =
+        run_units(client, conn, req, opts, jobs, units.clone(), estimate, started, progress).await?;
     // Each slice counted its own keys when it ended, the others still walking: a row whose
     // key a writer moved into a slice that had already passed it (the dual-write trigger
     // does not fire on a key-only update) is pending in no count yet. One count over the
@@ -224,14 +225,16 @@ pub async fn run_sliced(
             return Ok(run);
         }
         rounds += 1;
-        let again = run_units(client, conn, req, opts, jobs, units.clone(), estimate, started, progress).await?;
+        let again =
+            run_units(client, conn, req, opts, jobs, units.clone(), estimate, started, progress).await?;
         run.total.rows_updated += again.total.rows_updated;
         run.total.batches_run += again.total.batches_run;
         run.total.rows_done = again.total.rows_done;
         run.total.batches = again.total.batches;
         for (label, o) in again.partitions {
             if let Some((_, first)) = run.partitions.iter_mut().find(|(l, _)| *l == label) {
-                let (rows, batches) = (first.rows_updated + o.rows_updated, first.batches_run + o.batches_run);
+                let (rows, batches) =
+                    (first.rows_updated + o.rows_updated, first.batches_run + o.batches_run);
                 *first = o;
                 first.rows_updated = rows;
                 first.batches_run = batches;
@@ -454,7 +457,10 @@ async fn run_units(
         verify_mismatches: mismatches,
         resumed: outcomes.iter().any(|(_, o)| o.resumed),
         key_kind: "key".into(),
-        key_columns: vec![if outcomes.iter().any(|(l, _)| l.starts_with("slice")) { SLICES_KEY } else { PARTITIONS_KEY }.into()],
+        key_columns: vec![
+            if outcomes.iter().any(|(l, _)| l.starts_with("slice")) { SLICES_KEY } else { PARTITIONS_KEY }
+                .into(),
+        ],
         elapsed: started.elapsed(),
         verify_elapsed: outcomes.iter().map(|(_, o)| o.verify_elapsed).max().unwrap_or_default(),
     };
