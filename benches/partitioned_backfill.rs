@@ -105,6 +105,23 @@ fn main() {
             if let Some(p) = prof {
                 p.finish(&client, &format!("--jobs {jobs}")).await;
             }
+            // What held the workers back, from the batch rows.
+            for r in client
+                .query(
+                    "SELECT coalesce(throttle_reason, 'none'), count(*), coalesce(sum(throttle_ms), 0)::float8 / 1000 \
+                       FROM seqmig.backfill_batches WHERE left(step_id, length($1) + 1) = $1 || '@' GROUP BY 1 ORDER BY 1",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  batches throttled for {}: {}, held {:.2} s in all",
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, f64>(2)
+                );
+            }
             rates.push(rate);
             client.batch_execute(&format!("DROP TABLE {name}; CHECKPOINT")).await.unwrap();
         }

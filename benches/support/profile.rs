@@ -73,6 +73,8 @@ pub struct Profile {
     server: (BTreeMap<String, f64>, f64),
     lsn: String,
     bgwriter: Vec<i64>,
+    /// The server's clock at the start: the batches committed since are this run's.
+    since: String,
 }
 
 #[derive(Default)]
@@ -102,6 +104,7 @@ impl Profile {
         let postmaster = ppid(backend).expect("the postmaster's pid");
         let lsn: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
         let bg = bgwriter(client).await;
+        let since: String = client.query_one("SELECT clock_timestamp()::text", &[]).await.unwrap().get(0);
         let (sampler_client, conn) =
             tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(conn);
@@ -137,6 +140,7 @@ impl Profile {
             server: server_cpu(postmaster),
             lsn,
             bgwriter: bg,
+            since,
         }
     }
 
@@ -206,5 +210,30 @@ impl Profile {
             d[4],
             d[5]
         );
+        // The batches this run committed, by the throttle's reason for holding them back.
+        let rows = client
+            .query(
+                "SELECT coalesce(throttle_reason, 'none'), count(*), coalesce(sum(throttle_ms), 0)::float8, \
+                        coalesce(sum(duration_ms), 0)::float8 \
+                   FROM seqmig.backfill_batches WHERE committed_at >= $1::text::timestamptz GROUP BY 1 ORDER BY 1",
+                &[&self.since],
+            )
+            .await
+            .unwrap();
+        let held: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} batches, held {:.2} s, batches' own time {:.2} s",
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, f64>(2) / 1000.0,
+                    r.get::<_, f64>(3) / 1000.0
+                )
+            })
+            .collect();
+        if !held.is_empty() {
+            println!("    batches by throttle reason: {}", held.join("; "));
+        }
     }
 }

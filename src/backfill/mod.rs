@@ -84,11 +84,39 @@ pub struct Slice {
     pub of: u32,
 }
 
-/// The partitioned run a backfill belongs to (see [`run_partitioned`]).
+/// The partitioned (or sliced) run a backfill belongs to (see [`run_partitioned`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunGroup {
     pub step_id: String,
     pub workers: u32,
+    /// The transactions of every worker of the run: each worker's workload-latency reading
+    /// leaves them all out, so that the workers do not take each other's batches for the
+    /// application's workload and hold back for it.
+    pub work: GroupWork,
+}
+
+/// Transactions and their server time, shared by the workers of one run.
+#[derive(Debug, Clone, Default)]
+pub struct GroupWork(std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>);
+
+impl GroupWork {
+    fn add(&self, busy: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.0.fetch_add(1, Relaxed);
+        self.0.1.fetch_add(busy.as_micros() as u64, Relaxed);
+    }
+
+    /// Transactions and microseconds so far.
+    fn read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.0.0.load(Relaxed), self.0.1.load(Relaxed))
+    }
+}
+
+impl PartialEq for GroupWork {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Default for BackfillOptions {
@@ -395,6 +423,8 @@ struct Engine<'c, 'r> {
     verify_mismatches: Option<i64>,
     /// The workload-latency signal is on and the server can flush a batch's statistics.
     force_stats_flush: bool,
+    /// The run's shared work (transactions, microseconds) already handed to the throttle.
+    group_seen: (u64, u64),
 }
 
 /// The data change of one batch, not yet committed.
@@ -572,6 +602,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             shown_throttle: None,
             verify_mismatches: row.get(10),
             force_stats_flush,
+            group_seen: opts.group.as_ref().map_or((0, 0), |g| g.work.read()),
         })
     }
 
@@ -661,7 +692,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     Ok(done) => done.server_busy,
                     Err(_) => began.elapsed(),
                 };
-                self.throttle.note_own_work(busy);
+                self.note_own_work(busy);
                 match result {
                     Ok(done) => break (done, began.elapsed()),
                     Err(f) => {
@@ -745,6 +776,31 @@ impl<'c, 'r> Engine<'c, 'r> {
         Ok(())
     }
 
+    /// One transaction of this backfill: its own throttle leaves it out of the workload, and
+    /// in a run of several workers every worker's throttle does.
+    fn note_own_work(&mut self, busy: Duration) {
+        match &self.opts.group {
+            Some(g) => {
+                g.work.add(busy);
+                self.throttle.note_self_work(busy);
+            }
+            None => self.throttle.note_own_work(busy),
+        }
+    }
+
+    /// Hands the run's transactions since the last call (this worker's and the others') to
+    /// the throttle, before it reads the workload.
+    fn absorb_group_work(&mut self) {
+        let Some(g) = &self.opts.group else { return };
+        let (xacts, micros) = g.work.read();
+        let (seen_x, seen_us) = self.group_seen;
+        self.throttle.note_work(
+            xacts.saturating_sub(seen_x) as f64,
+            Duration::from_micros(micros.saturating_sub(seen_us)),
+        );
+        self.group_seen = (xacts, micros);
+    }
+
     /// Samples the throttle when due and waits while it says hold.
     async fn wait_for_throttle(&mut self, progress: &mut dyn ProgressSink) -> Result<(), BackfillError> {
         // A partition's backfill also obeys its run's step; a rate set there is shared out.
@@ -777,7 +833,8 @@ impl<'c, 'r> Engine<'c, 'r> {
                     workload_busy_ms: r.get(9),
                 };
                 // The sample is a transaction of ours too.
-                self.throttle.note_own_work(Duration::ZERO);
+                self.note_own_work(Duration::ZERO);
+                self.absorb_group_work();
                 self.throttle.observe(sample, now)
             } else {
                 self.throttle.current()

@@ -351,7 +351,11 @@ async fn run_units(
     let queue = std::sync::Arc::new(std::sync::Mutex::new(units.into_iter().collect::<VecDeque<_>>()));
     let (tx, rx) = mpsc::channel::<Progress>();
     let mut worker_opts = opts.clone();
-    worker_opts.group = Some(RunGroup { step_id: req.step_id.to_string(), workers: jobs as u32 });
+    worker_opts.group = Some(RunGroup {
+        step_id: req.step_id.to_string(),
+        workers: jobs as u32,
+        work: super::GroupWork::default(),
+    });
     let mut handles = Vec::new();
     for _ in 0..jobs {
         let queue = queue.clone();
