@@ -105,6 +105,49 @@ fn main() {
             if let Some(p) = prof {
                 p.finish(&client, &format!("--jobs {jobs}")).await;
             }
+            // Which batches were held, and where in their partition's walk.
+            for r in client
+                .query(
+                    "SELECT x.step_id, x.batch_no, x.throttle_reason, x.throttle_ms::float8, \
+                            extract(epoch FROM x.committed_at - s.started_at)::float8 \
+                       FROM seqmig.backfill_batches x, seqmig.backfills s \
+                      WHERE s.plan_id = 'bench' AND s.step_id = $1 AND x.plan_id = 'bench' \
+                        AND left(x.step_id, length($1) + 1) = $1 || '@' AND x.throttle_reason IS NOT NULL \
+                      ORDER BY x.committed_at",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  held: {} batch {} ({}, {:.0} ms), committed at {:.2} s",
+                    r.get::<_, String>(0),
+                    r.get::<_, i32>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, f64>(3),
+                    r.get::<_, f64>(4)
+                );
+            }
+            // When each partition's walk started and ended, from the start of the run.
+            for r in client
+                .query(
+                    "SELECT b.step_id, extract(epoch FROM b.started_at - s.started_at)::float8, \
+                            extract(epoch FROM b.finished_at - s.started_at)::float8 \
+                       FROM seqmig.backfills b, seqmig.backfills s \
+                      WHERE s.plan_id = 'bench' AND s.step_id = $1 AND b.plan_id = 'bench' \
+                        AND left(b.step_id, length($1) + 1) = $1 || '@' ORDER BY b.started_at",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  {}: {:.2} s to {:.2} s",
+                    r.get::<_, String>(0),
+                    r.get::<_, f64>(1),
+                    r.get::<_, Option<f64>>(2).unwrap_or(f64::NAN)
+                );
+            }
             // What held the workers back, from the batch rows.
             for r in client
                 .query(
