@@ -95,27 +95,11 @@ pub struct RunGroup {
     pub work: GroupWork,
 }
 
-/// Transactions and their server time, and how many parts (partitions, slices) the workers
-/// started or ended, shared by the workers of one run.
+/// Transactions and their server time, shared by the workers of one run.
 #[derive(Debug, Clone, Default)]
-pub struct GroupWork(
-    std::sync::Arc<(
-        std::sync::atomic::AtomicU64,
-        std::sync::atomic::AtomicU64,
-        std::sync::atomic::AtomicU64,
-    )>,
-);
+pub struct GroupWork(std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>);
 
 impl GroupWork {
-    /// A worker starts or ends a part.
-    pub fn switch(&self) {
-        self.0.2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn switches(&self) -> u64 {
-        self.0.2.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn add(&self, busy: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
         self.0.0.fetch_add(1, Relaxed);
@@ -441,8 +425,6 @@ struct Engine<'c, 'r> {
     force_stats_flush: bool,
     /// The run's shared work (transactions, microseconds) already handed to the throttle.
     group_seen: (u64, u64),
-    /// The run's part switches seen so far.
-    group_switches: u64,
 }
 
 /// The data change of one batch, not yet committed.
@@ -621,7 +603,6 @@ impl<'c, 'r> Engine<'c, 'r> {
             verify_mismatches: row.get(10),
             force_stats_flush,
             group_seen: opts.group.as_ref().map_or((0, 0), |g| g.work.read()),
-            group_switches: opts.group.as_ref().map_or(0, |g| g.work.switches()),
         })
     }
 
@@ -818,13 +799,6 @@ impl<'c, 'r> Engine<'c, 'r> {
             Duration::from_micros(micros.saturating_sub(seen_us)),
         );
         self.group_seen = (xacts, micros);
-        let switches = g.work.switches();
-        if switches != self.group_switches {
-            // The window holds another worker's start or end of a part, and the next may
-            // hold its statistics: read neither.
-            self.group_switches = switches;
-            self.throttle.skip_windows(2);
-        }
     }
 
     /// Samples the throttle when due and waits while it says hold.

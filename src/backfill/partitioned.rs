@@ -375,15 +375,7 @@ async fn run_units(
                 let mut sink = Channel(tx.clone(), unit.slice.is_some().then(|| unit.label.clone()));
                 let mut opts = opts.clone();
                 opts.slice = unit.slice.clone();
-                let switch = || {
-                    if let Some(g) = &opts.group {
-                        g.work.switch();
-                    }
-                };
-                switch();
-                let result = super::run(&mut client, &req, &opts, &mut sink).await;
-                switch();
-                match result {
+                match super::run(&mut client, &req, &opts, &mut sink).await {
                     Ok(o) => done.push((unit.label.clone(), o)),
                     Err(e) => return Err((unit.label.clone(), e.to_string())),
                 }

@@ -197,8 +197,6 @@ pub struct Throttle {
     /// While calibrating: when the reports of the time before the hold are in.
     settle_until: Option<Instant>,
     samples_since_baseline: u32,
-    /// Workload windows to discard unread (see [`Throttle::skip_windows`]).
-    skip_windows: u32,
 }
 
 /// What the latest sample says.
@@ -235,15 +233,7 @@ impl Throttle {
             calibrating: false,
             settle_until: None,
             samples_since_baseline: 0,
-            skip_windows: 0,
         }
-    }
-
-    /// Discards the next `n` complete workload windows unread: another worker of the run
-    /// started or ended a part, whose start-up and closing statements are transactions no
-    /// worker notes as its own (they reach the statistics up to a window later).
-    pub fn skip_windows(&mut self, n: u32) {
-        self.skip_windows = self.skip_windows.max(n);
     }
 
     /// One transaction of the backfill's own (a batch, a sample), which the workload reading
@@ -352,11 +342,6 @@ impl Throttle {
         if secs < min.as_secs_f64() {
             // Each session reports about once a second: one-second windows catch zero, one
             // or two reports of each, and their readings jump; longer ones average that out.
-            return false;
-        }
-        if self.skip_windows > 0 {
-            self.skip_windows -= 1;
-            self.restart_window(counters, now);
             return false;
         }
         let xacts = counters.0 - x0 - self.own_xacts;
@@ -609,28 +594,6 @@ mod tests {
         }
         let v = alone.observe(work(200.0, 3_000.0), at(1));
         assert_eq!(v.hold, vec![Reason::WorkloadLatency]);
-    }
-
-    /// A window in which another worker of the run switched parts is discarded unread.
-    #[test]
-    fn skipped_windows_are_not_read() {
-        let s = t0();
-        let at = |n: u64| s + Duration::from_secs(2 * n);
-        // 100 transactions a second of someone else's next to the backfill's own batches.
-        let window = |t: &mut Throttle, n: u64| {
-            t.note_own_work(Duration::from_millis(100));
-            t.observe(work(201.0 * n as f64, 300.0 * n as f64), at(n))
-        };
-        let mut t = Throttle::new(ThrottleOptions::default());
-        t.observe(work(0.0, 0.0), at(0));
-        assert_eq!(window(&mut t, 1).hold, vec![Reason::WorkloadLatency], "read: a hold to measure it");
-        let mut t = Throttle::new(ThrottleOptions::default());
-        t.observe(work(0.0, 0.0), at(0));
-        t.skip_windows(2);
-        assert!(window(&mut t, 1).hold.is_empty());
-        assert!(window(&mut t, 2).hold.is_empty());
-        assert_eq!(t.workload_latency(), (None, None));
-        assert_eq!(window(&mut t, 3).hold, vec![Reason::WorkloadLatency], "the third window is read");
     }
 
     #[test]
