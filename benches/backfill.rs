@@ -15,11 +15,23 @@
 //! `WHEN` keeps the function out, as in a batch): the part of the gap the trigger itself
 //! makes, since PostgreSQL locks each row before a BEFORE ROW trigger, `WHEN` or not.
 //!
+//! Section 1 also runs the same backfill with `--jobs 2` (`backfill::run_table` with two
+//! workers: the table split into two slices of its key, one connection each) on a third
+//! identical table, printed with its walk, its verification and its ratio to the same
+//! round's plain `UPDATE`.
+//!
+//! `SEQMIG_BENCH_PROFILE=1` prints, around each plain `UPDATE` and each backfill, the server's
+//! and this process's CPU seconds, the backends' wait events sampled every 10 ms, the WAL
+//! written and the checkpoints (`support/profile.rs`).
+//!
 //! `SEQMIG_BENCH_ROWS` changes the table size; a list (`1000000,10000000`) runs sections 1
 //! and 2 for each size and prints each ratio with the peak RSS after it (two rounds up to
 //! 2,000,000 rows, one above; `SEQMIG_BENCH_ROUNDS` overrides). `SEQMIG_BENCH_PGBENCH_SECS`
 //! sets the pgbench runs.
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
+
+#[path = "support/profile.rs"]
+mod profile;
 
 use std::process::Command;
 use std::time::Instant;
@@ -105,7 +117,7 @@ fn main() {
             let rounds = env_num("SEQMIG_BENCH_ROUNDS", if rows > 2_000_000 { 1 } else { 2 });
             println!();
             println!("== {rows} rows, {rounds} round(s) ==");
-            let ratio = compare(&mut client, rows, rounds).await;
+            let ratio = compare(&mut client, &url, rows, rounds).await;
             summary.push(format!(
                 "{rows} rows: ratio {ratio:.2} {}; load average {}; peak RSS {}",
                 verdict(ratio >= 0.85),
@@ -194,7 +206,11 @@ fn main() {
 
 /// Sections 1 and 2 for one table size: seqmig's backfill against one plain `UPDATE`,
 /// alternating `rounds` times; returns the end-to-end ratio.
-async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) -> f64 {
+async fn compare(client: &mut tokio_postgres::Client, url: &str, rows: u64, rounds: u64) -> f64 {
+    let profiling = std::env::var("SEQMIG_BENCH_PROFILE").is_ok_and(|v| v == "1");
+    let conn = seqmig::db::ConnectOptions::from_url(url).unwrap();
+    let (j2_sql, j2_spec) = planned_dual_write("orders_j2");
+    let (mut j2_secs, mut j2_walk_secs) = (0.0, 0.0);
     // 1. Backfill vs plain UPDATE, alternating so that neither side gets the warm cache.
     // The backfill runs with the executor's options (the defaults), as
     // `seqmig apply --phase backfill` does; section 3 below uses the unthrottled ones.
@@ -206,9 +222,13 @@ async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) ->
     let mut durations: Vec<f64> = Vec::new();
     for round in 1..=rounds {
         make_table(client, "plain_t", rows).await;
+        let prof = if profiling { Some(profile::Profile::start(client, url).await) } else { None };
         let t = Instant::now();
         client.batch_execute(&format!("UPDATE plain_t SET cents = {EXPR}")).await.unwrap();
         let plain = t.elapsed().as_secs_f64();
+        if let Some(p) = prof {
+            p.finish(client, "the plain UPDATE").await;
+        }
         each(client, &["DROP TABLE plain_t", "CHECKPOINT"]).await;
 
         // The floor the trigger sets: the same single UPDATE on a table with the plan's
@@ -238,9 +258,13 @@ async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) ->
         let spec = orders_spec.clone();
         let step = format!("s{rows}-{round}");
         let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &spec };
+        let prof = if profiling { Some(profile::Profile::start(client, url).await) } else { None };
         let t = Instant::now();
         let outcome = backfill::run(client, &req, &opts, &mut NoProgress).await.expect("backfill");
         let total = t.elapsed().as_secs_f64();
+        if let Some(p) = prof {
+            p.finish(client, "seqmig --jobs 1").await;
+        }
         assert_eq!(outcome.verify_mismatches, 0);
         assert_eq!(outcome.rows_updated, rows);
         // The gate's own full re-count agrees with the walk's verification.
@@ -282,6 +306,46 @@ async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) ->
         verify_secs += verify;
         durations.extend(batch_ms);
         each(client, &["DROP TABLE orders", "CHECKPOINT"]).await;
+
+        // The same backfill with two workers on two slices of the key.
+        make_table_with(client, "orders_j2", rows, &j2_sql).await;
+        let step2 = format!("j2-{rows}-{round}");
+        let req = BackfillRequest { plan_id: "bench", step_id: &step2, spec: &j2_spec };
+        let prof = if profiling { Some(profile::Profile::start(client, url).await) } else { None };
+        let t = Instant::now();
+        let run = backfill::run_table(client, &conn, &req, &opts, 2, &mut NoProgress)
+            .await
+            .expect("backfill --jobs 2");
+        let j2_total = t.elapsed().as_secs_f64();
+        if let Some(p) = prof {
+            p.finish(client, "seqmig --jobs 2").await;
+        }
+        assert_eq!(run.total.verify_mismatches, 0);
+        assert_eq!(run.total.rows_updated, rows);
+        assert_eq!(run.partitions.len(), 2, "two slices");
+        let j2_walk: f64 = client
+            .query_one(
+                "SELECT extract(epoch FROM max(x.committed_at) - b.started_at)::float8
+                   FROM seqmig.backfills b, seqmig.backfill_batches x
+                  WHERE b.plan_id = 'bench' AND b.step_id = $1 AND x.plan_id = 'bench'
+                    AND left(x.step_id, length($1) + 1) = $1 || '@'
+                  GROUP BY b.started_at",
+                &[&step2],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        println!(
+            "round {round}: seqmig --jobs 2 walk {j2_walk:.2} s ({:.0} rows/s), verification and end {:.2} s, end to end {j2_total:.2} s \
+             ({:.0} rows/s, {:.2} of this round's plain UPDATE)",
+            rows as f64 / j2_walk,
+            j2_total - j2_walk,
+            rows as f64 / j2_total,
+            plain / j2_total
+        );
+        each(client, &["DROP TABLE orders_j2", "CHECKPOINT"]).await;
+        j2_secs += j2_total;
+        j2_walk_secs += j2_walk;
         plain_secs += plain;
         floor_secs += floor;
         seqmig_secs += walk;
@@ -307,6 +371,17 @@ async fn compare(client: &mut tokio_postgres::Client, rows: u64, rounds: u64) ->
     println!(
         "ratio end to end seqmig / plain:         {ratio:>10.2}   (target >= 0.85) {}",
         verdict(ratio >= 0.85)
+    );
+    let j2_rate = rounds as f64 * rows as f64 / j2_secs;
+    println!(
+        "seqmig --jobs 2 walk:                    {:>10.0} rows/s; verification and end {:.2} s",
+        rounds as f64 * rows as f64 / j2_walk_secs,
+        (j2_secs - j2_walk_secs) / rounds as f64
+    );
+    println!(
+        "seqmig --jobs 2 end to end:              {j2_rate:>10.0} rows/s, ratio to plain {:.2} (target >= 0.85) {}",
+        j2_rate / plain_rate,
+        verdict(j2_rate / plain_rate >= 0.85)
     );
     println!("load average: {}; peak RSS of this process: {}", load_average(), peak_rss());
 

@@ -5,8 +5,13 @@
 //! included), against one plain `UPDATE` of the whole parent of an identical table without
 //! seqmig's objects. Target: `--jobs 2` ≥ 1.5× the plain UPDATE (which uses one core).
 //!
-//! `SEQMIG_BENCH_ROWS` changes the table size.
+//! `SEQMIG_BENCH_ROWS` changes the table size. `SEQMIG_BENCH_PROFILE=1` also prints, for each
+//! run, the server's and the client's CPU seconds, the worker backends' wait events sampled
+//! every 10 ms, the WAL written and the checkpoints (see `support/profile.rs`).
 #![allow(clippy::print_stdout)] // a benchmark's output is its result
+
+#[path = "support/profile.rs"]
+mod profile;
 
 use std::time::Instant;
 
@@ -50,6 +55,7 @@ async fn make_table(c: &tokio_postgres::Client, name: &str, rows: u64, planned: 
 
 fn main() {
     let rows: u64 = std::env::var("SEQMIG_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let profiling = std::env::var("SEQMIG_BENCH_PROFILE").is_ok_and(|v| v == "1");
     let cluster = TempCluster::start(&["max_wal_size = '4GB'", "shared_buffers = '256MB'"])
         .expect("start a throwaway cluster");
     let url = cluster.url("postgres");
@@ -63,10 +69,14 @@ fn main() {
         let (planned, spec) = planned_dual_write();
 
         make_table(&client, "plain_t", rows, &[]).await;
+        let prof = if profiling { Some(profile::Profile::start(&client, &url).await) } else { None };
         let t = Instant::now();
         client.batch_execute("UPDATE plain_t SET cents = price::bigint * 100").await.unwrap();
         let plain = rows as f64 / t.elapsed().as_secs_f64();
         println!("plain UPDATE of the whole parent:  {:>6.2} s ({plain:>8.0} rows/s); load average {}", rows as f64 / plain, load_average());
+        if let Some(p) = prof {
+            p.finish(&client, "the plain UPDATE").await;
+        }
         client.batch_execute("DROP TABLE plain_t; CHECKPOINT").await.unwrap();
 
         let mut rates = Vec::new();
@@ -77,6 +87,7 @@ fn main() {
             own.table = seqmig::model::QualifiedName::of("public", &name);
             let step = format!("s{jobs}");
             let req = BackfillRequest { plan_id: "bench", step_id: &step, spec: &own };
+            let prof = if profiling { Some(profile::Profile::start(&client, &url).await) } else { None };
             let t = Instant::now();
             let out = backfill::run_partitioned(&client, &conn, &req, &BackfillOptions::default(), jobs, &mut NoProgress)
                 .await
@@ -91,6 +102,69 @@ fn main() {
                 rate / plain,
                 load_average()
             );
+            if let Some(p) = prof {
+                p.finish(&client, &format!("--jobs {jobs}")).await;
+            }
+            // Which batches were held, and where in their partition's walk.
+            for r in client
+                .query(
+                    "SELECT x.step_id, x.batch_no, x.throttle_reason, x.throttle_ms::float8, \
+                            extract(epoch FROM x.committed_at - s.started_at)::float8 \
+                       FROM seqmig.backfill_batches x, seqmig.backfills s \
+                      WHERE s.plan_id = 'bench' AND s.step_id = $1 AND x.plan_id = 'bench' \
+                        AND left(x.step_id, length($1) + 1) = $1 || '@' AND x.throttle_reason IS NOT NULL \
+                      ORDER BY x.committed_at",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  held: {} batch {} ({}, {:.0} ms), committed at {:.2} s",
+                    r.get::<_, String>(0),
+                    r.get::<_, i32>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, f64>(3),
+                    r.get::<_, f64>(4)
+                );
+            }
+            // When each partition's walk started and ended, from the start of the run.
+            for r in client
+                .query(
+                    "SELECT b.step_id, extract(epoch FROM b.started_at - s.started_at)::float8, \
+                            extract(epoch FROM b.finished_at - s.started_at)::float8 \
+                       FROM seqmig.backfills b, seqmig.backfills s \
+                      WHERE s.plan_id = 'bench' AND s.step_id = $1 AND b.plan_id = 'bench' \
+                        AND left(b.step_id, length($1) + 1) = $1 || '@' ORDER BY b.started_at",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  {}: {:.2} s to {:.2} s",
+                    r.get::<_, String>(0),
+                    r.get::<_, f64>(1),
+                    r.get::<_, Option<f64>>(2).unwrap_or(f64::NAN)
+                );
+            }
+            // What held the workers back, from the batch rows.
+            for r in client
+                .query(
+                    "SELECT coalesce(throttle_reason, 'none'), count(*), coalesce(sum(throttle_ms), 0)::float8 / 1000 \
+                       FROM seqmig.backfill_batches WHERE left(step_id, length($1) + 1) = $1 || '@' GROUP BY 1 ORDER BY 1",
+                    &[&step],
+                )
+                .await
+                .unwrap()
+            {
+                println!(
+                    "  batches throttled for {}: {}, held {:.2} s in all",
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, f64>(2)
+                );
+            }
             rates.push(rate);
             client.batch_execute(&format!("DROP TABLE {name}; CHECKPOINT")).await.unwrap();
         }

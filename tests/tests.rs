@@ -4,6 +4,7 @@ mod harness;
 
 mod backfill_partition_tests;
 mod backfill_replica_tests;
+mod backfill_slices_tests;
 mod backfill_tests;
 mod backfill_throttle_tests;
 mod book_tests;

@@ -7,6 +7,7 @@
 //! [backfill]
 //! workload_latency = 1.5   # pace while the workload's transactions take > 1.5× their time alone
 //! # workload_latency = "off"
+//! jobs = 2                 # workers per backfill: partitions, or slices of a table's key
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use serde::Deserialize;
 pub struct BackfillConfig {
     /// `Some(None)`: `"off"`; `Some(Some(f))`: the factor.
     pub workload_latency: Option<Option<f64>>,
+    /// Workers per backfill (`--jobs`); `None`: 1.
+    pub jobs: Option<u32>,
 }
 
 impl BackfillConfig {
@@ -36,7 +39,11 @@ impl BackfillConfig {
             Some(RawLatency::Factor(f)) => Some(check_factor(f, &f.to_string())?),
             Some(RawLatency::Text(t)) => Some(parse_workload_latency(&t)?),
         };
-        Ok(BackfillConfig { workload_latency })
+        let jobs = match b.jobs {
+            Some(j) if !(1..=64).contains(&j) => return Err(format!("jobs = {j} must be between 1 and 64")),
+            j => j,
+        };
+        Ok(BackfillConfig { workload_latency, jobs })
     }
 
     /// Reads `path`, or `./seqmig.toml` when it exists, else the defaults.
@@ -91,6 +98,8 @@ struct RawFile {
 struct RawBackfill {
     #[serde(default)]
     workload_latency: Option<RawLatency>,
+    #[serde(default)]
+    jobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +125,9 @@ mod tests {
         assert!(e.contains("must be a factor above 1"), "{e}");
         let e = c("[backfill]\nworkload_latency = \"never\"\n").unwrap_err();
         assert!(e.contains("neither a factor"), "{e}");
+        assert_eq!(c("[backfill]\njobs = 2\n").unwrap().jobs, Some(2));
+        let e = c("[backfill]\njobs = 0\n").unwrap_err();
+        assert!(e.contains("between 1 and 64"), "{e}");
         let e = c("[backfill]\nworkload_latncy = 2\n").unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
     }

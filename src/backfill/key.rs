@@ -86,6 +86,22 @@ pub struct Statements {
 /// the value, `pending` is `target IS NULL`) it is "rows still NULL", not "rows whose
 /// existing value differs from the fill value". The gate re-counts the same predicate.
 pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &str) -> Statements {
+    statements_up_to(walk, table, target, expr, pending, false)
+}
+
+/// [`statements`] for a walk that stops at an upper bound of its own (a slice of a table
+/// walked by several workers, `--jobs N`): `step` and `step_first` look for the batch's bound
+/// only up to it, given after their other parameters (`step`: `$2n+2…`, `step_first`:
+/// `$2…`). The other statements need nothing new: the last batch of a slice is `update` (or
+/// `update_first`) with the slice's bound as the batch's.
+pub fn statements_up_to(
+    walk: &Walk,
+    table: &str,
+    target: &str,
+    expr: &str,
+    pending: &str,
+    bounded: bool,
+) -> Statements {
     let set = format!("UPDATE {table} SET {} = ({expr})", quote_ident(target));
     let pending = pending_predicate(target, expr, pending);
     let pending = pending.as_str();
@@ -117,9 +133,17 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
                     qualified.iter().map(|c| format!("{c}::text")).collect::<Vec<_>>().join(", "),
                 )
             };
+            let (step_where, first_where) = if bounded {
+                (
+                    format!(" WHERE {brow} > {lower} AND {brow} <= {}", params(n + 2)),
+                    format!(" WHERE {brow} <= {}", params(2)),
+                )
+            } else {
+                (format!(" WHERE {brow} > {lower}"), String::new())
+            };
             Statements {
-                step: bound(&format!(" WHERE {brow} > {lower}"), n + 1),
-                step_first: bound("", 1),
+                step: bound(&step_where, n + 1),
+                step_first: bound(&first_where, 1),
                 update: format!(
                     "{set} WHERE {row} > {lower} AND {row} <= {upper_after_lower} AND ({pending})"
                 ),
@@ -141,6 +165,39 @@ pub fn statements(walk: &Walk, table: &str, target: &str, expr: &str, pending: &
             pending: pending.to_string(),
         },
     }
+}
+
+/// The count of rows still pending in one slice of a keyset walk: keys above `$1…` (when
+/// `has_lower`) and up to the next `n` parameters (when `has_upper`).
+pub fn slice_verify(
+    cols: &[KeyColumn],
+    table: &str,
+    pending: &str,
+    has_lower: bool,
+    has_upper: bool,
+) -> String {
+    let row = format!("({})", cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", "));
+    let params = |from: usize| {
+        let p = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("CAST(${}::text AS {})", from + i, c.sql_type))
+            .collect::<Vec<_>>();
+        format!("({})", p.join(", "))
+    };
+    let mut conditions = Vec::new();
+    if has_lower {
+        conditions.push(format!("{row} > {}", params(1)));
+    }
+    if has_upper {
+        conditions.push(format!("{row} <= {}", params(if has_lower { cols.len() + 1 } else { 1 })));
+    }
+    conditions.push(format!("({pending})"));
+    format!(
+        "SELECT {} count(*) FROM {table} WHERE {}",
+        crate::db::OWN_STATEMENT_MARKER,
+        conditions.join(" AND ")
+    )
 }
 
 /// The spec's pending predicate, or the transform's default when it is empty.
@@ -206,6 +263,34 @@ mod tests {
         assert_eq!(
             s.update_first,
             "UPDATE t SET c = (x) WHERE (a, b) <= (CAST($1::text AS integer), CAST($2::text AS text)) AND (c IS NULL)"
+        );
+    }
+
+    #[test]
+    fn a_slice_looks_for_its_bounds_only_up_to_its_end() {
+        let walk = Walk::Keyset(vec![col("a", "integer"), col("b", "text")]);
+        let s = statements_up_to(&walk, "t", "c", "x", "c IS NULL", true);
+        assert_eq!(
+            s.step,
+            "SELECT ARRAY[b.a::text, b.b::text] FROM t AS b WHERE (b.a, b.b) > \
+             (CAST($1::text AS integer), CAST($2::text AS text)) AND (b.a, b.b) <= \
+             (CAST($4::text AS integer), CAST($5::text AS text)) ORDER BY b.a, b.b OFFSET $3 LIMIT 1"
+        );
+        assert_eq!(
+            s.step_first,
+            "SELECT ARRAY[b.a::text, b.b::text] FROM t AS b WHERE (b.a, b.b) <= \
+             (CAST($2::text AS integer), CAST($3::text AS text)) ORDER BY b.a, b.b OFFSET $1 LIMIT 1"
+        );
+        let Walk::Keyset(cols) = &walk else { unreachable!() };
+        assert_eq!(
+            slice_verify(cols, "t", "c IS NULL", true, true),
+            "SELECT /* seqmig:gate */ count(*) FROM t WHERE (a, b) > (CAST($1::text AS integer), \
+             CAST($2::text AS text)) AND (a, b) <= (CAST($3::text AS integer), CAST($4::text AS text)) AND (c IS NULL)"
+        );
+        assert_eq!(
+            slice_verify(cols, "t", "c IS NULL", false, true),
+            "SELECT /* seqmig:gate */ count(*) FROM t WHERE (a, b) <= (CAST($1::text AS integer), \
+             CAST($2::text AS text)) AND (c IS NULL)"
         );
     }
 

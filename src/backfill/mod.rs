@@ -27,9 +27,10 @@ use tokio_postgres::types::ToSql;
 use crate::ledger::backfills as ledger;
 
 pub use config::{BackfillConfig, parse_workload_latency};
-pub use key::{KeyColumn, Walk, statements};
+pub use key::{KeyColumn, Walk, statements, statements_up_to};
 pub use partitioned::{
-    PARTITIONS_KEY, PartitionedOutcome, leaf_partitions, partition_step_id, run_partitioned, run_table,
+    PARTITIONS_KEY, PartitionedOutcome, SLICES_KEY, leaf_partitions, partition_step_id, run_partitioned,
+    run_sliced, run_table, slice_step_id,
 };
 pub use progress::{Bar, JsonLines, NoProgress, Progress, ProgressSink, describe};
 pub use sizing::{BatchSizer, SizerConfig};
@@ -67,13 +68,55 @@ pub struct BackfillOptions {
     /// Set for one partition's backfill inside a partitioned run: the run's step, whose
     /// operator controls (pause, rate) apply too, and how many workers share its rate.
     pub group: Option<RunGroup>,
+    /// Set for one slice of a table walked by several workers (`--jobs N` on a table that is
+    /// not partitioned): the keys this backfill walks.
+    pub slice: Option<Slice>,
 }
 
-/// The partitioned run a backfill belongs to (see [`run_partitioned`]).
+/// One slice of a keyset walk: keys above `lower` (from the first key when `None`) up to
+/// `upper` inclusive (to the end when `None`, so rows inserted past the last bound after
+/// the start are walked too). Key values are the key columns' text forms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slice {
+    pub lower: Option<Vec<String>>,
+    pub upper: Option<Vec<String>>,
+    /// How many slices the table has (the slice's share of the size estimate).
+    pub of: u32,
+}
+
+/// The partitioned (or sliced) run a backfill belongs to (see [`run_partitioned`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunGroup {
     pub step_id: String,
     pub workers: u32,
+    /// The transactions of every worker of the run: each worker's workload-latency reading
+    /// leaves them all out, so that the workers do not take each other's batches for the
+    /// application's workload and hold back for it.
+    pub work: GroupWork,
+}
+
+/// Transactions and their server time, shared by the workers of one run.
+#[derive(Debug, Clone, Default)]
+pub struct GroupWork(std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>);
+
+impl GroupWork {
+    fn add(&self, busy: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.0.fetch_add(1, Relaxed);
+        self.0.1.fetch_add(busy.as_micros() as u64, Relaxed);
+    }
+
+    /// Transactions and microseconds so far.
+    fn read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.0.0.load(Relaxed), self.0.1.load(Relaxed))
+    }
+}
+
+impl PartialEq for GroupWork {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Default for BackfillOptions {
@@ -88,6 +131,7 @@ impl Default for BackfillOptions {
             key: None,
             wait_for_previous_runner: Duration::from_secs(10),
             group: None,
+            slice: None,
         }
     }
 }
@@ -151,6 +195,11 @@ pub enum BackfillError {
          (--key), or backfill each partition as its own step"
     )]
     PartitionedWithoutKey { table: String },
+    #[error(
+        "{table} has no unique NOT NULL key to split into slices; --jobs > 1 on a table that is \
+         not partitioned needs one (add one or pass --key), or run it with --jobs 1"
+    )]
+    SlicedWithoutKey { table: String },
     #[error(
         "key column '{column}' of {table} does not exist or is nullable; a backfill key must be unique and NOT NULL"
     )]
@@ -374,6 +423,8 @@ struct Engine<'c, 'r> {
     verify_mismatches: Option<i64>,
     /// The workload-latency signal is on and the server can flush a batch's statistics.
     force_stats_flush: bool,
+    /// The run's shared work (transactions, microseconds) already handed to the throttle.
+    group_seen: (u64, u64),
 }
 
 /// The data change of one batch, not yet committed.
@@ -381,6 +432,8 @@ struct Work {
     from: Option<String>,
     to: Option<String>,
     upper: Option<Vec<String>>,
+    /// The last batch of a keyset walk (or of its slice).
+    last: bool,
     scanned: u64,
     updated: u64,
     state: &'static str,
@@ -389,6 +442,7 @@ struct Work {
 /// One committed batch.
 struct Done {
     upper: Option<Vec<String>>,
+    last: bool,
     scanned: u64,
     updated: u64,
     /// The batch's transaction time on the server, up to its ledger row.
@@ -410,6 +464,9 @@ impl<'c, 'r> Engine<'c, 'r> {
         let spec = req.spec;
         let table = spec.table.quoted();
         let walk = find_walk(client, req, &table, opts.key.as_deref()).await?;
+        if opts.slice.is_some() && walk == Walk::Tid {
+            return Err(BackfillError::SlicedWithoutKey { table });
+        }
         if walk == Walk::Tid {
             // A partitioned parent has no pages of its own; a TID walk would see nothing.
             let kind: String = client
@@ -433,6 +490,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                 client.query_one(&sql, &[]).await.map_err(|e| db(req, "count the table's rows", e))?.get(0)
             }
         };
+        let total = total / i64::from(opts.slice.as_ref().map_or(1, |s| s.of.max(1)));
         let pages: i64 = client
             .query_one(key::PAGES_SQL, &[&table])
             .await
@@ -480,7 +538,9 @@ impl<'c, 'r> Engine<'c, 'r> {
             state = "running".into();
         }
         let cursor = match &walk {
-            Walk::Keyset(_) => Cursor::Key(cursor_values),
+            // A slice's walk starts past its lower bound (the ledger's cursor is NULL before
+            // its first batch).
+            Walk::Keyset(_) => Cursor::Key(cursor_values.or_else(|| opts.slice.as_ref()?.lower.clone())),
             Walk::Tid => Cursor::Page {
                 next: cursor_values
                     .as_ref()
@@ -491,7 +551,14 @@ impl<'c, 'r> Engine<'c, 'r> {
                 tail_checked: false,
             },
         };
-        let s = statements(&walk, &table, target, &spec.expr, &spec.pending_predicate);
+        let upper = opts.slice.as_ref().and_then(|s| s.upper.clone());
+        let mut s =
+            statements_up_to(&walk, &table, target, &spec.expr, &spec.pending_predicate, upper.is_some());
+        if let (Some(slice), Walk::Keyset(cols)) = (&opts.slice, &walk) {
+            // A slice counts its own keys only: the others may still be walking.
+            s.verify =
+                key::slice_verify(cols, &table, &s.pending, slice.lower.is_some(), slice.upper.is_some());
+        }
         let prepared = prepare(client, req, &walk, &s).await?;
         let force_stats_flush = opts.throttle.workload_latency.is_some()
             && client
@@ -535,6 +602,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             shown_throttle: None,
             verify_mismatches: row.get(10),
             force_stats_flush,
+            group_seen: opts.group.as_ref().map_or((0, 0), |g| g.work.read()),
         })
     }
 
@@ -585,7 +653,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             .await
             .map_err(|e| db(self.req, "restart the walk", e))?;
         self.cursor = match self.cursor {
-            Cursor::Key(_) => Cursor::Key(None),
+            Cursor::Key(_) => Cursor::Key(self.opts.slice.as_ref().and_then(|s| s.lower.clone())),
             Cursor::Page { .. } => Cursor::Page { next: 0, end: self.pages().await?, tail_checked: false },
         };
         self.state = "running".into();
@@ -624,7 +692,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     Ok(done) => done.server_busy,
                     Err(_) => began.elapsed(),
                 };
-                self.throttle.note_own_work(busy);
+                self.note_own_work(busy);
                 match result {
                     Ok(done) => break (done, began.elapsed()),
                     Err(f) => {
@@ -668,11 +736,10 @@ impl<'c, 'r> Engine<'c, 'r> {
             self.run_batches += 1;
             let finished = match &mut self.cursor {
                 Cursor::Key(c) => {
-                    let last = done.upper.is_none();
                     if let Some(u) = done.upper {
                         *c = Some(u);
                     }
-                    last
+                    done.last
                 }
                 Cursor::Page { .. } => false,
             };
@@ -709,6 +776,31 @@ impl<'c, 'r> Engine<'c, 'r> {
         Ok(())
     }
 
+    /// One transaction of this backfill: its own throttle leaves it out of the workload, and
+    /// in a run of several workers every worker's throttle does.
+    fn note_own_work(&mut self, busy: Duration) {
+        match &self.opts.group {
+            Some(g) => {
+                g.work.add(busy);
+                self.throttle.note_self_work(busy);
+            }
+            None => self.throttle.note_own_work(busy),
+        }
+    }
+
+    /// Hands the run's transactions since the last call (this worker's and the others') to
+    /// the throttle, before it reads the workload.
+    fn absorb_group_work(&mut self) {
+        let Some(g) = &self.opts.group else { return };
+        let (xacts, micros) = g.work.read();
+        let (seen_x, seen_us) = self.group_seen;
+        self.throttle.note_work(
+            xacts.saturating_sub(seen_x) as f64,
+            Duration::from_micros(micros.saturating_sub(seen_us)),
+        );
+        self.group_seen = (xacts, micros);
+    }
+
     /// Samples the throttle when due and waits while it says hold.
     async fn wait_for_throttle(&mut self, progress: &mut dyn ProgressSink) -> Result<(), BackfillError> {
         // A partition's backfill also obeys its run's step; a rate set there is shared out.
@@ -741,7 +833,8 @@ impl<'c, 'r> Engine<'c, 'r> {
                     workload_busy_ms: r.get(9),
                 };
                 // The sample is a transaction of ours too.
-                self.throttle.note_own_work(Duration::ZERO);
+                self.note_own_work(Duration::ZERO);
+                self.absorb_group_work();
                 self.throttle.observe(sample, now)
             } else {
                 self.throttle.current()
@@ -870,6 +963,7 @@ impl<'c, 'r> Engine<'c, 'r> {
         }
         let server_ms: f64 = row.get(4);
         Ok(Done {
+            last: work.last,
             upper: work.upper,
             scanned: work.scanned,
             updated: work.updated,
@@ -892,16 +986,23 @@ impl<'c, 'r> Engine<'c, 'r> {
                     params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
                 }
                 let stmt = if lower.is_some() { opt(&p.step) } else { opt(&p.step_first) };
+                let upper_bound = self.opts.slice.as_ref().and_then(|s| s.upper.as_ref());
                 let mut with_offset = params.clone();
                 with_offset.push(&offset);
+                if let Some(u) = upper_bound {
+                    with_offset.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
+                }
                 let row = self
                     .client
                     .query_opt(stmt, &with_offset)
                     .await
                     .map_err(|error| Failure { range: self.range_hint(n), error })?;
                 let upper: Option<Vec<String>> = row.map(|r| r.get(0));
-                let range = range_text(lower.as_ref(), upper.as_ref());
-                let updated = match &upper {
+                // A slice's last batch runs up to the slice's bound, which the cursor then holds.
+                let last_of_slice = upper.is_none() && upper_bound.is_some();
+                let upper_written = upper.clone().or_else(|| upper_bound.cloned());
+                let range = range_text(lower.as_ref(), upper_written.as_ref());
+                let updated = match upper.as_ref().or(upper_bound) {
                     Some(u) => {
                         let mut bounds = params.clone();
                         bounds.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
@@ -917,10 +1018,13 @@ impl<'c, 'r> Engine<'c, 'r> {
                 .map_err(|error| Failure { range, error })?;
                 Ok(Work {
                     from: lower.as_ref().map(|l| json(l)),
-                    to: upper.as_ref().map(|u| json(u)),
+                    to: upper_written.as_ref().map(|u| json(u)),
                     scanned: if upper.is_some() { u64::from(n) } else { updated },
                     state: if upper.is_some() { "running" } else { "verifying" },
-                    upper,
+                    // `None` ends the walk; a slice's last batch still moves the cursor to
+                    // its bound (`Done::last` says it was the last).
+                    last: upper.is_none(),
+                    upper: if last_of_slice { upper_written } else { upper },
                     updated,
                 })
             }
@@ -937,6 +1041,7 @@ impl<'c, 'r> Engine<'c, 'r> {
                     from: Some(json(&[lo])),
                     to: Some(json(std::slice::from_ref(&hi))),
                     upper: Some(vec![hi]),
+                    last: false,
                     scanned: ((to_page - *next) as f64 * self.rows_per_page).round() as u64,
                     updated,
                     state: "running",
@@ -990,7 +1095,13 @@ impl<'c, 'r> Engine<'c, 'r> {
         self.client.batch_execute(sql).await.map_err(|e| db(self.req, "start the verification", e))?;
         // One count over the whole table, in parallel where the server allows: the same
         // predicate the gate re-counts with.
-        let mismatches: i64 = match self.client.query_one(&self.verify_sql, &[]).await {
+        let mut bounds: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(slice) = &self.opts.slice {
+            for b in [&slice.lower, &slice.upper].into_iter().flatten() {
+                bounds.extend(b.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+        }
+        let mismatches: i64 = match self.client.query_one(&self.verify_sql, &bounds).await {
             Ok(r) => r.get(0),
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;

@@ -183,6 +183,9 @@ pub struct Throttle {
     /// The backfill's own transactions and busy milliseconds since the last sample.
     own_xacts: f64,
     own_busy_ms: f64,
+    /// Of `own_busy_ms`, this backfill's own (not its run's other workers'): a window in
+    /// which it wrote nothing measures the workload without it.
+    self_busy_ms: f64,
     /// The workload's mean transaction time (ms) while the backfill was idle.
     baseline_ms: Option<f64>,
     /// The latest reading of the workload's mean transaction time (ms).
@@ -223,6 +226,7 @@ impl Throttle {
             last_workload: None,
             own_xacts: 0.0,
             own_busy_ms: 0.0,
+            self_busy_ms: 0.0,
             baseline_ms: None,
             latency_ms: None,
             pace: 0.0,
@@ -235,7 +239,20 @@ impl Throttle {
     /// One transaction of the backfill's own (a batch, a sample), which the workload reading
     /// leaves out.
     pub fn note_own_work(&mut self, busy: Duration) {
-        self.own_xacts += 1.0;
+        self.note_work(1.0, busy);
+        self.note_self_work(busy);
+    }
+
+    /// Time this backfill itself kept the server busy, when its transactions reach
+    /// [`Throttle::note_work`] with its run's other workers' (see `RunGroup`).
+    pub fn note_self_work(&mut self, busy: Duration) {
+        self.self_busy_ms += busy.as_secs_f64() * 1000.0;
+    }
+
+    /// `xacts` transactions of the backfill's run taking `busy` in all (several workers'
+    /// together), which the workload reading leaves out.
+    pub fn note_work(&mut self, xacts: f64, busy: Duration) {
+        self.own_xacts += xacts;
         self.own_busy_ms += busy.as_secs_f64() * 1000.0;
     }
 
@@ -280,6 +297,7 @@ impl Throttle {
         self.last_workload = Some((counters.0, counters.1, now));
         self.own_xacts = 0.0;
         self.own_busy_ms = 0.0;
+        self.self_busy_ms = 0.0;
     }
 
     /// Holds the backfill to measure the workload alone: first [`SETTLE`], then a window.
@@ -328,7 +346,10 @@ impl Throttle {
         }
         let xacts = counters.0 - x0 - self.own_xacts;
         let busy = (counters.1 - b0 - self.own_busy_ms).max(0.0);
-        let own_busy = self.own_busy_ms;
+        // Whether this backfill wrote in the window. (In a run of several workers the others
+        // may have: their transactions are left out of the reading above, but a baseline
+        // measured while they wrote includes what they cost the workload.)
+        let own_busy = self.self_busy_ms;
         if xacts < MIN_WORKLOAD_TPS * secs {
             // No workload to protect or to measure now. A window grows until it spans
             // MAX_WINDOW before it starts again.
@@ -548,6 +569,31 @@ mod tests {
     /// A sample whose workload counters stand at `xacts` transactions and `busy` ms.
     fn work(xacts: f64, busy: f64) -> Sample {
         Sample { workload_xacts: Some(xacts), workload_busy_ms: Some(busy), ..Sample::default() }
+    }
+
+    /// Two workers of one run: the other worker's batches are the run's work, not a workload
+    /// to protect, so they neither start a hold to measure one nor count as its latency.
+    #[test]
+    fn the_other_workers_of_a_run_are_not_the_workload() {
+        let mut t = Throttle::new(ThrottleOptions::default());
+        let s = t0();
+        let at = |n: u64| s + Duration::from_secs(2 * n);
+        t.observe(work(0.0, 0.0), at(0));
+        // In two seconds: 100 batches of this worker and 100 of the other, 15 ms each.
+        t.note_self_work(Duration::from_millis(1_500));
+        t.note_work(200.0, Duration::from_millis(3_000));
+        let v = t.observe(work(200.0, 3_000.0), at(1));
+        assert!(v.hold.is_empty(), "{v:?}");
+        assert_eq!(v.pace, 0.0);
+        assert_eq!(t.workload_latency(), (None, None), "no workload measured");
+        // Without them left out, the same counters would look like 50 tps of 15 ms: a hold.
+        let mut alone = Throttle::new(ThrottleOptions::default());
+        alone.observe(work(0.0, 0.0), at(0));
+        for _ in 0..100 {
+            alone.note_own_work(Duration::from_millis(15));
+        }
+        let v = alone.observe(work(200.0, 3_000.0), at(1));
+        assert_eq!(v.hold, vec![Reason::WorkloadLatency]);
     }
 
     #[test]

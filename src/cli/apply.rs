@@ -77,6 +77,11 @@ pub struct Args {
     /// configuration, else 1.5).
     #[arg(long, value_name = "FACTOR|off", value_parser = parse_workload_latency_flag)]
     pub workload_latency: Option<WorkloadLatency>,
+    /// Backfill: workers per backfill, each on its own connection: a partitioned table's
+    /// partitions, or slices of another table's key (default: [backfill] jobs in the
+    /// configuration, else 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: Option<u32>,
     #[command(flatten)]
     pub config: super::gate::ConfigArgs,
 }
@@ -285,6 +290,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     if let Some(WorkloadLatency(w)) = args.workload_latency {
         backfill_config.workload_latency = Some(w);
+    }
+    if let Some(j) = args.jobs {
+        backfill_config.jobs = Some(j);
     }
     let rt = runtime()?;
     if args.dry_run {

@@ -139,10 +139,12 @@ pub struct RunArgs {
     /// else 1.5).
     #[arg(long, value_name = "FACTOR|off", value_parser = super::apply::parse_workload_latency_flag)]
     pub workload_latency: Option<super::apply::WorkloadLatency>,
-    /// A partitioned table is backfilled partition by partition (its leaf partitions, found
-    /// now); this many workers, each on its own connection, run different partitions at once.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub jobs: u32,
+    /// Workers, each on its own connection. A partitioned table is backfilled partition by
+    /// partition (its leaf partitions, found now), the workers on different partitions at
+    /// once; another table is split into N slices of its unique key, one worker per slice
+    /// (default: [backfill] jobs in ./seqmig.toml, else 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: Option<u32>,
     /// Progress as JSON lines even on a terminal.
     #[arg(long)]
     pub json: bool,
@@ -203,9 +205,11 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     }
     opts.throttle.max_wal_bytes_per_sec = a.max_wal_bytes_per_sec;
     opts.throttle.max_retained_wal_bytes = a.max_retained_wal_bytes;
+    let config = backfill::BackfillConfig::discover(None).map_err(anyhow::Error::msg)?;
     if !a.unthrottled {
-        backfill::BackfillConfig::discover(None).map_err(anyhow::Error::msg)?.apply(&mut opts);
+        config.apply(&mut opts);
     }
+    let jobs = a.jobs.or(config.jobs).unwrap_or(1);
     if let Some(super::apply::WorkloadLatency(w)) = a.workload_latency {
         opts.throttle.workload_latency = w;
     }
@@ -216,10 +220,10 @@ async fn run_backfill(a: RunArgs) -> anyhow::Result<Outcome> {
     ledger::ensure(&client).await.context("failed to install the seqmig ledger")?;
     let req = BackfillRequest { plan_id: &plan_id, step_id: &a.step_id, spec: &spec };
     let mut sink = output::progress_sink(a.json);
-    let run = backfill::run_table(&mut client, &conn, &req, &opts, a.jobs as usize, sink.as_mut()).await?;
-    for (partition, o) in &run.partitions {
+    let run = backfill::run_table(&mut client, &conn, &req, &opts, jobs as usize, sink.as_mut()).await?;
+    for (part, o) in &run.partitions {
         output::stdout(&format!(
-            "  partition {partition}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
+            "  {part}: {} rows written in {} batches this run ({} in total), {} mismatching rows\n",
             o.rows_updated, o.batches_run, o.rows_done, o.verify_mismatches
         ))?;
     }

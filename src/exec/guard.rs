@@ -547,6 +547,9 @@ pub struct Runner {
     pid: i32,
     opts: RunnerOptions,
     backfill: crate::backfill::BackfillOptions,
+    /// Workers per backfill: a partitioned table's partitions, or slices of another table's
+    /// key (`--jobs`, `[backfill] jobs`).
+    backfill_jobs: usize,
     /// Watches every step (`seqmig rehearse`); none in production runs.
     step_observer: ObserverSlot,
     /// Fault injection: abort the process after this many completed steps (see
@@ -603,6 +606,7 @@ impl Runner {
             pid,
             opts,
             backfill,
+            backfill_jobs: 1,
             step_observer: ObserverSlot::default(),
             abort_after_steps: None,
             steps_completed: 0,
@@ -623,6 +627,9 @@ impl Runner {
     /// backfills this runner applies.
     pub fn configure_backfill(&mut self, config: &crate::backfill::BackfillConfig) {
         config.apply(&mut self.backfill);
+        if let Some(j) = config.jobs {
+            self.backfill_jobs = j.max(1) as usize;
+        }
     }
 
     /// From now on, apply and roll back only plans whose signature verifies with `key`
@@ -1191,13 +1198,14 @@ impl Runner {
         let t0 = Instant::now();
         let req = crate::backfill::BackfillRequest { plan_id: &plan.id, step_id: &step.id, spec };
         let mut sink = Forward { reporter, step };
-        // The same rule as `seqmig backfill run`: a partitioned table partition by partition.
+        // The same rule as `seqmig backfill run`: a partitioned table partition by partition,
+        // another in slices of its key when there are several workers.
         let result = crate::backfill::run_table(
             &mut self.client,
             &self.opts.connection,
             &req,
             &self.backfill,
-            1,
+            self.backfill_jobs,
             &mut sink,
         )
         .await

@@ -135,7 +135,17 @@ ON CONFLICT (plan_id, step_id) DO UPDATE
    SET state = CASE WHEN b.state = 'failed' THEN 'running' ELSE b.state END, updated_at = now()
 RETURNING table_name, target_column, key_columns";
 
-/// The step's row: the sums of its partitions' rows.
+/// A sliced run's row for its step (key `(slices)`), with the slices' bounds (`$6`, a JSON
+/// array of keys) when it is new; a failed one runs again. Returns the bounds kept.
+pub const SLICED_START_SQL: &str = "\
+INSERT INTO seqmig.backfills AS b
+       (plan_id, step_id, table_name, target_column, key_kind, key_columns, batch_size, rows_total_estimate, cursor_key)
+VALUES ($1, $2, $3, $4, 'key', ARRAY['(slices)'], 0, $5, $6::text::jsonb)
+ON CONFLICT (plan_id, step_id) DO UPDATE
+   SET state = CASE WHEN b.state = 'failed' THEN 'running' ELSE b.state END, updated_at = now()
+RETURNING table_name, target_column, key_columns, cursor_key::text";
+
+/// The step's row: the sums of its partitions' (or slices') rows.
 pub const PARTITIONED_TOTALS_SQL: &str = "\
 UPDATE seqmig.backfills p
    SET rows_done = s.rows_done, rows_scanned = s.rows_scanned, batches = s.batches,
