@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{Ctx, Steps, add_index};
 use crate::model::{Ident, Index, IndexExpr, QualifiedName};
-use crate::plan::draft::StepDraft;
+use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{derived_name, index_value};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
@@ -88,6 +88,23 @@ fn child_name(
     )
 }
 
+/// The partitions `table` has when the index is built: the current ones, and new ones that
+/// are attached before the parent changes ([`super::attach_partition::attached_early`]); a
+/// table the plan creates has the desired ones.
+fn partitions_now<'a>(ctx: &Ctx<'a>, table: &QualifiedName) -> Vec<&'a crate::model::Table> {
+    if !ctx.current.tables.contains_key(table) {
+        return ctx.desired.partitions_of(table);
+    }
+    let mut out = ctx.current.partitions_of(table);
+    out.extend(
+        ctx.desired
+            .partitions_of(table)
+            .into_iter()
+            .filter(|d| super::attach_partition::attached_early(ctx, d)),
+    );
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build(
     ctx: &Ctx<'_>,
@@ -108,7 +125,7 @@ fn build(
         })
         .collect();
     let mut children = Vec::new();
-    for p in ctx.current.partitions_of(table) {
+    for p in partitions_now(ctx, table) {
         let child = child_name(ctx, name, &p.name, &keys);
         let child_actual = match spec.suffix {
             Some(sfx) => {
@@ -141,6 +158,8 @@ fn build(
                     json!({ "index": qn(&child_actual), "concurrently": true, "if_exists": true }),
                 )?)
                 .lock(LockMode::ShareUpdateExclusive, &p.name)
+                // A partition the plan creates exists once its creation ran.
+                .needs((!ctx.current.tables.contains_key(&p.name)).then(|| Res::Table(p.name.clone())))
                 .verify(ctx.verify(json!({ "kind": "index", "index_text": child_actual.quoted() }))?)
                 .outside_transaction()
                 .scans(),
