@@ -313,26 +313,19 @@ fn table_spec(parted_weight: f64) -> impl Strategy<Value = TableSpec> {
                 .collect();
             let drop_index = drop_index && indexed.is_some();
             let drop_fk = drop_fk && fk;
-            let (mut cols, mut added): (Vec<Col>, _) = (cols, added);
-            if parted.is_some_and(|p| p.attach) {
-                // The parent reaches a new column set only in contract, after the attach in
-                // expand: the plan refuses that (`partition-attach-with-parent-changes`,
-                // tested in partition3_tests), so an attach comes with the other changes only.
+            // An attach comes with any column change of the parent: the new partition is
+            // attached in the parent's current shape before the parent's steps (issue 21, gap 1).
+            // Not with a new key of the parent: that is still refused
+            // (`partition-attach-with-parent-changes`, tested in partition_attach_tests).
+            let mut cols: Vec<Col> = cols;
+            let mut parted = parted;
+            if let Some(p) = parted.as_mut().filter(|p| p.attach) {
+                p.add_pk = false;
                 for c in &mut cols {
-                    if matches!(
-                        c.fate,
-                        Fate::Rename
-                            | Fate::Drop
-                            | Fate::Widen
-                            | Fate::Transform
-                            | Fate::SetNotNull
-                            | Fate::DropNotNull
-                            | Fate::DropCheck
-                    ) {
-                        c.fate = Fate::Keep;
+                    if c.fate == Fate::AddUnique {
+                        c.fate = Fate::AddIndex;
                     }
                 }
-                added.clear();
             }
             TableSpec { cols, indexed, fk, added, renamed, drop_index, drop_fk, dropped, parted }
         })
@@ -370,9 +363,10 @@ fn case_with(parted_weight: f64) -> impl Strategy<Value = Case> {
                     p.strategy = PStrategy::Range;
                 }
             }
+            let attach0 = tables[0].parted.is_some_and(|p| p.attach);
             for c in &mut tables[0].cols {
                 if c.fate == Fate::AddFk {
-                    c.fate = Fate::AddUnique;
+                    c.fate = if attach0 { Fate::AddIndex } else { Fate::AddUnique };
                 }
             }
             for t in tables.iter_mut().filter(|t| t.dropped) {
