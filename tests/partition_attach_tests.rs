@@ -257,3 +257,129 @@ fn issue21_9_a_new_partition_with_a_check_of_its_own_next_to_parent_changes_is_s
     assert!(codes.contains(&("partition-attach-with-parent-changes", "public.events_next")), "{codes:?}");
     assert!(plan.is_blocked());
 }
+
+/// Runs `sql` through psql, statement by statement and outside a transaction, as a person runs
+/// a phase's rollback file.
+fn psql_file(db: &TestDb, sql: &str) {
+    let psql = seqmig::cluster::find_bindir()
+        .map(|d| d.join("psql"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "psql".into());
+    let path = std::env::temp_dir().join(format!("seqmig-rollback-{}.sql", std::process::id()));
+    std::fs::write(&path, sql).unwrap();
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
+        .arg(&path)
+        .output()
+        .expect("run psql");
+    std::fs::remove_file(&path).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The undo of a dropped index of a partitioned table (two levels): `seqmig rollback` refuses
+/// contract, so the real path is contract's rollback file, run by a person. It builds the index
+/// the way forward creation does, one `CREATE INDEX CONCURRENTLY` per leaf, `ON ONLY` per
+/// partitioned table, attached each, never a plain `CREATE INDEX` on the parent; run again
+/// over a half-built set (a loose leaf index, an INVALID one, an invalid parent index) it
+/// clears it and ends with every index valid and attached, while a writer runs.
+#[test]
+fn issue21_10_the_undo_of_a_dropped_partitioned_index_builds_it_partition_by_partition() {
+    let before = "CREATE TABLE public.metrics (id bigint NOT NULL, value integer, CONSTRAINT metrics_pkey PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE public.metrics_a PARTITION OF public.metrics FOR VALUES FROM (MINVALUE) TO (1000) PARTITION BY HASH (id);
+CREATE TABLE public.metrics_a0 PARTITION OF public.metrics_a FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE public.metrics_a1 PARTITION OF public.metrics_a FOR VALUES WITH (modulus 2, remainder 1);
+CREATE TABLE public.metrics_b PARTITION OF public.metrics FOR VALUES FROM (1000) TO (MAXVALUE);
+CREATE INDEX metrics_value_idx ON public.metrics (value);";
+    let after = before.replace("CREATE INDEX metrics_value_idx ON public.metrics (value);", "");
+    let planned = {
+        let hints = seqmig::diff::Hints::default();
+        seqmig::plan::plan(
+            &seqmig::parse::load_str("before.sql", before).unwrap().schema,
+            &seqmig::parse::load_str("after.sql", &after).unwrap().schema,
+            &hints,
+            &seqmig::render::Renderer::embedded(),
+        )
+        .unwrap()
+    };
+    let plan = &planned.plan;
+    let drop = plan.steps.iter().find(|s| s.sql.contains("DROP INDEX")).unwrap();
+    let undo = drop.rollback_sql.as_deref().unwrap();
+    assert!(!undo.contains("CREATE INDEX metrics_value_idx ON public.metrics "), "{undo}");
+    assert!(undo.contains("CREATE INDEX metrics_value_idx ON ONLY public.metrics"), "{undo}");
+    assert!(!drop.transactional, "its undo builds concurrently: {drop:?}");
+    let back = seqmig::runbook::phase_files(&planned, &seqmig::render::Renderer::embedded())
+        .unwrap()
+        .into_iter()
+        .find(|(p, _, _)| *p == Phase::Contract)
+        .map(|(_, _, back)| back)
+        .unwrap();
+    assert!(!back.contains("BEGIN;"), "{back}");
+
+    let db = TestDb::new();
+    db.execute(before);
+    db.execute("INSERT INTO public.metrics SELECT g, g % 10 FROM generate_series(1, 3000) g;");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = writer_of(&db, stop.clone(), |n| {
+        format!(
+            "INSERT INTO public.metrics VALUES ({}, 1); UPDATE public.metrics SET value = value + 1 WHERE id = {};",
+            10_000 + n,
+            1 + n % 3000
+        )
+    });
+    block_on(async {
+        for phase in phases_with_steps(plan) {
+            apply(&db, plan, phase).await.unwrap_or_else(|e| panic!("apply {phase}: {e}"));
+        }
+    });
+    // A first run that stopped halfway: a leaf's index built and loose, the other leaf's left
+    // INVALID by a failed concurrent build, the parent's index created ON ONLY and invalid.
+    db.execute(
+        "CREATE INDEX metrics_a0_value_idx ON public.metrics_a0 (value);
+CREATE INDEX metrics_value_idx ON ONLY public.metrics (value);
+INSERT INTO public.metrics_b VALUES (5000000, 1), (5000001, 1);",
+    );
+    let invalid = "CREATE UNIQUE INDEX CONCURRENTLY metrics_b_value_idx ON public.metrics_b (value)";
+    let c = block_on(async { db.client().await });
+    assert!(block_on(c.batch_execute(invalid)).is_err(), "the duplicate values fail the build");
+    drop_client(c);
+    psql_file(&db, &back);
+    stop.store(true, Ordering::SeqCst);
+    assert!(writer.join().unwrap() > 0);
+    let state: Vec<(String, bool, bool)> = block_on(async {
+        db.client()
+            .await
+            .query(
+                "SELECT c.relname::text, i.indisvalid, c.relname = 'metrics_value_idx' OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 WHERE c.relname LIKE 'metrics%value_idx' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    });
+    let names: Vec<&str> = state.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "metrics_a0_value_idx",
+            "metrics_a1_value_idx",
+            "metrics_a_value_idx",
+            "metrics_b_value_idx",
+            "metrics_value_idx"
+        ],
+        "{state:?}"
+    );
+    assert!(state.iter().all(|(_, valid, attached)| *valid && *attached), "{state:?}");
+    let want = live_of(&{
+        let reference = TestDb::new();
+        reference.execute(before);
+        reference
+    });
+    let got = live_of(&db);
+    assert_eq!(got.indexes, want.indexes);
+}
+
+fn drop_client(_c: Client) {}

@@ -71,6 +71,24 @@ pub fn index_steps_as(
     Ok((out, renames))
 }
 
+/// A script that builds `index` on its partitioned table again, the way [`index_steps`]
+/// builds it (one `CREATE INDEX CONCURRENTLY` per leaf, `CREATE INDEX … ON ONLY` per
+/// partitioned table, `ALTER INDEX … ATTACH PARTITION` each): the undo of a dropped
+/// partitioned index, run statement by statement outside a transaction. It starts with those
+/// steps' own undo, last first, so a run interrupted halfway (a leaf index left INVALID, one
+/// built but never attached, a parent index still invalid) is cleared and built again.
+pub fn rebuild_script(
+    ctx: &Ctx<'_>,
+    index: &Index,
+    phase: Phase,
+) -> Result<String, crate::render::RenderError> {
+    let spec = Spec { phase, rename: None, suffix: None };
+    let (steps, _) = index_steps_as(ctx, index, &index.name, &spec)?;
+    let mut out: Vec<&str> = steps.iter().rev().filter_map(|s| s.rollback_sql.as_deref()).collect();
+    out.extend(steps.iter().map(|s| s.sql.as_str()));
+    Ok(out.join("\n"))
+}
+
 /// The name of the index on partition `table` that belongs to `parent`: the desired schema's
 /// (a pg_dump or the loader names it as PostgreSQL would), else PostgreSQL's own choice.
 fn child_name(
@@ -79,7 +97,10 @@ fn child_name(
     table: &QualifiedName,
     keys: &[String],
 ) -> QualifiedName {
-    if let Some(n) = ctx.desired.attached_index_on(parent, table) {
+    // The current schema's name when the index is built again after its drop.
+    if let Some(n) =
+        ctx.desired.attached_index_on(parent, table).or_else(|| ctx.current.attached_index_on(parent, table))
+    {
         return n.clone();
     }
     QualifiedName::new(
