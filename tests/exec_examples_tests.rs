@@ -1031,4 +1031,5 @@ examples! {
     example_30_attach_partitions => "30-attach-partitions",
     example_31_partitioned_type_change => "31-partitioned-type-change",
     example_32_detach_partitions => "32-detach-partitions",
+    example_33_attach_partition_with_parent_changes => "33-attach-partition-with-parent-changes",
 }

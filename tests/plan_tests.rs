@@ -121,6 +121,7 @@ mod issue19_1_example_snapshots {
     e30_attach_partitions => "30-attach-partitions",
     e31_partitioned_type_change => "31-partitioned-type-change",
     e32_detach_partitions => "32-detach-partitions",
+    e33_attach_partition_with_parent_changes => "33-attach-partition-with-parent-changes",
     }
 
     /// Asserts the snapshot of one example in one format.

@@ -32,6 +32,7 @@ mod online_ddl_tests;
 mod parse_tests;
 mod partition2_tests;
 mod partition3_tests;
+mod partition_attach_tests;
 mod partition_detach_tests;
 mod partition_tests;
 mod plan_tests;

@@ -158,13 +158,15 @@ impl Differ<'_> {
 }
 
 impl Differ<'_> {
-    /// A new partition attached to a parent whose columns or CHECK constraints change in the
-    /// same plan. The partition is created in the desired shape in `expand` and attached
-    /// there, but the parent only reaches that shape in `contract` (old and renamed columns
-    /// are dropped, a type change's shadow column and a NOT NULL's helper check live until
-    /// then). PostgreSQL refuses the attach (SQLSTATE 42804, *table contains column not found
-    /// in parent*; or *child table is missing column / constraint*). Found by the reliability
-    /// generator; the plan says so instead of failing halfway through `expand`.
+    /// A new partition of a parent whose columns or CHECK constraints change in the same
+    /// plan. The plan creates it in the parent's current shape and attaches it in `expand`
+    /// before the parent's own steps, so PostgreSQL carries each of them to it
+    /// (plan/steps/attach_partition.rs). What that cannot cover is reported: a parent that is
+    /// renamed too (the attach would name a table that does not exist yet), a partition with
+    /// CHECK constraints of its own (they may read columns the parent gets later), and a
+    /// primary key or unique constraint of the parent that changes (its partition copies are
+    /// built per existing partition). Found by the reliability generator: attached in its
+    /// final shape, PostgreSQL refused the attach (SQLSTATE 42804).
     pub(super) fn attach_with_parent_changes(&mut self) {
         let mut found = Vec::new();
         for name in &self.created_tables {
@@ -175,38 +177,39 @@ impl Differ<'_> {
                 continue;
             };
             let Some(then) = self.desired.tables.get(&p.parent) else { continue };
-            let shape = |t: &Table| {
-                let mut cols: Vec<(String, String, bool)> = t
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.as_str().to_string(), c.data_type.clone(), c.not_null))
-                    .collect();
-                cols.sort();
-                cols
-            };
-            let checks = |t: &Table| {
-                let mut out: Vec<String> = t
-                    .constraints
-                    .values()
-                    .filter(|c| matches!(c.kind, ConstraintKind::Check { .. }))
-                    .map(|c| c.name.as_str().to_string())
-                    .collect();
-                out.sort();
-                out
-            };
-            let dropped_check = checks(now).iter().any(|c| !checks(then).contains(c));
-            if shape(now) == shape(then) && !dropped_check {
+            if !now.partition_shape_changes(then) {
                 continue;
             }
+            let keys = |t: &Table| {
+                t.constraints
+                    .values()
+                    .filter(|c| {
+                        matches!(c.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. })
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            let why = if current_name != &p.parent {
+                format!("{} is renamed in the same plan", p.parent.quoted())
+            } else if t.constraints.values().any(|c| matches!(c.kind, ConstraintKind::Check { .. })) {
+                format!(
+                    "{} has CHECK constraints of its own, which may read columns {} gets later",
+                    t.name.quoted(),
+                    p.parent.quoted()
+                )
+            } else if keys(now) != keys(then) {
+                format!("{}'s primary key or unique constraints change too", p.parent.quoted())
+            } else {
+                continue;
+            };
             found.push(
                 Finding::error(
                     FindingCode::PartitionAttachWithParentChanges,
                     t.name.quoted(),
                     format!(
-                        "{} is attached to {} in expand, but {}'s columns or CHECK constraints change in the same plan and reach their new shape only in contract: PostgreSQL refuses to attach a table whose columns and constraints differ from its parent's (SQLSTATE 42804)",
+                        "{} is a new partition of {}, whose columns or CHECK constraints change in the same plan, and {why}: seqmig cannot attach it in a shape PostgreSQL accepts (SQLSTATE 42804) at any point of the plan",
                         t.name.quoted(),
                         p.parent.quoted(),
-                        p.parent.quoted()
                     ),
                 )
                 .with_help(format!(

@@ -71,6 +71,35 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Whether a partitioned table's columns (name, type, NOT NULL) differ between `self` (as it
+    /// is) and `then` (as desired), or a CHECK of `self` is gone in `then`: PostgreSQL refuses
+    /// to attach a table shaped like one of them to the other (SQLSTATE 42804, *table contains
+    /// column not found in parent*, *child table is missing column / constraint*). A new
+    /// partition of such a parent is created in the current shape and attached first
+    /// (plan/steps/attach_partition.rs), so the parent's changes reach it through PostgreSQL.
+    pub fn partition_shape_changes(&self, then: &Table) -> bool {
+        let shape = |t: &Table| {
+            let mut cols: Vec<(String, String, bool)> = t
+                .columns
+                .iter()
+                .map(|c| (c.name.as_str().to_string(), c.data_type.clone(), c.not_null))
+                .collect();
+            cols.sort();
+            cols
+        };
+        let checks = |t: &Table| {
+            t.constraints
+                .values()
+                .filter(|c| matches!(c.kind, super::ConstraintKind::Check { .. }))
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let kept = checks(then);
+        shape(self) != shape(then) || checks(self).iter().any(|c| !kept.contains(c))
+    }
+}
+
 impl Schema {
     /// The direct partitions of `parent`, in name order.
     pub fn partitions_of(&self, parent: &QualifiedName) -> Vec<&Table> {

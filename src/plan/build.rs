@@ -110,6 +110,18 @@ pub fn build(
             }
         }
     }
+    for (i, n) in nodes.iter().enumerate() {
+        for t in &n.draft.leads {
+            for (m, o) in nodes.iter().enumerate() {
+                if o.change != n.change
+                    && o.draft.phase >= n.draft.phase
+                    && change_table(&changes[o.change]) == Some(t)
+                {
+                    edges.insert((i, m));
+                }
+            }
+        }
+    }
     // An edge into an earlier phase cannot be honoured: the releases ship in phase order.
     let mut conflicts: BTreeSet<(usize, usize)> = BTreeSet::new();
     for &(a, b) in &edges {
@@ -734,6 +746,30 @@ fn gate(hints: &Hints, steps: &[Step]) -> GateSpec {
         criteria.push(GateCriterion { name: "approvals".into(), value: hints.gate.approvals.join(", ") });
     }
     GateSpec { criteria }
+}
+
+/// The table whose columns, constraints or indexes `change` changes (what a step's `leads`
+/// names).
+fn change_table(change: &Change) -> Option<&QualifiedName> {
+    match change {
+        Change::AddColumn { table, .. }
+        | Change::AddNotNullColumn { table, .. }
+        | Change::DropColumn { table, .. }
+        | Change::RenameColumn { table, .. }
+        | Change::ChangeType(TypeChange { table, .. })
+        | Change::SetNotNull { table, .. }
+        | Change::DropNotNull { table, .. }
+        | Change::ChangeDefault { table, .. }
+        | Change::SetStatistics { table, .. }
+        | Change::AddConstraint { table, .. }
+        | Change::AddUnique { table, .. }
+        | Change::ChangeConstraint { table, .. }
+        | Change::DropConstraint { table, .. }
+        | Change::RenameConstraint { table, .. } => Some(table),
+        Change::AddIndex { index, .. } | Change::DropIndex { index } => Some(&index.table),
+        Change::ChangeIndex { to, .. } => Some(&to.table),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub struct StepDraft {
     pub releases: Vec<Res>,
     /// Resources whose removal must happen before this step.
     pub after_removal: Vec<Res>,
+    /// Tables whose column, constraint and index changes must all come after this step (a
+    /// new partition attached in its parent's current shape, before the parent changes).
+    pub leads: Vec<QualifiedName>,
 }
 
 impl StepDraft {
@@ -74,6 +77,7 @@ impl StepDraft {
             removes: Vec::new(),
             releases: Vec::new(),
             after_removal: Vec::new(),
+            leads: Vec::new(),
         }
     }
 
@@ -121,6 +125,12 @@ impl StepDraft {
 
     pub fn needs(mut self, r: impl IntoIterator<Item = Res>) -> Self {
         self.needs.extend(r);
+        self
+    }
+
+    /// Every column, constraint and index change of these tables comes after this step.
+    pub fn leads(mut self, tables: impl IntoIterator<Item = QualifiedName>) -> Self {
+        self.leads.extend(tables);
         self
     }
 

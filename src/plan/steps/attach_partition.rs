@@ -32,6 +32,24 @@ pub fn applies(ctx: &Ctx<'_>, table: &Table) -> bool {
         .is_some_and(|p| ctx.current.tables.get(&p.parent).is_some_and(Table::is_partitioned))
 }
 
+/// Whether `table` is a new partition attached before its parent's own changes: the parent's
+/// columns or CHECK constraints change in the same plan, so the partition is created in the
+/// parent's current shape, attached first in `expand`, and every later step on the parent
+/// (columns added, dropped, renamed, shadow columns, triggers, checks, indexes) reaches it
+/// through PostgreSQL. Attached in the final shape it was refused (SQLSTATE 42804): the parent
+/// has that shape only in `contract`.
+pub fn attached_early(ctx: &Ctx<'_>, table: &Table) -> bool {
+    let Some(p) = &table.partition_of else { return false };
+    !ctx.current.tables.contains_key(&table.name)
+        && ctx
+            .current
+            .tables
+            .get(&p.parent)
+            .filter(|t| t.is_partitioned())
+            .zip(ctx.desired.tables.get(&p.parent))
+            .is_some_and(|(now, then)| now.partition_shape_changes(then))
+}
+
 /// The CHECK expression PostgreSQL accepts as proof of `bound` on a partition of `parent`
 /// (ATTACH then logs "partition constraint … is implied by existing constraints"): the form
 /// of `pg_get_partition_constraintdef` for a one-column RANGE or LIST key, and
@@ -84,18 +102,21 @@ pub fn helper_name(table: &QualifiedName, suffix: &str) -> Ident {
     derived_name(table.name.as_str(), suffix)
 }
 
-/// The CHECK constraints a partition of `parent` must carry: the parent's and its ancestors'
-/// (the model keeps a check on the table that declares it).
-fn inherited_checks<'a>(ctx: &'a Ctx<'_>, parent: &QualifiedName) -> Vec<&'a crate::model::Constraint> {
+/// The CHECK constraints a partition of `parent` must carry in `schema`: the parent's and its
+/// ancestors' (the model keeps a check on the table that declares it).
+fn inherited_checks<'a>(
+    schema: &'a crate::model::Schema,
+    parent: &QualifiedName,
+) -> Vec<&'a crate::model::Constraint> {
     let mut out = Vec::new();
-    let mut at = ctx.desired.tables.get(parent);
+    let mut at = schema.tables.get(parent);
     while let Some(t) = at {
         out.extend(
             t.constraints
                 .values()
                 .filter(|c| matches!(c.kind, ConstraintKind::Check { no_inherit: false, .. })),
         );
-        at = t.partition_of.as_ref().and_then(|p| ctx.desired.tables.get(&p.parent));
+        at = t.partition_of.as_ref().and_then(|p| schema.tables.get(&p.parent));
     }
     out
 }
@@ -116,15 +137,36 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     let p = table.partition_of.as_ref().expect("applies() checked it");
     let parent_now = &ctx.current.tables[&p.parent];
     let parent = ctx.desired.tables.get(&p.parent).unwrap_or(parent_now);
+    let early = !existing && attached_early(ctx, table);
 
-    // 1. The table on its own, in the partition's shape.
+    // 1. The table on its own, in the partition's shape: the final one, or, attached before
+    // the parent changes, the parent's current one (a column the desired partition has under
+    // the same name and type keeps its definition there).
+    let shape = if early {
+        let mut s = table.clone();
+        s.columns = parent_now
+            .columns
+            .iter()
+            .map(|c| {
+                table
+                    .column(&c.name)
+                    .filter(|d| d.data_type == c.data_type && d.not_null == c.not_null)
+                    .unwrap_or(c)
+                    .clone()
+            })
+            .collect();
+        s
+    } else {
+        table.clone()
+    };
+    let (checks_from, keep_index) = if early { (ctx.current, true) } else { (ctx.desired, false) };
     let mut constraints: Vec<_> = table
         .constraints
         .values()
         .filter(|c| !matches!(c.kind, ConstraintKind::ForeignKey { .. }))
         .map(|c| json!({ "name": c.name.as_str(), "definition": constraint_def(c) }))
         .collect();
-    for c in inherited_checks(ctx, &p.parent) {
+    for c in inherited_checks(checks_from, &p.parent) {
         if !table.constraints.contains_key(&c.name) {
             constraints.push(json!({ "name": c.name.as_str(), "definition": constraint_def(c) }));
         }
@@ -134,7 +176,7 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
         json!({
             "table": qn(t),
             "unlogged": table.persistence == crate::model::Persistence::Unlogged,
-            "columns": table.columns.iter().map(column_value).collect::<Vec<_>>(),
+            "columns": shape.columns.iter().map(column_value).collect::<Vec<_>>(),
             "constraints": constraints,
             "partition_of": null,
             "bound": null,
@@ -145,7 +187,13 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     )?;
     // The partition's own copies of the parent's indexes, under the names the desired
     // schema gives them; ATTACH finds them and attaches them instead of building its own.
-    for (child, _) in ctx.desired.index_attachments.iter() {
+    // Attached before the parent changes, only the copies of indexes the parent has now
+    // unchanged: its new or changed indexes are built on this partition with the others
+    // (plan/steps/partition.rs), and ATTACH creates copies of those it drops later.
+    for (child, of) in ctx.desired.index_attachments.iter() {
+        if keep_index && ctx.current.indexes.get(of) != ctx.desired.indexes.get(of) {
+            continue;
+        }
         if let Some(i) = ctx.desired.indexes.get(child).filter(|i| &i.table == t) {
             let plain = Index { only: false, ..i.clone() };
             sql.push('\n');
@@ -154,7 +202,7 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
             );
         }
     }
-    let (needs, makes) = super::create_table::table_needs_and_makes(ctx, t, table);
+    let (needs, makes) = super::create_table::table_needs_and_makes(ctx, t, &shape);
     let mut out = Vec::new();
     let create = vec![
         StepDraft::new(
@@ -267,13 +315,17 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     // copy of each (created with the table) to the parent's index. Attached before the
     // parent's index exists, the copy stays unattached and the parent's index invalid
     // (found by the reliability generator: a new partition and a new index in one plan).
-    attach_needs.extend(
-        ctx.desired
-            .indexes
-            .values()
-            .filter(|i| i.table == p.parent && !ctx.current.indexes.contains_key(&i.name))
-            .map(|i| Res::Index(i.name.clone())),
-    );
+    // Attached before the parent changes, the parent's new indexes come after instead, and
+    // are built on this partition too.
+    if !early {
+        attach_needs.extend(
+            ctx.desired
+                .indexes
+                .values()
+                .filter(|i| i.table == p.parent && !ctx.current.indexes.contains_key(&i.name))
+                .map(|i| Res::Index(i.name.clone())),
+        );
+    }
     let attach = StepDraft::new(
         Phase::Expand,
         attach_purpose,
@@ -282,14 +334,16 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     // Undone with a plain DETACH: a rollback runs in a transaction, which CONCURRENTLY
     // refuses; the ACCESS EXCLUSIVE lock on the parent is brief (catalog only).
     .rollback(format!(
-        "{} -- seqmig:ignore detach-partition-non-concurrently",
+        "{} -- seqmig:ignore detach-partition-non-concurrently{}",
         ctx.sql(
             "detach_partition",
             json!({ "parent": qn(&p.parent), "table": qn(t), "concurrently": false }),
-        )?
+        )?,
+        if existing { String::new() } else { move_back(parent_now, t) }
     ))
     .needs(attach_needs)
     .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?);
+    let attach = if early { attach.leads([p.parent.clone()]) } else { attach };
     // PostgreSQL also takes ACCESS EXCLUSIVE on the default partition (brief once its scan is
     // skipped): queries reaching it wait for the attach.
     out.push(match &default {
@@ -320,6 +374,27 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
         );
     }
     Ok(out)
+}
+
+/// After the undo of an attach: the rows written into the new partition `t` since, moved back
+/// through `parent` (its columns as before the plan, which the rollback has restored by then),
+/// so they land where the old release would have written them, in the default partition.
+/// Where no partition takes them the INSERT fails (SQLSTATE 23514, *no partition of relation
+/// … found for row*) and rolls the detach back with it: the rollback stops at this step with
+/// the rows still attached, never dropping them with the table.
+fn move_back(parent: &Table, t: &QualifiedName) -> String {
+    let cols: Vec<String> =
+        parent.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.quoted_sql()).collect();
+    let overriding =
+        if parent.columns.iter().any(|c| c.identity.is_some()) { " OVERRIDING SYSTEM VALUE" } else { "" };
+    format!(
+        "\n-- the rows written into {t} since it was attached go back through {} (to its default partition); with no partition to take them this fails and the rollback stops here, keeping them\nINSERT INTO {} ({}){overriding} SELECT {} FROM {};",
+        parent.name,
+        parent.name.quoted(),
+        cols.join(", "),
+        cols.join(", "),
+        t.quoted()
+    )
 }
 
 #[cfg(test)]

@@ -57,17 +57,20 @@ pub fn steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
         ),
         ctx.sql("drop_index", json!({ "index": qn(&index.name), "concurrently": concurrently }))?,
     )
-    .rollback(
-        ctx.sql(
-            "create_index",
-            json!({ "index": index_value(index, &index.name.name, concurrently, None) }),
-        )?,
-    )
+    .rollback(if partitioned && !index.only {
+        // Built again partition by partition, as forward creation builds it: a plain
+        // CREATE INDEX on the parent would block writes on every partition while all build.
+        super::partition::rebuild_script(ctx, index, Phase::Contract)?
+    } else {
+        ctx.sql("create_index", json!({ "index": index_value(index, &index.name.name, concurrently, None) }))?
+    })
     .lock(if concurrently { LockMode::ShareUpdateExclusive } else { LockMode::AccessExclusive }, &index.table)
     .verify(ctx.verify(json!({ "kind": "relation", "rel_text": index.name.quoted(), "present": false }))?)
     .releases(releases)
     .removes([Res::Index(index.name.clone())]);
-    if concurrently {
+    // The partitioned drop is one catalog statement, atomic on its own; outside a transaction
+    // so that its undo can build each partition's index concurrently.
+    if concurrently || partitioned {
         step = step.outside_transaction();
     }
     Ok(vec![step])

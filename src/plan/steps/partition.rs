@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{Ctx, Steps, add_index};
 use crate::model::{Ident, Index, IndexExpr, QualifiedName};
-use crate::plan::draft::StepDraft;
+use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{derived_name, index_value};
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
@@ -71,6 +71,24 @@ pub fn index_steps_as(
     Ok((out, renames))
 }
 
+/// A script that builds `index` on its partitioned table again, the way [`index_steps`]
+/// builds it (one `CREATE INDEX CONCURRENTLY` per leaf, `CREATE INDEX … ON ONLY` per
+/// partitioned table, `ALTER INDEX … ATTACH PARTITION` each): the undo of a dropped
+/// partitioned index, run statement by statement outside a transaction. It starts with those
+/// steps' own undo, last first, so a run interrupted halfway (a leaf index left INVALID, one
+/// built but never attached, a parent index still invalid) is cleared and built again.
+pub fn rebuild_script(
+    ctx: &Ctx<'_>,
+    index: &Index,
+    phase: Phase,
+) -> Result<String, crate::render::RenderError> {
+    let spec = Spec { phase, rename: None, suffix: None };
+    let (steps, _) = index_steps_as(ctx, index, &index.name, &spec)?;
+    let mut out: Vec<&str> = steps.iter().rev().filter_map(|s| s.rollback_sql.as_deref()).collect();
+    out.extend(steps.iter().map(|s| s.sql.as_str()));
+    Ok(out.join("\n"))
+}
+
 /// The name of the index on partition `table` that belongs to `parent`: the desired schema's
 /// (a pg_dump or the loader names it as PostgreSQL would), else PostgreSQL's own choice.
 fn child_name(
@@ -79,13 +97,33 @@ fn child_name(
     table: &QualifiedName,
     keys: &[String],
 ) -> QualifiedName {
-    if let Some(n) = ctx.desired.attached_index_on(parent, table) {
+    // The current schema's name when the index is built again after its drop.
+    if let Some(n) =
+        ctx.desired.attached_index_on(parent, table).or_else(|| ctx.current.attached_index_on(parent, table))
+    {
         return n.clone();
     }
     QualifiedName::new(
         table.schema.clone(),
         derived_name(table.name.as_str(), &format!("_{}_idx", keys.join("_"))),
     )
+}
+
+/// The partitions `table` has when the index is built: the current ones, and new ones that
+/// are attached before the parent changes ([`super::attach_partition::attached_early`]); a
+/// table the plan creates has the desired ones.
+fn partitions_now<'a>(ctx: &Ctx<'a>, table: &QualifiedName) -> Vec<&'a crate::model::Table> {
+    if !ctx.current.tables.contains_key(table) {
+        return ctx.desired.partitions_of(table);
+    }
+    let mut out = ctx.current.partitions_of(table);
+    out.extend(
+        ctx.desired
+            .partitions_of(table)
+            .into_iter()
+            .filter(|d| super::attach_partition::attached_early(ctx, d)),
+    );
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -108,7 +146,7 @@ fn build(
         })
         .collect();
     let mut children = Vec::new();
-    for p in ctx.current.partitions_of(table) {
+    for p in partitions_now(ctx, table) {
         let child = child_name(ctx, name, &p.name, &keys);
         let child_actual = match spec.suffix {
             Some(sfx) => {
@@ -141,6 +179,8 @@ fn build(
                     json!({ "index": qn(&child_actual), "concurrently": true, "if_exists": true }),
                 )?)
                 .lock(LockMode::ShareUpdateExclusive, &p.name)
+                // A partition the plan creates exists once its creation ran.
+                .needs((!ctx.current.tables.contains_key(&p.name)).then(|| Res::Table(p.name.clone())))
                 .verify(ctx.verify(json!({ "kind": "index", "index_text": child_actual.quoted() }))?)
                 .outside_transaction()
                 .scans(),
