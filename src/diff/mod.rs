@@ -51,6 +51,8 @@ struct Differ<'a> {
     /// The desired schema's indexes per table, in name order: built once, because scanning
     /// every index for each table made a diff quadratic in the size of the schema.
     desired_indexes: BTreeMap<&'a QualifiedName, Vec<&'a Index>>,
+    /// Tables renamed by a hint within their schema, (current, desired); set by `tables`.
+    renames: Vec<(QualifiedName, QualifiedName)>,
 }
 
 /// `(current, desired, hints) → (changes, findings)`.
@@ -75,6 +77,7 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
         used_fills: BTreeSet::new(),
         moved_constraints: BTreeSet::new(),
         desired_indexes: BTreeMap::new(),
+        renames: Vec::new(),
     };
     for i in desired.indexes.values() {
         d.desired_indexes.entry(&i.table).or_default().push(i);
@@ -485,6 +488,7 @@ impl Differ<'_> {
                 );
             }
         }
+        self.renames = self.renamed_tables();
         let paired_current: BTreeSet<QualifiedName> = self.table_pairs.values().cloned().collect();
         let created: Vec<&Table> =
             self.desired.tables.values().filter(|t| !self.table_pairs.contains_key(&t.name)).collect();
@@ -1135,7 +1139,7 @@ impl Differ<'_> {
 
     /// `text` as it reads once the renamed tables have their new names.
     fn carry_text(&self, text: &str) -> String {
-        self.renamed_tables().iter().fold(text.to_string(), |t, (cur, des)| {
+        self.renames.iter().fold(text.to_string(), |t, (cur, des)| {
             crate::parse::text::rename_relation(
                 &t,
                 cur.schema.as_str(),
@@ -1146,12 +1150,12 @@ impl Differ<'_> {
     }
 
     fn carry_table(&self, q: &QualifiedName) -> QualifiedName {
-        self.renamed_tables().into_iter().find(|(cur, _)| cur == q).map_or_else(|| q.clone(), |(_, des)| des)
+        self.renames.iter().find(|(cur, _)| cur == q).map_or_else(|| q.clone(), |(_, des)| des.clone())
     }
 
     /// A current view as it reads after the renames of the tables it reads.
     fn carried_view(&self, v: &View) -> View {
-        if !v.reads.iter().any(|r| self.renamed_tables().iter().any(|(cur, _)| cur == &r.table)) {
+        if !v.reads.iter().any(|r| self.renames.iter().any(|(cur, _)| cur == &r.table)) {
             return v.clone();
         }
         let mut out = v.clone();
@@ -1167,7 +1171,7 @@ impl Differ<'_> {
     /// The current opaque objects, those on a renamed table under the identity, text and
     /// table they have after the rename.
     fn carried_opaque(&self) -> BTreeMap<crate::model::OpaqueId, crate::model::OpaqueObject> {
-        let renames = self.renamed_tables();
+        let renames = &self.renames;
         self.current
             .opaque
             .values()
@@ -1188,12 +1192,12 @@ impl Differ<'_> {
 
     /// The current comments, those on a renamed table or its columns under its new name.
     fn carried_comments(&self) -> BTreeMap<ObjectRef, String> {
-        let renames = self.renamed_tables();
+        let renames = &self.renames;
         self.current
             .comments
             .iter()
             .map(|(target, text)| {
-                for (cur, des) in &renames {
+                for (cur, des) in renames {
                     let (old, new) = (cur.quoted(), des.quoted());
                     let identity = match target.kind.as_str() {
                         "table" if target.identity == old => Some(new.clone()),
