@@ -518,8 +518,8 @@ impl Differ<'_> {
                             "table {} disappears and {} appears with the same columns; planning it as drop + create would lose every row",
                             old.name.quoted(), new.name.quoted()))
                         .with_help(format!(
-                            "if it is a rename, add to seqmig.toml:\n[[rename]]\nfrom = \"{}\"\nto = \"{}\"\nor pass --rename '{}={}'; if it really is a drop, list \"{}\" in [plan] allow_one_way",
-                            old.name.quoted(), new.name.quoted(), old.name.quoted(), new.name.name.quoted_sql(), old.name.quoted())),
+                            "if it is a rename, add to seqmig.toml:\n[[rename]]\nfrom = {}\nto = {}\nor pass --rename '{}={}'; if it really is a drop, list \"{}\" in [plan] allow_one_way",
+                            toml_str(&old.name.quoted()), toml_str(&new.name.quoted()), old.name.quoted(), new.name.name.quoted_sql(), old.name.quoted())),
                     );
                 }
             }
@@ -667,8 +667,8 @@ impl Differ<'_> {
                         "column {} disappears and {} of the same type appears; planned as drop + add, the column's data would be lost",
                         column_object(&cur.name, &d.name), names.join(", ")))
                     .with_help(format!(
-                        "if it is a rename, add to seqmig.toml:\n[[rename]]\ntable = \"{}\"\nfrom = \"{}\"\nto = \"{}\"\nor pass --rename '{}={}'; if it really is a drop and an add, list \"{}\" in [plan] allow_one_way",
-                        dname.quoted(), d.name.quoted_sql(), first.name.quoted_sql(),
+                        "if it is a rename, add to seqmig.toml:\n[[rename]]\ntable = {}\nfrom = {}\nto = {}\nor pass --rename '{}={}'; if it really is a drop and an add, list \"{}\" in [plan] allow_one_way",
+                        toml_str(&dname.quoted()), toml_str(&d.name.quoted_sql()), toml_str(&first.name.quoted_sql()),
                         column_object(&cur.name, &d.name), first.name.quoted_sql(), column_object(dname, &d.name))),
                 );
             }
@@ -692,6 +692,13 @@ impl Differ<'_> {
             let mut down = down.clone();
             if down.is_none() && up.is_some() && fc.data_type != tc.data_type {
                 down = self.default_down(dname, fc, tc);
+            }
+            // The copy gives the old release's NULLs the fill; the way back stays plain.
+            if let Some(Some(fill)) = self.null_fill(dname, fc, tc) {
+                if up.is_none() {
+                    down = down.or_else(|| Some(tc.name.quoted_sql()));
+                }
+                up = Some(format!("coalesce({}, {fill})", up.unwrap_or_else(|| fc.name.quoted_sql())));
             }
             self.changes.push(Change::RenameColumn {
                 table: dname.clone(),
@@ -759,14 +766,11 @@ impl Differ<'_> {
         let needs_fill = a.not_null && a.default.is_none() && a.identity.is_none() && a.generated.is_none();
         if needs_fill {
             if fill.is_none() && !self.created_tables.contains(table) {
-                self.findings.push(
-                    Finding::error(FindingCode::MissingFill, column_object(table, &a.name), format!(
-                        "column {} is NOT NULL without a default; existing rows have no value for it",
-                        column_object(table, &a.name)))
-                    .with_help(format!(
-                        "give the value for existing rows in seqmig.toml:\n[[fill]]\ntable = \"{}\"\ncolumn = \"{}\"\nvalue = \"<SQL expression>\"\nor give the column a DEFAULT",
-                        table.quoted(), a.name.quoted_sql())),
-                );
+                self.findings.push(missing_fill(
+                    table,
+                    &a.name,
+                    "is NOT NULL without a default; existing rows have no value for it",
+                ));
             }
             self.changes.push(Change::AddNotNullColumn { table: table.clone(), column: a.clone(), fill });
             return;
@@ -899,6 +903,13 @@ impl Differ<'_> {
             self.affected_columns.insert((cur.name.clone(), old.name.clone()));
             let widen_sequences =
                 if in_place { Vec::new() } else { self.widening(table, cur, old, new, &incoming) };
+            // Through a shadow column the copy gives the old release's NULLs the fill (in
+            // place, the column's NOT NULL is planned below like any other).
+            let fill = if in_place { None } else { self.null_fill(table, old, new).flatten() };
+            let up = match fill {
+                Some(fill) => format!("coalesce({up}, {fill})"),
+                None => up,
+            };
             self.changes.push(Change::ChangeType(TypeChange {
                 table: table.clone(),
                 from: old.clone(),
@@ -943,8 +954,7 @@ impl Differ<'_> {
                 to: new.default.clone(),
             });
         }
-        if !old.not_null && new.not_null {
-            let fill = self.fill(table, &new.name);
+        if let Some(fill) = self.null_fill(table, old, new) {
             self.changes.push(Change::SetNotNull { table: table.clone(), column: new.clone(), fill });
         } else if old.not_null && !new.not_null {
             self.changes.push(Change::DropNotNull { table: table.clone(), column: new.clone() });
@@ -1402,6 +1412,28 @@ impl Differ<'_> {
     }
 
     /// The `[[fill]]` of a column of the desired schema, remembered as used.
+    /// For a column that becomes NOT NULL (`old` nullable, `new` not): the value for the rows
+    /// that hold NULL, `Some(None)` (and a `missing-fill` finding) when there is none. Existing
+    /// rows may hold NULL and the old release may go on writing it: a NOT NULL check alone
+    /// would fail their updates from expand on. The fill (the hint, else the column's new
+    /// default) replaces both. `None` when the column does not become NOT NULL.
+    fn null_fill(&mut self, table: &QualifiedName, old: &Column, new: &Column) -> Option<Option<String>> {
+        if old.not_null || !new.not_null {
+            return None;
+        }
+        let fill = self.fill(table, &new.name).or_else(|| new.default.clone());
+        if fill.is_none() {
+            self.findings.push(missing_fill(
+                table,
+                &new.name,
+                "becomes NOT NULL without a default; its existing NULLs, and the NULLs the old release \
+                 goes on writing until switch, have no value (a NOT NULL check would fail every update \
+                 of those rows)",
+            ));
+        }
+        Some(fill)
+    }
+
     fn fill(&mut self, table: &QualifiedName, column: &Ident) -> Option<String> {
         let fill = self.hints.fill(table, column).map(str::to_string);
         if fill.is_some() {
@@ -1418,10 +1450,10 @@ impl Differ<'_> {
             let obj = column_object(table, column);
             let help = match self.hints.table_renames.get(table) {
                 Some(to) => format!(
-                    "{} is renamed to {}: a [[fill]] names the table as the desired schema does (table = \"{}\")",
+                    "{} is renamed to {}: a [[fill]] names the table as the desired schema does (table = {})",
                     table.quoted(),
                     to.quoted(),
-                    to.quoted()
+                    toml_str(&to.quoted())
                 ),
                 None => "a [[fill]] applies to a column of the desired schema that is added NOT NULL or made NOT NULL; check table and column against the two schemas, or remove the hint".to_string(),
             };
@@ -1459,14 +1491,35 @@ impl Differ<'_> {
     }
 }
 
+/// The `missing-fill` finding: a column that becomes NOT NULL with no value for the rows
+/// that hold none (`what` says why, after the column's name).
+fn missing_fill(table: &QualifiedName, column: &Ident, what: &str) -> Finding {
+    Finding::error(
+        FindingCode::MissingFill,
+        column_object(table, column),
+        format!("column {} {what}", column_object(table, column)),
+    )
+    .with_help(format!(
+        "give the value for existing rows in seqmig.toml:\n[[fill]]\ntable = {}\ncolumn = {}\nvalue = \"<SQL expression>\"\nor give the column a DEFAULT",
+        toml_str(&table.quoted()),
+        toml_str(&column.quoted_sql())
+    ))
+}
+
+/// `s` as a TOML basic string, quotes included: help text a user pastes into seqmig.toml
+/// must parse when a name is quoted (`public."Order Items"`).
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 fn missing_transform(table: &QualifiedName, new: &Column, old: &Column) -> Finding {
     let obj = column_object(table, &new.name);
     Finding::error(FindingCode::MissingTransform, obj.clone(), format!(
         "{obj} changes from {} to {}, which has no safe implicit cast; the backfill would not know how to convert existing rows",
         old.data_type, new.data_type))
     .with_help(format!(
-        "say how, in seqmig.toml:\n[[transform]]\ntable = \"{}\"\ncolumn = \"{}\"\nfrom = \"{}\"\nup = \"<expression over the old columns>\"\ndown = \"<expression over the new column>\"",
-        table.quoted(), new.name.quoted_sql(), old.name.quoted_sql()))
+        "say how, in seqmig.toml:\n[[transform]]\ntable = {}\ncolumn = {}\nfrom = {}\nup = \"<expression over the old columns>\"\ndown = \"<expression over the new column>\"",
+        toml_str(&table.quoted()), toml_str(&new.name.quoted_sql()), toml_str(&old.name.quoted_sql())))
 }
 
 fn missing_down(table: &QualifiedName, column: &Ident) -> Finding {

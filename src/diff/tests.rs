@@ -243,9 +243,10 @@ fn a_fill_that_matches_no_column_is_an_unused_hint() {
     };
     let (changes, findings) = diff(&cur, &des, &fill("public.users"));
     assert_eq!(kinds(&changes), ["rename_table", "set_not_null"]);
-    assert_eq!(codes(&findings), ["unused-hint"]);
-    assert!(findings[0].message.contains("public.users"), "{findings:?}");
-    assert!(findings[0].help.contains("public.people"), "{findings:?}");
+    // The column has no fill then, and no default: blocked, and the hint is named unused.
+    assert_eq!(codes(&findings), ["missing-fill", "unused-hint"]);
+    assert!(findings[1].message.contains("public.users"), "{findings:?}");
+    assert!(findings[1].help.contains("public.people"), "{findings:?}");
 
     let (changes, findings) = diff(&cur, &des, &fill("public.people"));
     assert!(matches!(&changes[1], Change::SetNotNull { fill: Some(_), .. }), "{changes:?}");

@@ -295,9 +295,34 @@ async fn load_sql(
     }
 }
 
+/// The fills of a plan's existing columns (a column made NOT NULL), by table and column: the
+/// backfill's `coalesce(column, fill)`, or `None` when the fill gives another value each time
+/// it is evaluated (`now()`, `nextval(…)`). A rollback does not undo a fill, by design (the
+/// old release reads the fill value where it wrote NULL; book: rehearse.md).
+fn fills(plan: &Plan) -> BTreeMap<(String, String), Option<String>> {
+    const PER_EVALUATION: &[&str] =
+        &["now(", "current_timestamp", "current_date", "current_time", "localtime", "transaction_timestamp("];
+    plan.steps
+        .iter()
+        .filter_map(|s| s.backfill.as_ref())
+        .filter(|b| b.pending_predicate == format!("{} IS NULL", b.target_column.quoted_sql()))
+        .map(|b| {
+            let lower = b.expr.to_ascii_lowercase();
+            let fixed = !crate::model::expr::is_volatile(&b.expr) && !PER_EVALUATION.iter().any(|f| lower.contains(f));
+            ((b.table.quoted(), b.target_column.as_str().to_string()), fixed.then(|| b.expr.clone()))
+        })
+        .collect()
+}
+
 /// The data that must survive a rollback: a checksum per table of the current schema, over
-/// the current schema's columns that exist now (columns the plan adds may hold new data).
-async fn checksums(client: &Client, current: &Schema) -> Result<BTreeMap<String, String>, RehearseError> {
+/// the current schema's columns that exist now (columns the plan adds may hold new data). A
+/// filled column is compared as filled (`coalesce(column, fill)`), or not at all when its
+/// fill differs at each evaluation.
+async fn checksums(
+    client: &Client,
+    current: &Schema,
+    fills: &BTreeMap<(String, String), Option<String>>,
+) -> Result<BTreeMap<String, String>, RehearseError> {
     let mut out = BTreeMap::new();
     for t in current.tables.values() {
         let names: Vec<String> = t.columns.iter().map(|c| c.name.as_str().to_string()).collect();
@@ -316,7 +341,16 @@ async fn checksums(client: &Client, current: &Schema) -> Result<BTreeMap<String,
         if existing.is_empty() {
             continue;
         }
-        let cols: Vec<String> = existing.iter().map(|c| crate::model::quote_ident(c)).collect();
+        let cols: Vec<String> = existing
+            .iter()
+            .filter_map(|c| match fills.get(&(t.name.quoted(), c.clone())) {
+                None => Some(crate::model::quote_ident(c)),
+                Some(filled) => filled.clone(),
+            })
+            .collect();
+        if cols.is_empty() {
+            continue;
+        }
         let sql = format!(
             "SELECT count(*)::int8, md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM (SELECT {} FROM {}) x",
             cols.join(", "),
@@ -507,6 +541,7 @@ async fn run(
     let mut problems = Vec::new();
     let mut final_schema_matches = None;
     let mut stopped = false;
+    let fills = fills(&plan);
     for phase in Phase::ALL {
         let steps = plan.steps_of(phase);
         if steps.is_empty() {
@@ -519,7 +554,7 @@ async fn run(
             s.tables = tables.clone();
         }
         let schema_before = crate::introspect::introspect(&client).await?;
-        let data_before = checksums(&client, &input.current).await?;
+        let data_before = checksums(&client, &input.current, &fills).await?;
         let gate = if phase == Phase::Contract {
             ContractGate::break_glass(BREAK_GLASS_REASON)
         } else {
@@ -549,7 +584,7 @@ async fn run(
                 Ok(_) => {
                     let mut schema_after = crate::introspect::introspect(&client).await?;
                     tolerated = tolerate_by_design(&mut schema_after, &schema_before);
-                    let data_after = checksums(&client, &input.current).await?;
+                    let data_after = checksums(&client, &input.current, &fills).await?;
                     let mut diffs = schema_differences(&schema_after, &schema_before);
                     diffs.extend(data_differences(&data_before, &data_after));
                     if diffs.is_empty() {
