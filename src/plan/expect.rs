@@ -183,6 +183,16 @@ pub fn expectations(change: &Change, current: &Schema) -> Vec<Expect> {
     out
 }
 
+/// A type as a schema file spells it against the catalog's: a file read with `public` on its
+/// search path names an extension type `citext`, the catalog `public.citext` (the same type;
+/// Sourcegraph's dump does this, and every rename or drop on such a column was refused as drift).
+fn same_type(want: &str, live: &str) -> bool {
+    fn bare(t: &str) -> &str {
+        t.strip_prefix("public.").unwrap_or(t)
+    }
+    want == live || bare(want) == bare(live)
+}
+
 /// What differs between one expectation and the live schema, `None` when it holds. The
 /// first part names the object, the second says what is wrong.
 pub fn check(expect: &Expect, live: &Schema) -> Option<(String, String)> {
@@ -200,7 +210,7 @@ pub fn check(expect: &Expect, live: &Schema) -> Option<(String, String)> {
                 None if *or_absent => None,
                 None => Some((name, "does not exist".into())),
                 Some(c) => match data_type {
-                    Some(want) if *want != c.data_type => {
+                    Some(want) if !same_type(want, &c.data_type) => {
                         Some((name, format!("has type {}, the plan expects {want}", c.data_type)))
                     }
                     _ => None,
