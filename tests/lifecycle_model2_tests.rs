@@ -3,7 +3,8 @@
 //! or `[backfill] jobs = 2`), and RANGE, LIST and HASH partitioned tables walked partition by
 //! partition. Besides the operations of the plain model, these kill the runner right after a
 //! backfill batch commits (`SEQMIG_FAULT_AFTER_BATCHES`), with 1 to 3 workers, so that a
-//! resume finds slices and partitions half walked, and possibly another worker count.
+//! resume finds slices and partitions half walked, and possibly another worker count. The
+//! tables hold 1500 rows per slice or partition, two batches or more each.
 //!
 //! `SEQMIG_MODEL2_CASES` (default 3 per test) and `SEQMIG_MODEL_SEED` choose the run;
 //! `SEQMIG_MODEL_OPS` the operations per sequence, as for the plain model.
@@ -19,14 +20,15 @@ fn seed(default: u64) -> u64 {
     env_number("SEQMIG_MODEL_SEED", default)
 }
 
-/// The plain table, split into two key-range slices by `[backfill] jobs = 2`.
+/// The plain table, split into two key-range slices by `[backfill] jobs = 2`; 3000 rows, so
+/// that each slice takes more than one batch (the first covers 1000 rows).
 pub(crate) fn sliced_by_config() -> Shape {
-    Shape { config: "\n[backfill]\njobs = 2\n".into(), backfill_kills: true, ..Shape::plain() }
+    Shape { config: "\n[backfill]\njobs = 2\n".into(), backfill_kills: true, rows: 3000, ..Shape::plain() }
 }
 
 /// The plain table, split into two slices by `apply --phase backfill --jobs 2`.
 pub(crate) fn sliced_by_flag() -> Shape {
-    Shape { jobs: Some(2), backfill_kills: true, ..Shape::plain() }
+    Shape { jobs: Some(2), backfill_kills: true, rows: 3000, ..Shape::plain() }
 }
 
 /// `public.orders` partitioned with `partitioning` (`BY RANGE (id)`) into `partitions`
@@ -54,12 +56,12 @@ pub(crate) fn range_partitioned() -> Shape {
         "",
         "RANGE (id)",
         &[
-            ("orders_low", "FOR VALUES FROM (MINVALUE) TO (70)"),
-            ("orders_mid", "FOR VALUES FROM (70) TO (140)"),
-            ("orders_high", "FOR VALUES FROM (140) TO (MAXVALUE)"),
+            ("orders_low", "FOR VALUES FROM (MINVALUE) TO (1500)"),
+            ("orders_mid", "FOR VALUES FROM (1500) TO (3000)"),
+            ("orders_high", "FOR VALUES FROM (3000) TO (MAXVALUE)"),
         ],
     );
-    Shape { before, after, jobs: Some(2), backfill_kills: true, ..Shape::plain() }
+    Shape { before, after, jobs: Some(2), backfill_kills: true, rows: 4500, ..Shape::plain() }
 }
 
 /// LIST on a `region` column the migration does not touch, with a default partition; the
@@ -81,6 +83,7 @@ pub(crate) fn list_partitioned() -> Shape {
         after_seed: "UPDATE public.orders SET region = id % 3;".into(),
         config: "\n[backfill]\njobs = 2\n".into(),
         backfill_kills: true,
+        rows: 4500,
         ..Shape::plain()
     }
 }
@@ -92,7 +95,7 @@ pub(crate) fn hash_partitioned() -> Shape {
         .collect();
     let parts: Vec<(&str, &str)> = parts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let (before, after) = partitioned("id", "", "HASH (id)", &parts);
-    Shape { before, after, jobs: Some(3), backfill_kills: true, ..Shape::plain() }
+    Shape { before, after, jobs: Some(3), backfill_kills: true, rows: 6000, ..Shape::plain() }
 }
 
 #[test]
@@ -119,4 +122,5 @@ fn lifecycle_model_list_partitioned() {
 fn lifecycle_model_hash_partitioned() {
     model_run_shape("lifecycle model (HASH partitions, --jobs 3)", &hash_partitioned(), seed(35), cases());
 }
+
 

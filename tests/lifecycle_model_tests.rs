@@ -71,6 +71,9 @@ pub(crate) struct Shape {
     pub jobs: Option<u32>,
     /// Whether the generator emits [`Op::KillBackfill`].
     pub backfill_kills: bool,
+    /// Seed rows (ids 1..=rows): enough for several batches per slice or partition when
+    /// the kills should land between them.
+    pub rows: i64,
 }
 
 impl Shape {
@@ -83,6 +86,7 @@ impl Shape {
             config: String::new(),
             jobs: None,
             backfill_kills: false,
+            rows: SEED_ROWS,
         }
     }
 
@@ -209,11 +213,11 @@ fn seeded_shape(shape: &Shape) -> TestDb {
         "CREATE SCHEMA model_twin;
          CREATE TABLE model_twin.orders (id bigint PRIMARY KEY, price numeric(12,2) NOT NULL, name text NOT NULL);
          INSERT INTO public.orders (id, price, name)
-              SELECT g, (g * 1.25)::numeric(12,2), 'order ' || g FROM generate_series(1, {SEED_ROWS}) g;
+              SELECT g, (g * 1.25)::numeric(12,2), 'order ' || g FROM generate_series(1, {}) g;
          {}
          INSERT INTO model_twin.orders SELECT id, price, name FROM public.orders;
          ANALYZE public.orders;",
-        shape.after_seed
+        shape.rows, shape.after_seed
     ));
     db
 }
@@ -332,7 +336,7 @@ fn generate(seed: u64, len: usize, shape: &Shape) -> Vec<Op> {
         .map(|_| {
             let arg = rng.below(1000) as u32 + 1;
             match rng.below(100) {
-                0..=15 if shape.backfill_kills => Op::KillBackfill(arg % 4 + 1, arg % 3 + 1),
+                0..=15 if shape.backfill_kills => Op::KillBackfill(arg % 8 + 1, arg % 3 + 1),
                 0..=33 => Op::Apply,
                 34..=43 => Op::Rollback(arg % 3 + 1),
                 44..=50 => Op::WrongBackfill,
@@ -361,15 +365,18 @@ struct Model {
     steps: BTreeMap<String, StepModel>,
     stored: bool,
     next_id: i64,
+    /// The seed rows, ids 1..=rows.
+    rows: i64,
 }
 
 impl Model {
-    fn new(plan: &Plan) -> Model {
+    fn new(plan: &Plan, rows: i64) -> Model {
         Model {
             plan: plan.clone(),
             steps: plan.steps.iter().map(|s| (s.id.clone(), StepModel::Pending)).collect(),
             stored: false,
-            next_id: SEED_ROWS + 1,
+            next_id: rows + 1,
+            rows,
         }
     }
 
@@ -470,7 +477,7 @@ fn run_sequence(
     counts: &mut Counts,
 ) -> Result<(), (usize, String)> {
     let env = Env::with_shape(base.copy(), plan, shape);
-    let mut model = Model::new(plan);
+    let mut model = Model::new(plan, shape.rows);
     block_on(async {
         let c = env.db.client().await;
         for (i, op) in ops.iter().enumerate() {
@@ -583,7 +590,7 @@ async fn perform(
             let (m, r) = (u64::from(s % 3 + 2), u64::from(s % 2));
             let id = model.next_id;
             model.next_id += 1;
-            let gone = i64::from(s) % SEED_ROWS + 1;
+            let gone = i64::from(s) % model.rows + 1;
             let sql = format!(
                 "UPDATE {{t}} SET price = price + 1, name = name || ' v2' WHERE id % {m} = {r};
                  INSERT INTO {{t}} (id, price, name) VALUES ({id}, {s}.25, 'old {id}');
@@ -641,7 +648,7 @@ async fn perform(
             let (m, r) = (u64::from(s % 3 + 2), u64::from(s % 2));
             let id = model.next_id;
             model.next_id += 1;
-            let gone = i64::from(s * 7) % SEED_ROWS + 1;
+            let gone = i64::from(s * 7) % model.rows + 1;
             let new = format!(
                 "UPDATE {{t}} SET price_cents = price_cents + 100, title = title || ' n' WHERE id % {m} = {r};
                  INSERT INTO {{t}} (id, price_cents, title) VALUES ({id}, {s}50, 'new {id}');
