@@ -137,7 +137,10 @@ impl Env {
 
     /// `apply`, with `--jobs N` when `phase` is backfill and `jobs` is set.
     fn apply_jobs(&self, phase: Phase, jobs: Option<u32>, envs: &[(&str, String)]) -> Output {
-        let mut args = vec!["apply", "--plan", "plan.json", "--phase", phase.as_str()].into_iter().map(String::from).collect::<Vec<_>>();
+        let mut args = vec!["apply", "--plan", "plan.json", "--phase", phase.as_str()]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
         if let (Phase::Backfill, Some(j)) = (phase, jobs) {
             args.extend(["--jobs".to_string(), j.to_string()]);
         }
@@ -617,8 +620,7 @@ async fn perform(
                 model.applied(phase, None);
             }
             let Some(phase) = model.first_incomplete() else { return Ok(false) };
-            let out =
-                env.apply_jobs(phase, Some(j), &[("SEQMIG_FAULT_AFTER_BATCHES", k.to_string())]);
+            let out = env.apply_jobs(phase, Some(j), &[("SEQMIG_FAULT_AFTER_BATCHES", k.to_string())]);
             match (out.status.code(), out.status.signal()) {
                 (Some(0), _) => model.applied(phase, None),
                 (_, Some(SIGABRT)) => {
