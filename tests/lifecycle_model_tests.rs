@@ -54,9 +54,50 @@ const GATE: &str = "[gate]\nbuiltin_defaults = false\nmin_soak = \"0s\"\nbackfil
 const SEED_ROWS: i64 = 200;
 const SIGABRT: i32 = 6;
 
-/// The plan, with the planner's default gate criteria dropped: the gate comes from [`GATE`].
+/// The shape of `public.orders` and how its backfills run: the plain table of this module,
+/// or the sliced and partitioned ones of `lifecycle_model2_tests`. The columns are always
+/// `id`, `price`, `name` before and `id`, `price_cents`, `title` after, so the twin, the
+/// writers and the mapping are the same for every shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    /// DDL of `public.orders` (and its partitions) before and after.
+    pub before: String,
+    pub after: String,
+    /// Run after the seed rows are inserted, before the twin copies them.
+    pub after_seed: String,
+    /// Appended to `seqmig.toml` (`[backfill] jobs = 2`).
+    pub config: String,
+    /// `--jobs N` on every `apply --phase backfill`.
+    pub jobs: Option<u32>,
+    /// Whether the generator emits [`Op::KillBackfill`].
+    pub backfill_kills: bool,
+    /// Seed rows (ids 1..=rows): enough for several batches per slice or partition when
+    /// the kills should land between them.
+    pub rows: i64,
+}
+
+impl Shape {
+    /// The plain table with a one-connection backfill.
+    pub fn plain() -> Shape {
+        Shape {
+            before: BEFORE.into(),
+            after: AFTER.into(),
+            after_seed: String::new(),
+            config: String::new(),
+            jobs: None,
+            backfill_kills: false,
+            rows: SEED_ROWS,
+        }
+    }
+
+    /// The plan, with the planner's default gate criteria dropped: the gate comes from [`GATE`].
+    pub fn plan(&self) -> Plan {
+        crate::reliability_faults_tests::plan_from(&self.before, &self.after, HINTS)
+    }
+}
+
 fn orders_plan() -> Plan {
-    crate::reliability_faults_tests::plan_from(BEFORE, AFTER, HINTS)
+    Shape::plain().plan()
 }
 
 /// A working directory holding `plan.json` and a `seqmig.toml` with the gate, and the
@@ -65,15 +106,20 @@ struct Env {
     db: TestDb,
     dir: std::path::PathBuf,
     plan: Plan,
+    jobs: Option<u32>,
 }
 
 impl Env {
     fn new(db: TestDb, plan: &Plan) -> Env {
+        Env::with_shape(db, plan, &Shape::plain())
+    }
+
+    fn with_shape(db: TestDb, plan: &Plan, shape: &Shape) -> Env {
         let dir = std::env::temp_dir().join(format!("seqmig-lifecycle-{}", db.name));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("seqmig.toml"), GATE).unwrap();
+        std::fs::write(dir.join("seqmig.toml"), format!("{GATE}{}", shape.config)).unwrap();
         std::fs::write(dir.join("plan.json"), plan.to_json_pretty()).unwrap();
-        Env { db, dir, plan: plan.clone() }
+        Env { db, dir, plan: plan.clone(), jobs: shape.jobs }
     }
 
     fn run(&self, args: &[&str], envs: &[(&str, String)]) -> Output {
@@ -86,7 +132,19 @@ impl Env {
     }
 
     fn apply(&self, phase: Phase, envs: &[(&str, String)]) -> Output {
-        self.run(&["apply", "--plan", "plan.json", "--phase", phase.as_str()], envs)
+        self.apply_jobs(phase, self.jobs, envs)
+    }
+
+    /// `apply`, with `--jobs N` when `phase` is backfill and `jobs` is set.
+    fn apply_jobs(&self, phase: Phase, jobs: Option<u32>, envs: &[(&str, String)]) -> Output {
+        let mut args = vec!["apply", "--plan", "plan.json", "--phase", phase.as_str()]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if let (Phase::Backfill, Some(j)) = (phase, jobs) {
+            args.extend(["--jobs".to_string(), j.to_string()]);
+        }
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>(), envs)
     }
 
     fn rollback(&self, phase: Phase, envs: &[(&str, String)]) -> Output {
@@ -147,13 +205,22 @@ fn backfill_step(plan: &Plan, column: &str) -> String {
 
 /// `public.orders` and its twin, seeded with the same rows.
 fn seeded_db() -> TestDb {
+    seeded_shape(&Shape::plain())
+}
+
+/// `public.orders` in `shape` and its twin, seeded with the same rows.
+fn seeded_shape(shape: &Shape) -> TestDb {
     let db = TestDb::new();
-    db.execute(BEFORE);
+    db.execute(&shape.before);
     db.execute(&format!(
         "CREATE SCHEMA model_twin;
          CREATE TABLE model_twin.orders (id bigint PRIMARY KEY, price numeric(12,2) NOT NULL, name text NOT NULL);
-         INSERT INTO public.orders SELECT g, (g * 1.25)::numeric(12,2), 'order ' || g FROM generate_series(1, {SEED_ROWS}) g;
-         INSERT INTO model_twin.orders SELECT * FROM public.orders;"
+         INSERT INTO public.orders (id, price, name)
+              SELECT g, (g * 1.25)::numeric(12,2), 'order ' || g FROM generate_series(1, {}) g;
+         {}
+         INSERT INTO model_twin.orders SELECT id, price, name FROM public.orders;
+         ANALYZE public.orders;",
+        shape.rows, shape.after_seed
     ));
     db
 }
@@ -210,7 +277,7 @@ async fn true_pending(c: &Client, plan: &Plan, step_id: &str) -> Option<i64> {
 /// One operation of a lifecycle. Arguments are raw random numbers, fitted to the state when
 /// the operation runs, so that a shrunk sequence still means something.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     /// `apply` the first phase that is not complete (resumes a partial one).
     Apply,
     /// Roll back `n` phases, last touched first.
@@ -225,6 +292,10 @@ enum Op {
     OldWrites(u32),
     /// The new release writes (new columns), once switch is applied.
     NewWrites(u32),
+    /// `apply` up to the first phase with a backfill left, then of that phase with `--jobs j`,
+    /// killed (SIGABRT) right after the `k`-th batch commits: in the middle of a backfill
+    /// step, between slices or partitions, or not at all when fewer batches remain.
+    KillBackfill(u32, u32),
 }
 
 impl Op {
@@ -237,6 +308,7 @@ impl Op {
             Op::KillRollback(k) => format!("rollback killed after step {k}"),
             Op::OldWrites(s) => format!("old-release writes #{s}"),
             Op::NewWrites(s) => format!("new-release writes #{s}"),
+            Op::KillBackfill(k, j) => format!("apply --jobs {j} killed after backfill batch {k}"),
         }
     }
 }
@@ -261,12 +333,13 @@ impl Rng {
     }
 }
 
-fn generate(seed: u64, len: usize) -> Vec<Op> {
+fn generate(seed: u64, len: usize, shape: &Shape) -> Vec<Op> {
     let mut rng = Rng::new(seed);
     (0..len)
         .map(|_| {
             let arg = rng.below(1000) as u32 + 1;
             match rng.below(100) {
+                0..=15 if shape.backfill_kills => Op::KillBackfill(arg % 8 + 1, arg % 3 + 1),
                 0..=33 => Op::Apply,
                 34..=43 => Op::Rollback(arg % 3 + 1),
                 44..=50 => Op::WrongBackfill,
@@ -285,6 +358,8 @@ enum StepModel {
     Pending,
     Done,
     RolledBack,
+    /// Started by a run that was killed before the step completed.
+    Interrupted,
 }
 
 /// The expected state: each step's, whether the plan is stored, the next free id.
@@ -293,15 +368,18 @@ struct Model {
     steps: BTreeMap<String, StepModel>,
     stored: bool,
     next_id: i64,
+    /// The seed rows, ids 1..=rows.
+    rows: i64,
 }
 
 impl Model {
-    fn new(plan: &Plan) -> Model {
+    fn new(plan: &Plan, rows: i64) -> Model {
         Model {
             plan: plan.clone(),
             steps: plan.steps.iter().map(|s| (s.id.clone(), StepModel::Pending)).collect(),
             stored: false,
-            next_id: SEED_ROWS + 1,
+            next_id: rows + 1,
+            rows,
         }
     }
 
@@ -317,6 +395,8 @@ impl Model {
             "empty"
         } else if states.iter().all(|s| *s == StepModel::Done) {
             "applied"
+        } else if states.contains(&StepModel::Interrupted) {
+            "interrupted"
         } else if states.contains(&StepModel::Done) {
             "partial"
         } else if states.contains(&StepModel::RolledBack) {
@@ -347,6 +427,18 @@ impl Model {
         self.steps[step] == StepModel::Done
     }
 
+    /// Marks one step done (a killed run reported it done before it died).
+    fn step_done(&mut self, step: &str) {
+        self.steps.insert(step.to_string(), StepModel::Done);
+        self.stored = true;
+    }
+
+    /// Marks one step interrupted (a run was killed in the middle of it).
+    fn step_interrupted(&mut self, step: &str) {
+        self.steps.insert(step.to_string(), StepModel::Interrupted);
+        self.stored = true;
+    }
+
     /// Marks the first `k` steps of `phase` not yet done as done (all of them for `None`).
     fn applied(&mut self, phase: Phase, k: Option<usize>) {
         let todo: Vec<String> =
@@ -374,13 +466,21 @@ struct Counts {
     skipped: usize,
     kills: usize,
     contract_kills: usize,
+    /// Kills right after a backfill batch committed.
+    backfill_kills: usize,
 }
 
 /// Runs `ops` on a fresh copy of `base`, then drives the plan to its end; `Err` names the
 /// first broken invariant and the operation (index) after which it broke.
-fn run_sequence(base: &TestDb, plan: &Plan, ops: &[Op], counts: &mut Counts) -> Result<(), (usize, String)> {
-    let env = Env::new(base.copy(), plan);
-    let mut model = Model::new(plan);
+fn run_sequence(
+    base: &TestDb,
+    shape: &Shape,
+    plan: &Plan,
+    ops: &[Op],
+    counts: &mut Counts,
+) -> Result<(), (usize, String)> {
+    let env = Env::with_shape(base.copy(), plan, shape);
+    let mut model = Model::new(plan, shape.rows);
     block_on(async {
         let c = env.db.client().await;
         for (i, op) in ops.iter().enumerate() {
@@ -493,13 +593,55 @@ async fn perform(
             let (m, r) = (u64::from(s % 3 + 2), u64::from(s % 2));
             let id = model.next_id;
             model.next_id += 1;
-            let gone = i64::from(s) % SEED_ROWS + 1;
+            let gone = i64::from(s) % model.rows + 1;
             let sql = format!(
                 "UPDATE {{t}} SET price = price + 1, name = name || ' v2' WHERE id % {m} = {r};
                  INSERT INTO {{t}} (id, price, name) VALUES ({id}, {s}.25, 'old {id}');
                  DELETE FROM {{t}} WHERE id = {gone};"
             );
             write_both(c, &sql, &sql).await.map_err(|e| format!("old-release writes: {e}"))?;
+        }
+        Op::KillBackfill(k, j) => {
+            let backfill_left = |m: &Model, p: Phase| {
+                m.plan.steps_of(p).iter().any(|s| s.backfill.is_some() && !m.done(&s.id))
+            };
+            // The phases before the backfill are applied first, so that the kill lands in a
+            // backfill whenever one is left.
+            if !Phase::ALL.into_iter().any(|p| backfill_left(model, p)) {
+                return Ok(false);
+            }
+            while let Some(phase) = model.first_incomplete()
+                && !backfill_left(model, phase)
+            {
+                let out = env.apply(phase, &[]);
+                if out.status.code() != Some(0) {
+                    return Err(format!("apply {phase} failed: {}", text(&out)));
+                }
+                model.applied(phase, None);
+            }
+            let Some(phase) = model.first_incomplete() else { return Ok(false) };
+            let out = env.apply_jobs(phase, Some(j), &[("SEQMIG_FAULT_AFTER_BATCHES", k.to_string())]);
+            match (out.status.code(), out.status.signal()) {
+                (Some(0), _) => model.applied(phase, None),
+                (_, Some(SIGABRT)) => {
+                    // The steps the run reported done before it died, and the one it died in.
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let said = |id: &str, what: &str| {
+                        stderr.lines().any(|l| l.trim_start().starts_with(&format!("{id} {what}")))
+                    };
+                    for id in model.step_ids(phase) {
+                        if said(&id, "ok in ") {
+                            model.step_done(&id);
+                        } else if said(&id, "apply (") {
+                            model.step_interrupted(&id);
+                        }
+                    }
+                    counts.kills += 1;
+                    counts.backfill_kills += 1;
+                    wait_for_runner_gone(c).await;
+                }
+                _ => return Err(format!("apply {phase} --jobs {j} failed: {}", text(&out))),
+            }
         }
         Op::NewWrites(s) => {
             if model.phase_state(Phase::Switch) != "applied" {
@@ -508,7 +650,7 @@ async fn perform(
             let (m, r) = (u64::from(s % 3 + 2), u64::from(s % 2));
             let id = model.next_id;
             model.next_id += 1;
-            let gone = i64::from(s * 7) % SEED_ROWS + 1;
+            let gone = i64::from(s * 7) % model.rows + 1;
             let new = format!(
                 "UPDATE {{t}} SET price_cents = price_cents + 100, title = title || ' n' WHERE id % {m} = {r};
                  INSERT INTO {{t}} (id, price_cents, title) VALUES ({id}, {s}50, 'new {id}');
@@ -609,14 +751,21 @@ async fn check(env: &Env, c: &Client, model: &Model) -> Result<(), String> {
 
 /// Drops operations one at a time while the sequence still fails, keeping only the prefix up
 /// to the failing operation; returns the minimal sequence and its failure.
-fn shrink(base: &TestDb, plan: &Plan, mut ops: Vec<Op>, at: usize, mut why: String) -> (Vec<Op>, String) {
+fn shrink(
+    base: &TestDb,
+    shape: &Shape,
+    plan: &Plan,
+    mut ops: Vec<Op>,
+    at: usize,
+    mut why: String,
+) -> (Vec<Op>, String) {
     ops.truncate(at + 1);
     let mut counts = Counts::default();
     let mut i = 0;
     while i < ops.len() {
         let mut candidate = ops.clone();
         candidate.remove(i);
-        match run_sequence(base, plan, &candidate, &mut counts) {
+        match run_sequence(base, shape, plan, &candidate, &mut counts) {
             Err((at, w)) => {
                 candidate.truncate(at + 1);
                 ops = candidate;
@@ -626,6 +775,15 @@ fn shrink(base: &TestDb, plan: &Plan, mut ops: Vec<Op>, at: usize, mut why: Stri
         }
     }
     (ops, why)
+}
+
+/// Runs one fixed sequence on `shape` (a shrunk failure kept as a regression test).
+pub(crate) fn replay(shape: &Shape, ops: &[Op]) {
+    let plan = shape.plan();
+    let base = seeded_shape(shape);
+    if let Err((at, why)) = run_sequence(&base, shape, &plan, ops, &mut Counts::default()) {
+        panic!("fails after operation {} of:\n{}{why}", at + 1, listing(ops));
+    }
 }
 
 fn listing(ops: &[Op]) -> String {
@@ -654,33 +812,39 @@ fn lifecycle_model_random_sequences_seed_20() {
     model_run(20, 4);
 }
 
-#[allow(clippy::print_stderr)] // the run's counts are its report (book: reliability.md)
 fn model_run(seed0: u64, cases: u64) {
+    model_run_shape("lifecycle model", &Shape::plain(), seed0, cases);
+}
+
+/// Runs `cases` random sequences on `shape`, shrinking and printing the first failure.
+#[allow(clippy::print_stderr)] // the run's counts are its report (book: reliability.md)
+pub(crate) fn model_run_shape(name: &str, shape: &Shape, seed0: u64, cases: u64) {
     let len = env_number("SEQMIG_MODEL_OPS", 16) as usize;
-    let plan = orders_plan();
-    let base = seeded_db();
+    let plan = shape.plan();
+    let base = seeded_shape(shape);
     let t0 = Instant::now();
     let mut counts = Counts::default();
     for case in 0..cases {
         let seed = seed0.wrapping_mul(1_000_003).wrapping_add(case);
-        let ops = generate(seed, len);
-        if let Err((at, why)) = run_sequence(&base, &plan, &ops, &mut counts) {
-            eprintln!("lifecycle model: seed {seed} failed after operation {}: {why}; shrinking", at + 1);
-            let (minimal, why) = shrink(&base, &plan, ops, at, why);
+        let ops = generate(seed, len, shape);
+        if let Err((at, why)) = run_sequence(&base, shape, &plan, &ops, &mut counts) {
+            eprintln!("{name}: seed {seed} failed after operation {}: {why}; shrinking", at + 1);
+            let (minimal, why) = shrink(&base, shape, &plan, ops, at, why);
             panic!(
-                "lifecycle model (seed {seed}, SEQMIG_MODEL_SEED={seed0}, case {case}) fails with {} operation(s), then completing the plan:\n{}{why}",
+                "{name} (seed {seed}, SEQMIG_MODEL_SEED={seed0}, case {case}) fails with {} operation(s), then completing the plan:\n{}{why}",
                 minimal.len(),
                 listing(&minimal)
             );
         }
     }
     eprintln!(
-        "lifecycle model: {cases} sequences, {} operations run ({} skipped as meaningless in their state), \
-         {} kills ({} in contract), {:.1} s, SEQMIG_MODEL_SEED={seed0}",
+        "{name}: {cases} sequences, {} operations run ({} skipped as meaningless in their state), \
+         {} kills ({} in contract, {} mid-backfill), {:.1} s, SEQMIG_MODEL_SEED={seed0}",
         counts.ops,
         counts.skipped,
         counts.kills,
         counts.contract_kills,
+        counts.backfill_kills,
         t0.elapsed().as_secs_f64()
     );
 }

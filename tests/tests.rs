@@ -25,6 +25,7 @@ mod inflight3_tests;
 mod inflight_tests;
 mod introspect_tests;
 mod ledger_tests;
+mod lifecycle_model2_tests;
 mod lifecycle_model_tests;
 mod lint_schema_tests;
 mod lint_tests;

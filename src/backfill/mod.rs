@@ -71,6 +71,40 @@ pub struct BackfillOptions {
     /// Set for one slice of a table walked by several workers (`--jobs N` on a table that is
     /// not partitioned): the keys this backfill walks.
     pub slice: Option<Slice>,
+    /// Fault injection of the reliability tests; none in every real run.
+    pub fault: BatchFault,
+}
+
+/// Fault injection for the reliability tests: the process aborts (no unwinding, no ledger
+/// update, like `kill -9`) right after the `n`-th batch committed by any worker of this
+/// process. Shared by the workers of a partitioned or sliced run, so `n` counts the run's
+/// batches in the order they commit. `seqmig apply` sets it from
+/// `SEQMIG_FAULT_AFTER_BATCHES`; nothing else should.
+#[derive(Debug, Clone, Default)]
+pub struct BatchFault(Option<std::sync::Arc<(usize, std::sync::atomic::AtomicUsize)>>);
+
+impl BatchFault {
+    pub fn dangerous_abort_after(n: usize) -> BatchFault {
+        BatchFault(Some(std::sync::Arc::new((n, std::sync::atomic::AtomicUsize::new(0)))))
+    }
+
+    fn batch_committed(&self) {
+        if let Some(f) = &self.0
+            && f.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == f.0
+        {
+            std::process::abort();
+        }
+    }
+}
+
+impl PartialEq for BatchFault {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
 }
 
 /// One slice of a keyset walk: keys above `lower` (from the first key when `None`) up to
@@ -132,6 +166,7 @@ impl Default for BackfillOptions {
             wait_for_previous_runner: Duration::from_secs(10),
             group: None,
             slice: None,
+            fault: BatchFault::default(),
         }
     }
 }
@@ -947,6 +982,7 @@ impl<'c, 'r> Engine<'c, 'r> {
             (Err(error), _) | (_, Err(error)) => return Err(Failure { range, error }),
         };
         // Committed: the engine's copies follow the ledger.
+        self.opts.fault.batch_committed();
         self.sizer = next;
         self.rows_done = row.get(0);
         self.rows_scanned = row.get(1);

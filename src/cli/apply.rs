@@ -135,9 +135,6 @@ pub(crate) fn resolve(target: &Target) -> anyhow::Result<Result<Resolved, String
     Ok(Ok(Resolved { source, runner: RunnerOptions { connection, actor, retry }, verify_key }))
 }
 
-/// `SEQMIG_FAULT_AFTER_STEPS=k`: abort the process right after the k-th step completes, like
-/// `kill -9` at the worst moment. Only the reliability tests set it (book: reliability.md);
-/// it is deliberately not a flag.
 /// What every apply and rollback runner is given before it runs: the signature key, and
 /// the fault injection of the reliability tests.
 pub(crate) fn prepare(runner: &mut exec::Runner, verify_key: Option<PlanKey>) {
@@ -147,9 +144,16 @@ pub(crate) fn prepare(runner: &mut exec::Runner, verify_key: Option<PlanKey>) {
     inject_faults(runner);
 }
 
+/// `SEQMIG_FAULT_AFTER_STEPS=k`: abort the process right after the k-th step completes, like
+/// `kill -9` at the worst moment; `SEQMIG_FAULT_AFTER_BATCHES=k`: right after the k-th
+/// backfill batch commits, in the middle of a backfill step. Only the reliability tests set
+/// them (book: reliability.md); they are deliberately not flags.
 pub(crate) fn inject_faults(runner: &mut exec::Runner) {
     if let Some(k) = std::env::var("SEQMIG_FAULT_AFTER_STEPS").ok().and_then(|v| v.trim().parse().ok()) {
         runner.dangerous_abort_after_steps(k);
+    }
+    if let Some(k) = std::env::var("SEQMIG_FAULT_AFTER_BATCHES").ok().and_then(|v| v.trim().parse().ok()) {
+        runner.dangerous_abort_after_batches(k);
     }
 }
 

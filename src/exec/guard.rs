@@ -623,6 +623,13 @@ impl Runner {
         self.abort_after_steps = Some(n);
     }
 
+    /// Fault injection for the reliability tests: the process aborts right after the `n`-th
+    /// backfill batch this runner's backfills commit (see [`crate::backfill::BatchFault`]).
+    /// `seqmig apply` sets it from `SEQMIG_FAULT_AFTER_BATCHES`; nothing else should.
+    pub fn dangerous_abort_after_batches(&mut self, n: usize) {
+        self.backfill.fault = crate::backfill::BatchFault::dangerous_abort_after(n);
+    }
+
     /// The backfill settings of `seqmig.toml`'s `[backfill]` (and their flags) for the
     /// backfills this runner applies.
     pub fn configure_backfill(&mut self, config: &crate::backfill::BackfillConfig) {
