@@ -788,7 +788,7 @@ pub(crate) fn run_example_at(folder: &Path, name: &str) -> Lifecycle {
     let desired = load("after.sql", &after_sql);
     let fks = fk_columns(&desired);
     let none = Placement::default();
-    lifecycle(name, &plan, &before_sql, &after_model, &desired, &fks, &none, &mut stats);
+    lifecycle(name, &plan, &before_sql, &after_model, &desired, &none, &mut stats);
     rollbacks(name, &plan, &before_sql, &fks, &none, None, &mut stats);
     stats
 }
@@ -808,7 +808,7 @@ pub(crate) fn lifecycle_with_writers(
 ) -> Lifecycle {
     let mut stats = Lifecycle::default();
     let fks = fk_columns(desired);
-    lifecycle(name, plan, before_sql, after_model, desired, &fks, placement, &mut stats);
+    lifecycle(name, plan, before_sql, after_model, desired, placement, &mut stats);
     if rollback_from.is_some() {
         rollbacks(name, plan, before_sql, &fks, placement, rollback_from, &mut stats);
     }
@@ -825,10 +825,10 @@ fn lifecycle(
     before_sql: &str,
     after_model: &Schema,
     desired: &Schema,
-    fks: &[(String, String)],
     placement: &Placement,
     stats: &mut Lifecycle,
 ) {
+    let fks = &fk_columns(desired);
     let db = TestDb::new();
     let twin = TestDb::new();
     db.execute(before_sql);
