@@ -28,6 +28,7 @@ mod ledger_tests;
 mod lifecycle_model_tests;
 mod lint_schema_tests;
 mod lint_tests;
+mod lock_modes_tests;
 mod online_ddl_tests;
 mod parse_tests;
 mod partition2_tests;
