@@ -5,7 +5,7 @@
 {% if runner %}{{ runner.prologue }}
 {% endif %}{% for s in steps %}
 -- step {{ s.id }} · change {{ s.change }}: {{ s.summary }}
--- lock: {{ s.lock }}{% if s.lock_target %} on {{ s.lock_target }}{% endif %}{% if not s.transactional %} · outside a transaction{% endif %}{% if s.rewrites_table %} · rewrites the table{% endif %}{% if s.scans_table %} · scans the table{% endif %}
+-- lock: {% if s.lock_each %}{% for l in s.lock_each %}{{ l.mode }} on {{ l.relation }}{% if not loop.last %}, {% endif %}{% endfor %}{% else %}{{ s.lock }}{% if s.lock_target %} on {{ s.lock_target }}{% endif %}{% endif %}{% if not s.transactional %} · outside a transaction{% endif %}{% if s.rewrites_table %} · rewrites the table{% endif %}{% if s.scans_table %} · scans the table{% endif %}
 {% if s.one_way -%}
 -- rollback: none — ONE-WAY DOOR
 {%- else -%}

@@ -29,7 +29,7 @@ use tokio_postgres::Client;
 
 use crate::harness::{TestDb, block_on};
 
-const SEED_ROWS: i64 = 2000;
+pub(crate) const SEED_ROWS: i64 = 2000;
 
 pub(crate) fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations-examples").join(name)
@@ -241,6 +241,27 @@ struct Writes<'a> {
     /// Columns with a non-sequence default are written too, so that a row's values depend on
     /// its generator number only, never on when it was written (`now()`).
     explicit_defaults: bool,
+    /// Where the writers' rows go in a partitioned table: `(table, column, SQL over g)` for the
+    /// rows past the seeded ones (seeded rows keep the plain value and spread over the bounds).
+    keys: &'a [(String, String, String)],
+    /// `(table, SQL condition)`: the only rows of the table an UPDATE may pick.
+    updatable: &'a [(String, String)],
+}
+
+/// How the writers of a generated case place their rows, and what the plan takes away by
+/// design (issue 21): see [`lifecycle_with_writers`].
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Placement {
+    /// `(table, column, SQL over g)`: a partition key's value for the writers' rows, chosen to
+    /// fall inside partitions that exist for the whole run (not one attached or detached).
+    pub keys: Vec<(String, String, String)>,
+    /// `(parent, partition)`: a partition the plan detaches; its rows leave the parent.
+    pub detached: Vec<(String, String)>,
+    /// `(table, SQL condition)`: the rows writers may update (not those of a partition the
+    /// plan detaches, which leave the parent mid-phase in one database and not in its twin).
+    pub updatable: Vec<(String, String)>,
+    /// Why switch is not rolled back after the new release wrote, if it is not.
+    pub keep_switch: Option<&'static str>,
 }
 
 /// Per user table (parents first), an INSERT of rows `g` in `$1..=$2` and an UPDATE giving
@@ -368,6 +389,10 @@ async fn statements(c: &Client, how: &Writes<'_>) -> Statements {
                     _ => (format!("g::text::{ty}"), None),
                 }
             };
+            let (v, update) = match how.keys.iter().find(|(t, col, _)| *t == table && *col == name) {
+                Some((_, _, key)) => (format!("(CASE WHEN g <= {SEED_ROWS} THEN {v} ELSE {key} END)"), None),
+                None => (v, update),
+            };
             let v = if how.nulls && !not_null {
                 format!("CASE WHEN g % 4 = 0 THEN NULL ELSE {v} END")
             } else {
@@ -400,6 +425,11 @@ async fn statements(c: &Client, how: &Writes<'_>) -> Statements {
             )
         };
         out.inserts.push((oid, table.clone(), sql));
+        let only = how
+            .updatable
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map_or(String::new(), |(_, cond)| format!(" WHERE {cond}"));
         if let (Some(k), false) = (key, sets.is_empty()) {
             // Rows picked by key order from a point that moves with g; each gets its own number.
             out.updates.push((
@@ -407,9 +437,9 @@ async fn statements(c: &Client, how: &Writes<'_>) -> Statements {
                 format!(
                     "UPDATE {table} t SET {} FROM (
                          SELECT r.k AS seqmig_key, $1::bigint + row_number() OVER (ORDER BY r.k) - 1 AS g
-                         FROM (SELECT {k} AS k FROM {table}
+                         FROM (SELECT {k} AS k FROM {table}{only}
                                ORDER BY {k}
-                               OFFSET ($1::bigint * 7919) % greatest((SELECT count(*) FROM {table}) - ($2::bigint - $1::bigint), 1)
+                               OFFSET ($1::bigint * 7919) % greatest((SELECT count(*) FROM {table}{only}) - ($2::bigint - $1::bigint), 1)
                                LIMIT $2::bigint - $1::bigint + 1) r) s
                      WHERE t.{k} = s.seqmig_key",
                     sets.join(", ")
@@ -757,8 +787,31 @@ pub(crate) fn run_example_at(folder: &Path, name: &str) -> Lifecycle {
     }
     let desired = load("after.sql", &after_sql);
     let fks = fk_columns(&desired);
-    lifecycle(name, &plan, &before_sql, &after_model, &desired, &fks, &mut stats);
-    rollbacks(name, &plan, &before_sql, &fks, &mut stats);
+    let none = Placement::default();
+    lifecycle(name, &plan, &before_sql, &after_model, &desired, &none, &mut stats);
+    rollbacks(name, &plan, &before_sql, &fks, &none, None, &mut stats);
+    stats
+}
+
+/// The lifecycle of a generated case (reliability_tests, issue 21): forward with writers of
+/// both releases and a twin, rolling switch back and forth, then back to the start from
+/// `rollback_from` with the old release writing. `placement` keeps the writers' rows inside
+/// partitions that exist for the whole run.
+pub(crate) fn lifecycle_with_writers(
+    name: &str,
+    plan: &Plan,
+    before_sql: &str,
+    after_model: &Schema,
+    desired: &Schema,
+    placement: &Placement,
+    rollback_from: Option<Phase>,
+) -> Lifecycle {
+    let mut stats = Lifecycle::default();
+    let fks = fk_columns(desired);
+    lifecycle(name, plan, before_sql, after_model, desired, placement, &mut stats);
+    if rollback_from.is_some() {
+        rollbacks(name, plan, before_sql, &fks, placement, rollback_from, &mut stats);
+    }
     stats
 }
 
@@ -772,14 +825,22 @@ fn lifecycle(
     before_sql: &str,
     after_model: &Schema,
     desired: &Schema,
-    fks: &[(String, String)],
+    placement: &Placement,
     stats: &mut Lifecycle,
 ) {
+    let fks = &fk_columns(desired);
     let db = TestDb::new();
     let twin = TestDb::new();
     db.execute(before_sql);
     twin.execute(before_sql);
-    let old_how = Writes { fk_columns: fks, only: None, nulls: true, explicit_defaults: true };
+    let old_how = Writes {
+        fk_columns: fks,
+        only: None,
+        nulls: true,
+        explicit_defaults: true,
+        keys: &placement.keys,
+        updatable: &placement.updatable,
+    };
     let new_how = Writes { only: Some(desired), ..old_how };
     let sem = semantics(name);
     block_on(async {
@@ -787,6 +848,7 @@ fn lifecycle(
         seed_with(&c, SEED_ROWS, &old_how).await;
         seed_with(&t, SEED_ROWS, &old_how).await;
         let mut expected = counts_by_oid(&c).await;
+        leaving(&c, placement, &mut expected).await;
         let mut tally = |log: &Log| {
             for (table, n) in &log.inserted {
                 *expected.entry(*table).or_default() += n;
@@ -826,7 +888,7 @@ fn lifecycle(
                 data(&t).await,
                 "{name}: after switch, concurrent writes = the same writes alone"
             );
-            if plan.steps_of(Phase::Switch).is_empty() {
+            if plan.steps_of(Phase::Switch).is_empty() || placement.keep_switch.is_some() {
                 new = Some(st);
                 continue;
             }
@@ -892,15 +954,33 @@ fn lifecycle(
 /// made the same writes: before.sql's schema, and every row, with the values N-1 wrote. (No
 /// NULLs here: a fill is a data change a rollback does not undo, by design.) Rolling back
 /// switch after N wrote the new shape is part of [`lifecycle`].
-fn rollbacks(name: &str, plan: &Plan, before_sql: &str, fks: &[(String, String)], stats: &mut Lifecycle) {
-    let how = Writes { fk_columns: fks, only: None, nulls: false, explicit_defaults: true };
+fn rollbacks(
+    name: &str,
+    plan: &Plan,
+    before_sql: &str,
+    fks: &[(String, String)],
+    placement: &Placement,
+    only_from: Option<Phase>,
+    stats: &mut Lifecycle,
+) {
+    let how = Writes {
+        fk_columns: fks,
+        only: None,
+        nulls: false,
+        explicit_defaults: true,
+        keys: &placement.keys,
+        updatable: &placement.updatable,
+    };
     // One database without the migration for every case: each case's writes are replayed in
     // a transaction that is rolled back, and the sequences are put back (they are not
     // transactional). Creating a database costs more than the rest of a case.
     let plain = TestDb::new();
     plain.execute(before_sql);
     block_on(async { seed_with(&connect(&plain).await, SEED_ROWS, &how).await });
-    for last in phases_with_steps(plan).into_iter().filter(|p| *p < Phase::Contract) {
+    for last in phases_with_steps(plan)
+        .into_iter()
+        .filter(|p| *p < Phase::Contract && only_from.is_none_or(|f| f == *p))
+    {
         let db = TestDb::new();
         db.execute(before_sql);
         block_on(async {
@@ -947,6 +1027,24 @@ fn rollbacks(name: &str, plan: &Plan, before_sql: &str, fks: &[(String, String)]
         });
         stats.rollbacks += 1;
     }
+}
+
+/// Takes from `expected` (rows per table oid) the rows of the partitions the plan detaches:
+/// they leave their parent by design (writers never write there).
+async fn leaving(c: &Client, placement: &Placement, expected: &mut BTreeMap<u32, i64>) {
+    for (parent, partition) in &placement.detached {
+        let row = c
+            .query_one(&format!("SELECT {}::regclass::oid, count(*) FROM {partition}", literal(parent)), &[])
+            .await
+            .unwrap_or_else(|e| panic!("rows of {partition}: {e:?}"));
+        let (oid, n): (u32, i64) = (row.get(0), row.get(1));
+        *expected.entry(oid).or_default() -= n;
+    }
+}
+
+/// A SQL string literal.
+pub(crate) fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The data of the database without the migration after `logs`' writes, which are undone

@@ -29,6 +29,7 @@ mod lifecycle_model2_tests;
 mod lifecycle_model_tests;
 mod lint_schema_tests;
 mod lint_tests;
+mod lock_modes_tests;
 mod mutation_classes_tests;
 mod online_ddl_tests;
 mod parse_tests;

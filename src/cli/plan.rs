@@ -30,7 +30,7 @@ pub(crate) const EXAMPLES: &str = r#"Examples:
 pub enum Format {
     /// A readable summary.
     Text,
-    /// The plan artifact (seqmig.plan/v2).
+    /// The plan artifact (seqmig.plan/v3).
     Json,
     /// SQL per phase (`--out DIR` writes one file per phase plus rollbacks).
     Sql,

@@ -1467,8 +1467,9 @@ impl Runner {
                 let mut blockers: Vec<Blocker> = seen.into_values().collect();
                 if blockers.is_empty() {
                     for relation in step.lock_relations() {
+                        let mode = step.effects.lock.as_ref().map_or(step.lock, |l| l.mode_on(relation));
                         blockers.extend(
-                            retry::lock_holders(&self.client, &relation.quoted(), step.lock, self.pid).await,
+                            retry::lock_holders(&self.client, &relation.quoted(), mode, self.pid).await,
                         );
                     }
                 }

@@ -201,8 +201,11 @@ fn derive_step(step: &Step, renames: &mut Vec<(Object, Object)>) -> Effects {
         .iter()
         .filter_map(|t| QualifiedName::parse_sql(t, "public").ok())
         .collect();
-    let lock = (step.lock != LockMode::None && !relations.is_empty())
-        .then(|| StepLock { mode: step.lock, relations: relations.clone() });
+    let lock = (step.lock != LockMode::None && !relations.is_empty()).then(|| StepLock {
+        mode: step.lock,
+        relations: relations.clone(),
+        per_relation: Vec::new(),
+    });
     let (statements, rollback_statements) = if step.backfill.is_some() {
         (Vec::new(), Vec::new())
     } else {

@@ -1,4 +1,4 @@
-//! The plan as an artifact: the versioned JSON contract (`seqmig.plan/v2`, DESIGN.md §4) that
+//! The plan as an artifact: the versioned JSON contract (`seqmig.plan/v3`, DESIGN.md §4) that
 //! CI tools, the executor and the runbook read. Keys may be added; the existing ones keep
 //! their meaning. The id is a SHA-256 of the canonical body, so a tampered file is detected.
 //!
@@ -8,6 +8,12 @@
 //! ledger by an older seqmig, perhaps left halfway) still loads: its id is checked over its
 //! v1 body, and its effects are derived once, here, by [`crate::parse::effects`]. A plan of a newer
 //! format is refused, naming both versions.
+//!
+//! v3 adds the lock per relation ([`StepLock::per_relation`]) where a step takes different
+//! modes on different relations (an attach: SHARE UPDATE EXCLUSIVE on the parent, ACCESS
+//! EXCLUSIVE on the partition and the default partition). A new key changes the id an older
+//! seqmig would compute, so it is a new format, which an older seqmig refuses by name; a v2
+//! plan still loads as written (its id over its v2 body, one mode for every relation).
 
 use std::fmt;
 
@@ -18,11 +24,13 @@ use super::expect::Expect;
 use crate::finding::Finding;
 use crate::model::{Ident, QualifiedName};
 
-pub const PLAN_FORMAT: &str = "seqmig.plan/v2";
-/// The previous format, still read (see the module documentation).
+pub const PLAN_FORMAT: &str = "seqmig.plan/v3";
+/// The previous format, still read as written: one lock mode for every relation of a step.
+pub const PLAN_FORMAT_V2: &str = "seqmig.plan/v2";
+/// The first format, still read (see the module documentation).
 pub const PLAN_FORMAT_V1: &str = "seqmig.plan/v1";
 const FORMAT_PREFIX: &str = "seqmig.plan/v";
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// The five releases, always in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -186,11 +194,34 @@ impl fmt::Display for Object {
     }
 }
 
-/// The lock a step takes: its mode on these relations.
+/// The lock a step takes: its strongest mode, the relations it locks, and (v3), when the
+/// modes differ by relation, each relation's own mode, as PostgreSQL 15 takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepLock {
     pub mode: LockMode,
     pub relations: Vec<QualifiedName>,
+    /// Every relation of `relations` with its mode; empty when all take `mode`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_relation: Vec<RelationLock>,
+}
+
+/// One relation's lock mode within a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationLock {
+    pub relation: QualifiedName,
+    pub mode: LockMode,
+}
+
+impl StepLock {
+    /// The mode taken on `relation` (`mode` for one the list does not name).
+    pub fn mode_on(&self, relation: &QualifiedName) -> LockMode {
+        self.per_relation.iter().find(|r| &r.relation == relation).map_or(self.mode, |r| r.mode)
+    }
+
+    /// Each relation with its mode, in `relations` order.
+    pub fn each(&self) -> Vec<(&QualifiedName, LockMode)> {
+        self.relations.iter().map(|r| (r, self.mode_on(r))).collect()
+    }
 }
 
 /// A `CREATE INDEX CONCURRENTLY` among a step's statements: which one, and what it builds.
@@ -500,7 +531,7 @@ impl Plan {
         if newer {
             return Err(PlanFileError::Newer(head.format));
         }
-        if head.format != PLAN_FORMAT && head.format != PLAN_FORMAT_V1 {
+        if head.format != PLAN_FORMAT && head.format != PLAN_FORMAT_V2 && head.format != PLAN_FORMAT_V1 {
             return Err(PlanFileError::Format(head.format));
         }
         let mut plan: Plan = serde_json::from_str(text)?;

@@ -10,7 +10,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::draft::{Res, StepDraft};
 use super::steps::{self, Ctx};
-use super::{Effects, GateCriterion, GateSpec, LockMode, Object, Phase, Plan, PlannedChange, Step, StepLock};
+use super::{
+    Effects, GateCriterion, GateSpec, LockMode, Object, Phase, Plan, PlannedChange, RelationLock, Step,
+    StepLock,
+};
 use crate::diff::{Change, Hints, TypeChange};
 use crate::finding::{Finding, FindingCode};
 use crate::model::{QualifiedName, Schema};
@@ -355,8 +358,21 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
         .into_iter()
         .filter(|o| !creates.contains(o) && !removes.contains(o) && !alters.contains(o))
         .collect();
-    let lock = (d.lock != LockMode::None && !d.lock_on.is_empty())
-        .then(|| StepLock { mode: d.lock, relations: d.lock_on.clone() });
+    let lock = (d.lock != LockMode::None && !d.lock_on.is_empty()).then(|| StepLock {
+        mode: d.lock,
+        relations: d.lock_on.clone(),
+        per_relation: if d.lock_modes.is_empty() {
+            Vec::new()
+        } else {
+            d.lock_on
+                .iter()
+                .map(|r| RelationLock {
+                    relation: r.clone(),
+                    mode: d.lock_modes.iter().find(|(q, _)| q == r).map_or(d.lock, |(_, m)| *m),
+                })
+                .collect()
+        },
+    });
     let (statements, rollback_statements) = if d.backfill.is_some() {
         (Vec::new(), Vec::new())
     } else {

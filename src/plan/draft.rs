@@ -38,6 +38,8 @@ pub struct StepDraft {
     pub lock: LockMode,
     /// The relations the lock is taken on (the artifact spells them as `lock_target` too).
     pub lock_on: Vec<QualifiedName>,
+    /// Relations of `lock_on` locked in another mode than `lock` (which is the strongest).
+    pub lock_modes: Vec<(QualifiedName, LockMode)>,
     pub rewrites_table: bool,
     pub scans_table: bool,
     pub backfill: Option<BackfillSpec>,
@@ -67,6 +69,7 @@ impl StepDraft {
             transactional: true,
             lock: LockMode::None,
             lock_on: Vec::new(),
+            lock_modes: Vec::new(),
             rewrites_table: false,
             scans_table: false,
             backfill: None,
@@ -89,6 +92,16 @@ impl StepDraft {
     pub fn lock(mut self, mode: LockMode, target: &QualifiedName) -> Self {
         self.lock = mode;
         self.lock_on = vec![target.clone()];
+        self
+    }
+
+    /// A step locking relations in different modes (a partition attach or detach): each
+    /// relation with the mode PostgreSQL takes on it; the step's `lock` is the strongest.
+    pub fn lock_each(mut self, locks: &[(LockMode, &QualifiedName)]) -> Self {
+        self.lock = locks.iter().map(|(m, _)| *m).max().unwrap_or(LockMode::None);
+        self.lock_on = locks.iter().map(|(_, r)| (*r).clone()).collect();
+        self.lock_modes =
+            locks.iter().filter(|(m, _)| *m != self.lock).map(|(m, r)| ((*r).clone(), *m)).collect();
         self
     }
 

@@ -77,6 +77,10 @@ pub(crate) fn step_value(planned: &Planned, s: &Step) -> Value {
         "transactional": s.transactional,
         "lock": s.lock.as_str(),
         "lock_target": s.lock_target,
+        // Per relation where the modes differ (plan v3): `MODE on relation`.
+        "lock_each": s.effects.lock.as_ref().filter(|l| !l.per_relation.is_empty()).map(|l| {
+            l.each().iter().map(|(r, m)| json!({ "mode": m.as_str(), "relation": r.quoted() })).collect::<Vec<_>>()
+        }),
         "hold": expected_hold(s),
         "rewrites_table": s.rewrites_table,
         "scans_table": s.scans_table,

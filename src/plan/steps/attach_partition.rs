@@ -344,16 +344,14 @@ fn build(ctx: &Ctx<'_>, table: &Table, existing: bool) -> Steps {
     .needs(attach_needs)
     .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": true }))?);
     let attach = if early { attach.leads([p.parent.clone()]) } else { attach };
-    // PostgreSQL also takes ACCESS EXCLUSIVE on the default partition (brief once its scan is
-    // skipped): queries reaching it wait for the attach.
-    out.push(match &default {
-        Some(d) => {
-            let mut a = attach.lock(LockMode::AccessExclusive, d);
-            a.lock_on.push(p.parent.clone());
-            a
-        }
-        None => attach.lock(LockMode::ShareUpdateExclusive, &p.parent),
-    });
+    // SHARE UPDATE EXCLUSIVE on the parent; ACCESS EXCLUSIVE on the partition and on the
+    // default partition (brief once its scan is skipped): queries reaching them wait for the
+    // attach (PostgreSQL 15, pg_locks: tests/lock_modes_tests.rs).
+    let mut locks = vec![(LockMode::ShareUpdateExclusive, &p.parent), (LockMode::AccessExclusive, t)];
+    if let Some(d) = &default {
+        locks.push((LockMode::AccessExclusive, d));
+    }
+    out.push(attach.lock_each(&locks));
 
     // 5. The helpers are no longer needed: the partition constraint holds now.
     for (on, name) in helpers {

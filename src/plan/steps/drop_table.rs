@@ -152,14 +152,15 @@ fn detach_step(
     )
     .rollback(rollback)
     .verify(ctx.verify(json!({ "kind": "partition", "table_text": t.quoted(), "attached": false }))?);
+    // As PostgreSQL 15 takes them (pg_locks, tests/lock_modes_tests.rs): the concurrent form
+    // holds SHARE UPDATE EXCLUSIVE on the parent and, in its second transaction, once no query
+    // that could see the partition through the parent is left, ACCESS EXCLUSIVE on the
+    // partition; the plain form ACCESS EXCLUSIVE on both.
     Ok(if concurrently {
-        // The second transaction of the detach takes ACCESS EXCLUSIVE on the partition, once
-        // no query that could see it through the parent is left.
-        let mut s = step.lock(LockMode::AccessExclusive, t).outside_transaction();
-        s.lock_on.push(parent.clone());
-        s
+        step.lock_each(&[(LockMode::ShareUpdateExclusive, parent), (LockMode::AccessExclusive, t)])
+            .outside_transaction()
     } else {
-        step.lock(LockMode::AccessExclusive, parent)
+        step.lock_each(&[(LockMode::AccessExclusive, parent), (LockMode::AccessExclusive, t)])
     })
 }
 
