@@ -308,7 +308,8 @@ fn fills(plan: &Plan) -> BTreeMap<(String, String), Option<String>> {
         .filter(|b| b.pending_predicate == format!("{} IS NULL", b.target_column.quoted_sql()))
         .map(|b| {
             let lower = b.expr.to_ascii_lowercase();
-            let fixed = !crate::model::expr::is_volatile(&b.expr) && !PER_EVALUATION.iter().any(|f| lower.contains(f));
+            let fixed = !crate::model::expr::is_volatile(&b.expr)
+                && !PER_EVALUATION.iter().any(|f| lower.contains(f));
             ((b.table.quoted(), b.target_column.as_str().to_string()), fixed.then(|| b.expr.clone()))
         })
         .collect()
