@@ -74,6 +74,7 @@ finding_codes! {
     DependencyCycle = "dependency-cycle",
     DetachReferencedPartition = "detach-referenced-partition",
     DropOfMissingObject = "drop-of-missing-object",
+    DropWithoutFill = "drop-without-fill",
     ExtensionDrop = "extension-drop",
     FkWithoutIndex = "fk-without-index",
     GeneratedColumnDependency = "generated-column-dependency",

@@ -260,8 +260,6 @@ pub(crate) struct Placement {
     /// `(table, SQL condition)`: the rows writers may update (not those of a partition the
     /// plan detaches, which leave the parent mid-phase in one database and not in its twin).
     pub updatable: Vec<(String, String)>,
-    /// Why switch is not rolled back after the new release wrote, if it is not.
-    pub keep_switch: Option<&'static str>,
 }
 
 /// Per user table (parents first), an INSERT of rows `g` in `$1..=$2` and an UPDATE giving
@@ -888,7 +886,7 @@ fn lifecycle(
                 data(&t).await,
                 "{name}: after switch, concurrent writes = the same writes alone"
             );
-            if plan.steps_of(Phase::Switch).is_empty() || placement.keep_switch.is_some() {
+            if plan.steps_of(Phase::Switch).is_empty() {
                 new = Some(st);
                 continue;
             }

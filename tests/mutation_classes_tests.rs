@@ -84,3 +84,82 @@ fn a_column_that_becomes_not_null_without_a_fill_is_blocked() {
     assert_eq!(f.severity, seqmig::finding::Severity::Error);
     assert!(f.help.contains("column = \"status\""), "{f:?}");
 }
+
+/// Dropping a NOT NULL column without default: from switch the new release inserts rows
+/// without it. Switch dropped NOT NULL, and rolling switch back after such an insert failed
+/// (23514 on the helper check) with "run … to retry", which never succeeds. With a
+/// `[[fill]]` switch sets it as the default instead and rolls back cleanly; without one the
+/// plan warns (`drop-without-fill`) and the failed rollback says that rows must change.
+#[test]
+fn a_dropped_not_null_column_keeps_the_way_back_after_the_new_release_inserts() {
+    use crate::harness::cli::{seqmig, text, write_plan};
+    use crate::harness::{TestDb, block_on, connect};
+    use crate::reliability_faults_tests::plan_from;
+    use seqmig::plan::Phase;
+
+    let before = "CREATE TABLE orders (id integer PRIMARY KEY, code text NOT NULL, qty integer);";
+    let after = "CREATE TABLE orders (id integer PRIMARY KEY, qty integer);";
+    let one_way = "[plan]\nallow_one_way = [\"public.orders.code\"]\n";
+    for fill in [true, false] {
+        let toml = if fill {
+            format!("{one_way}\n[[fill]]\ntable = \"public.orders\"\ncolumn = \"code\"\nvalue = \"'none'\"\n")
+        } else {
+            one_way.to_string()
+        };
+        let plan = plan_from(before, after, &toml);
+        let warned = plan.findings.iter().any(|f| f.code == seqmig::finding::FindingCode::DropWithoutFill);
+        assert_eq!(warned, !fill, "{:?}", plan.findings);
+        let db = TestDb::new();
+        db.execute(&format!("{before} INSERT INTO orders VALUES (1, 'a', 1);"));
+        let (_dir, path) = write_plan(&plan);
+        for phase in [Phase::Expand, Phase::DualWrite, Phase::Backfill, Phase::Switch] {
+            if plan.steps_of(phase).is_empty() {
+                continue;
+            }
+            let out = seqmig(&["apply", "--plan", &path, "--phase", &phase.to_string()], &db);
+            assert!(out.status.success(), "{phase}: {}", text(&out));
+        }
+        // The new release: the column is not in its INSERT.
+        db.execute("INSERT INTO orders (id, qty) VALUES (2, 2);");
+        let out = seqmig(&["rollback", "--plan", &path, "--phase", "switch"], &db);
+        if fill {
+            assert!(out.status.success(), "{}", text(&out));
+            let code: String = block_on(async {
+                connect(&db.url)
+                    .await
+                    .query_one("SELECT code FROM orders WHERE id = 2", &[])
+                    .await
+                    .unwrap()
+                    .get(0)
+            });
+            assert_eq!(code, "none");
+            let nullable: String = block_on(async {
+                connect(&db.url)
+                    .await
+                    .query_one(
+                        "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'code'",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0)
+            });
+            assert_eq!(nullable, "NO");
+        } else {
+            let msg = text(&out);
+            assert!(!out.status.success(), "{msg}");
+            assert!(msg.contains("23514") && msg.contains("retrying alone fails the same way"), "{msg}");
+        }
+    }
+}
+
+/// An in-place type change (varchar to text) of a column with a default: PostgreSQL keeps the
+/// default through `ALTER COLUMN … TYPE`, respelt with a cast to the type it had, so rolling
+/// expand back left `'CHAT'::text` on the varchar column (Sourcegraph's prompts.mode).
+#[test]
+fn an_in_place_type_change_keeps_the_default_as_written_both_ways() {
+    let before = "CREATE TABLE prompts (id integer PRIMARY KEY, mode character varying DEFAULT 'CHAT'::character varying NOT NULL);";
+    let after = "CREATE TABLE prompts (id integer PRIMARY KEY, mode text DEFAULT 'CHAT'::character varying NOT NULL);";
+    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+}

@@ -582,12 +582,6 @@ impl Case {
                 out.updatable.push((table.clone(), not_in_1));
             }
         }
-        // Rows the new release inserts hold NULL in a NOT NULL column it no longer knows; rolling
-        // switch back cannot make the column NOT NULL again (23514) until they get a value.
-        // Not a partition rule: the same holds for a plain table (see the report of issue 21).
-        if self.tables.iter().any(|t| t.cols.iter().any(|c| c.fate == Fate::Drop && c.not_null)) {
-            out.keep_switch = Some("a NOT NULL column without default is dropped");
-        }
         out
     }
 
@@ -839,7 +833,18 @@ impl Case {
                         );
                     }
                     Fate::Drop => {
-                        one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))))
+                        one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))));
+                        if c.not_null {
+                            // What the new release's rows hold in it from switch on, so switch
+                            // keeps NOT NULL and rolls back after they are written.
+                            let _ = writeln!(
+                                out,
+                                "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
+                                toml_str(&self.table_after(n)),
+                                toml_str(&self.col_name(i)),
+                                toml_str(c.ty.fill())
+                            );
+                        }
                     }
                     Fate::SetNotNull => {
                         // The fill names the table as the desired schema does.

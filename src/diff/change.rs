@@ -100,9 +100,13 @@ pub enum Change {
         column: Column,
         fill: Option<String>,
     },
+    /// `fill`: for a NOT NULL column without default, the `[[fill]]` value the rows the new
+    /// release inserts get from switch on (it omits the column), so switch can keep NOT NULL
+    /// and be rolled back.
     DropColumn {
         table: QualifiedName,
         column: Column,
+        fill: Option<String>,
     },
     /// `up`/`down` are `None` for a plain rename (the values are copied as they are).
     RenameColumn {
@@ -278,7 +282,7 @@ impl Change {
             Change::RenameTable { from, .. } => from.quoted(),
             Change::AddColumn { table, column, .. }
             | Change::AddNotNullColumn { table, column, .. }
-            | Change::DropColumn { table, column }
+            | Change::DropColumn { table, column, .. }
             | Change::SetNotNull { table, column, .. }
             | Change::DropNotNull { table, column } => column_object(table, &column.name),
             Change::RenameColumn { table, from, .. } => column_object(table, &from.name),
@@ -351,7 +355,7 @@ impl Change {
                 column.name.quoted_sql(),
                 column.data_type
             ),
-            Change::DropColumn { table, column } => {
+            Change::DropColumn { table, column, .. } => {
                 format!("drop column {}.{}", short(table), column.name.quoted_sql())
             }
             Change::RenameColumn { table, from, to, up, .. } => format!(

@@ -735,7 +735,20 @@ impl Differ<'_> {
                     )),
                 );
             }
-            self.changes.push(Change::DropColumn { table: dname.clone(), column: (*d).clone() });
+            let needs_fill =
+                d.not_null && d.default.is_none() && d.identity.is_none() && d.generated.is_none();
+            let fill = if needs_fill { self.fill(dname, &d.name) } else { None };
+            if needs_fill && fill.is_none() {
+                let obj = column_object(dname, &d.name);
+                self.findings.push(
+                    Finding::warning(FindingCode::DropWithoutFill, obj.clone(), format!(
+                        "column {obj} is NOT NULL without a default: from switch the new release inserts rows without it, so switch drops NOT NULL, and rolling switch back after such an insert fails until those rows are given a value by hand"))
+                    .with_help(format!(
+                        "give the value those rows get in seqmig.toml (a constant or function call, as in a DEFAULT):\n[[fill]]\ntable = {}\ncolumn = {}\nvalue = \"<SQL expression>\"\nswitch then sets it as the column's default and keeps NOT NULL",
+                        toml_str(&dname.quoted()), toml_str(&d.name.quoted_sql()))),
+                );
+            }
+            self.changes.push(Change::DropColumn { table: dname.clone(), column: (*d).clone(), fill });
         }
         self.constraints(dname, cur, des);
     }
@@ -1455,7 +1468,7 @@ impl Differ<'_> {
                     to.quoted(),
                     toml_str(&to.quoted())
                 ),
-                None => "a [[fill]] applies to a column of the desired schema that is added NOT NULL or made NOT NULL; check table and column against the two schemas, or remove the hint".to_string(),
+                None => "a [[fill]] applies to a column that is added NOT NULL, made NOT NULL, or dropped while NOT NULL without a default; check table and column against the two schemas, or remove the hint".to_string(),
             };
             self.findings.push(
                 Finding::warning(

@@ -300,9 +300,10 @@ pub enum ExecError {
     #[error("{0}")]
     Gate(crate::soak::SoakError),
     #[error(
-        "step {step} ({phase}) failed{}: {message}; {}; run '{next}' to retry",
+        "step {step} ({phase}) failed{}: {message}; {}; {}",
         sqlstate.as_deref().map(|s| format!(" with SQLSTATE {s}")).unwrap_or_default(),
-        done_summary(done)
+        done_summary(done),
+        retry_advice(sqlstate.as_deref(), next)
     )]
     StepFailed {
         step: String,
@@ -408,6 +409,17 @@ impl ExecError {
                 | ExecError::Drift { .. }
                 | ExecError::Gate(crate::soak::SoakError::OldClientsConnected { .. })
         )
+    }
+}
+
+/// What to do after a failed step. An integrity violation (SQLSTATE class 23) is the data's
+/// doing: the same statement fails again until the rows it names are changed.
+fn retry_advice(sqlstate: Option<&str>, next: &str) -> String {
+    match sqlstate {
+        Some(s) if s.starts_with("23") => format!(
+            "rows in the database violate it, so retrying alone fails the same way: give those rows values that satisfy it, then run '{next}'"
+        ),
+        _ => format!("run '{next}' to retry"),
     }
 }
 

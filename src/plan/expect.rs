@@ -122,7 +122,7 @@ pub fn expectations(change: &Change, current: &Schema) -> Vec<Expect> {
             table(&mut out, t);
             new_column(&mut out, t, c);
         }
-        Change::DropColumn { table: t, column: c } => {
+        Change::DropColumn { table: t, column: c, .. } => {
             table(&mut out, t);
             column(&mut out, t, &c.name, true);
         }

@@ -317,8 +317,8 @@ fn fills(plan: &Plan) -> BTreeMap<(String, String), Option<String>> {
 
 /// The data that must survive a rollback: a checksum per table of the current schema, over
 /// the current schema's columns that exist now (columns the plan adds may hold new data). A
-/// filled column is compared as filled (`coalesce(column, fill)`), or not at all when its
-/// fill differs at each evaluation.
+/// filled column (of the table or of its partitioned root) is compared as filled
+/// (`coalesce(column, fill)`), or not at all when its fill differs at each evaluation.
 async fn checksums(
     client: &Client,
     current: &Schema,
@@ -342,11 +342,18 @@ async fn checksums(
         if existing.is_empty() {
             continue;
         }
+        // A partition's rows are filled by its root's backfill.
+        let root = current.partition_root(&t.name).quoted();
         let cols: Vec<String> = existing
             .iter()
-            .filter_map(|c| match fills.get(&(t.name.quoted(), c.clone())) {
-                None => Some(crate::model::quote_ident(c)),
-                Some(filled) => filled.clone(),
+            .filter_map(|c| {
+                match fills
+                    .get(&(t.name.quoted(), c.clone()))
+                    .or_else(|| fills.get(&(root.clone(), c.clone())))
+                {
+                    None => Some(crate::model::quote_ident(c)),
+                    Some(filled) => filled.clone(),
+                }
             })
             .collect();
         if cols.is_empty() {

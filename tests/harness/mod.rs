@@ -221,7 +221,7 @@ fn replace_db(url: &str, db: &str) -> String {
     }
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test server: {e}"));

@@ -82,11 +82,22 @@ fn rebind_sql(ctx: &Ctx<'_>, table: &QualifiedName, column: &Ident) -> Result<Ve
 pub fn steps(ctx: &Ctx<'_>, tc: &TypeChange) -> Steps {
     let (table, c) = (&tc.table, &tc.to.name);
     if tc.in_place {
-        let ty = |t: &Column| {
-            ctx.sql(
+        // PostgreSQL keeps the default through the new type, respelt with a cast to the type
+        // it had (`'CHAT'::text` on a column changed back to varchar): the column's own
+        // default is set again after the type, so each way ends with the default as written.
+        let ty = |t: &Column| -> Result<String, RenderError> {
+            let mut sql = ctx.sql(
                 "alter_column",
                 json!({ "table": qn(table), "column": c.as_str(), "action": "type", "value": t.data_type }),
-            )
+            )?;
+            if let Some(d) = &t.default {
+                sql.push('\n');
+                sql.push_str(&ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": d }),
+                )?);
+            }
+            Ok(sql)
         };
         return Ok(vec![
             StepDraft::new(

@@ -1,6 +1,6 @@
 //! drop column: switch flips the flag (the new release stops reading and writing the
-//! column) and, for a NOT NULL column without default, drops NOT NULL so the new release
-//! can insert without it; contract optionally renames it away (brownout) and drops it —
+//! column) and, for a NOT NULL column without default, gives it the `[[fill]]` as default,
+//! or without one drops NOT NULL, so the new release can insert without it; contract optionally renames it away (brownout) and drops it —
 //! the one-way door.
 
 use serde_json::json;
@@ -12,11 +12,32 @@ use crate::plan::sqltext::derived_name;
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
-pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column) -> Steps {
+pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option<&str>) -> Steps {
     let c = &column.name;
     let (retire, forget) = retire_flag_steps(ctx, &c.quoted_sql())?;
     let mut steps = vec![retire];
-    if column.not_null && column.default.is_none() && column.identity.is_none() {
+    if let Some(fill) = fill {
+        // The new release's inserts take the fill as the default: NOT NULL stays, and rolling
+        // switch back finds every row with a value.
+        steps.push(
+            StepDraft::new(
+                Phase::Switch,
+                format!(
+                    "give {} the default {fill} so inserts by the new release, which omit the column, keep it NOT NULL",
+                    c.quoted_sql()
+                ),
+                ctx.sql(
+                    "alter_column",
+                    json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": fill }),
+                )?,
+            )
+            .rollback(ctx.sql(
+                "alter_column",
+                json!({ "table": qn(table), "column": c.as_str(), "action": "drop_default" }),
+            )?)
+            .lock(LockMode::AccessExclusive, table),
+        );
+    } else if column.not_null && column.default.is_none() && column.identity.is_none() {
         let (prepare, undo) = online_not_null_undo(ctx, table, c, Phase::Switch)?;
         steps.extend(prepare);
         steps.push(
@@ -71,8 +92,11 @@ mod tests {
     fn drop_waits_for_contract() {
         let s = schema_with(vec![users()]);
         let col = users().columns[1].clone();
-        let steps =
-            run(&s, &s, &Change::DropColumn { table: QualifiedName::of("public", "users"), column: col });
+        let steps = run(
+            &s,
+            &s,
+            &Change::DropColumn { table: QualifiedName::of("public", "users"), column: col, fill: None },
+        );
         assert_eq!(phases(&steps), [Phase::Switch, Phase::Contract, Phase::Contract]);
         assert_eq!(steps[1].sql, "ALTER TABLE public.users DROP COLUMN name;");
         assert!(steps[1].rollback_sql.is_none());

@@ -132,7 +132,7 @@ pub fn steps(ctx: &Ctx<'_>, change: &Change) -> Steps {
         Change::AddNotNullColumn { table, column, fill } => {
             add_not_null_column::steps(ctx, table, column, fill.as_deref())
         }
-        Change::DropColumn { table, column } => drop_column::steps(ctx, table, column),
+        Change::DropColumn { table, column, fill } => drop_column::steps(ctx, table, column, fill.as_deref()),
         Change::RenameColumn { table, from, to, up, down } => {
             rename_column::steps(ctx, table, from, to, up.as_deref(), down.as_deref())
         }
