@@ -17,7 +17,7 @@ CHECK, drop a default. Then it runs `seqmig plan --format json` and, when the pl
   BUG-crash     a panic, or exit 2 from plan on two schemas that load
   invalid       the desired schema itself does not load (rehearse exit 2): the mutation's fault
 
-Usage (see book/src/mutations.md):
+Usage (see the README, "Mutations on real schemas"):
 
   scripts/mutate.py --corpus /work/shared/corpus/danbooru-structure.sql \
       --seqmig target/debug/seqmig --database-url postgres://postgres@127.0.0.1:5432/postgres \
