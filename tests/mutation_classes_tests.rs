@@ -163,3 +163,13 @@ fn an_in_place_type_change_keeps_the_default_as_written_both_ways() {
     let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
     assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
 }
+
+/// PostgREST's dump says `CREATE SCHEMA public` (its `public` was dropped and created
+/// again), which a new database refuses: every rehearsal of it failed while loading.
+#[test]
+fn a_dump_that_creates_schema_public_rehearses() {
+    let before = "CREATE SCHEMA public;\nCREATE TABLE public.items (id integer PRIMARY KEY);";
+    let after = "CREATE SCHEMA public;\nCREATE TABLE public.items (id integer PRIMARY KEY, note text);";
+    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 10);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+}

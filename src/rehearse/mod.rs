@@ -269,6 +269,15 @@ async fn load_sql(
             Some(s)
         })
         .collect();
+    // A dump of a database whose `public` was dropped and created again says `CREATE SCHEMA
+    // public` (PostgREST's does), which a new database refuses: it has one already. The
+    // scratch database is empty, so its own goes and the text's takes its place.
+    if pending.iter().any(|s| creates_public(&s.text)) {
+        client
+            .batch_execute("DROP SCHEMA IF EXISTS public")
+            .await
+            .map_err(db_err("drop the scratch database's own schema public"))?;
+    }
     loop {
         let mut failed = Vec::new();
         let mut first_error = None;
@@ -293,6 +302,13 @@ async fn load_sql(
             Some(_) => pending = failed,
         }
     }
+}
+
+/// `CREATE SCHEMA public` (quoted or not, with or without `AUTHORIZATION`).
+fn creates_public(statement: &str) -> bool {
+    let words: Vec<String> =
+        statement.split_whitespace().take(3).map(|w| w.trim_end_matches(';').to_ascii_lowercase()).collect();
+    matches!(&words[..], [c, s, p] if c == "create" && s == "schema" && (p == "public" || p == "\"public\""))
 }
 
 /// The fills of a plan's existing columns (a column made NOT NULL), by table and column: the
