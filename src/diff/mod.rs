@@ -735,10 +735,8 @@ impl Differ<'_> {
                     )),
                 );
             }
-            let needs_fill =
-                d.not_null && d.default.is_none() && d.identity.is_none() && d.generated.is_none();
-            let fill = if needs_fill { self.fill(dname, &d.name) } else { None };
-            if needs_fill && fill.is_none() {
+            let fill = if d.needs_value() { self.fill(dname, &d.name) } else { None };
+            if d.needs_value() && fill.is_none() {
                 let obj = column_object(dname, &d.name);
                 self.findings.push(
                     Finding::warning(FindingCode::DropWithoutFill, obj.clone(), format!(
@@ -776,7 +774,7 @@ impl Differ<'_> {
             });
         }
         let fill = self.fill(table, &a.name);
-        let needs_fill = a.not_null && a.default.is_none() && a.identity.is_none() && a.generated.is_none();
+        let needs_fill = a.needs_value();
         if needs_fill {
             if fill.is_none() && !self.created_tables.contains(table) {
                 self.findings.push(missing_fill(

@@ -277,6 +277,12 @@ impl Column {
             statistics: None,
         }
     }
+
+    /// NOT NULL, and nothing gives a row a value when an INSERT leaves the column out (no
+    /// default, identity or generation): a row without it needs one from elsewhere.
+    pub fn needs_value(&self) -> bool {
+        self.not_null && self.default.is_none() && self.identity.is_none() && self.generated.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,7 +37,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
             )?)
             .lock(LockMode::AccessExclusive, table),
         );
-    } else if column.not_null && column.default.is_none() && column.identity.is_none() {
+    } else if column.needs_value() {
         let (prepare, undo) = online_not_null_undo(ctx, table, c, Phase::Switch)?;
         steps.extend(prepare);
         steps.push(
