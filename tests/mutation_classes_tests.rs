@@ -173,3 +173,28 @@ fn a_dump_that_creates_schema_public_rehearses() {
     let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 10);
     assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
 }
+
+/// A renamed column in a primary key, with a view over it and a foreign key into it: the
+/// key's new unique index waited for the column's backfilled data (backfill) but was placed
+/// in expand, a phase conflict, so every rename of a key column was blocked (PostgREST's
+/// article_stars.article_id, car_models.year). The index is built in expand on the new
+/// column and kept up by the backfill; the key is attached at contract after its NOT NULL.
+#[test]
+fn a_renamed_primary_key_column_is_planned_and_rehearses() {
+    let before = "
+CREATE TABLE parent (id integer NOT NULL, year integer NOT NULL, name text, CONSTRAINT parent_pkey PRIMARY KEY (id, year));
+CREATE TABLE child (id integer PRIMARY KEY, parent_id integer, parent_year integer,
+    CONSTRAINT child_parent_fkey FOREIGN KEY (parent_id, parent_year) REFERENCES parent (id, year));
+CREATE VIEW parent_names AS SELECT parent.id, parent.year, parent.name FROM parent;
+";
+    let after = "
+CREATE TABLE parent (id integer NOT NULL, year_made integer NOT NULL, name text, CONSTRAINT parent_pkey PRIMARY KEY (id, year_made));
+CREATE TABLE child (id integer PRIMARY KEY, parent_id integer, parent_year integer,
+    CONSTRAINT child_parent_fkey FOREIGN KEY (parent_id, parent_year) REFERENCES parent (id, year_made));
+CREATE VIEW parent_names AS SELECT parent.id, parent.year_made, parent.name FROM parent;
+";
+    let toml = "[[rename]]\ntable = \"public.parent\"\nfrom = \"year\"\nto = \"year_made\"\n";
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let report = rehearse_pair(before, after, &hints, 30);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+}

@@ -22,13 +22,23 @@ pub fn needs(table: &QualifiedName, c: &Constraint) -> Vec<Res> {
     r
 }
 
+/// What validating `c` reads: its columns' data and, for a foreign key, the referenced
+/// columns' (a key the plan renames or retypes holds its values only after the backfill).
+pub fn data_needs(table: &QualifiedName, c: &Constraint) -> Vec<Res> {
+    let mut r: Vec<Res> = c.kind.columns().iter().map(|col| Res::Data(table.clone(), col.clone())).collect();
+    if let ConstraintKind::ForeignKey { ref_table, ref_columns, .. } = &c.kind {
+        r.extend(ref_columns.iter().map(|col| Res::Data(ref_table.clone(), col.clone())));
+    }
+    r
+}
+
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bool) -> Steps {
     let fk = matches!(c.kind, ConstraintKind::ForeignKey { .. });
     let exclusion = matches!(c.kind, ConstraintKind::Exclusion { .. });
     let lock = if fk { LockMode::ShareRowExclusive } else { LockMode::AccessExclusive };
     let drop = ctx
         .sql("drop_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "if_exists": true }))?;
-    let data: Vec<Res> = c.kind.columns().iter().map(|col| Res::Data(table.clone(), col.clone())).collect();
+    let data = data_needs(table, c);
     if new_table || exclusion {
         // NOT VALID when the desired schema keeps it so (only checks and foreign keys can be).
         let sql = ctx.sql("add_constraint", json!({ "table": qn(table), "name": c.name.as_str(), "definition": constraint_def(c), "not_valid": !c.validated && !exclusion }))?;

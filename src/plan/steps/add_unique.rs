@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{Ctx, Steps, concurrent_index_step};
-use crate::model::{Constraint, ConstraintKind, Index, IndexExpr, IndexKey, QualifiedName};
+use crate::model::{Constraint, ConstraintKind, Ident, Index, IndexExpr, IndexKey, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{constraint_def, derived_name, index_value};
 use crate::plan::{LockMode, Phase};
@@ -77,13 +77,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     .makes([Res::Key(table.clone(), cols.clone()), Res::Index(index.name.clone())]);
     let mut attach_needs = vec![Res::Index(index.name.clone())];
     if primary {
-        let current_nullable: Vec<_> = ctx
-            .current
-            .tables
-            .get(table)
-            .map(|t| cols.iter().filter(|col| t.column(col).is_some_and(|c| !c.not_null)).cloned().collect())
-            .unwrap_or_default();
-        attach_needs.extend(current_nullable.into_iter().map(|col| Res::NotNull(table.clone(), col)));
+        attach_needs.extend(primary_key_not_null(ctx, table, &cols));
     }
     let attach = StepDraft::new(
         Phase::Contract,
@@ -96,6 +90,17 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, c: &Constraint, new_table: bo
     .needs(attach_needs)
     .makes([Res::Constraint(table.clone(), c.name.clone())]);
     Ok(vec![build, attach])
+}
+
+/// What a primary key over `cols` waits for: the NOT NULL of each column the current schema
+/// does not hold NOT NULL (nullable there, or new: added or renamed by this plan), so that
+/// `USING INDEX` finds them NOT NULL and does not scan under its lock.
+pub fn primary_key_not_null(ctx: &Ctx<'_>, table: &QualifiedName, cols: &[Ident]) -> Vec<Res> {
+    let current = ctx.current.tables.get(table);
+    cols.iter()
+        .filter(|col| !current.and_then(|t| t.column(col)).is_some_and(|c| c.not_null))
+        .map(|col| Res::NotNull(table.clone(), col.clone()))
+        .collect()
 }
 
 /// A key on a partitioned table. PostgreSQL refuses `CREATE UNIQUE INDEX CONCURRENTLY` on it
@@ -164,13 +169,7 @@ fn partitioned(
         attach_needs.push(Res::Constraint(leaf.name.clone(), name.name.clone()));
     }
     if primary {
-        let nullable: Vec<_> = ctx
-            .current
-            .tables
-            .get(table)
-            .map(|t| cols.iter().filter(|col| t.column(col).is_some_and(|c| !c.not_null)).cloned().collect())
-            .unwrap_or_default();
-        attach_needs.extend(nullable.into_iter().map(|col| Res::NotNull(table.clone(), col)));
+        attach_needs.extend(primary_key_not_null(ctx, table, &cols));
     }
     let on_parent = StepDraft::new(
         Phase::Contract,

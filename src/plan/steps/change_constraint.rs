@@ -18,7 +18,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
     let tmp = derived_name(to.name.as_str(), "_seqmig_new");
     let unique = matches!(to.kind, ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. });
     let mut steps = Vec::new();
-    let data: Vec<Res> = to.kind.columns().iter().map(|c| Res::Data(table.clone(), c.clone())).collect();
+    let data = super::add_constraint::data_needs(table, to);
     if unique {
         let idx = super::add_unique::backing_index(table, to, &tmp);
         steps.push(
@@ -30,8 +30,9 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
                 &idx.name,
                 table,
             )?
+            // Not the columns' data: the index is built on what is there and kept up as the
+            // backfill writes (a renamed key column is new and empty in expand).
             .needs(super::add_constraint::needs(table, to))
-            .needs(data)
             .makes([Res::Key(table.clone(), to.kind.columns().to_vec())]),
         );
     } else {
@@ -101,6 +102,11 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
         )
         .rollback(unfinish)
         .lock(LockMode::AccessExclusive, table)
+        .needs(if matches!(to.kind, ConstraintKind::PrimaryKey { .. }) {
+            super::add_unique::primary_key_not_null(ctx, table, to.kind.columns())
+        } else {
+            Vec::new()
+        })
         .makes([Res::Constraint(table.clone(), to.name.clone())]),
     );
     Ok(steps)
@@ -110,7 +116,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, from: &Constraint, to: &Const
 /// which scans under SHARE UPDATE EXCLUSIVE (reads and writes go on). A rollback leaves it
 /// validated: validation changes no data, and un-validating would mean dropping it.
 fn validate_only(ctx: &Ctx<'_>, table: &QualifiedName, to: &Constraint) -> Steps {
-    let data: Vec<Res> = to.kind.columns().iter().map(|c| Res::Data(table.clone(), c.clone())).collect();
+    let data = super::add_constraint::data_needs(table, to);
     Ok(vec![
         StepDraft::new(
             Phase::Backfill,
