@@ -205,11 +205,31 @@ def nullable_cols(s, qn):
     return [c for c in s.tables[qn]["columns"] if not c["not_null"] and not c.get("generated")]
 
 
+def fill_for(data_type):
+    """A value of the type for the rows a [[fill]] must give one, or None (then the plan is
+    blocked by missing-fill, as it should be)."""
+    t = data_type.lower()
+    for prefix, value in (
+        ("smallint", "0"), ("integer", "0"), ("bigint", "0"), ("numeric", "0"), ("double", "0"),
+        ("real", "0"), ("boolean", "false"), ("text", "''"), ("character", "''"), ("citext", "''"),
+        ("timestamp", "now()"), ("date", "current_date"), ("uuid", "gen_random_uuid()"),
+        ("jsonb", "'{}'"), ("json", "'{}'"), ("inet", "'0.0.0.0'"),
+    ):
+        if t.startswith(prefix):
+            return value
+    return None
+
+
+def fill_hint(qn, col):
+    value = fill_for(col["data_type"])
+    return {"fill": [{"table": qn, "column": col["name"], "value": value}]} if value else {}
+
+
 def m_set_not_null(s, qn, rnd, col):
     def f(line):
         return line + " NOT NULL"
 
-    return edit_column(s.text, qn, col["name"], f), {}, f"set NOT NULL on {col['name']}"
+    return edit_column(s.text, qn, col["name"], f), fill_hint(qn, col), f"set NOT NULL on {col['name']}"
 
 
 TYPE_CHANGES = [
@@ -259,6 +279,8 @@ def m_drop_column(s, qn, rnd, col):
         return None, {}, ""
     text = edit_column(s.text, qn, col["name"], lambda line: "")
     hint = {"plan": {"allow_one_way": [f"{qn}.{col['name']}"]}}
+    if col["not_null"] and col.get("default") is None and not col.get("identity") and not col.get("generated"):
+        hint.update(fill_hint(qn, col))
     return text, hint, f"drop column {col['name']}"
 
 
@@ -482,6 +504,9 @@ def toml_hints(h):
             if k in r:
                 lines.append(f'{k} = "{r[k]}"')
         lines.append("")
+    for f in h.get("fill", []):
+        value = f["value"].replace("\\", "\\\\").replace('"', '\\"')
+        lines += ["[[fill]]", f'table = "{f["table"]}"', f'column = "{f["column"]}"', f'value = "{value}"', ""]
     if "plan" in h:
         lines.append("[plan]")
         ao = ", ".join(f'"{x}"' for x in h["plan"]["allow_one_way"])
