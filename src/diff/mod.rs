@@ -1186,6 +1186,23 @@ impl Differ<'_> {
             .opaque
             .values()
             .map(|o| {
+                // A routine's argument and result types that are a renamed table's row type
+                // follow it (by OID), its body does not. Its rollback must recreate it so: by
+                // the old name, it would bind the compatibility view's row type, and the
+                // rename's own rollback could not drop that view.
+                if matches!(o.id.kind, OpaqueKind::Function | OpaqueKind::Procedure | OpaqueKind::Aggregate) {
+                    let mut c = o.clone();
+                    c.text = self.carry_text(&o.text);
+                    c.id.identity = renames.iter().fold(o.id.identity.clone(), |id, (cur, des)| {
+                        crate::parse::text::rename_row_type(
+                            &id,
+                            cur.schema.as_str(),
+                            cur.name.as_str(),
+                            &des.name.quoted_sql(),
+                        )
+                    });
+                    return (c.id.clone(), c);
+                }
                 let Some((cur, des)) = renames.iter().find(|(cur, _)| o.depends_on.contains(cur)) else {
                     return (o.id.clone(), o.clone());
                 };
