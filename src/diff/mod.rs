@@ -1268,6 +1268,24 @@ impl Differ<'_> {
                 break;
             }
         }
+        // A materialized view that is dropped and created again loses its indexes with it: its
+        // replacement builds the desired ones and its undo the current ones
+        // (plan/steps/views.rs). Planned on their own, they would be built on the old view
+        // (over columns it may not have) and vanish with it.
+        let rebuilt: BTreeSet<&QualifiedName> = recreated
+            .iter()
+            .filter(|n| {
+                self.current.views.get(*n).is_some_and(|v| v.materialized)
+                    || self.desired.views.get(*n).is_some_and(|v| v.materialized)
+            })
+            .collect();
+        self.changes.retain(|c| match c {
+            Change::AddIndex { index, .. } | Change::DropIndex { index } => !rebuilt.contains(&index.table),
+            Change::ChangeIndex { from, to } | Change::RenameIndex { from, to } => {
+                !rebuilt.contains(&from.table) && !rebuilt.contains(&to.table)
+            }
+            _ => true,
+        });
         for (name, v) in &self.desired.views {
             match self.current.views.get(name) {
                 None => self.changes.push(Change::CreateView { view: v.clone() }),
