@@ -152,7 +152,8 @@ CREATE UNIQUE INDEX rental_category ON public.rental_by_category USING btree (ca
 
     // The mutation as scripts/mutate.py wrote it: the alias renamed as well, so the views'
     // output columns (and the index over one) really change.
-    let after = after.replace("AS category,", "AS category_renamed,").replace("(category);", "(category_renamed);");
+    let after =
+        after.replace("AS category,", "AS category_renamed,").replace("(category);", "(category_renamed);");
     let report = rehearse_pair(before, &after, &hints, 20);
     assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
 }

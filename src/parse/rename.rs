@@ -189,7 +189,8 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
     let kind_at = if head.get(1..3) == Some(&["or", "replace"]) { 3 } else { 1 };
     let kind = if create { head.get(kind_at).copied().unwrap_or("") } else { "" };
     // `ON table` of CREATE TRIGGER, POLICY, INDEX, RULE; `TO table` of CREATE RULE.
-    let on_relation = create && matches!(kind, "trigger" | "constraint" | "policy" | "index" | "unique" | "rule");
+    let on_relation =
+        create && matches!(kind, "trigger" | "constraint" | "policy" | "index" | "unique" | "rule");
     let rule = create && kind == "rule";
     let routine = create && matches!(kind, "function" | "procedure" | "aggregate");
 
@@ -239,7 +240,10 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
             match r.raw(k) {
                 "(" => {
                     let join_tree = top.clause == Clause::From && !top.cond && relation_next;
-                    frames.push(Frame { clause: if join_tree { Clause::From } else { Clause::None }, cond: false });
+                    frames.push(Frame {
+                        clause: if join_tree { Clause::From } else { Clause::None },
+                        cond: false,
+                    });
                     relation_next = join_tree;
                     alias_next = false;
                 }
@@ -282,7 +286,10 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
                     true
                 }
                 // Not `IS [NOT] DISTINCT FROM`.
-                "from" if (depth0 || f.clause != Clause::None) && r.word(k.wrapping_sub(1)).as_deref() != Some("distinct") => {
+                "from"
+                    if (depth0 || f.clause != Clause::None)
+                        && r.word(k.wrapping_sub(1)).as_deref() != Some("distinct") =>
+                {
                     f.clause = Clause::From;
                     f.cond = false;
                     relation_next = true;
@@ -379,10 +386,11 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
                 continue;
             }
             let qualifier = (last > k).then(|| r.name(last - 2)).flatten();
-            if r.is(last, from) && qualifier.as_deref().is_none_or(|q| q == schema) {
-                if qualifier.is_some() || !cte {
-                    definite.push(last);
-                }
+            if r.is(last, from)
+                && qualifier.as_deref().is_none_or(|q| q == schema)
+                && (qualifier.is_some() || !cte)
+            {
+                definite.push(last);
             }
             alias_next = frames.last().is_some_and(|f| f.clause == Clause::From);
             k = last + 1;
@@ -397,8 +405,10 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
         {
             // `from.column`, or `schema.from.column`; not `x.from.column`.
             let after_dot = k >= 1 && r.punct(k - 1, ".");
-            let plain = !after_dot && !(k >= 1 && r.op(k - 1, "::"));
-            let schema_qualified = after_dot && k >= 2 && r.is(k - 2, schema) && !(k >= 3 && r.punct(k - 3, "."));
+            let cast = k >= 1 && r.op(k - 1, "::");
+            let plain = !after_dot && !cast;
+            let schema_qualified =
+                after_dot && k >= 2 && r.is(k - 2, schema) && !(k >= 3 && r.punct(k - 3, "."));
             if plain {
                 qualifiers.push(k);
             } else if schema_qualified {
@@ -436,17 +446,23 @@ mod tests {
         );
         // An alias of the table, a column named like it, a function named like it.
         assert_eq!(
-            carry("SELECT c.name AS category, category(c.x), f.category FROM public.category c JOIN f ON f.category = c.name"),
+            carry(
+                "SELECT c.name AS category, category(c.x), f.category FROM public.category c JOIN f ON f.category = c.name"
+            ),
             "SELECT c.name AS category, category(c.x), f.category FROM public.category_renamed c JOIN f ON f.category = c.name"
         );
         // A FROM list, a subquery, EXISTS; `extract(… FROM column)` is no relation.
         assert_eq!(
-            carry("select extract(year from category) from film, category where exists (select 1 from only \"category\" x)"),
+            carry(
+                "select extract(year from category) from film, category where exists (select 1 from only \"category\" x)"
+            ),
             "select extract(year from category) from film, category_renamed where exists (select 1 from only category_renamed x)"
         );
         // Another relation aliased like the table: its qualifiers mean that one.
         assert_eq!(
-            carry("select category.name from public.genre category join public.category g on g.id = category.id"),
+            carry(
+                "select category.name from public.genre category join public.category g on g.id = category.id"
+            ),
             "select category.name from public.genre category join public.category_renamed g on g.id = category.id"
         );
         // A WITH query named like the table.
@@ -461,13 +477,18 @@ mod tests {
             "select public.category_renamed.id from public.category_renamed"
         );
         // A cast to its row type.
-        assert_eq!(carry("select (1, 'a')::category, y::public.category"), "select (1, 'a')::category_renamed, y::public.category_renamed");
+        assert_eq!(
+            carry("select (1, 'a')::category, y::public.category"),
+            "select (1, 'a')::category_renamed, y::public.category_renamed"
+        );
     }
 
     #[test]
     fn statements_on_a_table_follow_it() {
         assert_eq!(
-            carry("create trigger last_updated before update of category on public.category for each row execute function public.last_updated()"),
+            carry(
+                "create trigger last_updated before update of category on public.category for each row execute function public.last_updated()"
+            ),
             "create trigger last_updated before update of category on public.category_renamed for each row execute function public.last_updated()"
         );
         assert_eq!(
@@ -475,7 +496,9 @@ mod tests {
             "create policy p on category_renamed using ((category = current_user))"
         );
         assert_eq!(
-            carry("create rule r as on insert to public.category do instead insert into log values (new.category)"),
+            carry(
+                "create rule r as on insert to public.category do instead insert into log values (new.category)"
+            ),
             "create rule r as on insert to public.category_renamed do instead insert into log values (new.category)"
         );
         assert_eq!(
@@ -499,11 +522,18 @@ mod tests {
              language plpgsql as $$ begin return query select * from category; end $$"
         );
         assert_eq!(
-            carry("create function f(category) returns table (category text, c category) language sql as 'select 1'"),
+            carry(
+                "create function f(category) returns table (category text, c category) language sql as 'select 1'"
+            ),
             "create function f(category_renamed) returns table (category text, c category_renamed) language sql as 'select 1'"
         );
         assert_eq!(
-            rename_row_type("public.f(public.category, integer, category[])", "public", "category", "category_renamed"),
+            rename_row_type(
+                "public.f(public.category, integer, category[])",
+                "public",
+                "category",
+                "category_renamed"
+            ),
             "public.f(public.category_renamed, integer, category_renamed[])"
         );
     }

@@ -132,7 +132,11 @@ pub fn create(ctx: &Ctx<'_>, v: &View) -> Steps {
 /// The indexes `schema` has on the materialized view `v`, built plainly: the view was just
 /// created in the same step, nobody has waited on it yet. Dropping a materialized view drops
 /// its indexes, so whatever creates it again creates them too.
-fn index_sql(ctx: &Ctx<'_>, v: &View, schema: &Schema) -> Result<Vec<(String, Res)>, crate::render::RenderError> {
+fn index_sql(
+    ctx: &Ctx<'_>,
+    v: &View,
+    schema: &Schema,
+) -> Result<Vec<(String, Res)>, crate::render::RenderError> {
     if !v.materialized {
         return Ok(Vec::new());
     }
@@ -141,7 +145,8 @@ fn index_sql(ctx: &Ctx<'_>, v: &View, schema: &Schema) -> Result<Vec<(String, Re
         .values()
         .filter(|i| i.table == v.name)
         .map(|i| {
-            let sql = ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?;
+            let sql =
+                ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?;
             Ok((sql, Res::Index(i.name.clone())))
         })
         .collect()
