@@ -1197,6 +1197,23 @@ impl Differ<'_> {
             .opaque
             .values()
             .map(|o| {
+                // A routine's argument and result types that are a renamed table's row type
+                // follow it (by OID), its body does not. Its rollback must recreate it so: by
+                // the old name, it would bind the compatibility view's row type, and the
+                // rename's own rollback could not drop that view.
+                if matches!(o.id.kind, OpaqueKind::Function | OpaqueKind::Procedure | OpaqueKind::Aggregate) {
+                    let mut c = o.clone();
+                    c.text = self.carry_text(&o.text);
+                    c.id.identity = renames.iter().fold(o.id.identity.clone(), |id, (cur, des)| {
+                        crate::parse::text::rename_row_type(
+                            &id,
+                            cur.schema.as_str(),
+                            cur.name.as_str(),
+                            &des.name.quoted_sql(),
+                        )
+                    });
+                    return (c.id.clone(), c);
+                }
                 let Some((cur, des)) = renames.iter().find(|(cur, _)| o.depends_on.contains(cur)) else {
                     return (o.id.clone(), o.clone());
                 };
@@ -1262,6 +1279,24 @@ impl Differ<'_> {
                 break;
             }
         }
+        // A materialized view that is dropped and created again loses its indexes with it: its
+        // replacement builds the desired ones and its undo the current ones
+        // (plan/steps/views.rs). Planned on their own, they would be built on the old view
+        // (over columns it may not have) and vanish with it.
+        let rebuilt: BTreeSet<&QualifiedName> = recreated
+            .iter()
+            .filter(|n| {
+                self.current.views.get(*n).is_some_and(|v| v.materialized)
+                    || self.desired.views.get(*n).is_some_and(|v| v.materialized)
+            })
+            .collect();
+        self.changes.retain(|c| match c {
+            Change::AddIndex { index, .. } | Change::DropIndex { index } => !rebuilt.contains(&index.table),
+            Change::ChangeIndex { from, to } | Change::RenameIndex { from, to } => {
+                !rebuilt.contains(&from.table) && !rebuilt.contains(&to.table)
+            }
+            _ => true,
+        });
         for (name, v) in &self.desired.views {
             match self.current.views.get(name) {
                 None => self.changes.push(Change::CreateView { view: v.clone() }),

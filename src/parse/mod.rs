@@ -22,6 +22,7 @@ mod names;
 pub mod normalize;
 mod objects;
 mod partition;
+mod rename;
 mod split;
 pub mod stand_in;
 mod table;

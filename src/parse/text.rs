@@ -316,40 +316,7 @@ pub fn expand_star(definition: &str, columns: &[String]) -> Option<String> {
     Some(out)
 }
 
-/// `text` with the relation `schema.from` spelled `to` (already quoted) instead, for an
-/// object that follows a renamed table (PostgreSQL binds it by OID, so only its text changes):
-/// every bare or quoted identifier spelling `from`, unqualified or qualified by `schema`, that
-/// is not a function call. Text the lexer cannot read is returned as written.
-pub fn rename_relation(text: &str, schema: &str, from: &str, to: &str) -> String {
-    let Ok(toks) = tokenize(text) else { return text.to_string() };
-    let name = |k: usize| -> Option<String> {
-        let t = toks.get(k)?;
-        let raw = &text[t.start..t.end];
-        match t.kind {
-            Kind::Word => Some(raw.to_ascii_lowercase()),
-            Kind::QuotedIdent => Some(raw[1..raw.len() - 1].replace("\"\"", "\"")),
-            _ => None,
-        }
-    };
-    let punct =
-        |k: usize, p: &str| toks.get(k).is_some_and(|t| t.kind == Kind::Punct && &text[t.start..t.end] == p);
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut copied = 0;
-    for (k, t) in toks.iter().enumerate() {
-        if name(k).as_deref() != Some(from) || punct(k + 1, "(") {
-            continue;
-        }
-        let qualified = k > 0 && punct(k - 1, ".");
-        if qualified && (k < 2 || name(k - 2).as_deref() != Some(schema)) {
-            continue;
-        }
-        out.push_str(&text[copied..t.start]);
-        out.push_str(to);
-        copied = t.end;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
+pub use super::rename::{rename_relation, rename_row_type};
 
 /// Rewrites the column references in `expr`: every bare or quoted identifier for which
 /// `map` returns a replacement is replaced. Identifiers inside string literals, after `.`
@@ -386,18 +353,6 @@ pub fn repoint(expr: &str, map: &dyn Fn(&str) -> Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rename_relation_follows_the_table_not_its_columns_or_functions() {
-        assert_eq!(
-            rename_relation("select o.id, o.a from public.o where o(1) and x.o > 0", "public", "o", "p"),
-            "select p.id, p.a from public.p where o(1) and x.o > 0"
-        );
-        assert_eq!(
-            rename_relation("create trigger tr before update on \"o\" for each row", "public", "o", "\"P\""),
-            "create trigger tr before update on \"P\" for each row"
-        );
-    }
 
     #[test]
     fn expand_star_spells_out_one_relations_columns() {

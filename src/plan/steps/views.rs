@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::model::{Ident, QualifiedName, Schema, View};
 use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::index_value;
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
@@ -128,21 +129,54 @@ pub fn create(ctx: &Ctx<'_>, v: &View) -> Steps {
     Ok(vec![create_step(ctx, v)?])
 }
 
+/// The indexes `schema` has on the materialized view `v`, built plainly: the view was just
+/// created in the same step, nobody has waited on it yet. Dropping a materialized view drops
+/// its indexes, so whatever creates it again creates them too.
+fn index_sql(
+    ctx: &Ctx<'_>,
+    v: &View,
+    schema: &Schema,
+) -> Result<Vec<(String, Res)>, crate::render::RenderError> {
+    if !v.materialized {
+        return Ok(Vec::new());
+    }
+    schema
+        .indexes
+        .values()
+        .filter(|i| i.table == v.name)
+        .map(|i| {
+            let sql =
+                ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?;
+            Ok((sql, Res::Index(i.name.clone())))
+        })
+        .collect()
+}
+
 pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
     let mut old_reads = reads(from);
     old_reads.extend(star_reads(ctx, from));
+    let mut back = vec![create_sql(ctx, from, ctx.current)?];
+    back.extend(index_sql(ctx, from, ctx.current)?.into_iter().map(|(sql, _)| sql));
     let drop = StepDraft::new(
         Phase::Expand,
         format!("drop {} so the columns under it can change", from.name),
         drop_sql(ctx, from, false)?,
     )
-    .rollback(create_sql(ctx, from, ctx.current)?)
+    .rollback(back.join("\n"))
     .lock(LockMode::AccessExclusive, &from.name)
     .floating()
     .releases(old_reads.clone())
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
     create.purpose = format!("recreate {} over the new columns", to.name);
+    let indexes = index_sql(ctx, to, ctx.desired)?;
+    if !indexes.is_empty() {
+        create.purpose = format!("recreate {} over the new columns, with its indexes", to.name);
+        for (sql, made) in indexes {
+            create.sql = format!("{}\n{sql}", create.sql);
+            create.makes.push(made);
+        }
+    }
     // A `SELECT *` view binds every column at creation: unless its `*` is spelled out as the
     // desired columns, recreate it only after the columns that go away are gone, or it would
     // hold on to them again.
