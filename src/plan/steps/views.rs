@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::model::{Ident, QualifiedName, Schema, View};
 use crate::plan::draft::{Res, StepDraft};
+use crate::plan::sqltext::index_value;
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
@@ -93,6 +94,46 @@ pub fn create_sql(ctx: &Ctx<'_>, v: &View, schema: &Schema) -> Result<String, cr
     Ok(parts.join("\n"))
 }
 
+/// `v` as `schema` has it, with everything that hangs on it ([`crate::diff::attached`]): a
+/// view the plan drops must come back whole, forward as the desired schema has it and on undo
+/// as the current one had it. Its owner, when `schema` does not say, is the one `other` says
+/// (ownership is not diffed: recreated, the view would belong to whoever runs the step).
+fn create_whole_sql(
+    ctx: &Ctx<'_>,
+    v: &View,
+    schema: &Schema,
+    other: &Schema,
+) -> Result<String, crate::render::RenderError> {
+    let mut parts = vec![create_sql(ctx, v, schema)?];
+    let a = crate::diff::attached::attached(schema, &v.name);
+    for i in &a.indexes {
+        // The view was created in this transaction: nothing else can read it yet, so the
+        // plain build (a matview's scan) blocks no one.
+        parts.push(ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?);
+    }
+    if let Some(role) = a.owner.or_else(|| crate::diff::attached::attached(other, &v.name).owner) {
+        parts.push(ctx.sql(
+            "schema_object",
+            json!({
+                "kind": "owner",
+                "object": if v.materialized { "materialized view" } else { "view" },
+                "name": qn(&v.name),
+                "role": role.as_str(),
+            }),
+        )?);
+    }
+    for o in &a.objects {
+        parts.push(super::opaque::statement(o));
+        if o.search_path.is_some() {
+            parts.push("SET LOCAL search_path TO DEFAULT;".into());
+        }
+    }
+    for (target, text) in &a.comments {
+        parts.push(ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "text": text }))?);
+    }
+    Ok(parts.join("\n"))
+}
+
 fn drop_sql(ctx: &Ctx<'_>, v: &View, if_exists: bool) -> Result<String, crate::render::RenderError> {
     ctx.sql(
         "drop_view",
@@ -136,12 +177,13 @@ pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
         format!("drop {} so the columns under it can change", from.name),
         drop_sql(ctx, from, false)?,
     )
-    .rollback(create_sql(ctx, from, ctx.current)?)
+    .rollback(create_whole_sql(ctx, from, ctx.current, ctx.desired)?)
     .lock(LockMode::AccessExclusive, &from.name)
     .floating()
     .releases(old_reads.clone())
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
+    create.sql = create_whole_sql(ctx, to, ctx.desired, ctx.current)?;
     create.purpose = format!("recreate {} over the new columns", to.name);
     // A `SELECT *` view binds every column at creation: unless its `*` is spelled out as the
     // desired columns, recreate it only after the columns that go away are gone, or it would
@@ -215,7 +257,7 @@ pub fn drop(ctx: &Ctx<'_>, v: &View) -> Steps {
             format!("drop {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
             drop_sql(ctx, v, false)?,
         )
-        .rollback(create_sql(ctx, v, ctx.current)?)
+        .rollback(create_whole_sql(ctx, v, ctx.current, ctx.current)?)
         .lock(LockMode::AccessExclusive, &v.name)
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": false }))?)
         .releases(rel)
