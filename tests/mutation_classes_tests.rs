@@ -84,3 +84,60 @@ fn a_column_that_becomes_not_null_without_a_fill_is_blocked() {
     assert_eq!(f.severity, seqmig::finding::Severity::Error);
     assert!(f.help.contains("column = \"status\""), "{f:?}");
 }
+
+/// A column that a view or materialized view reads changes type through a shadow column:
+/// the plan drops the view and creates it again around the swap. What hangs on it went with
+/// the drop and never came back, forward or on undo: pagila's `rental_category` index on
+/// the matview `rental_by_category`, Sourcegraph's `COMMENT ON VIEW user_relevant_repos`.
+/// The recreate now brings back its indexes, owner, grants, INSTEAD OF triggers and the
+/// comments on it, its columns and its indexes (as the desired schema has them; on undo as
+/// the current one had them), and an index or comment of such a view that changes at the
+/// same time is made by the recreate, not on the view about to go.
+#[test]
+fn a_recreated_view_keeps_what_hangs_on_it() {
+    let before = "
+CREATE TABLE film (film_id integer PRIMARY KEY, title text NOT NULL, rating integer);
+CREATE MATERIALIZED VIEW film_titles AS SELECT film_id, title FROM film;
+CREATE UNIQUE INDEX film_titles_id ON film_titles (film_id);
+CREATE INDEX film_titles_title ON film_titles (lower(title));
+COMMENT ON MATERIALIZED VIEW film_titles IS 'titles by id';
+COMMENT ON INDEX film_titles_id IS 'for REFRESH CONCURRENTLY';
+CREATE VIEW rated WITH (security_barrier = true) AS SELECT film_id, rating FROM film WHERE rating > 0;
+COMMENT ON VIEW rated IS 'films with a rating';
+COMMENT ON COLUMN rated.rating IS 'stars';
+GRANT SELECT ON TABLE rated TO PUBLIC;
+CREATE FUNCTION rated_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO film (film_id, title, rating) VALUES (NEW.film_id, 'untitled', NEW.rating); RETURN NEW; END $$;
+CREATE TRIGGER rated_insert INSTEAD OF INSERT ON rated FOR EACH ROW EXECUTE FUNCTION rated_insert();
+";
+    let widened = before.replace("film_id integer PRIMARY KEY", "film_id bigint PRIMARY KEY");
+    // The same, and the matview's indexes and comment change with it.
+    let reshaped = widened
+        .replace(
+            "CREATE INDEX film_titles_title ON film_titles (lower(title));",
+            "CREATE INDEX film_titles_title ON film_titles (upper(title));",
+        )
+        .replace("'titles by id'", "'titles'")
+        .replace("COMMENT ON COLUMN rated.rating IS 'stars';", "");
+    for after in [widened.as_str(), reshaped.as_str()] {
+        let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
+        assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+    }
+}
+
+/// Sourcegraph's `gitserver_repos_schedule_order_idx` reads `last_fetched` in an expression;
+/// renaming the column rebuilds the index over the new name. Contract dropped the old column
+/// first (PostgreSQL drops the index with it), then the old index: 42704, index does not
+/// exist. An index's drop now comes before the drop of any column its expressions or
+/// predicate read.
+#[test]
+fn an_expression_index_over_a_renamed_column_is_dropped_before_the_column() {
+    let before = "
+CREATE TABLE repos (id integer PRIMARY KEY, last_fetched timestamptz, last_changed timestamptz);
+CREATE INDEX repos_order ON repos ((last_fetched - last_changed) DESC, id) WHERE last_fetched IS NOT NULL;
+";
+    let after = before.replace("last_fetched", "fetched_at");
+    let toml = "[[rename]]\ntable = \"public.repos\"\nfrom = \"last_fetched\"\nto = \"fetched_at\"\n";
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let report = rehearse_pair(before, &after, &hints, 20);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+}
