@@ -64,10 +64,7 @@ pub fn comment_on(schema: &Schema, target: &ObjectRef, view: &QualifiedName) -> 
     match target.kind.as_str() {
         "view" | "materialized view" | "table" => target.identity == q,
         "column" => target.identity.strip_prefix(&q).is_some_and(|rest| rest.starts_with('.')),
-        "index" => schema
-            .indexes
-            .iter()
-            .any(|(n, i)| &i.table == view && n.quoted() == target.identity),
+        "index" => schema.indexes.iter().any(|(n, i)| &i.table == view && n.quoted() == target.identity),
         "trigger" | "rule" | "policy" => target.identity.ends_with(&format!(" on {q}")),
         _ => false,
     }

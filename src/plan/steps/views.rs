@@ -129,7 +129,9 @@ fn create_whole_sql(
         }
     }
     for (target, text) in &a.comments {
-        parts.push(ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "text": text }))?);
+        parts.push(
+            ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "text": text }))?,
+        );
     }
     Ok(parts.join("\n"))
 }
