@@ -342,9 +342,17 @@ async fn checksums(
         if existing.is_empty() {
             continue;
         }
+        // A partition's rows are filled by its parent's backfill, with the parent's fill
+        // (up a multi-level tree to the table the plan names).
+        let mut lineage = vec![t.name.quoted()];
+        let mut up = t;
+        while let Some(p) = up.partition_of.as_ref().and_then(|p| current.tables.get(&p.parent)) {
+            lineage.push(p.name.quoted());
+            up = p;
+        }
         let cols: Vec<String> = existing
             .iter()
-            .filter_map(|c| match fills.get(&(t.name.quoted(), c.clone())) {
+            .filter_map(|c| match lineage.iter().find_map(|n| fills.get(&(n.clone(), c.clone()))) {
                 None => Some(crate::model::quote_ident(c)),
                 Some(filled) => filled.clone(),
             })
