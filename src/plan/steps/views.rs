@@ -297,4 +297,34 @@ mod tests {
         assert_eq!(steps[1].sql, "CREATE VIEW public.active_users AS SELECT id, name FROM public.users;");
         assert!(steps.iter().all(|s| s.floating));
     }
+
+    /// The recreate brings back what the drop took along, as the desired schema has it; the
+    /// drop's undo as the current one had it (owner kept from the current schema).
+    #[test]
+    fn replace_brings_back_what_hangs_on_the_view() {
+        let load = |sql: &str| crate::parse::load_str("s.sql", sql).unwrap().schema;
+        let base = "CREATE TABLE t (id integer PRIMARY KEY, name text);
+CREATE MATERIALIZED VIEW m AS SELECT id, name FROM t;
+ALTER MATERIALIZED VIEW m OWNER TO reporting;
+GRANT SELECT ON TABLE m TO PUBLIC;";
+        let cur =
+            load(&format!("{base}\nCREATE INDEX m_name ON m (name);\nCOMMENT ON COLUMN m.name IS 'old';"));
+        let des = load(
+            &format!("{base}\nCREATE INDEX m_name ON m (lower(name));\nCOMMENT ON COLUMN m.name IS 'new';")
+                .replace("ALTER MATERIALIZED VIEW m OWNER TO reporting;", ""),
+        );
+        let m = QualifiedName::of("public", "m");
+        let (from, to) = (cur.views[&m].clone(), des.views[&m].clone());
+        let steps = run(&cur, &des, &Change::ReplaceView { from, to, reason: ViewReason::Dependency });
+        let undo = steps[0].rollback_sql.as_deref().unwrap();
+        assert!(undo.contains("CREATE INDEX m_name ON public.m (name);"), "{undo}");
+        assert!(undo.contains("COMMENT ON COLUMN public.m.name IS 'old';"), "{undo}");
+        let redo = &steps[1].sql;
+        assert!(redo.contains("CREATE INDEX m_name ON public.m ((lower(name)));"), "{redo}");
+        assert!(redo.contains("COMMENT ON COLUMN public.m.name IS 'new';"), "{redo}");
+        for sql in [undo, redo.as_str()] {
+            assert!(sql.contains("ALTER MATERIALIZED VIEW public.m OWNER TO reporting;"), "{sql}");
+            assert!(sql.contains("grant select on table m to public;"), "{sql}");
+        }
+    }
 }
