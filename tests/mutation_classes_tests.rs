@@ -118,7 +118,12 @@ CREATE TRIGGER rated_insert INSTEAD OF INSERT ON rated FOR EACH ROW EXECUTE FUNC
         )
         .replace("'titles by id'", "'titles'")
         .replace("COMMENT ON COLUMN rated.rating IS 'stars';", "");
-    for after in [widened.as_str(), reshaped.as_str()] {
+    // No type change: the view's definition changes and its trigger calls a new function,
+    // which the recreate (in expand) must follow.
+    let redefined = before
+        .replace("WHERE rating > 0", "WHERE rating > 1")
+        .replace("FUNCTION rated_insert()", "FUNCTION rated_insert_v2()");
+    for after in [widened.as_str(), reshaped.as_str(), redefined.as_str()] {
         let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
         assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
     }

@@ -156,6 +156,7 @@ fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::Rend
     .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": true }))?)
     .floating()
     .needs(reads(v))
+    .needs(super::opaque::routines_called(ctx, &v.definition, v.search_path.as_ref()))
     .makes([Res::View(v.name.clone())]);
     // Spelled out, it binds exactly these columns: after whatever makes them (a swap).
     if let Some((table, columns, _)) = spelled_out(v, ctx.desired) {
@@ -186,6 +187,10 @@ pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
     create.sql = create_whole_sql(ctx, to, ctx.desired, ctx.current)?;
+    // Its triggers call their functions: after whatever creates or replaces them.
+    for o in crate::diff::attached::attached(ctx.desired, &to.name).objects {
+        create.needs.extend(super::opaque::routines_called(ctx, &o.text, o.search_path.as_ref()));
+    }
     create.purpose = format!("recreate {} over the new columns", to.name);
     // A `SELECT *` view binds every column at creation: unless its `*` is spelled out as the
     // desired columns, recreate it only after the columns that go away are gone, or it would
