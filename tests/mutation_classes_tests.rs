@@ -146,3 +146,27 @@ CREATE INDEX repos_order ON repos ((last_fetched - last_changed) DESC, id) WHERE
     let report = rehearse_pair(before, &after, &hints, 20);
     assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
 }
+
+/// Pagila's `rental_by_category` names its output column after the table it reads
+/// (`c.name AS category`). Renaming `category` (and, in the desired schema, that column
+/// with it) carried the alias along as if it were the table: the current matview looked
+/// unchanged, and only its index over the new column name was planned, on a column the
+/// matview does not have (42703). An alias is not the table: the matview is recreated, with
+/// its index.
+#[test]
+fn a_view_column_named_like_a_renamed_table_is_not_renamed_with_it() {
+    let before = "
+CREATE TABLE category (category_id integer PRIMARY KEY, name text NOT NULL);
+CREATE MATERIALIZED VIEW by_category AS SELECT c.name AS category, count(*) AS n FROM category c GROUP BY c.name;
+CREATE UNIQUE INDEX by_category_key ON by_category (category);
+";
+    let after = "
+CREATE TABLE genre (category_id integer PRIMARY KEY, name text NOT NULL);
+CREATE MATERIALIZED VIEW by_category AS SELECT c.name AS genre, count(*) AS n FROM genre c GROUP BY c.name;
+CREATE UNIQUE INDEX by_category_key ON by_category (genre);
+";
+    let toml = "[[rename]]\nfrom = \"public.category\"\nto = \"public.genre\"\n";
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let report = rehearse_pair(before, after, &hints, 20);
+    assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+}

@@ -319,7 +319,8 @@ pub fn expand_star(definition: &str, columns: &[String]) -> Option<String> {
 /// `text` with the relation `schema.from` spelled `to` (already quoted) instead, for an
 /// object that follows a renamed table (PostgreSQL binds it by OID, so only its text changes):
 /// every bare or quoted identifier spelling `from`, unqualified or qualified by `schema`, that
-/// is not a function call. Text the lexer cannot read is returned as written.
+/// is not a function call nor an output column's alias (`AS name`, outside `CAST(… AS type)`:
+/// the table's row type is renamed with it). Text the lexer cannot read is returned as written.
 pub fn rename_relation(text: &str, schema: &str, from: &str, to: &str) -> String {
     let Ok(toks) = tokenize(text) else { return text.to_string() };
     let name = |k: usize| -> Option<String> {
@@ -333,10 +334,23 @@ pub fn rename_relation(text: &str, schema: &str, from: &str, to: &str) -> String
     };
     let punct =
         |k: usize, p: &str| toks.get(k).is_some_and(|t| t.kind == Kind::Punct && &text[t.start..t.end] == p);
+    let word = |k: usize, w: &str| {
+        toks.get(k).is_some_and(|t| t.kind == Kind::Word && text[t.start..t.end].eq_ignore_ascii_case(w))
+    };
     let mut out = String::with_capacity(text.len() + 16);
     let mut copied = 0;
+    // For each open parenthesis, whether it opens a `CAST(`.
+    let mut parens: Vec<bool> = Vec::new();
     for (k, t) in toks.iter().enumerate() {
+        if punct(k, "(") {
+            parens.push(k > 0 && word(k - 1, "cast"));
+        } else if punct(k, ")") {
+            parens.pop();
+        }
         if name(k).as_deref() != Some(from) || punct(k + 1, "(") {
+            continue;
+        }
+        if k > 0 && word(k - 1, "as") && parens.last() != Some(&true) {
             continue;
         }
         let qualified = k > 0 && punct(k - 1, ".");
@@ -396,6 +410,11 @@ mod tests {
         assert_eq!(
             rename_relation("create trigger tr before update on \"o\" for each row", "public", "o", "\"P\""),
             "create trigger tr before update on \"P\" for each row"
+        );
+        // An output column's alias is not the table; a cast to its row type is.
+        assert_eq!(
+            rename_relation("select o.name as o, cast(x as o) from o", "public", "o", "p"),
+            "select p.name as o, cast(x as p) from p"
         );
     }
 
