@@ -4,6 +4,7 @@
 //! [`Hints`]. Output order is deterministic (the schemas are `BTreeMap`s and changes are
 //! emitted object kind by object kind).
 
+pub mod attached;
 mod change;
 mod hints;
 mod partition;
@@ -53,6 +54,21 @@ struct Differ<'a> {
     desired_indexes: BTreeMap<&'a QualifiedName, Vec<&'a Index>>,
     /// Tables renamed by a hint within their schema, (current, desired); set by `tables`.
     renames: Vec<(QualifiedName, QualifiedName)>,
+    /// Views in both schemas that are dropped and created again, and of those the ones whose
+    /// definition changed (the others are recreated around a column they read); set by
+    /// `replaced_views`.
+    replaced_views: BTreeSet<QualifiedName>,
+    redefined_views: BTreeSet<QualifiedName>,
+    /// Every view the plan drops, to recreate it or for good: what hangs on one
+    /// ([`attached`]) goes and comes back with the view's own steps, and is not diffed.
+    dropped_views: BTreeSet<QualifiedName>,
+}
+
+/// Which schema an object is read from.
+#[derive(Clone, Copy)]
+enum Side {
+    Current,
+    Desired,
 }
 
 /// `(current, desired, hints) → (changes, findings)`.
@@ -78,6 +94,9 @@ pub fn diff(current: &Schema, desired: &Schema, hints: &Hints) -> (Vec<Change>, 
         moved_constraints: BTreeSet::new(),
         desired_indexes: BTreeMap::new(),
         renames: Vec::new(),
+        replaced_views: BTreeSet::new(),
+        redefined_views: BTreeSet::new(),
+        dropped_views: BTreeSet::new(),
     };
     for i in desired.indexes.values() {
         d.desired_indexes.entry(&i.table).or_default().push(i);
@@ -93,6 +112,7 @@ impl Differ<'_> {
         self.types();
         self.sequences();
         self.tables();
+        self.replaced_views();
         self.indexes();
         self.views();
         self.opaque();
@@ -1082,6 +1102,7 @@ impl Differ<'_> {
                     && !self.current.index_attachments.contains_key(*n)
                     && !constraint_named(self.current, i)
                     && !self.dropped_tables.contains(&i.table)
+                    && !self.dropped_views.contains(&i.table)
             })
             .map(|(_, i)| i)
             .collect();
@@ -1114,6 +1135,10 @@ impl Differ<'_> {
                     self.changes.push(Change::RenameIndex { from: dropped[pos].clone(), to: idx.clone() });
                     continue;
                 }
+            }
+            // Indexes on a recreated (materialized) view are built again by the recreate.
+            if self.replaced_views.contains(&idx.table) {
+                continue;
             }
             // Indexes over a column whose type changes are rebuilt by that change.
             if self.shadowed.iter().any(|(t, c)| t == &idx.table && index_uses_column(idx, c)) {
@@ -1253,7 +1278,7 @@ impl Differ<'_> {
             .collect()
     }
 
-    fn views(&mut self) {
+    fn replaced_views(&mut self) {
         let mut recreated: BTreeSet<QualifiedName> = BTreeSet::new();
         // Views whose text changed, then (to a fixpoint) views reading changed columns or
         // recreated views: PostgreSQL refuses to drop or retype what a view depends on.
@@ -1264,7 +1289,7 @@ impl Differ<'_> {
                 }
             }
         }
-        let definition_changed = recreated.clone();
+        self.redefined_views = recreated.clone();
         loop {
             let before = recreated.len();
             for (name, v) in &self.current.views {
@@ -1279,24 +1304,40 @@ impl Differ<'_> {
                 break;
             }
         }
-        // A materialized view that is dropped and created again loses its indexes with it: its
-        // replacement builds the desired ones and its undo the current ones
-        // (plan/steps/views.rs). Planned on their own, they would be built on the old view
-        // (over columns it may not have) and vanish with it.
-        let rebuilt: BTreeSet<&QualifiedName> = recreated
-            .iter()
-            .filter(|n| {
-                self.current.views.get(*n).is_some_and(|v| v.materialized)
-                    || self.desired.views.get(*n).is_some_and(|v| v.materialized)
-            })
+        self.dropped_views = self
+            .current
+            .views
+            .keys()
+            .filter(|q| recreated.contains(*q) || !self.desired.views.contains_key(*q))
+            .cloned()
             .collect();
-        self.changes.retain(|c| match c {
-            Change::AddIndex { index, .. } | Change::DropIndex { index } => !rebuilt.contains(&index.table),
-            Change::ChangeIndex { from, to } | Change::RenameIndex { from, to } => {
-                !rebuilt.contains(&from.table) && !rebuilt.contains(&to.table)
-            }
-            _ => true,
-        });
+        self.replaced_views = recreated;
+    }
+
+    /// Whether an opaque object or comment hangs on a view the plan drops (`current`: to
+    /// recreate it or for good) or recreates (`desired`): the view's steps drop it and make it
+    /// again (see [`attached`]), so it is not diffed.
+    fn on_dropped_view(&self, o: &crate::model::OpaqueObject, side: Side) -> bool {
+        self.views_going(side).any(|v| attached::object_on(o, v))
+    }
+
+    fn comment_on_dropped_view(&self, target: &ObjectRef, side: Side) -> bool {
+        let schema = match side {
+            Side::Current => self.current,
+            Side::Desired => self.desired,
+        };
+        self.views_going(side).any(|v| attached::comment_on(schema, target, v))
+    }
+
+    fn views_going(&self, side: Side) -> impl Iterator<Item = &QualifiedName> {
+        match side {
+            Side::Current => self.dropped_views.iter(),
+            Side::Desired => self.replaced_views.iter(),
+        }
+    }
+
+    fn views(&mut self) {
+        let (recreated, definition_changed) = (&self.replaced_views, &self.redefined_views);
         for (name, v) in &self.desired.views {
             match self.current.views.get(name) {
                 None => self.changes.push(Change::CreateView { view: v.clone() }),
@@ -1339,6 +1380,9 @@ impl Differ<'_> {
             if current.get(id).is_none_or(|c| c.text != o.text) {
                 self.opaque_changes_modelled(o);
             }
+            if self.on_dropped_view(o, Side::Desired) {
+                continue;
+            }
             match current.get(id) {
                 None => self.changes.push(Change::CreateObject { object: o.clone() }),
                 Some(old) if old.text != o.text => {
@@ -1355,7 +1399,7 @@ impl Differ<'_> {
             );
         }
         for (id, o) in &current {
-            if self.desired.opaque.contains_key(id) || is_data(o) {
+            if self.desired.opaque.contains_key(id) || is_data(o) || self.on_dropped_view(o, Side::Current) {
                 continue;
             }
             if matches!(id.kind, OpaqueKind::Other | OpaqueKind::Unparsed) {
@@ -1435,7 +1479,10 @@ impl Differ<'_> {
             self.shadowed.iter().map(|(t, c)| ObjectRef::new("column", column_object(t, c))).collect();
         let current = self.carried_comments();
         for (target, text) in &self.desired.comments {
-            if current.get(target) != Some(text) && !swapped.contains(target) {
+            if current.get(target) != Some(text)
+                && !swapped.contains(target)
+                && !self.comment_on_dropped_view(target, Side::Desired)
+            {
                 self.changes.push(Change::SetComment {
                     target: target.clone(),
                     from: current.get(target).cloned(),
@@ -1447,6 +1494,7 @@ impl Differ<'_> {
             if !self.desired.comments.contains_key(target)
                 && self.comment_target_exists(target)
                 && !swapped.contains(target)
+                && !self.comment_on_dropped_view(target, Side::Current)
             {
                 self.changes.push(Change::SetComment {
                     target: target.clone(),

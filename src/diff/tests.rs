@@ -252,3 +252,39 @@ fn a_fill_that_matches_no_column_is_an_unused_hint() {
     assert!(matches!(&changes[1], Change::SetNotNull { fill: Some(_), .. }), "{changes:?}");
     assert!(findings.is_empty(), "{findings:?}");
 }
+
+/// What hangs on a recreated view (an index that changes with it, a comment, a grant) is
+/// made by the recreate (`attached`), never planned on its own on the view about to go.
+#[test]
+fn what_hangs_on_a_recreated_view_is_left_to_the_recreate() {
+    let before = "
+CREATE TABLE film (film_id integer PRIMARY KEY, title text);
+CREATE MATERIALIZED VIEW titles AS SELECT film_id, title FROM film;
+CREATE INDEX titles_title ON titles (title);
+COMMENT ON MATERIALIZED VIEW titles IS 'old';
+";
+    let after = "
+CREATE TABLE film (film_id bigint PRIMARY KEY, title text);
+CREATE MATERIALIZED VIEW titles AS SELECT film_id, title FROM film;
+CREATE INDEX titles_title ON titles (lower(title));
+CREATE INDEX titles_id ON titles (film_id);
+COMMENT ON MATERIALIZED VIEW titles IS 'new';
+GRANT SELECT ON TABLE titles TO PUBLIC;
+";
+    let cur = crate::parse::load_str("a.sql", before).unwrap().schema;
+    let des = crate::parse::load_str("b.sql", after).unwrap().schema;
+    let (changes, _) = diff(&cur, &des, &Hints::default());
+    let kinds: Vec<&str> = changes.iter().map(|c| c.kind()).collect();
+    assert!(kinds.contains(&"replace_view"), "{kinds:?}");
+    assert!(
+        changes.iter().all(|c| !matches!(
+            c,
+            Change::AddIndex { .. }
+                | Change::ChangeIndex { .. }
+                | Change::DropIndex { .. }
+                | Change::SetComment { .. }
+                | Change::CreateObject { .. }
+        )),
+        "{changes:?}"
+    );
+}

@@ -311,15 +311,17 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
     let mut alters = BTreeSet::new();
     let mut reads = BTreeSet::new();
     for r in &d.makes {
+        let Some(o) = object(r) else { continue };
         match r {
-            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(object(r)),
-            _ => creates.insert(object(r)),
+            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(o),
+            _ => creates.insert(o),
         };
     }
     for r in &d.removes {
+        let Some(o) = object(r) else { continue };
         match r {
-            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(object(r)),
-            _ => removes.insert(object(r)),
+            Res::Data(..) | Res::NotNull(..) | Res::Key(..) => alters.insert(o),
+            _ => removes.insert(o),
         };
     }
     let is = |q: &QualifiedName, s: &Schema, view: bool| {
@@ -337,7 +339,7 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
             _ => true,
         };
         if exists {
-            reads.insert(object(r));
+            reads.extend(object(r));
         }
     }
     for q in &d.lock_on {
@@ -403,8 +405,9 @@ fn effects(d: &StepDraft, current: &Schema, desired: &Schema) -> Effects {
     }
 }
 
-fn object(r: &Res) -> Object {
-    match r {
+/// The typed object of a resource; `None` for what is there only for order (routines).
+fn object(r: &Res) -> Option<Object> {
+    Some(match r {
         Res::Schema(name) => Object::Schema { name: name.clone() },
         Res::Extension(name) => Object::Extension { name: name.clone() },
         Res::Type(name) => Object::Type { name: name.clone() },
@@ -416,7 +419,8 @@ fn object(r: &Res) -> Object {
             Object::Column { table: table.clone(), name: name.clone() }
         }
         Res::Constraint(table, name) => Object::Constraint { table: table.clone(), name: name.clone() },
-    }
+        Res::Routine(_) => return None,
+    })
 }
 
 /// The relation a change is about, as [`Change::object`] names it: the object itself when it

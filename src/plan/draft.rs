@@ -24,6 +24,10 @@ pub enum Res {
     Index(QualifiedName),
     Constraint(QualifiedName, Ident),
     View(QualifiedName),
+    /// A function, procedure or aggregate by name, made by its create or replace: only for
+    /// order (a view or a trigger on a view that calls it is created after it). seqmig keeps
+    /// routines as text, so it is not part of a step's typed effects.
+    Routine(QualifiedName),
 }
 
 #[derive(Debug, Clone)]

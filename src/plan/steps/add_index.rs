@@ -5,20 +5,50 @@
 use serde_json::json;
 
 use super::{Ctx, Steps};
-use crate::model::{Index, IndexExpr};
+use crate::model::{Index, IndexExpr, Table};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::index_value;
 use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
-pub fn needs(index: &Index) -> Vec<Res> {
-    let mut r = vec![Res::Table(index.table.clone())];
-    for k in &index.keys {
-        if let IndexExpr::Column(c) = &k.expr {
-            r.push(Res::Column(index.table.clone(), c.clone()));
+/// The columns of `table` (the index's table as the schema the step runs against has it) an
+/// index is built over: its key and INCLUDE columns, and the columns its expressions and
+/// predicate name. The index needs them to exist; PostgreSQL drops the index with any of them
+/// (`DROP COLUMN` takes an expression index along), so dropping it comes first.
+pub fn columns(index: &Index, table: Option<&Table>) -> Vec<Res> {
+    let mut r: Vec<Res> = index
+        .keys
+        .iter()
+        .filter_map(|k| match &k.expr {
+            IndexExpr::Column(c) => Some(Res::Column(index.table.clone(), c.clone())),
+            _ => None,
+        })
+        .collect();
+    r.extend(index.include.iter().map(|c| Res::Column(index.table.clone(), c.clone())));
+    if let Some(t) = table {
+        let texts: Vec<&str> = index
+            .keys
+            .iter()
+            .filter_map(|k| match &k.expr {
+                IndexExpr::Expression(e) => Some(e.as_str()),
+                _ => None,
+            })
+            .chain(index.predicate.as_deref())
+            .collect();
+        for col in &t.columns {
+            let res = Res::Column(index.table.clone(), col.name.clone());
+            if !r.contains(&res) && texts.iter().any(|e| crate::diff::mentions(e, col.name.as_str())) {
+                r.push(res);
+            }
         }
     }
-    r.extend(index.include.iter().map(|c| Res::Column(index.table.clone(), c.clone())));
+    r
+}
+
+/// What building `index` needs, its table as the desired schema has it.
+pub fn needs(ctx: &Ctx<'_>, index: &Index) -> Vec<Res> {
+    let mut r = vec![Res::Table(index.table.clone())];
+    r.extend(columns(index, ctx.desired.tables.get(&index.table)));
     r
 }
 
@@ -68,7 +98,7 @@ pub fn steps(ctx: &Ctx<'_>, index: &Index, new_table: bool) -> Steps {
     })
     .lock(if concurrently { LockMode::ShareUpdateExclusive } else { LockMode::Share }, &index.table)
     .verify(ctx.verify(json!({ "kind": "index", "index_text": index.name.quoted() }))?)
-    .needs(needs(index))
+    .needs(needs(ctx, index))
     .makes(makes(index));
     if concurrently {
         step = step.outside_transaction().scans();

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{Ctx, Steps, concurrent_index_step};
-use crate::model::{Index, IndexExpr, QualifiedName};
+use crate::model::{Index, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::{derived_name, index_value};
 use crate::plan::{LockMode, Phase};
@@ -25,17 +25,10 @@ pub fn steps(ctx: &Ctx<'_>, from: &Index, to: &Index) -> Steps {
         &to.table,
     )?
     .verify(ctx.verify(json!({ "kind": "index", "index_text": tmp_q.quoted() }))?)
-    .needs(super::add_index::needs(to))
+    .needs(super::add_index::needs(ctx, to))
     .makes(super::add_index::makes(to));
-    let mut releases: Vec<Res> = from
-        .keys
-        .iter()
-        .filter_map(|k| match &k.expr {
-            IndexExpr::Column(c) => Some(Res::Column(from.table.clone(), c.clone())),
-            _ => None,
-        })
-        .collect();
-    releases.extend(from.include.iter().map(|c| Res::Column(from.table.clone(), c.clone())));
+    // An expression over a column the plan drops goes with that column: drop it first.
+    let releases = super::add_index::columns(from, ctx.current.tables.get(&from.table));
     let drop_old = StepDraft::new(
         Phase::Contract,
         format!("drop the old definition of {} without blocking writes", from.name.name.quoted_sql()),

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{Ctx, Steps};
-use crate::model::{Index, IndexExpr};
+use crate::model::Index;
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::index_value;
 use crate::plan::{LockMode, Phase};
@@ -17,31 +17,7 @@ pub fn steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
     // `ACCESS EXCLUSIVE` on the parent and its partitions.
     let partitioned = ctx.current.tables.get(&index.table).is_some_and(|t| t.is_partitioned());
     let concurrently = !index.only && !partitioned;
-    let mut releases: Vec<Res> = index
-        .keys
-        .iter()
-        .filter_map(|k| match &k.expr {
-            IndexExpr::Column(c) => Some(Res::Column(index.table.clone(), c.clone())),
-            _ => None,
-        })
-        .collect();
-    releases.extend(index.include.iter().map(|c| Res::Column(index.table.clone(), c.clone())));
-    if let Some(t) = ctx.current.tables.get(&index.table) {
-        let texts: Vec<&str> = index
-            .keys
-            .iter()
-            .filter_map(|k| match &k.expr {
-                IndexExpr::Expression(e) => Some(e.as_str()),
-                _ => None,
-            })
-            .chain(index.predicate.as_deref())
-            .collect();
-        for col in &t.columns {
-            if texts.iter().any(|e| crate::diff::mentions(e, col.name.as_str())) {
-                releases.push(Res::Column(index.table.clone(), col.name.clone()));
-            }
-        }
-    }
+    let releases = super::add_index::columns(index, ctx.current.tables.get(&index.table));
     let mut step = StepDraft::new(
         Phase::Contract,
         format!(

@@ -70,6 +70,41 @@ fn needs(o: &OpaqueObject) -> Vec<Res> {
     o.depends_on.iter().cloned().map(Res::Table).collect()
 }
 
+/// The name of a function, procedure or aggregate (its identity without the argument list).
+pub(super) fn routine_name(o: &OpaqueObject) -> Option<QualifiedName> {
+    if !matches!(o.id.kind, OpaqueKind::Function | OpaqueKind::Procedure | OpaqueKind::Aggregate) {
+        return None;
+    }
+    let head = o.id.identity.split('(').next()?.trim();
+    let head = ["function ", "procedure ", "aggregate "]
+        .iter()
+        .find_map(|w| head.to_ascii_lowercase().starts_with(w).then(|| &head[w.len()..]))
+        .unwrap_or(head);
+    QualifiedName::parse_sql(head.trim(), "public").ok()
+}
+
+/// The routines of the desired schema that `text` calls, as needs: a step that creates a view
+/// or trigger calling one comes after the step that creates or replaces it.
+pub(super) fn routines_called(
+    ctx: &Ctx<'_>,
+    text: &str,
+    search_path: Option<&crate::model::Ident>,
+) -> Vec<Res> {
+    let default = search_path.map_or("public", |s| s.as_str());
+    let named = crate::parse::named_objects(text, default);
+    ctx.desired
+        .opaque
+        .values()
+        .filter_map(routine_name)
+        .filter(|q| named.contains(q))
+        .map(Res::Routine)
+        .collect()
+}
+
+fn makes(o: &OpaqueObject) -> Vec<Res> {
+    routine_name(o).map(Res::Routine).into_iter().collect()
+}
+
 /// Creating a SQL-language function (or a trigger, rule, policy) parses what it names and
 /// takes ACCESS SHARE on those tables (measured by `seqmig rehearse`); which tables is in
 /// the opaque text, so the target stays empty.
@@ -150,7 +185,9 @@ pub fn create(ctx: &Ctx<'_>, o: &OpaqueObject) -> Steps {
         ctx,
         o,
         reads_lock(
-            StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o)).needs(needs(o)),
+            StepDraft::new(Phase::Expand, format!("create {}", o.id.identity), statement(o))
+                .needs(needs(o))
+                .makes(makes(o)),
         ),
     );
     if let Some(d) = drop_sql(ctx, o) {
@@ -218,7 +255,9 @@ pub fn replace(ctx: &Ctx<'_>, from: &OpaqueObject, to: &OpaqueObject) -> Steps {
         ctx,
         to,
         reads_lock(
-            StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql).needs(needs(to)),
+            StepDraft::new(Phase::Expand, format!("replace {}", to.id.identity), sql)
+                .needs(needs(to))
+                .makes(makes(to)),
         ),
     );
     s.rollback_sql = back;

@@ -31,7 +31,7 @@ pub fn index_steps(ctx: &Ctx<'_>, index: &Index) -> Steps {
     let spec = Spec { phase: Phase::Expand, rename: None, suffix: None };
     build(ctx, index, &spec, &index.table, &index.name, &index.name, &mut out, &mut Vec::new())?;
     if let Some(first) = out.first_mut() {
-        first.needs.extend(add_index::needs(index));
+        first.needs.extend(add_index::needs(ctx, index));
     }
     if let Some(last) = out.last_mut() {
         last.makes.extend(add_index::makes(index));

@@ -94,6 +94,48 @@ pub fn create_sql(ctx: &Ctx<'_>, v: &View, schema: &Schema) -> Result<String, cr
     Ok(parts.join("\n"))
 }
 
+/// `v` as `schema` has it, with everything that hangs on it ([`crate::diff::attached`]): a
+/// view the plan drops must come back whole, forward as the desired schema has it and on undo
+/// as the current one had it. Its owner, when `schema` does not say, is the one `other` says
+/// (ownership is not diffed: recreated, the view would belong to whoever runs the step).
+fn create_whole_sql(
+    ctx: &Ctx<'_>,
+    v: &View,
+    schema: &Schema,
+    other: &Schema,
+) -> Result<String, crate::render::RenderError> {
+    let mut parts = vec![create_sql(ctx, v, schema)?];
+    let a = crate::diff::attached::attached(schema, &v.name);
+    for i in &a.indexes {
+        // The view was created in this transaction: nothing else can read it yet, so the
+        // plain build (a matview's scan) blocks no one.
+        parts.push(ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?);
+    }
+    if let Some(role) = a.owner.or_else(|| crate::diff::attached::attached(other, &v.name).owner) {
+        parts.push(ctx.sql(
+            "schema_object",
+            json!({
+                "kind": "owner",
+                "object": if v.materialized { "materialized view" } else { "view" },
+                "name": qn(&v.name),
+                "role": role.as_str(),
+            }),
+        )?);
+    }
+    for o in &a.objects {
+        parts.push(super::opaque::statement(o));
+        if o.search_path.is_some() {
+            parts.push("SET LOCAL search_path TO DEFAULT;".into());
+        }
+    }
+    for (target, text) in &a.comments {
+        parts.push(
+            ctx.sql("comment", json!({ "kind": target.kind, "target": target.identity, "text": text }))?,
+        );
+    }
+    Ok(parts.join("\n"))
+}
+
 fn drop_sql(ctx: &Ctx<'_>, v: &View, if_exists: bool) -> Result<String, crate::render::RenderError> {
     ctx.sql(
         "drop_view",
@@ -114,6 +156,7 @@ fn create_step(ctx: &Ctx<'_>, v: &View) -> Result<StepDraft, crate::render::Rend
     .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": true }))?)
     .floating()
     .needs(reads(v))
+    .needs(super::opaque::routines_called(ctx, &v.definition, v.search_path.as_ref()))
     .makes([Res::View(v.name.clone())]);
     // Spelled out, it binds exactly these columns: after whatever makes them (a swap).
     if let Some((table, columns, _)) = spelled_out(v, ctx.desired) {
@@ -129,54 +172,26 @@ pub fn create(ctx: &Ctx<'_>, v: &View) -> Steps {
     Ok(vec![create_step(ctx, v)?])
 }
 
-/// The indexes `schema` has on the materialized view `v`, built plainly: the view was just
-/// created in the same step, nobody has waited on it yet. Dropping a materialized view drops
-/// its indexes, so whatever creates it again creates them too.
-fn index_sql(
-    ctx: &Ctx<'_>,
-    v: &View,
-    schema: &Schema,
-) -> Result<Vec<(String, Res)>, crate::render::RenderError> {
-    if !v.materialized {
-        return Ok(Vec::new());
-    }
-    schema
-        .indexes
-        .values()
-        .filter(|i| i.table == v.name)
-        .map(|i| {
-            let sql =
-                ctx.sql("create_index", json!({ "index": index_value(i, &i.name.name, false, None) }))?;
-            Ok((sql, Res::Index(i.name.clone())))
-        })
-        .collect()
-}
-
 pub fn replace(ctx: &Ctx<'_>, from: &View, to: &View) -> Steps {
     let mut old_reads = reads(from);
     old_reads.extend(star_reads(ctx, from));
-    let mut back = vec![create_sql(ctx, from, ctx.current)?];
-    back.extend(index_sql(ctx, from, ctx.current)?.into_iter().map(|(sql, _)| sql));
     let drop = StepDraft::new(
         Phase::Expand,
         format!("drop {} so the columns under it can change", from.name),
         drop_sql(ctx, from, false)?,
     )
-    .rollback(back.join("\n"))
+    .rollback(create_whole_sql(ctx, from, ctx.current, ctx.desired)?)
     .lock(LockMode::AccessExclusive, &from.name)
     .floating()
     .releases(old_reads.clone())
     .removes([Res::View(from.name.clone())]);
     let mut create = create_step(ctx, to)?;
-    create.purpose = format!("recreate {} over the new columns", to.name);
-    let indexes = index_sql(ctx, to, ctx.desired)?;
-    if !indexes.is_empty() {
-        create.purpose = format!("recreate {} over the new columns, with its indexes", to.name);
-        for (sql, made) in indexes {
-            create.sql = format!("{}\n{sql}", create.sql);
-            create.makes.push(made);
-        }
+    create.sql = create_whole_sql(ctx, to, ctx.desired, ctx.current)?;
+    // Its triggers call their functions: after whatever creates or replaces them.
+    for o in crate::diff::attached::attached(ctx.desired, &to.name).objects {
+        create.needs.extend(super::opaque::routines_called(ctx, &o.text, o.search_path.as_ref()));
     }
+    create.purpose = format!("recreate {} over the new columns", to.name);
     // A `SELECT *` view binds every column at creation: unless its `*` is spelled out as the
     // desired columns, recreate it only after the columns that go away are gone, or it would
     // hold on to them again.
@@ -249,7 +264,7 @@ pub fn drop(ctx: &Ctx<'_>, v: &View) -> Steps {
             format!("drop {} {}", if v.materialized { "materialized view" } else { "view" }, v.name),
             drop_sql(ctx, v, false)?,
         )
-        .rollback(create_sql(ctx, v, ctx.current)?)
+        .rollback(create_whole_sql(ctx, v, ctx.current, ctx.current)?)
         .lock(LockMode::AccessExclusive, &v.name)
         .verify(ctx.verify(json!({ "kind": "relation", "rel_text": v.name.quoted(), "present": false }))?)
         .releases(rel)
@@ -286,5 +301,35 @@ mod tests {
         assert_eq!(steps[0].sql, "DROP VIEW public.active_users;");
         assert_eq!(steps[1].sql, "CREATE VIEW public.active_users AS SELECT id, name FROM public.users;");
         assert!(steps.iter().all(|s| s.floating));
+    }
+
+    /// The recreate brings back what the drop took along, as the desired schema has it; the
+    /// drop's undo as the current one had it (owner kept from the current schema).
+    #[test]
+    fn replace_brings_back_what_hangs_on_the_view() {
+        let load = |sql: &str| crate::parse::load_str("s.sql", sql).unwrap().schema;
+        let base = "CREATE TABLE t (id integer PRIMARY KEY, name text);
+CREATE MATERIALIZED VIEW m AS SELECT id, name FROM t;
+ALTER MATERIALIZED VIEW m OWNER TO reporting;
+GRANT SELECT ON TABLE m TO PUBLIC;";
+        let cur =
+            load(&format!("{base}\nCREATE INDEX m_name ON m (name);\nCOMMENT ON COLUMN m.name IS 'old';"));
+        let des = load(
+            &format!("{base}\nCREATE INDEX m_name ON m (lower(name));\nCOMMENT ON COLUMN m.name IS 'new';")
+                .replace("ALTER MATERIALIZED VIEW m OWNER TO reporting;", ""),
+        );
+        let m = QualifiedName::of("public", "m");
+        let (from, to) = (cur.views[&m].clone(), des.views[&m].clone());
+        let steps = run(&cur, &des, &Change::ReplaceView { from, to, reason: ViewReason::Dependency });
+        let undo = steps[0].rollback_sql.as_deref().unwrap();
+        assert!(undo.contains("CREATE INDEX m_name ON public.m (name);"), "{undo}");
+        assert!(undo.contains("COMMENT ON COLUMN public.m.name IS 'old';"), "{undo}");
+        let redo = &steps[1].sql;
+        assert!(redo.contains("CREATE INDEX m_name ON public.m ((lower(name)));"), "{redo}");
+        assert!(redo.contains("COMMENT ON COLUMN public.m.name IS 'new';"), "{redo}");
+        for sql in [undo, redo.as_str()] {
+            assert!(sql.contains("ALTER MATERIALIZED VIEW public.m OWNER TO reporting;"), "{sql}");
+            assert!(sql.contains("grant select on table m to public;"), "{sql}");
+        }
     }
 }
