@@ -44,18 +44,6 @@ CREATE TABLE public.sessions_0 PARTITION OF public.sessions FOR VALUES WITH (mod
 const TOML: &str = "[plan]\nauthoritative_partitions = [\"public.accounts\", \"public.sessions\"]\n\
                     allow_one_way = [\"public.accounts_eu\", \"public.sessions_1\"]\n";
 
-/// The lock modes as pg_locks names them, weakest first.
-const MODES: [LockMode; 8] = [
-    LockMode::AccessShare,
-    LockMode::RowShare,
-    LockMode::RowExclusive,
-    LockMode::ShareUpdateExclusive,
-    LockMode::Share,
-    LockMode::ShareRowExclusive,
-    LockMode::Exclusive,
-    LockMode::AccessExclusive,
-];
-
 /// The strongest mode session `pid` holds (granted) or waits for (not granted) per relation.
 async fn modes(c: &Client, pid: i32, granted: bool) -> BTreeMap<String, LockMode> {
     let rows = c
@@ -70,7 +58,7 @@ async fn modes(c: &Client, pid: i32, granted: bool) -> BTreeMap<String, LockMode
     let mut out: BTreeMap<String, LockMode> = BTreeMap::new();
     for r in rows {
         let (rel, name): (String, String) = (r.get(0), r.get(1));
-        let mode = MODES.into_iter().find(|m| m.pg_locks_name() == name).unwrap();
+        let mode = seqmig::rehearse::observe::parse_mode(&name).unwrap();
         let e = out.entry(rel).or_insert(mode);
         *e = (*e).max(mode);
     }

@@ -833,30 +833,21 @@ impl Case {
                         );
                     }
                     Fate::Drop => {
-                        one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))));
-                        if c.not_null {
-                            // What the new release's rows hold in it from switch on, so switch
-                            // keeps NOT NULL and rolls back after they are written.
-                            let _ = writeln!(
-                                out,
-                                "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
-                                toml_str(&self.table_after(n)),
-                                toml_str(&self.col_name(i)),
-                                toml_str(c.ty.fill())
-                            );
-                        }
-                    }
-                    Fate::SetNotNull => {
-                        // The fill names the table as the desired schema does.
-                        let _ = writeln!(
-                            out,
-                            "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
-                            toml_str(&self.table_after(n)),
-                            toml_str(&self.col_name(i)),
-                            toml_str(c.ty.fill())
-                        );
+                        one_way.push(toml_str(&format!("public.{}.{}", self.table(n), self.col_name(i))))
                     }
                     _ => {}
+                }
+                // A column made NOT NULL gets a fill for its NULLs; a dropped NOT NULL one, for
+                // the new release's rows from switch on (switch keeps NOT NULL and rolls back
+                // after they are written). The fill names the table as the desired schema does.
+                if c.fate == Fate::SetNotNull || (c.fate == Fate::Drop && c.not_null) {
+                    let _ = writeln!(
+                        out,
+                        "[[fill]]\ntable = {}\ncolumn = {}\nvalue = {}\n",
+                        toml_str(&self.table_after(n)),
+                        toml_str(&self.col_name(i)),
+                        toml_str(c.ty.fill())
+                    );
                 }
             }
             for (k, (ty, not_null)) in t.added.iter().enumerate() {

@@ -9,10 +9,10 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, add_bare_column_step, fill_null_steps, not_null_steps};
+use super::{Ctx, Steps, add_bare_column_step, fill_null_steps, not_null_steps, set_default_step};
 use crate::model::{Column, QualifiedName};
+use crate::plan::Phase;
 use crate::plan::draft::{Res, StepDraft};
-use crate::plan::{LockMode, Phase};
 use crate::render::qn;
 
 pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option<&str>) -> Steps {
@@ -51,21 +51,7 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
     steps.push(set);
     steps.extend(fin);
     if let Some(d) = &column.default {
-        steps.push(
-            StepDraft::new(
-                Phase::Contract,
-                "set the column default",
-                ctx.sql(
-                    "alter_column",
-                    json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": d }),
-                )?,
-            )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": c.as_str(), "action": "drop_default" }),
-            )?)
-            .lock(LockMode::AccessExclusive, table),
-        );
+        steps.push(set_default_step(ctx, Phase::Contract, "set the column default".into(), table, c, d)?);
     }
     steps.extend(contract);
     Ok(steps)

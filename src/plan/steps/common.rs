@@ -407,6 +407,26 @@ pub fn concurrent_index_step(
         .scans())
 }
 
+/// A step giving `column` the default `value` (catalog only), undone by dropping it.
+pub fn set_default_step(
+    ctx: &Ctx<'_>,
+    phase: Phase,
+    purpose: String,
+    table: &QualifiedName,
+    column: &Ident,
+    value: &str,
+) -> Result<StepDraft, RenderError> {
+    let alter = |action: &str| {
+        ctx.sql(
+            "alter_column",
+            json!({ "table": qn(table), "column": column.as_str(), "action": action, "value": value }),
+        )
+    };
+    Ok(StepDraft::new(phase, purpose, alter("set_default")?)
+        .rollback(alter("drop_default")?)
+        .lock(LockMode::AccessExclusive, table))
+}
+
 /// Expand step adding `column` bare (nullable, no default: catalog only, no rewrite), undone by
 /// dropping it; what makes it whole (fill, default, NOT NULL) comes in later steps.
 pub fn add_bare_column_step(

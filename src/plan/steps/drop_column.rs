@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::{Ctx, Steps, online_not_null_undo, retire_flag_steps};
+use super::{Ctx, Steps, online_not_null_undo, retire_flag_steps, set_default_step};
 use crate::model::{Column, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
 use crate::plan::sqltext::derived_name;
@@ -19,24 +19,17 @@ pub fn steps(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, fill: Option
     if let Some(fill) = fill {
         // The new release's inserts take the fill as the default: NOT NULL stays, and rolling
         // switch back finds every row with a value.
-        steps.push(
-            StepDraft::new(
-                Phase::Switch,
-                format!(
-                    "give {} the default {fill} so inserts by the new release, which omit the column, keep it NOT NULL",
-                    c.quoted_sql()
-                ),
-                ctx.sql(
-                    "alter_column",
-                    json!({ "table": qn(table), "column": c.as_str(), "action": "set_default", "value": fill }),
-                )?,
-            )
-            .rollback(ctx.sql(
-                "alter_column",
-                json!({ "table": qn(table), "column": c.as_str(), "action": "drop_default" }),
-            )?)
-            .lock(LockMode::AccessExclusive, table),
-        );
+        steps.push(set_default_step(
+            ctx,
+            Phase::Switch,
+            format!(
+                "give {} the default {fill} so inserts by the new release, which omit the column, keep it NOT NULL",
+                c.quoted_sql()
+            ),
+            table,
+            c,
+            fill,
+        )?);
     } else if column.needs_value() {
         let (prepare, undo) = online_not_null_undo(ctx, table, c, Phase::Switch)?;
         steps.extend(prepare);

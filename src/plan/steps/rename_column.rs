@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     Binding, Ctx, DualWrite, Steps, backfill_step, bare_column, drop_with_trigger, dual_write_steps,
-    flag_steps, not_null_steps, online_not_null_undo,
+    flag_steps, not_null_steps, online_not_null_undo, set_default_step,
 };
 use crate::model::{Column, Ident, QualifiedName};
 use crate::plan::draft::{Res, StepDraft};
@@ -97,11 +97,14 @@ pub fn steps(
     };
     steps.push(flag_switch);
     if let Some(d) = &to.default {
-        steps.push(
-            StepDraft::new(Phase::Switch, format!("give {} its default for the new release", new.quoted_sql()), ctx.sql("alter_column", json!({ "table": qn(table), "column": new.as_str(), "action": "set_default", "value": d }))?)
-                .rollback(ctx.sql("alter_column", json!({ "table": qn(table), "column": new.as_str(), "action": "drop_default" }))?)
-                .lock(LockMode::AccessExclusive, table),
-        );
+        steps.push(set_default_step(
+            ctx,
+            Phase::Switch,
+            format!("give {} its default for the new release", new.quoted_sql()),
+            table,
+            new,
+            d,
+        )?);
     }
     if from.not_null && from.default.is_none() && down_expr.is_none() {
         let (prepare, undo) = online_not_null_undo(ctx, table, old, Phase::Switch)?;
