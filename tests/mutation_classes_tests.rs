@@ -399,3 +399,16 @@ CREATE UNIQUE INDEX by_category_key ON by_category (genre);
     let report = rehearse_pair(before, after, &hints, 20);
     assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
 }
+
+/// Widening a numeric's precision and scale together (pagila's `film.rental_rate`
+/// numeric(4,2) to numeric(20,4)) loses nothing, yet was blocked for want of a
+/// `[[transform]]`. It is a widening cast now, through a shadow column (a new scale rewrites).
+#[test]
+fn a_numeric_widened_in_precision_and_scale_needs_no_transform() {
+    let before =
+        "CREATE TABLE film (id integer PRIMARY KEY, rental_rate numeric(4,2) DEFAULT 4.99 NOT NULL);";
+    let after =
+        "CREATE TABLE film (id integer PRIMARY KEY, rental_rate numeric(20,4) DEFAULT 4.99 NOT NULL);";
+    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
+    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+}

@@ -216,6 +216,12 @@ fn casts() {
     assert_eq!(classify_cast("character varying(20)", "text"), Cast::InPlace);
     assert_eq!(classify_cast("character varying(20)", "character varying(10)"), Cast::None);
     assert_eq!(classify_cast("numeric(10,2)", "numeric(12,2)"), Cast::InPlace);
+    assert_eq!(classify_cast("numeric(5,2)", "numeric(20,4)"), Cast::Implicit);
+    assert_eq!(classify_cast("numeric(5)", "numeric(8,2)"), Cast::Implicit);
+    assert_eq!(classify_cast("numeric(5,2)", "numeric(5,3)"), Cast::None);
+    assert_eq!(classify_cast("numeric(5,2)", "numeric(6,1)"), Cast::None);
+    assert_eq!(classify_cast("numeric", "numeric(6,1)"), Cast::None);
+    assert_eq!(classify_cast("numeric(2,4)", "numeric(3,1)"), Cast::None);
     assert_eq!(classify_cast("text", "integer"), Cast::None);
     assert_eq!(classify_cast("integer", "text"), Cast::Implicit);
     assert!(is_volatile("gen_random_uuid()") && !is_volatile("now()"));

@@ -33,7 +33,10 @@ pub fn classify_cast(from: &str, to: &str) -> Cast {
     let (tb, tm) = split_modifier(to);
     let num =
         |m: Option<&str>| m.and_then(|m| m.split(',').next()).and_then(|n| n.trim().parse::<u32>().ok());
-    let scale = |m: Option<&str>| m.and_then(|m| m.split(',').nth(1)).map(|s| s.trim().to_string());
+    // A numeric's scale: 0 when only the precision is given.
+    let scale = |m: Option<&str>| {
+        m.map(|m| m.split(',').nth(1).and_then(|s| s.trim().parse::<u32>().ok()).unwrap_or(0))
+    };
     match (fb, tb) {
         ("character varying", "character varying") | ("bit varying", "bit varying") => {
             match (num(fm), num(tm)) {
@@ -45,9 +48,16 @@ pub fn classify_cast(from: &str, to: &str) -> Cast {
         ("character varying", "text") => return Cast::InPlace,
         ("text", "character varying") if tm.is_none() => return Cast::InPlace,
         ("numeric", "numeric") => {
-            return match (num(fm), num(tm)) {
-                (_, None) => Cast::InPlace,
-                (Some(a), Some(b)) if b >= a && scale(fm) == scale(tm) => Cast::InPlace,
+            return match (num(fm), num(tm), scale(fm), scale(tm)) {
+                (_, None, ..) => Cast::InPlace,
+                (Some(a), Some(b), s, t) if b >= a && s == t => Cast::InPlace,
+                // No fewer digits before the point nor after it: every value fits, rounding
+                // nothing; a new scale rewrites the values, through a shadow column.
+                (Some(a), Some(b), Some(s), Some(t))
+                    if t >= s && i64::from(b) - i64::from(t) >= i64::from(a) - i64::from(s) =>
+                {
+                    Cast::Implicit
+                }
                 _ => Cast::None,
             };
         }
