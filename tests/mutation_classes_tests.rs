@@ -412,3 +412,31 @@ fn a_numeric_widened_in_precision_and_scale_needs_no_transform() {
     let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
     assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
 }
+
+/// A key of a partitioned table that changes its definition (PostgREST's `car_models`,
+/// partitioned, with `year` in its primary key renamed) was planned with a concurrent
+/// unique index on the parent, which PostgreSQL refuses (0A000) at expand. It is blocked,
+/// naming the key, with the two-plan way around.
+#[test]
+fn a_changed_key_of_a_partitioned_table_is_blocked_naming_it() {
+    let before = "CREATE TABLE cars (name text NOT NULL, year integer NOT NULL, CONSTRAINT cars_pkey PRIMARY KEY (name, year)) PARTITION BY LIST (year);
+CREATE TABLE cars_2020 PARTITION OF cars FOR VALUES IN (2020);";
+    let after = "CREATE TABLE cars (name text NOT NULL, year integer NOT NULL, CONSTRAINT cars_pkey PRIMARY KEY (year, name)) PARTITION BY LIST (year);
+CREATE TABLE cars_2020 PARTITION OF cars FOR VALUES IN (2020);";
+    let plan = |sql: &str, file: &str| seqmig::parse::load_str(file, sql).unwrap().schema;
+    let planned = seqmig::plan::plan(
+        &plan(before, "a.sql"),
+        &plan(after, "b.sql"),
+        &seqmig::diff::Hints::default(),
+        &seqmig::render::Renderer::embedded(),
+    )
+    .unwrap();
+    let f = planned
+        .plan
+        .findings
+        .iter()
+        .find(|f| f.code == seqmig::finding::FindingCode::UnsupportedChange)
+        .expect("unsupported-change");
+    assert_eq!(f.object, "public.cars.cars_pkey");
+    assert!(planned.plan.is_blocked());
+}

@@ -1064,6 +1064,21 @@ impl Differ<'_> {
                     // A constraint the desired schema has validated that is NOT VALID now
                     // needs its VALIDATE (a change of the same definition; planned as one).
                     if !self.same_constraint(old, c) || (!old.validated && c.validated) {
+                        let key = matches!(
+                            c.kind,
+                            ConstraintKind::PrimaryKey { .. } | ConstraintKind::Unique { .. }
+                        );
+                        if key && cur.is_partitioned() {
+                            // Its new unique index cannot be built concurrently on the parent
+                            // (0A000), and the per-leaf way needs the name the old key holds.
+                            let obj = format!("{}.{}", dname.quoted(), c.name.quoted_sql());
+                            self.findings.push(
+                                Finding::error(FindingCode::UnsupportedChange, obj.clone(), format!(
+                                    "key {obj} of the partitioned table {} changes its definition; PostgreSQL refuses a concurrent unique index on a partitioned table, and seqmig builds a partitioned key per partition only under a name no key holds",
+                                    dname.quoted()))
+                                .with_help("change it in two plans: one that drops the key (through contract), then one that adds the new definition (built per partition, attached, then added on the parent)"),
+                            );
+                        }
                         self.changes.push(Change::ChangeConstraint {
                             table: dname.clone(),
                             from: old.clone(),
