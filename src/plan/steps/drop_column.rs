@@ -1,7 +1,7 @@
 //! drop column: switch flips the flag (the new release stops reading and writing the
 //! column) and, for a NOT NULL column without default, gives it the `[[fill]]` as default,
-//! or without one drops NOT NULL, so the new release can insert without it; contract optionally renames it away (brownout) and drops it —
-//! the one-way door.
+//! or without one drops NOT NULL, so the new release can insert without it; contract
+//! optionally renames it away (brownout) and drops it — the one-way door.
 
 use serde_json::json;
 
