@@ -3,6 +3,14 @@
 
 use crate::rehearse_tests::rehearse_pair;
 
+/// Plans `before` → `after` with the hints in `toml` and rehearses it on a real server (20
+/// rows per table, every fourth NULL in nullable columns): it must pass.
+fn assert_rehearses(before: &str, after: &str, toml: &str) {
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    let report = rehearse_pair(before, after, &hints, 20);
+    assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+}
+
 /// Sourcegraph's dump names an extension type unqualified (`citext`), the catalog says
 /// `public.citext`: the drift check before a phase refused every rename or drop of such a
 /// column ("has type public.citext, the plan expects citext").
@@ -17,9 +25,7 @@ CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TABLE users (id integer PRIMARY KEY, login citext NOT NULL);
 ";
     let toml = "[[rename]]\ntable = \"public.users\"\nfrom = \"username\"\nto = \"login\"\n\n[plan]\nallow_one_way = [\"public.users.nickname\"]\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let report = rehearse_pair(before, after, &hints, 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, toml);
 }
 
 /// A column that becomes NOT NULL while rows (and the old release, until switch) hold NULL.
@@ -48,9 +54,7 @@ fn a_column_that_becomes_not_null_fills_the_rows_holding_null() {
         ),
     ];
     for (after, toml) in cases {
-        let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-        let report = rehearse_pair(before, after, &hints, 40);
-        assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+        assert_rehearses(before, after, toml);
     }
 }
 
@@ -160,8 +164,7 @@ fn a_dropped_not_null_column_keeps_the_way_back_after_the_new_release_inserts() 
 fn an_in_place_type_change_keeps_the_default_as_written_both_ways() {
     let before = "CREATE TABLE prompts (id integer PRIMARY KEY, mode character varying DEFAULT 'CHAT'::character varying NOT NULL);";
     let after = "CREATE TABLE prompts (id integer PRIMARY KEY, mode text DEFAULT 'CHAT'::character varying NOT NULL);";
-    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, "");
 }
 
 /// PostgREST's dump says `CREATE SCHEMA public` (its `public` was dropped and created
@@ -170,8 +173,7 @@ fn an_in_place_type_change_keeps_the_default_as_written_both_ways() {
 fn a_dump_that_creates_schema_public_rehearses() {
     let before = "CREATE SCHEMA public;\nCREATE TABLE public.items (id integer PRIMARY KEY);";
     let after = "CREATE SCHEMA public;\nCREATE TABLE public.items (id integer PRIMARY KEY, note text);";
-    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 10);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, "");
 }
 
 /// A renamed column in a primary key, with a view over it and a foreign key into it: the
@@ -194,10 +196,9 @@ CREATE TABLE child (id integer PRIMARY KEY, parent_id integer, parent_year integ
 CREATE VIEW parent_names AS SELECT parent.id, parent.year_made, parent.name FROM parent;
 ";
     let toml = "[[rename]]\ntable = \"public.parent\"\nfrom = \"year\"\nto = \"year_made\"\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let report = rehearse_pair(before, after, &hints, 30);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, toml);
 }
+
 /// A table renamed while a function's signature names its row type (pagila's
 /// `rewards_report(…) RETURNS SETOF customer`) and the function is replaced in expand.
 /// PostgreSQL binds the row type by OID, so after the rename the function returns
@@ -220,9 +221,7 @@ CREATE FUNCTION public.rewards(min integer) RETURNS SETOF public.customer_rename
     LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM customer_renamed WHERE customer_id > min; END $$;
 ";
     let toml = "[[rename]]\nfrom = \"public.customer\"\nto = \"customer_renamed\"\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let report = rehearse_pair(before, after, &hints, 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, toml);
 }
 
 /// A renamed table whose name is also a column alias in a view over it (pagila's
@@ -260,15 +259,13 @@ CREATE UNIQUE INDEX rental_category ON public.rental_by_category USING btree (ca
         seqmig::plan::plan(&current, &desired, &hints, &seqmig::render::Renderer::embedded()).unwrap();
     let kinds: Vec<&str> = planned.plan.changes.iter().map(|c| c.kind.as_str()).collect();
     assert_eq!(kinds, ["rename_table"], "only the rename: {:?}", planned.plan.changes);
-    let report = rehearse_pair(before, after, &hints, 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, toml);
 
     // The mutation as scripts/mutate.py wrote it: the alias renamed as well, so the views'
     // output columns (and the index over one) really change.
     let after =
         after.replace("AS category,", "AS category_renamed,").replace("(category);", "(category_renamed);");
-    let report = rehearse_pair(before, &after, &hints, 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, &after, toml);
 }
 
 /// A column that a view or materialized view reads changes type through a shadow column:
@@ -310,8 +307,7 @@ CREATE TRIGGER rated_insert INSTEAD OF INSERT ON rated FOR EACH ROW EXECUTE FUNC
         .replace("WHERE rating > 0", "WHERE rating > 1")
         .replace("FUNCTION rated_insert()", "FUNCTION rated_insert_v2()");
     for after in [widened.as_str(), reshaped.as_str(), redefined.as_str()] {
-        let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
-        assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+        assert_rehearses(before, after, "");
     }
 }
 
@@ -328,9 +324,7 @@ CREATE INDEX repos_order ON repos ((last_fetched - last_changed) DESC, id) WHERE
 ";
     let after = before.replace("last_fetched", "fetched_at");
     let toml = "[[rename]]\ntable = \"public.repos\"\nfrom = \"last_fetched\"\nto = \"fetched_at\"\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let report = rehearse_pair(before, &after, &hints, 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, &after, toml);
 }
 
 /// A view's output column renamed (pagila's views after the mutation above renamed
@@ -371,8 +365,7 @@ CREATE INDEX m_id ON m (id);
 ",
     ];
     for after in cases {
-        let report = rehearse_pair(before, after, &Default::default(), 20);
-        assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+        assert_rehearses(before, after, "");
     }
 }
 
@@ -395,9 +388,7 @@ CREATE MATERIALIZED VIEW by_category AS SELECT c.name AS genre, count(*) AS n FR
 CREATE UNIQUE INDEX by_category_key ON by_category (genre);
 ";
     let toml = "[[rename]]\nfrom = \"public.category\"\nto = \"public.genre\"\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let report = rehearse_pair(before, after, &hints, 20);
-    assert!(report.passed(), "{after}\n{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, toml);
 }
 
 /// Widening a numeric's precision and scale together (pagila's `film.rental_rate`
@@ -409,8 +400,7 @@ fn a_numeric_widened_in_precision_and_scale_needs_no_transform() {
         "CREATE TABLE film (id integer PRIMARY KEY, rental_rate numeric(4,2) DEFAULT 4.99 NOT NULL);";
     let after =
         "CREATE TABLE film (id integer PRIMARY KEY, rental_rate numeric(20,4) DEFAULT 4.99 NOT NULL);";
-    let report = rehearse_pair(before, after, &seqmig::diff::Hints::default(), 20);
-    assert!(report.passed(), "{}", seqmig::rehearse::render::text(&report));
+    assert_rehearses(before, after, "");
 }
 
 /// A key of a partitioned table that changes its definition (PostgREST's `car_models`,
