@@ -333,11 +333,15 @@ CREATE INDEX metrics_value_idx ON public.metrics (value);";
     });
     // A first run that stopped halfway: a leaf's index built and loose, the other leaf's left
     // INVALID by a failed concurrent build, the parent's index created ON ONLY and invalid.
-    db.execute(
-        "CREATE INDEX metrics_a0_value_idx ON public.metrics_a0 (value);
-CREATE INDEX metrics_value_idx ON ONLY public.metrics (value);
-INSERT INTO public.metrics_b VALUES (5000000, 1), (5000001, 1);",
-    );
+    // One transaction each: in one, the leaf's SHARE lock held while waiting for the
+    // parent's deadlocks with the writer, which locks the parent before the leaf.
+    for sql in [
+        "CREATE INDEX metrics_a0_value_idx ON public.metrics_a0 (value)",
+        "CREATE INDEX metrics_value_idx ON ONLY public.metrics (value)",
+        "INSERT INTO public.metrics_b VALUES (5000000, 1), (5000001, 1)",
+    ] {
+        db.execute(sql);
+    }
     let invalid = "CREATE UNIQUE INDEX CONCURRENTLY metrics_b_value_idx ON public.metrics_b (value)";
     let c = block_on(async { db.client().await });
     assert!(block_on(c.batch_execute(invalid)).is_err(), "the duplicate values fail the build");
