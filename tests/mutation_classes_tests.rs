@@ -3,6 +3,28 @@
 
 use crate::rehearse_tests::rehearse_pair;
 
+/// The plan of `before` → `after` with the hints in `toml` (blocked or not).
+fn plan_of(before: &str, after: &str, toml: &str) -> seqmig::plan::Plan {
+    let load = |file: &str, sql: &str| seqmig::parse::load_str(file, sql).unwrap().schema;
+    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
+    seqmig::plan::plan(
+        &load("a.sql", before),
+        &load("b.sql", after),
+        &hints,
+        &seqmig::render::Renderer::embedded(),
+    )
+    .unwrap()
+    .plan
+}
+
+/// The finding of `plan` with `code`.
+fn finding(plan: &seqmig::plan::Plan, code: seqmig::finding::FindingCode) -> &seqmig::finding::Finding {
+    plan.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code:?} in {:?}", plan.findings))
+}
+
 /// Plans `before` → `after` with the hints in `toml` and rehearses it on a real server (20
 /// rows per table, every fourth NULL in nullable columns): it must pass.
 fn assert_rehearses(before: &str, after: &str, toml: &str) {
@@ -61,29 +83,12 @@ fn a_column_that_becomes_not_null_fills_the_rows_holding_null() {
 /// Without a fill, the same change is blocked, naming the column.
 #[test]
 fn a_column_that_becomes_not_null_without_a_fill_is_blocked() {
-    let before =
-        seqmig::parse::load_str("a.sql", "CREATE TABLE orders (id integer PRIMARY KEY, status text);")
-            .unwrap()
-            .schema;
-    let after = seqmig::parse::load_str(
-        "b.sql",
+    let plan = plan_of(
+        "CREATE TABLE orders (id integer PRIMARY KEY, status text);",
         "CREATE TABLE orders (id integer PRIMARY KEY, status text NOT NULL);",
-    )
-    .unwrap()
-    .schema;
-    let planned = seqmig::plan::plan(
-        &before,
-        &after,
-        &seqmig::diff::Hints::default(),
-        &seqmig::render::Renderer::embedded(),
-    )
-    .unwrap();
-    let f = planned
-        .plan
-        .findings
-        .iter()
-        .find(|f| f.code == seqmig::finding::FindingCode::MissingFill)
-        .expect("missing-fill");
+        "",
+    );
+    let f = finding(&plan, seqmig::finding::FindingCode::MissingFill);
     assert_eq!(f.object, "public.orders.status");
     assert_eq!(f.severity, seqmig::finding::Severity::Error);
     assert!(f.help.contains("column = \"status\""), "{f:?}");
@@ -252,13 +257,9 @@ CREATE MATERIALIZED VIEW rental_by_category AS SELECT c.name AS category, count(
 CREATE UNIQUE INDEX rental_category ON public.rental_by_category USING btree (category);
 ";
     let toml = "[[rename]]\nfrom = \"public.category\"\nto = \"category_renamed\"\n";
-    let hints = seqmig::diff::Hints::from_toml(toml, "seqmig.toml").unwrap();
-    let current = seqmig::parse::load_str("a.sql", before).unwrap().schema;
-    let desired = seqmig::parse::load_str("b.sql", after).unwrap().schema;
-    let planned =
-        seqmig::plan::plan(&current, &desired, &hints, &seqmig::render::Renderer::embedded()).unwrap();
-    let kinds: Vec<&str> = planned.plan.changes.iter().map(|c| c.kind.as_str()).collect();
-    assert_eq!(kinds, ["rename_table"], "only the rename: {:?}", planned.plan.changes);
+    let plan = plan_of(before, after, toml);
+    let kinds: Vec<&str> = plan.changes.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(kinds, ["rename_table"], "only the rename: {:?}", plan.changes);
     assert_rehearses(before, after, toml);
 
     // The mutation as scripts/mutate.py wrote it: the alias renamed as well, so the views'
@@ -413,20 +414,8 @@ fn a_changed_key_of_a_partitioned_table_is_blocked_naming_it() {
 CREATE TABLE cars_2020 PARTITION OF cars FOR VALUES IN (2020);";
     let after = "CREATE TABLE cars (name text NOT NULL, year integer NOT NULL, CONSTRAINT cars_pkey PRIMARY KEY (year, name)) PARTITION BY LIST (year);
 CREATE TABLE cars_2020 PARTITION OF cars FOR VALUES IN (2020);";
-    let plan = |sql: &str, file: &str| seqmig::parse::load_str(file, sql).unwrap().schema;
-    let planned = seqmig::plan::plan(
-        &plan(before, "a.sql"),
-        &plan(after, "b.sql"),
-        &seqmig::diff::Hints::default(),
-        &seqmig::render::Renderer::embedded(),
-    )
-    .unwrap();
-    let f = planned
-        .plan
-        .findings
-        .iter()
-        .find(|f| f.code == seqmig::finding::FindingCode::UnsupportedChange)
-        .expect("unsupported-change");
+    let plan = plan_of(before, after, "");
+    let f = finding(&plan, seqmig::finding::FindingCode::UnsupportedChange);
     assert_eq!(f.object, "public.cars.cars_pkey");
-    assert!(planned.plan.is_blocked());
+    assert!(plan.is_blocked());
 }

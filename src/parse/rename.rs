@@ -300,12 +300,7 @@ fn references(text: &str, toks: &[Tok], schema: &str, from: &str) -> Vec<usize> 
                     relation_next = true;
                     true
                 }
-                "on" if f.clause == Clause::From => {
-                    f.cond = true;
-                    relation_next = false;
-                    true
-                }
-                "using" if f.clause == Clause::From => {
+                "on" | "using" if f.clause == Clause::From => {
                     f.cond = true;
                     relation_next = false;
                     true

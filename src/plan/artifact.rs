@@ -334,6 +334,19 @@ pub struct BackfillSpec {
     pub pending_predicate: String,
 }
 
+impl BackfillSpec {
+    /// The pending predicate of a backfill that only gives NULLs a value (a fill, a volatile
+    /// default): `column IS NULL`.
+    pub fn nulls_of(column: &Ident) -> String {
+        format!("{} IS NULL", column.quoted_sql())
+    }
+
+    /// Whether it only gives the target column's NULLs a value, keeping every other value.
+    pub fn fills_nulls(&self) -> bool {
+        self.pending_predicate == Self::nulls_of(&self.target_column)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateCriterion {
     pub name: String,

@@ -321,7 +321,7 @@ fn fills(plan: &Plan) -> BTreeMap<(String, String), Option<String>> {
     plan.steps
         .iter()
         .filter_map(|s| s.backfill.as_ref())
-        .filter(|b| b.pending_predicate == format!("{} IS NULL", b.target_column.quoted_sql()))
+        .filter(|b| b.fills_nulls())
         .map(|b| {
             let lower = b.expr.to_ascii_lowercase();
             let fixed = !crate::model::expr::is_volatile(&b.expr)

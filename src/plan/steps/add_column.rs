@@ -68,7 +68,7 @@ fn volatile_default(ctx: &Ctx<'_>, table: &QualifiedName, column: &Column, defau
     .needs([Res::Column(table.clone(), c.clone())]);
     // Only NULLs are pending: each existing row gets its own value of the default, once.
     let mut fill = backfill_step(ctx, table, c, default)?;
-    let pending = format!("{} IS NULL", c.quoted_sql());
+    let pending = crate::plan::BackfillSpec::nulls_of(c);
     fill.purpose =
         format!("give existing rows their own value of the default of {}, in batches", c.quoted_sql());
     if let Some(spec) = &mut fill.backfill {

@@ -328,7 +328,7 @@ pub fn fill_null_steps(
     let (install, removal) = fill_steps(ctx, table, column, fill_expr)?;
     let expr = Binding { pairs: vec![] }.apply(fill_expr, "", &desired_columns(ctx, table));
     let mut fill = backfill_step(ctx, table, column, &expr)?;
-    let pending = format!("{} IS NULL", column.quoted_sql());
+    let pending = crate::plan::BackfillSpec::nulls_of(column);
     if let Some(spec) = &mut fill.backfill {
         spec.pending_predicate = pending.clone();
         spec.expr = format!("coalesce({}, {})", column.quoted_sql(), spec.expr);
