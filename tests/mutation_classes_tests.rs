@@ -98,7 +98,8 @@ fn a_column_that_becomes_not_null_without_a_fill_is_blocked() {
 /// without it. Switch dropped NOT NULL, and rolling switch back after such an insert failed
 /// (23514 on the helper check) with "run … to retry", which never succeeds. With a
 /// `[[fill]]` switch sets it as the default instead and rolls back cleanly; without one the
-/// plan warns (`drop-without-fill`) and the failed rollback says that rows must change.
+/// plan warns (`drop-without-fill`), the failed rollback and `status` say that rows must
+/// change, and once they have, the rollback finishes and switch applies again.
 #[test]
 fn a_dropped_not_null_column_keeps_the_way_back_after_the_new_release_inserts() {
     use crate::harness::cli::{seqmig, text, write_plan};
@@ -131,6 +132,7 @@ fn a_dropped_not_null_column_keeps_the_way_back_after_the_new_release_inserts() 
         // The new release: the column is not in its INSERT.
         db.execute("INSERT INTO orders (id, qty) VALUES (2, 2);");
         let out = seqmig(&["rollback", "--plan", &path, "--phase", "switch"], &db);
+        let status = text(&seqmig(&["status"], &db));
         if fill {
             assert!(out.status.success(), "{}", text(&out));
             let code: String = block_on(async {
@@ -154,11 +156,31 @@ fn a_dropped_not_null_column_keeps_the_way_back_after_the_new_release_inserts() 
                     .get(0)
             });
             assert_eq!(nullable, "NO");
+            assert!(
+                status.contains("switch     rolled back")
+                    && status.contains("next: seqmig apply --phase switch"),
+                "{status}"
+            );
         } else {
             let msg = text(&out);
             assert!(!out.status.success(), "{msg}");
             assert!(msg.contains("23514") && msg.contains("retrying alone fails the same way"), "{msg}");
+            // Status says what the database holds: the undo stopped on the data, and why.
+            assert!(
+                status.contains("ROLLBACK INCOMPLETE")
+                    && status.contains("refused by rows that violate it (SQLSTATE 23514)")
+                    && status.contains("next: seqmig rollback --phase switch"),
+                "{status}"
+            );
+            // Once the row has a value, rolling back again finishes, and switch applies again.
+            db.execute("UPDATE orders SET code = 'given' WHERE code IS NULL;");
+            let again = seqmig(&["rollback", "--plan", &path, "--phase", "switch"], &db);
+            assert!(again.status.success(), "{}", text(&again));
+            let status = text(&seqmig(&["status"], &db));
+            assert!(status.contains("switch     rolled back"), "{status}");
         }
+        let out = seqmig(&["apply", "--plan", &path, "--phase", "switch"], &db);
+        assert!(out.status.success(), "re-apply switch: {}", text(&out));
     }
 }
 

@@ -416,11 +416,16 @@ impl ExecError {
 /// doing: the same statement fails again until the rows it names are changed.
 fn retry_advice(sqlstate: Option<&str>, next: &str) -> String {
     match sqlstate {
-        Some(s) if s.starts_with("23") => format!(
+        Some(s) if violates_data(s) => format!(
             "rows in the database violate it, so retrying alone fails the same way: give those rows values that satisfy it, then run '{next}'"
         ),
         _ => format!("run '{next}' to retry"),
     }
+}
+
+/// An integrity violation (SQLSTATE class 23): rows hold what the statement refuses.
+pub(crate) fn violates_data(sqlstate: &str) -> bool {
+    sqlstate.starts_with("23")
 }
 
 fn done_summary(done: &[String]) -> String {

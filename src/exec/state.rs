@@ -273,13 +273,24 @@ impl PlanState {
                     PhaseState::Partial if self.partly_rolled_back(plan, phase) => {
                         let steps = plan.steps_of(phase);
                         let undone = steps.iter().filter(|s| self.step(s) == StepState::RolledBack).count();
+                        // An undo refused by the data fails again until those rows change.
+                        let on_data = steps.iter().find_map(|s| {
+                            let code = self.rows.get(&s.id)?.sqlstate.as_deref()?;
+                            (self.step(s) == StepState::RollbackIncomplete && super::violates_data(code))
+                                .then(|| format!(
+                                    "; the undo of step {} was refused by rows that violate it (SQLSTATE {code}): \
+                                     give them values that satisfy it first",
+                                    s.id
+                                ))
+                        });
                         return (
                             Some(command_for(Action::Rollback, phase, id)),
                             format!(
                                 "phase {phase} is partly rolled back ({undone} of {} steps undone; the rollback \
                                  stopped before finishing); rolling it back again finishes the undo, applying it \
-                                 again redoes it",
-                                steps.len()
+                                 again redoes it{}",
+                                steps.len(),
+                                on_data.unwrap_or_default()
                             ),
                         );
                     }
